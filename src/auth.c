@@ -1,0 +1,2 @@
+/* auth: not yet written. */
+#include "auth.h"

@@ -1,0 +1,2 @@
+/* backoff: not yet written. */
+#include "backoff.h"

@@ -1,0 +1,18 @@
+/*
+ * backoff: exponential backoff with full jitter (SPEC §8). Pure: the random
+ * draw is passed in so tests are deterministic.
+ */
+#ifndef FLUXRELAY_BACKOFF_H
+#define FLUXRELAY_BACKOFF_H
+
+/*
+ * Delay in seconds before attempt number attempt+1, after `attempt` (>= 1)
+ * transient failures: uniform in [0, min(max, initial * 2^(attempt-1))],
+ * r01 being a uniform draw in [0, 1).
+ */
+double backoff_delay(double initial, double max, unsigned attempt, double r01);
+
+/* Cap without jitter: min(max, initial * 2^(attempt-1)); never overflows. */
+double backoff_cap(double initial, double max, unsigned attempt);
+
+#endif

@@ -1,0 +1,2 @@
+/* cli: not yet written. */
+#include "cli.h"

@@ -1,0 +1,2 @@
+/* conf: not yet written. */
+#include "conf.h"

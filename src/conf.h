@@ -1,0 +1,124 @@
+/*
+ * conf: libconfig file -> an owned, validated, immutable struct conf (SPEC §3).
+ * Every string is copied before config_destroy. Every problem in a file is
+ * reported, each as "FILE:LINE: path: problem". Pure apart from reading the
+ * config file and secret files; callable from any thread.
+ */
+#ifndef FLUXRELAY_CONF_H
+#define FLUXRELAY_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONF_EXIT_INVALID 78   /* EX_CONFIG */
+
+enum conf_provider_type {
+	CONF_PROVIDER_SLACK,
+	CONF_PROVIDER_SLACK_BOT,
+	CONF_PROVIDER_CONSOLE,
+};
+
+struct conf_provider {
+	char *name;
+	enum conf_provider_type type;
+	char *url;            /* slack: webhook URL (secret), else NULL */
+	char *token;          /* slack-bot: bearer token (secret), else NULL */
+	char *api_url;        /* slack-bot: ["https://slack.com/api"], no trailing '/' */
+	char *channel;        /* NULL when unset */
+	char *username;       /* NULL when unset */
+	char *icon_emoji;     /* NULL when unset */
+	char *icon_url;       /* NULL when unset */
+	double rate;          /* messages/s per target [1.0]; 0 = unlimited */
+	int burst;            /* [3] */
+	int batch_max;        /* [10] */
+	double timeout;       /* seconds per attempt [10] */
+	char *proxy;          /* NULL = libcurl's environment proxies */
+	char *ca_file;        /* NULL = system bundle; absolute path */
+	int max_text;         /* [3000] */
+};
+
+struct conf_source {
+	char *kind;           /* glob, required */
+	char *name;           /* glob ["*"] */
+	char *namespace;      /* glob ["*"] */
+};
+
+struct conf_kv {
+	char *key;
+	char *value;
+};
+
+struct conf_alert {
+	char *name;
+	char **providers;     /* names, each defined */
+	size_t *provider_idx; /* index into conf.providers, parallel to providers */
+	size_t nproviders;
+	/* bit (1 << enum event_severity) set for every severity that matches */
+	unsigned severity_mask;
+	struct conf_source *sources;
+	size_t nsources;
+	char **reasons;  size_t nreasons;   /* globs */
+	char **include;  size_t ninclude;   /* PCRE2 patterns (validated) */
+	char **exclude;  size_t nexclude;
+	struct conf_kv *metadata; size_t nmetadata;   /* in file order */
+	char *summary;        /* NULL when unset */
+	char *channel;        /* NULL when unset: provider's channel */
+	bool commit_status_updates;
+	bool suspend;
+};
+
+struct conf {
+	char *path;           /* NULL for the built-in defaults */
+	bool builtin;         /* true when no file was read */
+	char *state_dir;
+	struct {
+		char *address;
+		int port;
+		long max_body;
+		int max_connections;
+		double timeout;
+		char *tls_cert_file, *tls_key_file, *tls_client_ca_file;  /* NULL when unset */
+	} listen;
+	struct {
+		unsigned char *hmac_key; size_t hmac_key_len;   /* NULL when unset */
+		char *token;                                     /* NULL when unset */
+	} auth;
+	struct {
+		bool sync_full;   /* "full" [true] / "normal" */
+		long max_pending;
+		int max_attempts;
+		double max_age;
+		double backoff_initial;
+		double backoff_max;
+	} queue;
+	struct {
+		double window;    /* 0 disables */
+		bool normalize_durations;
+	} dedup;
+	struct {
+		int level;        /* enum log_level */
+		int format;       /* enum log_format */
+	} log;
+	struct conf_provider *providers; size_t nproviders;
+	struct conf_alert *alerts;       size_t nalerts;
+};
+
+/*
+ * Load and validate a file. Returns a new conf (free with conf_free) or NULL
+ * with *errors set to a new string of one "FILE:LINE: path: problem" line per
+ * problem (caller frees). A file that cannot be opened is one such line too.
+ */
+struct conf *conf_load(const char *path, char **errors);
+
+/* The built-in defaults of SPEC §3 (console provider, alert "all" at info). */
+struct conf *conf_default(void);
+
+/* Accepts NULL. */
+void conf_free(struct conf *c);
+
+/* Index of the provider with this name, or -1. */
+long conf_provider_find(const struct conf *c, const char *name);
+
+const char *conf_provider_type_name(enum conf_provider_type t);
+
+#endif

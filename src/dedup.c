@@ -1,0 +1,2 @@
+/* dedup: not yet written. */
+#include "dedup.h"

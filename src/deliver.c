@@ -1,0 +1,2 @@
+/* deliver: not yet written. */
+#include "deliver.h"

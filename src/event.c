@@ -1,0 +1,2 @@
+/* event: not yet written. */
+#include "event.h"

@@ -1,0 +1,2 @@
+/* http: not yet written. */
+#include "http.h"

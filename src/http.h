@@ -1,0 +1,29 @@
+/*
+ * http: the libmicrohttpd server (SPEC §4): routes, limits, auth, status
+ * codes. Matched events are handed to the queue writer and the connection is
+ * suspended until the batch is durable, so no HTTP thread waits on disk.
+ */
+#ifndef FLUXRELAY_HTTP_H
+#define FLUXRELAY_HTTP_H
+
+#include <stdbool.h>
+
+#include "conf.h"
+#include "queue.h"
+
+struct http;
+
+/*
+ * Start serving with the listen settings of c (listen_fd >= 0: an inherited
+ * socket, e.g. from systemd). Requests use runtime_acquire() for rules.
+ */
+struct http *http_start(const struct conf *c, struct queue_writer *w, int listen_fd,
+    char *err, size_t errlen);
+/* The bound port (useful with port 0). */
+int http_port(const struct http *h);
+/* Readiness: false makes /readyz 503 and new POSTs 503 (shutdown). */
+void http_set_ready(struct http *h, bool ready);
+/* Stop accepting, finish requests in flight, free. Accepts NULL. */
+void http_stop(struct http *h);
+
+#endif

@@ -1,0 +1,2 @@
+/* metrics: not yet written. */
+#include "metrics.h"

@@ -1,0 +1,2 @@
+/* notify: not yet written. */
+#include "notify.h"

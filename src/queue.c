@@ -1,0 +1,2 @@
+/* queue: not yet written. */
+#include "queue.h"

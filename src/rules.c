@@ -1,0 +1,2 @@
+/* rules: not yet written. */
+#include "rules.h"

@@ -1,0 +1,2 @@
+/* runtime: not yet written. */
+#include "runtime.h"

@@ -1,0 +1,2 @@
+/* slack: not yet written. */
+#include "slack.h"

@@ -1,0 +1,59 @@
+/*
+ * util: small allocation, string, time and file helpers shared by every module.
+ * Allocation failures abort: a daemon that cannot allocate 100 bytes cannot do
+ * anything useful, and checking every strdup would hide the real error paths.
+ * Thread-safe: no state.
+ */
+#ifndef FLUXRELAY_UTIL_H
+#define FLUXRELAY_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void *util_malloc(size_t n);
+void *util_calloc(size_t n, size_t size);
+void *util_realloc(void *p, size_t n);
+char *util_strdup(const char *s);          /* NULL in, NULL out */
+char *util_strndup(const char *s, size_t n);
+char *util_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *util_vprintf(const char *fmt, va_list ap);
+
+/* Growable string buffer; always NUL-terminated once anything is appended. */
+struct util_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+void util_buf_append(struct util_buf *b, const char *s, size_t n);
+void util_buf_puts(struct util_buf *b, const char *s);
+void util_buf_printf(struct util_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void util_buf_free(struct util_buf *b);
+
+/* Seconds since the epoch (wall clock, sub-second precision). */
+double util_now(void);
+/* Monotonic seconds, for timeouts and pacing. */
+double util_mono(void);
+
+/*
+ * Read a whole file into a new NUL-terminated buffer (caller frees).
+ * Returns NULL and fills err on failure.
+ */
+char *util_read_file(const char *path, size_t *len, char *err, size_t errlen);
+
+/* Fill buf with n random bytes from the kernel; 0 / -1. */
+int util_random(void *buf, size_t n);
+/* A new random event id: 32 lowercase hex characters + NUL. */
+void util_new_id(char out[33]);
+
+/* Constant-time comparison of equal-length buffers: 1 when equal. */
+int util_ct_equal(const void *a, const void *b, size_t n);
+
+/*
+ * Redact a URL for logs: keep the scheme, host and first character of each
+ * path segment ("https://hooks.slack.com/services/T…/B…/…"). Caller frees.
+ */
+char *util_redact_url(const char *url);
+
+#endif
