@@ -23,6 +23,8 @@ struct http *http_start(const struct conf *c, struct queue_writer *w, int listen
 int http_port(const struct http *h);
 /* Readiness: false makes /readyz 503 and new POSTs 503 (shutdown). */
 void http_set_ready(struct http *h, bool ready);
+/* Wait (at most timeout seconds) until no request is in progress. */
+void http_drain(struct http *h, double timeout);
 /* Stop accepting, finish requests in flight, free. Accepts NULL. */
 void http_stop(struct http *h);
 

@@ -1,2 +1,473 @@
+/*
+ * main: command line, start-up order, signals, reload and shutdown.
+ *
+ * Start-up: config → log → queue writer (opens the database) → delivery thread
+ * → HTTP server → READY. Shutdown (SIGTERM/SIGINT): readyz 503 and new POSTs
+ * 503, requests in flight finish (their commits included), the writer stops,
+ * the server closes, attempts in flight finish, exit 0. Signals are blocked in
+ * every thread and taken synchronously here with sigtimedwait, so no work
+ * happens in a signal handler.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
-int main(void) { puts("fluxrelay"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "conf.h"
+#include "deliver.h"
+#include "http.h"
+#include "log.h"
+#include "notify.h"
+#include "queue.h"
+#include "runtime.h"
+#include "util.h"
+
+#define MAIN_DEFAULT_CONFIG SYSCONFDIR "/fluxrelay/fluxrelay.conf"
+
+struct main_opts {
+	const char *config;       /* NULL: default file if present, else built-in */
+	bool config_explicit;     /* named by -c or $FLUXRELAY_CONFIG: must exist */
+	const char *state_dir;
+	const char *listen;
+	const char *log_level;
+	bool check_config;
+};
+
+static void
+main_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: fluxrelay [-c FILE] [-s DIR] [-l ADDR:PORT] [--log-level LEVEL]\n"
+	    "       fluxrelay --check-config [-c FILE]\n"
+	    "       fluxrelay match [-c FILE] [EVENT.json ...]\n"
+	    "       fluxrelay queue [-c FILE] [-s DIR] list [--dead] [--json]\n"
+	    "       fluxrelay queue [-c FILE] [-s DIR] retry ID... | --all\n"
+	    "       fluxrelay queue [-c FILE] [-s DIR] purge ID... | --all\n"
+	    "       fluxrelay --version | --help\n"
+	    "\n"
+	    "  -c, --config FILE      configuration file [$FLUXRELAY_CONFIG, else %s;\n"
+	    "                         built-in defaults when neither exists]\n"
+	    "  -s, --state-dir DIR    queue directory (overrides state_dir)\n"
+	    "  -l, --listen ADDR:PORT listen address (overrides listen.address/port)\n"
+	    "      --log-level LEVEL  debug, info, warn or error\n"
+	    "      --check-config     validate the configuration and exit (0 OK, 78 invalid)\n",
+	    MAIN_DEFAULT_CONFIG);
+}
+
+/* Split "ADDR:PORT", "[v6]:PORT" or ":PORT"; 0 / -1. addr is a new string. */
+static int
+main_parse_listen(const char *s, char **addr, int *port)
+{
+	const char *colon;
+	char *a;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			return -1;
+		a = util_strndup(s + 1, (size_t)(close - s - 1));
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		a = colon == s ? util_strdup("127.0.0.1") : util_strndup(s, (size_t)(colon - s));
+	}
+	char *end;
+	errno = 0;
+	long p = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || p < 0 || p > 65535) {
+		free(a);
+		return -1;
+	}
+	*addr = a;
+	*port = (int)p;
+	return 0;
+}
+
+/*
+ * Load the configuration the options name and apply the command-line
+ * overrides. NULL on failure: with errors NULL the problems are printed on
+ * stderr, else *errors receives them (caller frees); *exit_code is 78 for an
+ * invalid file, 2 for a bad override.
+ */
+static struct conf *
+main_load_conf(const struct main_opts *o, int *exit_code, char **errors)
+{
+	struct conf *c;
+	*exit_code = CONF_EXIT_INVALID;
+	if (o->config == NULL) {
+		c = conf_default();
+	} else {
+		char *problems = NULL;
+		c = conf_load(o->config, &problems);
+		if (c == NULL) {
+			if (errors != NULL) {
+				*errors = problems;
+				return NULL;
+			}
+			fputs(problems ? problems : "invalid configuration\n", stderr);
+			if (problems && problems[0] && problems[strlen(problems) - 1] != '\n')
+				fputc('\n', stderr);
+			free(problems);
+			return NULL;
+		}
+	}
+	if (o->state_dir != NULL) {
+		free(c->state_dir);
+		c->state_dir = util_strdup(o->state_dir);
+	}
+	if (o->listen != NULL) {
+		char *addr;
+		int port;
+		if (main_parse_listen(o->listen, &addr, &port) < 0) {
+			fprintf(stderr, "fluxrelay: invalid --listen '%s' (want ADDR:PORT)\n", o->listen);
+			conf_free(c);
+			*exit_code = 2;
+			return NULL;
+		}
+		free(c->listen.address);
+		c->listen.address = addr;
+		c->listen.port = port;
+	}
+	if (o->log_level != NULL) {
+		int lv = log_level_parse(o->log_level);
+		if (lv < 0) {
+			fprintf(stderr, "fluxrelay: invalid --log-level '%s' (debug, info, warn, error)\n",
+			    o->log_level);
+			conf_free(c);
+			*exit_code = 2;
+			return NULL;
+		}
+		c->log.level = lv;
+	}
+	return c;
+}
+
+static bool
+main_is_loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+	    strcmp(addr, "localhost") == 0;
+}
+
+/* SIGHUP: a valid file replaces the rules for the next event; an invalid one
+ * is reported and the running configuration stays. */
+static void
+main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w,
+    struct runtime **deliver_rt)
+{
+	if (o->config == NULL) {
+		log_info("reload: running on built-in defaults, nothing to re-read", NULL);
+		return;
+	}
+	notify_reloading();
+	int code;
+	char *errors = NULL;
+	struct conf *c = main_load_conf(o, &code, &errors);
+	if (c == NULL) {
+		char *save = NULL;
+		for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			log_error("reload failed: configuration kept", "problem", line, NULL);
+		free(errors);
+		notify_ready();
+		return;
+	}
+	const struct conf *old = (*deliver_rt)->conf;
+	if (strcmp(old->listen.address, c->listen.address) != 0 ||
+	    old->listen.port != c->listen.port)
+		log_warn("reload: listen address change needs a restart", NULL);
+	if (strcmp(old->state_dir, c->state_dir) != 0)
+		log_warn("reload: state_dir change needs a restart", NULL);
+	char err[512];
+	struct runtime *rt = runtime_new(c, err, sizeof(err));
+	if (rt == NULL) {
+		log_error("reload failed: configuration kept", "problem", err, NULL);
+		notify_ready();
+		return;
+	}
+	log_setup(rt->conf->log.level, rt->conf->log.format);
+	runtime_install(rt);
+	struct runtime *mine = runtime_acquire();
+	deliver_set_conf(d, mine->conf);
+	queue_writer_set_max_pending(w, mine->conf->queue.max_pending);
+	runtime_release(*deliver_rt);
+	*deliver_rt = mine;
+	log_info("configuration reloaded", "config", o->config, NULL);
+	notify_ready();
+}
+
+static void
+main_wake_deliver(void *arg)
+{
+	deliver_wake(arg);
+}
+
+static int
+main_daemon(const struct main_opts *o)
+{
+	int code, rc = 1;
+	struct conf *c = main_load_conf(o, &code, NULL);
+	if (c == NULL)
+		return code;
+	log_setup(c->log.level, c->log.format);
+	if (c->builtin)
+		log_info("starting on built-in defaults (no configuration file)", "version",
+		    PACKAGE_VERSION, "default_config", MAIN_DEFAULT_CONFIG, NULL);
+	else
+		log_info("starting", "version", PACKAGE_VERSION, "config", o->config, NULL);
+
+	char err[512];
+	struct runtime *rt = runtime_new(c, err, sizeof(err));
+	if (rt == NULL) {
+		fprintf(stderr, "fluxrelay: %s\n", err);
+		return CONF_EXIT_INVALID;
+	}
+	runtime_install(rt);
+	struct runtime *deliver_rt = runtime_acquire();
+	c = deliver_rt->conf;
+
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct deliver *d = NULL;
+	struct queue_writer *w = NULL;
+	struct http *h = NULL;
+
+	d = deliver_start(c->state_dir, c, err, sizeof(err));
+	if (d == NULL) {
+		log_error("cannot start delivery", "error", err, "state_dir", c->state_dir, NULL);
+		goto out;
+	}
+	struct queue_writer_opts wo = {
+		.state_dir = c->state_dir,
+		.sync_full = c->queue.sync_full,
+		.max_pending = c->queue.max_pending,
+		.on_commit = main_wake_deliver,
+		.on_commit_arg = d,
+	};
+	w = queue_writer_start(&wo, err, sizeof(err));
+	if (w == NULL) {
+		log_error("cannot open the queue", "error", err, "state_dir", c->state_dir, NULL);
+		goto out;
+	}
+	int listen_fd = notify_listen_fd();
+	h = http_start(c, w, listen_fd, err, sizeof(err));
+	if (h == NULL) {
+		log_error("cannot start the HTTP server", "error", err, NULL);
+		goto out;
+	}
+	char port[16];
+	snprintf(port, sizeof(port), "%d", http_port(h));
+	log_info("listening", "address", listen_fd >= 0 ? "(socket activation)" : c->listen.address,
+	    "port", port, "tls", c->listen.tls_cert_file ? "on" : "off",
+	    "state_dir", c->state_dir, NULL);
+	if (c->auth.hmac_key == NULL && c->auth.token == NULL &&
+	    (listen_fd >= 0 || !main_is_loopback(c->listen.address)))
+		log_warn("listening beyond loopback without authentication: anyone who can reach "
+		    "this port can post events (configure auth.hmac_key_file or auth.token_file)",
+		    NULL);
+	http_set_ready(h, true);
+	notify_ready();
+
+	double wd = notify_watchdog_interval();
+	for (;;) {
+		struct timespec ts = { 1, 0 };
+		if (wd > 0 && wd / 2 < 1) {
+			ts.tv_sec = 0;
+			ts.tv_nsec = (long)(wd / 2 * 1e9);
+		}
+		int sig = sigtimedwait(&sigs, NULL, &ts);
+		if (wd > 0)
+			notify_watchdog();
+		if (sig == SIGHUP)
+			main_reload(o, d, w, &deliver_rt);
+		else if (sig == SIGTERM || sig == SIGINT) {
+			log_info("shutting down", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
+			break;
+		}
+	}
+	notify_stopping();
+	rc = 0;
+out:
+	if (h != NULL) {
+		http_set_ready(h, false);
+		http_drain(h, deliver_rt->conf->listen.timeout);
+	}
+	queue_writer_stop(w);
+	http_stop(h);
+	deliver_stop(d);
+	runtime_release(deliver_rt);
+	runtime_install(NULL);
+	if (rc == 0)
+		log_info("stopped", NULL);
+	return rc;
+}
+
+/* Pull -c/-s (and their long forms) out of a subcommand's arguments. */
+static int
+main_sub_opts(int argc, char **argv, struct main_opts *o, int *outc, char **outv)
+{
+	int n = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char **dst = NULL;
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
+			dst = &o->config;
+		else if (strcmp(a, "-s") == 0 || strcmp(a, "--state-dir") == 0)
+			dst = &o->state_dir;
+		if (dst != NULL) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "fluxrelay: %s needs an argument\n", a);
+				return -1;
+			}
+			*dst = argv[++i];
+			if (dst == &o->config)
+				o->config_explicit = true;
+			continue;
+		}
+		if (strncmp(a, "--config=", 9) == 0) {
+			o->config = a + 9;
+			o->config_explicit = true;
+			continue;
+		}
+		if (strncmp(a, "--state-dir=", 12) == 0) {
+			o->state_dir = a + 12;
+			continue;
+		}
+		outv[n++] = argv[i];
+	}
+	outv[n] = NULL;
+	*outc = n;
+	return 0;
+}
+
+/* Decide which file to read: -c, $FLUXRELAY_CONFIG, the default if it exists. */
+static void
+main_pick_config(struct main_opts *o)
+{
+	if (o->config != NULL)
+		return;
+	const char *env = getenv("FLUXRELAY_CONFIG");
+	if (env != NULL && *env) {
+		o->config = env;
+		o->config_explicit = true;
+		return;
+	}
+	if (access(MAIN_DEFAULT_CONFIG, F_OK) == 0)
+		o->config = MAIN_DEFAULT_CONFIG;
+}
+
+static int
+main_subcommand(const char *cmd, int argc, char **argv)
+{
+	struct main_opts o = {0};
+	char **rest = util_calloc((size_t)argc + 1, sizeof(char *));
+	int n, rc;
+	if (main_sub_opts(argc, argv, &o, &n, rest) < 0) {
+		free(rest);
+		return 2;
+	}
+	main_pick_config(&o);
+	struct conf *c = main_load_conf(&o, &rc, NULL);
+	if (c == NULL) {
+		free(rest);
+		return rc;
+	}
+	if (strcmp(cmd, "match") == 0)
+		rc = cli_match(c, n, rest);
+	else
+		rc = cli_queue(c, n, rest);
+	conf_free(c);
+	free(rest);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc >= 2 && (strcmp(argv[1], "match") == 0 || strcmp(argv[1], "queue") == 0))
+		return main_subcommand(argv[1], argc - 2, argv + 2);
+
+	enum { OPT_CHECK = 256, OPT_VERSION, OPT_LOGLEVEL };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct main_opts o = {0};
+	int ch;
+	while ((ch = getopt_long(argc, argv, "c:s:l:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o.config = optarg;
+			o.config_explicit = true;
+			break;
+		case 's':
+			o.state_dir = optarg;
+			break;
+		case 'l':
+			o.listen = optarg;
+			break;
+		case OPT_LOGLEVEL:
+			o.log_level = optarg;
+			break;
+		case OPT_CHECK:
+			o.check_config = true;
+			break;
+		case 'V':
+		case OPT_VERSION:
+			printf("fluxrelay %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			main_usage(stdout);
+			return 0;
+		default:
+			main_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fluxrelay: unexpected argument '%s'\n", argv[optind]);
+		main_usage(stderr);
+		return 2;
+	}
+	main_pick_config(&o);
+	if (o.check_config) {
+		int code;
+		struct conf *c = main_load_conf(&o, &code, NULL);
+		if (c == NULL)
+			return code;
+		char err[512];
+		struct runtime *rt = runtime_new(c, err, sizeof(err));
+		if (rt == NULL) {
+			fprintf(stderr, "%s: %s\n", o.config ? o.config : "(built-in)", err);
+			return CONF_EXIT_INVALID;
+		}
+		runtime_release(rt);
+		if (o.config == NULL)
+			printf("configuration OK (built-in defaults; no file at %s)\n", MAIN_DEFAULT_CONFIG);
+		else
+			printf("configuration OK\n");
+		return 0;
+	}
+	return main_daemon(&o);
+}

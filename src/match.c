@@ -1,0 +1,107 @@
+/*
+ * match: `fluxrelay match` — a dry run of the rules on event files: which
+ * alerts fire and the payload each target would receive. Nothing is stored or
+ * sent. Main thread only.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "rules.h"
+#include "slack.h"
+#include "util.h"
+
+static char *
+match_read_stdin(size_t *len)
+{
+	struct util_buf b = {0};
+	char chunk[65536];
+	ssize_t n;
+	while ((n = read(0, chunk, sizeof(chunk))) > 0)
+		util_buf_append(&b, chunk, (size_t)n);
+	if (b.data == NULL)
+		b.data = util_strdup("");
+	*len = b.len;
+	return b.data;
+}
+
+/* 1 when at least one alert matched, 0 when none, -1 when the event is bad. */
+static int
+match_one(const struct conf *c, const struct rules *r, const char *name, const char *buf,
+    size_t len)
+{
+	char err[512], field[256];
+	struct event *ev = event_parse(buf, len, err, sizeof(err), field, sizeof(field));
+	if (ev == NULL) {
+		fprintf(stderr, "%s: invalid event: %s%s%s%s\n", name, err,
+		    field[0] ? " (field " : "", field, field[0] ? ")" : "");
+		return -1;
+	}
+	struct rules_result res;
+	size_t n = rules_match(r, ev, &res);
+	printf("%s: %s/%s%s%s severity=%s reason=%s\n", name, ev->kind,
+	    ev->namespace ? ev->namespace : "", ev->namespace ? "/" : "", ev->name,
+	    event_severity_name(ev->severity), ev->reason[0] ? ev->reason : "(none)");
+	if (n == 0) {
+		printf("  no alert matches\n");
+	} else {
+		printf("  alerts:");
+		for (size_t i = 0; i < res.nalerts; i++)
+			printf("%s %s", i ? "," : "", res.alerts[i]);
+		printf("\n");
+		for (size_t i = 0; i < res.ntargets; i++) {
+			const struct rules_target *t = &res.targets[i];
+			const struct conf_provider *p = &c->providers[t->provider];
+			struct slack_item item = { ev, t->extra, t->nextra };
+			char *payload = slack_render_string(p, t->channel, &item, 1);
+			printf("  target: %s (%s)%s%s alerts=%s\n  %s\n", p->name,
+			    conf_provider_type_name(p->type), t->channel ? " channel=" : "",
+			    t->channel ? t->channel : "", t->alerts, payload ? payload : "(render failed)");
+			free(payload);
+		}
+	}
+	rules_result_clear(&res);
+	event_free(ev);
+	return n > 0;
+}
+
+int
+cli_match(const struct conf *c, int argc, char **argv)
+{
+	char err[512];
+	struct rules *r = rules_new(c, err, sizeof(err));
+	if (r == NULL) {
+		fprintf(stderr, "fluxrelay match: %s\n", err);
+		return CONF_EXIT_INVALID;
+	}
+	int matched = 0;
+	for (int i = 0; i < argc || (argc == 0 && i == 0); i++) {
+		const char *name = argc == 0 ? "-" : argv[i];
+		if (name[0] == '-' && name[1] != '\0') {
+			fprintf(stderr, "fluxrelay match: unknown option '%s'\n", name);
+			rules_free(r);
+			return 2;
+		}
+		size_t len = 0;
+		char *buf;
+		if (strcmp(name, "-") == 0) {
+			buf = match_read_stdin(&len);
+		} else {
+			buf = util_read_file(name, &len, err, sizeof(err));
+			if (buf == NULL) {
+				fprintf(stderr, "fluxrelay match: %s\n", err);
+				continue;
+			}
+		}
+		if (match_one(c, r, strcmp(name, "-") == 0 ? "(stdin)" : name, buf, len) > 0)
+			matched = 1;
+		free(buf);
+	}
+	rules_free(r);
+	fflush(stdout);
+	return matched ? 0 : 1;
+}
