@@ -1,0 +1,121 @@
+/* Unit tests for util: buffers, redaction, ids, constant-time compare, files. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+START_TEST(test_buf)
+{
+	struct util_buf b = {0};
+	for (int i = 0; i < 1000; i++)
+		util_buf_printf(&b, "%d,", i);
+	ck_assert_uint_eq(b.len, strlen(b.data));
+	ck_assert(strncmp(b.data, "0,1,2,", 6) == 0);
+	ck_assert(strcmp(b.data + b.len - 4, "999,") == 0);
+	util_buf_free(&b);
+	ck_assert_ptr_null(b.data);
+}
+END_TEST
+
+static const struct {
+	const char *url, *want;
+} redact_cases[] = {
+	{ "https://hooks.slack.com/services/T000/B000/XXXXSECRET",
+	  "https://hooks.slack.com/services/T…/B…/…" },
+	{ "http://127.0.0.1:8080/hook/abc", "http://127.0.0.1:8080/hook/…" },
+	{ "https://user:pw@example.com/x/y", "https://example.com/x/…" },
+	{ "https://slack.com/api", "https://slack.com/api" },
+	{ "not a url", "…" },
+};
+
+START_TEST(test_redact)
+{
+	char *got = util_redact_url(redact_cases[_i].url);
+	ck_assert_str_eq(got, redact_cases[_i].want);
+	free(got);
+}
+END_TEST
+
+START_TEST(test_redact_hides_secret)
+{
+	const char *url = "https://hooks.slack.com/services/TABCDEF/BGHIJKL/supersecretvalue";
+	char *got = util_redact_url(url);
+	ck_assert_ptr_null(strstr(got, "supersecret"));
+	ck_assert_ptr_null(strstr(got, "ABCDEF"));
+	free(got);
+}
+END_TEST
+
+START_TEST(test_ids)
+{
+	char a[33], b[33];
+	util_new_id(a);
+	util_new_id(b);
+	ck_assert_uint_eq(strlen(a), 32);
+	ck_assert_str_ne(a, b);
+	ck_assert_uint_eq(strspn(a, "0123456789abcdef"), 32);
+}
+END_TEST
+
+START_TEST(test_ct_equal)
+{
+	ck_assert(util_ct_equal("abcd", "abcd", 4));
+	ck_assert(!util_ct_equal("abcd", "abce", 4));
+	ck_assert(!util_ct_equal("xbcd", "abcd", 4));
+	ck_assert(util_ct_equal("", "", 0));
+}
+END_TEST
+
+START_TEST(test_read_file)
+{
+	char path[] = "/tmp/frtest-util-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	char big[10000];
+	memset(big, 'x', sizeof(big));
+	ck_assert_int_eq(write(fd, big, sizeof(big)), (int)sizeof(big));
+	close(fd);
+	char err[256];
+	size_t len = 0;
+	char *data = util_read_file(path, &len, err, sizeof(err));
+	ck_assert_ptr_nonnull(data);
+	ck_assert_uint_eq(len, sizeof(big));
+	ck_assert_int_eq(data[len], '\0');
+	free(data);
+	unlink(path);
+	ck_assert_ptr_null(util_read_file(path, &len, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "cannot open"));
+	ck_assert_ptr_null(util_read_file("/tmp", &len, err, sizeof(err)));
+}
+END_TEST
+
+START_TEST(test_clocks)
+{
+	double a = util_mono(), b = util_mono();
+	ck_assert(b >= a);
+	ck_assert(util_now() > 1.6e9);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("util");
+	TCase *tc = tcase_create("util");
+	tcase_add_test(tc, test_buf);
+	tcase_add_loop_test(tc, test_redact, 0, sizeof(redact_cases) / sizeof(redact_cases[0]));
+	tcase_add_test(tc, test_redact_hides_secret);
+	tcase_add_test(tc, test_ids);
+	tcase_add_test(tc, test_ct_equal);
+	tcase_add_test(tc, test_read_file);
+	tcase_add_test(tc, test_clocks);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
