@@ -270,6 +270,8 @@ main_daemon(const struct main_opts *o)
 		log_error("cannot start the HTTP server", "error", err, NULL);
 		goto out;
 	}
+	/* Ready before the "listening" line: whoever waits for it may post at once. */
+	http_set_ready(h, true);
 	char port[16];
 	snprintf(port, sizeof(port), "%d", http_port(h));
 	log_info("listening", "address", listen_fd >= 0 ? "(socket activation)" : c->listen.address,
@@ -280,7 +282,6 @@ main_daemon(const struct main_opts *o)
 		log_warn("listening beyond loopback without authentication: anyone who can reach "
 		    "this port can post events (configure auth.hmac_key_file or auth.token_file)",
 		    NULL);
-	http_set_ready(h, true);
 	notify_ready();
 
 	double wd = notify_watchdog_interval();

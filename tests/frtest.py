@@ -155,7 +155,7 @@ class Daemon:
             doc = None
         return status, hdrs, doc
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=20):

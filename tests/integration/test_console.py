@@ -1,0 +1,124 @@
+"""The demo path: built-in defaults, console provider, and `fluxrelay match`."""
+import json
+import os
+import unittest
+
+import frtest
+
+
+def expected_author(ev):
+    io = ev["involvedObject"]
+    a = "%s/%s" % (io["kind"].lower(), io["name"])
+    if io.get("namespace"):
+        a += "." + io["namespace"]
+    return a
+
+
+class BuiltinDefaultsTest(unittest.TestCase):
+    def test_every_fixture_printed(self):
+        d = frtest.Daemon()   # no -c: built-in defaults
+        try:
+            first = d.lines_err[0]
+            self.assertRegex(first, r"built-in defaults")
+            paths = frtest.fixture_paths()
+            self.assertGreaterEqual(len(paths), 8)
+            for p in paths:
+                with open(p, "rb") as f:
+                    body = f.read()
+                status, _, doc = d.post(body)
+                self.assertEqual(status, 202, (p, doc))
+                self.assertEqual(doc["status"], "accepted", p)
+                self.assertEqual(doc["alerts"], ["all"])
+            d.wait_out(r"^\{", count=len(paths), timeout=15)
+            payloads = d.stdout_json()
+            self.assertEqual(len(payloads), len(paths))
+            for p, payload in zip(paths, payloads):
+                with open(p) as f:
+                    ev = json.load(f)
+                att = payload["attachments"]
+                self.assertEqual(len(att), 1)
+                self.assertEqual(att[0]["author_name"], expected_author(ev))
+                self.assertEqual(att[0]["color"], "danger" if ev["severity"] == "error" else "good")
+                self.assertNotIn("text", payload)
+            # Each accepted event is logged with its id.
+            d.wait_err(r'msg="event accepted".*id=[0-9a-f]{32}', count=len(paths))
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+
+MATCH_CONF = """
+providers = ( { name = "ops"; type = "slack"; url = "https://hooks.slack.com/services/T0/B0/SECRET";
+                channel = "#ops"; } );
+alerts = ( { name = "errors"; providers = ["ops"]; severity = "error";
+             sources = ( { kind = "Kustomization"; namespace = "apps"; } );
+             summary = "production"; } );
+"""
+
+
+class MatchTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = os.path.join(os.environ.get("TMPDIR", "/tmp"), "frtest-match-%d" % os.getpid())
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "fluxrelay.conf")
+        with open(self.conf, "w") as f:
+            f.write(MATCH_CONF)
+
+    def test_match_and_no_match(self):
+        ev01 = os.path.join(frtest.FIXTURES, sorted(os.listdir(frtest.FIXTURES))[0])
+        r = frtest.run_cli(["match", "-c", self.conf, ev01])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.decode()
+        self.assertIn("errors", out)
+        payload = json.loads([l for l in out.splitlines() if l.strip().startswith("{")][0])
+        self.assertEqual(payload["channel"], "#ops")
+        fields = {f["title"]: f["value"] for f in payload["attachments"][0]["fields"]}
+        self.assertEqual(fields["summary"], "production")
+        self.assertNotIn("SECRET", out + r.stderr.decode())
+        # An info event does not match: exit 1.
+        r = frtest.run_cli(["match", "-c", self.conf, frtest.fixture_paths()[1]])
+        self.assertEqual(r.returncode, 1)
+        # stdin with '-'.
+        with open(ev01, "rb") as f:
+            r = frtest.run_cli(["match", "-c", self.conf, "-"], input=f.read())
+        self.assertEqual(r.returncode, 0)
+
+    def test_match_invalid_event(self):
+        r = frtest.run_cli(["match", "-c", self.conf, "-"], input=b"{")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("invalid event", r.stderr.decode())
+
+    def test_match_bad_config(self):
+        with open(self.conf, "w") as f:
+            f.write("alerts = ( { name = 1; } );\n")
+        r = frtest.run_cli(["match", "-c", self.conf, "-"], input=b"{}")
+        self.assertEqual(r.returncode, 78)
+        self.assertIn(self.conf + ":1", r.stderr.decode())
+
+
+class CliTest(unittest.TestCase):
+    def test_version_help_usage(self):
+        r = frtest.run_cli(["--version"])
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout.decode(), r"^fluxrelay \d+\.\d+")
+        r = frtest.run_cli(["--help"])
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("--check-config", r.stdout.decode())
+        r = frtest.run_cli(["--bogus"])
+        self.assertEqual(r.returncode, 2)
+        r = frtest.run_cli(["-l", "nonsense", "--check-config"])
+        self.assertEqual(r.returncode, 2)
+
+    def test_missing_config_is_78(self):
+        r = frtest.run_cli(["-c", "/nonexistent/fluxrelay.conf", "--check-config"])
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("/nonexistent/fluxrelay.conf", r.stderr.decode())
+        r = frtest.run_cli(["--check-config"], env={"FLUXRELAY_CONFIG": "/nonexistent/x.conf"})
+        self.assertEqual(r.returncode, 78)
+        # The daemon too.
+        r = frtest.run_cli(["-c", "/nonexistent/fluxrelay.conf", "-l", "127.0.0.1:0"])
+        self.assertEqual(r.returncode, 78)
+
+
+if __name__ == "__main__":
+    frtest.main()
