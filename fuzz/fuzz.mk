@@ -1,0 +1,1 @@
+# libFuzzer harnesses: see fuzz/README.md (written by the security work).
