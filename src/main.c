@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -159,6 +161,21 @@ main_is_loopback(const char *addr)
 	    strcmp(addr, "localhost") == 0;
 }
 
+/* The address an inherited socket is bound to, for the log and the warning. */
+static void
+main_socket_address(int fd, char *out, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	snprintf(out, n, "unknown");
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)n);
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)n);
+}
+
 /* SIGHUP: a valid file replaces the rules for the next event; an invalid one
  * is reported and the running configuration stays. */
 static void
@@ -272,13 +289,15 @@ main_daemon(const struct main_opts *o)
 	}
 	/* Ready before the "listening" line: whoever waits for it may post at once. */
 	http_set_ready(h, true);
-	char port[16];
+	char port[16], addr[INET6_ADDRSTRLEN];
 	snprintf(port, sizeof(port), "%d", http_port(h));
-	log_info("listening", "address", listen_fd >= 0 ? "(socket activation)" : c->listen.address,
-	    "port", port, "tls", c->listen.tls_cert_file ? "on" : "off",
-	    "state_dir", c->state_dir, NULL);
-	if (c->auth.hmac_key == NULL && c->auth.token == NULL &&
-	    (listen_fd >= 0 || !main_is_loopback(c->listen.address)))
+	snprintf(addr, sizeof(addr), "%s", c->listen.address);
+	if (listen_fd >= 0)
+		main_socket_address(listen_fd, addr, sizeof(addr));
+	log_info("listening", "address", addr, "port", port,
+	    "socket_activation", listen_fd >= 0 ? "yes" : "no",
+	    "tls", c->listen.tls_cert_file ? "on" : "off", "state_dir", c->state_dir, NULL);
+	if (c->auth.hmac_key == NULL && c->auth.token == NULL && !main_is_loopback(addr))
 		log_warn("listening beyond loopback without authentication: anyone who can reach "
 		    "this port can post events (configure auth.hmac_key_file or auth.token_file)",
 		    NULL);

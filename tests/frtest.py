@@ -94,8 +94,8 @@ class Daemon:
                          daemon=True).start()
         threading.Thread(target=self._reader, args=(self.proc.stderr, self.lines_err),
                          daemon=True).start()
-        line = self.wait_err(r'msg="?listening"?.*port=(\d+)', timeout)
-        self.port = int(re.search(r"port=(\d+)", line).group(1))
+        line = self.wait_err(r'msg"?[=:]"?listening"?.*port"?[=:]"?(\d+)', timeout)
+        self.port = int(re.search(r'port"?[=:]"?(\d+)', line).group(1))
         return self
 
     def wait_lines(self, sink, pattern, timeout=10, count=1):

@@ -1,0 +1,186 @@
+"""Operations: SIGHUP reload, systemd notify protocol, socket activation, log format."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import frtest
+
+BASE = """
+providers = ( { name = "console"; type = "console"; } );
+dedup = { window = 0; };
+"""
+ERRORS_ONLY = BASE + """
+alerts = ( { name = "errors"; providers = ["console"]; severity = "error";
+             sources = ( { kind = "*"; } ); } );
+"""
+EVERYTHING = BASE + """
+alerts = ( { name = "everything"; providers = ["console"]; severity = "info";
+             sources = ( { kind = "*"; } ); } );
+"""
+INFO_EVENT = frtest.fixture("02")
+
+
+class ReloadTest(unittest.TestCase):
+    def test_reload_valid_then_invalid(self):
+        d = frtest.Daemon(ERRORS_ONLY)
+        try:
+            self.assertEqual(d.post(INFO_EVENT)[2], {"status": "ignored"})
+            with open(d.config_path, "w") as f:
+                f.write(EVERYTHING)
+            d.send_signal(signal.SIGHUP)
+            d.wait_err(r'msg="configuration reloaded"')
+            status, _, doc = d.post(INFO_EVENT)
+            self.assertEqual(doc["status"], "accepted")
+            self.assertEqual(doc["alerts"], ["everything"])
+            # A broken file: every problem logged with file:line, rules kept.
+            with open(d.config_path, "w") as f:
+                f.write(EVERYTHING + "\nbogus_key = 1;\nlisten = { port = \"x\"; };\n")
+            d.send_signal(signal.SIGHUP)
+            d.wait_err(r'reload failed.*%s:\d+' % d.config_path.replace(".", r"\."), count=2)
+            status, _, doc = d.post(INFO_EVENT)
+            self.assertEqual(doc.get("alerts"), ["everything"])
+            # Still healthy and ready.
+            self.assertEqual(d.request("GET", "/readyz")[0], 200)
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+
+class NotifyListener:
+    """A NOTIFY_SOCKET datagram listener collecting sd_notify messages."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="frnotify-")
+        self.path = os.path.join(self.dir, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.messages.append(data.decode())
+
+    def wait(self, needle, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(needle in m for m in self.messages):
+                return
+            time.sleep(0.05)
+        raise AssertionError("no %r in %r" % (needle, self.messages))
+
+    def close(self):
+        self.stop = True
+        self.t.join(2)
+        self.sock.close()
+
+
+def built_with_systemd():
+    r = frtest.run_cli(["--version"])
+    return r.returncode == 0 and os.environ.get("FR_NO_SYSTEMD") != "1"
+
+
+class NotifyTest(unittest.TestCase):
+    def test_ready_reloading_watchdog_stopping(self):
+        n = NotifyListener()
+        d = frtest.Daemon(EVERYTHING, env={"NOTIFY_SOCKET": n.path, "WATCHDOG_USEC": "1000000"},
+                          start=False)
+        try:
+            d.start()
+            n.wait("READY=1")
+            n.wait("WATCHDOG=1", timeout=5)
+            d.send_signal(signal.SIGHUP)
+            n.wait("RELOADING=1")
+            d.wait_err(r'msg="configuration reloaded"')
+            self.assertEqual(d.stop(), 0)
+            n.wait("STOPPING=1")
+            # READY comes again after the reload.
+            self.assertGreaterEqual(sum("READY=1" in m for m in n.messages), 2)
+        finally:
+            n.close()
+            d.cleanup()
+
+
+class SocketActivationTest(unittest.TestCase):
+    def test_inherited_listen_fd(self):
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(64)
+        port = lsock.getsockname()[1]
+        work = tempfile.mkdtemp(prefix="frsock-")
+        conf = os.path.join(work, "fluxrelay.conf")
+        with open(conf, "w") as f:
+            f.write(EVERYTHING)
+        env = dict(os.environ, LISTEN_FDS="1", LISTEN_FDNAMES="fluxrelay")
+        env.pop("FLUXRELAY_CONFIG", None)
+        fd = lsock.fileno()
+
+        def to_fd3():
+            if fd != 3:
+                os.dup2(fd, 3)
+            os.set_inheritable(3, True)
+        # LISTEN_PID must be the daemon's own pid: the shell execs it in place.
+        cmd = ["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"', frtest.BIN,
+               "-c", conf, "-s", os.path.join(work, "state")]
+        # close_fds=False: the descriptor dup'ed to 3 in the child must survive.
+        p = subprocess.Popen(cmd, env=env, preexec_fn=to_fd3, close_fds=False,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        lsock.close()
+        try:
+            import http.client
+            deadline = time.monotonic() + 10
+            status = None
+            while time.monotonic() < deadline:
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    c.request("POST", "/", INFO_EVENT, {"Content-Type": "application/json"})
+                    r = c.getresponse()
+                    status, body = r.status, json.loads(r.read())
+                    c.close()
+                    break
+                except (ConnectionError, OSError):
+                    time.sleep(0.1)
+            self.assertEqual(status, 202)
+            self.assertEqual(body["status"], "accepted")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=20)
+            self.assertEqual(p.returncode, 0, err.decode())
+            self.assertIn("socket_activation=yes", err.decode())
+
+
+class LogFormatTest(unittest.TestCase):
+    def test_json_logs(self):
+        d = frtest.Daemon(EVERYTHING + 'log = { format = "json"; level = "debug"; };\n')
+        try:
+            d.post(INFO_EVENT)
+            d.wait_err(r'"msg":"event accepted"')
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+        for line in d.lines_err:
+            if line.startswith("==") or not line.strip():
+                continue   # valgrind's own lines
+            doc = json.loads(line)
+            self.assertIn("time", doc)
+            self.assertIn(doc["level"], ("debug", "info", "warn", "error"))
+
+
+if __name__ == "__main__":
+    frtest.main()
