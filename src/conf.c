@@ -1,2 +1,1524 @@
-/* conf: not yet written. */
+/*
+ * conf: read a libconfig file into an owned, validated struct conf (SPEC §3).
+ *
+ * The loader walks the whole tree once and never stops at the first problem:
+ * each problem becomes one "FILE:LINE: PATH: problem" line, sorted by line,
+ * so a user fixes a broken file in one round. PATH names what the problem
+ * concerns: "listen.port", `provider "slack": rate`, `alert "errors":
+ * sources[0].kind` (`provider #2` / `alert #2`, counted from 1, when the entry
+ * has no usable name).
+ *
+ * Invariants: nothing in struct conf points into libconfig's tree (every
+ * string is copied before config_destroy); secret values (url, token,
+ * hmac_key) never appear in a message, only the key and, for *_file, the
+ * file's path; every path in the result is absolute (relative ones are taken
+ * against the config file's directory), except the built-in
+ * "./fluxrelay-state".
+ *
+ * Pure apart from reading the config file, @include files and secret files,
+ * and getenv; callable from any thread as long as nobody calls setenv
+ * concurrently.
+ */
 #include "conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "event.h"
+#include "log.h"
+#include "util.h"
+
+/*
+ * Bounds of the numeric settings. Every violation reads "must be between N
+ * and M"; the same table is documented in etc/fluxrelay.conf. "> 0" for a
+ * duration means at least 1 ms.
+ */
+#define CONF_PORT_MIN 0                /* 0: the kernel picks a free port */
+#define CONF_PORT_MAX 65535
+#define CONF_MAX_BODY_MIN 1
+#define CONF_MAX_BODY_MAX 1073741824   /* 1 GiB */
+#define CONF_MAX_CONN_MIN 1
+#define CONF_MAX_CONN_MAX 1000000
+#define CONF_TIMEOUT_MIN 0.001
+#define CONF_TIMEOUT_MAX 3600.0
+#define CONF_MAX_PENDING_MIN 1
+#define CONF_MAX_PENDING_MAX 1000000000
+#define CONF_MAX_ATTEMPTS_MIN 1
+#define CONF_MAX_ATTEMPTS_MAX 1000000
+#define CONF_MAX_AGE_MIN 0.001
+#define CONF_MAX_AGE_MAX 31536000.0    /* 365 days */
+#define CONF_BACKOFF_MIN 0.001
+#define CONF_BACKOFF_MAX 86400.0
+#define CONF_WINDOW_MIN 0.0            /* 0 disables dedup */
+#define CONF_WINDOW_MAX 2592000.0      /* 30 days */
+#define CONF_RATE_MIN 0.0              /* 0: unlimited */
+#define CONF_RATE_MAX 1000.0
+#define CONF_BURST_MIN 1
+#define CONF_BURST_MAX 1000
+#define CONF_BATCH_MIN 1
+#define CONF_BATCH_MAX 100             /* Slack: at most 100 attachments */
+#define CONF_MAX_TEXT_MIN 100
+#define CONF_MAX_TEXT_MAX 40000        /* Slack truncates text at 40,000 */
+
+/* Options every include/exclude pattern is validated with; rules uses the same. */
+#define CONF_PCRE2_OPTIONS PCRE2_UTF
+
+#define CONF_DEFAULT_STATE_DIR "/var/lib/fluxrelay"
+#define CONF_DEFAULT_API_URL "https://slack.com/api"
+
+/* One reported problem; seq keeps the sort by line stable. */
+struct conf_problem {
+	unsigned line;
+	size_t seq;
+	char *text;
+};
+
+/* State of one conf_load call. */
+struct conf_ctx {
+	const char *path;             /* as given by the caller */
+	char *dir;                    /* absolute directory of the file */
+	struct conf *c;               /* being filled; freed on any problem */
+	struct conf_problem *probs;
+	size_t nprobs, cap;
+};
+
+static const char *const conf_root_keys[] = {
+	"state_dir", "listen", "auth", "queue", "dedup", "log", "providers", "alerts", NULL
+};
+static const char *const conf_listen_keys[] = {
+	"address", "port", "max_body", "max_connections", "timeout",
+	"tls_cert_file", "tls_key_file", "tls_client_ca_file", NULL
+};
+static const char *const conf_auth_keys[] = {
+	"hmac_key", "hmac_key_file", "hmac_key_env", "token", "token_file", "token_env", NULL
+};
+static const char *const conf_queue_keys[] = {
+	"sync", "max_pending", "max_attempts", "max_age", "backoff_initial", "backoff_max", NULL
+};
+static const char *const conf_dedup_keys[] = { "window", "normalize_durations", NULL };
+static const char *const conf_log_keys[] = { "level", "format", NULL };
+static const char *const conf_provider_keys[] = {
+	"name", "type", "url", "url_file", "url_env", "token", "token_file", "token_env",
+	"api_url", "channel", "username", "icon_emoji", "icon_url", "rate", "burst",
+	"batch_max", "timeout", "proxy", "ca_file", "max_text", NULL
+};
+static const char *const conf_alert_keys[] = {
+	"name", "providers", "severity", "sources", "reasons", "include", "exclude",
+	"metadata", "summary", "channel", "commit_status_updates", "suspend", NULL
+};
+static const char *const conf_source_keys[] = { "kind", "name", "namespace", NULL };
+
+/* Keys that belong to one provider type only. */
+static const struct {
+	const char *key;
+	enum conf_provider_type type;
+} conf_type_keys[] = {
+	{ "url", CONF_PROVIDER_SLACK },
+	{ "url_file", CONF_PROVIDER_SLACK },
+	{ "url_env", CONF_PROVIDER_SLACK },
+	{ "token", CONF_PROVIDER_SLACK_BOT },
+	{ "token_file", CONF_PROVIDER_SLACK_BOT },
+	{ "token_env", CONF_PROVIDER_SLACK_BOT },
+	{ "api_url", CONF_PROVIDER_SLACK_BOT },
+};
+
+static const char *const conf_type_names[] = {
+	[CONF_PROVIDER_SLACK] = "slack",
+	[CONF_PROVIDER_SLACK_BOT] = "slack-bot",
+	[CONF_PROVIDER_CONSOLE] = "console",
+};
+
+/* ------------------------------------------------------------------------ */
+/* Problems                                                                 */
+
+static char *conf_resolve(const struct conf_ctx *x, const char *p);
+
+static void conf_vreport(struct conf_ctx *x, const config_setting_t *at, const char *scope,
+    const char *key, const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void conf_report(struct conf_ctx *x, const config_setting_t *at, const char *scope,
+    const char *key, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*
+ * Record "FILE:LINE: SCOPEKEY: message". at gives the file and line (the
+ * file of an @include'd setting is the included one); scope ends with "." or
+ * ": " and key may be NULL when the problem concerns the scope itself.
+ */
+static void
+conf_vreport(struct conf_ctx *x, const config_setting_t *at, const char *scope,
+    const char *key, const char *fmt, va_list ap)
+{
+	struct util_buf b = {0};
+	const char *file = x->path;
+	char *incl = NULL;
+	unsigned line = 0;
+	if (at != NULL) {
+		file = config_setting_source_file(at);
+		if (file == NULL || strcmp(file, x->path) == 0)
+			file = x->path;
+		else if (file[0] != '/')
+			/* libconfig keeps an @include name as written; it was read from dir. */
+			file = incl = conf_resolve(x, file);
+		line = config_setting_source_line(at);
+	}
+	if (line > 0)
+		util_buf_printf(&b, "%s:%u: ", file, line);
+	else
+		util_buf_printf(&b, "%s: ", file);
+	free(incl);
+	util_buf_puts(&b, scope ? scope : "");
+	if (key != NULL)
+		util_buf_printf(&b, "%s: ", key);
+	char *msg = util_vprintf(fmt, ap);
+	util_buf_puts(&b, msg);
+	free(msg);
+	if (x->nprobs == x->cap) {
+		x->cap = x->cap ? 2 * x->cap : 16;
+		x->probs = util_realloc(x->probs, x->cap * sizeof(*x->probs));
+	}
+	x->probs[x->nprobs] = (struct conf_problem){ line, x->nprobs, b.data };
+	x->nprobs++;
+}
+
+static void
+conf_report(struct conf_ctx *x, const config_setting_t *at, const char *scope,
+    const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	conf_vreport(x, at, scope, key, fmt, ap);
+	va_end(ap);
+}
+
+static int
+conf_problem_cmp(const void *a, const void *b)
+{
+	const struct conf_problem *p = a, *q = b;
+	if (p->line != q->line)
+		return p->line < q->line ? -1 : 1;
+	return p->seq < q->seq ? -1 : p->seq > q->seq;
+}
+
+/* All problems, sorted by line, one per '\n'-terminated line; new string. */
+static char *
+conf_problems_text(struct conf_ctx *x)
+{
+	struct util_buf b = {0};
+	qsort(x->probs, x->nprobs, sizeof(*x->probs), conf_problem_cmp);
+	for (size_t i = 0; i < x->nprobs; i++) {
+		util_buf_puts(&b, x->probs[i].text);
+		util_buf_puts(&b, "\n");
+	}
+	return b.data;
+}
+
+/* Levenshtein distance for "did you mean"; SIZE_MAX for long strings. */
+static size_t
+conf_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[33];
+	if (la > 32 || lb > 32)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t v = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < v)
+				v = up + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			row[j] = v;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static int
+conf_in(const char *const *list, const char *s)
+{
+	for (size_t i = 0; list[i] != NULL; i++)
+		if (strcmp(list[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+/* Report every member of group g that is not in known, with a suggestion. */
+static void
+conf_check_keys(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *const *known)
+{
+	int n = config_setting_length(g);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(s);
+		if (name == NULL || conf_in(known, name))
+			continue;
+		const char *best = NULL;
+		size_t bestd = SIZE_MAX;
+		for (size_t k = 0; known[k] != NULL; k++) {
+			size_t d = conf_distance(name, known[k]);
+			if (d < bestd) {
+				bestd = d;
+				best = known[k];
+			}
+		}
+		if (best != NULL && bestd <= 2 && bestd < strlen(name))
+			conf_report(x, s, scope, name, "unknown key (did you mean \"%s\"?)", best);
+		else
+			conf_report(x, s, scope, name, "unknown key");
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Typed getters: 1 = present and valid (*out set), 0 = absent, -1 = reported */
+
+/* "1000", "0.001", "2.5": integral values without a fraction or exponent. */
+static char *
+conf_fmt_num(double v)
+{
+	if (v > -1e15 && v < 1e15 && (double)(long long)v == v)
+		return util_printf("%lld", (long long)v);
+	return util_printf("%g", v);
+}
+
+static int
+conf_get_string(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, const char **out)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		conf_report(x, s, scope, key, "must be a string");
+		return -1;
+	}
+	const char *v = config_setting_get_string(s);
+	if (*v == '\0') {
+		conf_report(x, s, scope, key, "must not be empty");
+		return -1;
+	}
+	*out = v;
+	return 1;
+}
+
+/* A non-empty string copied into *dst (old value freed). */
+static int
+conf_copy_string(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, char **dst)
+{
+	const char *v = NULL;
+	int r = conf_get_string(x, g, scope, key, &v);
+	if (r == 1) {
+		free(*dst);
+		*dst = util_strdup(v);
+	}
+	return r;
+}
+
+static int
+conf_get_int(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, long long min, long long max, long long *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+	if (s == NULL)
+		return 0;
+	int t = config_setting_type(s);
+	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+		conf_report(x, s, scope, key, "must be an integer");
+		return -1;
+	}
+	long long v = config_setting_get_int64(s);
+	if (v < min || v > max) {
+		conf_report(x, s, scope, key, "must be between %lld and %lld", min, max);
+		return -1;
+	}
+	*out = v;
+	return 1;
+}
+
+/* Durations and rates: integers and decimals alike (AUTOCONVERT). */
+static int
+conf_get_number(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, double min, double max, double *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+	if (s == NULL)
+		return 0;
+	if (!config_setting_is_number(s)) {
+		conf_report(x, s, scope, key, "must be a number");
+		return -1;
+	}
+	double v = config_setting_get_float(s);
+	if (!(v >= min && v <= max)) {
+		char *a = conf_fmt_num(min), *b = conf_fmt_num(max);
+		conf_report(x, s, scope, key, "must be between %s and %s", a, b);
+		free(a);
+		free(b);
+		return -1;
+	}
+	*out = v;
+	return 1;
+}
+
+static int
+conf_get_bool(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, bool *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		conf_report(x, s, scope, key, "must be true or false");
+		return -1;
+	}
+	*out = config_setting_get_bool(s) != 0;
+	return 1;
+}
+
+/* A member that must be a group; NULL when absent or reported. */
+static const config_setting_t *
+conf_get_group(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+	if (s == NULL)
+		return NULL;
+	if (!config_setting_is_group(s)) {
+		conf_report(x, s, scope, key, "must be a group { ... }");
+		return NULL;
+	}
+	return s;
+}
+
+/*
+ * A member that must be a list of groups "( { ... }, ... )"; an empty array
+ * "[]" counts as an empty list. NULL when absent or reported.
+ */
+static const config_setting_t *
+conf_get_group_list(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+	if (s == NULL)
+		return NULL;
+	if (config_setting_is_list(s) ||
+	    (config_setting_is_array(s) && config_setting_length(s) == 0))
+		return s;
+	conf_report(x, s, scope, key, "must be a list of groups ( { ... }, ... )");
+	return NULL;
+}
+
+static void
+conf_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/*
+ * A list of non-empty strings, as an array [ ... ] or a list ( ... ).
+ * Returns 1 with *out (new vector of copies, *n entries) when present and
+ * valid, 0 when absent, -1 after reporting every bad element. An empty list
+ * is reported unless allow_empty.
+ */
+static int
+conf_get_strings(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, bool allow_empty, char ***out, size_t *n)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+	if (s == NULL)
+		return 0;
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		conf_report(x, s, scope, key, "must be a list of strings [ \"...\", ... ]");
+		return -1;
+	}
+	int len = config_setting_length(s);
+	if (len == 0 && !allow_empty) {
+		conf_report(x, s, scope, key, "must not be an empty list");
+		return -1;
+	}
+	char **v = util_calloc((size_t)len, sizeof(*v));
+	int bad = 0;
+	for (int i = 0; i < len; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		char ekey[128];
+		snprintf(ekey, sizeof(ekey), "%s[%d]", key, i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			conf_report(x, e, scope, ekey, "must be a string");
+			bad = 1;
+		} else if (*config_setting_get_string(e) == '\0') {
+			conf_report(x, e, scope, ekey, "must not be empty");
+			bad = 1;
+		} else {
+			v[i] = util_strdup(config_setting_get_string(e));
+		}
+	}
+	if (bad) {
+		conf_strv_free(v, (size_t)len);
+		return -1;
+	}
+	*out = v;
+	*n = (size_t)len;
+	return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Paths and secrets                                                        */
+
+/* Absolute directory of path (taken against the working directory). New string. */
+static char *
+conf_dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *d, *cwd = NULL, *abs;
+	if (slash == NULL)
+		d = util_strdup(".");
+	else if (slash == path)
+		d = util_strdup("/");
+	else
+		d = util_strndup(path, (size_t)(slash - path));
+	if (d[0] == '/')
+		return d;
+	cwd = getcwd(NULL, 0);
+	if (cwd == NULL)
+		return d;   /* unreachable cwd: keep the relative directory */
+	if (strcmp(d, ".") == 0)
+		abs = util_strdup(cwd);
+	else
+		abs = util_printf("%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/",
+		    strncmp(d, "./", 2) == 0 ? d + 2 : d);
+	free(cwd);
+	free(d);
+	return abs;
+}
+
+/* p taken against the config file's directory when relative. New string. */
+static char *
+conf_resolve(const struct conf_ctx *x, const char *p)
+{
+	if (p[0] == '/')
+		return util_strdup(p);
+	while (strncmp(p, "./", 2) == 0)
+		p += 2;
+	size_t n = strlen(x->dir);
+	return util_printf("%s%s%s", x->dir, n > 0 && x->dir[n - 1] == '/' ? "" : "/", p);
+}
+
+/*
+ * Expand ${VAR} references. Returns a new string, or NULL after reporting an
+ * unset or empty variable or a malformed reference.
+ */
+static char *
+conf_expand(struct conf_ctx *x, const config_setting_t *at, const char *scope,
+    const char *key, const char *in)
+{
+	struct util_buf b = {0};
+	util_buf_puts(&b, "");
+	for (const char *p = in; *p != '\0';) {
+		if (p[0] != '$' || p[1] != '{') {
+			util_buf_append(&b, p, 1);
+			p++;
+			continue;
+		}
+		const char *name = p + 2, *end = strchr(name, '}');
+		if (end == NULL) {
+			conf_report(x, at, scope, key, "unterminated ${ reference");
+			goto fail;
+		}
+		size_t n = (size_t)(end - name);
+		int ok = n > 0 && !(name[0] >= '0' && name[0] <= '9');
+		for (size_t i = 0; i < n && ok; i++)
+			ok = name[i] == '_' || (name[i] >= '0' && name[i] <= '9') ||
+			    ((name[i] | 0x20) >= 'a' && (name[i] | 0x20) <= 'z');
+		if (!ok) {
+			conf_report(x, at, scope, key, "invalid reference ${%.*s}", (int)n, name);
+			goto fail;
+		}
+		char *var = util_strndup(name, n);
+		const char *val = getenv(var);
+		if (val == NULL || *val == '\0') {
+			conf_report(x, at, scope, key, "environment variable %s is %s", var,
+			    val == NULL ? "not set" : "empty");
+			free(var);
+			goto fail;
+		}
+		free(var);
+		util_buf_puts(&b, val);
+		p = end + 1;
+	}
+	return b.data;
+fail:
+	util_buf_free(&b);
+	return NULL;
+}
+
+/*
+ * A path setting: ${VAR} expanded when expand, made absolute. 1 with *out
+ * (new string, old freed), 0 when absent, -1 when reported.
+ */
+static int
+conf_get_path(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, bool expand, char **out)
+{
+	const char *v = NULL;
+	int r = conf_get_string(x, g, scope, key, &v);
+	if (r != 1)
+		return r;
+	char *e = expand ? conf_expand(x, config_setting_get_member(g, key), scope, key, v)
+			 : util_strdup(v);
+	if (e == NULL)
+		return -1;
+	free(*out);
+	*out = conf_resolve(x, e);
+	free(e);
+	return 1;
+}
+
+/* A file the daemon will read later (TLS, CA bundle): report when it cannot. */
+static int
+conf_check_readable(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, const char *path)
+{
+	const config_setting_t *at = config_setting_get_member(g, key);
+	struct stat st;
+	/* Same wording as util_read_file, which reads the secret files. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		conf_report(x, at, scope, key, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int r = 0;
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		conf_report(x, at, scope, key, "cannot read %s: is a directory", path);
+		r = -1;
+	}
+	close(fd);
+	return r;
+}
+
+/* Overwrite a secret before freeing it. Accepts NULL. */
+static void
+conf_secret_free(void *p, size_t n)
+{
+	if (p == NULL)
+		return;
+	volatile unsigned char *v = p;
+	for (size_t i = 0; i < n; i++)
+		v[i] = 0;
+	free(p);
+}
+
+static void
+conf_secret_free_str(char *s)
+{
+	if (s != NULL)
+		conf_secret_free(s, strlen(s));
+}
+
+/*
+ * A secret given as KEY (inline), KEY_file (read, trailing newlines
+ * stripped) or KEY_env (name of an environment variable). Returns 1 with
+ * *out (new, NUL-terminated, length in *len) when given, 0 when absent, -1
+ * after reporting. Text secrets (binary false) may not contain NUL bytes.
+ * Messages name keys, variables and files, never the value.
+ */
+static int
+conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, bool binary, char **out, size_t *len)
+{
+	char kfile[64], kenv[64];
+	snprintf(kfile, sizeof(kfile), "%s_file", key);
+	snprintf(kenv, sizeof(kenv), "%s_env", key);
+	const char *keys[3] = { key, kfile, kenv };
+	const config_setting_t *forms[3];
+	int given = 0, first = -1;
+	for (int i = 0; i < 3; i++) {
+		forms[i] = config_setting_get_member(g, keys[i]);
+		if (forms[i] == NULL)
+			continue;
+		given++;
+		if (first < 0 || config_setting_source_line(forms[i]) <
+		    config_setting_source_line(forms[first]))
+			first = i;
+	}
+	if (given == 0)
+		return 0;
+	if (given > 1) {
+		for (int i = 0; i < 3; i++)
+			if (forms[i] != NULL && i != first)
+				conf_report(x, forms[i], scope, keys[i],
+				    "give only one of %s, %s or %s", key, kfile, kenv);
+		return -1;
+	}
+
+	const char *v = NULL;
+	char *data = NULL, *path = NULL;
+	size_t n = 0;
+	int r = -1;
+	if (conf_get_string(x, g, scope, keys[first], &v) != 1)
+		goto out;
+	if (first == 0) {
+		n = strlen(v);
+		data = util_strndup(v, n);
+	} else if (first == 1) {
+		if (conf_get_path(x, g, scope, kfile, true, &path) != 1)
+			goto out;
+		char err[512];
+		data = util_read_file(path, &n, err, sizeof(err));
+		if (data == NULL) {
+			conf_report(x, forms[1], scope, kfile, "%s", err);
+			goto out;
+		}
+		while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
+			data[--n] = '\0';
+		if (n == 0) {
+			conf_report(x, forms[1], scope, kfile, "%s is empty", path);
+			goto out;
+		}
+	} else {
+		const char *e = getenv(v);
+		if (e == NULL || *e == '\0') {
+			conf_report(x, forms[2], scope, kenv, "environment variable %s is %s", v,
+			    e == NULL ? "not set" : "empty");
+			goto out;
+		}
+		n = strlen(e);
+		data = util_strndup(e, n);
+	}
+	if (!binary && memchr(data, '\0', n) != NULL) {
+		conf_report(x, forms[first], scope, keys[first], "must not contain a NUL byte");
+		goto out;
+	}
+	*out = data;
+	*len = n;
+	data = NULL;
+	r = 1;
+out:
+	conf_secret_free(data, n);
+	free(path);
+	return r;
+}
+
+static int
+conf_is_http_url(const char *s)
+{
+	return (strncmp(s, "http://", 7) == 0 && s[7] != '\0') ||
+	    (strncmp(s, "https://", 8) == 0 && s[8] != '\0');
+}
+
+/* Provider and alert names: they appear in metrics labels and target keys. */
+static int
+conf_name_ok(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++) {
+		char ch = *s;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sections                                                                 */
+
+static char *
+conf_default_state_dir(bool builtin)
+{
+	const char *sd = getenv("STATE_DIRECTORY");
+	if (sd != NULL && *sd != '\0') {
+		/* systemd joins several StateDirectory= entries with ':'; ours is the first. */
+		const char *colon = strchr(sd, ':');
+		return colon ? util_strndup(sd, (size_t)(colon - sd)) : util_strdup(sd);
+	}
+	if (builtin && geteuid() != 0)
+		return util_strdup("./fluxrelay-state");
+	return util_strdup(CONF_DEFAULT_STATE_DIR);
+}
+
+static void
+conf_listen(struct conf_ctx *x, const config_setting_t *root)
+{
+	static const char scope[] = "listen.";
+	struct conf *c = x->c;
+	const config_setting_t *g = conf_get_group(x, root, "", "listen");
+	long long v;
+	if (g == NULL)
+		return;
+	conf_check_keys(x, g, scope, conf_listen_keys);
+
+	const char *addr = NULL;
+	if (conf_get_string(x, g, scope, "address", &addr) == 1) {
+		unsigned char buf[sizeof(struct in6_addr)];
+		if (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1)
+			conf_report(x, config_setting_get_member(g, "address"), scope, "address",
+			    "must be a numeric IPv4 or IPv6 address (\"127.0.0.1\", \"0.0.0.0\", \"::\")");
+		free(c->listen.address);
+		c->listen.address = util_strdup(addr);
+	}
+	if (conf_get_int(x, g, scope, "port", CONF_PORT_MIN, CONF_PORT_MAX, &v) == 1)
+		c->listen.port = (int)v;
+	if (conf_get_int(x, g, scope, "max_body", CONF_MAX_BODY_MIN, CONF_MAX_BODY_MAX, &v) == 1)
+		c->listen.max_body = (long)v;
+	if (conf_get_int(x, g, scope, "max_connections", CONF_MAX_CONN_MIN, CONF_MAX_CONN_MAX,
+	    &v) == 1)
+		c->listen.max_connections = (int)v;
+	conf_get_number(x, g, scope, "timeout", CONF_TIMEOUT_MIN, CONF_TIMEOUT_MAX,
+	    &c->listen.timeout);
+
+	int rc = conf_get_path(x, g, scope, "tls_cert_file", true, &c->listen.tls_cert_file);
+	int rk = conf_get_path(x, g, scope, "tls_key_file", true, &c->listen.tls_key_file);
+	int ra = conf_get_path(x, g, scope, "tls_client_ca_file", true,
+	    &c->listen.tls_client_ca_file);
+	if (rc == 1)
+		conf_check_readable(x, g, scope, "tls_cert_file", c->listen.tls_cert_file);
+	if (rk == 1)
+		conf_check_readable(x, g, scope, "tls_key_file", c->listen.tls_key_file);
+	if (ra == 1)
+		conf_check_readable(x, g, scope, "tls_client_ca_file", c->listen.tls_client_ca_file);
+	if (rc != 0 && rk == 0)
+		conf_report(x, config_setting_get_member(g, "tls_cert_file"), scope,
+		    "tls_cert_file", "requires tls_key_file");
+	if (rk != 0 && rc == 0)
+		conf_report(x, config_setting_get_member(g, "tls_key_file"), scope,
+		    "tls_key_file", "requires tls_cert_file");
+	if (ra != 0 && (rc == 0 || rk == 0))
+		conf_report(x, config_setting_get_member(g, "tls_client_ca_file"), scope,
+		    "tls_client_ca_file", "requires tls_cert_file and tls_key_file");
+}
+
+static void
+conf_auth(struct conf_ctx *x, const config_setting_t *root)
+{
+	static const char scope[] = "auth.";
+	struct conf *c = x->c;
+	const config_setting_t *g = conf_get_group(x, root, "", "auth");
+	char *s = NULL;
+	size_t n = 0;
+	if (g == NULL)
+		return;
+	conf_check_keys(x, g, scope, conf_auth_keys);
+	if (conf_get_secret(x, g, scope, "hmac_key", true, &s, &n) == 1) {
+		c->auth.hmac_key = (unsigned char *)s;
+		c->auth.hmac_key_len = n;
+	}
+	s = NULL;
+	if (conf_get_secret(x, g, scope, "token", false, &s, &n) == 1)
+		c->auth.token = s;
+}
+
+static void
+conf_queue(struct conf_ctx *x, const config_setting_t *root)
+{
+	static const char scope[] = "queue.";
+	struct conf *c = x->c;
+	const config_setting_t *g = conf_get_group(x, root, "", "queue");
+	const char *sync = NULL;
+	long long v;
+	if (g == NULL)
+		return;
+	conf_check_keys(x, g, scope, conf_queue_keys);
+	if (conf_get_string(x, g, scope, "sync", &sync) == 1) {
+		if (strcmp(sync, "full") == 0)
+			c->queue.sync_full = true;
+		else if (strcmp(sync, "normal") == 0)
+			c->queue.sync_full = false;
+		else
+			conf_report(x, config_setting_get_member(g, "sync"), scope, "sync",
+			    "must be \"full\" or \"normal\"");
+	}
+	if (conf_get_int(x, g, scope, "max_pending", CONF_MAX_PENDING_MIN, CONF_MAX_PENDING_MAX,
+	    &v) == 1)
+		c->queue.max_pending = (long)v;
+	if (conf_get_int(x, g, scope, "max_attempts", CONF_MAX_ATTEMPTS_MIN,
+	    CONF_MAX_ATTEMPTS_MAX, &v) == 1)
+		c->queue.max_attempts = (int)v;
+	conf_get_number(x, g, scope, "max_age", CONF_MAX_AGE_MIN, CONF_MAX_AGE_MAX,
+	    &c->queue.max_age);
+	int ri = conf_get_number(x, g, scope, "backoff_initial", CONF_BACKOFF_MIN,
+	    CONF_BACKOFF_MAX, &c->queue.backoff_initial);
+	int rm = conf_get_number(x, g, scope, "backoff_max", CONF_BACKOFF_MIN, CONF_BACKOFF_MAX,
+	    &c->queue.backoff_max);
+	if (ri >= 0 && rm >= 0 && c->queue.backoff_max < c->queue.backoff_initial) {
+		/* Blame the key the user wrote; with both written, backoff_max. */
+		const char *key = rm == 1 ? "backoff_max" : "backoff_initial";
+		const char *other = rm == 1 ? "backoff_initial" : "backoff_max";
+		char *o = conf_fmt_num(rm == 1 ? c->queue.backoff_initial : c->queue.backoff_max);
+		conf_report(x, config_setting_get_member(g, key), scope, key,
+		    "must be %s %s (%s)", rm == 1 ? "at least" : "at most", other, o);
+		free(o);
+	}
+}
+
+static void
+conf_dedup(struct conf_ctx *x, const config_setting_t *root)
+{
+	static const char scope[] = "dedup.";
+	const config_setting_t *g = conf_get_group(x, root, "", "dedup");
+	if (g == NULL)
+		return;
+	conf_check_keys(x, g, scope, conf_dedup_keys);
+	conf_get_number(x, g, scope, "window", CONF_WINDOW_MIN, CONF_WINDOW_MAX,
+	    &x->c->dedup.window);
+	conf_get_bool(x, g, scope, "normalize_durations", &x->c->dedup.normalize_durations);
+}
+
+static void
+conf_log(struct conf_ctx *x, const config_setting_t *root)
+{
+	static const char scope[] = "log.";
+	const config_setting_t *g = conf_get_group(x, root, "", "log");
+	const char *v = NULL;
+	if (g == NULL)
+		return;
+	conf_check_keys(x, g, scope, conf_log_keys);
+	if (conf_get_string(x, g, scope, "level", &v) == 1) {
+		int l = log_level_parse(v);
+		if (l < 0)
+			conf_report(x, config_setting_get_member(g, "level"), scope, "level",
+			    "must be one of debug, info, warn, error");
+		else
+			x->c->log.level = l;
+	}
+	if (conf_get_string(x, g, scope, "format", &v) == 1) {
+		int f = log_format_parse(v);
+		if (f < 0)
+			conf_report(x, config_setting_get_member(g, "format"), scope, "format",
+			    "must be \"logfmt\" or \"json\"");
+		else
+			x->c->log.format = f;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Providers                                                                */
+
+static void
+conf_provider_defaults(struct conf_provider *p)
+{
+	p->type = CONF_PROVIDER_CONSOLE;
+	p->rate = 1.0;
+	p->burst = 3;
+	p->batch_max = 10;
+	p->timeout = 10.0;
+	p->max_text = 3000;
+}
+
+static void
+conf_provider_clear(struct conf_provider *p)
+{
+	free(p->name);
+	conf_secret_free_str(p->url);
+	conf_secret_free_str(p->token);
+	free(p->api_url);
+	free(p->channel);
+	free(p->username);
+	free(p->icon_emoji);
+	free(p->icon_url);
+	free(p->proxy);
+	free(p->ca_file);
+}
+
+/* Scope of a list entry: `provider "NAME": ` when it has a usable name, else `provider #N: `. */
+static char *
+conf_entry_scope(const char *what, const config_setting_t *g, size_t i)
+{
+	const config_setting_t *n = config_setting_is_group(g)
+	    ? config_setting_get_member(g, "name") : NULL;
+	if (n != NULL && config_setting_type(n) == CONFIG_TYPE_STRING &&
+	    conf_name_ok(config_setting_get_string(n)))
+		return util_printf("%s \"%s\": ", what, config_setting_get_string(n));
+	return util_printf("%s #%zu: ", what, i + 1);
+}
+
+/*
+ * The name of list entry g (index i) into *dst: required, a valid name, and
+ * unique among names[0..i) (entries without a valid name are NULL there).
+ */
+static void
+conf_entry_name(struct conf_ctx *x, const config_setting_t *g, const char *scope, size_t i,
+    const config_setting_t *const *entries, char *const *names, char **dst)
+{
+	const char *v = NULL;
+	int r = conf_get_string(x, g, scope, "name", &v);
+	if (r == 0) {
+		conf_report(x, g, scope, "name", "required");
+		return;
+	}
+	if (r < 0)
+		return;
+	const config_setting_t *at = config_setting_get_member(g, "name");
+	if (!conf_name_ok(v)) {
+		conf_report(x, at, scope, "name",
+		    "must contain only letters, digits, '-', '_' and '.'");
+		return;
+	}
+	for (size_t j = 0; j < i; j++) {
+		if (names[j] != NULL && strcmp(names[j], v) == 0) {
+			conf_report(x, at, scope, "name", "duplicate name (first defined on line %u)",
+			    config_setting_source_line(entries[j]));
+			return;
+		}
+	}
+	*dst = util_strdup(v);
+}
+
+static void
+conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
+    const config_setting_t *const *entries, char *const *names)
+{
+	struct conf_provider *p = &x->c->providers[i];
+	char *scope = conf_entry_scope("provider", g, i);
+	long long v;
+	size_t n;
+	int type = -1;
+
+	if (!config_setting_is_group(g)) {
+		conf_report(x, g, scope, NULL, "must be a group { ... }");
+		goto out;
+	}
+	conf_check_keys(x, g, scope, conf_provider_keys);
+	conf_entry_name(x, g, scope, i, entries, names, &p->name);
+
+	const char *t = NULL;
+	int r = conf_get_string(x, g, scope, "type", &t);
+	if (r == 0) {
+		conf_report(x, g, scope, "type", "required (slack, slack-bot or console)");
+	} else if (r == 1) {
+		for (int k = 0; k < 3; k++)
+			if (strcmp(t, conf_type_names[k]) == 0)
+				type = k;
+		if (type < 0)
+			conf_report(x, config_setting_get_member(g, "type"), scope, "type",
+			    "must be one of slack, slack-bot, console");
+		else
+			p->type = (enum conf_provider_type)type;
+	}
+
+	if (type >= 0) {
+		for (size_t k = 0; k < sizeof(conf_type_keys) / sizeof(conf_type_keys[0]); k++) {
+			const config_setting_t *s = config_setting_get_member(g, conf_type_keys[k].key);
+			if (s != NULL && (int)conf_type_keys[k].type != type)
+				conf_report(x, s, scope, conf_type_keys[k].key,
+				    "not valid for type \"%s\"", conf_type_names[type]);
+		}
+	}
+	if (type == CONF_PROVIDER_SLACK) {
+		r = conf_get_secret(x, g, scope, "url", false, &p->url, &n);
+		if (r == 0) {
+			conf_report(x, g, scope, "url", "required (url, url_file or url_env)");
+		} else if (r == 1 && !conf_is_http_url(p->url)) {
+			const char *k = config_setting_get_member(g, "url") ? "url"
+			    : config_setting_get_member(g, "url_file") ? "url_file" : "url_env";
+			conf_report(x, config_setting_get_member(g, k), scope, k,
+			    "must start with http:// or https://");
+		}
+	} else if (type == CONF_PROVIDER_SLACK_BOT) {
+		r = conf_get_secret(x, g, scope, "token", false, &p->token, &n);
+		if (r == 0)
+			conf_report(x, g, scope, "token", "required (token, token_file or token_env)");
+		p->api_url = util_strdup(CONF_DEFAULT_API_URL);
+		if (conf_copy_string(x, g, scope, "api_url", &p->api_url) == 1) {
+			if (!conf_is_http_url(p->api_url))
+				conf_report(x, config_setting_get_member(g, "api_url"), scope, "api_url",
+				    "must start with http:// or https://");
+			size_t len = strlen(p->api_url);
+			while (len > 0 && p->api_url[len - 1] == '/')
+				p->api_url[--len] = '\0';
+		}
+		if (config_setting_get_member(g, "channel") == NULL)
+			conf_report(x, g, scope, "channel", "required for type \"slack-bot\"");
+	}
+
+	conf_copy_string(x, g, scope, "channel", &p->channel);
+	conf_copy_string(x, g, scope, "username", &p->username);
+	int re = conf_copy_string(x, g, scope, "icon_emoji", &p->icon_emoji);
+	int ru = conf_copy_string(x, g, scope, "icon_url", &p->icon_url);
+	if (re != 0 && ru != 0)
+		conf_report(x, config_setting_get_member(g, "icon_url"), scope, "icon_url",
+		    "cannot be combined with icon_emoji");
+	conf_get_number(x, g, scope, "rate", CONF_RATE_MIN, CONF_RATE_MAX, &p->rate);
+	if (conf_get_int(x, g, scope, "burst", CONF_BURST_MIN, CONF_BURST_MAX, &v) == 1)
+		p->burst = (int)v;
+	if (conf_get_int(x, g, scope, "batch_max", CONF_BATCH_MIN, CONF_BATCH_MAX, &v) == 1)
+		p->batch_max = (int)v;
+	conf_get_number(x, g, scope, "timeout", CONF_TIMEOUT_MIN, CONF_TIMEOUT_MAX, &p->timeout);
+	conf_copy_string(x, g, scope, "proxy", &p->proxy);
+	if (conf_get_path(x, g, scope, "ca_file", true, &p->ca_file) == 1)
+		conf_check_readable(x, g, scope, "ca_file", p->ca_file);
+	if (conf_get_int(x, g, scope, "max_text", CONF_MAX_TEXT_MIN, CONF_MAX_TEXT_MAX, &v) == 1)
+		p->max_text = (int)v;
+out:
+	free(scope);
+}
+
+static void
+conf_providers(struct conf_ctx *x, const config_setting_t *root)
+{
+	const config_setting_t *l = conf_get_group_list(x, root, "", "providers");
+	if (l == NULL)
+		return;
+	size_t n = (size_t)config_setting_length(l);
+	const config_setting_t **entries = util_calloc(n, sizeof(*entries));
+	char **names = util_calloc(n, sizeof(*names));
+	x->c->providers = util_calloc(n, sizeof(*x->c->providers));
+	x->c->nproviders = n;
+	for (size_t i = 0; i < n; i++) {
+		entries[i] = config_setting_get_elem(l, (unsigned)i);
+		conf_provider_defaults(&x->c->providers[i]);
+		conf_provider(x, entries[i], i, entries, names);
+		names[i] = x->c->providers[i].name;
+	}
+	free(entries);
+	free(names);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Alerts                                                                   */
+
+/* "trace|info|warning|warn|error" -> enum event_severity; -1 when unknown. */
+static int
+conf_severity_parse(const char *s)
+{
+	static const struct { const char *name; enum event_severity sev; } names[] = {
+		{ "trace", EVENT_TRACE }, { "info", EVENT_INFO }, { "warning", EVENT_WARNING },
+		{ "warn", EVENT_WARNING }, { "error", EVENT_ERROR },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i].name) == 0)
+			return (int)names[i].sev;
+	return -1;
+}
+
+/* Mask of every severity at or above level. */
+static unsigned
+conf_severity_from(int level)
+{
+	unsigned m = 0;
+	for (int s = level; s <= EVENT_ERROR; s++)
+		m |= 1u << s;
+	return m;
+}
+
+static void
+conf_alert_severity(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_alert *a)
+{
+	const config_setting_t *s = config_setting_get_member(g, "severity");
+	if (s == NULL)
+		return;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		const char *v = config_setting_get_string(s);
+		int l = conf_severity_parse(v);
+		if (l < 0)
+			conf_report(x, s, scope, "severity",
+			    "unknown severity \"%s\" (trace, info, warning, error)", v);
+		else
+			a->severity_mask = conf_severity_from(l);
+		return;
+	}
+	char **v = NULL;
+	size_t n = 0;
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		conf_report(x, s, scope, "severity",
+		    "must be a severity \"...\" or a list of them [ \"...\", ... ]");
+		return;
+	}
+	if (conf_get_strings(x, g, scope, "severity", false, &v, &n) != 1)
+		return;
+	unsigned m = 0;
+	int bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		int l = conf_severity_parse(v[i]);
+		if (l < 0) {
+			char key[32];
+			snprintf(key, sizeof(key), "severity[%zu]", i);
+			conf_report(x, config_setting_get_elem(s, (unsigned)i), scope, key,
+			    "unknown severity \"%s\" (trace, info, warning, error)", v[i]);
+			bad = 1;
+		} else {
+			m |= 1u << l;
+		}
+	}
+	if (!bad)
+		a->severity_mask = m;
+	conf_strv_free(v, n);
+}
+
+static void
+conf_alert_providers(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_alert *a)
+{
+	int r = conf_get_strings(x, g, scope, "providers", false, &a->providers, &a->nproviders);
+	if (r == 0)
+		conf_report(x, g, scope, "providers", "required");
+	if (r != 1)
+		return;
+	const config_setting_t *s = config_setting_get_member(g, "providers");
+	a->provider_idx = util_calloc(a->nproviders, sizeof(*a->provider_idx));
+	for (size_t i = 0; i < a->nproviders; i++) {
+		char key[48];
+		snprintf(key, sizeof(key), "providers[%zu]", i);
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		long idx = conf_provider_find(x->c, a->providers[i]);
+		if (idx < 0) {
+			conf_report(x, e, scope, key, "unknown provider \"%s\"", a->providers[i]);
+			continue;
+		}
+		a->provider_idx[i] = (size_t)idx;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(a->providers[j], a->providers[i]) == 0) {
+				conf_report(x, e, scope, key, "provider \"%s\" listed twice",
+				    a->providers[i]);
+				break;
+			}
+	}
+}
+
+static void
+conf_alert_sources(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_alert *a)
+{
+	const config_setting_t *l = conf_get_group_list(x, g, scope, "sources");
+	if (l == NULL) {
+		if (config_setting_get_member(g, "sources") == NULL)
+			conf_report(x, g, scope, "sources", "required");
+		return;
+	}
+	size_t n = (size_t)config_setting_length(l);
+	if (n == 0) {
+		conf_report(x, l, scope, "sources", "must have at least one entry");
+		return;
+	}
+	a->sources = util_calloc(n, sizeof(*a->sources));
+	a->nsources = n;
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(l, (unsigned)i);
+		struct conf_source *src = &a->sources[i];
+		char *sub = util_printf("%ssources[%zu].", scope, i);
+		src->name = util_strdup("*");
+		src->namespace = util_strdup("*");
+		if (!config_setting_is_group(s)) {
+			char key[48];
+			snprintf(key, sizeof(key), "sources[%zu]", i);
+			conf_report(x, s, scope, key, "must be a group { kind = \"...\"; ... }");
+			free(sub);
+			continue;
+		}
+		conf_check_keys(x, s, sub, conf_source_keys);
+		if (conf_copy_string(x, s, sub, "kind", &src->kind) == 0)
+			conf_report(x, s, sub, "kind", "required");
+		conf_copy_string(x, s, sub, "name", &src->name);
+		conf_copy_string(x, s, sub, "namespace", &src->namespace);
+		free(sub);
+	}
+}
+
+/* Compile each pattern with PCRE2 (as rules does: PCRE2_UTF) and report errors. */
+static void
+conf_alert_regexes(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, bool allow_empty, char ***out, size_t *n)
+{
+	if (conf_get_strings(x, g, scope, key, allow_empty, out, n) != 1)
+		return;
+	const config_setting_t *s = config_setting_get_member(g, key);
+	for (size_t i = 0; i < *n; i++) {
+		int code;
+		PCRE2_SIZE off;
+		pcre2_code *re = pcre2_compile((PCRE2_SPTR)(*out)[i], PCRE2_ZERO_TERMINATED,
+		    CONF_PCRE2_OPTIONS, &code, &off, NULL);
+		if (re != NULL) {
+			pcre2_code_free(re);
+			continue;
+		}
+		PCRE2_UCHAR msg[256];
+		if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+			snprintf((char *)msg, sizeof(msg), "error %d", code);
+		char ekey[48];
+		snprintf(ekey, sizeof(ekey), "%s[%zu]", key, i);
+		conf_report(x, config_setting_get_elem(s, (unsigned)i), scope, ekey,
+		    "invalid regular expression at offset %zu: %s", (size_t)off, (char *)msg);
+	}
+}
+
+static void
+conf_alert_metadata(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_alert *a)
+{
+	const config_setting_t *m = conf_get_group(x, g, scope, "metadata");
+	if (m == NULL)
+		return;
+	size_t n = (size_t)config_setting_length(m);
+	a->metadata = util_calloc(n, sizeof(*a->metadata));
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(m, (unsigned)i);
+		if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+			char *key = util_printf("metadata.%s", config_setting_name(s));
+			conf_report(x, s, scope, key, "must be a string");
+			free(key);
+			continue;
+		}
+		a->metadata[a->nmetadata].key = util_strdup(config_setting_name(s));
+		a->metadata[a->nmetadata].value = util_strdup(config_setting_get_string(s));
+		a->nmetadata++;
+	}
+}
+
+static void
+conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
+    const config_setting_t *const *entries, char *const *names)
+{
+	struct conf_alert *a = &x->c->alerts[i];
+	char *scope = conf_entry_scope("alert", g, i);
+
+	if (!config_setting_is_group(g)) {
+		conf_report(x, g, scope, NULL, "must be a group { ... }");
+		goto out;
+	}
+	conf_check_keys(x, g, scope, conf_alert_keys);
+	conf_entry_name(x, g, scope, i, entries, names, &a->name);
+	conf_alert_providers(x, g, scope, a);
+	conf_alert_severity(x, g, scope, a);
+	conf_alert_sources(x, g, scope, a);
+	conf_get_strings(x, g, scope, "reasons", false, &a->reasons, &a->nreasons);
+	conf_alert_regexes(x, g, scope, "include", false, &a->include, &a->ninclude);
+	conf_alert_regexes(x, g, scope, "exclude", true, &a->exclude, &a->nexclude);
+	conf_alert_metadata(x, g, scope, a);
+	conf_copy_string(x, g, scope, "summary", &a->summary);
+	conf_copy_string(x, g, scope, "channel", &a->channel);
+	conf_get_bool(x, g, scope, "commit_status_updates", &a->commit_status_updates);
+	conf_get_bool(x, g, scope, "suspend", &a->suspend);
+out:
+	free(scope);
+}
+
+static void
+conf_alerts(struct conf_ctx *x, const config_setting_t *root)
+{
+	const config_setting_t *l = conf_get_group_list(x, root, "", "alerts");
+	if (l == NULL)
+		return;
+	size_t n = (size_t)config_setting_length(l);
+	const config_setting_t **entries = util_calloc(n, sizeof(*entries));
+	char **names = util_calloc(n, sizeof(*names));
+	x->c->alerts = util_calloc(n, sizeof(*x->c->alerts));
+	x->c->nalerts = n;
+	for (size_t i = 0; i < n; i++) {
+		entries[i] = config_setting_get_elem(l, (unsigned)i);
+		x->c->alerts[i].severity_mask = 1u << EVENT_ERROR;
+		conf_alert(x, entries[i], i, entries, names);
+		names[i] = x->c->alerts[i].name;
+	}
+	free(entries);
+	free(names);
+}
+
+static void
+conf_alert_clear(struct conf_alert *a)
+{
+	free(a->name);
+	conf_strv_free(a->providers, a->nproviders);
+	free(a->provider_idx);
+	for (size_t i = 0; i < a->nsources; i++) {
+		free(a->sources[i].kind);
+		free(a->sources[i].name);
+		free(a->sources[i].namespace);
+	}
+	free(a->sources);
+	conf_strv_free(a->reasons, a->nreasons);
+	conf_strv_free(a->include, a->ninclude);
+	conf_strv_free(a->exclude, a->nexclude);
+	for (size_t i = 0; i < a->nmetadata; i++) {
+		free(a->metadata[i].key);
+		free(a->metadata[i].value);
+	}
+	free(a->metadata);
+	free(a->summary);
+	free(a->channel);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Entry points                                                             */
+
+/* A conf with every default of SPEC §3 and no providers or alerts. */
+static struct conf *
+conf_new_defaults(bool builtin)
+{
+	struct conf *c = util_calloc(1, sizeof(*c));
+	c->builtin = builtin;
+	c->state_dir = conf_default_state_dir(builtin);
+	c->listen.address = util_strdup("127.0.0.1");
+	c->listen.port = 9292;
+	c->listen.max_body = 1048576;
+	c->listen.max_connections = 1024;
+	c->listen.timeout = 10.0;
+	c->queue.sync_full = true;
+	c->queue.max_pending = 100000;
+	c->queue.max_attempts = 20;
+	c->queue.max_age = 86400.0;
+	c->queue.backoff_initial = 1.0;
+	c->queue.backoff_max = 300.0;
+	c->dedup.window = 300.0;
+	c->dedup.normalize_durations = true;
+	c->log.level = LOG_LEVEL_INFO;
+	c->log.format = LOG_FORMAT_LOGFMT;
+	return c;
+}
+
+struct conf *
+conf_load(const char *path, char **errors)
+{
+	struct conf_ctx x = { .path = path };
+	struct conf *ret = NULL;
+	config_t cfg;
+	struct stat st;
+
+	*errors = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+		int e = fd < 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : errno;
+		if (fd >= 0)
+			close(fd);
+		*errors = util_printf("%s: cannot open: %s\n", path, strerror(e));
+		return NULL;
+	}
+	close(fd);
+
+	x.dir = conf_dir_of(path);
+	x.c = conf_new_defaults(false);
+	config_init(&cfg);
+	config_set_options(&cfg, CONFIG_OPTION_AUTOCONVERT);
+	config_set_include_dir(&cfg, x.dir);
+	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
+		const char *file = config_error_file(&cfg);
+		char *incl = NULL;
+		if (file == NULL || strcmp(file, path) == 0)
+			file = path;
+		else if (file[0] != '/')
+			file = incl = conf_resolve(&x, file);   /* an @include'd file */
+		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
+			*errors = util_printf("%s: cannot open: %s\n", path,
+			    config_error_text(&cfg));
+		else if (strcmp(config_error_text(&cfg), "syntax error") == 0)
+			/* libconfig's generic text: do not print "syntax error: syntax error". */
+			*errors = util_printf("%s:%d: syntax error\n", file, config_error_line(&cfg));
+		else
+			*errors = util_printf("%s:%d: syntax error: %s\n", file,
+			    config_error_line(&cfg), config_error_text(&cfg));
+		free(incl);
+		goto out;
+	}
+
+	const config_setting_t *root = config_root_setting(&cfg);
+	conf_check_keys(&x, root, "", conf_root_keys);
+	/* Absent: the default from conf_new_defaults ($STATE_DIRECTORY, else /var/lib/fluxrelay). */
+	conf_get_path(&x, root, "", "state_dir", false, &x.c->state_dir);
+	conf_listen(&x, root);
+	conf_auth(&x, root);
+	conf_queue(&x, root);
+	conf_dedup(&x, root);
+	conf_log(&x, root);
+	conf_providers(&x, root);
+	conf_alerts(&x, root);
+
+	if (x.nprobs > 0) {
+		*errors = conf_problems_text(&x);
+		goto out;
+	}
+	x.c->path = util_strdup(path);
+	ret = x.c;
+	x.c = NULL;
+out:
+	config_destroy(&cfg);
+	for (size_t i = 0; i < x.nprobs; i++)
+		free(x.probs[i].text);
+	free(x.probs);
+	free(x.dir);
+	conf_free(x.c);
+	return ret;
+}
+
+struct conf *
+conf_default(void)
+{
+	struct conf *c = conf_new_defaults(true);
+	c->providers = util_calloc(1, sizeof(*c->providers));
+	c->nproviders = 1;
+	conf_provider_defaults(&c->providers[0]);
+	c->providers[0].name = util_strdup("console");
+	c->providers[0].type = CONF_PROVIDER_CONSOLE;
+
+	c->alerts = util_calloc(1, sizeof(*c->alerts));
+	c->nalerts = 1;
+	struct conf_alert *a = &c->alerts[0];
+	a->name = util_strdup("all");
+	a->providers = util_calloc(1, sizeof(*a->providers));
+	a->providers[0] = util_strdup("console");
+	a->provider_idx = util_calloc(1, sizeof(*a->provider_idx));
+	a->nproviders = 1;
+	a->severity_mask = conf_severity_from(EVENT_INFO);
+	a->sources = util_calloc(1, sizeof(*a->sources));
+	a->sources[0].kind = util_strdup("*");
+	a->sources[0].name = util_strdup("*");
+	a->sources[0].namespace = util_strdup("*");
+	a->nsources = 1;
+	return c;
+}
+
+void
+conf_free(struct conf *c)
+{
+	if (c == NULL)
+		return;
+	free(c->path);
+	free(c->state_dir);
+	free(c->listen.address);
+	free(c->listen.tls_cert_file);
+	free(c->listen.tls_key_file);
+	free(c->listen.tls_client_ca_file);
+	conf_secret_free(c->auth.hmac_key, c->auth.hmac_key_len);
+	conf_secret_free_str(c->auth.token);
+	for (size_t i = 0; i < c->nproviders; i++)
+		conf_provider_clear(&c->providers[i]);
+	free(c->providers);
+	for (size_t i = 0; i < c->nalerts; i++)
+		conf_alert_clear(&c->alerts[i]);
+	free(c->alerts);
+	free(c);
+}
+
+long
+conf_provider_find(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->nproviders; i++)
+		if (c->providers[i].name != NULL && strcmp(c->providers[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+const char *
+conf_provider_type_name(enum conf_provider_type t)
+{
+	if ((unsigned)t < sizeof(conf_type_names) / sizeof(conf_type_names[0]))
+		return conf_type_names[t];
+	return "unknown";
+}

@@ -1,8 +1,16 @@
 /*
  * conf: libconfig file -> an owned, validated, immutable struct conf (SPEC §3).
  * Every string is copied before config_destroy. Every problem in a file is
- * reported, each as "FILE:LINE: path: problem". Pure apart from reading the
- * config file and secret files; callable from any thread.
+ * reported, each as "FILE:LINE: path: problem", sorted by line; path is
+ * "listen.port", `provider "slack": rate`, `alert "errors": sources[0].kind`,
+ * or `provider #2: ...` / `alert #2: ...` (counted from 1) for an entry
+ * without a usable name. FILE is the path as given (or the @include'd file).
+ * Pure apart from reading the config file and secret files and getenv;
+ * callable from any thread.
+ *
+ * Numeric bounds are listed in etc/fluxrelay.conf. Provider and alert names
+ * contain only letters, digits, '-', '_' and '.'. include/exclude patterns
+ * are validated with PCRE2_UTF: rules must compile them with PCRE2_UTF too.
  */
 #ifndef FLUXRELAY_CONF_H
 #define FLUXRELAY_CONF_H
@@ -106,11 +114,20 @@ struct conf {
 /*
  * Load and validate a file. Returns a new conf (free with conf_free) or NULL
  * with *errors set to a new string of one "FILE:LINE: path: problem" line per
- * problem (caller frees). A file that cannot be opened is one such line too.
+ * problem, each ending in '\n' (caller frees). A file that cannot be opened
+ * is the single line "FILE: cannot open: <strerror>"; a libconfig syntax
+ * error the single line "FILE:LINE: syntax error: <libconfig's text>" (just
+ * "FILE:LINE: syntax error" when that text is libconfig's bare "syntax error").
+ * Secret values never appear in *errors.
  */
 struct conf *conf_load(const char *path, char **errors);
 
-/* The built-in defaults of SPEC §3 (console provider, alert "all" at info). */
+/*
+ * The built-in defaults of SPEC §3: provider "console" (type console), alert
+ * "all" (severity info and above, every source), builtin = true, path NULL,
+ * state_dir $STATE_DIRECTORY, else "./fluxrelay-state" when not root, else
+ * /var/lib/fluxrelay.
+ */
 struct conf *conf_default(void);
 
 /* Accepts NULL. */

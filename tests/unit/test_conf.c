@@ -1,0 +1,778 @@
+/*
+ * Unit tests for conf: valid files (every key, defaults, numbers, secrets,
+ * ${VAR}, relative paths, severity masks) and every broken file in
+ * tests/configs/broken-*.conf against its golden error lines in
+ * tests/golden/conf-broken-*.txt (@FILE@ = the config path, @DIR@ = its
+ * directory).
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "event.h"
+#include "log.h"
+#include "util.h"
+
+#define CONFIGS FR_SRCDIR "/tests/configs"
+#define GOLDEN FR_SRCDIR "/tests/golden"
+
+#define SEV(s) (1u << (s))
+#define SEV_ALL (SEV(EVENT_TRACE) | SEV(EVENT_INFO) | SEV(EVENT_WARNING) | SEV(EVENT_ERROR))
+
+/* The environment every test starts with (also used by test_config.py). */
+static void
+test_env(void)
+{
+	setenv("FR_TEST_SECRETS", CONFIGS "/secrets", 1);
+	setenv("FR_TEST_TLS_DIR", CONFIGS "/tls", 1);
+	setenv("FR_TEST_TOKEN", "xoxb-env-token", 1);
+	setenv("FR_TEST_URL", "https://hooks.example.com/env", 1);
+	setenv("FR_TEST_EMPTY", "", 1);
+	unsetenv("FR_TEST_UNSET");
+	unsetenv("STATE_DIRECTORY");
+}
+
+/* A fresh temporary directory per test (Check forks each test). */
+static char tmpdir[] = "/tmp/test_conf.XXXXXX";
+
+static void
+tmp_setup(void)
+{
+	test_env();
+	strcpy(tmpdir, "/tmp/test_conf.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void
+tmp_teardown(void)
+{
+	char *cmd = util_printf("rm -rf '%s'", tmpdir);
+	int r = system(cmd);
+	(void)r;
+	free(cmd);
+}
+
+/* Write text to tmpdir/name (creating no directories); returns the new path. */
+static char *
+tmp_write(const char *name, const char *text)
+{
+	char *path = util_printf("%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	ck_assert_msg(f != NULL, "cannot create %s: %s", path, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+/* Load text as tmpdir/fluxrelay.conf; on failure *errors (caller frees). */
+static struct conf *
+load_text(const char *text, char **errors)
+{
+	char *path = tmp_write("fluxrelay.conf", text);
+	struct conf *c = conf_load(path, errors);
+	free(path);
+	return c;
+}
+
+/* Load text that must be valid. */
+static struct conf *
+load_ok(const char *text)
+{
+	char *err = NULL;
+	struct conf *c = load_text(text, &err);
+	ck_assert_msg(c != NULL, "unexpected errors:\n%s\nfor:\n%s", err ? err : "(none)", text);
+	ck_assert_ptr_null(err);
+	return c;
+}
+
+/* Load text that must fail; returns the errors with the path replaced by @FILE@. */
+static char *
+load_bad(const char *text)
+{
+	char *err = NULL, *path = util_printf("%s/fluxrelay.conf", tmpdir);
+	struct conf *c = load_text(text, &err);
+	ck_assert_msg(c == NULL, "accepted:\n%s", text);
+	ck_assert_ptr_nonnull(err);
+	struct util_buf b = {0};
+	util_buf_puts(&b, "");
+	for (const char *p = err; *p;) {
+		if (strncmp(p, path, strlen(path)) == 0) {
+			util_buf_puts(&b, "@FILE@");
+			p += strlen(path);
+		} else {
+			util_buf_append(&b, p, 1);
+			p++;
+		}
+	}
+	free(err);
+	free(path);
+	return b.data;
+}
+
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_default)
+{
+	struct conf *c = conf_default();
+	ck_assert(c->builtin);
+	ck_assert_ptr_null(c->path);
+	ck_assert_str_eq(c->state_dir, geteuid() != 0 ? "./fluxrelay-state" : "/var/lib/fluxrelay");
+	ck_assert_str_eq(c->listen.address, "127.0.0.1");
+	ck_assert_int_eq(c->listen.port, 9292);
+	ck_assert_int_eq(c->listen.max_body, 1048576);
+	ck_assert_int_eq(c->listen.max_connections, 1024);
+	ck_assert(c->listen.timeout == 10.0);
+	ck_assert_ptr_null(c->listen.tls_cert_file);
+	ck_assert_ptr_null(c->auth.hmac_key);
+	ck_assert_ptr_null(c->auth.token);
+	ck_assert(c->queue.sync_full);
+	ck_assert_int_eq(c->queue.max_pending, 100000);
+	ck_assert_int_eq(c->queue.max_attempts, 20);
+	ck_assert(c->queue.max_age == 86400.0);
+	ck_assert(c->queue.backoff_initial == 1.0);
+	ck_assert(c->queue.backoff_max == 300.0);
+	ck_assert(c->dedup.window == 300.0);
+	ck_assert(c->dedup.normalize_durations);
+	ck_assert_int_eq(c->log.level, LOG_LEVEL_INFO);
+	ck_assert_int_eq(c->log.format, LOG_FORMAT_LOGFMT);
+
+	ck_assert_uint_eq(c->nproviders, 1);
+	ck_assert_str_eq(c->providers[0].name, "console");
+	ck_assert_int_eq(c->providers[0].type, CONF_PROVIDER_CONSOLE);
+	ck_assert(c->providers[0].rate == 1.0);
+	ck_assert_int_eq(c->providers[0].burst, 3);
+	ck_assert_int_eq(c->providers[0].batch_max, 10);
+	ck_assert_int_eq(c->providers[0].max_text, 3000);
+
+	ck_assert_uint_eq(c->nalerts, 1);
+	const struct conf_alert *a = &c->alerts[0];
+	ck_assert_str_eq(a->name, "all");
+	ck_assert_uint_eq(a->nproviders, 1);
+	ck_assert_str_eq(a->providers[0], "console");
+	ck_assert_uint_eq(a->provider_idx[0], 0);
+	ck_assert_uint_eq(a->severity_mask, SEV(EVENT_INFO) | SEV(EVENT_WARNING) | SEV(EVENT_ERROR));
+	ck_assert_uint_eq(a->nsources, 1);
+	ck_assert_str_eq(a->sources[0].kind, "*");
+	ck_assert_str_eq(a->sources[0].name, "*");
+	ck_assert_str_eq(a->sources[0].namespace, "*");
+	ck_assert(!a->suspend && !a->commit_status_updates);
+	ck_assert_uint_eq(a->nreasons + a->ninclude + a->nexclude + a->nmetadata, 0);
+	conf_free(c);
+
+	/* systemd's StateDirectory= wins; several directories: the first. */
+	setenv("STATE_DIRECTORY", "/var/lib/fluxrelay-a:/var/lib/other", 1);
+	c = conf_default();
+	ck_assert_str_eq(c->state_dir, "/var/lib/fluxrelay-a");
+	conf_free(c);
+	conf_free(NULL);
+}
+END_TEST
+
+START_TEST(test_minimal_defaults)
+{
+	char *err = NULL;
+	struct conf *c = conf_load(CONFIGS "/valid-minimal.conf", &err);
+	ck_assert_msg(c != NULL, "%s", err);
+	ck_assert(!c->builtin);
+	ck_assert_str_eq(c->path, CONFIGS "/valid-minimal.conf");
+	/* Not the builtin "./fluxrelay-state": a file was read. */
+	ck_assert_str_eq(c->state_dir, "/var/lib/fluxrelay");
+	ck_assert_str_eq(c->listen.address, "127.0.0.1");
+	ck_assert_int_eq(c->listen.port, 9292);
+	ck_assert_int_eq(c->listen.max_body, 1048576);
+	ck_assert_int_eq(c->listen.max_connections, 1024);
+	ck_assert(c->listen.timeout == 10.0);
+	ck_assert(c->queue.sync_full);
+	ck_assert_int_eq(c->queue.max_pending, 100000);
+	ck_assert_int_eq(c->queue.max_attempts, 20);
+	ck_assert(c->queue.max_age == 86400.0);
+	ck_assert(c->queue.backoff_initial == 1.0 && c->queue.backoff_max == 300.0);
+	ck_assert(c->dedup.window == 300.0 && c->dedup.normalize_durations);
+	ck_assert_int_eq(c->log.level, LOG_LEVEL_INFO);
+	ck_assert_int_eq(c->log.format, LOG_FORMAT_LOGFMT);
+	ck_assert_uint_eq(c->nproviders, 0);
+	ck_assert_uint_eq(c->nalerts, 0);
+	conf_free(c);
+
+	setenv("STATE_DIRECTORY", "/run/state-from-systemd", 1);
+	c = conf_load(CONFIGS "/valid-minimal.conf", &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(c->state_dir, "/run/state-from-systemd");
+	conf_free(c);
+}
+END_TEST
+
+START_TEST(test_full)
+{
+	char *err = NULL;
+	struct conf *c = conf_load(CONFIGS "/valid-full.conf", &err);
+	ck_assert_msg(c != NULL, "%s", err);
+	ck_assert_str_eq(c->state_dir, CONFIGS "/state");
+	ck_assert_str_eq(c->listen.address, "::");
+	ck_assert_int_eq(c->listen.port, 8443);
+	ck_assert_int_eq(c->listen.max_body, 65536);
+	ck_assert_int_eq(c->listen.max_connections, 64);
+	ck_assert(c->listen.timeout == 2.5);
+	ck_assert_str_eq(c->listen.tls_cert_file, CONFIGS "/tls/cert.pem");
+	ck_assert_str_eq(c->listen.tls_key_file, CONFIGS "/tls/key.pem");
+	ck_assert_str_eq(c->listen.tls_client_ca_file, CONFIGS "/tls/ca.pem");
+	/* "hmac-secret-value\r\n" in the file: line ending stripped. */
+	ck_assert_uint_eq(c->auth.hmac_key_len, strlen("hmac-secret-value"));
+	ck_assert_mem_eq(c->auth.hmac_key, "hmac-secret-value", c->auth.hmac_key_len);
+	ck_assert_str_eq(c->auth.token, "xoxb-env-token");
+	ck_assert(!c->queue.sync_full);
+	ck_assert_int_eq(c->queue.max_pending, 5000);
+	ck_assert_int_eq(c->queue.max_attempts, 7);
+	ck_assert(c->queue.max_age == 3600.0);
+	ck_assert(c->queue.backoff_initial == 0.5);
+	ck_assert(c->queue.backoff_max == 60.0);
+	ck_assert(c->dedup.window == 0.0);
+	ck_assert(!c->dedup.normalize_durations);
+	ck_assert_int_eq(c->log.level, LOG_LEVEL_DEBUG);
+	ck_assert_int_eq(c->log.format, LOG_FORMAT_JSON);
+
+	ck_assert_uint_eq(c->nproviders, 5);
+	const struct conf_provider *p = &c->providers[0];
+	ck_assert_str_eq(p->name, "slack");
+	ck_assert_int_eq(p->type, CONF_PROVIDER_SLACK);
+	ck_assert_str_eq(p->url, "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX");
+	ck_assert_ptr_null(p->token);
+	ck_assert_ptr_null(p->api_url);
+	ck_assert_str_eq(p->channel, "#flux");
+	ck_assert_str_eq(p->username, "Flux");
+	ck_assert_str_eq(p->icon_emoji, ":rocket:");
+	ck_assert_ptr_null(p->icon_url);
+	ck_assert(p->rate == 1.0);
+	ck_assert_int_eq(p->burst, 5);
+	ck_assert_int_eq(p->batch_max, 20);
+	ck_assert(p->timeout == 7.5);
+	ck_assert_str_eq(p->proxy, "http://proxy:3128");
+	ck_assert_str_eq(p->ca_file, CONFIGS "/tls/ca.pem");
+	ck_assert_int_eq(p->max_text, 2000);
+
+	p = &c->providers[1];
+	ck_assert_str_eq(p->name, "bot");
+	ck_assert_int_eq(p->type, CONF_PROVIDER_SLACK_BOT);
+	ck_assert_str_eq(p->token, "xoxb-inline-token");
+	ck_assert_ptr_null(p->url);
+	ck_assert_str_eq(p->api_url, "http://127.0.0.1:9999/api");   /* trailing '/'s removed */
+	ck_assert_str_eq(p->channel, "C0123");
+	ck_assert_str_eq(p->icon_url, "https://example.com/icon.png");
+	ck_assert_ptr_null(p->icon_emoji);
+	ck_assert_ptr_null(p->username);
+	ck_assert_ptr_null(p->proxy);
+	ck_assert_ptr_null(p->ca_file);
+	ck_assert(p->rate == 0.5);
+	ck_assert_int_eq(p->burst, 3);
+	ck_assert_int_eq(p->batch_max, 10);
+	ck_assert(p->timeout == 10.0);
+	ck_assert_int_eq(p->max_text, 3000);
+
+	p = &c->providers[2];
+	ck_assert_str_eq(p->name, "bot-file");
+	ck_assert_str_eq(p->token, "xoxb-file-token");
+	ck_assert_str_eq(p->api_url, "https://slack.com/api");
+	p = &c->providers[3];
+	ck_assert_str_eq(p->name, "hook.env");
+	ck_assert_str_eq(p->url, "https://hooks.example.com/env");
+	ck_assert(p->rate == 0.0);
+	p = &c->providers[4];
+	ck_assert_str_eq(p->name, "out_1");
+	ck_assert_int_eq(p->type, CONF_PROVIDER_CONSOLE);
+	ck_assert_ptr_null(p->url);
+	ck_assert_ptr_null(p->token);
+	ck_assert_ptr_null(p->api_url);
+	ck_assert_ptr_null(p->channel);
+
+	ck_assert_uint_eq(c->nalerts, 3);
+	const struct conf_alert *a = &c->alerts[0];
+	ck_assert_str_eq(a->name, "errors");
+	ck_assert_uint_eq(a->nproviders, 2);
+	ck_assert_str_eq(a->providers[0], "slack");
+	ck_assert_str_eq(a->providers[1], "bot");
+	ck_assert_uint_eq(a->provider_idx[0], 0);
+	ck_assert_uint_eq(a->provider_idx[1], 1);
+	ck_assert_uint_eq(a->severity_mask, SEV(EVENT_WARNING) | SEV(EVENT_ERROR));
+	ck_assert_uint_eq(a->nsources, 2);
+	ck_assert_str_eq(a->sources[0].kind, "Kustomization");
+	ck_assert_str_eq(a->sources[0].name, "web*");
+	ck_assert_str_eq(a->sources[0].namespace, "apps");
+	ck_assert_str_eq(a->sources[1].kind, "HelmRelease");
+	ck_assert_str_eq(a->sources[1].name, "*");
+	ck_assert_str_eq(a->sources[1].namespace, "*");
+	ck_assert_uint_eq(a->nreasons, 2);
+	ck_assert_str_eq(a->reasons[0], "*Failed");
+	ck_assert_str_eq(a->reasons[1], "Progressing");
+	ck_assert_uint_eq(a->ninclude, 2);
+	ck_assert_str_eq(a->include[1], "(?i)error");
+	ck_assert_uint_eq(a->nexclude, 1);
+	ck_assert_str_eq(a->exclude[0], "^Dependencies do not meet");
+	ck_assert_uint_eq(a->nmetadata, 2);
+	ck_assert_str_eq(a->metadata[0].key, "cluster");
+	ck_assert_str_eq(a->metadata[0].value, "prod-eu-1");
+	ck_assert_str_eq(a->metadata[1].key, "region");
+	ck_assert_str_eq(a->metadata[1].value, "eu");
+	ck_assert_str_eq(a->summary, "production");
+	ck_assert_str_eq(a->channel, "#devops-alerts");
+	ck_assert(a->commit_status_updates);
+	ck_assert(a->suspend);
+
+	a = &c->alerts[1];
+	ck_assert_str_eq(a->name, "exact");
+	ck_assert_uint_eq(a->nproviders, 3);
+	ck_assert_uint_eq(a->provider_idx[0], 4);
+	ck_assert_uint_eq(a->provider_idx[1], 3);
+	ck_assert_uint_eq(a->provider_idx[2], 2);
+	ck_assert_uint_eq(a->severity_mask, SEV(EVENT_ERROR) | SEV(EVENT_TRACE));
+	ck_assert_uint_eq(a->nexclude, 0);
+
+	a = &c->alerts[2];
+	ck_assert_str_eq(a->name, "defaults");
+	ck_assert_uint_eq(a->severity_mask, SEV(EVENT_ERROR));   /* default "error" */
+	ck_assert_ptr_null(a->summary);
+	ck_assert_ptr_null(a->channel);
+	ck_assert(!a->suspend && !a->commit_status_updates);
+	ck_assert_uint_eq(a->nreasons + a->ninclude + a->nexclude + a->nmetadata, 0);
+
+	ck_assert_int_eq(conf_provider_find(c, "slack"), 0);
+	ck_assert_int_eq(conf_provider_find(c, "out_1"), 4);
+	ck_assert_int_eq(conf_provider_find(c, "nope"), -1);
+	conf_free(c);
+}
+END_TEST
+
+/* Durations and rate: integers and decimals alike. */
+static const struct {
+	const char *text;
+	double rate, ptimeout, ltimeout, window, max_age, binit;
+} number_cases[] = {
+	{ "rate = 1; timeout = 2;", 1.0, 2.0, 10.0, 300.0, 86400.0, 1.0 },
+	{ "rate = 1.0; timeout = 2.5;", 1.0, 2.5, 10.0, 300.0, 86400.0, 1.0 },
+	{ "rate = 0.25; timeout = 1e1;", 0.25, 10.0, 10.0, 300.0, 86400.0, 1.0 },
+	{ "rate = 0;", 0.0, 10.0, 10.0, 300.0, 86400.0, 1.0 },
+	{ "rate = 3L;", 3.0, 10.0, 10.0, 300.0, 86400.0, 1.0 },
+};
+
+START_TEST(test_numbers)
+{
+	char *text = util_printf(
+	    "listen: { timeout = %s; };\n"
+	    "dedup: { window = %s; };\n"
+	    "queue: { max_age = %s; backoff_initial = %s; max_pending = 7L; };\n"
+	    "providers = ( { name = \"c\"; type = \"console\"; %s } );\n",
+	    _i % 2 ? "3" : "0.5", _i % 2 ? "60" : "1.5", _i % 2 ? "10" : "10.25",
+	    _i % 2 ? "2" : "0.125", number_cases[_i].text);
+	struct conf *c = load_ok(text);
+	ck_assert(c->providers[0].rate == number_cases[_i].rate);
+	ck_assert(c->providers[0].timeout == number_cases[_i].ptimeout);
+	ck_assert(c->listen.timeout == (_i % 2 ? 3.0 : 0.5));
+	ck_assert(c->dedup.window == (_i % 2 ? 60.0 : 1.5));
+	ck_assert(c->queue.max_age == (_i % 2 ? 10.0 : 10.25));
+	ck_assert(c->queue.backoff_initial == (_i % 2 ? 2.0 : 0.125));
+	ck_assert_int_eq(c->queue.max_pending, 7);
+	conf_free(c);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_integer_not_float)
+{
+	char *err = load_bad("listen: { port = 9292.0; };\nproviders = ( { name = \"c\"; type = \"console\"; burst = 2.0; } );\n");
+	ck_assert_str_eq(err,
+	    "@FILE@:1: listen.port: must be an integer\n"
+	    "@FILE@:2: provider \"c\": burst: must be an integer\n");
+	free(err);
+}
+END_TEST
+
+START_TEST(test_port_zero)
+{
+	struct conf *c = load_ok("listen: { port = 0; address = \"0.0.0.0\"; };\n");
+	ck_assert_int_eq(c->listen.port, 0);
+	ck_assert_str_eq(c->listen.address, "0.0.0.0");
+	conf_free(c);
+}
+END_TEST
+
+START_TEST(test_secret_forms)
+{
+	char *f1 = tmp_write("hmac", "line1\nline2\n\n\n");
+	char *f2 = tmp_write("tok", "no-newline");
+	char *f3 = tmp_write("url", "https://hooks.slack.com/services/A/B/C\r\n");
+	free(f1);
+	free(f2);
+	free(f3);
+	setenv("FR_T_URL", "https://hooks.slack.com/services/ENV", 1);
+
+	/* From files (relative to the config file), inline, and the environment. */
+	struct conf *c = load_ok(
+	    "auth: { hmac_key_file = \"hmac\"; token_file = \"tok\"; };\n"
+	    "providers = (\n"
+	    "  { name = \"f\"; type = \"slack\"; url_file = \"url\"; },\n"
+	    "  { name = \"e\"; type = \"slack\"; url_env = \"FR_T_URL\"; },\n"
+	    "  { name = \"i\"; type = \"slack\"; url = \"http://127.0.0.1:1/x\"; },\n"
+	    "  { name = \"b\"; type = \"slack-bot\"; token_env = \"FR_TEST_TOKEN\"; channel = \"#c\"; }\n"
+	    ");\n");
+	ck_assert_uint_eq(c->auth.hmac_key_len, 11);
+	ck_assert_mem_eq(c->auth.hmac_key, "line1\nline2", 11);   /* inner newline kept */
+	ck_assert_str_eq(c->auth.token, "no-newline");
+	ck_assert_str_eq(c->providers[0].url, "https://hooks.slack.com/services/A/B/C");
+	ck_assert_str_eq(c->providers[1].url, "https://hooks.slack.com/services/ENV");
+	ck_assert_str_eq(c->providers[2].url, "http://127.0.0.1:1/x");
+	ck_assert_str_eq(c->providers[3].token, "xoxb-env-token");
+	conf_free(c);
+
+	c = load_ok("auth: { hmac_key = \"k1\"; token_env = \"FR_TEST_TOKEN\"; };\n");
+	ck_assert_uint_eq(c->auth.hmac_key_len, 2);
+	ck_assert_mem_eq(c->auth.hmac_key, "k1", 2);
+	ck_assert_str_eq(c->auth.token, "xoxb-env-token");
+	conf_free(c);
+
+	c = load_ok("auth: { hmac_key_env = \"FR_T_URL\"; };\n");
+	ck_assert_uint_eq(c->auth.hmac_key_len, strlen("https://hooks.slack.com/services/ENV"));
+	ck_assert_ptr_null(c->auth.token);
+	conf_free(c);
+}
+END_TEST
+
+START_TEST(test_secret_errors)
+{
+	char *f = tmp_write("blank", "\r\n\n");
+	free(f);
+	char *err = load_bad(
+	    "auth: {\n"
+	    "  token_file = \"blank\";\n"
+	    "  hmac_key = \"super-secret-1\";\n"
+	    "  hmac_key_file = \"blank\";\n"
+	    "};\n"
+	    "providers = ( { name = \"s\"; type = \"slack\"; url = \"gopher://super-secret-2\"; } );\n");
+	char *want = util_printf(
+	    "@FILE@:2: auth.token_file: %s/blank is empty\n"
+	    "@FILE@:4: auth.hmac_key_file: give only one of hmac_key, hmac_key_file or hmac_key_env\n"
+	    "@FILE@:6: provider \"s\": url: must start with http:// or https://\n", tmpdir);
+	ck_assert_str_eq(err, want);
+	ck_assert_ptr_null(strstr(err, "super-secret"));
+	free(want);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_expand)
+{
+	char *sub = util_printf("%s/creds", tmpdir);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	char *f = tmp_write("creds/hmac-key", "from-credentials\n");
+	free(f);
+	setenv("CREDENTIALS_DIRECTORY", sub, 1);
+	setenv("FR_T_A", "cre", 1);
+	setenv("FR_T_B", "ds", 1);
+
+	struct conf *c = load_ok(
+	    "auth: { hmac_key_file = \"${CREDENTIALS_DIRECTORY}/hmac-key\";\n"
+	    "        token_file = \"${FR_T_A}${FR_T_B}/hmac-key\"; };\n");
+	ck_assert_mem_eq(c->auth.hmac_key, "from-credentials", 16);
+	ck_assert_str_eq(c->auth.token, "from-credentials");
+	conf_free(c);
+
+	/* A '$' without '{' is literal; an undefined variable is an error. */
+	f = tmp_write("a$b", "dollar\n");
+	free(f);
+	c = load_ok("auth: { token_file = \"a$b\"; };\n");
+	ck_assert_str_eq(c->auth.token, "dollar");
+	conf_free(c);
+
+	char *err = load_bad("auth: { token_file = \"${FR_TEST_UNSET}/x\"; };\n"
+	    "listen: { tls_cert_file = \"${FR_TEST_EMPTY}/c\"; tls_key_file = \"${}\"; };\n");
+	ck_assert_str_eq(err,
+	    "@FILE@:1: auth.token_file: environment variable FR_TEST_UNSET is not set\n"
+	    "@FILE@:2: listen.tls_cert_file: environment variable FR_TEST_EMPTY is empty\n"
+	    "@FILE@:2: listen.tls_key_file: invalid reference ${}\n");
+	free(err);
+	free(sub);
+}
+END_TEST
+
+START_TEST(test_relative_paths)
+{
+	char *sub = util_printf("%s/etc", tmpdir);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	char *f = tmp_write("etc/token", "rel-token\n");
+	free(f);
+	f = tmp_write("etc/ca.pem", "x\n");
+	free(f);
+	char *text = util_printf(
+	    "state_dir = \"state\";\n"
+	    "auth: { token_file = \"./token\"; };\n"
+	    "providers = ( { name = \"c\"; type = \"console\"; ca_file = \"ca.pem\"; } );\n"
+	    "listen: { tls_cert_file = \"%s/ca.pem\"; tls_key_file = \"../etc/ca.pem\"; };\n",
+	    sub);
+	f = tmp_write("etc/fluxrelay.conf", text);
+	free(f);
+	free(text);
+
+	/* Loaded through a relative path from another working directory. */
+	char *cwd = getcwd(NULL, 0);
+	ck_assert_int_eq(chdir(tmpdir), 0);
+	char *err = NULL;
+	struct conf *c = conf_load("etc/fluxrelay.conf", &err);
+	ck_assert_msg(c != NULL, "%s", err);
+	char *want = util_printf("%s/state", sub);
+	ck_assert_str_eq(c->state_dir, want);
+	free(want);
+	ck_assert_str_eq(c->auth.token, "rel-token");
+	want = util_printf("%s/ca.pem", sub);
+	ck_assert_str_eq(c->providers[0].ca_file, want);
+	free(want);
+	want = util_printf("%s/ca.pem", sub);   /* absolute: unchanged */
+	ck_assert_str_eq(c->listen.tls_cert_file, want);
+	free(want);
+	want = util_printf("%s/../etc/ca.pem", sub);
+	ck_assert_str_eq(c->listen.tls_key_file, want);
+	free(want);
+	ck_assert_str_eq(c->path, "etc/fluxrelay.conf");
+	conf_free(c);
+
+	/* Errors name the file as given. */
+	f = tmp_write("etc/bad.conf", "\nlisten: { port = -1; };\n");
+	free(f);
+	ck_assert_ptr_null(conf_load("etc/bad.conf", &err));
+	ck_assert_str_eq(err, "etc/bad.conf:2: listen.port: must be between 0 and 65535\n");
+	free(err);
+
+	ck_assert_int_eq(chdir(cwd), 0);
+	free(cwd);
+	free(sub);
+}
+END_TEST
+
+/* @include files are read from the config file's directory; their problems name them. */
+START_TEST(test_include)
+{
+	char *sub = util_printf("%s/conf.d", tmpdir);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	char *f = tmp_write("conf.d/providers.conf",
+	    "providers = ( { name = \"c\"; type = \"console\"; } );\n");
+	free(f);
+	f = tmp_write("conf.d/bad.conf", "\nqueue: { max_attempts = 0; };\n");
+	free(f);
+	struct conf *c = load_ok("@include \"conf.d/providers.conf\"\n"
+	    "alerts = ( { name = \"a\"; providers = [ \"c\" ]; sources = ( { kind = \"*\"; } ); } );\n");
+	ck_assert_uint_eq(c->nproviders, 1);
+	ck_assert_uint_eq(c->alerts[0].provider_idx[0], 0);
+	conf_free(c);
+
+	char *err = load_bad("listen: { port = -2; };\n@include \"conf.d/bad.conf\"\n");
+	char *want = util_printf("@FILE@:1: listen.port: must be between 0 and 65535\n"
+	    "%s/bad.conf:2: queue.max_attempts: must be between 1 and 1000000\n", sub);
+	ck_assert_str_eq(err, want);
+	free(want);
+	free(err);
+	free(sub);
+}
+END_TEST
+
+/* Severity: a level means that level and above; a list exactly its members. */
+static const struct {
+	const char *value;
+	unsigned mask;
+} severity_cases[] = {
+	{ "\"trace\"", SEV_ALL },
+	{ "\"info\"", SEV(EVENT_INFO) | SEV(EVENT_WARNING) | SEV(EVENT_ERROR) },
+	{ "\"warning\"", SEV(EVENT_WARNING) | SEV(EVENT_ERROR) },
+	{ "\"warn\"", SEV(EVENT_WARNING) | SEV(EVENT_ERROR) },
+	{ "\"error\"", SEV(EVENT_ERROR) },
+	{ "[ \"info\" ]", SEV(EVENT_INFO) },
+	{ "[ \"error\", \"trace\" ]", SEV(EVENT_ERROR) | SEV(EVENT_TRACE) },
+	{ "( \"warn\", \"warning\" )", SEV(EVENT_WARNING) },
+	{ "[ \"trace\", \"info\", \"warning\", \"error\" ]", SEV_ALL },
+};
+
+START_TEST(test_severity)
+{
+	char *text = util_printf(
+	    "providers = ( { name = \"c\"; type = \"console\"; } );\n"
+	    "alerts = ( { name = \"a\"; providers = [ \"c\" ]; sources = ( { kind = \"*\"; } );"
+	    " severity = %s; } );\n", severity_cases[_i].value);
+	struct conf *c = load_ok(text);
+	ck_assert_msg(c->alerts[0].severity_mask == severity_cases[_i].mask,
+	    "%s: mask %#x, want %#x", severity_cases[_i].value, c->alerts[0].severity_mask,
+	    severity_cases[_i].mask);
+	conf_free(c);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+	char *err = NULL;
+	ck_assert_ptr_null(conf_load(CONFIGS "/no-such-file.conf", &err));
+	ck_assert_str_eq(err, CONFIGS "/no-such-file.conf: cannot open: No such file or directory\n");
+	free(err);
+	ck_assert_ptr_null(conf_load(CONFIGS, &err));
+	ck_assert_str_eq(err, CONFIGS ": cannot open: Is a directory\n");
+	free(err);
+}
+END_TEST
+
+/* Every tests/configs/broken-*.conf with its golden tests/golden/conf-broken-*.txt. */
+static const char *const broken[] = {
+	"broken-syntax", "broken-duplicate-setting", "broken-mixed-array",
+	"broken-unknown-keys", "broken-types", "broken-types-alerts", "broken-bounds",
+	"broken-backoff", "broken-backoff-default", "broken-secrets", "broken-providers",
+	"broken-alerts", "broken-severity", "broken-regex", "broken-tls", "broken-tls-key",
+	"broken-many",
+};
+
+/* s with every occurrence of from replaced by to; new string. */
+static char *
+replace_all(const char *s, const char *from, const char *to)
+{
+	struct util_buf b = {0};
+	size_t n = strlen(from);
+	util_buf_puts(&b, "");
+	while (*s) {
+		if (strncmp(s, from, n) == 0) {
+			util_buf_puts(&b, to);
+			s += n;
+		} else {
+			util_buf_append(&b, s, 1);
+			s++;
+		}
+	}
+	return b.data;
+}
+
+START_TEST(test_broken_golden)
+{
+	char *path = util_printf(CONFIGS "/%s.conf", broken[_i]);
+	char *gpath = util_printf(GOLDEN "/conf-%s.txt", broken[_i]);
+	char gerr[256], *err = NULL;
+	char *golden = util_read_file(gpath, NULL, gerr, sizeof(gerr));
+	ck_assert_msg(golden != NULL, "%s", gerr);
+
+	struct conf *c = conf_load(path, &err);
+	ck_assert_msg(c == NULL, "%s accepted", path);
+	ck_assert_ptr_nonnull(err);
+	char *t1 = replace_all(err, path, "@FILE@");
+	char *got = replace_all(t1, CONFIGS, "@DIR@");
+	ck_assert_msg(strcmp(got, golden) == 0, "%s:\n--- got\n%s--- want\n%s", broken[_i], got,
+	    golden);
+
+	/* One line per problem, each "FILE:LINE: ...", sorted by line. */
+	long prev = 0;
+	for (char *line = got; *line;) {
+		char *nl = strchr(line, '\n');
+		ck_assert_ptr_nonnull(nl);
+		ck_assert_msg(strncmp(line, "@FILE@:", 7) == 0, "%.*s", (int)(nl - line), line);
+		long ln = strtol(line + 7, NULL, 10);
+		ck_assert_msg(ln > 0 && ln >= prev, "line %ld after %ld", ln, prev);
+		prev = ln;
+		line = nl + 1;
+	}
+	free(t1);
+	free(got);
+	free(err);
+	free(golden);
+	free(gpath);
+	free(path);
+}
+END_TEST
+
+/* No secret value from broken-secrets.conf or its secret files appears in its errors. */
+START_TEST(test_secret_not_in_errors)
+{
+	static const char *const secrets[] = {
+		"inline-hmac-secret", "INLINE-SECRET", "inline-url-secret", "not-http-secret",
+		"XXXXSECRETXXXX", "xoxb-env-token", "hooks.example.com/env", "xoxb-1", "xoxb-2", "t0ken",
+		"xoxb-many",
+	};
+	const char *files[] = { CONFIGS "/broken-secrets.conf", CONFIGS "/broken-providers.conf",
+		CONFIGS "/broken-many.conf" };
+	for (size_t f = 0; f < 3; f++) {
+		char *err = NULL;
+		ck_assert_ptr_null(conf_load(files[f], &err));
+		for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+			ck_assert_msg(strstr(err, secrets[i]) == NULL, "%s leaked in:\n%s", secrets[i], err);
+		free(err);
+	}
+}
+END_TEST
+
+START_TEST(test_unknown_key_suggestion)
+{
+	char *err = load_bad("alerts = ( { name = \"a\"; provider = [ \"x\" ]; sources = ( { kind = \"*\"; } ); } );\n");
+	ck_assert_str_eq(err,
+	    "@FILE@:1: alert \"a\": provider: unknown key (did you mean \"providers\"?)\n"
+	    "@FILE@:1: alert \"a\": providers: required\n");
+	free(err);
+}
+END_TEST
+
+START_TEST(test_type_names)
+{
+	ck_assert_str_eq(conf_provider_type_name(CONF_PROVIDER_SLACK), "slack");
+	ck_assert_str_eq(conf_provider_type_name(CONF_PROVIDER_SLACK_BOT), "slack-bot");
+	ck_assert_str_eq(conf_provider_type_name(CONF_PROVIDER_CONSOLE), "console");
+	struct conf *c = conf_default();
+	ck_assert_int_eq(conf_provider_find(c, "console"), 0);
+	ck_assert_int_eq(conf_provider_find(c, "Console"), -1);
+	conf_free(c);
+}
+END_TEST
+
+/* Reload-style use: loading the same file many times leaks nothing (valgrind). */
+START_TEST(test_load_twice)
+{
+	for (int i = 0; i < 3; i++) {
+		char *err = NULL;
+		struct conf *c = conf_load(CONFIGS "/valid-full.conf", &err);
+		ck_assert_ptr_nonnull(c);
+		conf_free(c);
+		ck_assert_ptr_null(conf_load(CONFIGS "/broken-many.conf", &err));
+		free(err);
+	}
+}
+END_TEST
+
+static Suite *
+conf_suite(void)
+{
+	Suite *s = suite_create("conf");
+	TCase *tc = tcase_create("conf");
+	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+	tcase_add_test(tc, test_default);
+	tcase_add_test(tc, test_minimal_defaults);
+	tcase_add_test(tc, test_full);
+	tcase_add_loop_test(tc, test_numbers, 0, sizeof(number_cases) / sizeof(number_cases[0]));
+	tcase_add_test(tc, test_integer_not_float);
+	tcase_add_test(tc, test_port_zero);
+	tcase_add_test(tc, test_secret_forms);
+	tcase_add_test(tc, test_secret_errors);
+	tcase_add_test(tc, test_expand);
+	tcase_add_test(tc, test_relative_paths);
+	tcase_add_test(tc, test_include);
+	tcase_add_loop_test(tc, test_severity, 0, sizeof(severity_cases) / sizeof(severity_cases[0]));
+	tcase_add_test(tc, test_missing_file);
+	tcase_add_loop_test(tc, test_broken_golden, 0, sizeof(broken) / sizeof(broken[0]));
+	tcase_add_test(tc, test_secret_not_in_errors);
+	tcase_add_test(tc, test_unknown_key_suggestion);
+	tcase_add_test(tc, test_type_names);
+	tcase_add_test(tc, test_load_twice);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(conf_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
