@@ -1,2 +1,500 @@
-/* cli: not yet written. */
+/*
+ * cli: `fluxrelay queue list|retry|purge` (SPEC §2), the operator's view of
+ * the queue. Opens its own SQLite connection with the busy timeout, so it
+ * works while the daemon runs. A state directory without queue.db is treated
+ * as an empty queue and nothing is created: `list` prints an empty list,
+ * `retry`/`purge --all` change nothing. Rows never hold webhook URLs or
+ * tokens, so nothing printed here is secret. Main thread only; `cli_match`
+ * lives in match.c.
+ *
+ * Exit status: 0 done; 1 runtime failure, or some ID was not a dead letter
+ * (the others are still processed); 2 usage error.
+ */
 #include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "queue.h"
+#include "util.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+static const char cli_queue_usage_text[] =
+	"usage: fluxrelay queue [-c FILE] [-s DIR] list [--dead] [--json]\n"
+	"       fluxrelay queue [-c FILE] [-s DIR] retry ID... | --all\n"
+	"       fluxrelay queue [-c FILE] [-s DIR] purge ID... | --all\n";
+
+/* Print "fluxrelay: queue: <message>" and the usage on stderr; returns 2. */
+static int cli_queue_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+cli_queue_usage(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("fluxrelay: queue: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs(cli_queue_usage_text, stderr);
+	return CLI_EXIT_USAGE;
+}
+
+/* 1 when STATE_DIR/queue.db exists, 0 when not, -1 (message printed) on error. */
+static int
+cli_queue_db_exists(const char *state_dir)
+{
+	char *path = util_printf("%s/queue.db", state_dir);
+	struct stat st;
+	int ret = 1;
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR) {
+			ret = 0;
+		} else {
+			fprintf(stderr, "fluxrelay: queue: cannot access %s: %s\n", path,
+			    strerror(errno));
+			ret = -1;
+		}
+	}
+	free(path);
+	return ret;
+}
+
+static struct queue *
+cli_queue_open(const struct conf *c)
+{
+	char err[512];
+	struct queue *q = queue_open(c->state_dir, c->queue.sync_full, err, sizeof(err));
+	if (q == NULL)
+		fprintf(stderr, "fluxrelay: queue: %s\n", err);
+	return q;
+}
+
+/* Flush stdout; a failed write (full disk, closed pipe) is a runtime failure. */
+static int
+cli_queue_flush(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "fluxrelay: queue: cannot write output: %s\n", strerror(errno));
+		return CLI_EXIT_FAIL;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ list */
+
+/* What `list` shows about the event of a row, parsed from the stored JSON. */
+struct cli_queue_event {
+	json_t *root;             /* new reference; the strings below borrow from it */
+	const char *kind, *namespace, *name, *reason, *message, *severity;
+};
+
+static const char *
+cli_queue_jget(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));   /* borrowed; NULL if absent */
+}
+
+static void
+cli_queue_event_parse(const struct queue_row *row, struct cli_queue_event *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->root = json_loadb(row->event, row->event_len, 0, NULL);
+	if (!json_is_object(e->root))
+		return;
+	json_t *obj = json_object_get(e->root, "involvedObject");
+	e->kind = cli_queue_jget(obj, "kind");
+	e->namespace = cli_queue_jget(obj, "namespace");
+	e->name = cli_queue_jget(obj, "name");
+	e->reason = cli_queue_jget(e->root, "reason");
+	e->message = cli_queue_jget(e->root, "message");
+	e->severity = cli_queue_jget(e->root, "severity");
+}
+
+/* "Kind/namespace/name", or "Kind/name" without a namespace. Caller frees. */
+static char *
+cli_queue_object(const struct cli_queue_event *e)
+{
+	if (e->kind == NULL && e->name == NULL)
+		return util_strdup("?");
+	if (e->namespace != NULL && *e->namespace)
+		return util_printf("%s/%s/%s", e->kind ? e->kind : "?", e->namespace,
+		    e->name ? e->name : "?");
+	return util_printf("%s/%s", e->kind ? e->kind : "?", e->name ? e->name : "?");
+}
+
+/* A compact duration: 42s, 3m12s, 2h5m, 3d4h. Caller frees. */
+static char *
+cli_queue_duration(double seconds)
+{
+	long s = seconds < 0 ? 0 : (long)seconds;
+	if (s < 60)
+		return util_printf("%lds", s);
+	if (s < 3600)
+		return util_printf("%ldm%lds", s / 60, s % 60);
+	if (s < 86400)
+		return util_printf("%ldh%ldm", s / 3600, (s % 3600) / 60);
+	return util_printf("%ldd%ldh", s / 86400, (s % 86400) / 3600);
+}
+
+/* RFC 3339 UTC with second precision. */
+static void
+cli_queue_rfc3339(double t, char out[32])
+{
+	time_t secs = (time_t)t;
+	struct tm tm;
+	if (gmtime_r(&secs, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 32, "1970-01-01T00:00:00Z");
+}
+
+/* A table cell: a copy with control characters (newlines in errors) turned into spaces. */
+static char *
+cli_queue_cell(const char *s)
+{
+	char *p = util_strdup(s && *s ? s : "-");
+	for (char *c = p; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = ' ';
+	return p;
+}
+
+/* Display width of UTF-8 text, counted in code points. */
+static size_t
+cli_queue_width(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+enum {
+	CLI_COL_ID, CLI_COL_EVENT, CLI_COL_OBJECT, CLI_COL_PROVIDER, CLI_COL_CHANNEL,
+	CLI_COL_ALERTS, CLI_COL_ATTEMPTS, CLI_COL_AGE, CLI_COL_NEXT, CLI_COL_ERROR, CLI_NCOLS
+};
+
+static const char *const cli_queue_headers[CLI_NCOLS] = {
+	"ID", "EVENT", "OBJECT", "PROVIDER", "CHANNEL", "ALERTS", "ATTEMPTS", "AGE",
+	"NEXT ATTEMPT", "LAST ERROR",
+};
+
+/* Print rows as an aligned table; dead letters have no NEXT ATTEMPT column. */
+static void
+cli_queue_print_table(const struct queue_row *rows, size_t n, enum queue_state state)
+{
+	if (n == 0) {
+		puts(state == QUEUE_DEAD ? "no dead letters" : "no pending deliveries");
+		return;
+	}
+	char **cells = util_calloc((n + 1) * CLI_NCOLS, sizeof(char *));
+	size_t width[CLI_NCOLS] = {0};
+	double now = util_now();
+	for (int c = 0; c < CLI_NCOLS; c++)
+		cells[c] = util_strdup(cli_queue_headers[c]);
+	for (size_t i = 0; i < n; i++) {
+		const struct queue_row *r = &rows[i];
+		char **row = &cells[(i + 1) * CLI_NCOLS];
+		struct cli_queue_event e;
+		cli_queue_event_parse(r, &e);
+		char *obj = cli_queue_object(&e);
+		row[CLI_COL_ID] = util_printf("%" PRId64, r->id);
+		row[CLI_COL_EVENT] = cli_queue_cell(r->event_id);
+		row[CLI_COL_OBJECT] = cli_queue_cell(obj);
+		row[CLI_COL_PROVIDER] = cli_queue_cell(r->provider);
+		row[CLI_COL_CHANNEL] = cli_queue_cell(r->channel);
+		row[CLI_COL_ALERTS] = cli_queue_cell(r->alerts);
+		row[CLI_COL_ATTEMPTS] = util_printf("%d", r->attempts);
+		row[CLI_COL_AGE] = cli_queue_duration(now - r->created_at);
+		if (r->next_attempt_at <= now) {
+			row[CLI_COL_NEXT] = util_strdup("now");
+		} else {
+			char *d = cli_queue_duration(r->next_attempt_at - now + 0.999);
+			row[CLI_COL_NEXT] = util_printf("in %s", d);
+			free(d);
+		}
+		row[CLI_COL_ERROR] = cli_queue_cell(r->last_error);
+		free(obj);
+		json_decref(e.root);
+	}
+	for (size_t i = 0; i <= n; i++)
+		for (int c = 0; c < CLI_NCOLS; c++) {
+			size_t w = cli_queue_width(cells[i * CLI_NCOLS + c]);
+			if (w > width[c])
+				width[c] = w;
+		}
+	for (size_t i = 0; i <= n; i++) {
+		for (int c = 0; c < CLI_NCOLS; c++) {
+			if (c == CLI_COL_NEXT && state == QUEUE_DEAD)
+				continue;
+			const char *s = cells[i * CLI_NCOLS + c];
+			if (c == CLI_COL_ERROR) {
+				fputs(s, stdout);
+				break;
+			}
+			bool right = c == CLI_COL_ID || c == CLI_COL_ATTEMPTS;
+			size_t pad = width[c] - cli_queue_width(s);
+			if (right)
+				printf("%*s%s  ", (int)pad, "", s);
+			else
+				printf("%s%*s  ", s, (int)pad, "");
+		}
+		putchar('\n');
+	}
+	for (size_t i = 0; i < (n + 1) * CLI_NCOLS; i++)
+		free(cells[i]);
+	free(cells);
+}
+
+/* A JSON string, null for NULL; text that is not UTF-8 gets '?' for each high byte. */
+static json_t *
+cli_queue_jstr(const char *s)
+{
+	if (s == NULL)
+		return json_null();
+	json_t *j = json_string(s);
+	if (j != NULL)
+		return j;
+	char *copy = util_strdup(s);
+	for (char *c = copy; *c; c++)
+		if ((unsigned char)*c >= 0x80)
+			*c = '?';
+	j = json_string(copy);
+	free(copy);
+	return j ? j : json_string("");
+}
+
+/* Print rows as a JSON array (see the report of SPEC §2's `list --json`). */
+static int
+cli_queue_print_json(const struct queue_row *rows, size_t n)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const struct queue_row *r = &rows[i];
+		struct cli_queue_event e;
+		cli_queue_event_parse(r, &e);
+		json_t *o = json_object();
+		json_object_set_new(o, "id", json_integer(r->id));
+		json_object_set_new(o, "event_id", cli_queue_jstr(r->event_id));
+		json_object_set_new(o, "state",
+		    json_string(r->state == QUEUE_DEAD ? "dead" : "pending"));
+		json_object_set_new(o, "provider", cli_queue_jstr(r->provider));
+		json_object_set_new(o, "channel",
+		    cli_queue_jstr(r->channel && *r->channel ? r->channel : NULL));
+		json_t *alerts = json_array();
+		const char *a = r->alerts ? r->alerts : "";
+		while (*a) {
+			const char *comma = strchr(a, ',');
+			size_t len = comma ? (size_t)(comma - a) : strlen(a);
+			char *name = util_strndup(a, len);
+			if (len > 0)
+				json_array_append_new(alerts, cli_queue_jstr(name));
+			free(name);
+			a += len + (comma ? 1 : 0);
+		}
+		json_object_set_new(o, "alerts", alerts);
+		json_object_set_new(o, "attempts", json_integer(r->attempts));
+		char ts[32];
+		cli_queue_rfc3339(r->created_at, ts);
+		json_object_set_new(o, "created_at", json_string(ts));
+		if (r->state == QUEUE_PENDING) {
+			/* next_attempt_at 0 means "due since acceptance". */
+			cli_queue_rfc3339(r->next_attempt_at > r->created_at ?
+			    r->next_attempt_at : r->created_at, ts);
+			json_object_set_new(o, "next_attempt_at", json_string(ts));
+		} else {
+			json_object_set_new(o, "next_attempt_at", json_null());
+		}
+		json_object_set_new(o, "last_error", cli_queue_jstr(r->last_error));
+		json_t *obj = json_object();
+		json_object_set_new(obj, "kind", cli_queue_jstr(e.kind));
+		json_object_set_new(obj, "namespace", cli_queue_jstr(e.namespace));
+		json_object_set_new(obj, "name", cli_queue_jstr(e.name));
+		json_object_set_new(o, "object", obj);
+		json_object_set_new(o, "severity", cli_queue_jstr(e.severity));
+		json_object_set_new(o, "reason", cli_queue_jstr(e.reason ? e.reason : ""));
+		json_object_set_new(o, "message", cli_queue_jstr(e.message ? e.message : ""));
+		json_array_append_new(arr, o);
+		json_decref(e.root);
+	}
+	int rc = json_dumpf(arr, stdout, JSON_INDENT(2)) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+	putchar('\n');
+	json_decref(arr);
+	return rc;
+}
+
+static int
+cli_queue_list(const struct conf *c, int argc, char **argv)
+{
+	bool dead = false, as_json = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--dead") == 0)
+			dead = true;
+		else if (strcmp(argv[i], "--json") == 0)
+			as_json = true;
+		else if (argv[i][0] == '-')
+			return cli_queue_usage("list: unknown option '%s'", argv[i]);
+		else
+			return cli_queue_usage("list: unexpected argument '%s'", argv[i]);
+	}
+	enum queue_state state = dead ? QUEUE_DEAD : QUEUE_PENDING;
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	int exists = cli_queue_db_exists(c->state_dir);
+	if (exists < 0)
+		return CLI_EXIT_FAIL;
+	if (exists) {
+		struct queue *q = cli_queue_open(c);
+		if (q == NULL)
+			return CLI_EXIT_FAIL;
+		if (queue_list(q, state, &rows, &n) < 0) {
+			fprintf(stderr, "fluxrelay: queue: list: %s\n", queue_errmsg(q));
+			queue_close(q);
+			return CLI_EXIT_FAIL;
+		}
+		queue_close(q);
+	}
+	int rc = CLI_EXIT_OK;
+	if (as_json)
+		rc = cli_queue_print_json(rows, n);
+	else
+		cli_queue_print_table(rows, n, state);
+	queue_rows_free(rows, n);
+	return cli_queue_flush(rc);
+}
+
+/* ----------------------------------------------------------- retry, purge */
+
+/* A delivery id: a positive decimal integer. */
+static int
+cli_queue_parse_id(const char *s, int64_t *id)
+{
+	if (*s < '0' || *s > '9')
+		return -1;
+	char *end = NULL;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0)
+		return -1;
+	*id = (int64_t)v;
+	return 0;
+}
+
+/* retry and purge: the same shape, one verb apart. */
+static int
+cli_queue_change(const struct conf *c, int argc, char **argv, bool retry)
+{
+	const char *verb = retry ? "retry" : "purge";
+	const char *done_verb = retry ? "retried" : "purged";
+	bool all = false, options_done = false;
+	int64_t *ids = util_calloc((size_t)argc, sizeof(*ids));
+	size_t nids = 0;
+	int rc = CLI_EXIT_OK;
+	struct queue *q = NULL;
+	int64_t total = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!options_done && strcmp(a, "--") == 0) {
+			options_done = true;
+		} else if (!options_done && strcmp(a, "--all") == 0) {
+			all = true;
+		} else if (!options_done && a[0] == '-') {
+			fprintf(stderr, "fluxrelay: queue: %s: unknown option '%s'\n%s", verb, a,
+			    cli_queue_usage_text);
+			rc = CLI_EXIT_USAGE;
+			goto out;
+		} else if (cli_queue_parse_id(a, &ids[nids]) < 0) {
+			fprintf(stderr, "fluxrelay: queue: %s: invalid ID '%s'\n%s", verb, a,
+			    cli_queue_usage_text);
+			rc = CLI_EXIT_USAGE;
+			goto out;
+		} else {
+			nids++;
+		}
+	}
+	if (all == (nids > 0)) {
+		fprintf(stderr, "fluxrelay: queue: %s: give either IDs or --all\n%s", verb,
+		    cli_queue_usage_text);
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
+
+	int exists = cli_queue_db_exists(c->state_dir);
+	if (exists < 0) {
+		rc = CLI_EXIT_FAIL;
+		goto out;
+	}
+	if (exists) {
+		q = cli_queue_open(c);
+		if (q == NULL) {
+			rc = CLI_EXIT_FAIL;
+			goto out;
+		}
+	}
+	if (all) {
+		if (q != NULL && (retry ? queue_retry(q, NULL, 0, &total) :
+		    queue_purge(q, NULL, 0, &total)) < 0) {
+			fprintf(stderr, "fluxrelay: queue: %s: %s\n", verb, queue_errmsg(q));
+			rc = CLI_EXIT_FAIL;
+			goto out;
+		}
+	} else {
+		/* One transaction per ID so that each one is reported on its own. */
+		for (size_t i = 0; i < nids; i++) {
+			int64_t changed = 0;
+			if (q != NULL && (retry ? queue_retry(q, &ids[i], 1, &changed) :
+			    queue_purge(q, &ids[i], 1, &changed)) < 0) {
+				fprintf(stderr, "fluxrelay: queue: %s: %s\n", verb, queue_errmsg(q));
+				rc = CLI_EXIT_FAIL;
+				break;
+			}
+			if (changed == 0) {
+				fprintf(stderr, "fluxrelay: queue: %s: %" PRId64
+				    ": no such dead letter\n", verb, ids[i]);
+				rc = CLI_EXIT_FAIL;
+			}
+			total += changed;
+		}
+	}
+	printf("%s %" PRId64 " dead letter%s\n", done_verb, total, total == 1 ? "" : "s");
+	rc = cli_queue_flush(rc);
+out:
+	queue_close(q);
+	free(ids);
+	return rc;
+}
+
+int
+cli_queue(const struct conf *c, int argc, char **argv)
+{
+	if (argc < 1 || argv[0] == NULL)
+		return cli_queue_usage("missing subcommand (list, retry or purge)");
+	const char *cmd = argv[0];
+	bool help = strcmp(cmd, "help") == 0;
+	for (int i = 0; i < argc && !help && strcmp(argv[i], "--") != 0; i++)
+		help = strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0;
+	if (help) {
+		fputs(cli_queue_usage_text, stdout);
+		return cli_queue_flush(CLI_EXIT_OK);
+	}
+	if (strcmp(cmd, "list") == 0)
+		return cli_queue_list(c, argc, argv);
+	if (strcmp(cmd, "retry") == 0)
+		return cli_queue_change(c, argc, argv, true);
+	if (strcmp(cmd, "purge") == 0)
+		return cli_queue_change(c, argc, argv, false);
+	if (cmd[0] == '-')
+		return cli_queue_usage("unknown option '%s'", cmd);
+	return cli_queue_usage("unknown subcommand '%s'", cmd);
+}

@@ -1,2 +1,1240 @@
-/* queue: not yet written. */
+/*
+ * queue: the durable delivery queue of SPEC §7 and §8 in SQLite (WAL mode) at
+ * STATE_DIR/queue.db, and the group-commit writer thread.
+ *
+ * Connections: struct queue is one SQLite connection with its prepared
+ * statements, used by one thread at a time (the writer, the delivery thread
+ * and the CLI each open their own). Every statement that writes runs inside
+ * BEGIN IMMEDIATE so that a busy database is waited for (busy_timeout) instead
+ * of failing on a read-to-write upgrade; that is what lets `fluxrelay queue`
+ * run beside the daemon.
+ *
+ * On-disk format (schema version 1):
+ *
+ *   meta(key TEXT PRIMARY KEY, value TEXT)
+ *       ("schema_version", "1"); a newer version is refused at open.
+ *   deliveries(
+ *       id              INTEGER PRIMARY KEY AUTOINCREMENT  -- acceptance order,
+ *                                                          -- never reused
+ *       event_id        TEXT     32 hex chars, shared by an event's deliveries
+ *       provider        TEXT     provider name from the config
+ *       channel         TEXT     "" when the provider's default applies
+ *       alerts          TEXT     comma-separated alert names
+ *       extra           TEXT     JSON object: alert metadata and summary
+ *       event           BLOB     the event JSON exactly as received
+ *       state           INTEGER  0 pending, 1 dead (enum queue_state)
+ *       attempts        INTEGER  transient failures so far
+ *       next_attempt_at REAL     epoch seconds; 0 = due now
+ *       created_at      REAL     epoch seconds of acceptance (or of `retry`)
+ *       last_error      TEXT     NULL when none, e.g. "HTTP 404 channel_not_found")
+ *   index deliveries_by_target(state, provider, channel, id)
+ *       serves the per-target FIFO head, the target list and the counts.
+ *   dedup(key BLOB PRIMARY KEY, event_id TEXT, first_seen REAL) WITHOUT ROWID
+ *       first sighting of each dedup key (SPEC §7); written in the same
+ *       transaction as the deliveries it admits, so the window survives a
+ *       restart exactly as far as the acceptance did.
+ *
+ * Webhook URLs and tokens are never stored: rows name the provider only.
+ *
+ * Row state machine:
+ *
+ *     (accepted) --> pending --(delivered: queue_ack)--> deleted
+ *                     |  ^  \--(transient/429: queue_defer)--> pending
+ *                     |  |
+ *   queue_kill:       |  | queue_retry (attempts 0, due now, created_at now)
+ *   permanent error,  v  |
+ *   max_attempts,     dead --(queue_purge)--> deleted
+ *   max_age, provider removed (queue_kill_missing_providers)
+ *
+ * Delivery order per target is id order; a dead row no longer holds its target.
+ */
 #include "queue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "util.h"
+
+#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_BUSY_TIMEOUT_MS 5000
+/* Requests taken by the writer per transaction. */
+#define QUEUE_BATCH_CAP 1024
+/* How often the writer deletes dedup rows older than the window. */
+#define QUEUE_DEDUP_CLEANUP_INTERVAL 60.0
+
+#define QUEUE_COLUMNS \
+	"id, event_id, provider, channel, alerts, extra, event, state, attempts, " \
+	"next_attempt_at, created_at, last_error"
+
+enum queue_stmt_id {
+	QUEUE_ST_BEGIN,
+	QUEUE_ST_COMMIT,
+	QUEUE_ST_ROLLBACK,
+	QUEUE_ST_COUNT,
+	QUEUE_ST_COUNT_BY_PROVIDER,
+	QUEUE_ST_TARGETS,
+	QUEUE_ST_HEAD,
+	QUEUE_ST_ACK,
+	QUEUE_ST_DEFER,
+	QUEUE_ST_KILL,
+	QUEUE_ST_PENDING_PROVIDERS,
+	QUEUE_ST_KILL_PROVIDER,
+	QUEUE_ST_LIST,
+	QUEUE_ST_RETRY_ONE,
+	QUEUE_ST_RETRY_ALL,
+	QUEUE_ST_PURGE_ONE,
+	QUEUE_ST_PURGE_ALL,
+	QUEUE_ST_INSERT,
+	QUEUE_ST_DEDUP_PUT,
+	QUEUE_ST_DEDUP_LOAD,
+	QUEUE_ST_DEDUP_EXPIRE,
+	QUEUE_ST_N
+};
+
+static const char *const queue_sql[QUEUE_ST_N] = {
+	[QUEUE_ST_BEGIN] = "BEGIN IMMEDIATE",
+	[QUEUE_ST_COMMIT] = "COMMIT",
+	[QUEUE_ST_ROLLBACK] = "ROLLBACK",
+	[QUEUE_ST_COUNT] = "SELECT count(*) FROM deliveries WHERE state = ?1",
+	[QUEUE_ST_COUNT_BY_PROVIDER] =
+	    "SELECT provider, sum(state = 0), sum(state = 1) FROM deliveries "
+	    "GROUP BY provider ORDER BY provider",
+	[QUEUE_ST_TARGETS] =
+	    "SELECT DISTINCT provider, channel FROM deliveries WHERE state = 0 "
+	    "ORDER BY provider, channel",
+	[QUEUE_ST_HEAD] =
+	    "SELECT " QUEUE_COLUMNS " FROM deliveries "
+	    "WHERE state = 0 AND provider = ?1 AND channel = ?2 ORDER BY id LIMIT ?3",
+	[QUEUE_ST_ACK] = "DELETE FROM deliveries WHERE id = ?1",
+	[QUEUE_ST_DEFER] =
+	    "UPDATE deliveries SET next_attempt_at = ?2, attempts = attempts + ?3, "
+	    "last_error = coalesce(?4, last_error) WHERE id = ?1 AND state = 0",
+	[QUEUE_ST_KILL] =
+	    "UPDATE deliveries SET state = 1, last_error = ?2 WHERE id = ?1 AND state = 0",
+	[QUEUE_ST_PENDING_PROVIDERS] =
+	    "SELECT DISTINCT provider FROM deliveries WHERE state = 0",
+	[QUEUE_ST_KILL_PROVIDER] =
+	    "UPDATE deliveries SET state = 1, last_error = ?2 WHERE state = 0 AND provider = ?1",
+	[QUEUE_ST_LIST] =
+	    "SELECT " QUEUE_COLUMNS " FROM deliveries WHERE state = ?1 ORDER BY id",
+	[QUEUE_ST_RETRY_ONE] =
+	    "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = 0, "
+	    "created_at = ?2, last_error = NULL WHERE id = ?1 AND state = 1",
+	[QUEUE_ST_RETRY_ALL] =
+	    "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = 0, "
+	    "created_at = ?1, last_error = NULL WHERE state = 1",
+	[QUEUE_ST_PURGE_ONE] = "DELETE FROM deliveries WHERE id = ?1 AND state = 1",
+	[QUEUE_ST_PURGE_ALL] = "DELETE FROM deliveries WHERE state = 1",
+	[QUEUE_ST_INSERT] =
+	    "INSERT INTO deliveries (event_id, provider, channel, alerts, extra, event, "
+	    "state, attempts, next_attempt_at, created_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, ?7)",
+	[QUEUE_ST_DEDUP_PUT] =
+	    "INSERT OR REPLACE INTO dedup (key, event_id, first_seen) VALUES (?1, ?2, ?3)",
+	[QUEUE_ST_DEDUP_LOAD] = "SELECT key, event_id, first_seen FROM dedup",
+	[QUEUE_ST_DEDUP_EXPIRE] = "DELETE FROM dedup WHERE first_seen < ?1",
+};
+
+static const char queue_schema[] =
+	"CREATE TABLE IF NOT EXISTS meta ("
+	"  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS deliveries ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  event_id TEXT NOT NULL,"
+	"  provider TEXT NOT NULL,"
+	"  channel TEXT NOT NULL DEFAULT '',"
+	"  alerts TEXT NOT NULL DEFAULT '',"
+	"  extra TEXT NOT NULL DEFAULT '{}',"
+	"  event BLOB NOT NULL,"
+	"  state INTEGER NOT NULL DEFAULT 0,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at REAL NOT NULL DEFAULT 0,"
+	"  created_at REAL NOT NULL,"
+	"  last_error TEXT);"
+	"CREATE INDEX IF NOT EXISTS deliveries_by_target"
+	"  ON deliveries (state, provider, channel, id);"
+	"CREATE TABLE IF NOT EXISTS dedup ("
+	"  key BLOB PRIMARY KEY, event_id TEXT NOT NULL, first_seen REAL NOT NULL)"
+	"  WITHOUT ROWID;"
+	"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');";
+
+struct queue {
+	sqlite3 *db;
+	sqlite3_stmt *st[QUEUE_ST_N];   /* prepared on first use, kept until close */
+	char err[512];
+};
+
+/* Pending deliveries in this process; see queue_pending_get. Atomic, no lock. */
+static _Atomic int64_t queue_pending_count;
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Record "what: sqlite's message" as the connection's last error. */
+static void
+queue_fail(struct queue *q, const char *what)
+{
+	snprintf(q->err, sizeof(q->err), "%s: %s", what,
+	    q->db ? sqlite3_errmsg(q->db) : "no database");
+}
+
+/* The prepared statement for id, reset and unbound; NULL with q->err set. */
+static sqlite3_stmt *
+queue_stmt(struct queue *q, enum queue_stmt_id id)
+{
+	if (q->st[id] == NULL) {
+		if (sqlite3_prepare_v3(q->db, queue_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+		    &q->st[id], NULL) != SQLITE_OK) {
+			queue_fail(q, "prepare");
+			q->st[id] = NULL;
+			return NULL;
+		}
+	} else {
+		sqlite3_reset(q->st[id]);
+		sqlite3_clear_bindings(q->st[id]);
+	}
+	return q->st[id];
+}
+
+/* Run a statement that returns no rows; leaves it reset. 0 / -1. */
+static int
+queue_exec_stmt(struct queue *q, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		queue_fail(q, what);
+		sqlite3_reset(st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int
+queue_simple(struct queue *q, enum queue_stmt_id id, const char *what)
+{
+	sqlite3_stmt *st = queue_stmt(q, id);
+	if (st == NULL)
+		return -1;
+	return queue_exec_stmt(q, st, what);
+}
+
+static int
+queue_begin(struct queue *q)
+{
+	return queue_simple(q, QUEUE_ST_BEGIN, "begin");
+}
+
+static int
+queue_commit(struct queue *q)
+{
+	if (queue_simple(q, QUEUE_ST_COMMIT, "commit") < 0) {
+		/* A failed COMMIT may leave the transaction open (SQLITE_BUSY). */
+		if (!sqlite3_get_autocommit(q->db))
+			sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* Roll back after an error, keeping the error message of the failure. */
+static void
+queue_rollback(struct queue *q)
+{
+	if (sqlite3_get_autocommit(q->db))
+		return;
+	char saved[sizeof(q->err)];
+	memcpy(saved, q->err, sizeof(saved));
+	if (queue_simple(q, QUEUE_ST_ROLLBACK, "rollback") < 0)
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	memcpy(q->err, saved, sizeof(saved));
+}
+
+/* Copy a text column into a new string; NULL for SQL NULL. */
+static char *
+queue_col_text(sqlite3_stmt *st, int col)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return NULL;
+	const unsigned char *s = sqlite3_column_text(st, col);
+	int n = sqlite3_column_bytes(st, col);
+	return util_strndup(s ? (const char *)s : "", (size_t)n);
+}
+
+/* Fill row from the current result row of a QUEUE_COLUMNS select. */
+static void
+queue_read_row(sqlite3_stmt *st, struct queue_row *row)
+{
+	memset(row, 0, sizeof(*row));
+	row->id = sqlite3_column_int64(st, 0);
+	const unsigned char *eid = sqlite3_column_text(st, 1);
+	snprintf(row->event_id, sizeof(row->event_id), "%s", eid ? (const char *)eid : "");
+	row->provider = queue_col_text(st, 2);
+	row->channel = queue_col_text(st, 3);
+	if (row->channel == NULL)
+		row->channel = util_strdup("");
+	row->alerts = queue_col_text(st, 4);
+	row->extra = queue_col_text(st, 5);
+	const void *ev = sqlite3_column_blob(st, 6);
+	int evlen = sqlite3_column_bytes(st, 6);
+	row->event = util_strndup(ev ? ev : "", (size_t)evlen);
+	row->event_len = (size_t)evlen;
+	row->state = sqlite3_column_int(st, 7) == QUEUE_DEAD ? QUEUE_DEAD : QUEUE_PENDING;
+	row->attempts = sqlite3_column_int(st, 8);
+	row->next_attempt_at = sqlite3_column_double(st, 9);
+	row->created_at = sqlite3_column_double(st, 10);
+	row->last_error = queue_col_text(st, 11);
+}
+
+/*
+ * Step st and collect every row into a new array (*rows, *n; caller frees
+ * with queue_rows_free). 0 / -1; on failure nothing is returned.
+ */
+static int
+queue_collect_rows(struct queue *q, sqlite3_stmt *st, struct queue_row **rows, size_t *n)
+{
+	struct queue_row *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = util_realloc(v, cap * sizeof(*v));
+		}
+		queue_read_row(st, &v[len++]);
+	}
+	if (rc != SQLITE_DONE) {
+		queue_fail(q, "select");
+		sqlite3_reset(st);
+		queue_rows_free(v, len);
+		*rows = NULL;
+		*n = 0;
+		return -1;
+	}
+	sqlite3_reset(st);
+	*rows = v;
+	*n = len;
+	return 0;
+}
+
+/* mkdir -p with mode 0700 for every component created; existing ones are left as they are. */
+static int
+queue_mkdirs(const char *dir, char *err, size_t errlen)
+{
+	char *path = util_strdup(dir);
+	int ret = -1;
+	size_t len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		path[--len] = '\0';
+	for (char *p = path + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+			goto out;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a directory", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(path);
+	return ret;
+}
+
+/*
+ * Create the schema when the database is new; refuse a newer schema. The check
+ * reads first so that opening an existing database (e.g. by the CLI beside the
+ * daemon) does not take the write lock.
+ */
+static int
+queue_schema_init(struct queue *q)
+{
+	sqlite3_stmt *st = NULL;
+	int version = 0, ret = -1;
+	if (sqlite3_prepare_v2(q->db,
+	    "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL) == SQLITE_OK) {
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			version = atoi((const char *)sqlite3_column_text(st, 0));
+		else if (rc != SQLITE_DONE) {
+			queue_fail(q, "read schema version");
+			goto out;
+		}
+	}
+	/* else: no meta table yet, a new database. */
+	if (version > QUEUE_SCHEMA_VERSION) {
+		snprintf(q->err, sizeof(q->err),
+		    "queue.db has schema version %d; this fluxrelay understands up to %d",
+		    version, QUEUE_SCHEMA_VERSION);
+		goto out;
+	}
+	if (version == QUEUE_SCHEMA_VERSION) {
+		ret = 0;
+		goto out;
+	}
+	if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(q, "create schema");
+		goto out;
+	}
+	if (sqlite3_exec(q->db, queue_schema, NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(q, "create schema");
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(q, "create schema");
+		if (!sqlite3_get_autocommit(q->db))
+			sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* ------------------------------------------------------------- connection */
+
+void
+queue_row_clear(struct queue_row *row)
+{
+	if (row == NULL)
+		return;
+	free(row->provider);
+	free(row->channel);
+	free(row->alerts);
+	free(row->extra);
+	free(row->event);
+	free(row->last_error);
+	memset(row, 0, sizeof(*row));
+}
+
+void
+queue_rows_free(struct queue_row *rows, size_t n)
+{
+	if (rows == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		queue_row_clear(&rows[i]);
+	free(rows);
+}
+
+/*
+ * Open STATE_DIR/queue.db, creating the directory (0700) and the schema when
+ * needed. The connection is in multi-thread mode: use it from one thread at a
+ * time. Returns NULL with err filled on failure.
+ */
+struct queue *
+queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
+{
+	struct queue *q = NULL;
+	char *path = NULL;
+	if (state_dir == NULL || *state_dir == '\0') {
+		snprintf(err, errlen, "no state directory");
+		return NULL;
+	}
+	if (queue_mkdirs(state_dir, err, errlen) < 0)
+		return NULL;
+	q = util_calloc(1, sizeof(*q));
+	path = util_printf("%s/queue.db", state_dir);
+	int rc = sqlite3_open_v2(path, &q->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		    q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(q->db, 1);
+	sqlite3_busy_timeout(q->db, QUEUE_BUSY_TIMEOUT_MS);
+
+	/* journal_mode=WAL answers the mode now in effect; anything else is a failure. */
+	sqlite3_stmt *st = NULL;
+	const char *mode = NULL;
+	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		mode = (const char *)sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp(mode, "wal") != 0) {
+		snprintf(err, errlen, "%s: cannot enable WAL mode: %s", path,
+		    mode ? mode : sqlite3_errmsg(q->db));
+		sqlite3_finalize(st);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_exec(q->db, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+	    NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
+		goto fail;
+	}
+	if (queue_schema_init(q) < 0) {
+		snprintf(err, errlen, "%s: %s", path, q->err);
+		goto fail;
+	}
+	free(path);
+	return q;
+fail:
+	free(path);
+	queue_close(q);
+	return NULL;
+}
+
+void
+queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	for (int i = 0; i < QUEUE_ST_N; i++)
+		sqlite3_finalize(q->st[i]);
+	/* close_v2 never fails on a busy connection: every statement is finalized. */
+	sqlite3_close_v2(q->db);
+	free(q);
+}
+
+const char *
+queue_errmsg(struct queue *q)
+{
+	return q ? q->err : "no queue";
+}
+
+/* ------------------------------------------------------------- row access */
+
+int64_t
+queue_count(struct queue *q, enum queue_state state)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_COUNT);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, (int)state);
+	int64_t n = -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		queue_fail(q, "count");
+	sqlite3_reset(st);
+	return n;
+}
+
+int
+queue_count_by_provider(struct queue *q,
+    void (*fn)(const char *provider, int64_t pending, int64_t dead, void *arg), void *arg)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_COUNT_BY_PROVIDER);
+	if (st == NULL)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		/* fn may not call back into q; copy the name before it runs anyway. */
+		char *provider = queue_col_text(st, 0);
+		fn(provider ? provider : "", sqlite3_column_int64(st, 1),
+		    sqlite3_column_int64(st, 2), arg);
+		free(provider);
+	}
+	if (rc != SQLITE_DONE) {
+		queue_fail(q, "count by provider");
+		sqlite3_reset(st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+queue_pending_targets(struct queue *q, struct queue_target **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_TARGETS);
+	if (st == NULL)
+		return -1;
+	struct queue_target *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 8;
+			v = util_realloc(v, cap * sizeof(*v));
+		}
+		v[len].provider = queue_col_text(st, 0);
+		v[len].channel = queue_col_text(st, 1);
+		if (v[len].provider == NULL)
+			v[len].provider = util_strdup("");
+		if (v[len].channel == NULL)
+			v[len].channel = util_strdup("");
+		len++;
+	}
+	if (rc != SQLITE_DONE) {
+		queue_fail(q, "pending targets");
+		sqlite3_reset(st);
+		queue_targets_free(v, len);
+		return -1;
+	}
+	sqlite3_reset(st);
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+void
+queue_targets_free(struct queue_target *t, size_t n)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(t[i].provider);
+		free(t[i].channel);
+	}
+	free(t);
+}
+
+int
+queue_target_head(struct queue *q, const char *provider, const char *channel,
+    size_t limit, struct queue_row **rows, size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_HEAD);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, provider, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, channel ? channel : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	return queue_collect_rows(q, st, rows, n);
+}
+
+/*
+ * Run stmt once per id inside one transaction; *changed (may be NULL) gets
+ * the number of rows changed. bind_rest binds the parameters after ?1.
+ */
+static int
+queue_each_id(struct queue *q, enum queue_stmt_id id, const int64_t *ids, size_t n,
+    void (*bind_rest)(sqlite3_stmt *st, const void *arg), const void *arg,
+    const char *what, int64_t *changed)
+{
+	int64_t total = 0;
+	if (changed)
+		*changed = 0;
+	if (n == 0)
+		return 0;
+	if (queue_begin(q) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *st = queue_stmt(q, id);
+		if (st == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, ids[i]);
+		if (bind_rest)
+			bind_rest(st, arg);
+		if (queue_exec_stmt(q, st, what) < 0)
+			goto fail;
+		total += sqlite3_changes(q->db);
+	}
+	if (queue_commit(q) < 0)
+		return -1;
+	if (changed)
+		*changed = total;
+	return 0;
+fail:
+	queue_rollback(q);
+	return -1;
+}
+
+int
+queue_ack(struct queue *q, const int64_t *ids, size_t n)
+{
+	return queue_each_id(q, QUEUE_ST_ACK, ids, n, NULL, NULL, "ack", NULL);
+}
+
+struct queue_defer_args {
+	double next_attempt_at;
+	int add_attempt;
+	const char *error;
+};
+
+static void
+queue_defer_bind(sqlite3_stmt *st, const void *arg)
+{
+	const struct queue_defer_args *a = arg;
+	sqlite3_bind_double(st, 2, a->next_attempt_at);
+	sqlite3_bind_int(st, 3, a->add_attempt);
+	if (a->error)
+		sqlite3_bind_text(st, 4, a->error, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+}
+
+/* error NULL keeps the row's previous last_error. */
+int
+queue_defer(struct queue *q, const int64_t *ids, size_t n, int add_attempt,
+    double next_attempt_at, const char *error)
+{
+	struct queue_defer_args a = { next_attempt_at, add_attempt, error };
+	return queue_each_id(q, QUEUE_ST_DEFER, ids, n, queue_defer_bind, &a, "defer", NULL);
+}
+
+static void
+queue_kill_bind(sqlite3_stmt *st, const void *arg)
+{
+	const char *error = arg;
+	sqlite3_bind_text(st, 2, error ? error : "unknown error", -1, SQLITE_STATIC);
+}
+
+int
+queue_kill(struct queue *q, const int64_t *ids, size_t n, const char *error)
+{
+	return queue_each_id(q, QUEUE_ST_KILL, ids, n, queue_kill_bind, error, "kill", NULL);
+}
+
+int
+queue_kill_missing_providers(struct queue *q, const char *const *names, size_t n,
+    int64_t *killed)
+{
+	char **gone = NULL;
+	size_t ngone = 0, cap = 0;
+	int64_t total = 0;
+	int ret = -1;
+	if (killed)
+		*killed = 0;
+	if (queue_begin(q) < 0)
+		return -1;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_PENDING_PROVIDERS);
+	if (st == NULL)
+		goto out;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *p = (const char *)sqlite3_column_text(st, 0);
+		bool known = false;
+		for (size_t i = 0; i < n && p; i++)
+			if (strcmp(names[i], p) == 0)
+				known = true;
+		if (known)
+			continue;
+		if (ngone == cap) {
+			cap = cap ? cap * 2 : 4;
+			gone = util_realloc(gone, cap * sizeof(*gone));
+		}
+		gone[ngone++] = util_strdup(p ? p : "");
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		queue_fail(q, "pending providers");
+		goto out;
+	}
+	for (size_t i = 0; i < ngone; i++) {
+		st = queue_stmt(q, QUEUE_ST_KILL_PROVIDER);
+		if (st == NULL)
+			goto out;
+		sqlite3_bind_text(st, 1, gone[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, "provider removed", -1, SQLITE_STATIC);
+		if (queue_exec_stmt(q, st, "kill provider") < 0)
+			goto out;
+		total += sqlite3_changes(q->db);
+	}
+	if (queue_commit(q) < 0)
+		goto done;
+	if (killed)
+		*killed = total;
+	ret = 0;
+	goto done;
+out:
+	queue_rollback(q);
+done:
+	for (size_t i = 0; i < ngone; i++)
+		free(gone[i]);
+	free(gone);
+	return ret;
+}
+
+int
+queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_LIST);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, (int)state);
+	return queue_collect_rows(q, st, rows, n);
+}
+
+static void
+queue_retry_bind(sqlite3_stmt *st, const void *arg)
+{
+	sqlite3_bind_double(st, 2, *(const double *)arg);
+}
+
+/* The "all dead letters" form of retry and purge: one statement, one transaction. */
+static int
+queue_all(struct queue *q, enum queue_stmt_id id, double now, const char *what,
+    int64_t *changed)
+{
+	if (changed)
+		*changed = 0;
+	if (queue_begin(q) < 0)
+		return -1;
+	sqlite3_stmt *st = queue_stmt(q, id);
+	if (st == NULL)
+		goto fail;
+	if (id == QUEUE_ST_RETRY_ALL)
+		sqlite3_bind_double(st, 1, now);
+	if (queue_exec_stmt(q, st, what) < 0)
+		goto fail;
+	int64_t total = sqlite3_changes(q->db);
+	if (queue_commit(q) < 0)
+		return -1;
+	if (changed)
+		*changed = total;
+	return 0;
+fail:
+	queue_rollback(q);
+	return -1;
+}
+
+int
+queue_retry(struct queue *q, const int64_t *ids, size_t n, int64_t *changed)
+{
+	double now = util_now();
+	if (ids == NULL && n == 0)
+		return queue_all(q, QUEUE_ST_RETRY_ALL, now, "retry", changed);
+	return queue_each_id(q, QUEUE_ST_RETRY_ONE, ids, n, queue_retry_bind, &now, "retry",
+	    changed);
+}
+
+int
+queue_purge(struct queue *q, const int64_t *ids, size_t n, int64_t *changed)
+{
+	if (ids == NULL && n == 0)
+		return queue_all(q, QUEUE_ST_PURGE_ALL, 0, "purge", changed);
+	return queue_each_id(q, QUEUE_ST_PURGE_ONE, ids, n, NULL, NULL, "purge", changed);
+}
+
+/* -------------------------------------------------------- pending counter */
+
+/*
+ * Process-wide, not database-wide: a `fluxrelay queue retry` in another
+ * process is only seen once someone calls queue_pending_set from a count.
+ */
+int64_t
+queue_pending_get(void)
+{
+	return atomic_load(&queue_pending_count);
+}
+
+void
+queue_pending_add(int64_t delta)
+{
+	atomic_fetch_add(&queue_pending_count, delta);
+}
+
+void
+queue_pending_set(int64_t value)
+{
+	atomic_store(&queue_pending_count, value);
+}
+
+/* ----------------------------------------------------------- group commit */
+
+/* Open-addressing set of the dedup keys admitted by the batch being built. */
+#define QUEUE_BATCH_KEYS (2 * QUEUE_BATCH_CAP)
+
+struct queue_writer {
+	struct queue *q;                 /* writer thread only (after start) */
+	struct dedup_index *ix;          /* writer thread only */
+	pthread_t thread;
+	void (*on_commit)(void *arg);
+	void *on_commit_arg;
+	_Atomic long max_pending;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;             /* signalled on submit, pause change and stop */
+	/* Guarded by lock: */
+	struct queue_req *head, *tail;   /* submitted, not yet taken */
+	bool stopping;
+	bool paused;
+	struct queue_writer_stats stats;
+
+	/* Writer thread only: */
+	double dedup_window;             /* window of the latest dedup request; < 0 none yet */
+	double last_cleanup;             /* util_mono() */
+	struct queue_req *keys[QUEUE_BATCH_KEYS];
+};
+
+/* Slot of key in w->keys: the one holding it or the empty one where it would go. */
+static size_t
+queue_writer_key_slot(struct queue_writer *w, const unsigned char *key)
+{
+	/* FNV-1a over the whole key: callers' keys need not be uniform bytes. */
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t k = 0; k < DEDUP_KEY_LEN; k++)
+		h = (h ^ key[k]) * 1099511628211ULL;
+	size_t i = (size_t)(h % QUEUE_BATCH_KEYS);
+	while (w->keys[i] != NULL && memcmp(w->keys[i]->dedup_key, key, DEDUP_KEY_LEN) != 0)
+		i = (i + 1) % QUEUE_BATCH_KEYS;
+	return i;
+}
+
+/* Insert one request's rows and its dedup row. 0 / -1 with q->err set. */
+static int
+queue_writer_insert(struct queue *q, struct queue_req *req, double now)
+{
+	for (size_t i = 0; i < req->nitems; i++) {
+		const struct queue_item *it = &req->items[i];
+		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INSERT);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, req->event_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, it->provider ? it->provider : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, it->channel ? it->channel : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, it->alerts ? it->alerts : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, it->extra ? it->extra : "{}", -1, SQLITE_STATIC);
+		sqlite3_bind_blob64(st, 6, req->event ? req->event : "", req->event_len,
+		    SQLITE_STATIC);
+		sqlite3_bind_double(st, 7, now);
+		if (queue_exec_stmt(q, st, "insert delivery") < 0)
+			return -1;
+	}
+	if (req->has_dedup && req->dedup_window > 0) {
+		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_PUT);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_blob(st, 1, req->dedup_key, DEDUP_KEY_LEN, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, req->event_id, -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 3, now);
+		if (queue_exec_stmt(q, st, "insert dedup key") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Delete dedup rows and index entries older than the latest window. */
+static void
+queue_writer_cleanup(struct queue_writer *w)
+{
+	w->last_cleanup = util_mono();
+	if (w->dedup_window < 0)
+		return;
+	double now = util_now();
+	dedup_index_expire(w->ix, now, w->dedup_window);
+	if (queue_begin(w->q) < 0)
+		return;
+	sqlite3_stmt *st = queue_stmt(w->q, QUEUE_ST_DEDUP_EXPIRE);
+	if (st == NULL) {
+		queue_rollback(w->q);
+		return;
+	}
+	sqlite3_bind_double(st, 1, now - w->dedup_window);
+	if (queue_exec_stmt(w->q, st, "expire dedup keys") < 0) {
+		queue_rollback(w->q);
+		return;
+	}
+	/* A failure here only leaves old rows for the next round. */
+	queue_commit(w->q);
+}
+
+/*
+ * Decide, insert and commit one batch (a list linked by next), then answer
+ * every request. Runs on the writer thread without the lock held.
+ */
+static void
+queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nbatch)
+{
+	struct queue *q = w->q;
+	double now = util_now();
+	long max_pending = atomic_load(&w->max_pending);
+	int64_t pending = queue_pending_get();
+	int64_t added = 0;
+	size_t naccepted = 0, ndup = 0, nfull = 0, nerr = 0;
+	bool in_txn = false, failed = false;
+
+	memset(w->keys, 0, sizeof(w->keys));
+	for (struct queue_req *r = batch; r != NULL; r = r->next) {
+		r->result = QUEUE_RESULT_NONE;
+		if (r->event_id[0] == '\0')
+			util_new_id(r->event_id);
+		bool dedup = r->has_dedup && r->dedup_window > 0;
+		size_t slot = 0;
+		if (r->has_dedup)
+			w->dedup_window = r->dedup_window;
+		if (dedup) {
+			slot = queue_writer_key_slot(w, r->dedup_key);
+			if (w->keys[slot] != NULL) {
+				/* Admitted earlier in this very batch. */
+				memcpy(r->event_id, w->keys[slot]->event_id, sizeof(r->event_id));
+				r->result = QUEUE_RESULT_DUPLICATE;
+				continue;
+			}
+			if (dedup_index_check(w->ix, r->dedup_key, now, r->dedup_window,
+			    r->event_id)) {
+				r->result = QUEUE_RESULT_DUPLICATE;
+				continue;
+			}
+		}
+		if (max_pending >= 0 &&
+		    pending + added + (int64_t)r->nitems > (int64_t)max_pending) {
+			r->result = QUEUE_RESULT_FULL;
+			continue;
+		}
+		if (failed)
+			continue;
+		if (!in_txn) {
+			if (queue_begin(q) < 0) {
+				failed = true;
+				continue;
+			}
+			in_txn = true;
+		}
+		if (queue_writer_insert(q, r, now) < 0) {
+			failed = true;
+			continue;
+		}
+		if (dedup)
+			w->keys[slot] = r;
+		added += (int64_t)r->nitems;
+		r->result = QUEUE_RESULT_ACCEPTED;
+	}
+	if (in_txn && !failed && queue_commit(q) < 0)
+		failed = true;
+	if (failed) {
+		queue_rollback(q);
+		for (struct queue_req *r = batch; r != NULL; r = r->next)
+			r->result = QUEUE_RESULT_ERROR;
+		added = 0;
+	} else {
+		/* Durable now: the in-memory index may learn the new keys. */
+		for (struct queue_req *r = batch; r != NULL; r = r->next)
+			if (r->result == QUEUE_RESULT_ACCEPTED && r->has_dedup &&
+			    r->dedup_window > 0)
+				dedup_index_put(w->ix, r->dedup_key, now, r->event_id);
+		queue_pending_add(added);
+	}
+
+	for (struct queue_req *r = batch; r != NULL; r = r->next) {
+		switch (r->result) {
+		case QUEUE_RESULT_ACCEPTED: naccepted++; break;
+		case QUEUE_RESULT_DUPLICATE: ndup++; break;
+		case QUEUE_RESULT_FULL: nfull++; break;
+		default: nerr++; break;
+		}
+	}
+	pthread_mutex_lock(&w->lock);
+	w->stats.batches++;
+	w->stats.requests += nbatch;
+	w->stats.accepted += naccepted;
+	w->stats.duplicates += ndup;
+	w->stats.full += nfull;
+	w->stats.errors += nerr;
+	if (in_txn && !failed)
+		w->stats.commits++;
+	if (nbatch > w->stats.max_batch)
+		w->stats.max_batch = nbatch;
+	if (failed)
+		snprintf(w->stats.last_error, sizeof(w->stats.last_error), "%s", q->err);
+	pthread_mutex_unlock(&w->lock);
+
+	/* After done, the owner may free the request: read next first. */
+	for (struct queue_req *r = batch, *next; r != NULL; r = next) {
+		next = r->next;
+		r->next = NULL;
+		r->done(r);
+	}
+	if (added > 0 && w->on_commit)
+		w->on_commit(w->on_commit_arg);
+}
+
+static void *
+queue_writer_main(void *arg)
+{
+	struct queue_writer *w = arg;
+	for (;;) {
+		pthread_mutex_lock(&w->lock);
+		while (!w->stopping && (w->head == NULL || w->paused)) {
+			double wait = QUEUE_DEDUP_CLEANUP_INTERVAL -
+			    (util_mono() - w->last_cleanup);
+			if (wait <= 0)
+				break;
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)wait + 1;
+			pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+		}
+		struct queue_req *batch = NULL, *last = NULL;
+		size_t n = 0;
+		if (!w->paused || w->stopping) {
+			batch = w->head;
+			for (struct queue_req *r = batch; r != NULL && n < QUEUE_BATCH_CAP;
+			    r = r->next) {
+				last = r;
+				n++;
+			}
+			if (last != NULL) {
+				w->head = last->next;
+				if (w->head == NULL)
+					w->tail = NULL;
+				last->next = NULL;
+			}
+		}
+		bool stop = w->stopping && batch == NULL;
+		pthread_mutex_unlock(&w->lock);
+		if (stop)
+			break;
+		if (batch != NULL)
+			queue_writer_process(w, batch, n);
+		if (util_mono() - w->last_cleanup >= QUEUE_DEDUP_CLEANUP_INTERVAL)
+			queue_writer_cleanup(w);
+	}
+	return NULL;
+}
+
+/* Load every stored dedup key into the index. 0 / -1 with q->err. */
+static int
+queue_writer_load_dedup(struct queue_writer *w)
+{
+	sqlite3_stmt *st = queue_stmt(w->q, QUEUE_ST_DEDUP_LOAD);
+	if (st == NULL)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != DEDUP_KEY_LEN)
+			continue;
+		unsigned char key[DEDUP_KEY_LEN];
+		memcpy(key, sqlite3_column_blob(st, 0), DEDUP_KEY_LEN);
+		char event_id[33];
+		const unsigned char *eid = sqlite3_column_text(st, 1);
+		snprintf(event_id, sizeof(event_id), "%s", eid ? (const char *)eid : "");
+		dedup_index_put(w->ix, key, sqlite3_column_double(st, 2), event_id);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		queue_fail(w->q, "load dedup keys");
+		return -1;
+	}
+	return 0;
+}
+
+struct queue_writer *
+queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
+{
+	struct queue_writer *w = util_calloc(1, sizeof(*w));
+	bool locks = false;
+	w->q = queue_open(o->state_dir, o->sync_full, err, errlen);
+	if (w->q == NULL)
+		goto fail;
+	w->ix = dedup_index_new();
+	w->on_commit = o->on_commit;
+	w->on_commit_arg = o->on_commit_arg;
+	atomic_store(&w->max_pending, o->max_pending);
+	w->dedup_window = -1;
+	w->last_cleanup = util_mono();
+	if (queue_writer_load_dedup(w) < 0) {
+		snprintf(err, errlen, "%s", w->q->err);
+		goto fail;
+	}
+	int64_t pending = queue_count(w->q, QUEUE_PENDING);
+	if (pending < 0) {
+		snprintf(err, errlen, "%s", w->q->err);
+		goto fail;
+	}
+	queue_pending_set(pending);
+
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	locks = true;
+	int rc = pthread_create(&w->thread, NULL, queue_writer_main, w);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot start the queue writer: %s", strerror(rc));
+		goto fail;
+	}
+	return w;
+fail:
+	if (locks) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->cond);
+	}
+	dedup_index_free(w->ix);
+	queue_close(w->q);
+	free(w);
+	return NULL;
+}
+
+/*
+ * Hand req to the writer; never touches the disk. Once stop has begun the
+ * request is answered at once: done(req) runs with QUEUE_RESULT_SHUTDOWN on
+ * the calling thread, before submit returns.
+ */
+void
+queue_writer_submit(struct queue_writer *w, struct queue_req *req)
+{
+	req->result = QUEUE_RESULT_NONE;
+	req->next = NULL;
+	pthread_mutex_lock(&w->lock);
+	if (w->stopping) {
+		pthread_mutex_unlock(&w->lock);
+		req->result = QUEUE_RESULT_SHUTDOWN;
+		req->done(req);
+		return;
+	}
+	if (w->tail)
+		w->tail->next = req;
+	else
+		w->head = req;
+	w->tail = req;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void
+queue_writer_stop(struct queue_writer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	dedup_index_free(w->ix);
+	queue_close(w->q);
+	free(w);
+}
+
+void
+queue_writer_set_max_pending(struct queue_writer *w, long max_pending)
+{
+	atomic_store(&w->max_pending, max_pending);
+}
+
+void
+queue_writer_get_stats(struct queue_writer *w, struct queue_writer_stats *out)
+{
+	pthread_mutex_lock(&w->lock);
+	*out = w->stats;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void
+queue_writer_pause(struct queue_writer *w, bool paused)
+{
+	pthread_mutex_lock(&w->lock);
+	w->paused = paused;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}

@@ -138,12 +138,32 @@ struct queue_writer_opts {
 /* Opens its own connection, loads the dedup index, starts the thread. */
 struct queue_writer *queue_writer_start(const struct queue_writer_opts *o, char *err,
     size_t errlen);
-/* Never blocks on disk. After stop has begun, done is called with RESULT_SHUTDOWN. */
+/*
+ * Never blocks on disk. After stop has begun, done is called with
+ * RESULT_SHUTDOWN at once, on the calling thread, before submit returns.
+ */
 void queue_writer_submit(struct queue_writer *w, struct queue_req *req);
 /* Commits what was submitted, stops the thread, closes. Accepts NULL. */
 void queue_writer_stop(struct queue_writer *w);
 /* Change max_pending on reload. */
 void queue_writer_set_max_pending(struct queue_writer *w, long max_pending);
+
+/* Counters of the writer since start, for tests and diagnostics. */
+struct queue_writer_stats {
+	uint64_t batches;         /* groups of requests taken at once */
+	uint64_t commits;         /* transactions committed (batches that inserted) */
+	uint64_t requests;        /* requests answered by the writer thread */
+	uint64_t accepted, duplicates, full, errors;
+	size_t max_batch;         /* largest group taken at once */
+	char last_error[512];     /* of the last failed transaction; "" when none */
+};
+void queue_writer_get_stats(struct queue_writer *w, struct queue_writer_stats *out);
+/*
+ * Hold (true) or release (false) the writer: while held it takes nothing, so
+ * requests pile up and the next batch holds all of them. For tests; stop
+ * releases it.
+ */
+void queue_writer_pause(struct queue_writer *w, bool paused);
 
 /*
  * Process-wide count of pending deliveries, shared by the writer (adds) and

@@ -1,0 +1,1151 @@
+/*
+ * Unit tests for queue: schema and persistence, the group-commit writer
+ * (concurrency, batching, dedup, max_pending, shutdown, failed commits), the
+ * row operations used by the delivery thread and the CLI, and a second
+ * connection working beside the writer. Every test uses a fresh temporary
+ * state directory on disk.
+ */
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queue.h"
+#include "util.h"
+
+#define TEST_WAIT_SECONDS 60
+
+/* ------------------------------------------------------------- fixtures */
+
+/* The run's root (made by main, removed by main even when tests fail) and this test's dir. */
+static char test_root[256];
+static char test_dir[512];
+
+static int
+test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static void
+test_setup(void)
+{
+	snprintf(test_dir, sizeof(test_dir), "%s/XXXXXX", test_root);
+	ck_assert_ptr_nonnull(mkdtemp(test_dir));
+}
+
+static void
+test_teardown(void)
+{
+	nftw(test_dir, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Completion of a set of requests, signalled from the writer thread. */
+struct test_waiter {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int remaining;
+};
+
+static void
+test_waiter_init(struct test_waiter *w, int n)
+{
+	pthread_mutex_init(&w->m, NULL);
+	pthread_cond_init(&w->c, NULL);
+	w->remaining = n;
+}
+
+static void
+test_waiter_destroy(struct test_waiter *w)
+{
+	pthread_mutex_destroy(&w->m);
+	pthread_cond_destroy(&w->c);
+}
+
+/* Wait until every request is done; fails the test after TEST_WAIT_SECONDS. */
+static void
+test_waiter_wait(struct test_waiter *w)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += TEST_WAIT_SECONDS;
+	pthread_mutex_lock(&w->m);
+	while (w->remaining > 0) {
+		if (pthread_cond_timedwait(&w->c, &w->m, &ts) == ETIMEDOUT)
+			break;
+	}
+	int left = w->remaining;
+	pthread_mutex_unlock(&w->m);
+	ck_assert_msg(left == 0, "%d requests never answered", left);
+}
+
+/* A request with its own storage. */
+struct test_req {
+	struct queue_req req;
+	struct queue_item items[4];
+	char prov[4][32], chan[4][32];
+	char event[160];
+	struct test_waiter *waiter;
+	int done_calls;
+	/* Optional: submitted from done (shutdown test). */
+	struct queue_writer *chain_writer;
+	struct test_req *chain;
+};
+
+static void
+test_done(struct queue_req *r)
+{
+	struct test_req *t = r->arg;
+	t->done_calls++;
+	if (t->chain != NULL)
+		queue_writer_submit(t->chain_writer, &t->chain->req);
+	struct test_waiter *w = t->waiter;
+	pthread_mutex_lock(&w->m);
+	w->remaining--;
+	pthread_cond_broadcast(&w->c);
+	pthread_mutex_unlock(&w->m);
+}
+
+/*
+ * Fill t: targets is a list like "slack", "slack#dev" (provider#channel);
+ * key_byte >= 0 gives a dedup key of that byte with the window.
+ */
+static void
+test_req_init(struct test_req *t, struct test_waiter *w, const char *name,
+    const char *const *targets, size_t ntargets, int key_byte, double window)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->event, sizeof(t->event),
+	    "{\"involvedObject\":{\"kind\":\"Kustomization\",\"namespace\":\"apps\","
+	    "\"name\":\"%s\"},\"severity\":\"error\",\"message\":\"m\"}", name);
+	util_new_id(t->req.event_id);
+	t->req.event = t->event;
+	t->req.event_len = strlen(t->event);
+	ck_assert_uint_le(ntargets, 4);
+	for (size_t i = 0; i < ntargets; i++) {
+		const char *hash = strchr(targets[i], '#');
+		size_t plen = hash ? (size_t)(hash - targets[i]) : strlen(targets[i]);
+		snprintf(t->prov[i], sizeof(t->prov[i]), "%.*s", (int)plen, targets[i]);
+		snprintf(t->chan[i], sizeof(t->chan[i]), "%s", hash ? hash : "");
+		t->items[i].provider = t->prov[i];
+		t->items[i].channel = t->chan[i];
+		t->items[i].alerts = "errors,all";
+		t->items[i].extra = "{\"cluster\":\"prod\"}";
+	}
+	t->req.items = t->items;
+	t->req.nitems = ntargets;
+	if (key_byte >= 0) {
+		t->req.has_dedup = true;
+		memset(t->req.dedup_key, key_byte, DEDUP_KEY_LEN);
+		t->req.dedup_window = window;
+	}
+	t->req.done = test_done;
+	t->req.arg = t;
+	t->waiter = w;
+}
+
+static struct queue_writer *
+test_writer(long max_pending)
+{
+	char err[512] = "";
+	struct queue_writer_opts o = {
+		.state_dir = test_dir, .sync_full = true, .max_pending = max_pending,
+	};
+	struct queue_writer *w = queue_writer_start(&o, err, sizeof(err));
+	ck_assert_msg(w != NULL, "writer: %s", err);
+	return w;
+}
+
+static struct queue *
+test_open(void)
+{
+	char err[512] = "";
+	struct queue *q = queue_open(test_dir, true, err, sizeof(err));
+	ck_assert_msg(q != NULL, "open: %s", err);
+	return q;
+}
+
+/* Submit one request and wait for its answer. */
+static enum queue_result
+test_submit1(struct queue_writer *w, const char *name, const char *const *targets,
+    size_t ntargets, int key_byte, double window, char event_id[33])
+{
+	struct test_waiter wt;
+	struct test_req t;
+	test_waiter_init(&wt, 1);
+	test_req_init(&t, &wt, name, targets, ntargets, key_byte, window);
+	queue_writer_submit(w, &t.req);
+	test_waiter_wait(&wt);
+	test_waiter_destroy(&wt);
+	ck_assert_int_eq(t.done_calls, 1);
+	if (event_id)
+		memcpy(event_id, t.req.event_id, 33);
+	return t.req.result;
+}
+
+static int64_t
+test_sql_int(const char *sql)
+{
+	char *path = util_printf("%s/queue.db", test_dir);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(path);
+	return v;
+}
+
+static void
+test_sql_exec(const char *sql)
+{
+	char *path = util_printf("%s/queue.db", test_dir);
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
+	sqlite3_free(msg);
+	sqlite3_close(db);
+	free(path);
+}
+
+/* ------------------------------------------------------ open and schema */
+
+START_TEST(t_open_creates_nested_dir)
+{
+	char *nested = util_printf("%s/a/b/state", test_dir);
+	char err[512] = "";
+	struct queue *q = queue_open(nested, true, err, sizeof(err));
+	ck_assert_msg(q != NULL, "%s", err);
+	struct stat st;
+	char *a = util_printf("%s/a", test_dir);
+	ck_assert_int_eq(stat(a, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0700);
+	ck_assert_int_eq(stat(nested, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0700);
+	char *db = util_printf("%s/queue.db", nested);
+	ck_assert_int_eq(stat(db, &st), 0);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 0);
+	ck_assert_int_eq(queue_count(q, QUEUE_DEAD), 0);
+	queue_close(q);
+	/* Reopen: schema already there. */
+	q = queue_open(nested, false, err, sizeof(err));
+	ck_assert_msg(q != NULL, "%s", err);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 0);
+	queue_close(q);
+	queue_close(NULL);
+	free(a);
+	free(db);
+	free(nested);
+}
+END_TEST
+
+START_TEST(t_open_wal_and_schema)
+{
+	struct queue *q = test_open();
+	queue_close(q);
+	char *path = util_printf("%s/queue.db", test_dir);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(path);
+	ck_assert_int_eq(test_sql_int(
+	    "SELECT value FROM meta WHERE key = 'schema_version'"), 1);
+	ck_assert_int_eq(test_sql_int(
+	    "SELECT count(*) FROM sqlite_master WHERE name = 'deliveries_by_target'"), 1);
+}
+END_TEST
+
+START_TEST(t_open_refuses_newer_schema)
+{
+	struct queue *q = test_open();
+	queue_close(q);
+	test_sql_exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+	char err[512] = "";
+	q = queue_open(test_dir, true, err, sizeof(err));
+	ck_assert_ptr_null(q);
+	ck_assert_msg(strstr(err, "schema version 99") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(t_open_fails_on_file_as_dir)
+{
+	char *file = util_printf("%s/plain", test_dir);
+	FILE *f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	char err[512] = "";
+	ck_assert_ptr_null(queue_open(file, true, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "plain") != NULL, "%s", err);
+	err[0] = '\0';
+	ck_assert_ptr_null(queue_open("", true, err, sizeof(err)));
+	ck_assert_str_ne(err, "");
+	free(file);
+}
+END_TEST
+
+START_TEST(t_persist_across_reopen)
+{
+	static const char *const one[] = { "slack" };
+	static const char *const two[] = { "slack", "bot#ops" };
+	char ids[3][33];
+	struct queue_writer *w = test_writer(100);
+	ck_assert_int_eq(test_submit1(w, "a", one, 1, -1, 0, ids[0]), QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(test_submit1(w, "b", two, 2, -1, 0, ids[1]), QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(test_submit1(w, "c", one, 1, -1, 0, ids[2]), QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(queue_pending_get(), 4);
+	queue_writer_stop(w);
+
+	double now = util_now();
+	struct queue *q = test_open();
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(queue_list(q, QUEUE_PENDING, &rows, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_str_eq(rows[0].event_id, ids[0]);
+	ck_assert_str_eq(rows[1].event_id, ids[1]);
+	ck_assert_str_eq(rows[2].event_id, ids[1]);
+	ck_assert_str_eq(rows[3].event_id, ids[2]);
+	for (size_t i = 1; i < n; i++)
+		ck_assert_int_gt(rows[i].id, rows[i - 1].id);
+	ck_assert_str_eq(rows[1].provider, "slack");
+	ck_assert_str_eq(rows[1].channel, "");
+	ck_assert_str_eq(rows[2].provider, "bot");
+	ck_assert_str_eq(rows[2].channel, "#ops");
+	ck_assert_str_eq(rows[2].alerts, "errors,all");
+	ck_assert_str_eq(rows[2].extra, "{\"cluster\":\"prod\"}");
+	ck_assert_ptr_nonnull(strstr(rows[2].event, "\"name\":\"b\""));
+	ck_assert_uint_eq(rows[2].event_len, strlen(rows[2].event));
+	ck_assert_int_eq(rows[2].state, QUEUE_PENDING);
+	ck_assert_int_eq(rows[2].attempts, 0);
+	ck_assert_ptr_null(rows[2].last_error);
+	ck_assert(rows[2].created_at > now - 60 && rows[2].created_at <= now + 1);
+	ck_assert(rows[2].next_attempt_at <= now);
+	queue_rows_free(rows, n);
+	queue_close(q);
+
+	/* A new writer takes the pending count from the database. */
+	queue_pending_set(0);
+	w = test_writer(100);
+	ck_assert_int_eq(queue_pending_get(), 4);
+	queue_writer_stop(w);
+	queue_writer_stop(NULL);
+}
+END_TEST
+
+/* ----------------------------------------------------------- the writer */
+
+#define TEST_THREADS 8
+#define TEST_PER_THREAD 500
+
+struct test_producer {
+	struct queue_writer *w;
+	struct test_req *reqs;
+	int index;
+};
+
+/* Submit every request at once (as many HTTP threads would), then wait. */
+static void *
+test_producer_main(void *arg)
+{
+	struct test_producer *p = arg;
+	static const char *const targets[] = { "slack", "bot#ops" };
+	struct test_waiter wt;
+	test_waiter_init(&wt, TEST_PER_THREAD);
+	for (int i = 0; i < TEST_PER_THREAD; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "t%d-%d", p->index, i);
+		/* Distinct dedup keys: thread and index bytes. */
+		test_req_init(&p->reqs[i], &wt, name, targets, 1 + (i % 2), -1, 0);
+		p->reqs[i].req.has_dedup = true;
+		p->reqs[i].req.dedup_window = 300;
+		memset(p->reqs[i].req.dedup_key, 0, DEDUP_KEY_LEN);
+		p->reqs[i].req.dedup_key[0] = (unsigned char)p->index;
+		p->reqs[i].req.dedup_key[1] = (unsigned char)(i & 0xff);
+		p->reqs[i].req.dedup_key[2] = (unsigned char)(i >> 8);
+	}
+	for (int i = 0; i < TEST_PER_THREAD; i++)
+		queue_writer_submit(p->w, &p->reqs[i].req);
+	test_waiter_wait(&wt);
+	test_waiter_destroy(&wt);
+	return NULL;
+}
+
+static int
+test_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+START_TEST(t_writer_concurrent_exactly_once)
+{
+	struct queue_writer *w = test_writer(1000000);
+	struct test_producer prod[TEST_THREADS];
+	pthread_t th[TEST_THREADS];
+	for (int i = 0; i < TEST_THREADS; i++) {
+		prod[i].w = w;
+		prod[i].index = i;
+		prod[i].reqs = util_calloc(TEST_PER_THREAD, sizeof(struct test_req));
+		ck_assert_int_eq(pthread_create(&th[i], NULL, test_producer_main, &prod[i]), 0);
+	}
+	for (int i = 0; i < TEST_THREADS; i++)
+		pthread_join(th[i], NULL);
+
+	const int total = TEST_THREADS * TEST_PER_THREAD;
+	int64_t rows_expected = 0;
+	char **ids = util_calloc((size_t)total, sizeof(char *));
+	for (int i = 0; i < TEST_THREADS; i++)
+		for (int j = 0; j < TEST_PER_THREAD; j++) {
+			struct test_req *t = &prod[i].reqs[j];
+			ck_assert_int_eq(t->done_calls, 1);
+			ck_assert_int_eq(t->req.result, QUEUE_RESULT_ACCEPTED);
+			rows_expected += (int64_t)t->req.nitems;
+			ids[i * TEST_PER_THREAD + j] = t->req.event_id;
+		}
+
+	struct queue_writer_stats s;
+	queue_writer_get_stats(w, &s);
+	ck_assert_uint_eq(s.requests, (uint64_t)total);
+	ck_assert_uint_eq(s.accepted, (uint64_t)total);
+	ck_assert_uint_eq(s.errors, 0);
+	ck_assert_msg(s.batches < (uint64_t)total, "no batching: %llu batches",
+	    (unsigned long long)s.batches);
+	ck_assert_uint_gt(s.max_batch, 1);
+	ck_assert_uint_le(s.commits, s.batches);
+	ck_assert_int_eq(queue_pending_get(), rows_expected);
+
+	/* Exactly once on disk: every event id, with the right number of rows. */
+	struct queue *q = test_open();
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(queue_list(q, QUEUE_PENDING, &rows, &n), 0);
+	ck_assert_int_eq((int64_t)n, rows_expected);
+	char **got = util_calloc((size_t)total, sizeof(char *));
+	size_t ngot = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(rows[i].provider, "slack") == 0) {
+			ck_assert_uint_lt(ngot, (size_t)total);
+			got[ngot++] = rows[i].event_id;
+		}
+	}
+	ck_assert_uint_eq(ngot, (size_t)total);
+	qsort(ids, (size_t)total, sizeof(char *), test_cmp_str);
+	qsort(got, ngot, sizeof(char *), test_cmp_str);
+	for (int i = 0; i < total; i++) {
+		ck_assert_str_eq(ids[i], got[i]);
+		if (i > 0)
+			ck_assert_str_ne(got[i], got[i - 1]);
+	}
+	ck_assert_int_eq(test_sql_int("SELECT count(*) FROM dedup"), total);
+	free(got);
+	queue_rows_free(rows, n);
+	queue_close(q);
+	queue_writer_stop(w);
+	free(ids);
+	for (int i = 0; i < TEST_THREADS; i++)
+		free(prod[i].reqs);
+}
+END_TEST
+
+START_TEST(t_writer_batch_while_paused)
+{
+	static const char *const one[] = { "slack" };
+	struct queue_writer *w = test_writer(1000);
+	struct test_waiter wt;
+	struct test_req t[10];
+	test_waiter_init(&wt, 10);
+	queue_writer_pause(w, true);
+	for (int i = 0; i < 10; i++) {
+		test_req_init(&t[i], &wt, "p", one, 1, -1, 0);
+		queue_writer_submit(w, &t[i].req);
+	}
+	queue_writer_pause(w, false);
+	test_waiter_wait(&wt);
+	struct queue_writer_stats s;
+	queue_writer_get_stats(w, &s);
+	ck_assert_uint_eq(s.batches, 1);
+	ck_assert_uint_eq(s.commits, 1);
+	ck_assert_uint_eq(s.max_batch, 10);
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(t[i].req.result, QUEUE_RESULT_ACCEPTED);
+	queue_writer_stop(w);
+	test_waiter_destroy(&wt);
+}
+END_TEST
+
+/* --------------------------------------------------------------- dedup */
+
+START_TEST(t_dedup_within_window)
+{
+	static const char *const one[] = { "slack" };
+	char a[33], b[33], c[33], d[33];
+	struct queue_writer *w = test_writer(1000);
+	ck_assert_int_eq(test_submit1(w, "x", one, 1, 7, 300, a), QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(test_submit1(w, "x", one, 1, 7, 300, b), QUEUE_RESULT_DUPLICATE);
+	ck_assert_str_eq(b, a);
+	ck_assert_int_eq(test_submit1(w, "y", one, 1, 8, 300, c), QUEUE_RESULT_ACCEPTED);
+	ck_assert_str_ne(c, a);
+	/* Without has_dedup the same key is not looked at. */
+	ck_assert_int_eq(test_submit1(w, "x", one, 1, -1, 0, d), QUEUE_RESULT_ACCEPTED);
+	ck_assert_str_ne(d, a);
+	queue_writer_stop(w);
+	struct queue *q = test_open();
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 3);
+	queue_close(q);
+	ck_assert_int_eq(test_sql_int("SELECT count(*) FROM dedup"), 2);
+}
+END_TEST
+
+START_TEST(t_dedup_after_window)
+{
+	static const char *const one[] = { "slack" };
+	char a[33], b[33], c[33], d[33];
+	struct queue_writer *w = test_writer(1000);
+	ck_assert_int_eq(test_submit1(w, "x", one, 1, 7, 300, a), QUEUE_RESULT_ACCEPTED);
+	/* Bounded wait so that the first sighting is older than 0.05 s. */
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	ck_assert_int_eq(test_submit1(w, "x", one, 1, 7, 0.05, b), QUEUE_RESULT_ACCEPTED);
+	ck_assert_str_ne(b, a);
+	/* The new sighting starts a new window, in memory and on disk. */
+	ck_assert_int_eq(test_submit1(w, "x", one, 1, 7, 300, c), QUEUE_RESULT_DUPLICATE);
+	ck_assert_str_eq(c, b);
+	queue_writer_stop(w);
+	w = test_writer(1000);
+	ck_assert_int_eq(test_submit1(w, "x", one, 1, 7, 300, d), QUEUE_RESULT_DUPLICATE);
+	ck_assert_str_eq(d, b);
+	queue_writer_stop(w);
+}
+END_TEST
+
+START_TEST(t_dedup_within_one_batch)
+{
+	static const char *const one[] = { "slack" };
+	struct queue_writer *w = test_writer(1000);
+	struct test_waiter wt;
+	struct test_req t[4];
+	test_waiter_init(&wt, 4);
+	queue_writer_pause(w, true);
+	test_req_init(&t[0], &wt, "x", one, 1, 7, 300);
+	test_req_init(&t[1], &wt, "x", one, 1, 7, 300);
+	test_req_init(&t[2], &wt, "y", one, 1, 9, 300);
+	test_req_init(&t[3], &wt, "x", one, 1, 7, 300);
+	for (int i = 0; i < 4; i++)
+		queue_writer_submit(w, &t[i].req);
+	queue_writer_pause(w, false);
+	test_waiter_wait(&wt);
+	struct queue_writer_stats s;
+	queue_writer_get_stats(w, &s);
+	ck_assert_uint_eq(s.batches, 1);
+	ck_assert_int_eq(t[0].req.result, QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(t[1].req.result, QUEUE_RESULT_DUPLICATE);
+	ck_assert_str_eq(t[1].req.event_id, t[0].req.event_id);
+	ck_assert_int_eq(t[2].req.result, QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(t[3].req.result, QUEUE_RESULT_DUPLICATE);
+	ck_assert_str_eq(t[3].req.event_id, t[0].req.event_id);
+	queue_writer_stop(w);
+	test_waiter_destroy(&wt);
+	struct queue *q = test_open();
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 2);
+	queue_close(q);
+}
+END_TEST
+
+START_TEST(t_dedup_survives_restart)
+{
+	static const char *const one[] = { "slack" };
+	char a[33], b[33], c[33];
+	struct queue_writer *w = test_writer(1000);
+	ck_assert_int_eq(test_submit1(w, "x", one, 1, 0x42, 300, a), QUEUE_RESULT_ACCEPTED);
+	queue_writer_stop(w);
+	w = test_writer(1000);
+	ck_assert_int_eq(test_submit1(w, "x", one, 1, 0x42, 300, b), QUEUE_RESULT_DUPLICATE);
+	ck_assert_str_eq(b, a);
+	ck_assert_int_eq(test_submit1(w, "z", one, 1, 0x43, 300, c), QUEUE_RESULT_ACCEPTED);
+	queue_writer_stop(w);
+}
+END_TEST
+
+/* ------------------------------------------------- max_pending, errors */
+
+START_TEST(t_max_pending_full)
+{
+	static const char *const one[] = { "slack" };
+	static const char *const two[] = { "slack", "bot#ops" };
+	char a[33], id[33];
+	struct queue_writer *w = test_writer(3);
+	ck_assert_int_eq(test_submit1(w, "a", two, 2, 1, 300, a), QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(test_submit1(w, "b", two, 2, 2, 300, id), QUEUE_RESULT_FULL);
+	ck_assert_int_eq(test_submit1(w, "c", one, 1, 3, 300, id), QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(test_submit1(w, "d", one, 1, 4, 300, id), QUEUE_RESULT_FULL);
+	/* A duplicate is answered as such even when full; nothing is stored for it. */
+	ck_assert_int_eq(test_submit1(w, "a", two, 2, 1, 300, id), QUEUE_RESULT_DUPLICATE);
+	ck_assert_str_eq(id, a);
+	/* A rejected event left no dedup key behind. */
+	queue_writer_set_max_pending(w, 10);
+	ck_assert_int_eq(test_submit1(w, "b", two, 2, 2, 300, id), QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(queue_pending_get(), 5);
+	struct queue_writer_stats s;
+	queue_writer_get_stats(w, &s);
+	ck_assert_uint_eq(s.full, 2);
+	queue_writer_stop(w);
+
+	/* The limit counts rows already on disk at start. */
+	w = test_writer(5);
+	ck_assert_int_eq(test_submit1(w, "e", one, 1, -1, 0, id), QUEUE_RESULT_FULL);
+	queue_writer_stop(w);
+}
+END_TEST
+
+START_TEST(t_max_pending_within_batch)
+{
+	static const char *const two[] = { "slack", "bot#ops" };
+	struct queue_writer *w = test_writer(3);
+	struct test_waiter wt;
+	struct test_req t[2];
+	test_waiter_init(&wt, 2);
+	queue_writer_pause(w, true);
+	test_req_init(&t[0], &wt, "a", two, 2, -1, 0);
+	test_req_init(&t[1], &wt, "b", two, 2, -1, 0);
+	queue_writer_submit(w, &t[0].req);
+	queue_writer_submit(w, &t[1].req);
+	queue_writer_pause(w, false);
+	test_waiter_wait(&wt);
+	ck_assert_int_eq(t[0].req.result, QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(t[1].req.result, QUEUE_RESULT_FULL);
+	queue_writer_stop(w);
+	test_waiter_destroy(&wt);
+}
+END_TEST
+
+START_TEST(t_failed_commit_answers_error)
+{
+	static const char *const one[] = { "slack" };
+	static const char *const boom[] = { "boom" };
+	char id[33];
+	struct queue_writer *w = test_writer(1000);
+	/* A second connection makes inserts for provider "boom" fail. */
+	test_sql_exec("CREATE TRIGGER fail_boom BEFORE INSERT ON deliveries "
+	    "WHEN NEW.provider = 'boom' BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+	struct test_waiter wt;
+	struct test_req t[3];
+	test_waiter_init(&wt, 3);
+	queue_writer_pause(w, true);
+	test_req_init(&t[0], &wt, "a", one, 1, 5, 300);
+	test_req_init(&t[1], &wt, "b", boom, 1, 6, 300);
+	test_req_init(&t[2], &wt, "c", one, 1, -1, 0);
+	for (int i = 0; i < 3; i++)
+		queue_writer_submit(w, &t[i].req);
+	queue_writer_pause(w, false);
+	test_waiter_wait(&wt);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(t[i].req.result, QUEUE_RESULT_ERROR);
+	struct queue_writer_stats s;
+	queue_writer_get_stats(w, &s);
+	ck_assert_msg(strstr(s.last_error, "injected failure") != NULL, "%s", s.last_error);
+	ck_assert_int_eq(queue_pending_get(), 0);
+	/* Nothing of the batch is on disk, and its dedup keys were not learnt. */
+	ck_assert_int_eq(test_sql_int("SELECT count(*) FROM deliveries"), 0);
+	ck_assert_int_eq(test_sql_int("SELECT count(*) FROM dedup"), 0);
+	ck_assert_int_eq(test_submit1(w, "a", one, 1, 5, 300, id), QUEUE_RESULT_ACCEPTED);
+	queue_writer_stop(w);
+	test_waiter_destroy(&wt);
+}
+END_TEST
+
+START_TEST(t_stop_commits_then_shutdown)
+{
+	static const char *const one[] = { "slack" };
+	struct queue_writer *w = test_writer(1000);
+	struct test_waiter wt;
+	struct test_req a, b, c;
+	test_waiter_init(&wt, 3);
+	queue_writer_pause(w, true);
+	test_req_init(&a, &wt, "a", one, 1, -1, 0);
+	test_req_init(&b, &wt, "b", one, 1, -1, 0);
+	test_req_init(&c, &wt, "c", one, 1, -1, 0);
+	/* b is submitted from a's done callback, i.e. after stop has begun. */
+	a.chain = &b;
+	a.chain_writer = w;
+	queue_writer_submit(w, &a.req);
+	queue_writer_submit(w, &c.req);
+	queue_writer_stop(w);   /* releases the pause, commits a and c */
+	test_waiter_wait(&wt);
+	ck_assert_int_eq(a.req.result, QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(c.req.result, QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(b.req.result, QUEUE_RESULT_SHUTDOWN);
+	ck_assert_int_eq(b.done_calls, 1);
+	test_waiter_destroy(&wt);
+	struct queue *q = test_open();
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 2);
+	queue_close(q);
+}
+END_TEST
+
+/* ------------------------------------------------------ row operations */
+
+/* Six events; the targets of each are given by the table. */
+static const struct {
+	const char *name;
+	const char *targets[2];
+	size_t n;
+} test_events[] = {
+	{ "e0", { "slack" }, 1 },
+	{ "e1", { "slack#dev", "bot" }, 2 },
+	{ "e2", { "slack" }, 1 },
+	{ "e3", { "bot", "slack#dev" }, 2 },
+	{ "e4", { "slack" }, 1 },
+	{ "e5", { "bot" }, 1 },
+};
+#define TEST_NEVENTS (sizeof(test_events) / sizeof(test_events[0]))
+
+static void
+test_fill(char ids[TEST_NEVENTS][33])
+{
+	struct queue_writer *w = test_writer(1000);
+	for (size_t i = 0; i < TEST_NEVENTS; i++)
+		ck_assert_int_eq(test_submit1(w, test_events[i].name, test_events[i].targets,
+		    test_events[i].n, -1, 0, ids[i]), QUEUE_RESULT_ACCEPTED);
+	queue_writer_stop(w);
+}
+
+/* Ids of the rows of one target, in order, as event names. */
+static char *
+test_head_names(struct queue *q, const char *provider, const char *channel, size_t limit,
+    char ids[TEST_NEVENTS][33])
+{
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(queue_target_head(q, provider, channel, limit, &rows, &n), 0);
+	struct util_buf b = {0};
+	util_buf_puts(&b, "");
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(rows[i].state, QUEUE_PENDING);
+		ck_assert_str_eq(rows[i].provider, provider);
+		for (size_t e = 0; e < TEST_NEVENTS; e++)
+			if (strcmp(ids[e], rows[i].event_id) == 0)
+				util_buf_printf(&b, "%s%s", b.len ? " " : "", test_events[e].name);
+	}
+	queue_rows_free(rows, n);
+	return b.data;
+}
+
+static int64_t
+test_row_id(struct queue *q, const char *event_id, const char *provider)
+{
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	int64_t id = -1;
+	for (int s = QUEUE_PENDING; s <= QUEUE_DEAD && id < 0; s++) {
+		ck_assert_int_eq(queue_list(q, (enum queue_state)s, &rows, &n), 0);
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(rows[i].event_id, event_id) == 0 &&
+			    strcmp(rows[i].provider, provider) == 0)
+				id = rows[i].id;
+		queue_rows_free(rows, n);
+	}
+	ck_assert_int_ge(id, 0);
+	return id;
+}
+
+/* Fetch one row by id from a state's list; returns 0 when absent. */
+static int
+test_get_row(struct queue *q, enum queue_state state, int64_t id, struct queue_row *out)
+{
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	int found = 0;
+	ck_assert_int_eq(queue_list(q, state, &rows, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].id == id) {
+			*out = rows[i];
+			memset(&rows[i], 0, sizeof(rows[i]));
+			found = 1;
+		}
+	queue_rows_free(rows, n);
+	return found;
+}
+
+START_TEST(t_targets_and_head_order)
+{
+	char ids[TEST_NEVENTS][33];
+	test_fill(ids);
+	struct queue *q = test_open();
+	struct queue_target *t = NULL;
+	size_t nt = 0;
+	ck_assert_int_eq(queue_pending_targets(q, &t, &nt), 0);
+	ck_assert_uint_eq(nt, 3);
+	ck_assert_str_eq(t[0].provider, "bot");
+	ck_assert_str_eq(t[0].channel, "");
+	ck_assert_str_eq(t[1].provider, "slack");
+	ck_assert_str_eq(t[1].channel, "");
+	ck_assert_str_eq(t[2].provider, "slack");
+	ck_assert_str_eq(t[2].channel, "#dev");
+	queue_targets_free(t, nt);
+	queue_targets_free(NULL, 0);
+
+	static const struct {
+		const char *provider, *channel;
+		size_t limit;
+		const char *want;
+	} cases[] = {
+		{ "slack", "", 10, "e0 e2 e4" },
+		{ "slack", NULL, 10, "e0 e2 e4" },
+		{ "slack", "", 2, "e0 e2" },
+		{ "slack", "#dev", 10, "e1 e3" },
+		{ "bot", "", 10, "e1 e3 e5" },
+		{ "bot", "", 1, "e1" },
+		{ "bot", "#dev", 10, "" },
+		{ "nope", "", 10, "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = test_head_names(q, cases[i].provider, cases[i].channel,
+		    cases[i].limit, ids);
+		ck_assert_msg(strcmp(got, cases[i].want) == 0, "case %zu: got '%s' want '%s'",
+		    i, got, cases[i].want);
+		free(got);
+	}
+	queue_close(q);
+}
+END_TEST
+
+START_TEST(t_ack_defer_kill)
+{
+	char ids[TEST_NEVENTS][33];
+	test_fill(ids);
+	struct queue *q = test_open();
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 8);
+
+	/* ack removes the rows (e0 and e2 on slack). */
+	int64_t ack[2] = { test_row_id(q, ids[0], "slack"), test_row_id(q, ids[2], "slack") };
+	ck_assert_int_eq(queue_ack(q, ack, 2), 0);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 6);
+	char *got = test_head_names(q, "slack", "", 10, ids);
+	ck_assert_str_eq(got, "e4");
+	free(got);
+	ck_assert_int_eq(queue_ack(q, NULL, 0), 0);
+
+	/* defer: attempts and error, then a rate-limit defer keeps both. */
+	int64_t e4 = test_row_id(q, ids[4], "slack");
+	double later = util_now() + 100;
+	ck_assert_int_eq(queue_defer(q, &e4, 1, 1, later, "HTTP 500"), 0);
+	ck_assert_int_eq(queue_defer(q, &e4, 1, 1, later, "HTTP 503"), 0);
+	ck_assert_int_eq(queue_defer(q, &e4, 1, 0, later + 5, NULL), 0);
+	struct queue_row r;
+	ck_assert(test_get_row(q, QUEUE_PENDING, e4, &r));
+	ck_assert_int_eq(r.attempts, 2);
+	ck_assert_str_eq(r.last_error, "HTTP 503");
+	ck_assert(r.next_attempt_at > later + 4 && r.next_attempt_at < later + 6);
+	queue_row_clear(&r);
+	queue_row_clear(NULL);
+
+	/* kill: dead with the error; the target no longer holds it. */
+	int64_t e1bot = test_row_id(q, ids[1], "bot");
+	ck_assert_int_eq(queue_kill(q, &e1bot, 1, "HTTP 404 channel_not_found"), 0);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 5);
+	ck_assert_int_eq(queue_count(q, QUEUE_DEAD), 1);
+	got = test_head_names(q, "bot", "", 10, ids);
+	ck_assert_str_eq(got, "e3 e5");
+	free(got);
+	ck_assert(test_get_row(q, QUEUE_DEAD, e1bot, &r));
+	ck_assert_str_eq(r.last_error, "HTTP 404 channel_not_found");
+	ck_assert_int_eq(r.state, QUEUE_DEAD);
+	queue_row_clear(&r);
+	/* Deferring or killing a dead row changes nothing. */
+	ck_assert_int_eq(queue_kill(q, &e1bot, 1, "other"), 0);
+	ck_assert_int_eq(queue_defer(q, &e1bot, 1, 1, later, "other"), 0);
+	ck_assert(test_get_row(q, QUEUE_DEAD, e1bot, &r));
+	ck_assert_str_eq(r.last_error, "HTTP 404 channel_not_found");
+	ck_assert_int_eq(r.attempts, 0);
+	queue_row_clear(&r);
+
+	/* kill_missing_providers: "bot" was removed from the config. */
+	const char *const names[] = { "slack", "console" };
+	int64_t killed = -1;
+	ck_assert_int_eq(queue_kill_missing_providers(q, names, 2, &killed), 0);
+	ck_assert_int_eq(killed, 2);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 3);
+	ck_assert_int_eq(queue_count(q, QUEUE_DEAD), 3);
+	ck_assert(test_get_row(q, QUEUE_DEAD, test_row_id(q, ids[5], "bot"), &r));
+	ck_assert_str_eq(r.last_error, "provider removed");
+	queue_row_clear(&r);
+	ck_assert_int_eq(queue_kill_missing_providers(q, names, 2, &killed), 0);
+	ck_assert_int_eq(killed, 0);
+	/* No names at all: everything pending goes. */
+	ck_assert_int_eq(queue_kill_missing_providers(q, NULL, 0, &killed), 0);
+	ck_assert_int_eq(killed, 3);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 0);
+	queue_close(q);
+}
+END_TEST
+
+struct test_counts {
+	char names[8][16];
+	int64_t pending[8], dead[8];
+	int n;
+};
+
+static void
+test_count_cb(const char *provider, int64_t pending, int64_t dead, void *arg)
+{
+	struct test_counts *c = arg;
+	ck_assert_int_lt(c->n, 8);
+	snprintf(c->names[c->n], sizeof(c->names[0]), "%s", provider);
+	c->pending[c->n] = pending;
+	c->dead[c->n] = dead;
+	c->n++;
+}
+
+START_TEST(t_count_by_provider)
+{
+	char ids[TEST_NEVENTS][33];
+	test_fill(ids);
+	struct queue *q = test_open();
+	int64_t e5 = test_row_id(q, ids[5], "bot");
+	ck_assert_int_eq(queue_kill(q, &e5, 1, "HTTP 410 channel_is_archived"), 0);
+	struct test_counts c = {0};
+	ck_assert_int_eq(queue_count_by_provider(q, test_count_cb, &c), 0);
+	ck_assert_int_eq(c.n, 2);
+	ck_assert_str_eq(c.names[0], "bot");
+	ck_assert_int_eq(c.pending[0], 2);
+	ck_assert_int_eq(c.dead[0], 1);
+	ck_assert_str_eq(c.names[1], "slack");
+	ck_assert_int_eq(c.pending[1], 5);
+	ck_assert_int_eq(c.dead[1], 0);
+	queue_close(q);
+}
+END_TEST
+
+START_TEST(t_list_retry_purge)
+{
+	char ids[TEST_NEVENTS][33];
+	test_fill(ids);
+	struct queue *q = test_open();
+	int64_t dead[4] = {
+		test_row_id(q, ids[0], "slack"), test_row_id(q, ids[1], "bot"),
+		test_row_id(q, ids[3], "bot"), test_row_id(q, ids[5], "bot"),
+	};
+	ck_assert_int_eq(queue_defer(q, &dead[1], 1, 1, util_now() + 1000, "HTTP 500"), 0);
+	ck_assert_int_eq(queue_kill(q, dead, 4, "HTTP 403 action_prohibited"), 0);
+
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(queue_list(q, QUEUE_DEAD, &rows, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(rows[i].id, dead[i]);   /* id order */
+		ck_assert_int_eq(rows[i].state, QUEUE_DEAD);
+	}
+	queue_rows_free(rows, n);
+	ck_assert_int_eq(queue_list(q, QUEUE_PENDING, &rows, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	queue_rows_free(rows, n);
+
+	/* retry by id: a pending id and an unknown id change nothing. */
+	int64_t pend = test_row_id(q, ids[2], "slack");
+	int64_t some[3] = { dead[1], pend, 999999 };
+	int64_t changed = -1;
+	double before = util_now();
+	ck_assert_int_eq(queue_retry(q, some, 3, &changed), 0);
+	ck_assert_int_eq(changed, 1);
+	struct queue_row r;
+	ck_assert(test_get_row(q, QUEUE_PENDING, dead[1], &r));
+	ck_assert_int_eq(r.attempts, 0);
+	ck_assert_ptr_null(r.last_error);
+	ck_assert(r.next_attempt_at <= util_now());
+	ck_assert(r.created_at >= before - 1);
+	queue_row_clear(&r);
+	/* It is a pending row again, holding its place in its target's order. */
+	char *got = test_head_names(q, "bot", "", 10, ids);
+	ck_assert_str_eq(got, "e1");
+	free(got);
+
+	/* retry all. */
+	ck_assert_int_eq(queue_retry(q, NULL, 0, &changed), 0);
+	ck_assert_int_eq(changed, 3);
+	ck_assert_int_eq(queue_count(q, QUEUE_DEAD), 0);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 8);
+	ck_assert_int_eq(queue_retry(q, NULL, 0, &changed), 0);
+	ck_assert_int_eq(changed, 0);
+
+	/* purge by id only deletes dead rows. */
+	ck_assert_int_eq(queue_kill(q, dead, 3, "HTTP 404 no_service"), 0);
+	int64_t purge[2] = { dead[0], pend };
+	ck_assert_int_eq(queue_purge(q, purge, 2, &changed), 0);
+	ck_assert_int_eq(changed, 1);
+	ck_assert_int_eq(queue_count(q, QUEUE_DEAD), 2);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 5);
+	ck_assert_int_eq(queue_purge(q, NULL, 0, &changed), 0);
+	ck_assert_int_eq(changed, 2);
+	ck_assert_int_eq(queue_count(q, QUEUE_DEAD), 0);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 5);
+	queue_close(q);
+}
+END_TEST
+
+/* ------------------------------------------- a second connection beside */
+
+#define TEST_SIDE_EVENTS 2000
+#define TEST_SIDE_CHUNK 25
+
+struct test_side {
+	struct queue_writer *w;
+	int accepted;
+};
+
+static void *
+test_side_producer(void *arg)
+{
+	static const char *const one[] = { "slack" };
+	struct test_side *s = arg;
+	struct test_req *t = util_calloc(TEST_SIDE_CHUNK, sizeof(*t));
+	for (int done = 0; done < TEST_SIDE_EVENTS; done += TEST_SIDE_CHUNK) {
+		struct test_waiter wt;
+		test_waiter_init(&wt, TEST_SIDE_CHUNK);
+		for (int i = 0; i < TEST_SIDE_CHUNK; i++) {
+			test_req_init(&t[i], &wt, "side", one, 1, -1, 0);
+			queue_writer_submit(s->w, &t[i].req);
+		}
+		test_waiter_wait(&wt);
+		test_waiter_destroy(&wt);
+		for (int i = 0; i < TEST_SIDE_CHUNK; i++)
+			if (t[i].req.result == QUEUE_RESULT_ACCEPTED)
+				s->accepted++;
+	}
+	free(t);
+	return NULL;
+}
+
+START_TEST(t_second_connection_beside_writer)
+{
+	struct test_side s = { .w = test_writer(1000000) };
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, test_side_producer, &s), 0);
+
+	/* Like the delivery thread: claim heads, defer some, ack them. */
+	struct queue *q = test_open();
+	struct queue *cli = test_open();
+	int64_t acked = 0;
+	double deadline = util_mono() + TEST_WAIT_SECONDS;
+	while (acked < TEST_SIDE_EVENTS && util_mono() < deadline) {
+		struct queue_row *rows = NULL;
+		size_t n = 0;
+		ck_assert_msg(queue_target_head(q, "slack", "", 50, &rows, &n) == 0, "%s",
+		    queue_errmsg(q));
+		int64_t *idv = util_calloc(n ? n : 1, sizeof(*idv));
+		for (size_t i = 0; i < n; i++)
+			idv[i] = rows[i].id;
+		if (n > 1)
+			ck_assert_msg(queue_defer(q, idv + n / 2, n - n / 2, 1, 0, "HTTP 500") == 0,
+			    "%s", queue_errmsg(q));
+		ck_assert_msg(queue_ack(q, idv, n) == 0, "%s", queue_errmsg(q));
+		acked += (int64_t)n;
+		queue_rows_free(rows, n);
+		free(idv);
+		/* A CLI-like reader and writer on a third connection. */
+		int64_t changed = -1;
+		ck_assert_msg(queue_count(cli, QUEUE_PENDING) >= 0, "%s", queue_errmsg(cli));
+		ck_assert_msg(queue_retry(cli, NULL, 0, &changed) == 0, "%s", queue_errmsg(cli));
+		ck_assert_int_eq(changed, 0);
+	}
+	pthread_join(th, NULL);
+	ck_assert_int_eq(s.accepted, TEST_SIDE_EVENTS);
+	ck_assert_int_eq(acked, TEST_SIDE_EVENTS);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 0);
+	struct queue_writer_stats st;
+	queue_writer_get_stats(s.w, &st);
+	ck_assert_uint_eq(st.errors, 0);
+	queue_writer_stop(s.w);
+	queue_close(cli);
+	queue_close(q);
+}
+END_TEST
+
+START_TEST(t_pending_counter)
+{
+	queue_pending_set(10);
+	queue_pending_add(5);
+	queue_pending_add(-7);
+	ck_assert_int_eq(queue_pending_get(), 8);
+}
+END_TEST
+
+static Suite *
+test_queue_suite(void)
+{
+	Suite *s = suite_create("queue");
+	TCase *tc = tcase_create("open");
+	tcase_add_checked_fixture(tc, test_setup, test_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, t_open_creates_nested_dir);
+	tcase_add_test(tc, t_open_wal_and_schema);
+	tcase_add_test(tc, t_open_refuses_newer_schema);
+	tcase_add_test(tc, t_open_fails_on_file_as_dir);
+	tcase_add_test(tc, t_persist_across_reopen);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("writer");
+	tcase_add_checked_fixture(tc, test_setup, test_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, t_writer_concurrent_exactly_once);
+	tcase_add_test(tc, t_writer_batch_while_paused);
+	tcase_add_test(tc, t_dedup_within_window);
+	tcase_add_test(tc, t_dedup_after_window);
+	tcase_add_test(tc, t_dedup_within_one_batch);
+	tcase_add_test(tc, t_dedup_survives_restart);
+	tcase_add_test(tc, t_max_pending_full);
+	tcase_add_test(tc, t_max_pending_within_batch);
+	tcase_add_test(tc, t_failed_commit_answers_error);
+	tcase_add_test(tc, t_stop_commits_then_shutdown);
+	tcase_add_test(tc, t_pending_counter);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("rows");
+	tcase_add_checked_fixture(tc, test_setup, test_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, t_targets_and_head_order);
+	tcase_add_test(tc, t_ack_defer_kill);
+	tcase_add_test(tc, t_count_by_provider);
+	tcase_add_test(tc, t_list_retry_purge);
+	tcase_add_test(tc, t_second_connection_beside_writer);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(test_root, sizeof(test_root), "%s/fr-test-queue-XXXXXX",
+	    tmp && *tmp ? tmp : "/tmp");
+	if (mkdtemp(test_root) == NULL) {
+		perror(test_root);
+		return 99;   /* broken test setup */
+	}
+	SRunner *sr = srunner_create(test_queue_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	nftw(test_root, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
