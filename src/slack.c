@@ -1,2 +1,857 @@
-/* slack: not yet written. */
+/*
+ * slack: render Slack payloads (SPEC §9) and classify Slack's answers
+ * (SPEC §8). Pure: no I/O and no global state, so the delivery thread, the
+ * console provider and `fluxrelay match` all call it freely.
+ *
+ * Rendering invariants: every string in a payload is valid UTF-8 (invalid
+ * bytes become U+FFFD); &, < and > are escaped in every text Slack renders;
+ * truncation happens on code points before escaping, so neither a UTF-8
+ * sequence nor an entity is ever cut; a message never carries more than
+ * SLACK_MAX_ATTACHMENTS attachments nor more than SLACK_MAX_TOTAL_TEXT
+ * characters of attachment text; only fields that Slack's SDK types define
+ * are emitted, with their declared types (ts a string, short a boolean).
+ *
+ * Classification of one attempt (the response -> outcome table):
+ *
+ *  provider   answer                                       outcome       error text
+ *  ---------  -------------------------------------------  ------------  --------------------------
+ *  any        no HTTP answer (timeout, connect refused or  TRANSIENT     "transport: <msg>"
+ *             reset, DNS, TLS handshake)
+ *  slack      2xx, any body ("ok")                         DELIVERED     ""
+ *  slack      429                                          RATE_LIMITED  "HTTP 429 <body>"
+ *  slack      5xx, 408                                     TRANSIENT     "HTTP 503 <body>"
+ *  slack      other 4xx, 3xx, 1xx                          PERMANENT     "HTTP 404 channel_not_found"
+ *  slack-bot  2xx + JSON {"ok":true}                       DELIVERED     ""
+ *  slack-bot  2xx + JSON ok:false, error "ratelimited"     RATE_LIMITED  "HTTP 200 ratelimited"
+ *  slack-bot  2xx + JSON ok:false, error internal_error,   TRANSIENT     "HTTP 200 internal_error"
+ *             service_unavailable, request_timeout,
+ *             fatal_error
+ *  slack-bot  2xx + JSON ok:false, any other error         PERMANENT     "HTTP 200 channel_not_found"
+ *  slack-bot  2xx, body not JSON or without boolean ok     TRANSIENT     "HTTP 200 unexpected response: <body>"
+ *  slack-bot  429                                          RATE_LIMITED  "HTTP 429 <error>"
+ *  slack-bot  5xx, 408                                     TRANSIENT     "HTTP 500 <error>"
+ *  slack-bot  other 4xx, 3xx, 1xx                          PERMANENT     "HTTP 403 <error>"
+ *  (console is classified like slack.)
+ *
+ * RATE_LIMITED waits Retry-After (delta-seconds or HTTP-date; 1 s when absent
+ * or invalid; 0 when the date is past) and does not use up an attempt.
+ * <body>/<error> is the JSON "error" string when the body is a JSON object
+ * carrying one, else the body itself: trimmed, whitespace runs folded to one
+ * space, other bytes outside printable ASCII replaced by '?', truncated with
+ * "..." to fit the result's error buffer. The request URL (a secret for
+ * webhooks) is never part of the text.
+ */
 #include "slack.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+/* Slack truncates attachment text beyond this; we never send more in total. */
+#define SLACK_MAX_TOTAL_TEXT 40000
+
+/* Retry-After delta-seconds saturate here (RFC 9110 §10.2.3 asks for 2^31). */
+#define SLACK_RETRY_AFTER_MAX 2147483647.0
+
+/* How a text that exceeds its budget ends. */
+enum slack_cut {
+	SLACK_CUT_NONE,      /* never truncated (limit ignored) */
+	SLACK_CUT_COUNT,     /* "… (N more characters)" */
+	SLACK_CUT_ELLIPSIS,  /* "…" */
+};
+
+static const char slack_ellipsis[] = "\xe2\x80\xa6";   /* U+2026 */
+static const char slack_replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+
+/*
+ * Length of the UTF-8 sequence at s (n > 0 bytes available): 1..4 for a
+ * well-formed sequence (RFC 3629: no overlongs, no surrogates, <= U+10FFFF),
+ * or 0 for an invalid byte, which callers treat as one replaced character.
+ */
+static size_t
+slack_utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (n < len)
+		return 0;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* Number of characters (code points; an invalid byte counts as one) in s[0..n). */
+static size_t
+slack_utf8_count(const unsigned char *s, size_t n)
+{
+	size_t i = 0, count = 0;
+
+	while (i < n) {
+		size_t l = slack_utf8_len(s + i, n - i);
+		i += l ? l : 1;
+		count++;
+	}
+	return count;
+}
+
+/*
+ * Render the first `limit` characters of s[0..n) into out (when out is not
+ * NULL): invalid UTF-8 replaced by U+FFFD, &<> escaped when escape is set,
+ * and when characters remain, the `cut` marker appended. Returns the number
+ * of characters (code points) the rendered text has, entities and marker
+ * included, so callers can size budgets without rendering.
+ */
+static size_t
+slack_text(struct util_buf *out, const char *str, size_t n, size_t limit,
+    enum slack_cut cut, int escape)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, kept = 0, chars = 0;
+
+	if (cut == SLACK_CUT_NONE)
+		limit = SIZE_MAX;
+	while (i < n && kept < limit) {
+		size_t l = slack_utf8_len(s + i, n - i);
+		const char *rep = NULL;
+
+		if (l == 0) {
+			rep = slack_replacement;
+			l = 1;
+			chars++;
+		} else if (escape && s[i] == '&') {
+			rep = "&amp;";
+			chars += 5;
+		} else if (escape && s[i] == '<') {
+			rep = "&lt;";
+			chars += 4;
+		} else if (escape && s[i] == '>') {
+			rep = "&gt;";
+			chars += 4;
+		} else
+			chars++;
+		if (out != NULL) {
+			if (rep != NULL)
+				util_buf_puts(out, rep);
+			else
+				util_buf_append(out, str + i, l);
+		}
+		i += l;
+		kept++;
+	}
+	if (i < n) {
+		if (cut == SLACK_CUT_COUNT) {
+			char marker[64];
+			size_t rest = slack_utf8_count(s + i, n - i);
+			int m = snprintf(marker, sizeof(marker), "%s (%zu more characters)",
+			    slack_ellipsis, rest);
+			/* all ASCII but the ellipsis: 3 bytes, 1 character */
+			chars += (size_t)m - 2;
+			if (out != NULL)
+				util_buf_puts(out, marker);
+		} else {
+			chars++;
+			if (out != NULL)
+				util_buf_puts(out, slack_ellipsis);
+		}
+	}
+	return chars;
+}
+
+/* A new JSON string (new reference) from a util_buf, "" when it is empty. */
+static json_t *
+slack_buf_json(struct util_buf *b)
+{
+	json_t *j = json_stringn_nocheck(b->data ? b->data : "", b->len);
+	util_buf_free(b);
+	return j;
+}
+
+/* A new JSON string (new reference): s cleaned to valid UTF-8, escaped or not. */
+static json_t *
+slack_json_text(const char *s, int escape)
+{
+	struct util_buf b = { 0 };
+
+	slack_text(&b, s, strlen(s), SIZE_MAX, SLACK_CUT_NONE, escape);
+	return slack_buf_json(&b);
+}
+
+/* Steals value; returns -1 when value is NULL or the set fails. */
+static int
+slack_set(json_t *obj, const char *key, json_t *value)
+{
+	if (value == NULL)
+		return -1;
+	return json_object_set_new(obj, key, value);
+}
+
+char *
+slack_escape(const char *s)
+{
+	struct util_buf b = { 0 };
+
+	if (s == NULL)
+		return NULL;
+	slack_text(&b, s, strlen(s), SIZE_MAX, SLACK_CUT_NONE, 1);
+	if (b.data == NULL)
+		return util_strdup("");
+	return b.data;
+}
+
+static int
+slack_nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+/* Characters of all rendered attachment texts when each shows budget characters. */
+static size_t
+slack_total_text(const struct slack_item *items, size_t n, size_t budget)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *m = items[i].ev->message ? items[i].ev->message : "";
+		total += slack_text(NULL, m, strlen(m), budget, SLACK_CUT_COUNT, 1);
+	}
+	return total;
+}
+
+/*
+ * The per-attachment text budget (characters of the raw message): max_text,
+ * or less when the rendered texts of all items would exceed
+ * SLACK_MAX_TOTAL_TEXT. The rendered length is not monotone in the budget (a
+ * message that stops being cut loses its marker), so the binary search keeps
+ * only "lo fits, hi does not" as its invariant and may settle slightly below
+ * the best budget; 0 always fits, since with at most SLACK_MAX_ATTACHMENTS
+ * items every text is then a marker of under 50 characters.
+ */
+static size_t
+slack_budget(const struct slack_item *items, size_t n, size_t max_text)
+{
+	size_t lo = 0, hi = max_text;
+
+	if (slack_total_text(items, n, max_text) <= SLACK_MAX_TOTAL_TEXT)
+		return max_text;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (slack_total_text(items, n, mid) <= SLACK_MAX_TOTAL_TEXT)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* One candidate field: rank orders precedence, seq breaks ties (later wins). */
+struct slack_field {
+	const char *key;
+	const char *value;
+	int rank;
+	size_t seq;
+};
+
+static int
+slack_field_cmp(const void *a, const void *b)
+{
+	const struct slack_field *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	if (c != 0)
+		return c;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * The "fields" array (new reference) of one item; NULL with *err == 0 when
+ * there is nothing to show, NULL with *err == 1 on allocation failure.
+ * Sorted by key (strcmp), one entry per key. Precedence, low to
+ * high, as notification-controller's: annotation keys < alert extra
+ * (metadata, then summary) < plain and controller keys. Hidden event keys
+ * (token, checksum, digest) are dropped before merging, so an alert that
+ * names such a key explicitly still shows it.
+ */
+static json_t *
+slack_fields(const struct slack_item *it, int *err)
+{
+	const struct event *ev = it->ev;
+	size_t cap = ev->nmeta + it->nextra, nf = 0;
+	struct slack_field *f = NULL;
+	json_t *arr = NULL;
+
+	*err = 0;
+	if (cap == 0)
+		return NULL;
+	f = util_calloc(cap, sizeof(*f));
+	for (size_t i = 0; i < ev->nmeta; i++) {
+		if (event_meta_hidden(ev->meta[i].key))
+			continue;
+		f[nf].key = ev->meta[i].key;
+		f[nf].value = ev->meta[i].value ? ev->meta[i].value : "";
+		f[nf].rank = ev->meta[i].origin == EVENT_META_ANNOTATION ? 0 : 2;
+		f[nf].seq = nf;
+		nf++;
+	}
+	for (size_t i = 0; i < it->nextra; i++) {
+		if (it->extra[i].key == NULL)
+			continue;
+		f[nf].key = it->extra[i].key;
+		f[nf].value = it->extra[i].value ? it->extra[i].value : "";
+		f[nf].rank = 1;
+		f[nf].seq = nf;
+		nf++;
+	}
+	if (nf == 0)
+		goto out;
+	qsort(f, nf, sizeof(*f), slack_field_cmp);
+	arr = json_array();
+	if (arr == NULL) {
+		*err = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if (i + 1 < nf && strcmp(f[i].key, f[i + 1].key) == 0)
+			continue;           /* a higher-precedence entry follows */
+		json_t *o = json_object();
+		int rc = o == NULL ? -1 : 0;
+		rc |= slack_set(o, "title", slack_json_text(f[i].key, 1));
+		rc |= slack_set(o, "value", slack_json_text(f[i].value, 1));
+		rc |= slack_set(o, "short", json_false());
+		if (rc != 0 || json_array_append_new(arr, o) != 0) {
+			*err = 1;
+			json_decref(arr);
+			arr = NULL;
+			goto out;
+		}
+	}
+out:
+	free(f);
+	return arr;
+}
+
+/*
+ * One attachment (new reference) or NULL on allocation failure. budget is
+ * the number of message characters shown in text and fallback.
+ */
+static json_t *
+slack_attachment(const struct slack_item *it, size_t budget)
+{
+	const struct event *ev = it->ev;
+	const char *msg = ev->message ? ev->message : "";
+	const char *color;
+	struct util_buf raw = { 0 }, author = { 0 }, b = { 0 };
+	json_t *a = json_object(), *fields = NULL;
+	int rc = a == NULL ? -1 : 0, ferr = 0;
+
+	if (rc != 0)
+		return NULL;
+	switch (ev->severity) {
+	case EVENT_ERROR:
+		color = "danger";
+		break;
+	case EVENT_WARNING:
+		color = "warning";
+		break;
+	default:
+		color = "good";
+		break;
+	}
+	rc |= slack_set(a, "color", json_string(color));
+
+	/* author_name: lowercase(kind)/name[.namespace], escaped */
+	for (const char *k = ev->kind ? ev->kind : ""; *k; k++) {
+		char c = *k;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		util_buf_append(&raw, &c, 1);
+	}
+	util_buf_puts(&raw, "/");
+	util_buf_puts(&raw, ev->name ? ev->name : "");
+	if (ev->namespace != NULL) {
+		util_buf_puts(&raw, ".");
+		util_buf_puts(&raw, ev->namespace);
+	}
+	slack_text(&author, raw.data, raw.len, SIZE_MAX, SLACK_CUT_NONE, 1);
+	util_buf_free(&raw);
+	rc |= slack_set(a, "author_name", json_stringn_nocheck(author.data, author.len));
+
+	if (slack_nonempty(ev->reason))
+		rc |= slack_set(a, "title", slack_json_text(ev->reason, 1));
+
+	slack_text(&b, msg, strlen(msg), budget, SLACK_CUT_COUNT, 1);
+	rc |= slack_set(a, "text", slack_buf_json(&b));
+
+	/* fallback: "<author>: <first line>", the line bounded like the text */
+	size_t line = strcspn(msg, "\n");
+	if (line > 0 && msg[line - 1] == '\r')
+		line--;
+	util_buf_append(&b, author.data, author.len);
+	util_buf_puts(&b, ": ");
+	slack_text(&b, msg, line, budget, SLACK_CUT_ELLIPSIS, 1);
+	util_buf_free(&author);
+	rc |= slack_set(a, "fallback", slack_buf_json(&b));
+
+	json_t *mrkdwn = json_array();
+	if (mrkdwn == NULL || json_array_append_new(mrkdwn, json_string("text")) != 0)
+		rc = -1;
+	rc |= slack_set(a, "mrkdwn_in", mrkdwn);
+
+	fields = slack_fields(it, &ferr);
+	if (ferr)
+		rc = -1;
+	else if (fields != NULL)
+		rc |= slack_set(a, "fields", fields);
+
+	if (ev->has_timestamp) {
+		char ts[32];
+		snprintf(ts, sizeof(ts), "%lld", (long long)ev->timestamp);
+		rc |= slack_set(a, "ts", json_string(ts));
+	}
+	if (rc != 0) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+json_t *
+slack_render(const struct conf_provider *p, const char *channel,
+    const struct slack_item *items, size_t n)
+{
+	json_t *root = NULL, *atts = NULL;
+	int rc = 0;
+
+	if (p == NULL || items == NULL || n == 0 || n > SLACK_MAX_ATTACHMENTS)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (items[i].ev == NULL)
+			return NULL;
+	if (!slack_nonempty(channel))
+		channel = p->channel;
+	if (!slack_nonempty(channel))
+		channel = NULL;
+	if (p->type == CONF_PROVIDER_SLACK_BOT && channel == NULL)
+		return NULL;        /* chat.postMessage requires a channel */
+
+	root = json_object();
+	if (root == NULL)
+		return NULL;
+	if (channel != NULL)
+		rc |= slack_set(root, "channel", slack_json_text(channel, 0));
+	const char *user = p->username;
+	if (!slack_nonempty(user))
+		user = items[0].ev->reporting_controller;
+	if (slack_nonempty(user))
+		rc |= slack_set(root, "username", slack_json_text(user, 0));
+	/* the SDK types make the two icons mutually exclusive: emoji wins */
+	if (slack_nonempty(p->icon_emoji))
+		rc |= slack_set(root, "icon_emoji", slack_json_text(p->icon_emoji, 0));
+	else if (slack_nonempty(p->icon_url))
+		rc |= slack_set(root, "icon_url", slack_json_text(p->icon_url, 0));
+	if (n > 1) {
+		char text[48];
+		snprintf(text, sizeof(text), "%zu events", n);
+		rc |= slack_set(root, "text", json_string(text));
+	}
+
+	size_t max_text = p->max_text > 0 ? (size_t)p->max_text : SLACK_MAX_TOTAL_TEXT;
+	size_t budget = slack_budget(items, n, max_text);
+
+	atts = json_array();
+	if (atts == NULL)
+		rc = -1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		json_t *a = slack_attachment(&items[i], budget);
+		if (a == NULL || json_array_append_new(atts, a) != 0)
+			rc = -1;
+	}
+	rc |= slack_set(root, "attachments", atts);
+	if (rc != 0) {
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+char *
+slack_render_string(const struct conf_provider *p, const char *channel,
+    const struct slack_item *items, size_t n)
+{
+	json_t *j = slack_render(p, channel, items, n);
+	char *s;
+
+	if (j == NULL)
+		return NULL;
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return s;
+}
+
+/* ---- classification ---- */
+
+static int
+slack_is_space(int c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+/*
+ * Append s[0..n) to b as printable ASCII: trimmed, whitespace runs folded to
+ * one space, any other control or non-ASCII byte replaced by '?'.
+ */
+static void
+slack_printable(struct util_buf *b, const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	int pending_space = 0;
+
+	while (n > 0 && slack_is_space(s[n - 1]))
+		n--;
+	while (i < n && slack_is_space(s[i]))
+		i++;
+	for (; i < n; i++) {
+		char c = (char)s[i];
+		if (slack_is_space(s[i])) {
+			pending_space = 1;
+			continue;
+		}
+		if (pending_space) {
+			util_buf_puts(b, " ");
+			pending_space = 0;
+		}
+		if (s[i] < 0x20 || s[i] >= 0x7f)
+			c = '?';
+		util_buf_append(b, &c, 1);
+	}
+}
+
+/* Copy text into the result's error buffer, ending in "..." when cut. */
+static void
+slack_set_error(struct slack_result *out, const struct util_buf *b)
+{
+	size_t cap = sizeof(out->error);
+	size_t len = b->len;
+
+	if (len < cap) {
+		memcpy(out->error, b->data ? b->data : "", len);
+		out->error[len] = '\0';
+		return;
+	}
+	memcpy(out->error, b->data, cap - 4);
+	memcpy(out->error + cap - 4, "...", 4);
+}
+
+static int
+slack_api_transient(const char *e)
+{
+	static const char *const transient[] = {
+		"internal_error", "service_unavailable", "request_timeout", "fatal_error",
+	};
+	for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+		if (strcmp(e, transient[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static double
+slack_retry_after_or_default(const char *value, time_t now)
+{
+	double d = slack_parse_retry_after(value, now);
+	return d < 0 ? 1.0 : d;
+}
+
+void
+slack_classify(enum conf_provider_type type, const struct slack_response *resp,
+    time_t now, struct slack_result *out)
+{
+	struct util_buf msg = { 0 };
+	json_t *body = NULL;
+	const char *api_error = NULL;
+	int ok = -1;            /* -1: no boolean "ok" in a JSON object body */
+	int unexpected = 0;     /* slack-bot 2xx that is not a Web API answer */
+
+	memset(out, 0, sizeof(*out));
+	if (resp->transport_error) {
+		out->outcome = SLACK_TRANSIENT;
+		util_buf_puts(&msg, "transport: ");
+		if (resp->transport_msg != NULL && resp->transport_msg[0] != '\0')
+			slack_printable(&msg, resp->transport_msg, strlen(resp->transport_msg));
+		else
+			util_buf_puts(&msg, "error");
+		slack_set_error(out, &msg);
+		goto out;
+	}
+
+	long st = resp->status;
+	if (resp->body != NULL && resp->body_len > 0) {
+		body = json_loadb(resp->body, resp->body_len, 0, NULL);
+		if (json_is_object(body)) {
+			json_t *j = json_object_get(body, "ok");   /* borrowed */
+			if (json_is_boolean(j))
+				ok = json_is_true(j);
+			j = json_object_get(body, "error");        /* borrowed */
+			if (json_is_string(j) && json_string_length(j) > 0)
+				api_error = json_string_value(j);
+		}
+	}
+
+	if (st >= 200 && st <= 299) {
+		if (type != CONF_PROVIDER_SLACK_BOT || ok == 1) {
+			out->outcome = SLACK_DELIVERED;
+			goto out;
+		}
+		if (ok == 0) {
+			if (api_error == NULL)
+				out->outcome = SLACK_PERMANENT;
+			else if (strcmp(api_error, "ratelimited") == 0)
+				out->outcome = SLACK_RATE_LIMITED;
+			else if (slack_api_transient(api_error))
+				out->outcome = SLACK_TRANSIENT;
+			else
+				out->outcome = SLACK_PERMANENT;
+		} else {
+			/* a proxy's page or a truncated answer: Slack may have posted or not */
+			out->outcome = SLACK_TRANSIENT;
+			unexpected = 1;
+			api_error = NULL;
+		}
+	} else if (st == 429)
+		out->outcome = SLACK_RATE_LIMITED;
+	else if ((st >= 500 && st <= 599) || st == 408)
+		out->outcome = SLACK_TRANSIENT;
+	else
+		out->outcome = SLACK_PERMANENT;
+
+	if (out->outcome == SLACK_RATE_LIMITED)
+		out->retry_after = slack_retry_after_or_default(resp->retry_after, now);
+
+	util_buf_printf(&msg, "HTTP %ld", st);
+	if (api_error != NULL) {
+		util_buf_puts(&msg, " ");
+		slack_printable(&msg, api_error, strlen(api_error));
+	} else {
+		struct util_buf d = { 0 };
+		if (resp->body != NULL)
+			slack_printable(&d, resp->body, resp->body_len);
+		if (unexpected)
+			util_buf_printf(&msg, " unexpected response: %s",
+			    d.len > 0 ? d.data : "(empty body)");
+		else if (d.len > 0)
+			util_buf_printf(&msg, " %s", d.data);
+		util_buf_free(&d);
+	}
+	slack_set_error(out, &msg);
+out:
+	json_decref(body);
+	util_buf_free(&msg);
+}
+
+/* ---- Retry-After ---- */
+
+/* Cursor over a header value for the HTTP-date parsers. */
+struct slack_cursor {
+	const char *p;
+	const char *end;
+};
+
+static int
+slack_lit(struct slack_cursor *c, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if ((size_t)(c->end - c->p) < n || strncasecmp(c->p, lit, n) != 0)
+		return -1;
+	c->p += n;
+	return 0;
+}
+
+/* Exactly `digits` decimal digits (a leading space allowed when space_pad). */
+static int
+slack_num(struct slack_cursor *c, int digits, int space_pad, int *v)
+{
+	int val = 0;
+
+	if (c->end - c->p < digits)
+		return -1;
+	for (int i = 0; i < digits; i++) {
+		char ch = c->p[i];
+		if (i == 0 && space_pad && ch == ' ' && digits > 1)
+			continue;
+		if (ch < '0' || ch > '9')
+			return -1;
+		val = val * 10 + (ch - '0');
+	}
+	c->p += digits;
+	*v = val;
+	return 0;
+}
+
+static int
+slack_month(struct slack_cursor *c, int *mon)
+{
+	static const char *const months[] = {
+		"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+	};
+	for (int i = 0; i < 12; i++)
+		if (slack_lit(c, months[i]) == 0) {
+			*mon = i;
+			return 0;
+		}
+	return -1;
+}
+
+/* A day name: short ("Sun") or, when long is set, full ("Sunday"). */
+static int
+slack_wday(struct slack_cursor *c, int long_name)
+{
+	static const char *const days[][2] = {
+		{ "Mon", "Monday" }, { "Tue", "Tuesday" }, { "Wed", "Wednesday" },
+		{ "Thu", "Thursday" }, { "Fri", "Friday" }, { "Sat", "Saturday" },
+		{ "Sun", "Sunday" },
+	};
+	for (int i = 0; i < 7; i++)
+		if (slack_lit(c, days[i][long_name ? 1 : 0]) == 0)
+			return 0;
+	return -1;
+}
+
+/* "HH:MM:SS" */
+static int
+slack_clock(struct slack_cursor *c, struct tm *tm)
+{
+	if (slack_num(c, 2, 0, &tm->tm_hour) || slack_lit(c, ":") ||
+	    slack_num(c, 2, 0, &tm->tm_min) || slack_lit(c, ":") ||
+	    slack_num(c, 2, 0, &tm->tm_sec))
+		return -1;
+	return 0;
+}
+
+/*
+ * The three HTTP-date forms of RFC 9110 §5.6.7, all UTC:
+ *   IMF-fixdate  "Sun, 06 Nov 1994 08:49:37 GMT"
+ *   RFC 850      "Sunday, 06-Nov-94 08:49:37 GMT"   (yy < 70 -> 20yy)
+ *   asctime      "Sun Nov  6 08:49:37 1994"
+ * Returns 0 and *t, or -1. Impossible dates (Feb 30, 25:00) are rejected.
+ */
+static int
+slack_http_date(const char *s, size_t n, time_t *t)
+{
+	struct slack_cursor c;
+	struct tm tm;
+	int ok = -1;
+
+	for (int form = 0; form < 3 && ok != 0; form++) {
+		c.p = s;
+		c.end = s + n;
+		memset(&tm, 0, sizeof(tm));
+		switch (form) {
+		case 0:
+			ok = (slack_wday(&c, 0) || slack_lit(&c, ", ") ||
+			    slack_num(&c, 2, 0, &tm.tm_mday) || slack_lit(&c, " ") ||
+			    slack_month(&c, &tm.tm_mon) || slack_lit(&c, " ") ||
+			    slack_num(&c, 4, 0, &tm.tm_year) || slack_lit(&c, " ") ||
+			    slack_clock(&c, &tm) || slack_lit(&c, " GMT")) ? -1 : 0;
+			tm.tm_year -= 1900;
+			break;
+		case 1:
+			ok = (slack_wday(&c, 1) || slack_lit(&c, ", ") ||
+			    slack_num(&c, 2, 0, &tm.tm_mday) || slack_lit(&c, "-") ||
+			    slack_month(&c, &tm.tm_mon) || slack_lit(&c, "-") ||
+			    slack_num(&c, 2, 0, &tm.tm_year) || slack_lit(&c, " ") ||
+			    slack_clock(&c, &tm) || slack_lit(&c, " GMT")) ? -1 : 0;
+			if (tm.tm_year < 70)
+				tm.tm_year += 100;
+			break;
+		default:
+			ok = (slack_wday(&c, 0) || slack_lit(&c, " ") ||
+			    slack_month(&c, &tm.tm_mon) || slack_lit(&c, " ") ||
+			    slack_num(&c, 2, 1, &tm.tm_mday) || slack_lit(&c, " ") ||
+			    slack_clock(&c, &tm) || slack_lit(&c, " ") ||
+			    slack_num(&c, 4, 0, &tm.tm_year)) ? -1 : 0;
+			tm.tm_year -= 1900;
+			break;
+		}
+		if (ok == 0 && c.p != c.end)
+			ok = -1;
+	}
+	if (ok != 0)
+		return -1;
+	if (tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+	    tm.tm_sec > 60)
+		return -1;
+	int leap = tm.tm_sec == 60;
+	if (leap)
+		tm.tm_sec = 59;
+	struct tm want = tm, back;
+	time_t v = timegm(&tm);
+	if (v == (time_t)-1 || gmtime_r(&v, &back) == NULL || back.tm_mday != want.tm_mday ||
+	    back.tm_mon != want.tm_mon || back.tm_year != want.tm_year)
+		return -1;          /* normalized away: the date does not exist */
+	*t = v + leap;
+	return 0;
+}
+
+double
+slack_parse_retry_after(const char *value, time_t now)
+{
+	const char *s = value;
+	size_t n;
+
+	if (s == NULL)
+		return -1;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n == 0)
+		return -1;
+
+	if (s[0] >= '0' && s[0] <= '9') {
+		double v = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (s[i] < '0' || s[i] > '9')
+				return -1;
+			if (v < SLACK_RETRY_AFTER_MAX)
+				v = v * 10 + (s[i] - '0');
+		}
+		return v < SLACK_RETRY_AFTER_MAX ? v : SLACK_RETRY_AFTER_MAX;
+	}
+
+	time_t t;
+	if (slack_http_date(s, n, &t) != 0)
+		return -1;
+	double d = difftime(t, now);
+	return d > 0 ? d : 0;
+}

@@ -13,7 +13,12 @@
 #include "conf.h"
 #include "event.h"
 
-/* One event in a message, with what the matching alerts add to it. */
+/*
+ * One event in a message, with what the matching alerts add to it. The extra
+ * pairs are shown as fields next to the event's metadata; on a clash they
+ * beat annotation-origin keys and lose to plain and controller keys (Flux's
+ * precedence), and a later pair beats an earlier one with the same key.
+ */
 struct slack_item {
 	const struct event *ev;
 	const struct conf_kv *extra;   /* alert metadata + summary; may be NULL */
@@ -24,19 +29,39 @@ struct slack_item {
 #define SLACK_MAX_ATTACHMENTS 100
 
 /*
- * Render n (>= 1) events for one provider and channel (NULL = provider's /
- * none) into a new JSON object (new reference). n == 1 gives the single form,
- * n > 1 the coalesced form with text "<n> events". For slack-bot the channel is
- * always set (provider channel when channel is NULL).
+ * Render n (1..SLACK_MAX_ATTACHMENTS) events for one provider and channel
+ * (NULL or "" = the provider's; omitted when neither is set) into a new JSON
+ * object (new reference). n == 1 gives the single form, n > 1 the coalesced
+ * form with text "<n> events" and one attachment per item, in order.
+ *
+ * Each attachment's text is the message truncated to p->max_text characters
+ * (code points of the raw message; <= 0: only the total limit applies) followed
+ * by "… (N more characters)" when cut, then escaped. When the texts of all
+ * attachments would exceed 40,000 characters (counted as rendered, entities
+ * and markers included), every attachment gets the same smaller budget so
+ * the total fits. The fallback's first line is bounded by the same budget.
+ *
+ * Returns NULL when n is 0 or above SLACK_MAX_ATTACHMENTS, an item has no
+ * event, a slack-bot provider has no channel at all (chat.postMessage needs
+ * one; for slack-bot the channel is otherwise always set), or on allocation
+ * failure. Items and provider are only borrowed.
  */
 json_t *slack_render(const struct conf_provider *p, const char *channel,
     const struct slack_item *items, size_t n);
 
-/* Same, serialized compactly with sorted keys; caller frees. */
+/*
+ * Same, serialized as compact one-line JSON, valid UTF-8, keys in insertion
+ * order (channel, username, icon_emoji|icon_url, text, attachments; in an
+ * attachment: color, author_name, title, text, fallback, mrkdwn_in, fields,
+ * ts). Caller frees with free(); NULL as for slack_render.
+ */
 char *slack_render_string(const struct conf_provider *p, const char *channel,
     const struct slack_item *items, size_t n);
 
-/* Escape &, <, > for Slack (caller frees). */
+/*
+ * Escape &, <, > for Slack as &amp; &lt; &gt;; invalid UTF-8 bytes become
+ * U+FFFD. Caller frees; NULL in, NULL out.
+ */
 char *slack_escape(const char *s);
 
 enum slack_outcome {
@@ -58,14 +83,24 @@ struct slack_response {
 struct slack_result {
 	enum slack_outcome outcome;
 	double retry_after;       /* seconds, for SLACK_RATE_LIMITED */
-	char error[256];          /* "HTTP 404 channel_not_found", "timeout: ..." ; "" when delivered */
+	char error[256];          /* "HTTP 404 channel_not_found", "transport: ..."; "" when
+	                             delivered; printable ASCII, never the request URL */
 };
 
-/* Classify one attempt's answer for a provider type. now is wall-clock (for HTTP dates). */
+/*
+ * Classify one attempt's answer for a provider type (table at the top of
+ * slack.c). now is wall-clock (for HTTP dates). Fills every field of *out;
+ * retry_after is >= 0 for SLACK_RATE_LIMITED (1 when Retry-After is absent
+ * or invalid) and 0 otherwise.
+ */
 void slack_classify(enum conf_provider_type type, const struct slack_response *resp,
     time_t now, struct slack_result *out);
 
-/* Parse Retry-After (delta-seconds or HTTP-date); seconds from now, -1 if invalid. */
+/*
+ * Parse Retry-After: delta-seconds (digits only; saturating at 2^31-1) or an
+ * HTTP-date (IMF-fixdate, RFC 850 or asctime form). Returns seconds from now,
+ * 0 for a date in the past, -1 when NULL or invalid.
+ */
 double slack_parse_retry_after(const char *value, time_t now);
 
 #endif

@@ -1,0 +1,1145 @@
+/*
+ * Unit tests for slack: golden payloads for every event fixture, the
+ * coalesced and slack-bot forms, channel / username / icon rules, escaping of
+ * every rendered text, truncation on code points with its marker, the
+ * 40,000-character total, hidden keys, field order and precedence; then the
+ * response classification table for both provider types and Retry-After.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "slack.h"
+#include "util.h"
+
+/* ---- helpers ---- */
+
+static struct conf_provider
+t_provider(enum conf_provider_type type)
+{
+	struct conf_provider p;
+
+	memset(&p, 0, sizeof(p));
+	p.name = "test";
+	p.type = type;
+	p.channel = "#flux";
+	p.max_text = 3000;
+	p.rate = 1;
+	p.burst = 3;
+	p.batch_max = 10;
+	p.timeout = 10;
+	if (type == CONF_PROVIDER_SLACK_BOT) {
+		p.token = "xoxb-test";
+		p.api_url = "https://slack.com/api";
+	} else if (type == CONF_PROVIDER_SLACK)
+		p.url = "https://hooks.slack.com/services/T0/B0/secret";
+	return p;
+}
+
+/* A hand-built event; strings are borrowed literals, no metadata. */
+static struct event
+t_event(const char *kind, const char *name, const char *ns, enum event_severity sev,
+    const char *reason, const char *msg)
+{
+	struct event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = (char *)kind;
+	ev.name = (char *)name;
+	ev.namespace = (char *)ns;
+	ev.severity = sev;
+	ev.reason = (char *)reason;
+	ev.message = (char *)msg;
+	ev.reporting_controller = "kustomize-controller";
+	ev.reporting_instance = "";
+	return ev;
+}
+
+static char *
+t_read(const char *dir, const char *name, size_t *len)
+{
+	char err[256];
+	char *path = util_printf("%s/%s/%s", FR_SRCDIR, dir, name);
+	char *buf = util_read_file(path, len, err, sizeof(err));
+
+	ck_assert_msg(buf != NULL, "%s: %s", path, err);
+	free(path);
+	return buf;
+}
+
+static struct event *
+t_fixture(const char *name)
+{
+	size_t len;
+	char err[256], field[128];
+	char *buf = t_read("tests/fixtures/events", name, &len);
+	struct event *ev = event_parse(buf, len, err, sizeof(err), field, sizeof(field));
+
+	ck_assert_msg(ev != NULL, "%s: %s (%s)", name, err, field);
+	free(buf);
+	return ev;
+}
+
+/* Compare a rendering with tests/golden/<name> byte for byte (one trailing newline allowed). */
+static void
+t_golden(const char *name, const char *got)
+{
+	size_t len;
+	char *want = t_read("tests/golden", name, &len);
+
+	if (len > 0 && want[len - 1] == '\n')
+		want[--len] = '\0';
+	ck_assert_msg(got != NULL, "%s: render failed", name);
+	ck_assert_msg(strcmp(got, want) == 0, "%s differs:\n got: %s\nwant: %s", name, got, want);
+	ck_assert_msg(strchr(got, '\n') == NULL, "%s: not one line", name);
+	free(want);
+}
+
+/* Render and parse back (new reference). */
+static json_t *
+t_render(const struct conf_provider *p, const char *channel, const struct slack_item *items,
+    size_t n)
+{
+	char *s = slack_render_string(p, channel, items, n);
+	json_error_t jerr;
+	json_t *j;
+
+	ck_assert_msg(s != NULL, "render failed");
+	ck_assert_msg(strchr(s, '\n') == NULL, "not one line: %s", s);
+	j = json_loads(s, 0, &jerr);      /* also proves the output is valid UTF-8 */
+	ck_assert_msg(j != NULL, "invalid JSON (%s): %s", jerr.text, s);
+	free(s);
+	return j;
+}
+
+static json_t *
+t_render1(const struct conf_provider *p, const struct event *ev)
+{
+	struct slack_item it = { ev, NULL, 0 };
+	return t_render(p, NULL, &it, 1);
+}
+
+static json_t *
+t_att(json_t *root, size_t i)
+{
+	json_t *a = json_array_get(json_object_get(root, "attachments"), i);
+	ck_assert_msg(a != NULL, "no attachment %zu", i);
+	return a;
+}
+
+/* String member or NULL when absent; fails when present with another type. */
+static const char *
+t_str(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL)
+		return NULL;
+	ck_assert_msg(json_is_string(v), "%s is not a string", key);
+	return json_string_value(v);
+}
+
+static size_t
+t_codepoints(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* ---- golden payloads ---- */
+
+static const char *const t_fixtures[] = {
+	"01-kustomization-validation-failed-generic-webhook",
+	"02-gitrepository-fetched-revision-legacy",
+	"03-gitrepository-webapp-notifier-testevent",
+	"04-bucket-event-server-test",
+	"05-kustomization-health-check-passed-with-revision",
+	"06-kustomization-health-check-timed-out-error",
+	"07-configmap-sync-with-object-annotations",
+	"08-kustomization-configured-provider-side",
+};
+
+START_TEST(test_golden_fixture)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	char *fixture = util_printf("%s.json", t_fixtures[_i]);
+	char *golden = util_printf("payload-%s.json", t_fixtures[_i]);
+	struct event *ev = t_fixture(fixture);
+	struct slack_item it = { ev, NULL, 0 };
+	char *got = slack_render_string(&p, NULL, &it, 1);
+
+	t_golden(golden, got);
+	/* the console provider renders the same payload */
+	p.type = CONF_PROVIDER_CONSOLE;
+	char *console = slack_render_string(&p, NULL, &it, 1);
+	ck_assert_str_eq(console, got);
+	free(console);
+	free(got);
+	event_free(ev);
+	free(fixture);
+	free(golden);
+}
+END_TEST
+
+/* Every fixture has a golden payload: a new fixture must come with one. */
+START_TEST(test_golden_complete)
+{
+	char *path = util_printf("%s/tests/fixtures/events", FR_SRCDIR);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	size_t seen = 0;
+
+	ck_assert_msg(d != NULL, "%s", path);
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (len < 5 || strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		int found = 0;
+		for (size_t i = 0; i < sizeof(t_fixtures) / sizeof(t_fixtures[0]); i++)
+			if (strncmp(de->d_name, t_fixtures[i], len - 5) == 0 &&
+			    t_fixtures[i][len - 5] == '\0')
+				found = 1;
+		ck_assert_msg(found, "fixture %s has no golden test", de->d_name);
+		seen++;
+	}
+	closedir(d);
+	free(path);
+	ck_assert_uint_eq(seen, sizeof(t_fixtures) / sizeof(t_fixtures[0]));
+}
+END_TEST
+
+START_TEST(test_golden_coalesced)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct conf_kv extra[] = { { "cluster", "prod-eu-1" }, { "summary", "production" } };
+	struct event *e1 = t_fixture("01-kustomization-validation-failed-generic-webhook.json");
+	struct event *e6 = t_fixture("06-kustomization-health-check-timed-out-error.json");
+	struct event *e7 = t_fixture("07-configmap-sync-with-object-annotations.json");
+	struct slack_item items[] = { { e1, extra, 2 }, { e6, extra, 2 }, { e7, extra, 2 } };
+
+	p.username = "Flux";
+	p.icon_emoji = ":rocket:";
+	char *got = slack_render_string(&p, "#devops-alerts", items, 3);
+	t_golden("payload-coalesced.json", got);
+	free(got);
+	event_free(e1);
+	event_free(e6);
+	event_free(e7);
+}
+END_TEST
+
+START_TEST(test_golden_bot)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	struct event *e1 = t_fixture("01-kustomization-validation-failed-generic-webhook.json");
+	struct slack_item it = { e1, NULL, 0 };
+
+	p.channel = "#flux-bot";
+	p.icon_url = "https://example.com/flux.png";
+	char *got = slack_render_string(&p, NULL, &it, 1);
+	t_golden("payload-bot.json", got);
+	free(got);
+	event_free(e1);
+}
+END_TEST
+
+/* ---- structure ---- */
+
+START_TEST(test_coalesced_order)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev[3] = {
+		t_event("Kustomization", "a", "ns", EVENT_ERROR, "R1", "first"),
+		t_event("HelmRelease", "b", "ns", EVENT_INFO, "R2", "second"),
+		t_event("GitRepository", "c", NULL, EVENT_WARNING, "R3", "third"),
+	};
+	struct slack_item items[3] = { { &ev[0], NULL, 0 }, { &ev[1], NULL, 0 }, { &ev[2], NULL, 0 } };
+	static const char *const msgs[] = { "first", "second", "third" };
+	static const char *const authors[] = { "kustomization/a.ns", "helmrelease/b.ns", "gitrepository/c" };
+	static const char *const colors[] = { "danger", "good", "warning" };
+
+	json_t *j = t_render(&p, NULL, items, 3);
+	ck_assert_str_eq(t_str(j, "text"), "3 events");
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "attachments")), 3);
+	for (size_t i = 0; i < 3; i++) {
+		json_t *a = t_att(j, i);
+		ck_assert_str_eq(t_str(a, "text"), msgs[i]);
+		ck_assert_str_eq(t_str(a, "author_name"), authors[i]);
+		ck_assert_str_eq(t_str(a, "color"), colors[i]);
+	}
+	json_decref(j);
+
+	j = t_render(&p, NULL, items, 2);
+	ck_assert_str_eq(t_str(j, "text"), "2 events");
+	json_decref(j);
+
+	j = t_render(&p, NULL, items + 1, 1);
+	ck_assert_ptr_null(json_object_get(j, "text"));     /* single form: no text */
+	ck_assert_str_eq(t_str(t_att(j, 0), "text"), "second");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_attachment_shape)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("Kustomization", "webapp", NULL, EVENT_TRACE, "", "hello");
+	json_t *j, *a;
+
+	/* no namespace, no reason, no timestamp, no metadata */
+	j = t_render1(&p, &ev);
+	a = t_att(j, 0);
+	ck_assert_str_eq(t_str(a, "author_name"), "kustomization/webapp");
+	ck_assert_str_eq(t_str(a, "color"), "good");
+	ck_assert_ptr_null(json_object_get(a, "title"));
+	ck_assert_ptr_null(json_object_get(a, "ts"));
+	ck_assert_ptr_null(json_object_get(a, "fields"));
+	ck_assert_str_eq(t_str(a, "fallback"), "kustomization/webapp: hello");
+	json_t *m = json_object_get(a, "mrkdwn_in");
+	ck_assert(json_is_array(m) && json_array_size(m) == 1);
+	ck_assert_str_eq(json_string_value(json_array_get(m, 0)), "text");
+	/* exactly the keys Slack defines, in order */
+	static const char *const keys[] = { "color", "author_name", "text", "fallback", "mrkdwn_in" };
+	size_t k = 0;
+	const char *key;
+	json_t *v;
+	json_object_foreach(a, key, v) {
+		ck_assert_msg(k < 5, "extra key %s", key);
+		ck_assert_str_eq(key, keys[k]);
+		k++;
+	}
+	ck_assert_uint_eq(k, 5);
+	json_decref(j);
+
+	/* timestamp: a string of epoch seconds, after fields */
+	ev.has_timestamp = true;
+	ev.timestamp = 1666941979;
+	ev.reason = "Progressing";
+	j = t_render1(&p, &ev);
+	a = t_att(j, 0);
+	ck_assert_str_eq(t_str(a, "ts"), "1666941979");
+	ck_assert_str_eq(t_str(a, "title"), "Progressing");
+	json_decref(j);
+
+	/* severities */
+	static const struct { enum event_severity s; const char *color; } sev[] = {
+		{ EVENT_TRACE, "good" }, { EVENT_INFO, "good" },
+		{ EVENT_WARNING, "warning" }, { EVENT_ERROR, "danger" },
+	};
+	for (size_t i = 0; i < 4; i++) {
+		ev.severity = sev[i].s;
+		j = t_render1(&p, &ev);
+		ck_assert_str_eq(t_str(t_att(j, 0), "color"), sev[i].color);
+		json_decref(j);
+	}
+
+	/* top-level key order */
+	p.username = "Flux";
+	p.icon_emoji = ":x:";
+	struct slack_item items[2] = { { &ev, NULL, 0 }, { &ev, NULL, 0 } };
+	j = t_render(&p, NULL, items, 2);
+	static const char *const top[] = { "channel", "username", "icon_emoji", "text", "attachments" };
+	k = 0;
+	json_object_foreach(j, key, v) {
+		ck_assert_msg(k < 5, "extra key %s", key);
+		ck_assert_str_eq(key, top[k]);
+		k++;
+	}
+	ck_assert_uint_eq(k, 5);
+	json_decref(j);
+}
+END_TEST
+
+static const struct {
+	enum conf_provider_type type;
+	const char *provider_channel;
+	const char *channel_arg;
+	const char *want;       /* NULL: omitted */
+} t_channel_cases[] = {
+	{ CONF_PROVIDER_SLACK, "#flux", NULL, "#flux" },
+	{ CONF_PROVIDER_SLACK, "#flux", "#alerts", "#alerts" },
+	{ CONF_PROVIDER_SLACK, NULL, "#alerts", "#alerts" },
+	{ CONF_PROVIDER_SLACK, NULL, NULL, NULL },
+	{ CONF_PROVIDER_SLACK, "", NULL, NULL },
+	{ CONF_PROVIDER_SLACK, "#flux", "", "#flux" },
+	{ CONF_PROVIDER_CONSOLE, NULL, NULL, NULL },
+	{ CONF_PROVIDER_CONSOLE, "#c", NULL, "#c" },
+	{ CONF_PROVIDER_SLACK_BOT, "#flux", NULL, "#flux" },
+	{ CONF_PROVIDER_SLACK_BOT, "#flux", "#alerts", "#alerts" },
+	{ CONF_PROVIDER_SLACK_BOT, "C0123", "", "C0123" },
+	{ CONF_PROVIDER_SLACK_BOT, NULL, "#alerts", "#alerts" },
+};
+
+START_TEST(test_channel)
+{
+	struct conf_provider p = t_provider(t_channel_cases[_i].type);
+	struct event ev = t_event("Kustomization", "a", "b", EVENT_INFO, "", "m");
+
+	p.channel = (char *)t_channel_cases[_i].provider_channel;
+	struct slack_item it = { &ev, NULL, 0 };
+	json_t *j = t_render(&p, t_channel_cases[_i].channel_arg, &it, 1);
+	const char *got = t_str(j, "channel");
+	if (t_channel_cases[_i].want == NULL)
+		ck_assert_msg(got == NULL, "case %d: channel %s, want none", _i, got);
+	else {
+		ck_assert_msg(got != NULL, "case %d: no channel", _i);
+		ck_assert_str_eq(got, t_channel_cases[_i].want);
+	}
+	json_decref(j);
+}
+END_TEST
+
+/* slack-bot without any channel cannot be rendered: chat.postMessage needs one. */
+START_TEST(test_bot_without_channel)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	struct event ev = t_event("Kustomization", "a", "b", EVENT_INFO, "", "m");
+	struct slack_item it = { &ev, NULL, 0 };
+
+	p.channel = NULL;
+	ck_assert_ptr_null(slack_render(&p, NULL, &it, 1));
+	ck_assert_ptr_null(slack_render_string(&p, "", &it, 1));
+}
+END_TEST
+
+START_TEST(test_username)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev[2] = {
+		t_event("Kustomization", "a", "b", EVENT_INFO, "", "m"),
+		t_event("HelmRelease", "a", "b", EVENT_INFO, "", "m"),
+	};
+	struct slack_item items[2] = { { &ev[0], NULL, 0 }, { &ev[1], NULL, 0 } };
+	json_t *j;
+
+	ev[0].reporting_controller = "kustomize-controller";
+	ev[1].reporting_controller = "helm-controller";
+	/* fallback: the first event's reportingController */
+	j = t_render(&p, NULL, items, 2);
+	ck_assert_str_eq(t_str(j, "username"), "kustomize-controller");
+	json_decref(j);
+	j = t_render(&p, NULL, items + 1, 1);
+	ck_assert_str_eq(t_str(j, "username"), "helm-controller");
+	json_decref(j);
+	/* provider username wins */
+	p.username = "Flux";
+	j = t_render(&p, NULL, items, 2);
+	ck_assert_str_eq(t_str(j, "username"), "Flux");
+	json_decref(j);
+	/* an empty provider username counts as unset */
+	p.username = "";
+	j = t_render(&p, NULL, items, 1);
+	ck_assert_str_eq(t_str(j, "username"), "kustomize-controller");
+	json_decref(j);
+	/* omitted when both are empty, even if a later event has a controller */
+	p.username = NULL;
+	ev[0].reporting_controller = "";
+	j = t_render(&p, NULL, items, 2);
+	ck_assert_ptr_null(json_object_get(j, "username"));
+	json_decref(j);
+	/* not escaped: it is not rendered as mrkdwn */
+	p.username = "a&b";
+	j = t_render(&p, NULL, items, 1);
+	ck_assert_str_eq(t_str(j, "username"), "a&b");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_icons)
+{
+	static const struct {
+		const char *emoji, *url;
+		const char *want_emoji, *want_url;
+	} cases[] = {
+		{ NULL, NULL, NULL, NULL },
+		{ ":rocket:", NULL, ":rocket:", NULL },
+		{ NULL, "https://example.com/i.png", NULL, "https://example.com/i.png" },
+		{ ":rocket:", "https://example.com/i.png", ":rocket:", NULL },  /* SDK: one or the other */
+		{ "", "https://example.com/i.png", NULL, "https://example.com/i.png" },
+		{ "", "", NULL, NULL },
+	};
+	struct event ev = t_event("Kustomization", "a", "b", EVENT_INFO, "", "m");
+
+	for (int t = 0; t < 2; t++) {
+		struct conf_provider p = t_provider(t ? CONF_PROVIDER_SLACK_BOT : CONF_PROVIDER_SLACK);
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			p.icon_emoji = (char *)cases[i].emoji;
+			p.icon_url = (char *)cases[i].url;
+			json_t *j = t_render1(&p, &ev);
+			const char *e = t_str(j, "icon_emoji"), *u = t_str(j, "icon_url");
+			if (cases[i].want_emoji)
+				ck_assert_str_eq(e, cases[i].want_emoji);
+			else
+				ck_assert_msg(e == NULL, "case %zu: unexpected icon_emoji", i);
+			if (cases[i].want_url)
+				ck_assert_str_eq(u, cases[i].want_url);
+			else
+				ck_assert_msg(u == NULL, "case %zu: unexpected icon_url", i);
+			json_decref(j);
+		}
+	}
+}
+END_TEST
+
+/* ---- escaping ---- */
+
+static const struct {
+	const char *in, *want;
+} t_escape_cases[] = {
+	{ "", "" },
+	{ "plain", "plain" },
+	{ "a & b", "a &amp; b" },
+	{ "<@U123>", "&lt;@U123&gt;" },
+	{ "&amp;", "&amp;amp;" },        /* already-escaped text is escaped again */
+	{ "<<>>&&", "&lt;&lt;&gt;&gt;&amp;&amp;" },
+	{ "caf\xc3\xa9 <b>", "caf\xc3\xa9 &lt;b&gt;" },
+	{ "bad\xff byte", "bad\xef\xbf\xbd byte" },
+	/* overlong '/' and a UTF-16 surrogate are not valid UTF-8 */
+	{ "\xe0\x80\xaf", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+	{ "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd" },
+	{ "\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+	{ "\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf" },     /* U+10FFFF is fine */
+	{ "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80" },
+	{ "\"quotes\" 'x'", "\"quotes\" 'x'" },
+};
+
+START_TEST(test_escape_table)
+{
+	char *got = slack_escape(t_escape_cases[_i].in);
+	ck_assert_str_eq(got, t_escape_cases[_i].want);
+	free(got);
+	ck_assert_ptr_null(slack_escape(NULL));
+}
+END_TEST
+
+/* Every text Slack renders is escaped: author, title, text, fallback, fields. */
+START_TEST(test_escape_everywhere)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("A&B", "<n>", "x>y", EVENT_ERROR, "R&D <b>",
+	    "a & b < c > d\nsecond <line>");
+	struct event_kv meta[] = { { "k<1>", "v&1", EVENT_META_PLAIN } };
+	struct conf_kv extra[] = { { "s&t", "<u>" } };
+	struct slack_item it = { &ev, extra, 1 };
+
+	ev.meta = meta;
+	ev.nmeta = 1;
+	json_t *j = t_render(&p, NULL, &it, 1);
+	json_t *a = t_att(j, 0);
+	ck_assert_str_eq(t_str(a, "author_name"), "a&amp;b/&lt;n&gt;.x&gt;y");
+	ck_assert_str_eq(t_str(a, "title"), "R&amp;D &lt;b&gt;");
+	ck_assert_str_eq(t_str(a, "text"), "a &amp; b &lt; c &gt; d\nsecond &lt;line&gt;");
+	ck_assert_str_eq(t_str(a, "fallback"), "a&amp;b/&lt;n&gt;.x&gt;y: a &amp; b &lt; c &gt; d");
+	json_t *f = json_object_get(a, "fields");
+	ck_assert_uint_eq(json_array_size(f), 2);
+	ck_assert_str_eq(t_str(json_array_get(f, 0), "title"), "k&lt;1&gt;");
+	ck_assert_str_eq(t_str(json_array_get(f, 0), "value"), "v&amp;1");
+	ck_assert_str_eq(t_str(json_array_get(f, 1), "title"), "s&amp;t");
+	ck_assert_str_eq(t_str(json_array_get(f, 1), "value"), "&lt;u&gt;");
+	json_decref(j);
+}
+END_TEST
+
+/* Invalid UTF-8 anywhere (hand-built events) still yields valid JSON. */
+START_TEST(test_invalid_utf8)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("K\xc0", "n\xed\xa0\x80", "ns", EVENT_INFO, "r\xfe",
+	    "m\xf4\x90\x80\x80 \xe2\x82");
+	struct event_kv meta[] = { { "k\xff", "v\xc3", EVENT_META_PLAIN } };
+
+	ev.meta = meta;
+	ev.nmeta = 1;
+	ev.reporting_controller = "c\x80";
+	json_t *j = t_render1(&p, &ev);
+	json_t *a = t_att(j, 0);
+	ck_assert_str_eq(t_str(j, "username"), "c\xef\xbf\xbd");
+	ck_assert_str_eq(t_str(a, "author_name"), "k\xef\xbf\xbd/n\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd.ns");
+	ck_assert_str_eq(t_str(a, "title"), "r\xef\xbf\xbd");
+	/* an out-of-range 4-byte lead and a truncated sequence: one U+FFFD per bad byte */
+	ck_assert_str_eq(t_str(a, "text"),
+	    "m\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd");
+	json_decref(j);
+}
+END_TEST
+
+/* ---- truncation ---- */
+
+static const struct {
+	int max_text;
+	const char *msg;
+	const char *want_text;
+	const char *want_fallback_line;
+} t_trunc_cases[] = {
+	{ 5, "abcde", "abcde", "abcde" },
+	{ 5, "abcdef", "abcde\xe2\x80\xa6 (1 more characters)", "abcde\xe2\x80\xa6" },
+	{ 5, "abcdefghijkl", "abcde\xe2\x80\xa6 (7 more characters)", "abcde\xe2\x80\xa6" },
+	{ 5, "", "", "" },
+	/* two-byte characters: cut after 5 characters, i.e. 10 bytes */
+	{ 5, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+	  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xe2\x80\xa6 (2 more characters)",
+	  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xe2\x80\xa6" },
+	/* a three-byte character is the last one kept */
+	{ 5, "abcd\xe2\x82\xacuvw", "abcd\xe2\x82\xac\xe2\x80\xa6 (3 more characters)",
+	  "abcd\xe2\x82\xac\xe2\x80\xa6" },
+	/* a three-byte character is the first one dropped */
+	{ 4, "abcd\xe2\x82\xacuvw", "abcd\xe2\x80\xa6 (4 more characters)", "abcd\xe2\x80\xa6" },
+	/* a four-byte emoji straddling the byte boundary of a naive cut */
+	{ 5, "abcd\xf0\x9f\x98\x80x", "abcd\xf0\x9f\x98\x80\xe2\x80\xa6 (1 more characters)",
+	  "abcd\xf0\x9f\x98\x80\xe2\x80\xa6" },
+	{ 1, "\xf0\x9f\x98\x80\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80\xe2\x80\xa6 (1 more characters)",
+	  "\xf0\x9f\x98\x80\xe2\x80\xa6" },
+	/* entities are never cut and count as one message character */
+	{ 5, "abcd&efg", "abcd&amp;\xe2\x80\xa6 (3 more characters)", "abcd&amp;\xe2\x80\xa6" },
+	{ 4, "abcd&efg", "abcd\xe2\x80\xa6 (4 more characters)", "abcd\xe2\x80\xa6" },
+	{ 5, "abc<<<<", "abc&lt;&lt;\xe2\x80\xa6 (2 more characters)", "abc&lt;&lt;\xe2\x80\xa6" },
+	/* the fallback is the first line only, bounded the same way */
+	{ 100, "line one\nline two", "line one\nline two", "line one" },
+	{ 100, "crlf\r\nnext", "crlf\r\nnext", "crlf" },
+	{ 3, "ab\ncdef", "ab\n\xe2\x80\xa6 (4 more characters)", "ab" },
+	{ 2, "abcd\nef", "ab\xe2\x80\xa6 (5 more characters)", "ab\xe2\x80\xa6" },
+	/* count is of characters, not bytes */
+	{ 1, "a\xc3\xa9\xc3\xa9\xc3\xa9", "a\xe2\x80\xa6 (3 more characters)", "a\xe2\x80\xa6" },
+};
+
+START_TEST(test_truncation_table)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("Kustomization", "w", "ns", EVENT_INFO, "", t_trunc_cases[_i].msg);
+
+	p.max_text = t_trunc_cases[_i].max_text;
+	json_t *j = t_render1(&p, &ev);
+	json_t *a = t_att(j, 0);
+	ck_assert_str_eq(t_str(a, "text"), t_trunc_cases[_i].want_text);
+	char *fb = util_printf("kustomization/w.ns: %s", t_trunc_cases[_i].want_fallback_line);
+	ck_assert_str_eq(t_str(a, "fallback"), fb);
+	free(fb);
+	json_decref(j);
+}
+END_TEST
+
+/* The default max_text (3000) with a 39,000-character message (Flux's maximum). */
+START_TEST(test_truncation_default)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	char *msg = util_malloc(39001);
+	memset(msg, 'x', 39000);
+	msg[39000] = '\0';
+	struct event ev = t_event("Kustomization", "w", "ns", EVENT_INFO, "", msg);
+
+	json_t *j = t_render1(&p, &ev);
+	const char *text = t_str(t_att(j, 0), "text");
+	const char *marker = "\xe2\x80\xa6 (36000 more characters)";
+	ck_assert_uint_eq(strlen(text), 3000 + strlen(marker));
+	ck_assert(strspn(text, "x") == 3000);
+	ck_assert_str_eq(text + 3000, marker);
+	json_decref(j);
+	free(msg);
+}
+END_TEST
+
+static size_t
+t_total_text(json_t *root)
+{
+	size_t total = 0;
+	json_t *atts = json_object_get(root, "attachments");
+	for (size_t i = 0; i < json_array_size(atts); i++)
+		total += t_codepoints(t_str(json_array_get(atts, i), "text"));
+	return total;
+}
+
+/* 100 attachments of 39,000-character messages stay within 40,000 characters. */
+START_TEST(test_total_limit)
+{
+	static const struct { char fill; const char *unit; } fills[] = {
+		{ 'x', "x" }, { '&', "&amp;" },
+	};
+	for (size_t f = 0; f < 2; f++) {
+		struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+		char *msg = util_malloc(39001);
+		memset(msg, fills[f].fill, 39000);
+		msg[39000] = '\0';
+		struct event *ev = util_calloc(SLACK_MAX_ATTACHMENTS, sizeof(*ev));
+		struct slack_item *items = util_calloc(SLACK_MAX_ATTACHMENTS, sizeof(*items));
+		for (size_t i = 0; i < SLACK_MAX_ATTACHMENTS; i++) {
+			ev[i] = t_event("Kustomization", "w", "ns", EVENT_ERROR, "", msg);
+			items[i].ev = &ev[i];
+		}
+		json_t *j = t_render(&p, NULL, items, SLACK_MAX_ATTACHMENTS);
+		size_t total = t_total_text(j);
+		ck_assert_msg(total <= 40000, "total %zu > 40000", total);
+		ck_assert_uint_eq(json_array_size(json_object_get(j, "attachments")), 100);
+		size_t ulen = strlen(fills[f].unit);
+		for (size_t i = 0; i < SLACK_MAX_ATTACHMENTS; i++) {
+			const char *text = t_str(t_att(j, i), "text");
+			/* each text: k units, then the marker counting 39000 - k */
+			size_t k = 0;
+			while (strncmp(text + k * ulen, fills[f].unit, ulen) == 0)
+				k++;
+			char *marker = util_printf("\xe2\x80\xa6 (%zu more characters)", 39000 - k);
+			ck_assert_str_eq(text + k * ulen, marker);
+			free(marker);
+			/* the budget is shared fairly and not needlessly small */
+			ck_assert_msg(k * (f ? 5 : 1) >= 300, "only %zu characters kept", k);
+		}
+		json_decref(j);
+		free(items);
+		free(ev);
+		free(msg);
+	}
+}
+END_TEST
+
+/* Below the total nothing shrinks; just above, each text shrinks to fit. */
+START_TEST(test_total_limit_edges)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	char *msg = util_malloc(3001);
+	memset(msg, 'y', 3000);
+	msg[3000] = '\0';
+	struct event ev[14];
+	struct slack_item items[14];
+	for (size_t i = 0; i < 14; i++) {
+		ev[i] = t_event("Kustomization", "w", "ns", EVENT_ERROR, "", msg);
+		items[i] = (struct slack_item){ &ev[i], NULL, 0 };
+	}
+	/* 13 × 3000 = 39,000: untouched */
+	json_t *j = t_render(&p, NULL, items, 13);
+	for (size_t i = 0; i < 13; i++)
+		ck_assert_str_eq(t_str(t_att(j, i), "text"), msg);
+	json_decref(j);
+	/* 14 × 3000 = 42,000: cut, total within the limit */
+	j = t_render(&p, NULL, items, 14);
+	size_t total = t_total_text(j);
+	ck_assert_msg(total <= 40000 && total > 39000, "total %zu", total);
+	for (size_t i = 0; i < 14; i++)
+		ck_assert_ptr_nonnull(strstr(t_str(t_att(j, i), "text"), " more characters)"));
+	json_decref(j);
+	free(msg);
+}
+END_TEST
+
+START_TEST(test_attachment_count)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("Kustomization", "w", "ns", EVENT_ERROR, "", "m");
+	struct slack_item items[SLACK_MAX_ATTACHMENTS + 1];
+
+	for (size_t i = 0; i < SLACK_MAX_ATTACHMENTS + 1; i++)
+		items[i] = (struct slack_item){ &ev, NULL, 0 };
+	ck_assert_ptr_null(slack_render(&p, NULL, items, SLACK_MAX_ATTACHMENTS + 1));
+	ck_assert_ptr_null(slack_render(&p, NULL, items, 0));
+	json_t *j = slack_render(&p, NULL, items, SLACK_MAX_ATTACHMENTS);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "attachments")), 100);
+	ck_assert_str_eq(t_str(j, "text"), "100 events");
+	json_decref(j);
+}
+END_TEST
+
+/* ---- fields ---- */
+
+START_TEST(test_hidden_keys)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("Kustomization", "w", "ns", EVENT_INFO, "", "m");
+	struct event_kv meta[] = {
+		{ "checksum", "abc", EVENT_META_CONTROLLER },
+		{ "digest", "sha256:1", EVENT_META_PLAIN },
+		{ "revision", "main@sha1:1", EVENT_META_CONTROLLER },
+		{ "token", "t", EVENT_META_ANNOTATION },
+	};
+	json_t *j, *f;
+
+	ev.meta = meta;
+	ev.nmeta = 4;
+	j = t_render1(&p, &ev);
+	f = json_object_get(t_att(j, 0), "fields");
+	ck_assert_uint_eq(json_array_size(f), 1);
+	ck_assert_str_eq(t_str(json_array_get(f, 0), "title"), "revision");
+	ck_assert_str_eq(t_str(json_array_get(f, 0), "value"), "main@sha1:1");
+	ck_assert(json_is_false(json_object_get(json_array_get(f, 0), "short")));
+	json_decref(j);
+
+	/* only hidden keys: no "fields" at all */
+	struct event_kv only_hidden[] = { { "token", "t", EVENT_META_CONTROLLER } };
+	ev.meta = only_hidden;
+	ev.nmeta = 1;
+	j = t_render1(&p, &ev);
+	ck_assert_ptr_null(json_object_get(t_att(j, 0), "fields"));
+	json_decref(j);
+
+	/* the same from a fixture-like event parsed for real */
+	const char *body = "{\"involvedObject\":{\"kind\":\"HelmRelease\",\"name\":\"p\","
+	    "\"namespace\":\"n\",\"apiVersion\":\"helm.toolkit.fluxcd.io/v2\"},"
+	    "\"severity\":\"info\",\"message\":\"m\",\"metadata\":{"
+	    "\"helm.toolkit.fluxcd.io/token\":\"x\",\"helm.toolkit.fluxcd.io/revision\":\"1.2.3\","
+	    "\"event.toolkit.fluxcd.io/checksum\":\"c\",\"helm.toolkit.fluxcd.io/digest\":\"d\"}}";
+	char err[128], field[64];
+	struct event *pev = event_parse(body, strlen(body), err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(pev != NULL, "%s", err);
+	j = t_render1(&p, pev);
+	char *fs = json_dumps(json_object_get(t_att(j, 0), "fields"), JSON_COMPACT);
+	ck_assert_str_eq(fs, "[{\"title\":\"revision\",\"value\":\"1.2.3\",\"short\":false}]");
+	free(fs);
+	json_decref(j);
+	event_free(pev);
+}
+END_TEST
+
+START_TEST(test_field_precedence)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("Kustomization", "w", "ns", EVENT_INFO, "", "m");
+	/* as event_parse leaves them: sorted by key, unique */
+	struct event_kv meta[] = {
+		{ "Zeta", "ev-Z", EVENT_META_PLAIN },
+		{ "a", "ev-a", EVENT_META_ANNOTATION },
+		{ "b", "ev-b", EVENT_META_PLAIN },
+		{ "c", "ev-c", EVENT_META_CONTROLLER },
+		{ "e", "ev-e", EVENT_META_ANNOTATION },
+		{ "summary", "ev-summary", EVENT_META_ANNOTATION },
+	};
+	struct conf_kv extra[] = {
+		{ "d", "x-d" }, { "c", "x-c" }, { "b", "x-b" }, { "a", "x-a" },
+		{ "d", "x-d2" },                      /* a later duplicate wins */
+		{ "summary", "production" },
+	};
+	struct slack_item it = { &ev, extra, 6 };
+	static const char *const want[][2] = {
+		{ "Zeta", "ev-Z" },        /* strcmp order: upper case first */
+		{ "a", "x-a" },            /* alert extra beats annotations */
+		{ "b", "ev-b" },           /* plain keys beat alert extra */
+		{ "c", "ev-c" },           /* controller keys beat alert extra */
+		{ "d", "x-d2" },
+		{ "e", "ev-e" },
+		{ "summary", "production" },
+	};
+
+	ev.meta = meta;
+	ev.nmeta = 6;
+	json_t *j = t_render(&p, NULL, &it, 1);
+	json_t *f = json_object_get(t_att(j, 0), "fields");
+	ck_assert_uint_eq(json_array_size(f), 7);
+	for (size_t i = 0; i < 7; i++) {
+		json_t *o = json_array_get(f, i);
+		ck_assert_str_eq(t_str(o, "title"), want[i][0]);
+		ck_assert_str_eq(t_str(o, "value"), want[i][1]);
+		ck_assert(json_is_boolean(json_object_get(o, "short")));
+		ck_assert_uint_eq(json_object_size(o), 3);
+	}
+	json_decref(j);
+
+	/* extra alone, no event metadata */
+	ev.nmeta = 0;
+	struct conf_kv ex2[] = { { "summary", "s" }, { "cluster", "c1" } };
+	it.extra = ex2;
+	it.nextra = 2;
+	j = t_render(&p, NULL, &it, 1);
+	f = json_object_get(t_att(j, 0), "fields");
+	ck_assert_uint_eq(json_array_size(f), 2);
+	ck_assert_str_eq(t_str(json_array_get(f, 0), "title"), "cluster");
+	ck_assert_str_eq(t_str(json_array_get(f, 1), "title"), "summary");
+	json_decref(j);
+}
+END_TEST
+
+/* ---- classification ---- */
+
+#define T_BOT CONF_PROVIDER_SLACK_BOT
+#define T_HOOK CONF_PROVIDER_SLACK
+
+static const struct {
+	enum conf_provider_type type;
+	int transport;
+	const char *tmsg;
+	long status;
+	const char *retry_after;
+	const char *body;
+	enum slack_outcome want;
+	double want_retry;
+	const char *want_error;
+} t_class_cases[] = {
+	/* no HTTP answer */
+	{ T_HOOK, 1, "Connection refused", 0, NULL, NULL, SLACK_TRANSIENT, 0, "transport: Connection refused" },
+	{ T_HOOK, 1, "Operation timed out after 10000 milliseconds", 0, NULL, NULL, SLACK_TRANSIENT, 0,
+	  "transport: Operation timed out after 10000 milliseconds" },
+	{ T_HOOK, 1, "Could not resolve host: hooks.slack.com", 0, NULL, NULL, SLACK_TRANSIENT, 0,
+	  "transport: Could not resolve host: hooks.slack.com" },
+	{ T_BOT, 1, "SSL connect error\n", 0, NULL, NULL, SLACK_TRANSIENT, 0, "transport: SSL connect error" },
+	{ T_BOT, 1, "Connection reset by peer", 0, NULL, NULL, SLACK_TRANSIENT, 0,
+	  "transport: Connection reset by peer" },
+	{ T_HOOK, 1, NULL, 0, NULL, NULL, SLACK_TRANSIENT, 0, "transport: error" },
+
+	/* incoming webhook */
+	{ T_HOOK, 0, NULL, 200, NULL, "ok", SLACK_DELIVERED, 0, "" },
+	{ T_HOOK, 0, NULL, 200, NULL, NULL, SLACK_DELIVERED, 0, "" },
+	{ T_HOOK, 0, NULL, 204, NULL, "", SLACK_DELIVERED, 0, "" },
+	{ T_HOOK, 0, NULL, 201, NULL, "{\"ok\":false}", SLACK_DELIVERED, 0, "" },
+	{ T_HOOK, 0, NULL, 429, NULL, "rate_limited", SLACK_RATE_LIMITED, 1, "HTTP 429 rate_limited" },
+	{ T_HOOK, 0, NULL, 429, "30", NULL, SLACK_RATE_LIMITED, 30, "HTTP 429" },
+	{ T_HOOK, 0, NULL, 429, "soon", NULL, SLACK_RATE_LIMITED, 1, "HTTP 429" },
+	{ T_HOOK, 0, NULL, 429, "-3", NULL, SLACK_RATE_LIMITED, 1, "HTTP 429" },
+	{ T_HOOK, 0, NULL, 429, "Sun, 06 Nov 1994 08:50:07 GMT", NULL, SLACK_RATE_LIMITED, 30, "HTTP 429" },
+	{ T_HOOK, 0, NULL, 429, "Sun, 06 Nov 1994 08:00:00 GMT", NULL, SLACK_RATE_LIMITED, 0, "HTTP 429" },
+	{ T_HOOK, 0, NULL, 500, NULL, "rollup_error", SLACK_TRANSIENT, 0, "HTTP 500 rollup_error" },
+	{ T_HOOK, 0, NULL, 501, NULL, NULL, SLACK_TRANSIENT, 0, "HTTP 501" },
+	{ T_HOOK, 0, NULL, 502, NULL, "<html>\r\n  <body>Bad Gateway</body>\n</html>\n", SLACK_TRANSIENT, 0,
+	  "HTTP 502 <html> <body>Bad Gateway</body> </html>" },
+	{ T_HOOK, 0, NULL, 503, NULL, "", SLACK_TRANSIENT, 0, "HTTP 503" },
+	{ T_HOOK, 0, NULL, 599, NULL, NULL, SLACK_TRANSIENT, 0, "HTTP 599" },
+	{ T_HOOK, 0, NULL, 408, NULL, NULL, SLACK_TRANSIENT, 0, "HTTP 408" },
+	{ T_HOOK, 0, NULL, 400, NULL, "invalid_payload", SLACK_PERMANENT, 0, "HTTP 400 invalid_payload" },
+	{ T_HOOK, 0, NULL, 400, NULL, "no_text", SLACK_PERMANENT, 0, "HTTP 400 no_text" },
+	{ T_HOOK, 0, NULL, 400, NULL, "too_many_attachments", SLACK_PERMANENT, 0,
+	  "HTTP 400 too_many_attachments" },
+	{ T_HOOK, 0, NULL, 403, NULL, "action_prohibited", SLACK_PERMANENT, 0, "HTTP 403 action_prohibited" },
+	{ T_HOOK, 0, NULL, 403, NULL, "invalid_token", SLACK_PERMANENT, 0, "HTTP 403 invalid_token" },
+	{ T_HOOK, 0, NULL, 404, NULL, "no_service", SLACK_PERMANENT, 0, "HTTP 404 no_service" },
+	{ T_HOOK, 0, NULL, 404, NULL, "channel_not_found\n", SLACK_PERMANENT, 0, "HTTP 404 channel_not_found" },
+	{ T_HOOK, 0, NULL, 410, NULL, "channel_is_archived", SLACK_PERMANENT, 0, "HTTP 410 channel_is_archived" },
+	{ T_HOOK, 0, NULL, 404, NULL, "{\"ok\":false,\"error\":\"no_team\"}", SLACK_PERMANENT, 0,
+	  "HTTP 404 no_team" },
+	{ T_HOOK, 0, NULL, 401, NULL, NULL, SLACK_PERMANENT, 0, "HTTP 401" },
+	{ T_HOOK, 0, NULL, 301, NULL, NULL, SLACK_PERMANENT, 0, "HTTP 301" },
+	{ T_HOOK, 0, NULL, 101, NULL, NULL, SLACK_PERMANENT, 0, "HTTP 101" },
+	{ CONF_PROVIDER_CONSOLE, 0, NULL, 200, NULL, NULL, SLACK_DELIVERED, 0, "" },
+
+	/* Web API */
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":true,\"channel\":\"C1\",\"ts\":\"1.2\"}", SLACK_DELIVERED, 0, "" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":true,\"warning\":\"missing_charset\"}", SLACK_DELIVERED, 0, "" },
+	{ T_BOT, 0, NULL, 200, "7", "{\"ok\":false,\"error\":\"ratelimited\"}", SLACK_RATE_LIMITED, 7,
+	  "HTTP 200 ratelimited" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"ratelimited\"}", SLACK_RATE_LIMITED, 1,
+	  "HTTP 200 ratelimited" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"internal_error\"}", SLACK_TRANSIENT, 0,
+	  "HTTP 200 internal_error" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"service_unavailable\"}", SLACK_TRANSIENT, 0,
+	  "HTTP 200 service_unavailable" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"request_timeout\"}", SLACK_TRANSIENT, 0,
+	  "HTTP 200 request_timeout" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"fatal_error\"}", SLACK_TRANSIENT, 0,
+	  "HTTP 200 fatal_error" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"channel_not_found\"}", SLACK_PERMANENT, 0,
+	  "HTTP 200 channel_not_found" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"invalid_auth\"}", SLACK_PERMANENT, 0,
+	  "HTTP 200 invalid_auth" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"not_in_channel\"}", SLACK_PERMANENT, 0,
+	  "HTTP 200 not_in_channel" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"is_archived\"}", SLACK_PERMANENT, 0,
+	  "HTTP 200 is_archived" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"msg_too_long\"}", SLACK_PERMANENT, 0,
+	  "HTTP 200 msg_too_long" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false,\"error\":\"internal_errorx\"}", SLACK_PERMANENT, 0,
+	  "HTTP 200 internal_errorx" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":false}", SLACK_PERMANENT, 0, "HTTP 200 {\"ok\":false}" },
+	{ T_BOT, 0, NULL, 200, NULL, "ok", SLACK_TRANSIENT, 0, "HTTP 200 unexpected response: ok" },
+	{ T_BOT, 0, NULL, 200, NULL, NULL, SLACK_TRANSIENT, 0, "HTTP 200 unexpected response: (empty body)" },
+	{ T_BOT, 0, NULL, 200, NULL, "  \n", SLACK_TRANSIENT, 0, "HTTP 200 unexpected response: (empty body)" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":\"true\"}", SLACK_TRANSIENT, 0,
+	  "HTTP 200 unexpected response: {\"ok\":\"true\"}" },
+	{ T_BOT, 0, NULL, 200, NULL, "[true]", SLACK_TRANSIENT, 0, "HTTP 200 unexpected response: [true]" },
+	{ T_BOT, 0, NULL, 200, NULL, "{\"ok\":tru", SLACK_TRANSIENT, 0, "HTTP 200 unexpected response: {\"ok\":tru" },
+	{ T_BOT, 0, NULL, 429, "12", NULL, SLACK_RATE_LIMITED, 12, "HTTP 429" },
+	{ T_BOT, 0, NULL, 429, NULL, "{\"ok\":false,\"error\":\"ratelimited\"}", SLACK_RATE_LIMITED, 1,
+	  "HTTP 429 ratelimited" },
+	{ T_BOT, 0, NULL, 500, NULL, NULL, SLACK_TRANSIENT, 0, "HTTP 500" },
+	{ T_BOT, 0, NULL, 503, NULL, "{\"ok\":false,\"error\":\"service_unavailable\"}", SLACK_TRANSIENT, 0,
+	  "HTTP 503 service_unavailable" },
+	{ T_BOT, 0, NULL, 408, NULL, NULL, SLACK_TRANSIENT, 0, "HTTP 408" },
+	{ T_BOT, 0, NULL, 403, NULL, "{\"ok\":false,\"error\":\"invalid_auth\"}", SLACK_PERMANENT, 0,
+	  "HTTP 403 invalid_auth" },
+	{ T_BOT, 0, NULL, 400, NULL, "{\"ok\":false,\"error\":\"invalid_blocks\"}", SLACK_PERMANENT, 0,
+	  "HTTP 400 invalid_blocks" },
+	{ T_BOT, 0, NULL, 404, NULL, "not found", SLACK_PERMANENT, 0, "HTTP 404 not found" },
+	{ T_BOT, 0, NULL, 302, NULL, NULL, SLACK_PERMANENT, 0, "HTTP 302" },
+};
+
+/* Sun, 06 Nov 1994 08:49:37 GMT */
+#define T_NOW ((time_t)784111777)
+
+START_TEST(test_classify_table)
+{
+	struct slack_response r;
+	struct slack_result out;
+
+	memset(&r, 0, sizeof(r));
+	r.transport_error = t_class_cases[_i].transport;
+	r.transport_msg = t_class_cases[_i].tmsg;
+	r.status = t_class_cases[_i].status;
+	r.retry_after = t_class_cases[_i].retry_after;
+	r.body = t_class_cases[_i].body;
+	r.body_len = r.body ? strlen(r.body) : 0;
+	memset(&out, 0x5a, sizeof(out));      /* everything must be set */
+	slack_classify(t_class_cases[_i].type, &r, T_NOW, &out);
+	ck_assert_msg(out.outcome == t_class_cases[_i].want, "case %d: outcome %d, want %d",
+	    _i, out.outcome, t_class_cases[_i].want);
+	ck_assert_msg(out.retry_after == t_class_cases[_i].want_retry,
+	    "case %d: retry_after %g, want %g", _i, out.retry_after, t_class_cases[_i].want_retry);
+	ck_assert_msg(memchr(out.error, '\0', sizeof(out.error)) != NULL, "case %d: unterminated", _i);
+	ck_assert_msg(strcmp(out.error, t_class_cases[_i].want_error) == 0,
+	    "case %d: error \"%s\", want \"%s\"", _i, out.error, t_class_cases[_i].want_error);
+}
+END_TEST
+
+/* Error text: non-printable bytes replaced, long bodies cut to fit, never the URL. */
+START_TEST(test_classify_error_text)
+{
+	struct slack_response r;
+	struct slack_result out;
+	static const char body[] = "\x01" "bad\x7f\xc3\xa9\0x";
+
+	memset(&r, 0, sizeof(r));
+	r.status = 400;
+	r.body = body;
+	r.body_len = sizeof(body) - 1;        /* includes the NUL byte */
+	slack_classify(T_HOOK, &r, T_NOW, &out);
+	ck_assert_str_eq(out.error, "HTTP 400 ?bad????x");
+
+	char *big = util_malloc(5001);
+	memset(big, 'a', 5000);
+	big[5000] = '\0';
+	r.body = big;
+	r.body_len = 5000;
+	slack_classify(T_HOOK, &r, T_NOW, &out);
+	ck_assert_uint_eq(strlen(out.error), sizeof(out.error) - 1);
+	ck_assert(strncmp(out.error, "HTTP 400 aaaa", 13) == 0);
+	ck_assert_str_eq(out.error + sizeof(out.error) - 4, "...");
+	/* a long JSON error string is cut the same way */
+	char *js = util_printf("{\"ok\":false,\"error\":\"%s\"}", big);
+	r.body = js;
+	r.body_len = strlen(js);
+	slack_classify(T_BOT, &r, T_NOW, &out);
+	ck_assert_int_eq(out.outcome, SLACK_PERMANENT);
+	ck_assert_uint_eq(strlen(out.error), sizeof(out.error) - 1);
+	ck_assert(strncmp(out.error, "HTTP 400 aaaa", 13) == 0);
+	free(js);
+	/* exactly fitting text is not cut */
+	size_t fit = sizeof(out.error) - 1 - strlen("HTTP 400 ");
+	r.body = big;
+	r.body_len = fit;
+	slack_classify(T_HOOK, &r, T_NOW, &out);
+	ck_assert_uint_eq(strlen(out.error), sizeof(out.error) - 1);
+	ck_assert_ptr_null(strstr(out.error, "..."));
+	free(big);
+}
+END_TEST
+
+/* ---- Retry-After ---- */
+
+static const struct {
+	const char *value;
+	time_t now;
+	double want;
+} t_retry_cases[] = {
+	{ NULL, T_NOW, -1 },
+	{ "", T_NOW, -1 },
+	{ "   ", T_NOW, -1 },
+	{ "0", T_NOW, 0 },
+	{ "1", T_NOW, 1 },
+	{ "120", T_NOW, 120 },
+	{ " 5\t", T_NOW, 5 },
+	{ "007", T_NOW, 7 },
+	{ "99999999999999999999999", T_NOW, 2147483647 },
+	{ "-5", T_NOW, -1 },
+	{ "+5", T_NOW, -1 },
+	{ "1.5", T_NOW, -1 },
+	{ "5s", T_NOW, -1 },
+	{ "5 6", T_NOW, -1 },
+	{ "abc", T_NOW, -1 },
+	{ "0x10", T_NOW, -1 },
+	/* IMF-fixdate */
+	{ "Sun, 06 Nov 1994 08:49:37 GMT", T_NOW, 0 },
+	{ "Sun, 06 Nov 1994 08:49:37 GMT", T_NOW - 100, 100 },
+	{ "Sun, 06 Nov 1994 08:50:37 GMT", T_NOW, 60 },
+	{ "Mon, 07 Nov 1994 08:49:37 GMT", T_NOW, 86400 },
+	{ "Sun, 06 Nov 1994 08:49:36 GMT", T_NOW, 0 },            /* past: 0, never negative */
+	{ "Thu, 01 Jan 1970 00:00:00 GMT", T_NOW, 0 },
+	{ "Sun, 06 Nov 1994 08:49:60 GMT", T_NOW, 23 },           /* leap second */
+	{ "Tue, 19 Jan 2038 03:14:08 GMT", (time_t)2147483600, 48 },   /* past 2^31 */
+	{ "Thu, 29 Feb 1996 00:00:00 GMT", (time_t)825552000 - 10, 10 },
+	{ "sun, 06 nov 1994 08:49:47 gmt", T_NOW, 10 },           /* case-insensitive */
+	/* RFC 850 and asctime */
+	{ "Sunday, 06-Nov-94 08:49:47 GMT", T_NOW, 10 },
+	{ "Friday, 01-Jan-27 00:00:00 GMT", (time_t)1798761600 - 5, 5 },   /* yy < 70: 20yy */
+	{ "Sun Nov  6 08:49:57 1994", T_NOW, 20 },
+	{ "Sun Nov 16 08:49:37 1994", T_NOW, 864000 },
+	/* garbage dates */
+	{ "Sun, 06 Nov 1994 08:49:37 UTC", T_NOW, -1 },
+	{ "Sun, 06 Nov 1994 08:49:37", T_NOW, -1 },
+	{ "Sun, 06 Nov 1994 08:49:37 GMT x", T_NOW, -1 },
+	{ "Sun, 6 Nov 1994 08:49:37 GMT", T_NOW, -1 },
+	{ "Xyz, 06 Nov 1994 08:49:37 GMT", T_NOW, -1 },
+	{ "Sun, 06 Foo 1994 08:49:37 GMT", T_NOW, -1 },
+	{ "Sun, 31 Feb 1994 08:49:37 GMT", T_NOW, -1 },
+	{ "Sun, 00 Nov 1994 08:49:37 GMT", T_NOW, -1 },
+	{ "Sun, 06 Nov 1994 24:00:00 GMT", T_NOW, -1 },
+	{ "Sun, 06 Nov 1994 08:60:00 GMT", T_NOW, -1 },
+	{ "Sun, 06 Nov 1994 08:49:61 GMT", T_NOW, -1 },
+	{ "Sun, 06 Nov 1994 8:49:37 GMT", T_NOW, -1 },
+	{ "Sun Nov 6 08:49:57 1994", T_NOW, -1 },
+	{ "Sunday, 06 Nov 1994 08:49:37 GMT", T_NOW, -1 },
+	{ "2022-10-28T07:26:19Z", T_NOW, -1 },
+};
+
+START_TEST(test_retry_after_table)
+{
+	double got = slack_parse_retry_after(t_retry_cases[_i].value, t_retry_cases[_i].now);
+	ck_assert_msg(got == t_retry_cases[_i].want, "case %d \"%s\": got %g, want %g", _i,
+	    t_retry_cases[_i].value ? t_retry_cases[_i].value : "(null)", got,
+	    t_retry_cases[_i].want);
+}
+END_TEST
+
+#define T_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static Suite *
+slack_suite(void)
+{
+	Suite *s = suite_create("slack");
+	TCase *tc = tcase_create("render");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_golden_fixture, 0, T_N(t_fixtures));
+	tcase_add_test(tc, test_golden_complete);
+	tcase_add_test(tc, test_golden_coalesced);
+	tcase_add_test(tc, test_golden_bot);
+	tcase_add_test(tc, test_coalesced_order);
+	tcase_add_test(tc, test_attachment_shape);
+	tcase_add_loop_test(tc, test_channel, 0, T_N(t_channel_cases));
+	tcase_add_test(tc, test_bot_without_channel);
+	tcase_add_test(tc, test_username);
+	tcase_add_test(tc, test_icons);
+	tcase_add_loop_test(tc, test_escape_table, 0, T_N(t_escape_cases));
+	tcase_add_test(tc, test_escape_everywhere);
+	tcase_add_test(tc, test_invalid_utf8);
+	tcase_add_loop_test(tc, test_truncation_table, 0, T_N(t_trunc_cases));
+	tcase_add_test(tc, test_truncation_default);
+	tcase_add_test(tc, test_total_limit);
+	tcase_add_test(tc, test_total_limit_edges);
+	tcase_add_test(tc, test_attachment_count);
+	tcase_add_test(tc, test_hidden_keys);
+	tcase_add_test(tc, test_field_precedence);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("classify");
+	tcase_add_loop_test(tc, test_classify_table, 0, T_N(t_class_cases));
+	tcase_add_test(tc, test_classify_error_text);
+	tcase_add_loop_test(tc, test_retry_after_table, 0, T_N(t_retry_cases));
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(slack_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
