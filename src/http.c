@@ -594,7 +594,9 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 	h->max_body = c->listen.max_body;
 	h->state_dir = util_strdup(c->state_dir);
 	pthread_mutex_init(&h->metrics_lock, NULL);
-	atomic_store(&h->ready, false);
+	/* Everything else is up when the server starts: a connection that an
+	 * inherited socket queued before now is served, not refused. */
+	atomic_store(&h->ready, true);
 
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME;
 	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)

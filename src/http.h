@@ -15,7 +15,8 @@ struct http;
 
 /*
  * Start serving with the listen settings of c (listen_fd >= 0: an inherited
- * socket, e.g. from systemd). Requests use runtime_acquire() for rules.
+ * socket, e.g. from systemd). Requests use runtime_acquire() for rules. The
+ * server is ready (readyz 200) as soon as it starts.
  */
 struct http *http_start(const struct conf *c, struct queue_writer *w, int listen_fd,
     char *err, size_t errlen);

@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,10 +223,16 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 	notify_ready();
 }
 
+/* Set once the delivery thread runs; the writer may commit before that. */
+static _Atomic(struct deliver *) main_deliver;
+
 static void
 main_wake_deliver(void *arg)
 {
-	deliver_wake(arg);
+	(void)arg;
+	struct deliver *d = atomic_load(&main_deliver);
+	if (d != NULL)
+		deliver_wake(d);
 }
 
 static int
@@ -264,31 +271,32 @@ main_daemon(const struct main_opts *o)
 	struct queue_writer *w = NULL;
 	struct http *h = NULL;
 
-	d = deliver_start(c->state_dir, c, err, sizeof(err));
-	if (d == NULL) {
-		log_error("cannot start delivery", "error", err, "state_dir", c->state_dir, NULL);
-		goto out;
-	}
+	/* The writer first: it sets the pending count from the database before the
+	 * delivery thread starts subtracting from it. */
 	struct queue_writer_opts wo = {
 		.state_dir = c->state_dir,
 		.sync_full = c->queue.sync_full,
 		.max_pending = c->queue.max_pending,
 		.on_commit = main_wake_deliver,
-		.on_commit_arg = d,
+		.on_commit_arg = NULL,
 	};
 	w = queue_writer_start(&wo, err, sizeof(err));
 	if (w == NULL) {
 		log_error("cannot open the queue", "error", err, "state_dir", c->state_dir, NULL);
 		goto out;
 	}
+	d = deliver_start(c->state_dir, c, err, sizeof(err));
+	if (d == NULL) {
+		log_error("cannot start delivery", "error", err, "state_dir", c->state_dir, NULL);
+		goto out;
+	}
+	atomic_store(&main_deliver, d);
 	int listen_fd = notify_listen_fd();
 	h = http_start(c, w, listen_fd, err, sizeof(err));
 	if (h == NULL) {
 		log_error("cannot start the HTTP server", "error", err, NULL);
 		goto out;
 	}
-	/* Ready before the "listening" line: whoever waits for it may post at once. */
-	http_set_ready(h, true);
 	char port[16], addr[INET6_ADDRSTRLEN];
 	snprintf(port, sizeof(port), "%d", http_port(h));
 	snprintf(addr, sizeof(addr), "%s", c->listen.address);
@@ -329,6 +337,7 @@ out:
 	}
 	queue_writer_stop(w);
 	http_stop(h);
+	atomic_store(&main_deliver, NULL);
 	deliver_stop(d);
 	runtime_release(deliver_rt);
 	runtime_install(NULL);
