@@ -53,7 +53,11 @@ struct event {
  * Parse len bytes of JSON (need not be NUL-terminated). Returns a new event
  * (free with event_free) or NULL with a human message in err and the JSON
  * path of the offending field in field ("" when it concerns the whole body,
- * e.g. "involvedObject.kind", "metadata.revision").
+ * e.g. "involvedObject.kind", "metadata.revision"). The event and all its
+ * strings are ONE allocation: never free or replace a field on its own.
+ * Optional string fields must be strings when present (JSON null is accepted
+ * only for timestamp); duplicate object keys are rejected. err and field are
+ * always NUL-terminated valid UTF-8 (bad or cut bytes become '?').
  */
 struct event *event_parse(const char *buf, size_t len, char *err, size_t errlen,
     char *field, size_t fieldlen);

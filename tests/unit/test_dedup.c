@@ -1,0 +1,461 @@
+/*
+ * Unit tests for dedup: which events share a key (table of equal / unequal
+ * pairs, with and without duration normalization), a known-answer key, the
+ * duration normalization table, and the window index (fixed window, expiry,
+ * replacement, 100k+ entries, structured keys).
+ */
+#include <check.h>
+#include <gnutls/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dedup.h"
+#include "event.h"
+#include "util.h"
+
+static struct event *
+parse_event(const char *json)
+{
+	char err[256], field[64];
+	struct event *ev = event_parse(json, strlen(json), err, sizeof(err), field,
+	    sizeof(field));
+
+	ck_assert_msg(ev != NULL, "bad test event: %s: %s", err, json);
+	return ev;
+}
+
+/* ---- normalization ------------------------------------------------------ */
+
+#define D DEDUP_DURATION_PLACEHOLDER
+
+static const struct {
+	const char *in, *want;
+} norm_cases[] = {
+	{ "", "" },
+	{ "no durations here", "no durations here" },
+	{ "finished in 2.08s", "finished in " D },
+	{ "finished in 3.1s", "finished in " D },
+	{ "took 1m30s.", "took " D "." },
+	{ "took 150ms, then 10ns", "took " D ", then " D },
+	{ "1h2m3s", D },
+	{ "1h2m3.5s elapsed", D " elapsed" },
+	{ "500\xc2\xb5s", D },             /* micro sign */
+	{ "500\xce\xbcs", D },             /* Greek mu */
+	{ "500us", D },
+	{ "5m", D },
+	{ "2h", D },
+	{ "0s", D },
+	{ "(2.5s)", "(" D ")" },
+	{ "timeout=30s,retry=5s", "timeout=" D ",retry=" D },
+	{ "[5s]", "[" D "]" },
+	{ "-1.5s", "-" D },
+	{ "line\n10s\n", "line\n" D "\n" },
+	/* not durations */
+	{ "v1s2", "v1s2" },
+	{ "abc5s", "abc5s" },
+	{ "5sec", "5sec" },
+	{ "5 s", "5 s" },
+	{ "10mins", "10mins" },
+	{ "3months", "3months" },
+	{ "12", "12" },
+	{ "1.5", "1.5" },
+	{ "2.s", "2.s" },
+	{ "s5", "s5" },
+	{ "5s_x", "5s_x" },
+	{ "x_5s", "x_5s" },
+	{ "5sé", "5sé" },
+	{ "é5s", "é5s" },
+	{ "1.2.5s", "1.2.5s" },
+	{ "podinfo:6.5.0", "podinfo:6.5.0" },
+	{ "main@sha1:731f7eaddfb6af01cb2173e18f0f75b0ba780ef1",
+	  "main@sha1:731f7eaddfb6af01cb2173e18f0f75b0ba780ef1" },
+	{ "1m30", "1m30" },
+	{ "5ms3", "5ms3" },
+	{ "12abc5s", "12abc5s" },
+	{ "10x 5s", "10x " D },
+	{ "5s5s", D },                     /* a sequence of components, like 1m30s */
+	{ "Health check timed out after 5m0s for [Deployment 'a/b']",
+	  "Health check timed out after " D " for [Deployment 'a/b']" },
+	{ "Reconciliation finished in 2.083458s, next run in 10m0s",
+	  "Reconciliation finished in " D ", next run in " D },
+};
+
+START_TEST(test_dedup_normalize_table)
+{
+	char *got = dedup_normalize(norm_cases[_i].in);
+
+	ck_assert_msg(strcmp(got, norm_cases[_i].want) == 0, "\"%s\" -> \"%s\", want \"%s\"",
+	    norm_cases[_i].in, got, norm_cases[_i].want);
+	free(got);
+}
+END_TEST
+
+/* Longer than any internal stack buffer, durations everywhere. */
+START_TEST(test_dedup_normalize_long)
+{
+	struct util_buf in = { 0 }, want = { 0 };
+	char *got;
+
+	for (int i = 0; i < 5000; i++) {
+		util_buf_printf(&in, "step %d took %d.%02ds; ", i, i % 7, i % 100);
+		util_buf_printf(&want, "step %d took " D "; ", i);
+	}
+	got = dedup_normalize(in.data);
+	ck_assert_str_eq(got, want.data);
+	free(got);
+	util_buf_free(&in);
+	util_buf_free(&want);
+}
+END_TEST
+
+/* ---- keys --------------------------------------------------------------- */
+
+#define EVN(kind, name, nsf, msg, meta) \
+	"{\"involvedObject\":{\"kind\":\"" kind "\",\"name\":\"" name "\"" nsf "}," \
+	"\"severity\":\"error\",\"message\":\"" msg "\"" meta "}"
+#define NS(ns) ",\"namespace\":\"" ns "\""
+#define META(m) ",\"metadata\":{" m "}"
+#define BASE EVN("Kustomization", "webapp", NS("apps"), "finished in 2.08s", "")
+
+static const struct {
+	const char *desc, *a, *b;
+	bool normalize;
+	bool equal;
+} key_cases[] = {
+	{ "identical", BASE, BASE, true, true },
+	{ "durations normalized", BASE,
+	  EVN("Kustomization", "webapp", NS("apps"), "finished in 3.1s", ""), true, true },
+	{ "durations not normalized", BASE,
+	  EVN("Kustomization", "webapp", NS("apps"), "finished in 3.1s", ""), false, false },
+	{ "same durations, not normalized", BASE, BASE, false, true },
+	{ "other message", BASE,
+	  EVN("Kustomization", "webapp", NS("apps"), "finished", ""), true, false },
+	{ "other kind", BASE,
+	  EVN("HelmRelease", "webapp", NS("apps"), "finished in 2.08s", ""), true, false },
+	{ "other name", BASE,
+	  EVN("Kustomization", "webap", NS("apps"), "finished in 2.08s", ""), true, false },
+	{ "other namespace", BASE,
+	  EVN("Kustomization", "webapp", NS("app"), "finished in 2.08s", ""), true, false },
+	{ "absent namespace equals empty",
+	  EVN("Kustomization", "webapp", "", "m", ""),
+	  EVN("Kustomization", "webapp", NS(""), "m", ""), true, true },
+	/* length prefixes keep field boundaries apart */
+	{ "boundary shift name/namespace",
+	  EVN("K", "ab", NS("c"), "m", ""), EVN("K", "a", NS("bc"), "m", ""), true, false },
+	{ "boundary shift kind/namespace",
+	  EVN("Ka", "n", NS("b"), "m", ""), EVN("K", "n", NS("ab"), "m", ""), true, false },
+	{ "severity ignored", BASE,
+	  "{\"involvedObject\":{\"kind\":\"Kustomization\",\"name\":\"webapp\","
+	  "\"namespace\":\"apps\"},\"severity\":\"info\",\"message\":\"finished in 2.08s\"}",
+	  true, true },
+	{ "reason, timestamp, controller ignored", BASE,
+	  EVN("Kustomization", "webapp", NS("apps"), "finished in 2.08s",
+	      ",\"reason\":\"X\",\"timestamp\":\"2023-01-01T00:00:00Z\","
+	      "\"reportingController\":\"c\""), true, true },
+	{ "revision differs",
+	  EVN("K", "n", "", "m", META("\"revision\":\"r1\"")),
+	  EVN("K", "n", "", "m", META("\"revision\":\"r2\"")), true, false },
+	{ "revision present vs absent",
+	  EVN("K", "n", "", "m", META("\"revision\":\"\"")),
+	  EVN("K", "n", "", "m", ""), true, false },
+	{ "revision prefixed equals stripped",
+	  EVN("K", "n", "", "m", META("\"kustomize.toolkit.fluxcd.io/revision\":\"r1\"")),
+	  EVN("K", "n", "", "m", META("\"revision\":\"r1\"")), true, true },
+	{ "originRevision differs",
+	  EVN("K", "n", "", "m", META("\"originRevision\":\"a\"")),
+	  EVN("K", "n", "", "m", META("\"originRevision\":\"b\"")), true, false },
+	{ "token differs",
+	  EVN("K", "n", "", "m", META("\"token\":\"t1\"")),
+	  EVN("K", "n", "", "m", META("\"token\":\"t2\"")), true, false },
+	{ "value moved between revision and originRevision",
+	  EVN("K", "n", "", "m", META("\"revision\":\"x\"")),
+	  EVN("K", "n", "", "m", META("\"originRevision\":\"x\"")), true, false },
+	{ "other metadata ignored",
+	  EVN("K", "n", "", "m", META("\"revision\":\"r\",\"cluster\":\"a\"")),
+	  EVN("K", "n", "", "m", META("\"revision\":\"r\",\"digest\":\"d\"")), true, true },
+};
+
+START_TEST(test_dedup_key_table)
+{
+	struct event *a = parse_event(key_cases[_i].a), *b = parse_event(key_cases[_i].b);
+	unsigned char ka[DEDUP_KEY_LEN], kb[DEDUP_KEY_LEN], ka2[DEDUP_KEY_LEN];
+
+	dedup_key(a, key_cases[_i].normalize, ka);
+	dedup_key(b, key_cases[_i].normalize, kb);
+	dedup_key(a, key_cases[_i].normalize, ka2);
+	ck_assert_msg(memcmp(ka, ka2, DEDUP_KEY_LEN) == 0, "%s: not deterministic",
+	    key_cases[_i].desc);
+	ck_assert_msg((memcmp(ka, kb, DEDUP_KEY_LEN) == 0) == key_cases[_i].equal,
+	    "%s: keys %s", key_cases[_i].desc, key_cases[_i].equal ? "differ" : "equal");
+	event_free(a);
+	event_free(b);
+}
+END_TEST
+
+static void
+put_u64(struct util_buf *b, size_t n)
+{
+	unsigned char be[8];
+
+	for (int i = 7; i >= 0; i--) {
+		be[i] = (unsigned char)(n & 0xff);
+		n >>= 8;
+	}
+	util_buf_append(b, (const char *)be, 8);
+}
+
+static void
+put_field(struct util_buf *b, const char *s)
+{
+	put_u64(b, strlen(s));
+	util_buf_append(b, s, strlen(s));
+}
+
+/* The documented serialization, rebuilt independently: keys persist in the
+ * queue database, so the format must not drift. */
+START_TEST(test_dedup_key_format)
+{
+	struct event *ev = parse_event(EVN("Kustomization", "webapp", NS("apps"),
+	    "done in 2.5s", META("\"token\":\"tok\",\"revision\":\"main@sha1:abc\"")));
+	struct util_buf b = { 0 };
+	unsigned char want[DEDUP_KEY_LEN], got[DEDUP_KEY_LEN];
+
+	util_buf_append(&b, "fluxrelay-dedup-v1", sizeof("fluxrelay-dedup-v1"));
+	put_field(&b, "Kustomization");
+	put_field(&b, "apps");
+	put_field(&b, "webapp");
+	put_field(&b, "done in " D);
+	util_buf_append(&b, "\1", 1);
+	put_field(&b, "main@sha1:abc");
+	util_buf_append(&b, "\0", 1);
+	util_buf_append(&b, "\1", 1);
+	put_field(&b, "tok");
+	ck_assert_int_eq(gnutls_hash_fast(GNUTLS_DIG_SHA256, b.data, b.len, want), 0);
+	dedup_key(ev, true, got);
+	ck_assert(memcmp(got, want, DEDUP_KEY_LEN) == 0);
+	util_buf_free(&b);
+	event_free(ev);
+}
+END_TEST
+
+/* A message past any internal stack buffer hashes like a short one would. */
+START_TEST(test_dedup_key_long_message)
+{
+	struct util_buf j1 = { 0 }, j2 = { 0 };
+	struct event *a, *b;
+	unsigned char ka[DEDUP_KEY_LEN], kb[DEDUP_KEY_LEN];
+
+	for (struct util_buf *j = &j1; j != NULL; j = j == &j1 ? &j2 : NULL) {
+		util_buf_puts(j, "{\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\"},"
+		    "\"severity\":\"error\",\"message\":\"");
+		for (int i = 0; i < 20000; i++)
+			util_buf_printf(j, "t=%ds ", j == &j1 ? i % 10 : i % 3);
+		util_buf_puts(j, "\"}");
+	}
+	a = parse_event(j1.data);
+	b = parse_event(j2.data);
+	dedup_key(a, true, ka);
+	dedup_key(b, true, kb);
+	ck_assert(memcmp(ka, kb, DEDUP_KEY_LEN) == 0);
+	dedup_key(a, false, ka);
+	dedup_key(b, false, kb);
+	ck_assert(memcmp(ka, kb, DEDUP_KEY_LEN) != 0);
+	event_free(a);
+	event_free(b);
+	util_buf_free(&j1);
+	util_buf_free(&j2);
+}
+END_TEST
+
+/* ---- index -------------------------------------------------------------- */
+
+static void
+mkkey(unsigned char key[DEDUP_KEY_LEN], unsigned n)
+{
+	/* structured on purpose: only the last bytes vary */
+	memset(key, 0, DEDUP_KEY_LEN);
+	key[DEDUP_KEY_LEN - 4] = (unsigned char)(n >> 24);
+	key[DEDUP_KEY_LEN - 3] = (unsigned char)(n >> 16);
+	key[DEDUP_KEY_LEN - 2] = (unsigned char)(n >> 8);
+	key[DEDUP_KEY_LEN - 1] = (unsigned char)n;
+}
+
+START_TEST(test_dedup_index_window)
+{
+	struct dedup_index *ix = dedup_index_new();
+	unsigned char k1[DEDUP_KEY_LEN], k2[DEDUP_KEY_LEN];
+	char id[33];
+
+	mkkey(k1, 1);
+	mkkey(k2, 2);
+	ck_assert_uint_eq(dedup_index_size(ix), 0);
+	ck_assert_int_eq(dedup_index_check(ix, k1, 1000, 300, id), 0);
+	dedup_index_put(ix, k1, 1000, "0123456789abcdef0123456789abcdef");
+	ck_assert_uint_eq(dedup_index_size(ix), 1);
+
+	/* inside the window: duplicate, with the first event's id */
+	memset(id, 'x', sizeof(id));
+	ck_assert_int_eq(dedup_index_check(ix, k1, 1000, 300, id), 1);
+	ck_assert_str_eq(id, "0123456789abcdef0123456789abcdef");
+	ck_assert_int_eq(dedup_index_check(ix, k1, 1299.9, 300, id), 1);
+	ck_assert_int_eq(dedup_index_check(ix, k1, 1299.9, 300, NULL), 1);
+	/* the window is fixed from the first sighting: checks do not extend it */
+	ck_assert_int_eq(dedup_index_check(ix, k1, 1300, 300, id), 0);
+	ck_assert_int_eq(dedup_index_check(ix, k1, 5000, 300, id), 0);
+	/* other keys are unaffected; window 0 never reports duplicates */
+	ck_assert_int_eq(dedup_index_check(ix, k2, 1000, 300, id), 0);
+	ck_assert_int_eq(dedup_index_check(ix, k1, 1000, 0, id), 0);
+
+	/* a new first sighting after expiry replaces the entry */
+	dedup_index_put(ix, k1, 1400, "ffffffffffffffffffffffffffffffff");
+	ck_assert_uint_eq(dedup_index_size(ix), 1);
+	ck_assert_int_eq(dedup_index_check(ix, k1, 1500, 300, id), 1);
+	ck_assert_str_eq(id, "ffffffffffffffffffffffffffffffff");
+	ck_assert_int_eq(dedup_index_check(ix, k1, 1700, 300, id), 0);
+
+	/* ids are truncated to 32 characters; NULL is an empty id */
+	dedup_index_put(ix, k2, 1400, "0123456789abcdef0123456789abcdefEXTRA");
+	ck_assert_int_eq(dedup_index_check(ix, k2, 1400, 300, id), 1);
+	ck_assert_str_eq(id, "0123456789abcdef0123456789abcdef");
+	dedup_index_put(ix, k2, 1400, NULL);
+	ck_assert_int_eq(dedup_index_check(ix, k2, 1400, 300, id), 1);
+	ck_assert_str_eq(id, "");
+	dedup_index_free(ix);
+	dedup_index_free(NULL);
+}
+END_TEST
+
+START_TEST(test_dedup_index_expire)
+{
+	struct dedup_index *ix = dedup_index_new();
+	unsigned char k[DEDUP_KEY_LEN];
+	char id[33];
+
+	/* first_seen 100, 110, ..., 190, put out of order */
+	for (unsigned i = 0; i < 10; i++) {
+		unsigned n = (i * 7) % 10;
+		mkkey(k, n);
+		dedup_index_put(ix, k, 100 + 10 * n, "id");
+	}
+	ck_assert_uint_eq(dedup_index_size(ix), 10);
+	dedup_index_expire(ix, 150, 100);          /* nothing is 100 s old */
+	ck_assert_uint_eq(dedup_index_size(ix), 10);
+	dedup_index_expire(ix, 230, 100);          /* drops 100..130 (age >= 100) */
+	ck_assert_uint_eq(dedup_index_size(ix), 6);
+	for (unsigned n = 0; n < 10; n++) {
+		mkkey(k, n);
+		ck_assert_int_eq(dedup_index_check(ix, k, 230, 1e9, id), n >= 4);
+	}
+	/* replacing an entry moves it in the expiry order */
+	mkkey(k, 5);
+	dedup_index_put(ix, k, 1000, "new");
+	dedup_index_expire(ix, 1099, 100);         /* everything but key 5 */
+	ck_assert_uint_eq(dedup_index_size(ix), 1);
+	ck_assert_int_eq(dedup_index_check(ix, k, 1099, 100, id), 1);
+	ck_assert_str_eq(id, "new");
+	/* replacing with an older time (e.g. loading saved keys) moves it forward */
+	mkkey(k, 6);
+	dedup_index_put(ix, k, 1050, "six");
+	mkkey(k, 7);
+	dedup_index_put(ix, k, 1060, "seven");
+	dedup_index_put(ix, k, 900, "seven-older");
+	dedup_index_expire(ix, 1001, 100);         /* drops exactly 7 (at 900) */
+	ck_assert_uint_eq(dedup_index_size(ix), 2);
+	ck_assert_int_eq(dedup_index_check(ix, k, 1001, 1e9, id), 0);
+	mkkey(k, 6);
+	ck_assert_int_eq(dedup_index_check(ix, k, 1001, 1e9, id), 1);
+	dedup_index_expire(ix, 1150, 100);         /* drops 5 (1000) and 6 (1050) */
+	ck_assert_uint_eq(dedup_index_size(ix), 0);
+	mkkey(k, 5);
+	dedup_index_put(ix, k, 1000, "new");
+	/* freed slots are reused */
+	for (unsigned n = 100; n < 200; n++) {
+		mkkey(k, n);
+		dedup_index_put(ix, k, 2000, "again");
+	}
+	ck_assert_uint_eq(dedup_index_size(ix), 101);
+	dedup_index_expire(ix, 1e9, 1);
+	ck_assert_uint_eq(dedup_index_size(ix), 0);
+	mkkey(k, 150);
+	ck_assert_int_eq(dedup_index_check(ix, k, 2000, 300, id), 0);
+	dedup_index_free(ix);
+}
+END_TEST
+
+/* 200k entries, structured keys, incremental expiry: must stay fast (the
+ * test timeout bounds it) and exact. */
+START_TEST(test_dedup_index_many)
+{
+	const unsigned n = 200000;
+	struct dedup_index *ix = dedup_index_new();
+	unsigned char k[DEDUP_KEY_LEN];
+	char id[33], want[33];
+
+	for (unsigned i = 0; i < n; i++) {
+		mkkey(k, i);
+		snprintf(want, sizeof(want), "%032u", i);
+		/* one event per second (integral: exact), expiring as we go as
+		 * the writer thread would */
+		dedup_index_expire(ix, i, 60000);
+		ck_assert_int_eq(dedup_index_check(ix, k, i, 60000, id), 0);
+		dedup_index_put(ix, k, i, want);
+	}
+	/* a 60000 s window keeps the last 60,000 */
+	ck_assert_uint_eq(dedup_index_size(ix), 60000);
+	for (unsigned i = 0; i < n; i++) {
+		mkkey(k, i);
+		int dup = dedup_index_check(ix, k, n - 1, 60000, id);
+		ck_assert_int_eq(dup, i >= n - 60000);
+		if (dup) {
+			snprintf(want, sizeof(want), "%032u", i);
+			ck_assert_str_eq(id, want);
+		}
+	}
+	dedup_index_free(ix);
+
+	/* and 150k live at once, then a single sweep */
+	ix = dedup_index_new();
+	for (unsigned i = 0; i < 150000; i++) {
+		mkkey(k, i * 2654435761u);
+		dedup_index_put(ix, k, (double)(i % 1000), "x");
+	}
+	ck_assert_uint_eq(dedup_index_size(ix), 150000);
+	dedup_index_expire(ix, 1000, 500);         /* first_seen <= 500 goes */
+	ck_assert_uint_eq(dedup_index_size(ix), 150000 / 1000 * 499);
+	dedup_index_free(ix);
+}
+END_TEST
+
+static Suite *
+dedup_suite(void)
+{
+	Suite *s = suite_create("dedup");
+	TCase *tc = tcase_create("dedup");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_dedup_normalize_table, 0,
+	    sizeof(norm_cases) / sizeof(norm_cases[0]));
+	tcase_add_test(tc, test_dedup_normalize_long);
+	tcase_add_loop_test(tc, test_dedup_key_table, 0,
+	    sizeof(key_cases) / sizeof(key_cases[0]));
+	tcase_add_test(tc, test_dedup_key_format);
+	tcase_add_test(tc, test_dedup_key_long_message);
+	tcase_add_test(tc, test_dedup_index_window);
+	tcase_add_test(tc, test_dedup_index_expire);
+	tcase_add_test(tc, test_dedup_index_many);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(dedup_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,790 @@
+/*
+ * Unit tests for event: every fixture parses with the expected fields and
+ * normalized metadata; a table of malformed bodies is rejected with the right
+ * `field`; RFC 3339 timestamps; metadata normalization precedence; nesting
+ * limits; huge messages; severity names.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "util.h"
+
+#define ERRLEN 512
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+struct meta_want {
+	const char *key, *value;
+	enum event_meta_origin origin;
+};
+
+static const struct fixture {
+	const char *file;
+	const char *kind, *name, *namespace, *api_version, *uid;
+	enum event_severity severity;
+	const char *message, *reason;
+	bool has_ts;
+	long long ts;
+	const char *rc, *ri;
+	size_t nmeta;
+	struct meta_want meta[4];
+} fixtures[] = {
+	{ "01-kustomization-validation-failed-generic-webhook.json",
+	  "Kustomization", "webapp", "apps", "kustomize.toolkit.fluxcd.io/v1",
+	  "7d0cdc51-ddcf-4743-b223-83ca5c699632", EVENT_ERROR,
+	  "service/apps/webapp validation error: spec.type: Unsupported value: Ingress",
+	  "ValidationFailed", true, 1666941979LL,
+	  "kustomize-controller", "kustomize-controller-7c7b47f5f-8bhrp",
+	  1, { { "revision", "main/731f7eaddfb6af01cb2173e18f0f75b0ba780ef1",
+	         EVENT_META_CONTROLLER } } },
+	{ "02-gitrepository-fetched-revision-legacy.json",
+	  "GitRepository", "flux-system", "flux-system", "source.toolkit.fluxcd.io/v1beta2",
+	  "cc4d0095-83f4-4f08-98f2-d2e9f3731fb9", EVENT_INFO,
+	  "Fetched revision: main/731f7eaddfb6af01cb2173e18f0f75b0ba780ef1", "info",
+	  true, 1136214245LL, "source-controller", "source-controller-7c7b47f5f-8bhrp",
+	  0, { { NULL, NULL, 0 } } },
+	{ "03-gitrepository-webapp-notifier-testevent.json",
+	  "GitRepository", "webapp", "gitops-system", NULL, NULL, EVENT_INFO,
+	  "message", "reason", true, 1672531200LL,
+	  "source-controller", "source-controller-xyz",
+	  1, { { "test", "metadata", EVENT_META_PLAIN } } },
+	{ "04-bucket-event-server-test.json",
+	  "Bucket", "hyacinth", "foo-ns", NULL, NULL, EVENT_INFO,
+	  "well that happened", "event-happened", true, 1672531200LL,
+	  "source-controller", "",
+	  0, { { NULL, NULL, 0 } } },
+	{ "05-kustomization-health-check-passed-with-revision.json",
+	  "Kustomization", "4", "4", "kustomize.toolkit.fluxcd.io/v1", NULL, EVENT_INFO,
+	  "Health check passed", "", false, 0, "", "",
+	  1, { { "revision", "rev1", EVENT_META_CONTROLLER } } },
+	{ "06-kustomization-health-check-timed-out-error.json",
+	  "Kustomization", "1", "1", "kustomize.toolkit.fluxcd.io/v1", NULL, EVENT_ERROR,
+	  "Health check timed out for [Deployment 'foo/bar']", "", false, 0, "", "",
+	  0, { { NULL, NULL, 0 } } },
+	{ "07-configmap-sync-with-object-annotations.json",
+	  "ConfigMap", "webapp", "gitops-system", "v1", NULL, EVENT_INFO,
+	  "sync object", "sync", true, 1672531200LL,
+	  "test-controller", "test-controller-host",
+	  3, { { "deploymentID", "e076e315-5a48-41c3-81c8-8d8bdee7d74d", EVENT_META_ANNOTATION },
+	       { "image", "ghcr.io/stefanprodan/podinfo:6.5.0", EVENT_META_ANNOTATION },
+	       { "test", "true", EVENT_META_PLAIN } } },
+	{ "08-kustomization-configured-provider-side.json",
+	  "Kustomization", "podinfo-repo", "flux-system", NULL, NULL, EVENT_INFO,
+	  "Service/podinfo/podinfo configured", "", true, 1672531200LL, "", "",
+	  2, { { "originRevision", "main@sha1:8a9156325322a124e55a369b59063470310ebbd8",
+	         EVENT_META_PLAIN },
+	       { "revision", "main@sha1:69b59063470310ebbd88a9156325322a124e55a3",
+	         EVENT_META_PLAIN } } },
+};
+
+static void
+check_str(const char *what, const char *got, const char *want)
+{
+	if (want == NULL) {
+		ck_assert_msg(got == NULL, "%s: got \"%s\", want NULL", what, got);
+		return;
+	}
+	ck_assert_msg(got != NULL, "%s: got NULL, want \"%s\"", what, want);
+	ck_assert_msg(strcmp(got, want) == 0, "%s: got \"%s\", want \"%s\"", what, got, want);
+}
+
+START_TEST(test_event_fixtures)
+{
+	const struct fixture *f = &fixtures[_i];
+	char path[1024], err[ERRLEN], field[128];
+	size_t len = 0;
+	char *buf;
+	struct event *ev;
+
+	snprintf(path, sizeof(path), "%s/tests/fixtures/events/%s", FR_SRCDIR, f->file);
+	buf = util_read_file(path, &len, err, sizeof(err));
+	ck_assert_msg(buf != NULL, "%s: %s", path, err);
+	ev = event_parse(buf, len, err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s rejected: %s (field %s)", f->file, err, field);
+
+	check_str("kind", ev->kind, f->kind);
+	check_str("name", ev->name, f->name);
+	check_str("namespace", ev->namespace, f->namespace);
+	check_str("api_version", ev->api_version, f->api_version);
+	check_str("uid", ev->uid, f->uid);
+	ck_assert_int_eq(ev->severity, f->severity);
+	check_str("message", ev->message, f->message);
+	check_str("reason", ev->reason, f->reason);
+	ck_assert_int_eq(ev->has_timestamp, f->has_ts);
+	if (f->has_ts)
+		ck_assert_int_eq((long long)ev->timestamp, f->ts);
+	check_str("reportingController", ev->reporting_controller, f->rc);
+	check_str("reportingInstance", ev->reporting_instance, f->ri);
+	ck_assert_uint_eq(ev->nmeta, f->nmeta);
+	for (size_t i = 0; i < f->nmeta; i++) {
+		check_str("meta key", ev->meta[i].key, f->meta[i].key);
+		check_str("meta value", ev->meta[i].value, f->meta[i].value);
+		ck_assert_int_eq(ev->meta[i].origin, f->meta[i].origin);
+		check_str("event_meta_get", event_meta_get(ev, f->meta[i].key), f->meta[i].value);
+	}
+	ck_assert_ptr_null(event_meta_get(ev, "nonexistent"));
+	event_free(ev);
+	free(buf);
+}
+END_TEST
+
+/* ---- malformed bodies --------------------------------------------------- */
+
+#define IO "\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\"}"
+#define SEV "\"severity\":\"info\""
+#define MSG "\"message\":\"m\""
+#define BASE IO "," SEV "," MSG
+#define WITH(extra) "{" BASE "," extra "}"
+#define IOWITH(extra) "{\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\"," extra "}," \
+	SEV "," MSG "}"
+#define TS(t) WITH("\"timestamp\":\"" t "\"")
+#define A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"   /* 63 */
+
+static const struct bad {
+	const char *json;
+	const char *field;
+	const char *errpart;   /* substring the message must contain, or NULL */
+} bad_cases[] = {
+	/* whole-body problems */
+	{ "not json", "", "invalid JSON" },
+	{ "", "", "invalid JSON" },
+	{ "{\"involvedObject\":{\"kind\":", "", "invalid JSON" },
+	{ "{" BASE, "", "invalid JSON" },
+	{ "{" BASE "}}", "", "invalid JSON" },
+	{ "{" BASE ",}", "", "invalid JSON" },
+	{ "{\n" BASE ",\n\"x\": }", "", "line 3" },
+	{ "[1,2]", "", "must be a JSON object" },
+	{ "[]", "", "must be a JSON object" },
+	{ "\"string\"", "", "must be a JSON object" },
+	{ "42", "", "must be a JSON object" },
+	{ "null", "", "must be a JSON object" },
+	{ "true", "", "must be a JSON object" },
+	/* duplicate keys, top level and nested */
+	{ "{" BASE "," SEV "}", "", "duplicate" },
+	{ "{\"involvedObject\":{\"kind\":\"K\",\"kind\":\"L\",\"name\":\"n\"}," SEV "," MSG "}",
+	  "", "duplicate" },
+	{ WITH("\"metadata\":{\"a\":\"1\",\"a\":\"2\"}"), "", "duplicate" },
+	/* NUL in strings */
+	{ "{" IO "," SEV ",\"message\":\"a\\u0000b\"}", "", "invalid JSON" },
+	{ WITH("\"metadata\":{\"a\\u0000\":\"1\"}"), "", "invalid JSON" },
+	{ "{\"involvedObject\":{\"kind\":\"K\\u0000\",\"name\":\"n\"}," SEV "," MSG "}", "",
+	  "invalid JSON" },
+	/* invalid UTF-8: stray byte, overlong, surrogate, truncated sequence */
+	{ "{" IO "," SEV ",\"message\":\"\xff\xfe\"}", "", "invalid JSON" },
+	{ "{" IO "," SEV ",\"message\":\"\xc0\xaf\"}", "", "invalid JSON" },
+	{ "{" IO "," SEV ",\"message\":\"\xed\xa0\x80\"}", "", "invalid JSON" },
+	{ "{" IO "," SEV ",\"message\":\"ab\xe2\x82\"}", "", "invalid JSON" },
+	{ WITH("\"metadata\":{\"k\xff\":\"1\"}"), "", "invalid JSON" },
+	/* involvedObject */
+	{ "{" SEV "," MSG "}", "involvedObject", "required" },
+	{ "{\"involvedObject\":\"x\"," SEV "," MSG "}", "involvedObject", "object" },
+	{ "{\"involvedObject\":[]," SEV "," MSG "}", "involvedObject", "object" },
+	{ "{\"involvedObject\":null," SEV "," MSG "}", "involvedObject", "object" },
+	{ "{\"involvedObject\":{\"name\":\"n\"}," SEV "," MSG "}", "involvedObject.kind",
+	  "required" },
+	{ "{\"involvedObject\":{\"kind\":\"\",\"name\":\"n\"}," SEV "," MSG "}",
+	  "involvedObject.kind", "empty" },
+	{ "{\"involvedObject\":{\"kind\":5,\"name\":\"n\"}," SEV "," MSG "}",
+	  "involvedObject.kind", "string" },
+	{ "{\"involvedObject\":{\"kind\":null,\"name\":\"n\"}," SEV "," MSG "}",
+	  "involvedObject.kind", "string" },
+	{ "{\"involvedObject\":{\"kind\":\"K\"}," SEV "," MSG "}", "involvedObject.name",
+	  "required" },
+	{ "{\"involvedObject\":{\"kind\":\"K\",\"name\":\"\"}," SEV "," MSG "}",
+	  "involvedObject.name", "empty" },
+	{ "{\"involvedObject\":{\"kind\":\"K\",\"name\":{}}," SEV "," MSG "}",
+	  "involvedObject.name", "string" },
+	{ IOWITH("\"namespace\":5"), "involvedObject.namespace", "string" },
+	{ IOWITH("\"apiVersion\":true"), "involvedObject.apiVersion", "string" },
+	{ IOWITH("\"uid\":[]"), "involvedObject.uid", "string" },
+	{ IOWITH("\"resourceVersion\":1"), "involvedObject.resourceVersion", "string" },
+	{ IOWITH("\"fieldPath\":{}"), "involvedObject.fieldPath", "string" },
+	/* severity */
+	{ "{" IO "," MSG "}", "severity", "required" },
+	{ "{" IO ",\"severity\":\"fatal\"," MSG "}", "severity", "fatal" },
+	{ "{" IO ",\"severity\":\"Info\"," MSG "}", "severity", "Info" },
+	{ "{" IO ",\"severity\":\"\"," MSG "}", "severity", NULL },
+	{ "{" IO ",\"severity\":3," MSG "}", "severity", "string" },
+	{ "{" IO ",\"severity\":null," MSG "}", "severity", "string" },
+	/* message */
+	{ "{" IO "," SEV "}", "message", "required" },
+	{ "{" IO "," SEV ",\"message\":7}", "message", "string" },
+	{ "{" IO "," SEV ",\"message\":null}", "message", "string" },
+	{ "{" IO "," SEV ",\"message\":[\"a\"]}", "message", "string" },
+	/* reason, reporting* */
+	{ WITH("\"reason\":5"), "reason", "string" },
+	{ WITH("\"reason\":null"), "reason", "string" },
+	{ WITH("\"reportingController\":5"), "reportingController", "string" },
+	{ WITH("\"reportingInstance\":[]"), "reportingInstance", "string" },
+	/* timestamp */
+	{ WITH("\"timestamp\":5"), "timestamp", NULL },
+	{ WITH("\"timestamp\":true"), "timestamp", NULL },
+	{ WITH("\"timestamp\":{}"), "timestamp", NULL },
+	{ TS("2022-13-01T00:00:00Z"), "timestamp", "2022-13-01" },
+	{ TS("2022-00-01T00:00:00Z"), "timestamp", NULL },
+	{ TS("2022-10-28 07:26:19"), "timestamp", NULL },
+	{ TS("2022-10-28 07:26:19Z"), "timestamp", NULL },
+	{ TS("yesterday"), "timestamp", "yesterday" },
+	{ TS(""), "timestamp", NULL },
+	{ TS("2022-10-28"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26Z"), "timestamp", NULL },
+	{ TS("2022-02-30T00:00:00Z"), "timestamp", NULL },
+	{ TS("2023-02-29T00:00:00Z"), "timestamp", NULL },
+	{ TS("1900-02-29T00:00:00Z"), "timestamp", NULL },
+	{ TS("2022-04-31T00:00:00Z"), "timestamp", NULL },
+	{ TS("2022-10-00T00:00:00Z"), "timestamp", NULL },
+	{ TS("2022-10-28T24:00:00Z"), "timestamp", NULL },
+	{ TS("2022-10-28T07:60:00Z"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:61Z"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19+0200"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19+02"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19+24:00"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19+02:60"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19.Z"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19.5"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19Zjunk"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19Z "), "timestamp", NULL },
+	{ TS(" 2022-10-28T07:26:19Z"), "timestamp", NULL },
+	{ TS("22-10-28T07:26:19Z"), "timestamp", NULL },
+	{ TS("2022-1-28T07:26:19Z"), "timestamp", NULL },
+	{ TS("+2022-10-28T07:26:19Z"), "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19UTC"), "timestamp", NULL },
+	{ TS("1666941979"), "timestamp", NULL },
+	/* metadata */
+	{ WITH("\"metadata\":\"x\""), "metadata", "object" },
+	{ WITH("\"metadata\":[]"), "metadata", "object" },
+	{ WITH("\"metadata\":5"), "metadata", "object" },
+	{ WITH("\"metadata\":null"), "metadata", "object" },
+	{ WITH("\"metadata\":{\"a\":1}"), "metadata.a", "string" },
+	{ WITH("\"metadata\":{\"ok\":\"1\",\"revision\":null}"), "metadata.revision", "string" },
+	{ WITH("\"metadata\":{\"x\":{\"y\":\"z\"}}"), "metadata.x", "string" },
+	{ WITH("\"metadata\":{\"kustomize.toolkit.fluxcd.io/revision\":false}"),
+	  "metadata.kustomize.toolkit.fluxcd.io/revision", "string" },
+	{ WITH("\"metadata\":{\"caf\u00e9\":1}"), "metadata.caf\xc3\xa9", "string" },
+	/* quoted input cut inside a UTF-8 character (fuzz/regressions/event) */
+	{ "{" IO ",\"severity\":\"" A64 "aaaaa\xc3\xa9\xc3\xa9\"," MSG "}", "severity", NULL },
+	{ "{" IO ",\"severity\":\"" A64 "\xe2\x9c\x93\"," MSG "}", "severity", NULL },
+	{ TS("222222222222222222222222222222222222222222222222222222222222222\xc3\xa9"),
+	  "timestamp", NULL },
+	{ TS("2022-10-28T07:26:19\xf0\x9f\x9a\x80"), "timestamp", NULL },
+	/* invalid bytes that jansson quotes in its "near" text */
+	{ "{" IO "," SEV ",\"message\":\"abc\xff\"}", "", "invalid JSON" },
+	{ "{" IO "," SEV ",\"message\":\"\xe2\x82\"}", "", "invalid JSON" },
+	{ "{" IO "," SEV ",\"message\":\"\xf4\x90\x80\x80\"}", "", "invalid JSON" },
+	{ "{\"\xc3\xa9\xc3\":1}", "", "invalid JSON" },
+	{ "{" IO "," SEV ",\"message\":\"\xc3\xa9\xc3\xa9\xc3\xa9\" x}", "", "invalid JSON" },
+	{ "\xc3\xa9\xe2\x9c\x93", "", "invalid JSON" },
+};
+
+/* 1 when s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+static int
+utf8_ok(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	while (*s != '\0') {
+		unsigned c = *s, cp;
+		size_t k;
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			k = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			k = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			k = 3, cp = c & 0x07;
+		else
+			return 0;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[j] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[j] & 0x3f);
+		}
+		if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		s += k + 1;
+	}
+	return 1;
+}
+
+START_TEST(test_event_bad_table)
+{
+	const struct bad *b = &bad_cases[_i];
+	char err[ERRLEN] = "", field[128] = "unset";
+	struct event *ev;
+
+	ev = event_parse(b->json, strlen(b->json), err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev == NULL, "case %d accepted: %s", _i, b->json);
+	ck_assert_msg(strcmp(field, b->field) == 0, "case %d: field \"%s\", want \"%s\" (%s)",
+	    _i, field, b->field, err);
+	ck_assert_msg(err[0] != '\0', "case %d: empty error", _i);
+	ck_assert_msg(utf8_ok(err), "case %d: error not UTF-8: %s", _i, err);
+	ck_assert_msg(utf8_ok(field), "case %d: field not UTF-8: %s", _i, field);
+	if (b->errpart != NULL)
+		ck_assert_msg(strstr(err, b->errpart) != NULL,
+		    "case %d: error \"%s\" lacks \"%s\"", _i, err, b->errpart);
+}
+END_TEST
+
+/* A raw NUL byte inside a string (the buffer has an explicit length). */
+START_TEST(test_event_raw_nul)
+{
+	static const char body[] = "{" IO "," SEV ",\"message\":\"a\0b\"}";
+	char err[ERRLEN], field[64];
+
+	ck_assert_ptr_null(event_parse(body, sizeof(body) - 1, err, sizeof(err), field,
+	    sizeof(field)));
+	ck_assert_str_eq(field, "");
+	/* the same body up to the NUL is truncated JSON, also rejected */
+	ck_assert_ptr_null(event_parse(body, strlen(body), err, sizeof(err), field,
+	    sizeof(field)));
+}
+END_TEST
+
+/* The buffer need not be NUL-terminated: only len bytes are read. */
+START_TEST(test_event_not_terminated)
+{
+	static const char body[] = "{" BASE "}garbage that is not JSON";
+	char err[ERRLEN], field[64];
+	size_t n = strlen("{" BASE "}");
+	char *copy = util_malloc(n);   /* exact size: ASan catches overreads */
+	struct event *ev;
+
+	memcpy(copy, body, n);
+	ev = event_parse(copy, n, err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s", err);
+	ck_assert_str_eq(ev->message, "m");
+	event_free(ev);
+	ck_assert_ptr_null(event_parse(body, strlen(body), err, sizeof(err), field,
+	    sizeof(field)));
+	free(copy);
+}
+END_TEST
+
+/* A field path longer than the caller's buffer is cut, never inside a
+ * character (and so is the message). */
+START_TEST(test_event_utf8_truncation)
+{
+	for (int pad = 0; pad < 4; pad++) {
+		struct util_buf b = { 0 };
+		char err[64], field[256];
+
+		util_buf_puts(&b, "{" BASE ",\"metadata\":{\"");
+		for (int i = 0; i < pad; i++)
+			util_buf_puts(&b, "x");
+		for (int i = 0; i < 200; i++)
+			util_buf_puts(&b, "\xe2\x9c\x93");   /* 3 bytes each */
+		util_buf_puts(&b, "\":5}}");
+		ck_assert_ptr_null(event_parse(b.data, b.len, err, sizeof(err), field,
+		    sizeof(field)));
+		ck_assert_uint_gt(strlen(field), 240);
+		ck_assert_msg(strncmp(field, "metadata.", 9) == 0, "%s", field);
+		ck_assert_msg(utf8_ok(field), "pad %d: field not UTF-8", pad);
+		ck_assert_msg(utf8_ok(err), "pad %d: err not UTF-8", pad);
+		util_buf_free(&b);
+	}
+}
+END_TEST
+
+/* Tiny error buffers truncate but never overflow; NULL buffers are allowed. */
+START_TEST(test_event_small_buffers)
+{
+	static const char body[] = "{\"involvedObject\":{\"kind\":5,\"name\":\"n\"}}";
+	char err[8], field[5];
+
+	ck_assert_ptr_null(event_parse(body, strlen(body), err, sizeof(err), field,
+	    sizeof(field)));
+	ck_assert_uint_eq(strlen(err), sizeof(err) - 1);
+	ck_assert_str_eq(field, "invo");
+	ck_assert_ptr_null(event_parse(body, strlen(body), NULL, 0, NULL, 0));
+}
+END_TEST
+
+/* ---- accepted variants -------------------------------------------------- */
+
+static struct event *
+parse_ok(const char *json)
+{
+	char err[ERRLEN], field[128];
+	struct event *ev = event_parse(json, strlen(json), err, sizeof(err), field,
+	    sizeof(field));
+
+	ck_assert_msg(ev != NULL, "rejected: %s (field \"%s\"): %s", err, field, json);
+	return ev;
+}
+
+static const struct {
+	const char *ts;
+	long long want;
+} ts_cases[] = {
+	{ "2022-10-28T07:26:19Z", 1666941979LL },
+	{ "2022-10-28t07:26:19z", 1666941979LL },
+	{ "2022-10-28T07:26:19.123456789Z", 1666941979LL },
+	{ "2022-10-28T07:26:19.5+00:00", 1666941979LL },
+	{ "2022-10-28T09:26:19+02:00", 1666941979LL },
+	{ "2022-10-28T02:26:19-05:00", 1666941979LL },
+	{ "2022-10-28T07:26:19-00:00", 1666941979LL },
+	{ "2022-10-27T23:56:19-07:30", 1666941979LL },
+	{ "1970-01-01T00:00:00Z", 0 },
+	{ "2006-01-02T15:04:05Z", 1136214245LL },
+	{ "2024-02-29T00:00:00Z", 1709164800LL },
+	{ "2000-02-29T00:00:00Z", 951782400LL },
+	{ "2016-12-31T23:59:60Z", 1483228800LL },   /* leap second */
+	{ "0001-01-01T00:00:00Z", -62135596800LL }, /* Go's zero time */
+	{ "9999-12-31T23:59:59Z", 253402300799LL },
+};
+
+START_TEST(test_event_timestamp_ok)
+{
+	char json[512];
+	struct event *ev;
+
+	snprintf(json, sizeof(json), "{" BASE ",\"timestamp\":\"%s\"}", ts_cases[_i].ts);
+	ev = parse_ok(json);
+	ck_assert(ev->has_timestamp);
+	ck_assert_msg((long long)ev->timestamp == ts_cases[_i].want, "%s: got %lld want %lld",
+	    ts_cases[_i].ts, (long long)ev->timestamp, ts_cases[_i].want);
+	event_free(ev);
+}
+END_TEST
+
+START_TEST(test_event_optional_absent)
+{
+	struct event *ev = parse_ok("{" BASE ",\"timestamp\":null}");
+
+	ck_assert(!ev->has_timestamp);
+	ck_assert_ptr_null(ev->namespace);
+	ck_assert_ptr_null(ev->api_version);
+	ck_assert_ptr_null(ev->uid);
+	ck_assert_str_eq(ev->reason, "");
+	ck_assert_str_eq(ev->reporting_controller, "");
+	ck_assert_str_eq(ev->reporting_instance, "");
+	ck_assert_uint_eq(ev->nmeta, 0);
+	event_free(ev);
+
+	ev = parse_ok("{" BASE "}");
+	ck_assert(!ev->has_timestamp);
+	event_free(ev);
+
+	/* empty message and reason, empty metadata object */
+	ev = parse_ok("{" IO "," SEV ",\"message\":\"\",\"reason\":\"\",\"metadata\":{}}");
+	ck_assert_str_eq(ev->message, "");
+	ck_assert_str_eq(ev->reason, "");
+	ck_assert_uint_eq(ev->nmeta, 0);
+	event_free(ev);
+}
+END_TEST
+
+/* Unknown fields (top level and inside involvedObject) are ignored. */
+START_TEST(test_event_unknown_fields)
+{
+	struct event *ev = parse_ok("{\"future\":{\"a\":[1,2,{\"b\":null}]},"
+	    "\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\",\"extra\":7}," SEV "," MSG
+	    ",\"count\":3,\"series\":null}");
+
+	ck_assert_str_eq(ev->kind, "K");
+	event_free(ev);
+}
+END_TEST
+
+static const struct {
+	const char *sev;
+	enum event_severity want;
+} sev_cases[] = {
+	{ "trace", EVENT_TRACE }, { "info", EVENT_INFO }, { "warning", EVENT_WARNING },
+	{ "warn", EVENT_WARNING }, { "error", EVENT_ERROR },
+};
+
+START_TEST(test_event_severity)
+{
+	char json[256];
+	struct event *ev;
+
+	snprintf(json, sizeof(json), "{" IO ",\"severity\":\"%s\"," MSG "}", sev_cases[_i].sev);
+	ev = parse_ok(json);
+	ck_assert_int_eq(ev->severity, sev_cases[_i].want);
+	event_free(ev);
+	ck_assert_int_eq(event_severity_parse(sev_cases[_i].sev), sev_cases[_i].want);
+}
+END_TEST
+
+START_TEST(test_event_severity_names)
+{
+	ck_assert_str_eq(event_severity_name(EVENT_TRACE), "trace");
+	ck_assert_str_eq(event_severity_name(EVENT_INFO), "info");
+	ck_assert_str_eq(event_severity_name(EVENT_WARNING), "warning");
+	ck_assert_str_eq(event_severity_name(EVENT_ERROR), "error");
+	for (int s = EVENT_TRACE; s <= EVENT_ERROR; s++)
+		ck_assert_int_eq(event_severity_parse(event_severity_name(s)), s);
+	ck_assert_int_eq(event_severity_parse("ERROR"), -1);
+	ck_assert_int_eq(event_severity_parse(""), -1);
+	ck_assert_int_eq(event_severity_parse("critical"), -1);
+	ck_assert_int_eq(event_severity_parse(NULL), -1);
+}
+END_TEST
+
+START_TEST(test_event_hidden)
+{
+	ck_assert(event_meta_hidden("token"));
+	ck_assert(event_meta_hidden("checksum"));
+	ck_assert(event_meta_hidden("digest"));
+	ck_assert(!event_meta_hidden("revision"));
+	ck_assert(!event_meta_hidden("Token"));
+	ck_assert(!event_meta_hidden("tokens"));
+	ck_assert(!event_meta_hidden(""));
+}
+END_TEST
+
+/* ---- metadata normalization --------------------------------------------- */
+
+static const struct norm {
+	const char *api;        /* involvedObject.apiVersion, or NULL */
+	const char *meta;       /* the metadata object's members */
+	size_t n;
+	struct meta_want want[4];
+} norm_cases[] = {
+	/* controller beats plain beats annotation, in any document order */
+	{ "helm.toolkit.fluxcd.io/v2",
+	  "\"event.toolkit.fluxcd.io/revision\":\"a\",\"revision\":\"p\","
+	  "\"helm.toolkit.fluxcd.io/revision\":\"c\"",
+	  1, { { "revision", "c", EVENT_META_CONTROLLER } } },
+	{ "helm.toolkit.fluxcd.io/v2",
+	  "\"helm.toolkit.fluxcd.io/revision\":\"c\",\"revision\":\"p\","
+	  "\"event.toolkit.fluxcd.io/revision\":\"a\"",
+	  1, { { "revision", "c", EVENT_META_CONTROLLER } } },
+	{ NULL, "\"event.toolkit.fluxcd.io/revision\":\"a\",\"revision\":\"p\"",
+	  1, { { "revision", "p", EVENT_META_PLAIN } } },
+	{ NULL, "\"revision\":\"p\",\"event.toolkit.fluxcd.io/revision\":\"a\"",
+	  1, { { "revision", "p", EVENT_META_PLAIN } } },
+	{ "v1", "\"event.toolkit.fluxcd.io/revision\":\"a\"",
+	  1, { { "revision", "a", EVENT_META_ANNOTATION } } },
+	/* no apiVersion: any *.toolkit.fluxcd.io/ group counts as the controller */
+	{ NULL, "\"revision\":\"p\",\"kustomize.toolkit.fluxcd.io/revision\":\"c\"",
+	  1, { { "revision", "c", EVENT_META_CONTROLLER } } },
+	{ NULL, "\"source.toolkit.fluxcd.io/digest\":\"d\",\"token\":\"t\"",
+	  2, { { "digest", "d", EVENT_META_CONTROLLER }, { "token", "t", EVENT_META_PLAIN } } },
+	/* apiVersion present but of another group: kept as is */
+	{ "v1", "\"kustomize.toolkit.fluxcd.io/revision\":\"c\"",
+	  1, { { "kustomize.toolkit.fluxcd.io/revision", "c", EVENT_META_PLAIN } } },
+	{ "source.toolkit.fluxcd.io/v1", "\"kustomize.toolkit.fluxcd.io/revision\":\"c\"",
+	  1, { { "kustomize.toolkit.fluxcd.io/revision", "c", EVENT_META_PLAIN } } },
+	/* a group that is only a prefix of the key's group is not the group */
+	{ "helm.toolkit.fluxcd.io/v2", "\"helm.toolkit.fluxcd.io.x/k\":\"v\"",
+	  1, { { "helm.toolkit.fluxcd.io.x/k", "v", EVENT_META_PLAIN } } },
+	/* non-Flux prefixes and degenerate keys are kept */
+	{ NULL, "\"example.com/owner\":\"o\"",
+	  1, { { "example.com/owner", "o", EVENT_META_PLAIN } } },
+	{ NULL, "\".toolkit.fluxcd.io/x\":\"v\"",
+	  1, { { ".toolkit.fluxcd.io/x", "v", EVENT_META_PLAIN } } },
+	{ NULL, "\"event.toolkit.fluxcd.io/\":\"v\"",
+	  1, { { "event.toolkit.fluxcd.io/", "v", EVENT_META_PLAIN } } },
+	{ "apps/v1", "\"apps/\":\"v\",\"apps/x\":\"y\"",
+	  2, { { "apps/", "v", EVENT_META_PLAIN }, { "x", "y", EVENT_META_CONTROLLER } } },
+	/* sorted by strcmp (uppercase before lowercase), values may be empty */
+	{ NULL, "\"b\":\"2\",\"a\":\"1\",\"C\":\"\",\"c\":\"3\"",
+	  4, { { "C", "", EVENT_META_PLAIN }, { "a", "1", EVENT_META_PLAIN },
+	       { "b", "2", EVENT_META_PLAIN }, { "c", "3", EVENT_META_PLAIN } } },
+	/* two controller-looking groups without apiVersion: the first one wins */
+	{ NULL, "\"b.toolkit.fluxcd.io/k\":\"first\",\"a.toolkit.fluxcd.io/k\":\"second\"",
+	  1, { { "k", "first", EVENT_META_CONTROLLER } } },
+};
+
+START_TEST(test_event_normalize)
+{
+	const struct norm *c = &norm_cases[_i];
+	char json[1024];
+	struct event *ev;
+
+	if (c->api != NULL)
+		snprintf(json, sizeof(json), "{\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\","
+		    "\"apiVersion\":\"%s\"}," SEV "," MSG ",\"metadata\":{%s}}", c->api, c->meta);
+	else
+		snprintf(json, sizeof(json), "{" BASE ",\"metadata\":{%s}}", c->meta);
+	ev = parse_ok(json);
+	ck_assert_msg(ev->nmeta == c->n, "case %d: %zu entries, want %zu", _i, ev->nmeta, c->n);
+	for (size_t i = 0; i < c->n; i++) {
+		ck_assert_msg(strcmp(ev->meta[i].key, c->want[i].key) == 0,
+		    "case %d: key %zu \"%s\", want \"%s\"", _i, i, ev->meta[i].key, c->want[i].key);
+		ck_assert_msg(strcmp(ev->meta[i].value, c->want[i].value) == 0,
+		    "case %d: %s = \"%s\", want \"%s\"", _i, ev->meta[i].key, ev->meta[i].value,
+		    c->want[i].value);
+		ck_assert_int_eq(ev->meta[i].origin, c->want[i].origin);
+	}
+	event_free(ev);
+}
+END_TEST
+
+/* Many metadata entries (beyond the parser's on-stack scratch space). */
+START_TEST(test_event_many_metadata)
+{
+	struct util_buf b = { 0 };
+	struct event *ev;
+	char key[32];
+
+	util_buf_puts(&b, "{" BASE ",\"metadata\":{");
+	for (int i = 999; i >= 0; i--)
+		util_buf_printf(&b, "%s\"k%04d\":\"v%d\"", i == 999 ? "" : ",", i, i);
+	util_buf_puts(&b, "}}");
+	ev = parse_ok(b.data);
+	ck_assert_uint_eq(ev->nmeta, 1000);
+	for (size_t i = 0; i < ev->nmeta; i++) {
+		snprintf(key, sizeof(key), "k%04zu", i);
+		ck_assert_str_eq(ev->meta[i].key, key);
+	}
+	ck_assert_str_eq(event_meta_get(ev, "k0500"), "v500");
+	ck_assert_ptr_null(event_meta_get(ev, "k1000"));
+	event_free(ev);
+	util_buf_free(&b);
+}
+END_TEST
+
+/* ---- limits ------------------------------------------------------------- */
+
+/* Depth counts every object and array; brackets inside strings do not. */
+static char *
+nested(int depth)
+{
+	struct util_buf b = { 0 };
+
+	/* the event object is level 1, "x" holds depth - 1 arrays */
+	util_buf_puts(&b, "{" BASE ",\"x\":");
+	for (int i = 1; i < depth; i++)
+		util_buf_puts(&b, "[");
+	util_buf_puts(&b, "0");
+	for (int i = 1; i < depth; i++)
+		util_buf_puts(&b, "]");
+	util_buf_puts(&b, "}");
+	return b.data;
+}
+
+START_TEST(test_event_depth)
+{
+	char err[ERRLEN], field[64];
+	char *s;
+	struct event *ev;
+
+	s = nested(EVENT_MAX_DEPTH);
+	ev = parse_ok(s);
+	event_free(ev);
+	free(s);
+
+	s = nested(EVENT_MAX_DEPTH + 1);
+	ck_assert_ptr_null(event_parse(s, strlen(s), err, sizeof(err), field, sizeof(field)));
+	ck_assert_str_eq(field, "");
+	ck_assert_ptr_nonnull(strstr(err, "nesting"));
+	free(s);
+
+	/* 10,000 deep, unterminated, and 10,000 deep objects: rejected, no crash */
+	s = nested(10000);
+	ck_assert_ptr_null(event_parse(s, strlen(s), err, sizeof(err), field, sizeof(field)));
+	s[strlen(s) / 2] = '\0';
+	ck_assert_ptr_null(event_parse(s, strlen(s), err, sizeof(err), field, sizeof(field)));
+	free(s);
+	{
+		struct util_buf b = { 0 };
+		for (int i = 0; i < 10000; i++)
+			util_buf_puts(&b, "{\"a\":");
+		ck_assert_ptr_null(event_parse(b.data, b.len, err, sizeof(err), field,
+		    sizeof(field)));
+		ck_assert_str_eq(field, "");
+		util_buf_free(&b);
+	}
+
+	/* brackets and escaped quotes inside strings do not count */
+	{
+		struct util_buf b = { 0 };
+		util_buf_puts(&b, "{" IO "," SEV ",\"message\":\"\\\"");
+		for (int i = 0; i < 1000; i++)
+			util_buf_puts(&b, "[{");
+		util_buf_puts(&b, "\\\\\"}");
+		ev = parse_ok(b.data);
+		ck_assert_uint_eq(strlen(ev->message), 1 + 2000 + 1);
+		ck_assert(ev->message[0] == '"');
+		event_free(ev);
+		util_buf_free(&b);
+	}
+}
+END_TEST
+
+START_TEST(test_event_huge_message)
+{
+	const size_t n = 10u * 1024 * 1024;
+	struct util_buf b = { 0 };
+	char *big = util_malloc(n);
+	struct event *ev;
+
+	for (size_t i = 0; i < n; i++)
+		big[i] = (char)('a' + i % 26);
+	util_buf_puts(&b, "{" IO "," SEV ",\"message\":\"");
+	util_buf_append(&b, big, n);
+	util_buf_puts(&b, "\"}");
+	ev = parse_ok(b.data);
+	ck_assert_uint_eq(strlen(ev->message), n);
+	ck_assert(memcmp(ev->message, big, n) == 0);
+	event_free(ev);
+	util_buf_free(&b);
+	free(big);
+}
+END_TEST
+
+/* Escapes and multi-byte UTF-8 come through decoded. */
+START_TEST(test_event_unicode)
+{
+	struct event *ev = parse_ok("{" IO "," SEV ",\"message\":\"caf\\u00e9 \xe2\x9c\x93 "
+	    "\\ud83d\\ude80 tab\\t\\\"q\\\"\",\"reason\":\"\xc3\xa9t\xc3\xa9\"}");
+
+	ck_assert_str_eq(ev->message, "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x9a\x80 tab\t\"q\"");
+	ck_assert_str_eq(ev->reason, "\xc3\xa9t\xc3\xa9");
+	event_free(ev);
+}
+END_TEST
+
+static Suite *
+event_suite(void)
+{
+	Suite *s = suite_create("event");
+	TCase *tc = tcase_create("event");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_event_fixtures, 0, sizeof(fixtures) / sizeof(fixtures[0]));
+	tcase_add_loop_test(tc, test_event_bad_table, 0,
+	    sizeof(bad_cases) / sizeof(bad_cases[0]));
+	tcase_add_test(tc, test_event_raw_nul);
+	tcase_add_test(tc, test_event_not_terminated);
+	tcase_add_test(tc, test_event_small_buffers);
+	tcase_add_test(tc, test_event_utf8_truncation);
+	tcase_add_loop_test(tc, test_event_timestamp_ok, 0,
+	    sizeof(ts_cases) / sizeof(ts_cases[0]));
+	tcase_add_test(tc, test_event_optional_absent);
+	tcase_add_test(tc, test_event_unknown_fields);
+	tcase_add_loop_test(tc, test_event_severity, 0, sizeof(sev_cases) / sizeof(sev_cases[0]));
+	tcase_add_test(tc, test_event_severity_names);
+	tcase_add_test(tc, test_event_hidden);
+	tcase_add_loop_test(tc, test_event_normalize, 0,
+	    sizeof(norm_cases) / sizeof(norm_cases[0]));
+	tcase_add_test(tc, test_event_many_metadata);
+	tcase_add_test(tc, test_event_depth);
+	tcase_add_test(tc, test_event_huge_message);
+	tcase_add_test(tc, test_event_unicode);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(event_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
