@@ -1,2 +1,1114 @@
-/* deliver: not yet written. */
+/*
+ * deliver: the delivery thread (SPEC §8). One thread owns its own queue
+ * connection and one curl multi handle; it turns pending rows into Slack
+ * messages and the answers into queue transitions.
+ *
+ * Per target (provider + channel):
+ *  - strict FIFO: the rows go out in id order; a head that is deferred
+ *    (next_attempt_at in the future) holds the rows behind it;
+ *  - at most one request in flight, so order survives failures; different
+ *    targets have requests in flight at the same time on the multi handle, so
+ *    one slow or broken webhook never delays another;
+ *  - a token bucket (provider rate and burst; rate 0 = unlimited);
+ *  - coalescing: the due rows at the head (up to batch_max, at most
+ *    SLACK_MAX_ATTACHMENTS) go out as one message.
+ * The console provider has no pacing and no coalescing: each row is printed
+ * as one JSON line on standard output and acknowledged.
+ *
+ * When the thread looks at the database: after deliver_wake (the writer
+ * committed rows), when the earliest known deadline (backoff, Retry-After,
+ * token bucket) passes, and at least once a second, so rows changed by
+ * `fluxrelay queue retry` in another process are picked up quickly. Finding
+ * the targets costs time proportional to the pending rows (SELECT DISTINCT
+ * over the index), so scans caused by wake-ups are spaced by four times the
+ * last scan's duration: free with a short queue, at most ~20% of a core with
+ * a backlog of 100k rows under a flood of commits. When an attempt finishes,
+ * only its own target is looked at again (one indexed query), at once.
+ *
+ * Threads: deliver_start, deliver_set_conf and deliver_stop are called from
+ * the main thread, deliver_wake from any thread. Everything else runs on the
+ * delivery thread. The configuration is handed over under d->lock with a
+ * generation number; the thread copies what an attempt in flight needs
+ * (provider name and type), so an old configuration is not touched once the
+ * swap is acknowledged.
+ *
+ * Secrets: webhook URLs and tokens go to libcurl only; they are never logged
+ * (targets are named "provider" or "provider channel").
+ */
+#include "config.h"
 #include "deliver.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "backoff.h"
+#include "event.h"
+#include "log.h"
+#include "metrics.h"
+#include "queue.h"
+#include "slack.h"
+#include "util.h"
+
+/* Longest response body kept for classification (Slack's answers are tiny). */
+#define DELIVER_BODY_MAX (64 * 1024)
+/* Longest gap between two looks at the database. */
+#define DELIVER_SCAN_INTERVAL 1.0
+/* Rows printed per pass for the console provider. */
+#define DELIVER_CONSOLE_BATCH 100
+/* Rows examined per pass for a provider that no longer exists. */
+#define DELIVER_ORPHAN_BATCH 100
+/* A target without pending rows is forgotten after this long (seconds). */
+#define DELIVER_TARGET_IDLE 60.0
+
+struct deliver_target {
+	char *provider;
+	char *channel;                /* "" when none */
+	char *label;                  /* for logs: "provider" or "provider channel" */
+	struct deliver_target *next;
+	double last_seen;             /* monotonic time the queue last had rows for it */
+	double blocked_until;         /* monotonic: head deferred until then (a hint) */
+
+	/* Token bucket on the monotonic clock; stamp may lie in the future
+	 * after a Retry-After, meaning "nothing before then". */
+	double tokens;
+	double stamp;
+
+	/* The attempt in flight (busy) and what its completion needs. */
+	CURL *easy;                   /* kept between attempts */
+	bool busy;
+	enum conf_provider_type type;
+	struct queue_row *rows;       /* the rows in the message, id order */
+	size_t nrows;
+	char *payload;
+	struct curl_slist *headers;
+	struct util_buf body;         /* response body, at most DELIVER_BODY_MAX */
+	char retry_after[128];
+	char errbuf[CURL_ERROR_SIZE];
+	double started;               /* monotonic */
+};
+
+struct deliver {
+	CURLM *multi;
+	pthread_t thread;
+	atomic_bool stopping;
+	atomic_bool dirty;            /* the database may hold new due rows */
+
+	/* Configuration hand-over: next_conf, gen_req, gen_done, exited are
+	 * guarded by lock; cond signals gen_done changes. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	const struct conf *next_conf;
+	unsigned long gen_req;
+	unsigned long gen_done;
+	bool exited;
+
+	/* Delivery thread only. */
+	const struct conf *conf;
+	struct queue *q;
+	struct deliver_target *targets;
+	size_t inflight;
+	double next_due;              /* monotonic: earliest reason to look again */
+	double scan_after;            /* monotonic: earliest wake-triggered scan */
+	bool kill_missing;            /* queue_kill_missing_providers still to do */
+	uint64_t rng;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+/* xorshift64*: jitter only needs to spread retries, not to be unpredictable. */
+static double
+deliver_random(struct deliver *d)
+{
+	uint64_t x = d->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	d->rng = x;
+	return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+static const struct conf_provider *
+deliver_provider(const struct deliver *d, const char *name)
+{
+	long i = conf_provider_find(d->conf, name);
+	return i < 0 ? NULL : &d->conf->providers[i];
+}
+
+/* Comma-separated event ids of rows (new string, caller frees). */
+static char *
+deliver_event_ids(const struct queue_row *rows, size_t n)
+{
+	struct util_buf b = {0};
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			util_buf_puts(&b, ",");
+		util_buf_puts(&b, rows[i].event_id);
+	}
+	if (b.data == NULL)
+		return util_strdup("");
+	return b.data;
+}
+
+/* Comma-separated delivery ids (new string, caller frees). */
+static char *
+deliver_row_ids(const struct queue_row *rows, size_t n)
+{
+	struct util_buf b = {0};
+	for (size_t i = 0; i < n; i++)
+		util_buf_printf(&b, "%s%lld", i ? "," : "", (long long)rows[i].id);
+	if (b.data == NULL)
+		return util_strdup("");
+	return b.data;
+}
+
+static int64_t *
+deliver_ids(const struct queue_row *rows, size_t n)
+{
+	int64_t *ids = util_calloc(n ? n : 1, sizeof(*ids));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = rows[i].id;
+	return ids;
+}
+
+/*
+ * One log record for an outcome concerning rows of target t. attempts is the
+ * count after this outcome; error and extra (key, value) may be NULL.
+ */
+static void
+deliver_log(enum log_level level, const char *msg, const struct deliver_target *t,
+    const struct queue_row *rows, size_t n, int attempts, const char *error,
+    const char *key, const char *value)
+{
+	if (!log_enabled(level))
+		return;
+	char *eids = deliver_event_ids(rows, n);
+	char *dids = deliver_row_ids(rows, n);
+	char nbuf[32], abuf[32];
+	snprintf(nbuf, sizeof(nbuf), "%zu", n);
+	snprintf(abuf, sizeof(abuf), "%d", attempts);
+	if (error != NULL)
+		log_msg(level, msg, "event_id", eids, "delivery_id", dids, "target", t->label,
+		    "provider", t->provider, "events", nbuf, "attempts", abuf, "error", error,
+		    key, value, NULL);
+	else
+		log_msg(level, msg, "event_id", eids, "delivery_id", dids, "target", t->label,
+		    "provider", t->provider, "events", nbuf, "attempts", abuf, key, value, NULL);
+	free(eids);
+	free(dids);
+}
+
+/* ------------------------------------------------------------ target table */
+
+static struct deliver_target *
+deliver_target_get(struct deliver *d, const char *provider, const char *channel)
+{
+	for (struct deliver_target *t = d->targets; t; t = t->next)
+		if (strcmp(t->provider, provider) == 0 && strcmp(t->channel, channel) == 0)
+			return t;
+	struct deliver_target *t = util_calloc(1, sizeof(*t));
+	t->provider = util_strdup(provider);
+	t->channel = util_strdup(channel);
+	t->label = channel[0] ? util_printf("%s %s", provider, channel) : util_strdup(provider);
+	t->stamp = util_mono();
+	t->tokens = -1;               /* filled from the provider's burst on first use */
+	t->next = d->targets;
+	d->targets = t;
+	return t;
+}
+
+/* Free what the attempt in flight holds (not the easy handle). */
+static void
+deliver_target_reset(struct deliver_target *t)
+{
+	queue_rows_free(t->rows, t->nrows);
+	t->rows = NULL;
+	t->nrows = 0;
+	free(t->payload);
+	t->payload = NULL;
+	curl_slist_free_all(t->headers);
+	t->headers = NULL;
+	util_buf_free(&t->body);
+	t->retry_after[0] = '\0';
+	t->errbuf[0] = '\0';
+}
+
+static void
+deliver_target_free(struct deliver *d, struct deliver_target *t)
+{
+	if (t == NULL)
+		return;
+	if (t->easy != NULL) {
+		if (t->busy)
+			curl_multi_remove_handle(d->multi, t->easy);
+		curl_easy_cleanup(t->easy);
+	}
+	deliver_target_reset(t);
+	free(t->provider);
+	free(t->channel);
+	free(t->label);
+	free(t);
+}
+
+/* Forget idle targets (their bucket would be full again anyway). */
+static void
+deliver_targets_gc(struct deliver *d, double now_m)
+{
+	struct deliver_target **pp = &d->targets;
+	while (*pp) {
+		struct deliver_target *t = *pp;
+		if (!t->busy && now_m - t->last_seen > DELIVER_TARGET_IDLE) {
+			*pp = t->next;
+			deliver_target_free(d, t);
+		} else {
+			pp = &t->next;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ token bucket */
+
+/*
+ * 0 when t may send a message now, else the monotonic time it may. Refills
+ * the bucket as a side effect.
+ */
+static double
+deliver_bucket_ready(struct deliver_target *t, const struct conf_provider *p, double now_m)
+{
+	if (p->rate <= 0)
+		return 0;
+	double burst = p->burst >= 1 ? p->burst : 1;
+	if (t->tokens < 0) {
+		t->tokens = burst;
+		t->stamp = now_m;
+	}
+	if (now_m < t->stamp)
+		return t->stamp;
+	t->tokens = fmin(burst, t->tokens + (now_m - t->stamp) * p->rate);
+	t->stamp = now_m;
+	if (t->tokens >= 1.0 - 1e-9)
+		return 0;
+	return now_m + (1.0 - t->tokens) / p->rate;
+}
+
+static void
+deliver_bucket_take(struct deliver_target *t, const struct conf_provider *p)
+{
+	if (p->rate > 0)
+		t->tokens -= 1.0;
+}
+
+static void
+deliver_due_at(struct deliver *d, double when_m)
+{
+	if (when_m < d->next_due)
+		d->next_due = when_m;
+}
+
+/* -------------------------------------------------------- queue transitions */
+
+/* Dead-letter rows with error, and account for them. 0 / -1. */
+static int
+deliver_kill(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
+    size_t n, int attempts, const char *error)
+{
+	if (n == 0)
+		return 0;
+	int64_t *ids = deliver_ids(rows, n);
+	int rc = queue_kill(d->q, ids, n, error);
+	free(ids);
+	if (rc < 0) {
+		log_error("cannot dead-letter deliveries", "target", t->label,
+		    "error", queue_errmsg(d->q), NULL);
+		return -1;
+	}
+	queue_pending_add(-(int64_t)n);
+	metrics_delivery(t->provider, METRICS_DEAD, n);
+	deliver_log(LOG_LEVEL_WARN, "dead letter", t, rows, n, attempts, error, NULL, NULL);
+	return 0;
+}
+
+static int
+deliver_ack(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
+    size_t n, const char *status)
+{
+	int64_t *ids = deliver_ids(rows, n);
+	int rc = queue_ack(d->q, ids, n);
+	free(ids);
+	if (rc < 0) {
+		/* The message went out; the rows stay and will go out again
+		 * (at-least-once). */
+		log_error("cannot acknowledge deliveries", "target", t->label,
+		    "error", queue_errmsg(d->q), NULL);
+		return -1;
+	}
+	queue_pending_add(-(int64_t)n);
+	metrics_delivery(t->provider, METRICS_DELIVERED, n);
+	double now = util_now();
+	int attempts = 0;
+	for (size_t i = 0; i < n; i++) {
+		metrics_delivery_latency(t->provider, now - rows[i].created_at);
+		if (rows[i].attempts > attempts)
+			attempts = rows[i].attempts;
+	}
+	deliver_log(LOG_LEVEL_INFO, "delivered", t, rows, n, attempts, NULL, "status", status);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- rendering */
+
+/* Parse a row's extra JSON object into owned key/value pairs (strings only). */
+static struct conf_kv *
+deliver_extra_parse(const char *extra, size_t *n)
+{
+	*n = 0;
+	if (extra == NULL || *extra == '\0')
+		return NULL;
+	json_t *o = json_loads(extra, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return NULL;
+	}
+	struct conf_kv *kv = util_calloc(json_object_size(o) + 1, sizeof(*kv));
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v) {
+		if (!json_is_string(v))
+			continue;
+		kv[*n].key = util_strdup(k);
+		kv[*n].value = util_strdup(json_string_value(v));
+		(*n)++;
+	}
+	json_decref(o);
+	return kv;
+}
+
+static void
+deliver_extra_free(struct conf_kv *kv, size_t n)
+{
+	if (kv == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(kv[i].key);
+		free(kv[i].value);
+	}
+	free(kv);
+}
+
+/* The events and alert extras of the rows in one message, parallel arrays. */
+struct deliver_parsed {
+	struct slack_item *items;
+	struct event **events;
+	struct conf_kv **extras;
+	size_t n;
+};
+
+static void
+deliver_parsed_free(struct deliver_parsed *ps)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		event_free(ps->events[i]);
+		deliver_extra_free(ps->extras[i], ps->items[i].nextra);
+	}
+	free(ps->items);
+	free(ps->events);
+	free(ps->extras);
+	memset(ps, 0, sizeof(*ps));
+}
+
+/* ------------------------------------------------------------------ sending */
+
+static size_t
+deliver_write_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct deliver_target *t = arg;
+	size_t n = size * nmemb;
+	if (t->body.len < DELIVER_BODY_MAX) {
+		size_t keep = n;
+		if (keep > DELIVER_BODY_MAX - t->body.len)
+			keep = DELIVER_BODY_MAX - t->body.len;
+		util_buf_append(&t->body, data, keep);
+	}
+	return n;                     /* the rest is discarded, not an error */
+}
+
+static size_t
+deliver_header_cb(char *data, size_t size, size_t nitems, void *arg)
+{
+	struct deliver_target *t = arg;
+	size_t n = size * nitems;
+	/* A new status line (e.g. after "100 Continue") starts a new response. */
+	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+		t->retry_after[0] = '\0';
+		return n;
+	}
+	static const char name[] = "retry-after:";
+	if (n > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
+		const char *v = data + sizeof(name) - 1;
+		const char *end = data + n;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
+		    end[-1] == '\t'))
+			end--;
+		size_t len = (size_t)(end - v);
+		if (len >= sizeof(t->retry_after))
+			len = sizeof(t->retry_after) - 1;
+		memcpy(t->retry_after, v, len);
+		t->retry_after[len] = '\0';
+	}
+	return n;
+}
+
+/*
+ * Start the HTTP attempt for t with its rows and payload (both already in t).
+ * 0 / -1 (then t is reset and the rows stay pending for a later pass).
+ */
+static int
+deliver_post(struct deliver *d, struct deliver_target *t, const struct conf_provider *p)
+{
+	char *url = NULL;
+	int ret = -1;
+	if (t->easy == NULL)
+		t->easy = curl_easy_init();
+	else
+		curl_easy_reset(t->easy);     /* keeps the connection and DNS caches */
+	if (t->easy == NULL)
+		goto out;
+
+	if (p->type == CONF_PROVIDER_SLACK_BOT) {
+		url = util_printf("%s/chat.postMessage", p->api_url ? p->api_url :
+		    "https://slack.com/api");
+		t->headers = curl_slist_append(t->headers,
+		    "Content-Type: application/json; charset=utf-8");
+		char *auth = util_printf("Authorization: Bearer %s", p->token ? p->token : "");
+		t->headers = curl_slist_append(t->headers, auth);
+		memset(auth, 0, strlen(auth));
+		free(auth);
+	} else {
+		url = util_strdup(p->url ? p->url : "");
+		t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
+	}
+	/* No "Expect: 100-continue" round trip for bodies above 1 KiB. */
+	t->headers = curl_slist_append(t->headers, "Expect:");
+
+	CURL *e = t->easy;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "fluxrelay/" PACKAGE_VERSION);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->payload);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(t->payload));
+	long timeout_ms = p->timeout > 0 ? (long)(p->timeout * 1000.0) : 10000L;
+	if (timeout_ms < 1)
+		timeout_ms = 1;
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	if (p->proxy != NULL)
+		curl_easy_setopt(e, CURLOPT_PROXY, p->proxy);
+	if (p->ca_file != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, deliver_write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, deliver_header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	t->errbuf[0] = '\0';
+
+	if (curl_multi_add_handle(d->multi, e) != CURLM_OK)
+		goto out;
+	t->busy = true;
+	t->type = p->type;
+	t->started = util_mono();
+	d->inflight++;
+	ret = 0;
+out:
+	if (url != NULL) {
+		memset(url, 0, strlen(url));
+		free(url);
+	}
+	if (ret < 0) {
+		log_error("cannot start delivery attempt", "target", t->label, NULL);
+		deliver_target_reset(t);
+	}
+	return ret;
+}
+
+/* ---------------------------------------------------------------- the pass */
+
+/*
+ * Rows of a target whose provider is gone: dead letters, a batch per pass.
+ * Returns true when more may be left.
+ */
+static bool
+deliver_orphans(struct deliver *d, struct deliver_target *t)
+{
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	bool again = false;
+	if (queue_target_head(d->q, t->provider, t->channel, DELIVER_ORPHAN_BATCH, &rows, &n) < 0) {
+		log_error("cannot read queue", "target", t->label, "error", queue_errmsg(d->q), NULL);
+		return false;
+	}
+	if (n > 0 && deliver_kill(d, t, rows, n, rows[0].attempts, "provider removed") == 0 &&
+	    n == DELIVER_ORPHAN_BATCH)
+		again = true;
+	queue_rows_free(rows, n);
+	return again;
+}
+
+/*
+ * Look at one idle target: dead-letter what is too old or unreadable, then
+ * print (console) or start one attempt with the due rows at its head.
+ * Returns true when the target is still idle and more rows may be due now
+ * (console batch full, rows dead-lettered ahead of others).
+ */
+static bool
+deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, double now_m)
+{
+	const struct conf_provider *p = deliver_provider(d, t->provider);
+	struct queue_row *rows = NULL, *send = NULL, *dead = NULL;
+	size_t n = 0, nsend = 0, ndead = 0;
+	struct deliver_parsed ps = {0};
+	bool again = false;
+
+	if (p == NULL)
+		return deliver_orphans(d, t);
+	bool console = p->type == CONF_PROVIDER_CONSOLE;
+	size_t limit = DELIVER_CONSOLE_BATCH;
+	if (!console) {
+		double ready = deliver_bucket_ready(t, p, now_m);
+		if (ready > 0) {
+			deliver_due_at(d, ready);
+			return false;
+		}
+		limit = p->batch_max >= 1 ? (size_t)p->batch_max : 1;
+		if (limit > SLACK_MAX_ATTACHMENTS)
+			limit = SLACK_MAX_ATTACHMENTS;
+	}
+	if (queue_target_head(d->q, t->provider, t->channel, limit, &rows, &n) < 0) {
+		log_error("cannot read queue", "target", t->label, "error", queue_errmsg(d->q), NULL);
+		deliver_due_at(d, now_m + DELIVER_SCAN_INTERVAL);
+		return false;
+	}
+	t->blocked_until = 0;
+	if (n == 0)
+		goto out;
+
+	/*
+	 * Triage in id order: rows past max_age become dead wherever they are;
+	 * the due rows from the head on go out, up to the first one that is
+	 * still waiting (a deferred head holds everything behind it).
+	 */
+	send = util_calloc(n, sizeof(*send));
+	dead = util_calloc(n, sizeof(*dead));
+	ps.items = util_calloc(n, sizeof(*ps.items));
+	ps.events = util_calloc(n, sizeof(*ps.events));
+	ps.extras = util_calloc(n, sizeof(*ps.extras));
+	double max_age = d->conf->queue.max_age;
+	bool holding = false;
+	char bad_event[300];
+	for (size_t i = 0; i < n; i++) {
+		struct queue_row *r = &rows[i];
+		if (max_age > 0 && now_w - r->created_at >= max_age) {
+			dead[ndead++] = *r;
+			memset(r, 0, sizeof(*r));
+			continue;
+		}
+		if (holding)
+			continue;
+		if (r->next_attempt_at > now_w) {
+			holding = true;
+			if (nsend == 0) {
+				t->blocked_until = now_m + (r->next_attempt_at - now_w);
+				deliver_due_at(d, t->blocked_until);
+			}
+			continue;
+		}
+		char err[256], field[64];
+		struct event *ev = event_parse(r->event, r->event_len, err, sizeof(err),
+		    field, sizeof(field));
+		if (ev == NULL) {
+			/* Cannot happen for rows the HTTP layer accepted; do not let
+			 * one block its target forever. */
+			struct queue_row bad = *r;
+			memset(r, 0, sizeof(*r));
+			snprintf(bad_event, sizeof(bad_event), "invalid stored event: %s", err);
+			if (deliver_kill(d, t, &bad, 1, bad.attempts, bad_event) == 0)
+				again = true;
+			queue_row_clear(&bad);
+			continue;
+		}
+		ps.events[ps.n] = ev;
+		ps.extras[ps.n] = deliver_extra_parse(r->extra, &ps.items[ps.n].nextra);
+		ps.items[ps.n].ev = ev;
+		ps.items[ps.n].extra = ps.extras[ps.n];
+		ps.n++;
+		send[nsend++] = *r;
+		memset(r, 0, sizeof(*r));
+	}
+	if (ndead > 0 && deliver_kill(d, t, dead, ndead, dead[0].attempts,
+	    "max_age exceeded") == 0 && nsend == 0)
+		again = true;                 /* rows behind them may be due */
+	if (nsend == 0)
+		goto out;
+
+	const char *channel = t->channel[0] ? t->channel : NULL;
+	if (console) {
+		/* Rows that cannot be rendered are moved to the end of send[]
+		 * and dead-lettered; the others are printed and acknowledged. */
+		size_t printed = 0;
+		for (size_t i = 0; i < nsend; i++) {
+			char *line = slack_render_string(p, channel, &ps.items[i], 1);
+			if (line == NULL) {
+				deliver_kill(d, t, &send[i], 1, send[i].attempts,
+				    "cannot render payload");
+				continue;
+			}
+			fputs(line, stdout);
+			fputc('\n', stdout);
+			free(line);
+			if (printed != i) {
+				struct queue_row tmp = send[printed];
+				send[printed] = send[i];
+				send[i] = tmp;
+			}
+			printed++;
+		}
+		fflush(stdout);
+		if (printed > 0 && deliver_ack(d, t, send, printed, "console") == 0 && n == limit)
+			again = true;
+		goto out;
+	}
+
+	t->payload = slack_render_string(p, channel, ps.items, nsend);
+	if (t->payload == NULL) {
+		deliver_kill(d, t, send, nsend, send[0].attempts, "cannot render payload");
+		goto out;
+	}
+	t->rows = send;
+	t->nrows = nsend;
+	send = NULL;
+	nsend = 0;
+	if (deliver_post(d, t, p) == 0)
+		deliver_bucket_take(t, p);
+	else
+		deliver_due_at(d, now_m + 1.0);
+out:
+	deliver_parsed_free(&ps);
+	queue_rows_free(send, nsend);
+	queue_rows_free(dead, ndead);
+	queue_rows_free(rows, n);
+	return again;
+}
+
+/*
+ * Pass over an idle target until it has nothing more to do right now; a
+ * target that still has work after a few passes (a long console backlog)
+ * yields to the others and asks for another scan.
+ */
+static void
+deliver_target_run(struct deliver *d, struct deliver_target *t)
+{
+	for (int i = 0; i < 16; i++)
+		if (t->busy || !deliver_target_pass(d, t, util_now(), util_mono()))
+			return;
+	atomic_store(&d->dirty, true);
+}
+
+/*
+ * One look at the database: every target with pending rows that is idle.
+ * A scan caused by a wake-up (new rows) skips targets whose head is known to
+ * be deferred; a timed scan checks them all, since another process may have
+ * changed their rows.
+ */
+static void
+deliver_scan(struct deliver *d, bool woken)
+{
+	struct queue_target *tv = NULL;
+	size_t nt = 0;
+	double now_m = util_mono();
+	double next_due = d->next_due;
+	d->next_due = now_m + DELIVER_SCAN_INTERVAL;
+	if (queue_pending_targets(d->q, &tv, &nt) < 0) {
+		log_error("cannot read queue", "error", queue_errmsg(d->q), NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < nt; i++) {
+		struct deliver_target *t = deliver_target_get(d, tv[i].provider,
+		    tv[i].channel ? tv[i].channel : "");
+		t->last_seen = now_m;
+		if (t->busy)
+			continue;
+		if (woken && now_m < t->blocked_until) {
+			deliver_due_at(d, t->blocked_until);
+			continue;
+		}
+		deliver_target_run(d, t);
+	}
+	queue_targets_free(tv, nt);
+	deliver_targets_gc(d, now_m);
+	if (!woken) {
+		/* Re-sync the process-wide pending count: `fluxrelay queue retry`
+		 * in another process adds rows this process never counted. A
+		 * batch the writer commits meanwhile is over-counted until the
+		 * next timed scan, a second later at most. */
+		int64_t pending = queue_count(d->q, QUEUE_PENDING);
+		if (pending >= 0)
+			queue_pending_set(pending);
+	}
+out:
+	/* A wake-up scan must not push back a deadline it did not look at. */
+	if (woken && next_due < d->next_due)
+		d->next_due = next_due;
+	double end = util_mono();
+	d->scan_after = end + 4.0 * (end - now_m);
+}
+
+/* ------------------------------------------------------------- completions */
+
+/* Classify the finished attempt of t and move its rows on. */
+static void
+deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
+{
+	struct slack_response resp = {0};
+	struct slack_result res;
+	char transport[CURL_ERROR_SIZE + 64];
+	char status[16] = "";
+	double now_w = util_now();
+
+	if (rc != CURLE_OK) {
+		resp.transport_error = (int)rc;
+		snprintf(transport, sizeof(transport), "%s", t->errbuf[0] ? t->errbuf :
+		    curl_easy_strerror(rc));
+		resp.transport_msg = transport;
+	} else {
+		long code = 0;
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+		resp.status = code;
+		resp.retry_after = t->retry_after[0] ? t->retry_after : NULL;
+		resp.body = t->body.data ? t->body.data : "";
+		resp.body_len = t->body.len;
+		snprintf(status, sizeof(status), "%ld", code);
+	}
+	slack_classify(t->type, &resp, (time_t)now_w, &res);
+
+	int max_attempts = d->conf->queue.max_attempts > 0 ? d->conf->queue.max_attempts : 1;
+	int head_attempts = 0;
+	for (size_t i = 0; i < t->nrows; i++)
+		if (t->rows[i].attempts > head_attempts)
+			head_attempts = t->rows[i].attempts;
+
+	switch (res.outcome) {
+	case SLACK_DELIVERED:
+		deliver_ack(d, t, t->rows, t->nrows, status);
+		break;
+	case SLACK_RATE_LIMITED: {
+		double wait = res.retry_after > 0 ? res.retry_after : 1.0;
+		int64_t *ids = deliver_ids(t->rows, t->nrows);
+		if (queue_defer(d->q, ids, t->nrows, 0, now_w + wait, res.error) < 0)
+			log_error("cannot defer deliveries", "target", t->label,
+			    "error", queue_errmsg(d->q), NULL);
+		free(ids);
+		/* The bucket waits too: one message at the end of the wait, then
+		 * the configured rate, no burst. */
+		t->stamp = util_mono() + wait;
+		t->tokens = 1.0;
+		metrics_delivery(t->provider, METRICS_RATE_LIMITED, t->nrows);
+		char wbuf[32];
+		snprintf(wbuf, sizeof(wbuf), "%.3f", wait);
+		deliver_log(LOG_LEVEL_WARN, "rate limited", t, t->rows, t->nrows, head_attempts,
+		    res.error, "retry_in", wbuf);
+		break;
+	}
+	case SLACK_TRANSIENT: {
+		/* Each row counts its own failures: a row that joined the batch
+		 * late is not dead-lettered for the head's history. */
+		struct queue_row *kill = util_calloc(t->nrows, sizeof(*kill));
+		int64_t *keep = util_calloc(t->nrows, sizeof(*keep));
+		size_t nkill = 0, nkeep = 0;
+		unsigned worst = 1;
+		for (size_t i = 0; i < t->nrows; i++) {
+			int a = t->rows[i].attempts + 1;
+			if (a >= max_attempts) {
+				kill[nkill++] = t->rows[i];
+			} else {
+				keep[nkeep++] = t->rows[i].id;
+				if ((unsigned)a > worst)
+					worst = (unsigned)a;
+			}
+		}
+		if (nkeep > 0) {
+			double delay = backoff_delay(d->conf->queue.backoff_initial,
+			    d->conf->queue.backoff_max, worst, deliver_random(d));
+			if (queue_defer(d->q, keep, nkeep, 1, now_w + delay, res.error) < 0) {
+				log_error("cannot defer deliveries", "target", t->label,
+				    "error", queue_errmsg(d->q), NULL);
+			} else {
+				metrics_delivery(t->provider, METRICS_RETRIED, nkeep);
+				char dbuf[32];
+				snprintf(dbuf, sizeof(dbuf), "%.3f", delay);
+				/* Log the rows that stay, with their new count. */
+				struct queue_row *kept = util_calloc(nkeep, sizeof(*kept));
+				size_t k = 0;
+				for (size_t i = 0; i < t->nrows; i++)
+					if (t->rows[i].attempts + 1 < max_attempts)
+						kept[k++] = t->rows[i];
+				deliver_log(LOG_LEVEL_WARN, "delivery failed, will retry", t, kept, k,
+				    (int)worst, res.error, "retry_in", dbuf);
+				free(kept);   /* shallow copies: strings stay owned by t->rows */
+			}
+		}
+		if (nkill > 0)
+			deliver_kill(d, t, kill, nkill, max_attempts, res.error);
+		free(kill);           /* shallow copies */
+		free(keep);
+		break;
+	}
+	case SLACK_PERMANENT:
+		deliver_kill(d, t, t->rows, t->nrows, head_attempts, res.error);
+		break;
+	}
+	curl_multi_remove_handle(d->multi, t->easy);
+	t->busy = false;
+	d->inflight--;
+	deliver_target_reset(t);
+	/* The target is free: its next rows may go now (or it learns when). */
+	if (!atomic_load(&d->stopping))
+		deliver_target_run(d, t);
+}
+
+/* Handle every finished transfer; returns how many finished. */
+static int
+deliver_collect(struct deliver *d)
+{
+	int done = 0, left;
+	CURLMsg *m;
+	while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		struct deliver_target *t = NULL;
+		CURL *e = m->easy_handle;
+		CURLcode rc = m->data.result;
+		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
+		if (t == NULL || !t->busy) {
+			curl_multi_remove_handle(d->multi, e);
+			continue;
+		}
+		deliver_complete(d, t, rc);
+		done++;
+	}
+	return done;
+}
+
+/* ------------------------------------------------------------ configuration */
+
+static bool
+deliver_busy_orphans(struct deliver *d)
+{
+	for (struct deliver_target *t = d->targets; t; t = t->next)
+		if (t->busy && deliver_provider(d, t->provider) == NULL)
+			return true;
+	return false;
+}
+
+/*
+ * Dead-letter every pending row of a provider that left the configuration.
+ * Waits until no attempt for such a provider is in flight, so a row is never
+ * both dead-lettered here and acknowledged by its own completion.
+ */
+static void
+deliver_kill_missing(struct deliver *d)
+{
+	if (deliver_busy_orphans(d))
+		return;
+	d->kill_missing = false;
+	size_t n = d->conf->nproviders;
+	const char **names = util_calloc(n ? n : 1, sizeof(*names));
+	for (size_t i = 0; i < n; i++)
+		names[i] = d->conf->providers[i].name;
+	int64_t killed = 0;
+	if (queue_kill_missing_providers(d->q, names, n, &killed) < 0) {
+		log_error("cannot dead-letter deliveries of removed providers",
+		    "error", queue_errmsg(d->q), NULL);
+	} else if (killed > 0) {
+		queue_pending_add(-killed);
+		char kbuf[32];
+		snprintf(kbuf, sizeof(kbuf), "%lld", (long long)killed);
+		log_warn("dead letter", "error", "provider removed", "deliveries", kbuf, NULL);
+	}
+	free(names);
+}
+
+static void
+deliver_apply_conf(struct deliver *d)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->gen_done != d->gen_req) {
+		d->conf = d->next_conf;
+		d->gen_done = d->gen_req;
+		d->kill_missing = true;
+		pthread_cond_broadcast(&d->cond);
+		atomic_store(&d->dirty, true);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ------------------------------------------------------------------- thread */
+
+static void *
+deliver_main(void *arg)
+{
+	struct deliver *d = arg;
+	d->next_due = 0;
+	for (;;) {
+		deliver_apply_conf(d);
+		bool stopping = atomic_load(&d->stopping);
+		if (stopping && d->inflight == 0)
+			break;
+		if (!stopping) {
+			if (d->kill_missing)
+				deliver_kill_missing(d);
+			double now_m = util_mono();
+			if (now_m >= d->next_due) {
+				atomic_store(&d->dirty, false);
+				deliver_scan(d, false);
+			} else if (atomic_load(&d->dirty)) {
+				if (now_m >= d->scan_after) {
+					atomic_store(&d->dirty, false);
+					deliver_scan(d, true);
+				} else {
+					deliver_due_at(d, d->scan_after);
+				}
+			}
+		}
+		int running = 0;
+		if (curl_multi_perform(d->multi, &running) != CURLM_OK)
+			log_error("curl_multi_perform failed", NULL);
+		if (deliver_collect(d) > 0)
+			continue;
+
+		double wait = d->next_due - util_mono();
+		int ms = wait <= 0 ? 0 : wait >= DELIVER_SCAN_INTERVAL ?
+		    (int)(DELIVER_SCAN_INTERVAL * 1000) : (int)ceil(wait * 1000.0);
+		if (stopping)
+			ms = 100;
+		curl_multi_poll(d->multi, NULL, 0, ms, NULL);
+	}
+	pthread_mutex_lock(&d->lock);
+	d->exited = true;
+	if (d->gen_done != d->gen_req) {
+		d->conf = d->next_conf;
+		d->gen_done = d->gen_req;
+	}
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- interface */
+
+struct deliver *
+deliver_start(const char *state_dir, const struct conf *c, char *err, size_t errlen)
+{
+	struct deliver *d = util_calloc(1, sizeof(*d));
+	bool locks = false, global = false;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "cannot initialize libcurl");
+		goto fail;
+	}
+	global = true;
+	d->q = queue_open(state_dir, c->queue.sync_full, err, errlen);
+	if (d->q == NULL)
+		goto fail;
+	d->multi = curl_multi_init();
+	if (d->multi == NULL) {
+		snprintf(err, errlen, "cannot create a curl multi handle");
+		goto fail;
+	}
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
+	locks = true;
+	d->conf = c;
+	d->kill_missing = true;
+	atomic_init(&d->stopping, false);
+	atomic_init(&d->dirty, true);
+	if (util_random(&d->rng, sizeof(d->rng)) < 0 || d->rng == 0)
+		d->rng = (uint64_t)time(NULL) * 2654435761ULL + 1;
+	int rc = pthread_create(&d->thread, NULL, deliver_main, d);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot start the delivery thread: %s", strerror(rc));
+		goto fail;
+	}
+	return d;
+fail:
+	if (d->multi)
+		curl_multi_cleanup(d->multi);
+	queue_close(d->q);
+	if (locks) {
+		pthread_mutex_destroy(&d->lock);
+		pthread_cond_destroy(&d->cond);
+	}
+	if (global)
+		curl_global_cleanup();
+	free(d);
+	return NULL;
+}
+
+void
+deliver_wake(struct deliver *d)
+{
+	if (d == NULL)
+		return;
+	atomic_store(&d->dirty, true);
+	curl_multi_wakeup(d->multi);
+}
+
+void
+deliver_set_conf(struct deliver *d, const struct conf *c)
+{
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	unsigned long gen = ++d->gen_req;
+	d->next_conf = c;
+	curl_multi_wakeup(d->multi);
+	while (d->gen_done < gen && !d->exited)
+		pthread_cond_wait(&d->cond, &d->lock);
+	if (d->exited)
+		d->conf = c;
+	pthread_mutex_unlock(&d->lock);
+}
+
+void
+deliver_stop(struct deliver *d)
+{
+	if (d == NULL)
+		return;
+	atomic_store(&d->stopping, true);
+	curl_multi_wakeup(d->multi);
+	pthread_join(d->thread, NULL);
+	while (d->targets) {
+		struct deliver_target *t = d->targets;
+		d->targets = t->next;
+		deliver_target_free(d, t);
+	}
+	curl_multi_cleanup(d->multi);
+	queue_close(d->q);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->cond);
+	free(d);
+	curl_global_cleanup();
+}

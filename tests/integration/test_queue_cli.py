@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""`fluxrelay queue list|retry|purge` beside a running daemon (SPEC §2, §8), and
+dedup across a restart (SPEC §7)."""
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import frtest  # noqa: E402
+from slack_emulator import Response, SlackEmulator  # noqa: E402
+
+# The daemon inherits the environment: never send emulator traffic to a proxy.
+os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+
+HOOK = "/services/T0/B0/cli-secret"
+
+
+def make_config(emu, state_dir):
+    return """
+state_dir = "%s";
+queue: { max_attempts = 3; backoff_initial = 0.05; backoff_max = 0.2; };
+dedup: { window = 300; normalize_durations = true; };
+providers = ( { name = "hook"; type = "slack"; url = "%s"; rate = 0; batch_max = 1; timeout = 2; } );
+alerts = ( { name = "all"; providers = [ "hook" ]; severity = "info";
+             sources = ( { kind = "*"; } ); } );
+""" % (state_dir, emu.url(HOOK))
+
+
+def event(name, message):
+    return json.dumps({
+        "involvedObject": {"kind": "HelmRelease", "name": name, "namespace": "prod",
+                           "apiVersion": "helm.toolkit.fluxcd.io/v2"},
+        "severity": "error",
+        "message": message,
+        "reason": "UpgradeFailed",
+        "metadata": {"helm.toolkit.fluxcd.io/revision": "1.2.3"},
+        "reportingController": "helm-controller",
+        "timestamp": "2024-05-01T10:00:00Z",
+    })
+
+
+def parse_rows(text):
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return [json.loads(l) for l in text.splitlines() if l.strip()]
+    if isinstance(doc, dict):
+        for k in ("deliveries", "rows", "items"):
+            if isinstance(doc.get(k), list):
+                return doc[k]
+        return [doc]
+    return doc
+
+
+class QueueCli(unittest.TestCase):
+    def setUp(self):
+        self.emu = SlackEmulator().start()
+        self.workdir = tempfile.mkdtemp(prefix="frtest-qcli-")
+        self.state = os.path.join(self.workdir, "state")
+        self.d = frtest.Daemon(make_config(self.emu, self.state), workdir=self.workdir,
+                               state_dir=self.state)
+
+    def tearDown(self):
+        try:
+            rc = self.d.stop()
+            self.assertEqual(rc, 0)
+        finally:
+            self.d.cleanup()
+            self.emu.stop()
+
+    def cli(self, *args):
+        return frtest.run_cli(["queue", "-c", self.d.config_path] + list(args))
+
+    def ok(self, *args):
+        r = self.cli(*args)
+        self.assertEqual(r.returncode, 0, "%r: %s" % (args, r.stderr.decode()))
+        return r.stdout.decode()
+
+    def dead(self):
+        return parse_rows(self.ok("list", "--dead", "--json"))
+
+    def post(self, name, message):
+        status, _, doc = self.d.post(event(name, message))
+        self.assertEqual(status, 202, doc)
+        return doc
+
+    def make_dead(self, n, tag):
+        """n dead letters (404 channel_not_found); returns their rows."""
+        self.emu.set_default(Response.error(404, "channel_not_found"), path=HOOK)
+        before = len(self.dead())
+        msgs = ["%s-%d" % (tag, i) for i in range(n)]
+        for m in msgs:
+            self.assertEqual(self.post("app-" + tag, m)["status"], "accepted")
+        deadline = time.monotonic() + 10
+        while len(self.dead()) < before + n:
+            self.assertLess(time.monotonic(), deadline, "dead letters did not appear")
+            time.sleep(0.1)
+        return self.dead()[-n:]      # id order: the newest n
+
+    def wait_delivered(self, msgs, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = [a.get("text") for r in self.emu.delivered(HOOK) for a in r.attachments()]
+            if all(m in got for m in msgs):
+                return got
+            if time.monotonic() > deadline:
+                self.fail("not delivered within %ss: %r (got %r)" % (timeout, msgs, got))
+            time.sleep(0.05)
+
+    # ---- list / retry / purge ----
+    def test_list_retry_purge(self):
+        rows = self.make_dead(3, "dl")
+        for r in rows:
+            self.assertIn("404", r["last_error"])
+            self.assertIn("channel_not_found", r["last_error"])
+        ids = [str(r["id"]) for r in rows]
+
+        text = self.ok("list", "--dead")
+        for i in ids:
+            self.assertIn(i, text)
+        self.assertIn("channel_not_found", text)
+        self.assertEqual(parse_rows(self.ok("list", "--json")), [], "nothing pending")
+
+        # retry one while the daemon runs: delivered within 2 s
+        self.emu.set_default(Response.ok(), path=HOOK)
+        self.ok("retry", ids[0])
+        t0 = time.monotonic()
+        self.wait_delivered(["dl-0"], timeout=2.5)
+        self.assertLess(time.monotonic() - t0, 2.5)
+        self.assertEqual(sorted(str(r["id"]) for r in self.dead()), sorted(ids[1:]))
+
+        # retry --all
+        self.ok("retry", "--all")
+        t0 = time.monotonic()
+        self.wait_delivered(["dl-1", "dl-2"], timeout=2.5)
+        self.assertEqual(self.dead(), [])
+        delivered = [a.get("text") for r in self.emu.delivered(HOOK) for a in r.attachments()]
+        self.assertEqual(sorted(delivered), ["dl-0", "dl-1", "dl-2"])
+
+        # purge ID and purge --all
+        rows = self.make_dead(3, "pg")
+        ids = [str(r["id"]) for r in rows]
+        self.ok("purge", ids[1])
+        self.assertEqual(sorted(str(r["id"]) for r in self.dead()), sorted([ids[0], ids[2]]))
+        self.ok("purge", "--all")
+        self.assertEqual(self.dead(), [])
+        # purged letters are gone for good: a retry --all brings nothing back
+        n = len(self.emu.requests_for(HOOK))
+        self.emu.set_default(Response.ok(), path=HOOK)
+        self.ok("retry", "--all")
+        time.sleep(1.5)
+        self.assertEqual(len(self.emu.requests_for(HOOK)), n)
+
+    def test_unknown_id_and_usage_errors(self):
+        for args in (["retry", "999999"], ["purge", "999999"]):
+            r = self.cli(*args)
+            self.assertEqual(r.returncode, 1, "%r: %s" % (args, r.stderr.decode()))
+        for args in ([], ["frobnicate"], ["retry"], ["purge"], ["retry", "abc"],
+                     ["list", "--bogus"], ["retry", "--all", "5"]):
+            r = self.cli(*args)
+            self.assertEqual(r.returncode, 2, "%r: %s" % (args, r.stderr.decode()))
+
+    # ---- dedup ----
+    def test_dedup_survives_restart(self):
+        first = self.post("dup", "upgrade retries exhausted")
+        self.assertEqual(first["status"], "accepted")
+        again = self.post("dup", "upgrade retries exhausted")
+        self.assertEqual(again, {"status": "duplicate", "id": first["id"]})
+        self.wait_delivered(["upgrade retries exhausted"], timeout=5)
+
+        self.assertEqual(self.d.stop(), 0)
+        self.d.start()
+        after = self.post("dup", "upgrade retries exhausted")
+        self.assertEqual(after, {"status": "duplicate", "id": first["id"]})
+        # a different event still goes through, and the duplicate never did
+        other = self.post("dup", "something else")
+        self.assertEqual(other["status"], "accepted")
+        self.wait_delivered(["something else"], timeout=5)
+        got = [a.get("text") for r in self.emu.delivered(HOOK) for a in r.attachments()]
+        self.assertEqual(got.count("upgrade retries exhausted"), 1, got)
+
+    def test_dedup_normalizes_durations(self):
+        a = self.post("dur", "Health check failed after 2.08s: timeout waiting")
+        self.assertEqual(a["status"], "accepted")
+        b = self.post("dur", "Health check failed after 3.1s: timeout waiting")
+        self.assertEqual(b, {"status": "duplicate", "id": a["id"]})
+        c = self.post("dur", "Health check failed after 3.1s: other reason")
+        self.assertEqual(c["status"], "accepted")
+        self.assertNotEqual(c["id"], a["id"])
+
+
+class DeadLetterCauses(unittest.TestCase):
+    """Dead letters that no HTTP answer causes: max_age and a removed provider."""
+
+    CONF = """
+state_dir = "%(state)s";
+queue: { max_attempts = 1000; backoff_initial = 0.05; backoff_max = %(bmax)s; max_age = %(age)s; };
+dedup: { window = 0; };
+providers = ( %(providers)s );
+alerts = ( %(alerts)s );
+"""
+
+    def setUp(self):
+        self.emu = SlackEmulator().start()
+        self.workdir = tempfile.mkdtemp(prefix="frtest-dlc-")
+        self.state = os.path.join(self.workdir, "state")
+        self.d = None
+
+    def tearDown(self):
+        try:
+            if self.d is not None:
+                self.assertEqual(self.d.stop(), 0)
+        finally:
+            if self.d is not None:
+                self.d.cleanup()
+            self.emu.stop()
+
+    def conf(self, names, age=3600, bmax=0.2):
+        providers = ", ".join(
+            '{ name = "%s"; type = "slack"; url = "%s"; rate = 0; timeout = 2; }'
+            % (n, self.emu.url("/hook/" + n)) for n in names)
+        alerts = ", ".join(
+            '{ name = "to-%s"; providers = [ "%s" ]; severity = "info";'
+            ' sources = ( { kind = "*"; name = "%s*"; } ); }' % (n, n, n) for n in names)
+        return self.CONF % {"state": self.state, "providers": providers, "alerts": alerts,
+                            "age": age, "bmax": bmax}
+
+    def dead(self):
+        r = frtest.run_cli(["queue", "-c", self.d.config_path, "list", "--dead", "--json"])
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        return parse_rows(r.stdout.decode())
+
+    def wait_dead(self, n, timeout=8):
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.dead()
+            if len(rows) >= n:
+                return rows
+            self.assertLess(time.monotonic(), deadline, "dead letters: %r" % rows)
+            time.sleep(0.1)
+
+    def test_max_age(self):
+        self.d = frtest.Daemon(self.conf(["old"], age=1), workdir=self.workdir,
+                               state_dir=self.state)
+        self.emu.set_default(Response.error(503, ""), path="/hook/old")
+        t0 = time.monotonic()
+        self.d.post(event("old-app", "will expire"))
+        rows = self.wait_dead(1, timeout=5)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)
+        self.assertEqual(rows[0]["last_error"], "max_age exceeded")
+        self.assertGreater(rows[0]["attempts"], 1)     # it was retried until then
+
+    def test_provider_removed_on_reload(self):
+        self.d = frtest.Daemon(self.conf(["keep", "gone"], bmax=30), workdir=self.workdir,
+                               state_dir=self.state)
+        # "gone" fails once and then backs off for long: its rows stay pending.
+        self.emu.set_default(Response.error(500, "rollup_error"), path="/hook/gone")
+        for i in range(3):
+            self.assertEqual(self.d.post(event("gone-app", "pending %d" % i))[2]["status"],
+                             "accepted")
+        self.emu.wait_requests(1, path="/hook/gone")
+        with open(self.d.config_path, "w") as f:
+            f.write(self.conf(["keep"]))
+        self.d.send_signal(signal.SIGHUP)
+        self.d.wait_err(r'msg="?configuration reloaded"?')
+        rows = self.wait_dead(3)
+        self.assertEqual([r["last_error"] for r in rows], ["provider removed"] * 3)
+        self.assertEqual({r["provider"] for r in rows}, {"gone"})
+        # the remaining provider still delivers
+        self.d.post(event("keep-app", "still here"))
+        self.emu.wait_requests(1, path="/hook/keep", delivered=True)
+
+
+if __name__ == "__main__":
+    frtest.main()

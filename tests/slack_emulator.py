@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""A scriptable Slack emulator for fluxrelay's tests (stdlib only, 127.0.0.1 only).
+
+It answers incoming-webhook POSTs (any path) and Web API chat.postMessage POSTs
+(paths ending in "/chat.postMessage") like Slack does, records every request,
+and can be scripted per path with a queue of responses followed by a default.
+
+Importable:
+
+    emu = SlackEmulator().start()
+    url = emu.url("/services/T000/B000/XXXX")
+    emu.script("/services/T000/B000/XXXX", Response(500, "rollup_error"), Response.ok())
+    ...
+    emu.wait_requests(2, path="/services/T000/B000/XXXX", timeout=10)
+    emu.requests      # list of Request(time, path, headers, body, json, answer)
+    emu.stop()
+
+Standalone (benchmarks): `python3 tests/slack_emulator.py --port N` answers every
+POST with 200 "ok" (chat.postMessage paths with ok:true JSON), prints its port on
+the first line of stdout and runs until SIGINT/SIGTERM. Requests are counted, not
+kept.
+
+Every wait is bounded: delays end early when the emulator stops, and the
+wait_* helpers take a timeout.
+"""
+import argparse
+import email.utils
+import http.server
+import itertools
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+
+
+class Response:
+    """One scripted answer.
+
+    status/body/headers: what to answer (body str or bytes; a dict/list is sent
+    as JSON). delay: seconds to wait before answering (e.g. beyond the client's
+    timeout). drop: close the connection without answering.
+    """
+
+    def __init__(self, status=200, body="ok", headers=None, delay=0.0, drop=False):
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+        self.delay = delay
+        self.drop = drop
+
+    def __repr__(self):
+        if self.drop:
+            return "Response(drop)"
+        return "Response(%d, %r%s)" % (self.status, self.body,
+                                      ", delay=%s" % self.delay if self.delay else "")
+
+    # ---- incoming webhook answers ----
+    @classmethod
+    def ok(cls):
+        return cls(200, "ok")
+
+    @classmethod
+    def error(cls, status, text):
+        """An incoming-webhook error: status with Slack's plain-text error string."""
+        return cls(status, text)
+
+    @classmethod
+    def rate_limited(cls, retry_after=None):
+        """429; retry_after: seconds (int/float/str), a datetime-like epoch via
+        http_date(), or None for no header."""
+        headers = {}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return cls(429, "rate_limited", headers)
+
+    @classmethod
+    def slow(cls, delay, then=None):
+        r = then or cls.ok()
+        return cls(r.status, r.body, r.headers, delay=delay)
+
+    @classmethod
+    def dropped(cls):
+        return cls(drop=True)
+
+    # ---- Web API answers (HTTP 200 + JSON) ----
+    @classmethod
+    def bot_ok(cls):
+        """ok:true; ts and channel are filled from the request by the emulator."""
+        return cls(200, None)
+
+    @classmethod
+    def bot_error(cls, error, status=200, headers=None):
+        return cls(status, {"ok": False, "error": error}, headers)
+
+
+def http_date(epoch):
+    """An HTTP-date (IMF-fixdate) for a Retry-After header."""
+    return email.utils.formatdate(epoch, usegmt=True)
+
+
+class Request:
+    """One request as received."""
+
+    def __init__(self, t, method, path, headers, body):
+        self.time = t                 # time.monotonic() when fully read
+        self.method = method
+        self.path = path
+        self.headers = headers        # dict, lower-cased names
+        self.body = body              # bytes
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+        self.answer = None            # the Response used
+
+    def attachments(self):
+        if isinstance(self.json, dict):
+            return self.json.get("attachments") or []
+        return []
+
+    def __repr__(self):
+        return "Request(%s %s, %d bytes, answer=%r)" % (self.method, self.path,
+                                                      len(self.body), self.answer)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"     # keep-alive, so connection reuse is visible
+    server_version = "slack-emulator"
+
+    def log_message(self, fmt, *args):   # quiet
+        pass
+
+    def setup(self):
+        super().setup()
+        # Headers and body are separate writes: without this, Nagle plus the
+        # client's delayed ACK add ~40 ms to every keep-alive answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        data = b""
+        while len(data) < n:
+            chunk = self.rfile.read(n - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def _answer(self, status, body, headers=()):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            ctype = "application/json; charset=utf-8"
+        else:
+            ctype = "text/html"
+        if isinstance(body, str):
+            body = body.encode()
+        self.send_response(status)
+        hdrs = dict(headers)
+        if "Content-Type" not in hdrs:
+            hdrs["Content-Type"] = ctype
+        if not self.server.emulator.keepalive:
+            hdrs["Connection"] = "close"
+            self.close_connection = True
+        for k, v in hdrs.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def do_GET(self):
+        self._answer(405, "invalid_method", {"Allow": "POST"})
+
+    def do_POST(self):
+        emu = self.server.emulator
+        body = self._read_body()
+        req = Request(time.monotonic(), "POST", self.path,
+                      {k.lower(): v for k, v in self.headers.items()}, body)
+        resp = emu._next_response(self.path)
+        req.answer = resp
+        emu._record(req)
+        if resp.delay:
+            emu._stopping.wait(resp.delay)
+        if resp.drop:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        body_out = resp.body
+        if body_out is None:       # bot_ok: fill ts and channel from the request
+            channel = req.json.get("channel") if isinstance(req.json, dict) else None
+            body_out = {"ok": True, "channel": channel or "C0000000",
+                        "ts": "%d.%06d" % (time.time(), emu._next_ts())}
+        try:
+            self._answer(resp.status, body_out, resp.headers)
+        except OSError:
+            # The client gave up (timeout) before the answer: fine.
+            self.close_connection = True
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class SlackEmulator:
+    def __init__(self, port=0, record=True, keepalive=True):
+        """keepalive=False answers "Connection: close" every time, so each
+        client request opens a new connection (no silent client retries on
+        a dropped reused connection)."""
+        self._port = port
+        self.keepalive = keepalive
+        self._record_all = record
+        self._lock = threading.Condition()
+        self._scripts = {}            # path -> list of Response
+        self._defaults = {}           # path -> Response
+        self._default = None          # for every other path; None = by path kind
+        self._stopping = threading.Event()
+        self._ts = itertools.count(1)
+        self.requests = []
+        self.count = 0
+        self.server = None
+        self._thread = None
+
+    # ---- life cycle ----
+    def start(self):
+        self.server = _Server(("127.0.0.1", self._port), _Handler)
+        self.server.emulator = self
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stopping.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self._thread.join(5)
+            self.server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def url(self, path="/"):
+        if not path.startswith("/"):
+            path = "/" + path
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    # ---- scripting ----
+    def script(self, path, *responses):
+        """Append responses to path's queue (used once each, in order)."""
+        with self._lock:
+            self._scripts.setdefault(path, []).extend(responses)
+
+    def set_default(self, response, path=None):
+        """The answer once path's queue is empty (path None = every path)."""
+        with self._lock:
+            if path is None:
+                self._default = response
+            else:
+                self._defaults[path] = response
+
+    def reset(self):
+        with self._lock:
+            self._scripts.clear()
+            self._defaults.clear()
+            self._default = None
+            self.requests = []
+            self.count = 0
+
+    def _next_response(self, path):
+        with self._lock:
+            q = self._scripts.get(path)
+            if q:
+                return q.pop(0)
+            if path in self._defaults:
+                return self._defaults[path]
+            if self._default is not None:
+                return self._default
+        if path.endswith("/chat.postMessage"):
+            return Response.bot_ok()
+        return Response.ok()
+
+    def _next_ts(self):
+        with self._lock:
+            return next(self._ts)
+
+    def _record(self, req):
+        with self._lock:
+            self.count += 1
+            if self._record_all:
+                self.requests.append(req)
+            self._lock.notify_all()
+
+    # ---- inspection ----
+    def requests_for(self, path=None):
+        with self._lock:
+            return [r for r in self.requests if path is None or r.path == path]
+
+    def delivered(self, path=None):
+        """Requests answered with a 2xx (and, for the Web API, ok:true)."""
+        out = []
+        for r in self.requests_for(path):
+            a = r.answer
+            if a.drop or a.delay or not 200 <= a.status < 300:
+                continue
+            if isinstance(a.body, dict) and not a.body.get("ok", False):
+                continue
+            out.append(r)
+        return out
+
+    def wait_requests(self, count, path=None, timeout=10.0, delivered=False):
+        """Wait until `count` requests (to path, or anywhere) were received (or
+        delivered); return them. Raises AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                got = self.delivered(path) if delivered else self.requests_for(path)
+                if len(got) >= count:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("emulator: %d/%d requests to %s after %ss: %r" % (
+                        len(got), count, path or "any path", timeout, got[-5:]))
+                self._lock.wait(min(left, 0.1))
+
+    def wait_attachments(self, count, path=None, timeout=10.0):
+        """Wait until delivered messages carry `count` attachments in total;
+        return the list of attachments in arrival order."""
+        deadline = time.monotonic() + timeout
+        while True:
+            atts = [a for r in self.delivered(path) for a in r.attachments()]
+            if len(atts) >= count:
+                return atts
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("emulator: %d/%d attachments to %s after %ss" % (
+                    len(atts), count, path or "any path", timeout))
+            with self._lock:
+                self._lock.wait(min(left, 0.1))
+
+
+def _main():
+    ap = argparse.ArgumentParser(description="Slack emulator answering 200 ok.")
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+    emu = SlackEmulator(port=args.port, record=False).start()
+    print(emu.port, flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.wait(1.0):
+        pass
+    emu.stop()
+    print("requests=%d" % emu.count, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    _main()
