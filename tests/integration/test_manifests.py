@@ -11,9 +11,14 @@ What is checked:
   embedded fluxrelay.conf files, the Dockerfile (EXPOSE, VOLUME, ENV, user,
   HEALTHCHECK) and the systemd units (LoadCredential names vs. the
   ${CREDENTIALS_DIRECTORY}/NAME references of etc/fluxrelay.conf);
-- the sidecar port does not collide with notification-controller's ports;
-- `kubectl kustomize` (when kubectl is installed) renders both layouts and
-  the generated ConfigMap names reach the Deployments;
+- the sidecar listens on 127.0.0.1:9292 (the contract's address), and the
+  JSON6902 patch moves notification-controller's webhook receiver to 9293:
+  applied to a copy of Flux's Deployment, the receiver's flag and its
+  containerPort agree, and no two containers of the pod use the same port;
+- `kubectl kustomize` (when kubectl is installed) renders both layouts, the
+  generated ConfigMap names reach the Deployments, the rendered
+  notification-controller pod passes the same port checks, and the patch's
+  "test" operations fail the build on a Flux Deployment of another layout;
 - `systemd-analyze verify` (when installed) accepts the units;
 - `groff -ww` (when installed) prints no warning for the man pages, and
   fluxrelay.conf(5) names every setting of tests/configs/valid-full.conf;
@@ -22,6 +27,7 @@ What is checked:
   temporary CREDENTIALS_DIRECTORY, and rejects them when the secrets are
   missing. Skipped with a message while --check-config is not implemented.
 """
+import copy
 import os
 import re
 import shutil
@@ -37,11 +43,15 @@ K8S = os.path.join(SRC, "docker", "k8s")
 SIDECAR = os.path.join(K8S, "sidecar")
 STANDALONE = os.path.join(K8S, "standalone")
 
-# notification-controller's container ports (fluxcd/notification-controller
-# config/manager/deployment.yaml): events 9090, webhook receiver 9292 (":9292"
-# by default), metrics 8080, health 9440. The sidecar shares its network
-# namespace and must avoid all of them.
-NC_PORTS = {9090: "http", 9292: "http-webhook", 8080: "http-prom", 9440: "healthz"}
+# notification-controller's listeners (fluxcd/notification-controller main.go
+# and config/manager/deployment.yaml): (flag, default port, containerPort name).
+# The sidecar shares the pod's network namespace; the receiver's default, 9292,
+# is the sidecar's contractual port, so the sidecar patch moves the receiver.
+NC_LISTENERS = (("--events-addr", 9090, "http"),
+                ("--receiverAddr", 9292, "http-webhook"),
+                ("--metrics-addr", 8080, "http-prom"),
+                ("--health-addr", 9440, "healthz"))
+NC_RECEIVER_PORT = 9293   # where the sidecar patch moves the webhook receiver
 
 DEFAULT_PORT = 9292
 CONF_PATH = "/etc/fluxrelay/fluxrelay.conf"
@@ -596,15 +606,217 @@ class Layout:
         self.docs = docs
 
 
+class Sidecar:
+    """The sidecar's two patches, in kustomization order: a JSON6902 patch (a
+    list of operations) and a strategic-merge patch (a Deployment)."""
+
+    def __init__(self):
+        k, docs = manifests_of(SIDECAR)
+        self.refs = k.get("patches", [])
+        assert len(self.refs) == 2, self.refs
+        self.kinds = []
+        for ref in self.refs:
+            (doc,) = load_manifest(os.path.join(SIDECAR, ref["path"]))
+            if isinstance(doc, list):
+                self.json_ref, self.ops = ref, doc
+                self.kinds.append("json6902")
+            else:
+                self.smp_ref, self.dep = ref, doc
+                self.kinds.append("smp")
+        tmpl = self.dep["spec"]["template"]
+        self.lay = Layout(SIDECAR, tmpl["spec"], tmpl.get("metadata", {}), "fluxrelay.conf", docs)
+
+
 def load_sidecar():
-    k, docs = manifests_of(SIDECAR)
-    patches = k.get("patches", [])
-    assert len(patches) == 1, patches
-    patch = load_manifest(os.path.join(SIDECAR, patches[0]["path"]))
-    assert len(patch) == 1
-    dep = patch[0]
-    return Layout(SIDECAR, dep["spec"]["template"]["spec"], dep["spec"]["template"].get("metadata", {}),
-                  "fluxrelay.conf", docs), patches[0], dep
+    sc = Sidecar()
+    return sc.lay, sc.smp_ref, sc.dep
+
+
+class JsonPatchError(Exception):
+    pass
+
+
+def json6902_apply(doc, ops):
+    """A copy of doc with the RFC 6902 operations test, add and replace
+    applied (all the sidecar's patch uses). Raises JsonPatchError when a test
+    fails or a path does not exist, as kustomize fails the build."""
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        keys = [t.replace("~1", "/").replace("~0", "~") for t in op["path"].split("/")[1:]]
+        try:
+            node = doc
+            for t in keys[:-1]:
+                node = node[int(t)] if isinstance(node, list) else node[t]
+            last = keys[-1]
+            if isinstance(node, list) and last != "-":
+                last = int(last)
+                if not 0 <= last < len(node) + (op["op"] == "add"):
+                    raise IndexError(last)
+            if op["op"] == "test":
+                if node[last] != op["value"]:
+                    raise JsonPatchError("test %s: %r != %r" % (op["path"], node[last], op["value"]))
+            elif op["op"] == "add":
+                if last == "-":
+                    node.append(op["value"])
+                elif isinstance(node, list):
+                    node.insert(last, op["value"])
+                else:
+                    node[last] = op["value"]
+            elif op["op"] == "replace":
+                node[last]   # must exist
+                node[last] = op["value"]
+            else:
+                raise JsonPatchError("operation %s not supported here" % op["op"])
+        except (KeyError, IndexError, ValueError, TypeError) as e:
+            raise JsonPatchError("%s %s: no such path (%r)" % (op["op"], op["path"], e))
+    return doc
+
+
+def flag_port(args, flag, default):
+    """The port a Go (pflag) program binds for an address flag: the last
+    --flag=ADDR or --flag ADDR wins."""
+    port = default
+    for i, a in enumerate(args):
+        if a.startswith(flag + "="):
+            port = int(a.split("=", 1)[1].rsplit(":", 1)[1])
+        elif a == flag and i + 1 < len(args):
+            port = int(args[i + 1].rsplit(":", 1)[1])
+    return port
+
+
+def check_nc_pod(t, spec, sidecar_port):
+    """The notification-controller pod after the sidecar's patches: Flux's
+    listeners agree with their containerPorts, the receiver is on
+    NC_RECEIVER_PORT, and no port is used by two containers (fluxrelay has no
+    containerPort: its port is the one of its fluxrelay.conf)."""
+    manager = container(spec, "manager")
+    declared = {p["name"]: p["containerPort"] for p in manager["ports"]}
+    t.assertEqual(set(declared), {n for _, _, n in NC_LISTENERS}, "Flux's ports were changed")
+    binds = {}
+    for flag, default, name in NC_LISTENERS:
+        binds[flag] = flag_port(manager.get("args", []), flag, default)
+        t.assertEqual(declared[name], binds[flag],
+                      "containerPort %s differs from what %s binds" % (name, flag))
+    t.assertEqual(binds["--receiverAddr"], NC_RECEIVER_PORT)
+    t.assertEqual(len(set(binds.values())), len(binds), binds)
+    used = {}
+    for c in spec["containers"]:
+        ports = {p["containerPort"] for p in c.get("ports", [])}
+        if c["name"] == "manager":
+            ports |= set(binds.values())
+        elif c["name"] == "fluxrelay":
+            ports.add(sidecar_port)
+        for port in ports:
+            t.assertNotIn(port, used, "port %d used by containers %s and %s"
+                          % (port, used.get(port), c["name"]))
+            used[port] = c["name"]
+    t.assertEqual(used.get(sidecar_port), "fluxrelay")
+
+
+# A minimal copy of Flux's notification-controller Deployment and Services as
+# gotk-components.yaml has them (fluxcd/notification-controller config/manager/
+# deployment.yaml and service.yaml): the container order, the order of the
+# ports and the Services' named targetPorts are what the sidecar's patch
+# relies on.
+NC_COMPONENTS = """apiVersion: v1
+kind: Service
+metadata:
+  name: notification-controller
+  namespace: flux-system
+spec:
+  type: ClusterIP
+  selector:
+    app: notification-controller
+  ports:
+    - name: http
+      port: 80
+      protocol: TCP
+      targetPort: http
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: webhook-receiver
+  namespace: flux-system
+spec:
+  type: ClusterIP
+  selector:
+    app: notification-controller
+  ports:
+    - name: http
+      port: 80
+      protocol: TCP
+      targetPort: http-webhook
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: notification-controller
+  namespace: flux-system
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: notification-controller
+  template:
+    metadata:
+      labels:
+        app: notification-controller
+    spec:
+      containers:
+        - name: manager
+          image: ghcr.io/fluxcd/notification-controller:v1.4.0
+          imagePullPolicy: IfNotPresent
+          args:
+            - --watch-all-namespaces=true
+            - --log-level=info
+            - --log-encoding=json
+            - --enable-leader-election
+          ports:
+            - containerPort: 9090
+              name: http
+              protocol: TCP
+            - containerPort: 9292
+              name: http-webhook
+              protocol: TCP
+            - containerPort: 8080
+              name: http-prom
+              protocol: TCP
+            - containerPort: 9440
+              name: healthz
+              protocol: TCP
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: healthz
+          volumeMounts:
+            - name: temp
+              mountPath: /tmp
+      volumes:
+        - name: temp
+          emptyDir: {}
+"""
+
+
+def nc_deployment(text=NC_COMPONENTS):
+    return find(yaml_load_all(text), "Deployment", "notification-controller")
+
+
+def layout_variants():
+    """NC_COMPONENTS as a future Flux might lay it out differently: the
+    sidecar's patch must refuse each of them."""
+    def sub(old, new):
+        assert NC_COMPONENTS.count(old) == 1, old
+        return NC_COMPONENTS.replace(old, new)
+    http = "            - containerPort: 9090\n              name: http\n              protocol: TCP\n"
+    webhook = ("            - containerPort: 9292\n              name: http-webhook\n"
+               "              protocol: TCP\n")
+    return [
+        sub(http + webhook, webhook + http),                      # ports reordered
+        sub("        - name: manager\n",                          # another container first
+            "        - name: proxy\n          image: proxy:1\n        - name: manager\n"),
+        sub("- containerPort: 9292\n", "- containerPort: 9393\n"),  # receiver port changed
+    ]
 
 
 def load_standalone():
@@ -664,13 +876,22 @@ class StaticChecks(unittest.TestCase):
                     continue
                 docs = load_manifest(os.path.join(root, f))
                 self.assertTrue(docs, f)
+                if isinstance(docs[0], list):
+                    # A JSON6902 patch: only as a patch of its kustomization.
+                    self.assertEqual(len(docs), 1, f)
+                    self.assertIn(f, [p["path"] for p in kustomization(root).get("patches", [])])
+                    for op in docs[0]:
+                        self.assertIn(op["op"], ("test", "add", "replace", "remove"), f)
+                        self.assertTrue(op["path"].startswith("/"), f)
+                    seen += 1
+                    continue
                 for d in docs:
                     self.assertIn("apiVersion", d, f)
                     self.assertIn("kind", d, f)
                     if d["kind"] not in ("Kustomization", "Component"):
                         self.assertTrue(d["metadata"]["name"], f)
                 seen += 1
-        self.assertGreaterEqual(seen, 9)
+        self.assertGreaterEqual(seen, 10)
 
     def test_secret(self):
         (s,) = load_manifest(os.path.join(K8S, "secret.example.yaml"))
@@ -741,10 +962,15 @@ class StaticChecks(unittest.TestCase):
         return prov
 
     def test_sidecar(self):
-        lay, patch_ref, dep = load_sidecar()
+        sc = Sidecar()
+        lay, dep = sc.lay, sc.dep
         self.assertEqual(lay.kust["kind"], "Component")
-        self.assertEqual(patch_ref["target"]["kind"], "Deployment")
-        self.assertEqual(patch_ref["target"]["name"], "notification-controller")
+        # The JSON6902 patch addresses Flux's container as containers/0: it
+        # must run before the strategic-merge patch puts fluxrelay first.
+        self.assertEqual(sc.kinds, ["json6902", "smp"])
+        for ref in (sc.json_ref, sc.smp_ref):
+            self.assertEqual(ref["target"]["kind"], "Deployment")
+            self.assertEqual(ref["target"]["name"], "notification-controller")
         self.assertEqual(dep["metadata"]["name"], "notification-controller")
         self.assertEqual(lay.kust["configMapGenerator"][0]["namespace"], "flux-system")
         self.assertEqual(lay.pod_meta["annotations"]["kubectl.kubernetes.io/default-container"],
@@ -752,9 +978,13 @@ class StaticChecks(unittest.TestCase):
         prov = self.check_common(lay)
         addr, port = conf_listen(lay.conf)
         self.assertEqual(addr, "127.0.0.1", "the sidecar must stay inside the pod")
-        self.assertNotIn(port, NC_PORTS, "collides with notification-controller's %s port"
-                         % NC_PORTS.get(port))
+        self.assertEqual(port, DEFAULT_PORT, "the contract's sidecar address is 127.0.0.1:9292")
         self.assertEqual(http_url_port(prov["spec"]["address"]), ("127.0.0.1", port, "/"))
+        # Flux's Deployment after the JSON6902 patch, with fluxrelay added as
+        # the strategic-merge patch adds it: no port collides.
+        pod = json6902_apply(nc_deployment(), sc.ops)["spec"]["template"]["spec"]
+        pod["containers"].insert(0, lay.c)
+        check_nc_pod(self, pod, port)
         self.assertNotIn("ports", lay.c, "a loopback listener has no containerPort")
         # probes run inside the container, against the loopback listener
         self.assertNotIn("readinessProbe", lay.c)
@@ -763,6 +993,33 @@ class StaticChecks(unittest.TestCase):
         self.assertEqual(exec_probe_url(lay.c["livenessProbe"]),
                          "http://127.0.0.1:%d/healthz" % port)
         self.assertIn("emptyDir", volumes_by_name(lay.pod)[mounts_by_path(lay.c)[STATE_DIR]["name"]])
+
+    def test_port_check_can_fail(self):
+        """check_nc_pod rejects Flux's unpatched Deployment (receiver on
+        9292, fluxrelay's port) and a receiver moved by its flag only."""
+        lay = load_sidecar()[0]
+        port = conf_listen(lay.conf)[1]
+        dep = nc_deployment()
+        dep["spec"]["template"]["spec"]["containers"].insert(0, lay.c)
+        with self.assertRaises(AssertionError):
+            check_nc_pod(self, dep["spec"]["template"]["spec"], port)
+        container(dep["spec"]["template"]["spec"], "manager")["args"].append(
+            "--receiverAddr=:%d" % NC_RECEIVER_PORT)
+        with self.assertRaises(AssertionError):
+            check_nc_pod(self, dep["spec"]["template"]["spec"], port)
+
+    def test_json6902_tests_guard_the_layout(self):
+        """The patch's test operations refuse a Flux Deployment whose
+        container or port order differs (checked with kustomize too)."""
+        ops = Sidecar().ops
+        self.assertEqual([o["path"] for o in ops if o["op"] == "test"], [
+            "/spec/template/spec/containers/0/name",
+            "/spec/template/spec/containers/0/ports/1/name",
+            "/spec/template/spec/containers/0/ports/1/containerPort"])
+        json6902_apply(nc_deployment(), ops)
+        for text in layout_variants():
+            with self.assertRaises(JsonPatchError):
+                json6902_apply(nc_deployment(text), ops)
 
     def test_standalone(self):
         lay, dep = load_standalone()
@@ -954,33 +1211,22 @@ def rendered(kdir):
     return yaml_load_all(r.stdout)
 
 
-# A stand-in for Flux's notification-controller Deployment (gotk-components).
-NC_DEPLOYMENT = """apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: notification-controller
-  namespace: flux-system
-spec:
-  selector:
-    matchLabels:
-      app: notification-controller
-  template:
-    metadata:
-      labels:
-        app: notification-controller
-    spec:
-      containers:
-        - name: manager
-          image: ghcr.io/fluxcd/notification-controller:v1.4.0
-          ports:
-%s
-          volumeMounts:
-            - name: temp
-              mountPath: /tmp
-      volumes:
-        - name: temp
-          emptyDir: {}
-""" % "\n".join("            - {containerPort: %d, name: %s}" % kv for kv in sorted(NC_PORTS.items()))
+def render_sidecar(components):
+    """kubectl kustomize of the sidecar Component on top of a gotk-components
+    text: (returncode, docs or None, stderr)."""
+    tmp = tempfile.mkdtemp(prefix="frtest-kust-")
+    try:
+        with open(os.path.join(tmp, "gotk-components.yaml"), "w") as f:
+            f.write(components)
+        with open(os.path.join(tmp, "kustomization.yaml"), "w") as f:
+            f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                    "resources:\n  - gotk-components.yaml\ncomponents:\n  - %s\n"
+                    % os.path.relpath(SIDECAR, tmp))
+        r = subprocess.run(["kubectl", "kustomize", tmp], capture_output=True, text=True,
+                           timeout=120)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return r.returncode, (yaml_load_all(r.stdout) if r.returncode == 0 else None), r.stderr
 
 
 class KustomizeChecks(unittest.TestCase):
@@ -1005,27 +1251,39 @@ class KustomizeChecks(unittest.TestCase):
         return spec
 
     def test_sidecar_renders(self):
-        tmp = tempfile.mkdtemp(prefix="frtest-kust-")
-        try:
-            with open(os.path.join(tmp, "gotk-components.yaml"), "w") as f:
-                f.write(NC_DEPLOYMENT)
-            with open(os.path.join(tmp, "kustomization.yaml"), "w") as f:
-                f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-                        "resources:\n  - gotk-components.yaml\ncomponents:\n  - %s\n"
-                        % os.path.relpath(SIDECAR, tmp))
-            docs = rendered(tmp)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        rc, docs, err = render_sidecar(NC_COMPONENTS)
+        self.assertEqual(rc, 0, err)
         spec = self.check_generated_config(docs, "notification-controller",
                                            os.path.join(SIDECAR, "fluxrelay.conf"))
         self.assertEqual(sorted(c["name"] for c in spec["containers"]), ["fluxrelay", "manager"])
-        manager = container(spec, "manager")
-        self.assertEqual(len(manager["ports"]), len(NC_PORTS), "Flux's container was changed")
         self.assertEqual(set(volumes_by_name(spec)),
                          {"temp", "fluxrelay-config", "fluxrelay-secrets", "fluxrelay-state",
                           "fluxrelay-tmp"})
         self.assertEqual({d["kind"] for d in docs},
-                         {"ConfigMap", "Deployment", "Provider", "Alert"})
+                         {"ConfigMap", "Deployment", "Service", "Provider", "Alert"})
+        # The rendered pod: receiver moved consistently, no port used twice.
+        conf = libconfig_load(read(os.path.join(SIDECAR, "fluxrelay.conf")))
+        check_nc_pod(self, spec, conf_listen(conf)[1])
+        manager = container(spec, "manager")
+        self.assertEqual(manager["args"][-1], "--receiverAddr=:%d" % NC_RECEIVER_PORT)
+        # Flux's container is otherwise untouched (the in-test JSON6902
+        # applier and kustomize agree).
+        want = json6902_apply(nc_deployment(), Sidecar().ops)["spec"]["template"]["spec"]
+        self.assertEqual(manager, want["containers"][0])
+        # The webhook-receiver Service targets the port by name, so it follows
+        # the receiver to its new port without being patched.
+        ports = {p["name"]: p["containerPort"] for p in manager["ports"]}
+        (sp,) = find(docs, "Service", "webhook-receiver")["spec"]["ports"]
+        self.assertEqual(ports[sp["targetPort"]], NC_RECEIVER_PORT)
+        self.assertEqual(find(docs, "Service", "webhook-receiver"),
+                         find(yaml_load_all(NC_COMPONENTS), "Service", "webhook-receiver"))
+
+    def test_sidecar_refuses_other_flux_layouts(self):
+        for n, text in enumerate(layout_variants()):
+            with self.subTest(variant=n):
+                rc, _, err = render_sidecar(text)
+                self.assertNotEqual(rc, 0, "kustomize applied the patch to variant %d" % n)
+                self.assertIn("test failed", err)
 
     def test_standalone_renders(self):
         docs = rendered(STANDALONE)
