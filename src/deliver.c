@@ -63,6 +63,8 @@
 #define DELIVER_BODY_MAX (64 * 1024)
 /* Longest gap between two looks at the database. */
 #define DELIVER_SCAN_INTERVAL 1.0
+/* How often this thread checkpoints the WAL for the writer (seconds). */
+#define DELIVER_CHECKPOINT_INTERVAL 0.5
 /* Rows printed per pass for the console provider. */
 #define DELIVER_CONSOLE_BATCH 100
 /* Rows examined per pass for a provider that no longer exists. */
@@ -118,6 +120,7 @@ struct deliver {
 	struct deliver_target *targets;
 	size_t inflight;
 	double next_due;              /* monotonic: earliest reason to look again */
+	double next_checkpoint;       /* monotonic: next passive WAL checkpoint */
 	double scan_after;            /* monotonic: earliest wake-triggered scan */
 	bool kill_missing;            /* queue_kill_missing_providers still to do */
 	uint64_t rng;
@@ -981,6 +984,11 @@ deliver_main(void *arg)
 			if (d->kill_missing)
 				deliver_kill_missing(d);
 			double now_m = util_mono();
+			if (now_m >= d->next_checkpoint) {
+				/* The writer leaves checkpoints to this thread (queue.h). */
+				queue_checkpoint(d->q);
+				d->next_checkpoint = now_m + DELIVER_CHECKPOINT_INTERVAL;
+			}
 			if (now_m >= d->next_due) {
 				atomic_store(&d->dirty, false);
 				deliver_scan(d, false);
@@ -1030,7 +1038,12 @@ deliver_start(const char *state_dir, const struct conf *c, char *err, size_t err
 		goto fail;
 	}
 	global = true;
-	d->q = queue_open(state_dir, c->queue.sync_full, err, errlen);
+	/* synchronous=NORMAL on this connection only: what it writes (acks,
+	 * deferrals, dead letters) may be lost by a power cut, which at worst sends
+	 * a message again or retries it early: at-least-once holds. Acceptance
+	 * commits keep queue.sync on the writer's own connection, and its next
+	 * fsync makes these earlier WAL frames durable too. */
+	d->q = queue_open(state_dir, false, err, errlen);
 	if (d->q == NULL)
 		goto fail;
 	d->multi = curl_multi_init();

@@ -23,7 +23,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
-#include <jansson.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -35,6 +34,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "dedup.h"
@@ -45,8 +45,12 @@
 #include "runtime.h"
 #include "util.h"
 
+/* Most libmicrohttpd daemons started (one per core, see http_start). */
+#define HTTP_MAX_DAEMONS 8
+
 struct http {
-	struct MHD_Daemon *mhd;
+	struct MHD_Daemon *mhd[HTTP_MAX_DAEMONS];
+	int nmhd;
 	struct queue_writer *writer;
 	atomic_bool ready;
 	long max_body;
@@ -110,31 +114,27 @@ http_respond(struct http_req *r, int code, char *body, const char *const *header
 	return ret;
 }
 
+/* Takes b's buffer; a body always ends with a newline for curl users. */
 static enum MHD_Result
-http_respond_json(struct http_req *r, int code, json_t *doc, const char *const *headers)
+http_respond_buf(struct http_req *r, int code, struct util_buf *b, const char *const *headers)
 {
-	char *s = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
-	if (s == NULL)
-		return MHD_NO;
-	size_t n = strlen(s);
-	char *body = util_malloc(n + 2);
-	memcpy(body, s, n);
-	body[n] = '\n';
-	body[n + 1] = '\0';
-	free(s);
-	return http_respond(r, code, body, headers);
+	util_buf_puts(b, "\n");
+	return http_respond(r, code, b->data, headers);
 }
 
 static enum MHD_Result
 http_error(struct http_req *r, int code, const char *msg, const char *field,
     const char *const *headers)
 {
-	json_t *doc = json_object();
-	json_object_set_new(doc, "error", json_string(msg));
-	if (field != NULL)
-		json_object_set_new(doc, "field", json_string(field));
-	return http_respond_json(r, code, doc, headers);
+	struct util_buf b = {0};
+	util_buf_puts(&b, "{\"error\":");
+	util_buf_json_string(&b, msg);
+	if (field != NULL) {
+		util_buf_puts(&b, ",\"field\":");
+		util_buf_json_string(&b, field);
+	}
+	util_buf_puts(&b, "}");
+	return http_respond_buf(r, code, &b, headers);
 }
 
 static void
@@ -178,22 +178,23 @@ http_answer_committed(struct http_req *r)
 	switch (r->qreq.result) {
 	case QUEUE_RESULT_ACCEPTED: {
 		metrics_event(METRICS_EVENT_ACCEPTED);
-		json_t *doc = json_object();
-		json_object_set_new(doc, "status", json_string("accepted"));
-		json_object_set_new(doc, "id", json_string(r->qreq.event_id));
-		json_t *alerts = json_array();
-		for (size_t i = 0; i < r->match.nalerts; i++)
-			json_array_append_new(alerts, json_string(r->match.alerts[i]));
-		json_object_set_new(doc, "alerts", alerts);
-		return http_respond_json(r, MHD_HTTP_ACCEPTED, doc, NULL);
+		struct util_buf b = {0};
+		util_buf_printf(&b, "{\"status\":\"accepted\",\"id\":\"%s\",\"alerts\":[",
+		    r->qreq.event_id);
+		for (size_t i = 0; i < r->match.nalerts; i++) {
+			if (i > 0)
+				util_buf_puts(&b, ",");
+			util_buf_json_string(&b, r->match.alerts[i]);
+		}
+		util_buf_puts(&b, "]}");
+		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
 	}
 	case QUEUE_RESULT_DUPLICATE: {
 		metrics_event(METRICS_EVENT_DUPLICATE);
 		log_info("event duplicate", "id", r->qreq.event_id, "remote", r->peer, NULL);
-		json_t *doc = json_object();
-		json_object_set_new(doc, "status", json_string("duplicate"));
-		json_object_set_new(doc, "id", json_string(r->qreq.event_id));
-		return http_respond_json(r, MHD_HTTP_ACCEPTED, doc, NULL);
+		struct util_buf b = {0};
+		util_buf_printf(&b, "{\"status\":\"duplicate\",\"id\":\"%s\"}", r->qreq.event_id);
+		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
 	}
 	case QUEUE_RESULT_FULL:
 		metrics_event(METRICS_EVENT_REJECTED);
@@ -212,15 +213,21 @@ http_answer_committed(struct http_req *r)
 	}
 }
 
+/* The alert metadata of a target as the JSON object the queue stores. */
 static char *
 http_extra_json(const struct rules_target *t)
 {
-	json_t *o = json_object();
-	for (size_t i = 0; i < t->nextra; i++)
-		json_object_set_new(o, t->extra[i].key, json_string(t->extra[i].value));
-	char *s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return s;
+	struct util_buf b = {0};
+	util_buf_puts(&b, "{");
+	for (size_t i = 0; i < t->nextra; i++) {
+		if (i > 0)
+			util_buf_puts(&b, ",");
+		util_buf_json_string(&b, t->extra[i].key);
+		util_buf_puts(&b, ":");
+		util_buf_json_string(&b, t->extra[i].value);
+	}
+	util_buf_puts(&b, "}");
+	return b.data;
 }
 
 static void
@@ -639,45 +646,81 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 		flags |= MHD_USE_TLS;
 	}
 
+	/*
+	 * One daemon per core, each with its own epoll thread and its own
+	 * SO_REUSEPORT listening socket, so the kernel spreads connections evenly:
+	 * libmicrohttpd's internal thread pool tends to put every keep-alive
+	 * connection on one thread (DESIGN-NOTES.md). An inherited socket is one
+	 * socket: one daemon with a thread pool serves it.
+	 */
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int ndaemons = ncpu < 1 ? 1 : ncpu > HTTP_MAX_DAEMONS ? HTTP_MAX_DAEMONS : (int)ncpu;
+	int pool = 1;
+	if (listen_fd >= 0) {
+		pool = ndaemons;
+		ndaemons = 1;
+	}
 	unsigned timeout = (unsigned)ceil(c->listen.timeout);
-	struct MHD_OptionItem opts[16];
-	int n = 0;
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
-		(intptr_t)c->listen.max_connections, NULL };
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout, NULL };
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
-		(intptr_t)http_completed, NULL };
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, h };
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, 2, NULL };
-	/* Headers beyond this are answered 431 by libmicrohttpd: bounds per-connection memory. */
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL };
-	if (listen_fd >= 0)
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL };
-	else
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
-	if (h->tls_cert != NULL) {
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key };
-		if (h->tls_trust != NULL)
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
-				h->tls_trust };
-	}
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	unsigned limit = (unsigned)(c->listen.max_connections + ndaemons - 1) / (unsigned)ndaemons;
+	for (int i = 0; i < ndaemons; i++) {
+		struct MHD_OptionItem opts[16];
+		int n = 0;
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout,
+			NULL };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
+			(intptr_t)http_completed, NULL };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
+			(intptr_t)http_mhd_log, h };
+		if (pool > 1)
+			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, pool, NULL };
+		/* Headers beyond this are answered 431: bounds per-connection memory. */
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024,
+			NULL };
+		if (listen_fd >= 0) {
+			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL };
+		} else {
+			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+			if (ndaemons > 1)
+				opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTENING_ADDRESS_REUSE,
+					1, NULL };
+		}
+		if (h->tls_cert != NULL) {
+			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert };
+			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key };
+			if (h->tls_trust != NULL)
+				opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
+					h->tls_trust };
+		}
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
-	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_access, h,
-	    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-	if (h->mhd == NULL) {
-		if (listen_fd >= 0)
-			snprintf(err, errlen, "cannot serve on the inherited socket");
-		else
-			snprintf(err, errlen, "cannot listen on %s:%d (address in use, or not allowed)",
-			    c->listen.address, c->listen.port);
-		goto fail;
+		struct MHD_Daemon *mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_access, h,
+		    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+		if (mhd == NULL) {
+			if (listen_fd >= 0)
+				snprintf(err, errlen, "cannot serve on the inherited socket");
+			else
+				snprintf(err, errlen,
+				    "cannot listen on %s:%d (address in use, or not allowed)",
+				    c->listen.address, c->listen.port);
+			goto fail;
+		}
+		h->mhd[h->nmhd++] = mhd;
+		if (i == 0) {
+			const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd,
+			    MHD_DAEMON_INFO_BIND_PORT);
+			h->port = di ? di->port : c->listen.port;
+			/* The others join the port the first one got (it may have been 0). */
+			if (ss.ss_family == AF_INET)
+				((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)h->port);
+			else if (ss.ss_family == AF_INET6)
+				((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)h->port);
+		}
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	h->port = di ? di->port : c->listen.port;
 	return h;
 fail:
+	for (int i = 0; i < h->nmhd; i++)
+		MHD_stop_daemon(h->mhd[i]);
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_trust);
@@ -714,7 +757,8 @@ http_stop(struct http *h)
 {
 	if (h == NULL)
 		return;
-	MHD_stop_daemon(h->mhd);
+	for (int i = 0; i < h->nmhd; i++)
+		MHD_stop_daemon(h->mhd[i]);
 	queue_close(h->metrics_queue);
 	pthread_mutex_destroy(&h->metrics_lock);
 	free(h->tls_cert);

@@ -53,25 +53,6 @@ log_enabled(enum log_level level)
 }
 
 static void
-log_json_string(struct util_buf *b, const char *s)
-{
-	util_buf_puts(b, "\"");
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\') {
-			char esc[2] = { '\\', (char)*p };
-			util_buf_append(b, esc, 2);
-		} else if (*p == '\n') {
-			util_buf_puts(b, "\\n");
-		} else if (*p < 0x20) {
-			util_buf_printf(b, "\\u%04x", *p);
-		} else {
-			util_buf_append(b, (const char *)p, 1);
-		}
-	}
-	util_buf_puts(b, "\"");
-}
-
-static void
 log_logfmt_value(struct util_buf *b, const char *s)
 {
 	int quote = *s == '\0';
@@ -82,7 +63,7 @@ log_logfmt_value(struct util_buf *b, const char *s)
 		util_buf_puts(b, s);
 		return;
 	}
-	log_json_string(b, s);
+	util_buf_json_string(b, s);
 }
 
 void
@@ -105,19 +86,19 @@ log_msg(enum log_level level, const char *msg, ...)
 		util_buf_puts(&b, "{\"time\":\"");
 		util_buf_puts(&b, ts);
 		util_buf_printf(&b, "\",\"level\":\"%s\",\"msg\":", log_level_names[level]);
-		log_json_string(&b, msg);
+		util_buf_json_string(&b, msg);
 		const char *k;
 		while ((k = va_arg(ap, const char *)) != NULL) {
 			const char *v = va_arg(ap, const char *);
 			util_buf_puts(&b, ",");
-			log_json_string(&b, k);
+			util_buf_json_string(&b, k);
 			util_buf_puts(&b, ":");
-			log_json_string(&b, v ? v : "");
+			util_buf_json_string(&b, v ? v : "");
 		}
 		util_buf_puts(&b, "}\n");
 	} else {
 		util_buf_printf(&b, "time=%s level=%s msg=", ts, log_level_names[level]);
-		log_json_string(&b, msg);
+		util_buf_json_string(&b, msg);
 		const char *k;
 		while ((k = va_arg(ap, const char *)) != NULL) {
 			const char *v = va_arg(ap, const char *);

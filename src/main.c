@@ -335,6 +335,16 @@ out:
 		http_set_ready(h, false);
 		http_drain(h, deliver_rt->conf->listen.timeout);
 	}
+	if (w != NULL) {
+		struct queue_writer_stats st;
+		queue_writer_get_stats(w, &st);
+		char commits[24], requests[24], maxb[24];
+		snprintf(commits, sizeof(commits), "%llu", (unsigned long long)st.commits);
+		snprintf(requests, sizeof(requests), "%llu", (unsigned long long)st.requests);
+		snprintf(maxb, sizeof(maxb), "%zu", st.max_batch);
+		log_info("queue writer", "commits", commits, "requests", requests, "largest_batch",
+		    maxb, NULL);
+	}
 	queue_writer_stop(w);
 	http_stop(h);
 	atomic_store(&main_deliver, NULL);

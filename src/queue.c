@@ -66,6 +66,13 @@
 #define QUEUE_BUSY_TIMEOUT_MS 5000
 /* Requests taken by the writer per transaction. */
 #define QUEUE_BATCH_CAP 1024
+/*
+ * WAL size (pages) at which the writer checkpoints by itself. The delivery
+ * thread checkpoints (passively) twice a second, so this is only a backstop
+ * when nothing else does; checkpointing on the commit path would stall every
+ * request waiting for that commit.
+ */
+#define QUEUE_WAL_PAGES_MAX 65536
 /* How often the writer deletes dedup rows older than the window. */
 #define QUEUE_DEDUP_CLEANUP_INTERVAL 60.0
 
@@ -80,6 +87,7 @@ enum queue_stmt_id {
 	QUEUE_ST_COUNT,
 	QUEUE_ST_COUNT_BY_PROVIDER,
 	QUEUE_ST_TARGETS,
+	QUEUE_ST_TARGET_NEXT,
 	QUEUE_ST_HEAD,
 	QUEUE_ST_ACK,
 	QUEUE_ST_DEFER,
@@ -106,9 +114,13 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	[QUEUE_ST_COUNT_BY_PROVIDER] =
 	    "SELECT provider, sum(state = 0), sum(state = 1) FROM deliveries "
 	    "GROUP BY provider ORDER BY provider",
+	/* A skip scan: one index seek per target, not one step per pending row. */
 	[QUEUE_ST_TARGETS] =
-	    "SELECT DISTINCT provider, channel FROM deliveries WHERE state = 0 "
-	    "ORDER BY provider, channel",
+	    "SELECT provider, channel FROM deliveries WHERE state = 0 "
+	    "ORDER BY provider, channel LIMIT 1",
+	[QUEUE_ST_TARGET_NEXT] =
+	    "SELECT provider, channel FROM deliveries WHERE state = 0 "
+	    "AND (provider, channel) > (?1, ?2) ORDER BY provider, channel LIMIT 1",
 	[QUEUE_ST_HEAD] =
 	    "SELECT " QUEUE_COLUMNS " FROM deliveries "
 	    "WHERE state = 0 AND provider = ?1 AND channel = ?2 ORDER BY id LIMIT ?3",
@@ -557,13 +569,26 @@ queue_pending_targets(struct queue *q, struct queue_target **out, size_t *n)
 {
 	*out = NULL;
 	*n = 0;
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_TARGETS);
-	if (st == NULL)
-		return -1;
 	struct queue_target *v = NULL;
 	size_t len = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	for (;;) {
+		sqlite3_stmt *st = queue_stmt(q, len == 0 ? QUEUE_ST_TARGETS : QUEUE_ST_TARGET_NEXT);
+		if (st == NULL)
+			goto fail;
+		if (len > 0) {
+			sqlite3_bind_text(st, 1, v[len - 1].provider, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, v[len - 1].channel, -1, SQLITE_STATIC);
+		}
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			sqlite3_reset(st);
+			break;
+		}
+		if (rc != SQLITE_ROW) {
+			queue_fail(q, "pending targets");
+			sqlite3_reset(st);
+			goto fail;
+		}
 		if (len == cap) {
 			cap = cap ? cap * 2 : 8;
 			v = util_realloc(v, cap * sizeof(*v));
@@ -575,17 +600,14 @@ queue_pending_targets(struct queue *q, struct queue_target **out, size_t *n)
 		if (v[len].channel == NULL)
 			v[len].channel = util_strdup("");
 		len++;
-	}
-	if (rc != SQLITE_DONE) {
-		queue_fail(q, "pending targets");
 		sqlite3_reset(st);
-		queue_targets_free(v, len);
-		return -1;
 	}
-	sqlite3_reset(st);
 	*out = v;
 	*n = len;
 	return 0;
+fail:
+	queue_targets_free(v, len);
+	return -1;
 }
 
 void
@@ -1124,6 +1146,26 @@ queue_writer_load_dedup(struct queue_writer *w)
 	return 0;
 }
 
+static int
+queue_writer_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	(void)arg;
+	if (pages >= QUEUE_WAL_PAGES_MAX)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
+int
+queue_checkpoint(struct queue *q)
+{
+	int rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		queue_fail(q, "checkpoint");
+		return -1;
+	}
+	return 0;
+}
+
 struct queue_writer *
 queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
 {
@@ -1132,6 +1174,9 @@ queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
 	w->q = queue_open(o->state_dir, o->sync_full, err, errlen);
 	if (w->q == NULL)
 		goto fail;
+	/* No checkpoint inside the writer's commits (see QUEUE_WAL_PAGES_MAX). */
+	sqlite3_wal_autocheckpoint(w->q->db, 0);
+	sqlite3_wal_hook(w->q->db, queue_writer_wal_hook, w);
 	w->ix = dedup_index_new();
 	w->on_commit = o->on_commit;
 	w->on_commit_arg = o->on_commit_arg;

@@ -52,6 +52,13 @@ struct queue *queue_open(const char *state_dir, bool sync_full, char *err, size_
 void queue_close(struct queue *q);    /* accepts NULL */
 const char *queue_errmsg(struct queue *q);
 
+/*
+ * Passive WAL checkpoint: copies committed pages into the database without
+ * blocking writers (the writer's own commits never checkpoint). The delivery
+ * thread calls it periodically. 0 / -1.
+ */
+int queue_checkpoint(struct queue *q);
+
 /* Number of rows in a state (all providers). -1 on error. */
 int64_t queue_count(struct queue *q, enum queue_state state);
 

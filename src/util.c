@@ -123,6 +123,29 @@ util_buf_printf(struct util_buf *b, const char *fmt, ...)
 }
 
 void
+util_buf_json_string(struct util_buf *b, const char *s)
+{
+	util_buf_puts(b, "\"");
+	const char *run = s;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x20 && *p != '"' && *p != '\\')
+			continue;
+		util_buf_append(b, run, (size_t)((const char *)p - run));
+		if (*p == '"' || *p == '\\') {
+			char esc[2] = { '\\', (char)*p };
+			util_buf_append(b, esc, 2);
+		} else if (*p == '\n') {
+			util_buf_puts(b, "\\n");
+		} else {
+			util_buf_printf(b, "\\u%04x", *p);
+		}
+		run = (const char *)p + 1;
+	}
+	util_buf_puts(b, run);
+	util_buf_puts(b, "\"");
+}
+
+void
 util_buf_free(struct util_buf *b)
 {
 	free(b->data);

@@ -30,6 +30,8 @@ void util_buf_puts(struct util_buf *b, const char *s);
 void util_buf_printf(struct util_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void util_buf_free(struct util_buf *b);
+/* Append s as a JSON string literal (quotes included; control characters escaped). */
+void util_buf_json_string(struct util_buf *b, const char *s);
 
 /* Seconds since the epoch (wall clock, sub-second precision). */
 double util_now(void);
