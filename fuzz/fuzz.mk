@@ -1,1 +1,87 @@
-# libFuzzer harnesses: see fuzz/README.md (written by the security work).
+# libFuzzer harnesses for the event parser and the config loader (fuzz/README.md).
+# Included at the end of Makefile.am. None of this runs in `make` or `make check`:
+#   make fuzz            build both harnesses with clang and run each for FUZZ_SECONDS
+#   make fuzz-regress    replay fuzz/regressions/, fuzz/corpus/ and the project's own
+#                        fixtures and configs through both harnesses (a few seconds)
+#   make fuzz-clean      remove the harnesses and fuzz/work/, fuzz/artifacts/
+# They are built from the sources in src/ with clang, not from libfluxrelay.a:
+# libFuzzer needs every object compiled with -fsanitize=fuzzer coverage.
+
+FUZZ_CC = clang
+FUZZ_SECONDS = 60
+FUZZ_ARGS =
+FUZZ_SANFLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE $(WARN_CFLAGS) \
+	$(FUZZ_SANFLAGS) -I$(top_builddir) -I$(top_srcdir)/src \
+	$(JANSSON_CFLAGS) $(LIBCONFIG_CFLAGS) $(PCRE2_CFLAGS) $(GNUTLS_CFLAGS)
+FUZZ_LIBS = $(JANSSON_LIBS) $(LIBCONFIG_LIBS) $(PCRE2_LIBS) $(GNUTLS_LIBS) -lm
+# libFuzzer options common to both runs: a hang is a finding after 10 s, and so
+# is a single input that makes the harness use more than 2 GiB.
+FUZZ_RUNFLAGS = -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+
+# A clear message instead of "clang: not found" or a link error about libFuzzer.
+FUZZ_CHECK_CC = command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
+	echo "fuzz: $(FUZZ_CC) not found: apt-get install clang libclang-rt-dev" >&2; exit 1; }
+
+FUZZ_HDRS = $(top_srcdir)/src/util.h $(top_srcdir)/src/log.h $(top_srcdir)/src/conf.h \
+	$(top_srcdir)/src/event.h $(top_srcdir)/src/rules.h $(top_srcdir)/src/dedup.h \
+	$(top_srcdir)/src/slack.h $(top_srcdir)/src/auth.h
+FUZZ_BASE_SRCS = $(top_srcdir)/src/util.c $(top_srcdir)/src/log.c $(top_srcdir)/src/conf.c \
+	$(top_srcdir)/src/event.c $(top_srcdir)/src/rules.c
+FUZZ_EVENT_SRCS = $(top_srcdir)/fuzz/fuzz_event.c $(FUZZ_BASE_SRCS) \
+	$(top_srcdir)/src/dedup.c $(top_srcdir)/src/slack.c $(top_srcdir)/src/auth.c
+FUZZ_CONF_SRCS = $(top_srcdir)/fuzz/fuzz_conf.c $(FUZZ_BASE_SRCS)
+
+fuzz/fuzz_event: $(FUZZ_EVENT_SRCS) $(FUZZ_HDRS)
+	@$(FUZZ_CHECK_CC)
+	@$(MKDIR_P) fuzz
+	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_EVENT_SRCS) $(FUZZ_LIBS)
+
+# util_read_file is wrapped in the harness: only regular files of at most 1 MiB.
+fuzz/fuzz_conf: $(FUZZ_CONF_SRCS) $(FUZZ_HDRS)
+	@$(FUZZ_CHECK_CC)
+	@$(MKDIR_P) fuzz
+	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CFLAGS) -Wl,--wrap=util_read_file -o $@ \
+	    $(FUZZ_CONF_SRCS) $(FUZZ_LIBS)
+
+# Seeds: the fixtures and configs are copied into one directory each, because
+# libFuzzer takes directories, not single files, as corpora. New inputs found
+# go to fuzz/work/{event,conf} (kept between runs); crashes to fuzz/artifacts/.
+fuzz-seeds:
+	@$(MKDIR_P) fuzz/work/event fuzz/work/conf fuzz/work/seeds-event fuzz/work/seeds-conf \
+	    fuzz/work/tmp fuzz/artifacts
+	@cp -f $(top_srcdir)/tests/fixtures/events/*.json fuzz/work/seeds-event/
+	@cp -f $(top_srcdir)/etc/fluxrelay.conf fuzz/work/seeds-conf/etc-fluxrelay.conf
+	@for f in $(top_srcdir)/tests/configs/*.conf; do \
+	    test -f "$$f" && cp -f "$$f" fuzz/work/seeds-conf/; done; :
+
+fuzz: fuzz/fuzz_event fuzz/fuzz_conf fuzz-seeds
+	FUZZ_TMPDIR=`pwd`/fuzz/work/tmp ./fuzz/fuzz_event $(FUZZ_RUNFLAGS) \
+	    -max_total_time=$(FUZZ_SECONDS) -dict=$(top_srcdir)/fuzz/corpus/event.dict \
+	    -artifact_prefix=fuzz/artifacts/event- $(FUZZ_ARGS) \
+	    fuzz/work/event $(top_srcdir)/fuzz/corpus/event fuzz/work/seeds-event
+	FUZZ_TMPDIR=`pwd`/fuzz/work/tmp ./fuzz/fuzz_conf $(FUZZ_RUNFLAGS) \
+	    -max_total_time=$(FUZZ_SECONDS) -dict=$(top_srcdir)/fuzz/corpus/conf.dict \
+	    -artifact_prefix=fuzz/artifacts/conf- $(FUZZ_ARGS) \
+	    fuzz/work/conf $(top_srcdir)/fuzz/corpus/conf fuzz/work/seeds-conf
+
+# Every kept input, once each (libFuzzer runs single files when given files).
+fuzz-regress: fuzz/fuzz_event fuzz/fuzz_conf fuzz-seeds
+	@set -e; for t in event conf; do \
+	    files=`find $(top_srcdir)/fuzz/regressions/$$t $(top_srcdir)/fuzz/corpus/$$t \
+	        fuzz/work/seeds-$$t -type f 2>/dev/null | sort`; \
+	    n=`echo "$$files" | grep -c . || :`; \
+	    echo "fuzz-regress: $$n inputs through fuzz/fuzz_$$t"; \
+	    test -z "$$files" || FUZZ_TMPDIR=`pwd`/fuzz/work/tmp \
+	        ./fuzz/fuzz_$$t $$files > fuzz/work/regress-$$t.log 2>&1 || { \
+	        tail -40 fuzz/work/regress-$$t.log; echo "fuzz-regress: fuzz_$$t FAILED"; exit 1; }; \
+	done; echo "fuzz-regress: all inputs passed"
+
+fuzz-clean:
+	rm -rf fuzz/fuzz_event fuzz/fuzz_conf fuzz/work fuzz/artifacts
+
+clean-local: fuzz-clean
+
+.PHONY: fuzz fuzz-seeds fuzz-regress fuzz-clean
+
+EXTRA_DIST += fuzz/README.md fuzz/fuzz_event.c fuzz/fuzz_conf.c fuzz/corpus fuzz/regressions

@@ -181,7 +181,13 @@ conf_vreport(struct conf_ctx *x, const config_setting_t *at, const char *scope,
 	if (key != NULL)
 		util_buf_printf(&b, "%s: ", key);
 	char *msg = util_vprintf(fmt, ap);
-	util_buf_puts(&b, msg);
+	/* Quoted values and paths come from the file: one problem stays one line. */
+	for (const char *m = msg; *m != '\0'; m++) {
+		if ((unsigned char)*m < 0x20 || *m == 0x7f)
+			util_buf_printf(&b, "\\x%02x", (unsigned char)*m);
+		else
+			util_buf_append(&b, m, 1);
+	}
 	free(msg);
 	if (x->nprobs == x->cap) {
 		x->cap = x->cap ? 2 * x->cap : 16;
@@ -1384,6 +1390,78 @@ conf_new_defaults(bool builtin)
 	return c;
 }
 
+/*
+ * libconfig 1.5 opens an @include'd name as INCLUDE_DIR "/" NAME and hands
+ * the stream to its flex scanner, which calls exit(2) ("input in flex scanner
+ * failed") when a read fails, as it does for a directory ("@include \"\"" or a
+ * directory's name); a FIFO would block the open. So before libconfig sees the
+ * file, every line that libconfig's scanner would take as an include
+ * (^[ \t]*@include[ \t]+"NAME", NAME with \\ and \" escapes) is checked:
+ * the target must be a regular file when it exists (a missing one is left
+ * to libconfig's own error). Included files are checked the same way, to
+ * libconfig's depth limit of 10. Lines inside comments or strings are checked
+ * too: at worst a commented-out include of a directory is reported.
+ * Returns the number of problems reported.
+ */
+static int
+conf_check_includes(struct conf_ctx *x, const char *file, const char *shown, int depth)
+{
+	size_t len = 0;
+	char err[512];
+	int bad = 0;
+	char *text = util_read_file(file, &len, err, sizeof(err));
+	if (text == NULL || depth > 10) {
+		free(text);
+		return 0;   /* libconfig reports unreadable files and deep nesting */
+	}
+	unsigned line = 1;
+	for (char *p = text; p < text + len; line++) {
+		char *eol = memchr(p, '\n', (size_t)(text + len - p));
+		char *end = eol ? eol : text + len;
+		char *q = p;
+		while (q < end && (*q == ' ' || *q == '\t'))
+			q++;
+		if ((size_t)(end - q) > 8 && memcmp(q, "@include", 8) == 0 &&
+		    (q[8] == ' ' || q[8] == '\t')) {
+			q += 8;
+			while (q < end && (*q == ' ' || *q == '\t'))
+				q++;
+			if (q < end && *q == '"') {
+				struct util_buf name = {0};
+				util_buf_puts(&name, "");
+				for (q++; q < end && *q != '"'; q++) {
+					if (*q == '\\' && q + 1 < end && (q[1] == '\\' || q[1] == '"'))
+						q++;
+					util_buf_append(&name, q, 1);
+				}
+				char *target = util_printf("%s/%s", x->dir, name.data);
+				struct stat st;
+				if (stat(target, &st) == 0) {
+					if (!S_ISREG(st.st_mode)) {
+						if (x->nprobs == x->cap) {
+							x->cap = x->cap ? 2 * x->cap : 16;
+							x->probs = util_realloc(x->probs,
+							    x->cap * sizeof(*x->probs));
+						}
+						x->probs[x->nprobs] = (struct conf_problem){ line, x->nprobs,
+						    util_printf("%s:%u: @include \"%s\": not a regular file",
+						    shown, line, name.data) };
+						x->nprobs++;
+						bad++;
+					} else {
+						bad += conf_check_includes(x, target, target, depth + 1);
+					}
+				}
+				free(target);
+				util_buf_free(&name);
+			}
+		}
+		p = eol ? eol + 1 : end;
+	}
+	free(text);
+	return bad;
+}
+
 struct conf *
 conf_load(const char *path, char **errors)
 {
@@ -1408,6 +1486,10 @@ conf_load(const char *path, char **errors)
 	config_init(&cfg);
 	config_set_options(&cfg, CONFIG_OPTION_AUTOCONVERT);
 	config_set_include_dir(&cfg, x.dir);
+	if (conf_check_includes(&x, path, path, 0) > 0) {
+		*errors = conf_problems_text(&x);
+		goto out;
+	}
 	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
 		const char *file = config_error_file(&cfg);
 		char *incl = NULL;

@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -390,7 +391,14 @@ http_verify_client(struct MHD_Connection *conn)
 	unsigned status = 0;
 	if (gnutls_certificate_get_peers(session, NULL) == NULL)
 		return -1;
-	if (gnutls_certificate_verify_peers2(session, &status) != GNUTLS_E_SUCCESS || status != 0)
+	/* The chain must lead to the trusted CA and allow TLS client use: a
+	 * certificate issued for servers only (EKU serverAuth) is not a client's. */
+	gnutls_typed_vdata_st purpose = {
+		.type = GNUTLS_DT_KEY_PURPOSE_OID,
+		.data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
+	};
+	if (gnutls_certificate_verify_peers(session, &purpose, 1, &status) != GNUTLS_E_SUCCESS ||
+	    status != 0)
 		return -1;
 	return 0;
 }
@@ -443,6 +451,7 @@ http_first_call(struct http_req *r, const char *url, const char *method)
 	}
 	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	size_t declared = 0;
 	if (cl != NULL) {
 		char *end;
 		errno = 0;
@@ -454,10 +463,8 @@ http_first_call(struct http_req *r, const char *url, const char *method)
 			free(msg);
 			return ret;
 		}
-		if (errno == 0 && end != cl && v > 0) {
-			r->cap = (size_t)v + 1;
-			r->body = util_malloc(r->cap);
-		}
+		if (errno == 0 && end != cl && v > 0)
+			declared = (size_t)v;
 	}
 	r->rt = runtime_acquire();
 	const struct conf *c = r->rt->conf;
@@ -472,6 +479,11 @@ http_first_call(struct http_req *r, const char *url, const char *method)
 			http_reject(r, msg, NULL);
 			return http_error(r, MHD_HTTP_UNAUTHORIZED, msg, NULL, www);
 		}
+	}
+	/* Only an authenticated client gets its declared body allocated up front. */
+	if (declared > 0) {
+		r->cap = declared + 1;
+		r->body = util_malloc(r->cap);
 	}
 	r->phase = HTTP_PHASE_BODY;
 	return MHD_YES;
@@ -605,7 +617,9 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 	 * inherited socket queued before now is served, not refused. */
 	atomic_store(&h->ready, true);
 
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+	/* MHD_USE_ERROR_LOG: without it libmicrohttpd never calls http_mhd_log. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+	    MHD_USE_ERROR_LOG;
 	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
 		flags |= MHD_USE_EPOLL;
 	else
@@ -665,13 +679,14 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 	for (int i = 0; i < ndaemons; i++) {
 		struct MHD_OptionItem opts[16];
 		int n = 0;
+		/* First, so that libmicrohttpd's messages about later options reach it. */
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
+			(intptr_t)http_mhd_log, h };
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL };
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout,
 			NULL };
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
 			(intptr_t)http_completed, NULL };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
-			(intptr_t)http_mhd_log, h };
 		if (pool > 1)
 			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, pool, NULL };
 		/* Headers beyond this are answered 431: bounds per-connection memory. */

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +47,10 @@ static struct metrics_hist metrics_http_duration;
 /* Slot claiming is guarded by metrics_lock; slots are never freed. */
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_provider metrics_providers[METRICS_MAX_PROVIDERS + 1];
+/* The last queue scan for the gauges; guarded by metrics_lock. */
+static struct util_buf metrics_pending_text, metrics_dead_text;
+static double metrics_gauges_at;
+static int64_t metrics_gauges_pending;
 
 static const char *const metrics_event_names[] = { "accepted", "ignored", "duplicate", "rejected" };
 static const char *const metrics_result_names[] = { "delivered", "retried", "rate_limited", "dead" };
@@ -211,19 +216,35 @@ metrics_render(struct util_buf *b, struct queue *q)
 		}
 	}
 
-	struct metrics_gauges g = {0};
-	if (q != NULL)
+	/*
+	 * The gauges need a scan of the queue table. Scrapes hammered by a client
+	 * (metrics need no auth) reuse the last scan: for up to a second while the
+	 * pending count has not moved, and for 100 ms in any case.
+	 */
+	pthread_mutex_lock(&metrics_lock);
+	double now = util_mono();
+	int64_t pending = queue_pending_get();
+	bool fresh = metrics_gauges_at > 0 && (now - metrics_gauges_at < 0.1 ||
+	    (now - metrics_gauges_at < 1.0 && pending == metrics_gauges_pending));
+	if (!fresh && q != NULL) {
+		struct metrics_gauges g = {0};
 		queue_count_by_provider(q, metrics_gauge_cb, &g);
+		util_buf_free(&metrics_pending_text);
+		util_buf_free(&metrics_dead_text);
+		metrics_pending_text = g.pending;
+		metrics_dead_text = g.dead;
+		metrics_gauges_at = now;
+		metrics_gauges_pending = pending;
+	}
 	util_buf_puts(b, "# HELP fluxrelay_queue_pending Deliveries waiting to be sent.\n"
 	    "# TYPE fluxrelay_queue_pending gauge\n");
-	if (g.pending.len)
-		util_buf_puts(b, g.pending.data);
+	if (metrics_pending_text.len)
+		util_buf_puts(b, metrics_pending_text.data);
 	util_buf_puts(b, "# HELP fluxrelay_queue_dead Dead letters kept for inspection.\n"
 	    "# TYPE fluxrelay_queue_dead gauge\n");
-	if (g.dead.len)
-		util_buf_puts(b, g.dead.data);
-	util_buf_free(&g.pending);
-	util_buf_free(&g.dead);
+	if (metrics_dead_text.len)
+		util_buf_puts(b, metrics_dead_text.data);
+	pthread_mutex_unlock(&metrics_lock);
 
 	util_buf_puts(b, "# HELP fluxrelay_delivery_latency_seconds Time from acceptance to delivery.\n"
 	    "# TYPE fluxrelay_delivery_latency_seconds histogram\n");

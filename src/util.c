@@ -187,7 +187,8 @@ util_read_file(const char *path, size_t *len, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot read %s: is a directory", path);
 		goto out;
 	}
-	size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, n = 0;
+	size_t cap = st.st_size > 0 && st.st_size <= UTIL_READ_MAX ? (size_t)st.st_size + 1 : 4096;
+	size_t n = 0;
 	data = util_malloc(cap);
 	for (;;) {
 		if (n + 1 >= cap) {
@@ -206,6 +207,14 @@ util_read_file(const char *path, size_t *len, char *err, size_t errlen)
 		if (r == 0)
 			break;
 		n += (size_t)r;
+		if (n > UTIL_READ_MAX) {
+			/* A config or secret naming /dev/zero must not exhaust memory. */
+			snprintf(err, errlen, "cannot read %s: larger than %d MiB", path,
+			    UTIL_READ_MAX >> 20);
+			free(data);
+			data = NULL;
+			goto out;
+		}
 	}
 	data[n] = '\0';
 	if (len)

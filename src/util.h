@@ -17,7 +17,7 @@ void *util_realloc(void *p, size_t n);
 char *util_strdup(const char *s);          /* NULL in, NULL out */
 char *util_strndup(const char *s, size_t n);
 char *util_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-char *util_vprintf(const char *fmt, va_list ap);
+char *util_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* Growable string buffer; always NUL-terminated once anything is appended. */
 struct util_buf {
@@ -40,8 +40,10 @@ double util_mono(void);
 
 /*
  * Read a whole file into a new NUL-terminated buffer (caller frees).
- * Returns NULL and fills err on failure.
+ * Returns NULL and fills err on failure, including for files larger than
+ * UTIL_READ_MAX bytes.
  */
+#define UTIL_READ_MAX (16 << 20)
 char *util_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 /* Fill buf with n random bytes from the kernel; 0 / -1. */

@@ -1,0 +1,273 @@
+/*
+ * fuzz_conf: libFuzzer harness for the config loader, conf_load(), and for
+ * rules_new() on every config it accepts.
+ *
+ * conf_load() takes a path, so each input is written to FILE = DIR/fluxrelay.conf
+ * in a private directory made at start-up (under $FUZZ_TMPDIR, else /dev/shm
+ * when writable, else $TMPDIR, else /tmp) and removed at exit. DIR also holds
+ * secrets/ and tls/ files and the environment names FR_TEST_SECRETS,
+ * FR_TEST_TLS_DIR, FR_TEST_TOKEN, FR_TEST_URL and CREDENTIALS_DIRECTORY, so the
+ * seeds from tests/configs/ and etc/ reach the code past their secrets.
+ *
+ * Checked properties (abort() when one breaks), besides ASan/UBSan/LSan:
+ *   - exactly one of the conf and *errors is returned;
+ *   - *errors is a non-empty sequence of non-empty '\n'-terminated lines, each
+ *     starting with "DIR/" (the file, or an @include'd one, as the caller named it);
+ *   - the contents of secret files never appear in *errors (they carry the
+ *     marker FUZZSECRET; inputs that contain the marker themselves are not checked);
+ *   - an accepted conf has absolute paths, providers resolved
+ *     (provider_idx names the provider of the same name), and rules_new()
+ *     accepts it (conf.c validates include/exclude with the options rules uses).
+ *
+ * Sandbox: secret files are read through util_read_file(), which the link
+ * wraps (-Wl,--wrap=util_read_file) so that only regular files up to 1 MiB are
+ * read: an input naming /dev/zero or /proc/kcore must not exhaust memory in the
+ * fuzzer (the daemon has no such cap: see fuzz/README.md). Standard input is
+ * /dev/null so "@include \"/dev/stdin\"" cannot block.
+ * Single-threaded.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* memmem, nftw */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "rules.h"
+#include "util.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+char *__real_util_read_file(const char *path, size_t *len, char *err, size_t errlen);
+char *__wrap_util_read_file(const char *path, size_t *len, char *err, size_t errlen);
+const char *__lsan_default_suppressions(void);
+
+/*
+ * libconfig 1.5 (Debian 12) leaks a string token's buffer when a syntax error
+ * follows it (hyperrealm/libconfig#142, fixed upstream in 1.7.3 by a bison
+ * %destructor): not ours, and bounded by one token per failed load. Only the
+ * lexer's own allocations are suppressed: a config tree that conf.c failed to
+ * destroy would still show its settings (config_setting_*).
+ */
+const char *
+__lsan_default_suppressions(void)
+{
+	return "leak:strbuf_append\nleak:libconfig_yylex\n";
+}
+
+#define FUZZ_CONF_MARKER "FUZZSECRET"
+#define FUZZ_CONF_MAX_FILE (1024 * 1024)
+
+/* Set once by LLVMFuzzerInitialize; read-only afterwards (one thread). */
+static char *fuzz_conf_dir;    /* private directory, no trailing '/' */
+static char *fuzz_conf_file;   /* fuzz_conf_dir + "/fluxrelay.conf" */
+
+char *
+__wrap_util_read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > FUZZ_CONF_MAX_FILE)) {
+		snprintf(err, errlen, "cannot read %s: not a regular file of at most 1 MiB "
+		    "(fuzz harness)", path);
+		return NULL;
+	}
+	return __real_util_read_file(path, len, err, errlen);
+}
+
+static void
+fuzz_conf_fail(const char *what, const char *detail)
+{
+	fprintf(stderr, "fuzz_conf: property violated: %s\n%s%s", what, detail ? detail : "",
+	    detail && *detail && detail[strlen(detail) - 1] != '\n' ? "\n" : "");
+	abort();
+}
+
+static void
+fuzz_conf_write(const char *path, const void *data, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "fuzz_conf: cannot create %s: %s\n", path, strerror(errno));
+		exit(99);
+	}
+	const char *p = data;
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w <= 0) {
+			fprintf(stderr, "fuzz_conf: cannot write %s: %s\n", path, strerror(errno));
+			exit(99);
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	close(fd);
+}
+
+static void
+fuzz_conf_put(const char *rel, const char *text)
+{
+	char *p = util_printf("%s/%s", fuzz_conf_dir, rel);
+	fuzz_conf_write(p, text, strlen(text));
+	free(p);
+}
+
+static int
+fuzz_conf_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void
+fuzz_conf_cleanup(void)
+{
+	if (fuzz_conf_dir != NULL)
+		nftw(fuzz_conf_dir, fuzz_conf_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int
+fuzz_conf_abs(const char *p)
+{
+	return p == NULL || p[0] == '/';
+}
+
+static void
+fuzz_conf_check_conf(const struct conf *c)
+{
+	if (!fuzz_conf_abs(c->state_dir) || !fuzz_conf_abs(c->listen.tls_cert_file) ||
+	    !fuzz_conf_abs(c->listen.tls_key_file) || !fuzz_conf_abs(c->listen.tls_client_ca_file))
+		fuzz_conf_fail("a path in the conf is not absolute", c->state_dir);
+	for (size_t i = 0; i < c->nproviders; i++) {
+		if (c->providers[i].name == NULL)
+			fuzz_conf_fail("provider without a name", NULL);
+		if (!fuzz_conf_abs(c->providers[i].ca_file))
+			fuzz_conf_fail("provider ca_file is not absolute", c->providers[i].ca_file);
+		if (conf_provider_find(c, c->providers[i].name) != (long)i)
+			fuzz_conf_fail("provider names are not unique", c->providers[i].name);
+	}
+	for (size_t i = 0; i < c->nalerts; i++) {
+		const struct conf_alert *a = &c->alerts[i];
+		if (a->name == NULL || a->nproviders == 0 || a->nsources == 0)
+			fuzz_conf_fail("alert without name, providers or sources", a->name);
+		for (size_t j = 0; j < a->nproviders; j++)
+			if (a->provider_idx[j] >= c->nproviders ||
+			    strcmp(c->providers[a->provider_idx[j]].name, a->providers[j]) != 0)
+				fuzz_conf_fail("alert provider not resolved", a->providers[j]);
+	}
+	char err[512];
+	struct rules *r = rules_new(c, err, sizeof(err));
+	if (r == NULL)
+		fuzz_conf_fail("conf_load accepted what rules_new rejects", err);
+	rules_free(r);
+}
+
+static void
+fuzz_conf_check_errors(const char *errors, int check_secrets)
+{
+	size_t dlen = strlen(fuzz_conf_dir);
+	if (errors[0] == '\0')
+		fuzz_conf_fail("empty error text", NULL);
+	if (errors[strlen(errors) - 1] != '\n')
+		fuzz_conf_fail("error text does not end in a newline", errors);
+	for (const char *line = errors; *line != '\0';) {
+		const char *nl = strchr(line, '\n');
+		if (nl == line)
+			fuzz_conf_fail("empty line in the error text", errors);
+		if (strncmp(line, fuzz_conf_dir, dlen) != 0 || line[dlen] != '/')
+			fuzz_conf_fail("error line does not start with the file name", errors);
+		line = nl + 1;
+	}
+	if (check_secrets && strstr(errors, FUZZ_CONF_MARKER) != NULL)
+		fuzz_conf_fail("a secret file's contents appear in the errors", errors);
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	const char *base = getenv("FUZZ_TMPDIR");
+	if (base == NULL || *base == '\0')
+		base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	char *tmpl = util_printf("%s/fuzz_conf-XXXXXX", base);
+	if (mkdtemp(tmpl) == NULL) {
+		fprintf(stderr, "fuzz_conf: mkdtemp %s: %s\n", tmpl, strerror(errno));
+		exit(99);
+	}
+	/* Relative paths in the conf are taken against an absolute directory. */
+	fuzz_conf_dir = realpath(tmpl, NULL);
+	free(tmpl);
+	if (fuzz_conf_dir == NULL)
+		exit(99);
+	fuzz_conf_file = util_printf("%s/fluxrelay.conf", fuzz_conf_dir);
+	atexit(fuzz_conf_cleanup);
+
+	char *sub = util_printf("%s/secrets", fuzz_conf_dir);
+	mkdir(sub, 0700);
+	free(sub);
+	sub = util_printf("%s/tls", fuzz_conf_dir);
+	mkdir(sub, 0700);
+	free(sub);
+	/* Same names as tests/configs/, so those seeds get past their secrets. */
+	fuzz_conf_put("secrets/hmac-key", "hmac-" FUZZ_CONF_MARKER "-1\n");
+	fuzz_conf_put("secrets/slack-url",
+	    "https://hooks.slack.com/services/T000/B000/" FUZZ_CONF_MARKER "2\n");
+	fuzz_conf_put("secrets/bot-token", "xoxb-" FUZZ_CONF_MARKER "-3\n");
+	fuzz_conf_put("secrets/ftp-url", "ftp://" FUZZ_CONF_MARKER "-4/\n");
+	fuzz_conf_put("secrets/empty", "");
+	fuzz_conf_put("tls/ca.pem", "-----BEGIN CERTIFICATE-----\n");
+	fuzz_conf_put("tls/cert.pem", "-----BEGIN CERTIFICATE-----\n");
+	fuzz_conf_put("tls/key.pem", "-----BEGIN PRIVATE KEY-----\n");
+
+	char *d = util_printf("%s/secrets", fuzz_conf_dir);
+	setenv("FR_TEST_SECRETS", d, 1);
+	setenv("CREDENTIALS_DIRECTORY", d, 1);
+	free(d);
+	d = util_printf("%s/tls", fuzz_conf_dir);
+	setenv("FR_TEST_TLS_DIR", d, 1);
+	free(d);
+	setenv("FR_TEST_TOKEN", "env-token", 1);
+	setenv("FR_TEST_URL", "https://hooks.slack.com/services/T1/B1/env", 1);
+	setenv("FR_TEST_EMPTY", "", 1);
+	unsetenv("FR_TEST_UNSET");
+	unsetenv("STATE_DIRECTORY");
+
+	/* libconfig would read "@include \"/dev/stdin\"" from here. */
+	if (freopen("/dev/null", "r", stdin) == NULL)
+		exit(99);
+	return 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fuzz_conf_write(fuzz_conf_file, data, size);
+	char *errors = (char *)0x1;   /* conf_load must set it on every path */
+	struct conf *c = conf_load(fuzz_conf_file, &errors);
+	if (c != NULL) {
+		if (errors != NULL)
+			fuzz_conf_fail("both a conf and errors returned", errors);
+		fuzz_conf_check_conf(c);
+		conf_free(c);
+		return 0;
+	}
+	if (errors == NULL || errors == (char *)0x1)
+		fuzz_conf_fail("neither a conf nor errors returned", NULL);
+	int marker_in_input = memmem(data, size, FUZZ_CONF_MARKER,
+	    sizeof(FUZZ_CONF_MARKER) - 1) != NULL;
+	fuzz_conf_check_errors(errors, !marker_in_input);
+	free(errors);
+	return 0;
+}
