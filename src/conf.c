@@ -102,7 +102,9 @@ static const char *const conf_listen_keys[] = {
 	"tls_cert_file", "tls_key_file", "tls_client_ca_file", NULL
 };
 static const char *const conf_auth_keys[] = {
-	"hmac_key", "hmac_key_file", "hmac_key_env", "token", "token_file", "token_env", NULL
+	"hmac_key", "hmac_key_file", "hmac_key_env",
+	"hmac_key_previous", "hmac_key_previous_file", "hmac_key_previous_env",
+	"token", "token_file", "token_env", NULL
 };
 static const char *const conf_queue_keys[] = {
 	"sync", "max_pending", "max_attempts", "max_age", "backoff_initial", "backoff_max", NULL
@@ -826,6 +828,14 @@ conf_auth(struct conf_ctx *x, const config_setting_t *root)
 	if (conf_get_secret(x, g, scope, "hmac_key", true, &s, &n) == 1) {
 		c->auth.hmac_key = (unsigned char *)s;
 		c->auth.hmac_key_len = n;
+	}
+	s = NULL;
+	/* The key being rotated out: still accepted, so a rotation drops nothing. */
+	if (conf_get_secret(x, g, scope, "hmac_key_previous", true, &s, &n) == 1) {
+		c->auth.hmac_key_previous = (unsigned char *)s;
+		c->auth.hmac_key_previous_len = n;
+		if (c->auth.hmac_key == NULL)
+			conf_report(x, g, scope, "hmac_key_previous", "needs hmac_key (the new key)");
 	}
 	s = NULL;
 	if (conf_get_secret(x, g, scope, "token", false, &s, &n) == 1)
@@ -1578,6 +1588,7 @@ conf_free(struct conf *c)
 	free(c->listen.tls_key_file);
 	free(c->listen.tls_client_ca_file);
 	conf_secret_free(c->auth.hmac_key, c->auth.hmac_key_len);
+	conf_secret_free(c->auth.hmac_key_previous, c->auth.hmac_key_previous_len);
 	conf_secret_free_str(c->auth.token);
 	for (size_t i = 0; i < c->nproviders; i++)
 		conf_provider_clear(&c->providers[i]);

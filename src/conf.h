@@ -89,6 +89,8 @@ struct conf {
 	} listen;
 	struct {
 		unsigned char *hmac_key; size_t hmac_key_len;   /* NULL when unset */
+		/* Also accepted while a rotation is under way; NULL when unset. */
+		unsigned char *hmac_key_previous; size_t hmac_key_previous_len;
 		char *token;                                     /* NULL when unset */
 	} auth;
 	struct {

@@ -263,6 +263,12 @@ http_process_event(struct http_req *r)
 		const char *sig = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Signature");
 		enum auth_result a = auth_check_hmac(c->auth.hmac_key, c->auth.hmac_key_len, sig,
 		    r->body ? r->body : "", r->len);
+		if (a == AUTH_INVALID && c->auth.hmac_key_previous != NULL &&
+		    auth_check_hmac(c->auth.hmac_key_previous, c->auth.hmac_key_previous_len, sig,
+		    r->body ? r->body : "", r->len) == AUTH_OK) {
+			a = AUTH_OK;
+			log_debug("signature made with auth.hmac_key_previous", "remote", r->peer, NULL);
+		}
 		if (a != AUTH_OK) {
 			const char *msg = a == AUTH_MISSING ? "missing signature" : "invalid signature";
 			http_reject(r, msg, NULL);

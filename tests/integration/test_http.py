@@ -218,6 +218,28 @@ class AuthTest(unittest.TestCase):
             self.assertFalse(any(self.KEY in l for l in d.lines_err))
             d.cleanup()
 
+    def test_rotation_previous_key(self):
+        d = self.start('hmac_key = "new-key"; hmac_key_previous = "%s";' % self.KEY)
+        try:
+            # Old key (Flux not switched yet), new key (switched), anything else.
+            self.assertEqual(d.post(EVENT, {"X-Signature": self.sig(EVENT)})[0], 202)
+            self.assertEqual(d.post(EVENT, {"X-Signature": self.sig(EVENT, key="new-key")})[0], 202)
+            self.assertEqual(d.post(EVENT, {"X-Signature": self.sig(EVENT, key="other")})[0], 401)
+            self.assertEqual(d.post(EVENT)[0], 401)
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+    def test_previous_key_alone_is_invalid(self):
+        work = frtest.tempfile.mkdtemp()
+        path = frtest.os.path.join(work, "c.conf")
+        with open(path, "w") as f:
+            f.write(CONSOLE + 'auth: { hmac_key_previous = "old"; };\n')
+        r = frtest.run_cli(["--check-config", "-c", path])
+        self.assertEqual(r.returncode, 78)
+        self.assertRegex(r.stderr.decode(), r"c\.conf:\d+: auth\.hmac_key_previous: needs hmac_key")
+        self.assertNotIn("old", r.stderr.decode().replace("hmac_key", ""))
+
     def test_token_and_both(self):
         d = self.start('token = "%s"; hmac_key = "%s";' % (self.TOKEN, self.KEY))
         try:
