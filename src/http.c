@@ -46,8 +46,9 @@
 #include "runtime.h"
 #include "util.h"
 
-/* Most libmicrohttpd daemons started (one per core, see http_start). */
-#define HTTP_MAX_DAEMONS 8
+/* libmicrohttpd daemons started per core, and at most (see http_start). */
+#define HTTP_DAEMONS_PER_CPU 4
+#define HTTP_MAX_DAEMONS 16
 
 struct http {
 	struct MHD_Daemon *mhd[HTTP_MAX_DAEMONS];
@@ -667,14 +668,18 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 	}
 
 	/*
-	 * One daemon per core, each with its own epoll thread and its own
-	 * SO_REUSEPORT listening socket, so the kernel spreads connections evenly:
-	 * libmicrohttpd's internal thread pool tends to put every keep-alive
-	 * connection on one thread (DESIGN-NOTES.md). An inherited socket is one
+	 * Several daemons per core, each with its own epoll thread and its own
+	 * SO_REUSEPORT listening socket: libmicrohttpd's internal thread pool
+	 * tends to put every keep-alive connection on one thread (DESIGN-NOTES.md),
+	 * and the kernel's reuseport hash spreads connections only statistically:
+	 * with one daemon per core a run could leave one core idle (measured
+	 * 50k-87k requests/s from run to run); with four per core the scheduler
+	 * evens the load out (66k-80k, lower p99; bench/README.md). An inherited socket is one
 	 * socket: one daemon with a thread pool serves it.
 	 */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int ndaemons = ncpu < 1 ? 1 : ncpu > HTTP_MAX_DAEMONS ? HTTP_MAX_DAEMONS : (int)ncpu;
+	long want = HTTP_DAEMONS_PER_CPU * (ncpu < 1 ? 1 : ncpu);
+	int ndaemons = want > HTTP_MAX_DAEMONS ? HTTP_MAX_DAEMONS : (int)want;
 	int pool = 1;
 	if (listen_fd >= 0) {
 		pool = ndaemons;
