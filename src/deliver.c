@@ -1061,6 +1061,8 @@ deliver_start(const char *state_dir, const struct conf *c, char *err, size_t err
 	if (util_random(&d->rng, sizeof(d->rng)) < 0 || d->rng == 0)
 		d->rng = (uint64_t)time(NULL) * 2654435761ULL + 1;
 	int rc = pthread_create(&d->thread, NULL, deliver_main, d);
+	if (rc == 0)
+		pthread_setname_np(d->thread, "fr-deliver");   /* for top -H, perf */
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the delivery thread: %s", strerror(rc));
 		goto fail;
