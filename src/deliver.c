@@ -590,12 +590,12 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 		return deliver_orphans(d, t);
 	bool console = p->type == CONF_PROVIDER_CONSOLE;
 	size_t limit = DELIVER_CONSOLE_BATCH;
+	double bucket = 0;            /* > 0: nothing may be sent before then */
 	if (!console) {
-		double ready = deliver_bucket_ready(t, p, now_m);
-		if (ready > 0) {
-			deliver_due_at(d, ready);
-			return false;
-		}
+		/* A bucket that is not ready (pacing, or a long Retry-After) must
+		 * not keep max_age from dead-lettering the rows it holds: the
+		 * triage below still runs, only sending waits. */
+		bucket = deliver_bucket_ready(t, p, now_m);
 		limit = p->batch_max >= 1 ? (size_t)p->batch_max : 1;
 		if (limit > SLACK_MAX_ATTACHMENTS)
 			limit = SLACK_MAX_ATTACHMENTS;
@@ -629,7 +629,7 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 			memset(r, 0, sizeof(*r));
 			continue;
 		}
-		if (holding)
+		if (holding || bucket > 0)
 			continue;
 		if (r->next_attempt_at > now_w) {
 			holding = true;
@@ -664,6 +664,11 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 	if (ndead > 0 && deliver_kill(d, t, dead, ndead, dead[0].attempts,
 	    "max_age exceeded") == 0 && nsend == 0)
 		again = true;                 /* rows behind them may be due */
+	if (bucket > 0) {
+		t->blocked_until = bucket;    /* wake-up scans need not look again before */
+		deliver_due_at(d, bucket);
+		goto out;
+	}
 	if (nsend == 0)
 		goto out;
 
@@ -917,41 +922,20 @@ deliver_collect(struct deliver *d)
 
 /* ------------------------------------------------------------ configuration */
 
-static bool
-deliver_busy_orphans(struct deliver *d)
-{
-	for (struct deliver_target *t = d->targets; t; t = t->next)
-		if (t->busy && deliver_provider(d, t->provider) == NULL)
-			return true;
-	return false;
-}
-
 /*
- * Dead-letter every pending row of a provider that left the configuration.
- * Waits until no attempt for such a provider is in flight, so a row is never
- * both dead-lettered here and acknowledged by its own completion.
+ * A provider left the configuration: its pending rows become dead letters
+ * ("provider removed"). Not with one bulk UPDATE, which can log neither the
+ * event ids nor the targets (SPEC §10) nor count deliveries_total{result=
+ * "dead"}: deliver_orphans does it target by target on the next timed scan,
+ * which visits every target with pending rows (deferred ones included) and
+ * never one with an attempt in flight, so no row is both dead-lettered and
+ * acknowledged by its own completion.
  */
 static void
 deliver_kill_missing(struct deliver *d)
 {
-	if (deliver_busy_orphans(d))
-		return;
 	d->kill_missing = false;
-	size_t n = d->conf->nproviders;
-	const char **names = util_calloc(n ? n : 1, sizeof(*names));
-	for (size_t i = 0; i < n; i++)
-		names[i] = d->conf->providers[i].name;
-	int64_t killed = 0;
-	if (queue_kill_missing_providers(d->q, names, n, &killed) < 0) {
-		log_error("cannot dead-letter deliveries of removed providers",
-		    "error", queue_errmsg(d->q), NULL);
-	} else if (killed > 0) {
-		queue_pending_add(-killed);
-		char kbuf[32];
-		snprintf(kbuf, sizeof(kbuf), "%lld", (long long)killed);
-		log_warn("dead letter", "error", "provider removed", "deliveries", kbuf, NULL);
-	}
-	free(names);
+	d->next_due = 0;
 }
 
 static void

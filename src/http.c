@@ -64,6 +64,11 @@ struct http {
 	char *state_dir;
 	bool need_client_cert;
 	atomic_int active;       /* requests between first call and completion */
+	/* listen.max_connections is one limit over every daemon: the kernel's
+	 * reuseport hash does not spread connections evenly enough for a
+	 * per-daemon share of it. */
+	atomic_int connections;
+	int max_connections;
 };
 
 enum http_route { HTTP_ROUTE_EVENT, HTTP_ROUTE_HEALTHZ, HTTP_ROUTE_READYZ, HTTP_ROUTE_METRICS };
@@ -340,6 +345,9 @@ http_get(struct http_req *r, enum http_route route)
 		if (!atomic_load(&h->ready))
 			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL,
 			    http_retry_after);
+		if (!queue_writer_healthy(h->writer))
+			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable", NULL,
+			    http_retry_after);
 		return http_respond(r, MHD_HTTP_OK, util_strdup("{\"status\":\"ready\"}\n"), NULL);
 	case HTTP_ROUTE_METRICS: {
 		struct util_buf b = {0};
@@ -593,6 +601,29 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* Accept policy: refuse (close) a connection beyond listen.max_connections. */
+static enum MHD_Result
+http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	(void)addr;
+	(void)addrlen;
+	struct http *h = cls;
+	return atomic_load(&h->connections) < h->max_connections ? MHD_YES : MHD_NO;
+}
+
+static void
+http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	(void)conn;
+	(void)socket_context;
+	struct http *h = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		atomic_fetch_add(&h->connections, 1);
+	else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+		atomic_fetch_sub(&h->connections, 1);
+}
+
 static void
 http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -602,6 +633,29 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 		msg[--n] = '\0';
 	log_debug("libmicrohttpd", "detail", msg, NULL);
 	free(msg);
+}
+
+/*
+ * SO_REUSEPORT (several daemons, see http_start) also lets another process of
+ * the same user join a port that is already in use, silently splitting the
+ * traffic between two instances. Probe with a plain bind first: it fails with
+ * EADDRINUSE while anyone listens there. Returns false only for that case.
+ */
+static bool
+http_port_free(const struct sockaddr_storage *ss, bool dual)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true;            /* libmicrohttpd reports the real problem */
+	int one = 1, v6only = dual ? 0 : 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));   /* ignore TIME_WAIT */
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+	socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	int rc = bind(fd, (const struct sockaddr *)ss, len), e = errno;
+	close(fd);
+	return !(rc < 0 && e == EADDRINUSE);
 }
 
 static char *
@@ -644,6 +698,9 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 			sin6->sin6_family = AF_INET6;
 			sin6->sin6_port = htons((uint16_t)c->listen.port);
 			flags |= MHD_USE_IPv6;
+			/* SPEC §3: "::" means every address, IPv4 included. */
+			if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+				flags |= MHD_USE_DUAL_STACK;
 		} else {
 			snprintf(err, errlen, "listen address %s is not an IPv4 or IPv6 address",
 			    c->listen.address);
@@ -685,8 +742,16 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 		pool = ndaemons;
 		ndaemons = 1;
 	}
+	if (listen_fd < 0 && ndaemons > 1 && c->listen.port != 0 &&
+	    !http_port_free(&ss, (flags & MHD_USE_DUAL_STACK) == MHD_USE_DUAL_STACK)) {
+		snprintf(err, errlen, "cannot listen on %s:%d (address in use)", c->listen.address,
+		    c->listen.port);
+		goto fail;
+	}
 	unsigned timeout = (unsigned)ceil(c->listen.timeout);
-	unsigned limit = (unsigned)(c->listen.max_connections + ndaemons - 1) / (unsigned)ndaemons;
+	/* Each daemon may take them all; http_accept enforces the sum. */
+	h->max_connections = c->listen.max_connections;
+	unsigned limit = (unsigned)c->listen.max_connections;
 	for (int i = 0; i < ndaemons; i++) {
 		struct MHD_OptionItem opts[16];
 		int n = 0;
@@ -698,6 +763,8 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 			NULL };
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
 			(intptr_t)http_completed, NULL };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+			(intptr_t)http_connection_notify, h };
 		if (pool > 1)
 			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, pool, NULL };
 		/* Headers beyond this are answered 431: bounds per-connection memory. */
@@ -720,7 +787,7 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 		}
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
-		struct MHD_Daemon *mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_access, h,
+		struct MHD_Daemon *mhd = MHD_start_daemon(flags, 0, http_accept, h, http_access, h,
 		    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 		if (mhd == NULL) {
 			if (listen_fd >= 0)

@@ -87,7 +87,9 @@ main_parse_listen(const char *s, char **addr, int *port)
 	char *end;
 	errno = 0;
 	long p = strtol(colon + 1, &end, 10);
-	if (errno || end == colon + 1 || *end || p < 0 || p > 65535) {
+	unsigned char buf[sizeof(struct in6_addr)];
+	if (errno || end == colon + 1 || *end || p < 0 || p > 65535 ||
+	    (inet_pton(AF_INET, a, buf) != 1 && inet_pton(AF_INET6, a, buf) != 1)) {
 		free(a);
 		return -1;
 	}
@@ -132,7 +134,7 @@ main_load_conf(const struct main_opts *o, int *exit_code, char **errors)
 		char *addr;
 		int port;
 		if (main_parse_listen(o->listen, &addr, &port) < 0) {
-			fprintf(stderr, "fluxrelay: invalid --listen '%s' (want ADDR:PORT)\n", o->listen);
+			fprintf(stderr, "fluxrelay: invalid --listen '%s' (want NUMERIC-ADDR:PORT)\n", o->listen);
 			conf_free(c);
 			*exit_code = 2;
 			return NULL;

@@ -73,6 +73,8 @@
  * request waiting for that commit.
  */
 #define QUEUE_WAL_PAGES_MAX 65536
+/* How often an unhealthy writer tries a probe write (queue_writer_healthy). */
+#define QUEUE_PROBE_INTERVAL 5.0
 /* How often the writer deletes dedup rows older than the window. */
 #define QUEUE_DEDUP_CLEANUP_INTERVAL 60.0
 
@@ -879,6 +881,7 @@ struct queue_writer {
 	void (*on_commit)(void *arg);
 	void *on_commit_arg;
 	_Atomic long max_pending;
+	atomic_bool healthy;             /* see queue_writer_healthy */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;             /* signalled on submit, pause change and stop */
@@ -891,6 +894,7 @@ struct queue_writer {
 	/* Writer thread only: */
 	double dedup_window;             /* window of the latest dedup request; < 0 none yet */
 	double last_cleanup;             /* util_mono() */
+	double last_probe;               /* util_mono() */
 	struct queue_req *keys[QUEUE_BATCH_KEYS];
 };
 
@@ -1029,6 +1033,10 @@ queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nba
 	}
 	if (in_txn && !failed && queue_commit(q) < 0)
 		failed = true;
+	if (failed)
+		atomic_store(&w->healthy, false);
+	else if (in_txn)
+		atomic_store(&w->healthy, true);
 	if (failed) {
 		queue_rollback(q);
 		for (struct queue_req *r = batch; r != NULL; r = r->next)
@@ -1076,6 +1084,24 @@ queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nba
 		w->on_commit(w->on_commit_arg);
 }
 
+/* While unhealthy: one small write (no request waits for it) to learn when
+ * the database takes writes again. */
+static void
+queue_writer_probe(struct queue_writer *w)
+{
+	w->last_probe = util_mono();
+	if (queue_begin(w->q) < 0)
+		return;
+	if (sqlite3_exec(w->q->db, "UPDATE meta SET value = value WHERE key = 'schema_version'",
+	    NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(w->q, "probe");
+		queue_rollback(w->q);
+		return;
+	}
+	if (queue_commit(w->q) == 0)
+		atomic_store(&w->healthy, true);
+}
+
 static void *
 queue_writer_main(void *arg)
 {
@@ -1085,6 +1111,11 @@ queue_writer_main(void *arg)
 		while (!w->stopping && (w->head == NULL || w->paused)) {
 			double wait = QUEUE_DEDUP_CLEANUP_INTERVAL -
 			    (util_mono() - w->last_cleanup);
+			if (!atomic_load(&w->healthy) && !w->paused) {
+				double p = QUEUE_PROBE_INTERVAL - (util_mono() - w->last_probe);
+				if (p < wait)
+					wait = p;
+			}
 			if (wait <= 0)
 				break;
 			struct timespec ts;
@@ -1116,6 +1147,9 @@ queue_writer_main(void *arg)
 			queue_writer_process(w, batch, n);
 		if (util_mono() - w->last_cleanup >= QUEUE_DEDUP_CLEANUP_INTERVAL)
 			queue_writer_cleanup(w);
+		if (batch == NULL && !atomic_load(&w->healthy) &&
+		    util_mono() - w->last_probe >= QUEUE_PROBE_INTERVAL)
+			queue_writer_probe(w);
 	}
 	return NULL;
 }
@@ -1182,7 +1216,8 @@ queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
 	w->on_commit_arg = o->on_commit_arg;
 	atomic_store(&w->max_pending, o->max_pending);
 	w->dedup_window = -1;
-	w->last_cleanup = util_mono();
+	w->last_cleanup = w->last_probe = util_mono();
+	atomic_store(&w->healthy, true);
 	if (queue_writer_load_dedup(w) < 0) {
 		snprintf(err, errlen, "%s", w->q->err);
 		goto fail;
@@ -1261,6 +1296,12 @@ queue_writer_stop(struct queue_writer *w)
 	dedup_index_free(w->ix);
 	queue_close(w->q);
 	free(w);
+}
+
+bool
+queue_writer_healthy(struct queue_writer *w)
+{
+	return atomic_load(&w->healthy);
 }
 
 void

@@ -152,6 +152,13 @@ struct queue_writer *queue_writer_start(const struct queue_writer_opts *o, char 
 void queue_writer_submit(struct queue_writer *w, struct queue_req *req);
 /* Commits what was submitted, stops the thread, closes. Accepts NULL. */
 void queue_writer_stop(struct queue_writer *w);
+/*
+ * Readiness (SPEC §4: /readyz 503 when the queue is not writable): false from
+ * a failed transaction of accepted requests until a write succeeds again; the
+ * writer retries a probe write every few seconds meanwhile, so it recovers
+ * without traffic (a not-ready pod gets none). Any thread.
+ */
+bool queue_writer_healthy(struct queue_writer *w);
 /* Change max_pending on reload. */
 void queue_writer_set_max_pending(struct queue_writer *w, long max_pending);
 
