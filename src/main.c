@@ -179,6 +179,12 @@ main_socket_address(int fd, char *out, size_t n)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)n);
 }
 
+static bool
+main_same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 /* SIGHUP: a valid file replaces the rules for the next event; an invalid one
  * is reported and the running configuration stays. */
 static void
@@ -207,6 +213,18 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 		log_warn("reload: listen address change needs a restart", NULL);
 	if (strcmp(old->state_dir, c->state_dir) != 0)
 		log_warn("reload: state_dir change needs a restart", NULL);
+	/* Fixed when the server and the queue started: say so rather than
+	 * pretend the new value applies. */
+	if (old->listen.max_body != c->listen.max_body ||
+	    old->listen.max_connections != c->listen.max_connections ||
+	    old->listen.timeout != c->listen.timeout ||
+	    !main_same_str(old->listen.tls_cert_file, c->listen.tls_cert_file) ||
+	    !main_same_str(old->listen.tls_key_file, c->listen.tls_key_file) ||
+	    !main_same_str(old->listen.tls_client_ca_file, c->listen.tls_client_ca_file))
+		log_warn("reload: listen settings (max_body, max_connections, timeout, TLS) "
+		    "change at the next restart", NULL);
+	if (old->queue.sync_full != c->queue.sync_full)
+		log_warn("reload: queue.sync changes at the next restart", NULL);
 	char err[512];
 	struct runtime *rt = runtime_new(c, err, sizeof(err));
 	if (rt == NULL) {
