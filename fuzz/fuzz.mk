@@ -85,3 +85,45 @@ clean-local: fuzz-clean
 .PHONY: fuzz fuzz-seeds fuzz-regress fuzz-clean
 
 EXTRA_DIST += fuzz/README.md fuzz/fuzz_event.c fuzz/fuzz_conf.c fuzz/corpus fuzz/regressions
+
+# Differential harness for the event parser's fast path (fuzz/fuzz_event_diff.c):
+# on every input, event_parse_fast() must give up or build exactly the event
+# event_parse_reference() (jansson) builds, and event_parse() must answer as the
+# reference does, error text included.
+#   make fuzz-diff         run it for FUZZ_SECONDS, seeded from the fixtures and
+#                          fuzz/corpus/event (new inputs go to fuzz/work/event-diff)
+#   make fuzz-regress      also replays the event inputs through it (fuzz-regress-diff)
+FUZZ_DIFF_SRCS = $(top_srcdir)/fuzz/fuzz_event_diff.c $(top_srcdir)/src/event.c \
+	$(top_srcdir)/src/util.c
+
+fuzz/fuzz_event_diff: $(FUZZ_DIFF_SRCS) $(top_srcdir)/src/event.h $(top_srcdir)/src/util.h
+	@$(FUZZ_CHECK_CC)
+	@$(MKDIR_P) fuzz
+	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_DIFF_SRCS) $(FUZZ_LIBS)
+
+fuzz-diff: fuzz/fuzz_event_diff fuzz-seeds
+	@$(MKDIR_P) fuzz/work/event-diff
+	./fuzz/fuzz_event_diff $(FUZZ_RUNFLAGS) -max_total_time=$(FUZZ_SECONDS) \
+	    -dict=$(top_srcdir)/fuzz/corpus/event.dict \
+	    -artifact_prefix=fuzz/artifacts/event-diff- $(FUZZ_ARGS) \
+	    fuzz/work/event-diff $(top_srcdir)/fuzz/corpus/event fuzz/work/seeds-event
+
+fuzz-regress-diff: fuzz/fuzz_event_diff fuzz-seeds
+	@files=`find $(top_srcdir)/fuzz/regressions/event $(top_srcdir)/fuzz/corpus/event \
+	    fuzz/work/seeds-event -type f 2>/dev/null | sort`; \
+	n=`echo "$$files" | grep -c . || :`; \
+	echo "fuzz-regress: $$n inputs through fuzz/fuzz_event_diff"; \
+	test -z "$$files" || ./fuzz/fuzz_event_diff $$files > fuzz/work/regress-event-diff.log 2>&1 || { \
+	    tail -40 fuzz/work/regress-event-diff.log; \
+	    echo "fuzz-regress: fuzz_event_diff FAILED"; exit 1; }
+
+fuzz-regress: fuzz-regress-diff
+
+fuzz-clean-diff:
+	rm -f fuzz/fuzz_event_diff
+
+fuzz-clean: fuzz-clean-diff
+
+.PHONY: fuzz-diff fuzz-regress-diff fuzz-clean-diff
+
+EXTRA_DIST += fuzz/fuzz_event_diff.c

@@ -3,6 +3,13 @@
  * normalized metadata; a table of malformed bodies is rejected with the right
  * `field`; RFC 3339 timestamps; metadata normalization precedence; nesting
  * limits; huge messages; severity names.
+ *
+ * Every body goes through parse_checked(), which runs the three entry points
+ * (event_parse, event_parse_reference, event_parse_fast) and fails unless
+ * they agree: event_parse gives the reference's result and error text, and
+ * the fast path either gives up or builds the reference's event. A second
+ * table (grammar_cases) covers the JSON grammar the fast path tokenizes
+ * itself: escapes, numbers, whitespace, UTF-8, duplicates, depth.
  */
 #include <check.h>
 #include <stdio.h>
@@ -91,6 +98,95 @@ check_str(const char *what, const char *got, const char *want)
 	ck_assert_msg(strcmp(got, want) == 0, "%s: got \"%s\", want \"%s\"", what, got, want);
 }
 
+/* ---- both parsers agree ------------------------------------------------- */
+
+/*
+ * Whether the last parse_checked() call was handled by the fast path. Each
+ * test runs in one thread (Check forks a process per test): no lock.
+ */
+static bool last_fast;
+
+/* Fail unless a and b hold the same event, field by field. */
+static void
+check_same(const char *what, const struct event *a, const struct event *b)
+{
+	char tag[64];
+
+#define SAME_STR(f) do { \
+	snprintf(tag, sizeof(tag), "%s: " #f, what); \
+	check_str(tag, a->f, b->f); \
+} while (0)
+	SAME_STR(kind);
+	SAME_STR(name);
+	SAME_STR(namespace);
+	SAME_STR(api_version);
+	SAME_STR(uid);
+	SAME_STR(message);
+	SAME_STR(reason);
+	SAME_STR(reporting_controller);
+	SAME_STR(reporting_instance);
+#undef SAME_STR
+	ck_assert_msg(a->severity == b->severity, "%s: severity", what);
+	ck_assert_msg(a->has_timestamp == b->has_timestamp, "%s: has_timestamp", what);
+	ck_assert_msg(a->timestamp == b->timestamp, "%s: timestamp", what);
+	ck_assert_msg(a->nmeta == b->nmeta, "%s: %zu metadata entries, want %zu", what,
+	    a->nmeta, b->nmeta);
+	ck_assert_msg((a->meta == NULL) == (b->meta == NULL), "%s: meta pointer", what);
+	for (size_t i = 0; i < a->nmeta; i++) {
+		snprintf(tag, sizeof(tag), "%s: meta[%zu]", what, i);
+		check_str(tag, a->meta[i].key, b->meta[i].key);
+		check_str(tag, a->meta[i].value, b->meta[i].value);
+		ck_assert_msg(a->meta[i].origin == b->meta[i].origin, "%s: origin", tag);
+	}
+}
+
+/*
+ * event_parse() with the same arguments, after checking it against the two
+ * parsers behind it: same accept/reject decision and event as the reference,
+ * the reference's exact err and field (same buffer sizes) on rejection, and a
+ * fast path that never accepts what the reference rejects nor builds another
+ * event. Returns event_parse()'s result; sets last_fast.
+ */
+static struct event *
+parse_checked(const char *buf, size_t len, char *err, size_t errlen, char *field,
+    size_t fieldlen)
+{
+	char rerr[ERRLEN], rfield[ERRLEN];
+	struct event *ev, *ref, *fast;
+
+	ck_assert(errlen <= sizeof(rerr) && fieldlen <= sizeof(rfield));
+	ev = event_parse(buf, len, err, errlen, field, fieldlen);
+	ref = event_parse_reference(buf, len, err != NULL ? rerr : NULL, errlen,
+	    field != NULL ? rfield : NULL, fieldlen);
+	fast = event_parse_fast(buf, len);
+	last_fast = fast != NULL;
+
+	if (ref == NULL) {
+		ck_assert_msg(fast == NULL, "fast path accepted what the reference rejects "
+		    "(%s): %.*s", rerr, (int)(len < 300 ? len : 300), buf);
+		ck_assert_msg(ev == NULL, "event_parse accepted what the reference rejects");
+		if (err != NULL && errlen > 0)
+			ck_assert_msg(strcmp(err, rerr) == 0, "err \"%s\", reference \"%s\"",
+			    err, rerr);
+		if (field != NULL && fieldlen > 0)
+			ck_assert_msg(strcmp(field, rfield) == 0, "field \"%s\", reference \"%s\"",
+			    field, rfield);
+	} else {
+		ck_assert_msg(ev != NULL, "event_parse rejected what the reference accepts: %s",
+		    err != NULL ? err : "");
+		check_same("event_parse vs reference", ev, ref);
+		if (fast != NULL)
+			check_same("fast vs reference", fast, ref);
+		if (err != NULL && errlen > 0)
+			ck_assert_str_eq(err, "");
+		if (field != NULL && fieldlen > 0)
+			ck_assert_str_eq(field, "");
+	}
+	event_free(ref);
+	event_free(fast);
+	return ev;
+}
+
 START_TEST(test_event_fixtures)
 {
 	const struct fixture *f = &fixtures[_i];
@@ -102,8 +198,10 @@ START_TEST(test_event_fixtures)
 	snprintf(path, sizeof(path), "%s/tests/fixtures/events/%s", FR_SRCDIR, f->file);
 	buf = util_read_file(path, &len, err, sizeof(err));
 	ck_assert_msg(buf != NULL, "%s: %s", path, err);
-	ev = event_parse(buf, len, err, sizeof(err), field, sizeof(field));
+	ev = parse_checked(buf, len, err, sizeof(err), field, sizeof(field));
 	ck_assert_msg(ev != NULL, "%s rejected: %s (field %s)", f->file, err, field);
+	/* real Flux events are what the fast path is for */
+	ck_assert_msg(last_fast, "%s: not handled by the fast path", f->file);
 
 	check_str("kind", ev->kind, f->kind);
 	check_str("name", ev->name, f->name);
@@ -320,7 +418,7 @@ START_TEST(test_event_bad_table)
 	char err[ERRLEN] = "", field[128] = "unset";
 	struct event *ev;
 
-	ev = event_parse(b->json, strlen(b->json), err, sizeof(err), field, sizeof(field));
+	ev = parse_checked(b->json, strlen(b->json), err, sizeof(err), field, sizeof(field));
 	ck_assert_msg(ev == NULL, "case %d accepted: %s", _i, b->json);
 	ck_assert_msg(strcmp(field, b->field) == 0, "case %d: field \"%s\", want \"%s\" (%s)",
 	    _i, field, b->field, err);
@@ -339,11 +437,11 @@ START_TEST(test_event_raw_nul)
 	static const char body[] = "{" IO "," SEV ",\"message\":\"a\0b\"}";
 	char err[ERRLEN], field[64];
 
-	ck_assert_ptr_null(event_parse(body, sizeof(body) - 1, err, sizeof(err), field,
+	ck_assert_ptr_null(parse_checked(body, sizeof(body) - 1, err, sizeof(err), field,
 	    sizeof(field)));
 	ck_assert_str_eq(field, "");
 	/* the same body up to the NUL is truncated JSON, also rejected */
-	ck_assert_ptr_null(event_parse(body, strlen(body), err, sizeof(err), field,
+	ck_assert_ptr_null(parse_checked(body, strlen(body), err, sizeof(err), field,
 	    sizeof(field)));
 }
 END_TEST
@@ -358,11 +456,11 @@ START_TEST(test_event_not_terminated)
 	struct event *ev;
 
 	memcpy(copy, body, n);
-	ev = event_parse(copy, n, err, sizeof(err), field, sizeof(field));
+	ev = parse_checked(copy, n, err, sizeof(err), field, sizeof(field));
 	ck_assert_msg(ev != NULL, "%s", err);
 	ck_assert_str_eq(ev->message, "m");
 	event_free(ev);
-	ck_assert_ptr_null(event_parse(body, strlen(body), err, sizeof(err), field,
+	ck_assert_ptr_null(parse_checked(body, strlen(body), err, sizeof(err), field,
 	    sizeof(field)));
 	free(copy);
 }
@@ -382,7 +480,7 @@ START_TEST(test_event_utf8_truncation)
 		for (int i = 0; i < 200; i++)
 			util_buf_puts(&b, "\xe2\x9c\x93");   /* 3 bytes each */
 		util_buf_puts(&b, "\":5}}");
-		ck_assert_ptr_null(event_parse(b.data, b.len, err, sizeof(err), field,
+		ck_assert_ptr_null(parse_checked(b.data, b.len, err, sizeof(err), field,
 		    sizeof(field)));
 		ck_assert_uint_gt(strlen(field), 240);
 		ck_assert_msg(strncmp(field, "metadata.", 9) == 0, "%s", field);
@@ -399,11 +497,11 @@ START_TEST(test_event_small_buffers)
 	static const char body[] = "{\"involvedObject\":{\"kind\":5,\"name\":\"n\"}}";
 	char err[8], field[5];
 
-	ck_assert_ptr_null(event_parse(body, strlen(body), err, sizeof(err), field,
+	ck_assert_ptr_null(parse_checked(body, strlen(body), err, sizeof(err), field,
 	    sizeof(field)));
 	ck_assert_uint_eq(strlen(err), sizeof(err) - 1);
 	ck_assert_str_eq(field, "invo");
-	ck_assert_ptr_null(event_parse(body, strlen(body), NULL, 0, NULL, 0));
+	ck_assert_ptr_null(parse_checked(body, strlen(body), NULL, 0, NULL, 0));
 }
 END_TEST
 
@@ -413,7 +511,7 @@ static struct event *
 parse_ok(const char *json)
 {
 	char err[ERRLEN], field[128];
-	struct event *ev = event_parse(json, strlen(json), err, sizeof(err), field,
+	struct event *ev = parse_checked(json, strlen(json), err, sizeof(err), field,
 	    sizeof(field));
 
 	ck_assert_msg(ev != NULL, "rejected: %s (field \"%s\"): %s", err, field, json);
@@ -676,22 +774,22 @@ START_TEST(test_event_depth)
 	free(s);
 
 	s = nested(EVENT_MAX_DEPTH + 1);
-	ck_assert_ptr_null(event_parse(s, strlen(s), err, sizeof(err), field, sizeof(field)));
+	ck_assert_ptr_null(parse_checked(s, strlen(s), err, sizeof(err), field, sizeof(field)));
 	ck_assert_str_eq(field, "");
 	ck_assert_ptr_nonnull(strstr(err, "nesting"));
 	free(s);
 
 	/* 10,000 deep, unterminated, and 10,000 deep objects: rejected, no crash */
 	s = nested(10000);
-	ck_assert_ptr_null(event_parse(s, strlen(s), err, sizeof(err), field, sizeof(field)));
+	ck_assert_ptr_null(parse_checked(s, strlen(s), err, sizeof(err), field, sizeof(field)));
 	s[strlen(s) / 2] = '\0';
-	ck_assert_ptr_null(event_parse(s, strlen(s), err, sizeof(err), field, sizeof(field)));
+	ck_assert_ptr_null(parse_checked(s, strlen(s), err, sizeof(err), field, sizeof(field)));
 	free(s);
 	{
 		struct util_buf b = { 0 };
 		for (int i = 0; i < 10000; i++)
 			util_buf_puts(&b, "{\"a\":");
-		ck_assert_ptr_null(event_parse(b.data, b.len, err, sizeof(err), field,
+		ck_assert_ptr_null(parse_checked(b.data, b.len, err, sizeof(err), field,
 		    sizeof(field)));
 		ck_assert_str_eq(field, "");
 		util_buf_free(&b);
@@ -746,6 +844,359 @@ START_TEST(test_event_unicode)
 }
 END_TEST
 
+/* ---- the grammar the fast path tokenizes -------------------------------- */
+
+enum fast_want { FAST_ANY, FAST_YES, FAST_NO };
+
+#define ESC(m) "{" IO "," SEV ",\"message\":\"" m "\"}"
+#define UNK(v) WITH("\"x\":" v)
+#define KEY(k) WITH("\"" k "\":1")
+#define MKEY(k) WITH("\"metadata\":{\"" k "\":\"v\"}")
+
+/*
+ * Bodies with their expected fate: accepted or not by the reference (and so
+ * by event_parse), whether the fast path must handle them (FAST_YES), must
+ * give up (FAST_NO) or may do either, and for accepted ones with a message,
+ * the decoded message. parse_checked() does the comparison itself.
+ */
+static const struct gcase {
+	const char *json;
+	bool ok;
+	enum fast_want fast;
+	const char *message;
+} grammar_cases[] = {
+	/* escapes, decoded */
+	{ ESC("\\\""), true, FAST_YES, "\"" },
+	{ ESC("\\\\"), true, FAST_YES, "\\" },
+	{ ESC("\\/"), true, FAST_YES, "/" },
+	{ ESC("a\\b\\f\\n\\r\\tz"), true, FAST_YES, "a\b\f\n\r\tz" },
+	{ ESC("caf\\u00e9 caf\\u00E9"), true, FAST_YES, "caf\xc3\xa9 caf\xc3\xa9" },
+	{ ESC("\\u0041\\u007f\\u0001"), true, FAST_YES, "A\x7f\x01" },
+	{ ESC("\\u0080\\u07ff\\u0800\\u20ac\\uffff"), true, FAST_YES,
+	  "\xc2\x80\xdf\xbf\xe0\xa0\x80\xe2\x82\xac\xef\xbf\xbf" },
+	{ ESC("\\ud83d\\ude80\\uD83D\\uDE80"), true, FAST_YES,
+	  "\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80" },
+	{ ESC("\\ud800\\udc00\\udbff\\udfff"), true, FAST_YES,
+	  "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf" },
+	{ ESC("\\uD7FF\\uE000"), true, FAST_YES, "\xed\x9f\xbf\xee\x80\x80" },
+	{ ESC("x\\\\u0041"), true, FAST_YES, "x\\u0041" },
+	/* escapes in keys and in the known values */
+	{ "{\"invol\\u0076edObject\":{\"k\\u0069nd\":\"K\",\"name\":\"n\\/m\"}," SEV "," MSG "}",
+	  true, FAST_YES, "m" },
+	{ "{" IO ",\"severity\":\"\\u0069nfo\"," MSG "}", true, FAST_YES, "m" },
+	{ TS("2022\\u002d10-28T07:26:19Z"), true, FAST_YES, "m" },
+	{ WITH("\"metadata\":{\"re\\u0076ision\":\"a\\tb\",\"event.toolkit.fluxcd.io\\/k\":\"\\u00e9\"}"),
+	  true, FAST_YES, "m" },
+	/* bad escapes */
+	{ ESC("\\ud83d"), false, FAST_NO, NULL },
+	{ ESC("\\ud83dx"), false, FAST_NO, NULL },
+	{ ESC("\\ude80"), false, FAST_NO, NULL },
+	{ ESC("\\ude80\\ud83d"), false, FAST_NO, NULL },
+	{ ESC("\\ud83d\\u0041"), false, FAST_NO, NULL },
+	{ ESC("\\ud83d\\ud83d"), false, FAST_NO, NULL },
+	{ ESC("\\ud83d\\n"), false, FAST_NO, NULL },
+	{ ESC("\\u0000"), false, FAST_NO, NULL },
+	{ ESC("a\\u0000"), false, FAST_NO, NULL },
+	{ KEY("k\\u0000"), false, FAST_NO, NULL },
+	{ UNK("\"\\u0000\""), false, FAST_NO, NULL },
+	{ ESC("\\u00g0"), false, FAST_NO, NULL },
+	{ ESC("\\u00e"), false, FAST_NO, NULL },
+	{ ESC("\\U00e9"), false, FAST_NO, NULL },
+	{ ESC("\\x41"), false, FAST_NO, NULL },
+	{ ESC("\\'"), false, FAST_NO, NULL },
+	{ ESC("\\a"), false, FAST_NO, NULL },
+	{ ESC("\\ "), false, FAST_NO, NULL },
+	{ "{" IO "," SEV ",\"message\":\"\\", false, FAST_NO, NULL },
+	{ "{" IO "," SEV ",\"message\":\"\\u12", false, FAST_NO, NULL },
+	{ "{" IO "," SEV ",\"message\":\"abc", false, FAST_NO, NULL },
+	/* raw control characters; DEL is not one */
+	{ ESC("a\tb"), false, FAST_NO, NULL },
+	{ ESC("a\nb"), false, FAST_NO, NULL },
+	{ ESC("a\x01"), false, FAST_NO, NULL },
+	{ ESC("a\x1f"), false, FAST_NO, NULL },
+	{ ESC("a\x7f"), true, FAST_YES, "a\x7f" },
+	/* numbers, literals and nesting in unknown fields */
+	{ UNK("0"), true, FAST_YES, "m" },
+	{ UNK("-0"), true, FAST_YES, "m" },
+	{ UNK("-0.0"), true, FAST_YES, "m" },
+	{ UNK("1.5E-3"), true, FAST_YES, "m" },
+	{ UNK("-12.5e+3"), true, FAST_YES, "m" },
+	{ UNK("1e10"), true, FAST_YES, "m" },
+	{ UNK("0.000001"), true, FAST_YES, "m" },
+	{ UNK("1E-400"), true, FAST_YES, "m" },   /* underflow: jansson takes it */
+	{ UNK("123456789012345678"), true, FAST_YES, "m" },
+	{ UNK("-123456789012345678"), true, FAST_YES, "m" },
+	{ UNK("1e299"), true, FAST_YES, "m" },
+	{ UNK("1234567890123456789"), true, FAST_ANY, "m" },
+	{ UNK("9223372036854775807"), true, FAST_ANY, "m" },
+	{ UNK("-9223372036854775808"), true, FAST_ANY, "m" },
+	{ UNK("1e308"), true, FAST_ANY, "m" },
+	{ UNK("0e999999"), true, FAST_ANY, "m" },
+	{ UNK("9223372036854775808"), false, FAST_NO, NULL },
+	{ UNK("-9223372036854775809"), false, FAST_NO, NULL },
+	{ UNK("1e400"), false, FAST_NO, NULL },
+	{ UNK("-1e400"), false, FAST_NO, NULL },
+	{ UNK("1.5e309"), false, FAST_NO, NULL },
+	{ UNK("01"), false, FAST_NO, NULL },
+	{ UNK("-01"), false, FAST_NO, NULL },
+	{ UNK("00"), false, FAST_NO, NULL },
+	{ UNK("1."), false, FAST_NO, NULL },
+	{ UNK("1.e5"), false, FAST_NO, NULL },
+	{ UNK(".5"), false, FAST_NO, NULL },
+	{ UNK("+1"), false, FAST_NO, NULL },
+	{ UNK("-"), false, FAST_NO, NULL },
+	{ UNK("1e"), false, FAST_NO, NULL },
+	{ UNK("1e+"), false, FAST_NO, NULL },
+	{ UNK("0x10"), false, FAST_NO, NULL },
+	{ UNK("1_000"), false, FAST_NO, NULL },
+	{ UNK("Infinity"), false, FAST_NO, NULL },
+	{ UNK("-Infinity"), false, FAST_NO, NULL },
+	{ UNK("NaN"), false, FAST_NO, NULL },
+	{ UNK("true"), true, FAST_YES, "m" },
+	{ UNK("false"), true, FAST_YES, "m" },
+	{ UNK("null"), true, FAST_YES, "m" },
+	{ UNK("tru"), false, FAST_NO, NULL },
+	{ UNK("truee"), false, FAST_NO, NULL },
+	{ UNK("True"), false, FAST_NO, NULL },
+	{ UNK("nul"), false, FAST_NO, NULL },
+	{ UNK("NULL"), false, FAST_NO, NULL },
+	{ UNK("[]"), true, FAST_YES, "m" },
+	{ UNK("{}"), true, FAST_YES, "m" },
+	{ UNK("[1,\"a\",true,null,[],{},[[{\"k\":[-1.5e3]}]]]"), true, FAST_YES, "m" },
+	{ UNK("{\"a\":{\"b\":{\"c\":[{\"d\":null}]}}}"), true, FAST_YES, "m" },
+	{ UNK("[1,]"), false, FAST_NO, NULL },
+	{ UNK("[,1]"), false, FAST_NO, NULL },
+	{ UNK("[1 2]"), false, FAST_NO, NULL },
+	{ UNK("[1"), false, FAST_NO, NULL },
+	{ UNK("{\"a\":1,}"), false, FAST_NO, NULL },
+	{ UNK("{,\"a\":1}"), false, FAST_NO, NULL },
+	{ UNK("{\"a\":1,,\"b\":2}"), false, FAST_NO, NULL },
+	{ UNK("{\"a\" 1}"), false, FAST_NO, NULL },
+	{ UNK("{\"a\"}"), false, FAST_NO, NULL },
+	{ UNK("{\"a\":}"), false, FAST_NO, NULL },
+	{ UNK("{1:2}"), false, FAST_NO, NULL },
+	{ UNK("{'a':1}"), false, FAST_NO, NULL },
+	{ UNK("]"), false, FAST_NO, NULL },
+	{ "{" BASE ",\"x\"}", false, FAST_NO, NULL },
+	{ "{" BASE ";\"x\":1}", false, FAST_NO, NULL },
+	/* whitespace */
+	{ " \t\r\n{ \"involvedObject\" :\n{\t\"kind\"\r:\"K\" , \"name\":\"n\"\n}\n,"
+	  "\"severity\" : \"info\",\"message\":\"m\" , \"x\" : [ 1 , { } , [ ] ] }\r\n\t ",
+	  true, FAST_YES, "m" },
+	{ "\f{" BASE "}", false, FAST_NO, NULL },
+	{ "{" BASE "}\v", false, FAST_NO, NULL },
+	{ "{" BASE ",\"x\":\f1}", false, FAST_NO, NULL },
+	{ "\xc2\xa0{" BASE "}", false, FAST_NO, NULL },
+	{ "   ", false, FAST_NO, NULL },
+	/* a byte order mark is not whitespace to jansson; inside a string it is text */
+	{ "\xef\xbb\xbf{" BASE "}", false, FAST_NO, NULL },
+	{ ESC("\xef\xbb\xbfm"), true, FAST_YES, "\xef\xbb\xbfm" },
+	/* trailing garbage */
+	{ "{" BASE "}x", false, FAST_NO, NULL },
+	{ "{" BASE "} {}", false, FAST_NO, NULL },
+	{ "{" BASE "},", false, FAST_NO, NULL },
+	{ "{" BASE "} // c", false, FAST_NO, NULL },
+	{ "{" BASE "}\xff", false, FAST_NO, NULL },
+	/* UTF-8 in values: the boundaries of each length, 4-byte characters */
+	{ ESC("\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf"
+	      "\xf0\x90\x80\x80\xf0\x9f\x9a\x80\xf4\x8f\xbf\xbf"), true, FAST_YES,
+	  "\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf"
+	  "\xf0\x90\x80\x80\xf0\x9f\x9a\x80\xf4\x8f\xbf\xbf" },
+	{ ESC("\x80"), false, FAST_NO, NULL },
+	{ ESC("\xbf"), false, FAST_NO, NULL },
+	{ ESC("\xc3"), false, FAST_NO, NULL },
+	{ ESC("\xc3\x28"), false, FAST_NO, NULL },
+	{ ESC("\xc0\x80"), false, FAST_NO, NULL },
+	{ ESC("\xc1\xbf"), false, FAST_NO, NULL },
+	{ ESC("\xe0\x80\xaf"), false, FAST_NO, NULL },
+	{ ESC("\xe0\x9f\xbf"), false, FAST_NO, NULL },
+	{ ESC("\xed\xa0\x80"), false, FAST_NO, NULL },
+	{ ESC("\xed\xbf\xbf"), false, FAST_NO, NULL },
+	{ ESC("\xe2\x82"), false, FAST_NO, NULL },
+	{ ESC("\xf0\x80\x80\xaf"), false, FAST_NO, NULL },
+	{ ESC("\xf0\x8f\xbf\xbf"), false, FAST_NO, NULL },
+	{ ESC("\xf4\x90\x80\x80"), false, FAST_NO, NULL },
+	{ ESC("\xf5\x80\x80\x80"), false, FAST_NO, NULL },
+	{ ESC("\xf8\x88\x80\x80\x80"), false, FAST_NO, NULL },
+	{ ESC("\xfe"), false, FAST_NO, NULL },
+	{ ESC("\xf0\x9f\x9a"), false, FAST_NO, NULL },
+	{ "{" IO "," SEV ",\"message\":\"\xf0\x9f", false, FAST_NO, NULL },
+	/* UTF-8 in keys: top level, metadata, nested */
+	{ KEY("\xc3\xa9\xf0\x9f\x9a\x80"), true, FAST_YES, "m" },
+	{ KEY("\xff"), false, FAST_NO, NULL },
+	{ KEY("\xc0\xaf"), false, FAST_NO, NULL },
+	{ KEY("\xed\xa0\x80"), false, FAST_NO, NULL },
+	{ KEY("\xf4\x90\x80\x80"), false, FAST_NO, NULL },
+	{ MKEY("caf\xc3\xa9"), true, FAST_YES, "m" },
+	{ MKEY("caf\xc3"), false, FAST_NO, NULL },
+	{ MKEY("\xe0\x80\x80"), false, FAST_NO, NULL },
+	{ UNK("{\"\xf0\x9f\x9a\x80\":1}"), true, FAST_YES, "m" },
+	{ UNK("{\"\xf0\x9f\x9a\":1}"), false, FAST_NO, NULL },
+	{ UNK("[\"\xc1\x81\"]"), false, FAST_NO, NULL },
+	/* duplicate keys at every level, compared decoded */
+	{ "{" BASE ",\"message\":\"m2\"}", false, FAST_NO, NULL },
+	{ "{" BASE ",\"x\":1,\"x\":2}", false, FAST_NO, NULL },
+	{ "{" BASE ",\"x\":1,\"\\u0078\":2}", false, FAST_NO, NULL },
+	{ "{" BASE ",\"\\u00e9\":1,\"\xc3\xa9\":2}", false, FAST_NO, NULL },
+	{ "{" BASE ",\"involved\\u004fbject\":{}}", false, FAST_NO, NULL },
+	{ IOWITH("\"name\":\"n2\""), false, FAST_NO, NULL },
+	{ IOWITH("\"extra\":1,\"extra\":2"), false, FAST_NO, NULL },
+	{ IOWITH("\"extra\":{\"a\":1,\"a\":1}"), false, FAST_NO, NULL },
+	{ WITH("\"metadata\":{\"k\":\"1\",\"k\":\"1\"}"), false, FAST_NO, NULL },
+	{ WITH("\"metadata\":{\"k\":\"1\",\"\\u006b\":\"2\"}"), false, FAST_NO, NULL },
+	{ UNK("{\"a\":1,\"b\":2,\"a\":3}"), false, FAST_NO, NULL },
+	{ UNK("[{\"a\":1},{\"b\":[{\"c\":1,\"c\":2}]}]"), false, FAST_NO, NULL },
+	{ UNK("{\"a\":{\"b\":{\"c\":{\"d\":1,\"d\":1}}}}"), false, FAST_NO, NULL },
+	/* after a nested object closes, its parent's keys still count */
+	{ UNK("{\"a\":{\"b\":1},\"a\":2}"), false, FAST_NO, NULL },
+	{ UNK("{\"a\":1,\"b\":{\"c\":1},\"a\":2}"), false, FAST_NO, NULL },
+	{ "{" BASE ",\"x\":{\"y\":[{}]},\"x\":1}", false, FAST_NO, NULL },
+	/* the same key in different objects is fine */
+	{ UNK("{\"a\":{\"a\":{\"a\":1}},\"b\":{\"a\":1}}"), true, FAST_YES, "m" },
+	{ UNK("[{\"a\":1},{\"a\":1}]"), true, FAST_YES, "m" },
+	{ "{" BASE ",\"kind\":\"top\",\"name\":{\"message\":1}}", true, FAST_YES, "m" },
+	{ WITH("\"metadata\":{\"message\":\"x\"},\"x\":{\"metadata\":1}"), true, FAST_YES,
+	  "m" },
+	/* known fields of the wrong type: the reference rejects, the fast path gives up */
+	{ TS("2022-10-28T07:26:19Z\\u0000"), false, FAST_NO, NULL },
+	{ "{" IO ",\"severity\":\"info\\u0000\"," MSG "}", false, FAST_NO, NULL },
+	{ WITH("\"timestamp\":nul"), false, FAST_NO, NULL },
+	{ WITH("\"timestamp\":null"), true, FAST_YES, "m" },
+	{ WITH("\"metadata\":{}"), true, FAST_YES, "m" },
+	{ "{\"involvedObject\":{}}", false, FAST_NO, NULL },
+	{ "{}", false, FAST_NO, NULL },
+	/* a 1-byte body, empty and whitespace-only objects */
+	{ "{", false, FAST_NO, NULL },
+	{ "{ }", false, FAST_NO, NULL },
+};
+
+START_TEST(test_event_grammar)
+{
+	const struct gcase *c = &grammar_cases[_i];
+	char err[ERRLEN], field[128];
+	struct event *ev;
+
+	ev = parse_checked(c->json, strlen(c->json), err, sizeof(err), field, sizeof(field));
+	ck_assert_msg((ev != NULL) == c->ok, "case %d: %s (%s): %s", _i,
+	    ev != NULL ? "accepted" : "rejected", err, c->json);
+	if (c->fast != FAST_ANY)
+		ck_assert_msg(last_fast == (c->fast == FAST_YES), "case %d: fast path %s: %s",
+		    _i, last_fast ? "handled it" : "gave up", c->json);
+	if (ev != NULL && c->message != NULL)
+		check_str("message", ev->message, c->message);
+	event_free(ev);
+}
+END_TEST
+
+/* Bodies with NUL bytes or built at run time. */
+START_TEST(test_event_grammar_built)
+{
+	static const char nul_after[] = "{" BASE "}\0";
+	static const char nul_ws[] = "{" BASE "\0}";
+	char err[ERRLEN], field[128];
+	struct util_buf b = { 0 };
+	struct event *ev;
+	char *s;
+
+	/* NUL after the object and between tokens */
+	ck_assert_ptr_null(parse_checked(nul_after, sizeof(nul_after) - 1, err, sizeof(err),
+	    field, sizeof(field)));
+	ck_assert_ptr_null(parse_checked(nul_ws, sizeof(nul_ws) - 1, err, sizeof(err),
+	    field, sizeof(field)));
+	/* empty input, and a zero-length view of a valid body */
+	ck_assert_ptr_null(parse_checked("", 0, err, sizeof(err), field, sizeof(field)));
+	ck_assert_ptr_null(parse_checked("{" BASE "}", 0, err, sizeof(err), field,
+	    sizeof(field)));
+
+	/* nesting: EVENT_MAX_DEPTH levels are handled by the fast path, one more is not */
+	s = nested(EVENT_MAX_DEPTH);
+	ev = parse_checked(s, strlen(s), err, sizeof(err), field, sizeof(field));
+	ck_assert_ptr_nonnull(ev);
+	ck_assert(last_fast);
+	event_free(ev);
+	free(s);
+	s = nested(EVENT_MAX_DEPTH + 1);
+	ck_assert_ptr_null(parse_checked(s, strlen(s), err, sizeof(err), field, sizeof(field)));
+	ck_assert_ptr_nonnull(strstr(err, "nesting"));
+	free(s);
+	/* the same with objects in involvedObject and metadata values */
+	util_buf_puts(&b, "{" SEV "," MSG ",\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\",\"x\":");
+	/* levels: the event, involvedObject, 29 times {"a":, then {} */
+	for (int i = 3; i < EVENT_MAX_DEPTH; i++)
+		util_buf_puts(&b, "{\"a\":");
+	util_buf_puts(&b, "{}");
+	for (int i = 3; i < EVENT_MAX_DEPTH; i++)
+		util_buf_puts(&b, "}");
+	util_buf_puts(&b, "}}");
+	ev = parse_checked(b.data, b.len, err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s", err);
+	ck_assert(last_fast);
+	event_free(ev);
+	util_buf_free(&b);
+	util_buf_puts(&b, "{" BASE ",\"metadata\":{\"k\":[[\"v\"]]}}");
+	ck_assert_ptr_null(parse_checked(b.data, b.len, err, sizeof(err), field, sizeof(field)));
+	ck_assert_str_eq(field, "metadata.k");
+	util_buf_free(&b);
+
+	/* escaped strings beyond the fast path's on-stack scratch space */
+	util_buf_puts(&b, "{" IO "," SEV ",\"message\":\"");
+	for (int i = 0; i < 3000; i++)
+		util_buf_puts(&b, "\\n\\u00e9");
+	util_buf_puts(&b, "\",\"metadata\":{");
+	for (int i = 0; i < 60; i++)
+		util_buf_printf(&b, "%s\"k\\u00e9%02d\":\"\\t%d\"", i ? "," : "", i, i);
+	util_buf_puts(&b, "}}");
+	ev = parse_checked(b.data, b.len, err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s", err);
+	ck_assert(last_fast);
+	ck_assert_uint_eq(strlen(ev->message), 3000 * 3);
+	ck_assert_uint_eq(ev->nmeta, 60);
+	ck_assert_str_eq(event_meta_get(ev, "k\xc3\xa9" "59"), "\t59");
+	event_free(ev);
+	util_buf_free(&b);
+
+	/* many keys in one unknown object: equal results whoever handles it */
+	util_buf_puts(&b, "{" BASE ",\"x\":{");
+	for (int i = 0; i < 300; i++)
+		util_buf_printf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
+	util_buf_puts(&b, "}}");
+	ev = parse_checked(b.data, b.len, err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s", err);
+	event_free(ev);
+	util_buf_puts(&b, "");
+	b.data[b.len - 2] = '\0';   /* cut the closing braces: now a duplicate */
+	b.len -= 2;
+	util_buf_puts(&b, ",\"k299\":1}}");
+	ck_assert_ptr_null(parse_checked(b.data, b.len, err, sizeof(err), field,
+	    sizeof(field)));
+	ck_assert_ptr_nonnull(strstr(err, "duplicate"));
+	util_buf_free(&b);
+}
+END_TEST
+
+/* The benchmark body (bench/event.json) takes the fast path, with every field. */
+START_TEST(test_event_fast_bench_body)
+{
+	char path[1024], err[ERRLEN], field[128];
+	struct event *ev;
+	size_t len = 0;
+	char *buf;
+
+	snprintf(path, sizeof(path), "%s/bench/event.json", FR_SRCDIR);
+	buf = util_read_file(path, &len, err, sizeof(err));
+	ck_assert_msg(buf != NULL, "%s: %s", path, err);
+	ev = parse_checked(buf, len, err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s", err);
+	ck_assert(last_fast);
+	ck_assert_str_eq(ev->kind, "Kustomization");
+	ck_assert_str_eq(ev->uid, "7d0cdc51-ddcf-4743-b223-83ca5c699632");
+	ck_assert_uint_eq(ev->nmeta, 3);
+	ck_assert_str_eq(event_meta_get(ev, "cluster"), "prod-eu-1");
+	event_free(ev);
+	free(buf);
+}
+END_TEST
+
 static Suite *
 event_suite(void)
 {
@@ -773,6 +1224,10 @@ event_suite(void)
 	tcase_add_test(tc, test_event_depth);
 	tcase_add_test(tc, test_event_huge_message);
 	tcase_add_test(tc, test_event_unicode);
+	tcase_add_loop_test(tc, test_event_grammar, 0,
+	    sizeof(grammar_cases) / sizeof(grammar_cases[0]));
+	tcase_add_test(tc, test_event_grammar_built);
+	tcase_add_test(tc, test_event_fast_bench_body);
 	suite_add_tcase(s, tc);
 	return s;
 }
