@@ -84,37 +84,14 @@ static void
 event_utf8_scrub(char *str)
 {
 	unsigned char *s = (unsigned char *)str;
+	size_t n = strlen(str);
 
-	while (*s != '\0') {
-		unsigned c = *s, cp;
-		size_t k, j;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			k = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			k = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			k = 3;
-			cp = c & 0x07;
-		} else {
-			*s++ = '?';
-			continue;
-		}
-		/* the NUL terminator is not a continuation byte: no overrun */
-		for (j = 1; j <= k && (s[j] & 0xc0) == 0x80; j++)
-			cp = cp << 6 | (s[j] & 0x3f);
-		if (j <= k || (k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
-			*s++ = '?';
-			continue;
-		}
-		s += k + 1;
+	for (size_t i = 0; i < n;) {
+		size_t l = util_utf8_len(s + i, n - i);
+		if (l == 0)
+			s[i++] = '?';
+		else
+			i += l;
 	}
 }
 
@@ -715,38 +692,6 @@ event_fast_scratch(struct event_fast *f, size_t n)
 	return p;
 }
 
-/*
- * Length (2 to 4) of the well-formed UTF-8 sequence at p, or 0. Same
- * acceptance as jansson's utf8_check_full(): no overlongs, no surrogates,
- * nothing past U+10FFFF.
- */
-static size_t
-event_fast_utf8(const unsigned char *p, const unsigned char *end)
-{
-	size_t avail = (size_t)(end - p);
-	unsigned c = p[0];
-
-	if (c >= 0xc2 && c <= 0xdf)
-		return avail >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		if (avail < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-			return 0;
-		if ((c == 0xe0 && p[1] < 0xa0) ||    /* overlong */
-		    (c == 0xed && p[1] >= 0xa0))     /* U+D800..U+DFFF */
-			return 0;
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		if (avail < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
-		    (p[3] & 0xc0) != 0x80)
-			return 0;
-		if ((c == 0xf0 && p[1] < 0x90) ||    /* overlong */
-		    (c == 0xf4 && p[1] >= 0x90))     /* past U+10FFFF */
-			return 0;
-		return 4;
-	}
-	return 0;
-}
 
 /* The value of four hex digits at p, or -1. */
 static long
@@ -883,7 +828,7 @@ event_fast_string(struct event_fast *f, struct event_str *out, bool nul)
 			n = event_fast_escape(p, end, &cp);
 			escaped = true;
 		} else if (*p >= 0x80) {
-			n = event_fast_utf8(p, end);
+			n = util_utf8_len(p, (size_t)(end - p));
 		} else {
 			n = 0;   /* a control character, raw NUL included */
 		}

@@ -67,46 +67,6 @@ enum slack_cut {
 static const char slack_ellipsis[] = "\xe2\x80\xa6";   /* U+2026 */
 static const char slack_replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
 
-/*
- * Length of the UTF-8 sequence at s (n > 0 bytes available): 1..4 for a
- * well-formed sequence (RFC 3629: no overlongs, no surrogates, <= U+10FFFF),
- * or 0 for an invalid byte, which callers treat as one replaced character.
- */
-static size_t
-slack_utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else
-		return 0;
-	if (n < len)
-		return 0;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 /* Number of characters (code points; an invalid byte counts as one) in s[0..n). */
 static size_t
 slack_utf8_count(const unsigned char *s, size_t n)
@@ -114,7 +74,7 @@ slack_utf8_count(const unsigned char *s, size_t n)
 	size_t i = 0, count = 0;
 
 	while (i < n) {
-		size_t l = slack_utf8_len(s + i, n - i);
+		size_t l = util_utf8_len(s + i, n - i);
 		i += l ? l : 1;
 		count++;
 	}
@@ -138,7 +98,7 @@ slack_text(struct util_buf *out, const char *str, size_t n, size_t limit,
 	if (cut == SLACK_CUT_NONE)
 		limit = SIZE_MAX;
 	while (i < n && kept < limit) {
-		size_t l = slack_utf8_len(s + i, n - i);
+		size_t l = util_utf8_len(s + i, n - i);
 		const char *rep = NULL;
 
 		if (l == 0) {

@@ -46,6 +46,13 @@ double util_mono(void);
 #define UTIL_READ_MAX (16 << 20)
 char *util_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
+/*
+ * Length of the UTF-8 sequence at s (n > 0 bytes available): 1..4 for a
+ * well-formed sequence (RFC 3629, as jansson checks it: no overlongs, no
+ * surrogates, nothing past U+10FFFF), 0 for an invalid or truncated one.
+ */
+size_t util_utf8_len(const unsigned char *s, size_t n);
+
 /* Fill buf with n random bytes from the kernel; 0 / -1. */
 int util_random(void *buf, size_t n);
 /* A new random event id: 32 lowercase hex characters + NUL. */

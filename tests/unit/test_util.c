@@ -92,6 +92,46 @@ START_TEST(test_read_file)
 }
 END_TEST
 
+static const struct {
+	const char *s;
+	size_t n, want;
+} utf8_cases[] = {
+	{ "a", 1, 1 },
+	{ "\xc3\xa9", 2, 2 },               /* é */
+	{ "\xe2\x82\xac", 3, 3 },           /* € */
+	{ "\xf0\x9f\x9a\x80", 4, 4 },       /* 🚀 */
+	{ "\xf4\x8f\xbf\xbf", 4, 4 },       /* U+10FFFF */
+	{ "\xc3", 1, 0 },                   /* truncated */
+	{ "\xe2\x82", 2, 0 },
+	{ "\xc0\xaf", 2, 0 },               /* overlong '/' */
+	{ "\xc1\xbf", 2, 0 },
+	{ "\xe0\x80\xaf", 3, 0 },           /* overlong */
+	{ "\xf0\x80\x80\xaf", 4, 0 },       /* overlong */
+	{ "\xed\xa0\x80", 3, 0 },           /* U+D800 surrogate */
+	{ "\xed\x9f\xbf", 3, 3 },           /* U+D7FF */
+	{ "\xf4\x90\x80\x80", 4, 0 },       /* U+110000 */
+	{ "\xf5\x80\x80\x80", 4, 0 },
+	{ "\x80", 1, 0 },                   /* lone continuation */
+	{ "\xc3\x28", 2, 0 },               /* bad continuation */
+	{ "\xff", 1, 0 },
+};
+
+START_TEST(test_utf8_len)
+{
+	ck_assert_uint_eq(util_utf8_len((const unsigned char *)utf8_cases[_i].s, utf8_cases[_i].n),
+	    utf8_cases[_i].want);
+}
+END_TEST
+
+START_TEST(test_json_string)
+{
+	struct util_buf b = {0};
+	util_buf_json_string(&b, "a\"b\\c\nd\x01\te");
+	ck_assert_str_eq(b.data, "\"a\\\"b\\\\c\\nd\\u0001\\u0009e\"");
+	util_buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_clocks)
 {
 	double a = util_mono(), b = util_mono();
@@ -112,6 +152,8 @@ main(void)
 	tcase_add_test(tc, test_ct_equal);
 	tcase_add_test(tc, test_read_file);
 	tcase_add_test(tc, test_clocks);
+	tcase_add_loop_test(tc, test_utf8_len, 0, sizeof(utf8_cases) / sizeof(utf8_cases[0]));
+	tcase_add_test(tc, test_json_string);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
