@@ -601,14 +601,24 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
-/* Accept policy: refuse (close) a connection beyond listen.max_connections. */
+/*
+ * Accept policy: refuse (close) a connection beyond listen.max_connections.
+ * The slot is reserved here, atomically, because several daemons accept at
+ * the same time: a check here and a count at NOTIFY_STARTED let two of them
+ * pass on the last slot. NOTIFY_CLOSED gives it back. (If libmicrohttpd fails
+ * to set up a connection after this point, out of memory, it logs the error
+ * and the slot stays taken: one fewer connection until restart.)
+ */
 static enum MHD_Result
 http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
 	(void)addr;
 	(void)addrlen;
 	struct http *h = cls;
-	return atomic_load(&h->connections) < h->max_connections ? MHD_YES : MHD_NO;
+	if (atomic_fetch_add(&h->connections, 1) < h->max_connections)
+		return MHD_YES;
+	atomic_fetch_sub(&h->connections, 1);
+	return MHD_NO;
 }
 
 static void
@@ -618,9 +628,7 @@ http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_con
 	(void)conn;
 	(void)socket_context;
 	struct http *h = cls;
-	if (code == MHD_CONNECTION_NOTIFY_STARTED)
-		atomic_fetch_add(&h->connections, 1);
-	else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED)
 		atomic_fetch_sub(&h->connections, 1);
 }
 
