@@ -193,6 +193,14 @@ def run_cli(args, env=None, input=None, timeout=30):
                           env=e, timeout=timeout)
 
 
+def queue_rows(text):
+    """The rows printed by `fluxrelay queue list --json`: a JSON array."""
+    rows = json.loads(text)
+    if not isinstance(rows, list):
+        raise AssertionError("queue list --json printed %r, not an array" % text[:200])
+    return rows
+
+
 def main():
     """unittest entry point mapped to automake exit codes."""
     if not os.path.exists(BIN):

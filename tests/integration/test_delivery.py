@@ -153,7 +153,7 @@ class Delivery(unittest.TestCase):
 
     def rows(self, dead=False):
         args = ["list", "--json"] + (["--dead"] if dead else [])
-        return parse_rows(self.queue(*args).stdout.decode())
+        return frtest.queue_rows(self.queue(*args).stdout.decode())
 
     def rows_of(self, case, dead=False):
         return [r for r in self.rows(dead) if r.get("provider") == "p-" + case]
@@ -418,22 +418,6 @@ class Delivery(unittest.TestCase):
         self.assertNotIn("/chat.postMessage", log)
 
 
-def parse_rows(text):
-    """Rows from `fluxrelay queue list --json`: a JSON array, an object holding
-    one, or one JSON object per line."""
-    text = text.strip()
-    if not text:
-        return []
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return [json.loads(l) for l in text.splitlines() if l.strip()]
-    if isinstance(doc, dict):
-        for k in ("deliveries", "rows", "items"):
-            if isinstance(doc.get(k), list):
-                return doc[k]
-        return [doc]
-    return doc
 
 
 if __name__ == "__main__":

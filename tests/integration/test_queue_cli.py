@@ -43,20 +43,6 @@ def event(name, message):
     })
 
 
-def parse_rows(text):
-    text = text.strip()
-    if not text:
-        return []
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return [json.loads(l) for l in text.splitlines() if l.strip()]
-    if isinstance(doc, dict):
-        for k in ("deliveries", "rows", "items"):
-            if isinstance(doc.get(k), list):
-                return doc[k]
-        return [doc]
-    return doc
 
 
 class QueueCli(unittest.TestCase):
@@ -84,7 +70,7 @@ class QueueCli(unittest.TestCase):
         return r.stdout.decode()
 
     def dead(self):
-        return parse_rows(self.ok("list", "--dead", "--json"))
+        return frtest.queue_rows(self.ok("list", "--dead", "--json"))
 
     def post(self, name, message):
         status, _, doc = self.d.post(event(name, message))
@@ -126,7 +112,7 @@ class QueueCli(unittest.TestCase):
         for i in ids:
             self.assertIn(i, text)
         self.assertIn("channel_not_found", text)
-        self.assertEqual(parse_rows(self.ok("list", "--json")), [], "nothing pending")
+        self.assertEqual(frtest.queue_rows(self.ok("list", "--json")), [], "nothing pending")
 
         # retry one while the daemon runs: delivered within 2 s
         self.emu.set_default(Response.ok(), path=HOOK)
@@ -235,7 +221,7 @@ alerts = ( %(alerts)s );
     def dead(self):
         r = frtest.run_cli(["queue", "-c", self.d.config_path, "list", "--dead", "--json"])
         self.assertEqual(r.returncode, 0, r.stderr.decode())
-        return parse_rows(r.stdout.decode())
+        return frtest.queue_rows(r.stdout.decode())
 
     def wait_dead(self, n, timeout=8):
         deadline = time.monotonic() + timeout
