@@ -144,11 +144,32 @@ http_error(struct http_req *r, int code, const char *msg, const char *field,
 	return http_respond_buf(r, code, &b, headers);
 }
 
+/* The client's address for a log line, looked up the first time one needs it
+ * (most requests never log it). */
+static const char *
+http_remote(struct http_req *r)
+{
+	if (r->peer[0] != '\0')
+		return r->peer;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return "";
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->peer,
+		    (socklen_t)sizeof(r->peer));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		    r->peer, (socklen_t)sizeof(r->peer));
+	return r->peer;
+}
+
 static void
 http_reject(struct http_req *r, const char *why, const char *detail)
 {
 	metrics_event(METRICS_EVENT_REJECTED);
-	log_info("event rejected", "remote", r->peer, "error", why,
+	log_info("event rejected", "remote", http_remote(r), "error", why,
 	    detail ? "field" : NULL, detail, NULL);
 }
 
@@ -198,14 +219,14 @@ http_answer_committed(struct http_req *r)
 	}
 	case QUEUE_RESULT_DUPLICATE: {
 		metrics_event(METRICS_EVENT_DUPLICATE);
-		log_info("event duplicate", "id", r->qreq.event_id, "remote", r->peer, NULL);
+		log_info("event duplicate", "id", r->qreq.event_id, "remote", http_remote(r), NULL);
 		struct util_buf b = {0};
 		util_buf_printf(&b, "{\"status\":\"duplicate\",\"id\":\"%s\"}", r->qreq.event_id);
 		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
 	}
 	case QUEUE_RESULT_FULL:
 		metrics_event(METRICS_EVENT_REJECTED);
-		log_warn("event refused: queue full", "remote", r->peer, NULL);
+		log_warn("event refused: queue full", "remote", http_remote(r), NULL);
 		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue full", NULL,
 		    http_retry_after);
 	case QUEUE_RESULT_SHUTDOWN:
@@ -214,7 +235,7 @@ http_answer_committed(struct http_req *r)
 		    http_retry_after);
 	default:
 		metrics_event(METRICS_EVENT_REJECTED);
-		log_error("event not stored: queue write failed", "remote", r->peer, NULL);
+		log_error("event not stored: queue write failed", "remote", http_remote(r), NULL);
 		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue write failed", NULL,
 		    http_retry_after);
 	}
@@ -273,7 +294,8 @@ http_process_event(struct http_req *r)
 		    auth_check_hmac(c->auth.hmac_key_previous, c->auth.hmac_key_previous_len, sig,
 		    r->body ? r->body : "", r->len) == AUTH_OK) {
 			a = AUTH_OK;
-			log_debug("signature made with auth.hmac_key_previous", "remote", r->peer, NULL);
+			log_debug("signature made with auth.hmac_key_previous", "remote",
+			    http_remote(r), NULL);
 		}
 		if (a != AUTH_OK) {
 			const char *msg = a == AUTH_MISSING ? "missing signature" : "invalid signature";
@@ -377,22 +399,6 @@ http_get(struct http_req *r, enum http_route route)
 	}
 }
 
-static void
-http_peer(struct MHD_Connection *conn, char *out, size_t n)
-{
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
-	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	out[0] = '\0';
-	if (ci == NULL || ci->client_addr == NULL)
-		return;
-	const struct sockaddr *sa = ci->client_addr;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-		    (socklen_t)n);
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
-		    (socklen_t)n);
-}
 
 /* mTLS: 0 when the client presented a certificate that the trusted CA signed. */
 static int
@@ -447,7 +453,6 @@ http_first_call(struct http_req *r, const char *url, const char *method)
 		static const char *const allow[] = { "Allow", "POST", NULL };
 		return http_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", NULL, allow);
 	}
-	http_peer(r->conn, r->peer, sizeof(r->peer));
 	if (h->need_client_cert && http_verify_client(r->conn) != 0) {
 		http_reject(r, "client certificate missing or not trusted", NULL);
 		return http_error(r, MHD_HTTP_UNAUTHORIZED, "client certificate required", NULL, NULL);
