@@ -92,6 +92,7 @@ struct conf_ctx {
 	struct conf *c;               /* being filled; freed on any problem */
 	struct conf_problem *probs;
 	size_t nprobs, cap;
+	bool skip_secrets;            /* CONF_SKIP_SECRETS */
 };
 
 static const char *const conf_root_keys[] = {
@@ -682,6 +683,10 @@ conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope
 	int r = -1;
 	if (conf_get_string(x, g, scope, keys[first], &v) != 1)
 		goto out;
+	if (x->skip_secrets && first != 0) {
+		r = 2;   /* given, deliberately not read */
+		goto out;
+	}
 	if (first == 0) {
 		n = strlen(v);
 		data = util_strndup(v, n);
@@ -1475,7 +1480,13 @@ conf_check_includes(struct conf_ctx *x, const char *file, const char *shown, int
 struct conf *
 conf_load(const char *path, char **errors)
 {
-	struct conf_ctx x = { .path = path };
+	return conf_load_opts(path, 0, errors);
+}
+
+struct conf *
+conf_load_opts(const char *path, unsigned flags, char **errors)
+{
+	struct conf_ctx x = { .path = path, .skip_secrets = (flags & CONF_SKIP_SECRETS) != 0 };
 	struct conf *ret = NULL;
 	config_t cfg;
 	struct stat st;

@@ -125,6 +125,15 @@ struct conf {
 struct conf *conf_load(const char *path, char **errors);
 
 /*
+ * conf_load with options. CONF_SKIP_SECRETS: secrets given as *_file or *_env
+ * are checked for form but not read (the fields stay NULL), for commands
+ * that need no credential (`fluxrelay queue`, `fluxrelay match`) and may run
+ * where the daemon's credentials are not, e.g. without CREDENTIALS_DIRECTORY.
+ */
+#define CONF_SKIP_SECRETS 1u
+struct conf *conf_load_opts(const char *path, unsigned flags, char **errors);
+
+/*
  * The built-in defaults of SPEC §3: provider "console" (type console), alert
  * "all" (severity info and above, every source), builtin = true, path NULL,
  * state_dir $STATE_DIRECTORY, else "./fluxrelay-state" when not root, else

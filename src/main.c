@@ -105,7 +105,7 @@ main_parse_listen(const char *s, char **addr, int *port)
  * invalid file, 2 for a bad override.
  */
 static struct conf *
-main_load_conf(const struct main_opts *o, int *exit_code, char **errors)
+main_load_conf_opts(const struct main_opts *o, unsigned flags, int *exit_code, char **errors)
 {
 	struct conf *c;
 	*exit_code = CONF_EXIT_INVALID;
@@ -113,7 +113,7 @@ main_load_conf(const struct main_opts *o, int *exit_code, char **errors)
 		c = conf_default();
 	} else {
 		char *problems = NULL;
-		c = conf_load(o->config, &problems);
+		c = conf_load_opts(o->config, flags, &problems);
 		if (c == NULL) {
 			if (errors != NULL) {
 				*errors = problems;
@@ -155,6 +155,12 @@ main_load_conf(const struct main_opts *o, int *exit_code, char **errors)
 		c->log.level = lv;
 	}
 	return c;
+}
+
+static struct conf *
+main_load_conf(const struct main_opts *o, int *exit_code, char **errors)
+{
+	return main_load_conf_opts(o, 0, exit_code, errors);
 }
 
 static bool
@@ -441,7 +447,9 @@ main_subcommand(const char *cmd, int argc, char **argv)
 		return 2;
 	}
 	main_pick_config(&o);
-	struct conf *c = main_load_conf(&o, &rc, NULL);
+	/* Neither subcommand sends anything: they run where the daemon's
+	 * credentials may not be (no CREDENTIALS_DIRECTORY outside systemd). */
+	struct conf *c = main_load_conf_opts(&o, CONF_SKIP_SECRETS, &rc, NULL);
 	if (c == NULL) {
 		free(rest);
 		return rc;

@@ -83,6 +83,27 @@ class MatchTest(unittest.TestCase):
             r = frtest.run_cli(["match", "-c", self.conf, "-"], input=f.read())
         self.assertEqual(r.returncode, 0)
 
+    def test_match_and_queue_need_no_credentials(self):
+        # Secrets named by *_file / *_env are checked for form, not read: the
+        # CLI works where the daemon's credentials are not.
+        with open(self.conf, "w") as f:
+            f.write(MATCH_CONF.replace(
+                'url = "https://hooks.slack.com/services/T0/B0/SECRET";',
+                'url_file = "${CREDENTIALS_DIRECTORY}/slack-url";')
+                + 'auth = { hmac_key_env = "FR_NO_SUCH_VARIABLE"; };\n')
+        env = {"CREDENTIALS_DIRECTORY": "", "FR_NO_SUCH_VARIABLE": ""}
+        ev01 = frtest.fixture_paths()[0]
+        r = frtest.run_cli(["match", "-c", self.conf, ev01], env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = frtest.run_cli(["queue", "-c", self.conf, "-s", os.path.join(self.dir, "state"),
+                            "list", "--dead"], env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # The daemon's own check still requires them.
+        r = frtest.run_cli(["--check-config", "-c", self.conf], env=env)
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("url_file", r.stderr.decode())
+        self.assertIn("hmac_key_env", r.stderr.decode())
+
     def test_match_invalid_event(self):
         r = frtest.run_cli(["match", "-c", self.conf, "-"], input=b"{")
         self.assertEqual(r.returncode, 1)
