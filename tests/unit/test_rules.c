@@ -141,30 +141,6 @@ build_alert(struct conf_alert *a, const struct talert *t)
 	a->suspend = t->suspend;
 }
 
-static void
-free_alert(struct conf_alert *a)
-{
-	free(a->name);
-	free_strv(a->providers, a->nproviders);
-	free(a->provider_idx);
-	for (size_t i = 0; i < a->nsources; i++) {
-		free(a->sources[i].kind);
-		free(a->sources[i].name);
-		free(a->sources[i].namespace);
-	}
-	free(a->sources);
-	free_strv(a->reasons, a->nreasons);
-	free_strv(a->include, a->ninclude);
-	free_strv(a->exclude, a->nexclude);
-	for (size_t i = 0; i < a->nmetadata; i++) {
-		free(a->metadata[i].key);
-		free(a->metadata[i].value);
-	}
-	free(a->metadata);
-	free(a->summary);
-	free(a->channel);
-}
-
 #define MAXALERTS 4
 
 static struct conf *
@@ -175,8 +151,8 @@ build_conf(const struct talert *alerts)
 	c->nproviders = 3;
 	c->providers = util_calloc(3, sizeof(*c->providers));
 	for (size_t p = 0; p < 3; p++) {
-		c->providers[p].name = (char *)provider_names[p];
-		c->providers[p].channel = (char *)provider_channels[p];
+		c->providers[p].name = util_strdup(provider_names[p]);
+		c->providers[p].channel = util_strdup(provider_channels[p]);
 		c->providers[p].type = p == 2 ? CONF_PROVIDER_CONSOLE : CONF_PROVIDER_SLACK;
 	}
 	while (c->nalerts < MAXALERTS && alerts[c->nalerts].name != NULL)
@@ -185,16 +161,6 @@ build_conf(const struct talert *alerts)
 	for (size_t i = 0; i < c->nalerts; i++)
 		build_alert(&c->alerts[i], &alerts[i]);
 	return c;
-}
-
-static void
-free_conf(struct conf *c)
-{
-	for (size_t i = 0; i < c->nalerts; i++)
-		free_alert(&c->alerts[i]);
-	free(c->alerts);
-	free(c->providers);   /* names and channels are static */
-	free(c);
 }
 
 static struct event *
@@ -567,7 +533,7 @@ START_TEST(test_rules_table)
 
 	event_free(ev);
 	rules_free(r);
-	free_conf(c);
+	conf_free(c);
 }
 END_TEST
 
@@ -595,7 +561,7 @@ START_TEST(test_rules_bad_regex)
 	ck_assert_msg(strstr(err, "\"broken\"") != NULL, "err: %s", err);
 	ck_assert_msg(strstr(err, bad_regex[_i].errpart) != NULL, "err: %s", err);
 	ck_assert_ptr_null(rules_new(c, NULL, 0));
-	free_conf(c);
+	conf_free(c);
 	rules_free(NULL);
 }
 END_TEST
@@ -706,7 +672,7 @@ START_TEST(test_rules_threads)
 		event_free(t[i].miss);
 	}
 	rules_free(r);
-	free_conf(c);
+	conf_free(c);
 }
 END_TEST
 
@@ -735,7 +701,7 @@ START_TEST(test_rules_huge_message)
 	event_free(ev);
 	util_buf_free(&b);
 	rules_free(r);
-	free_conf(c);
+	conf_free(c);
 }
 END_TEST
 
