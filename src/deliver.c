@@ -56,6 +56,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "rules.h"
 #include "slack.h"
 #include "util.h"
 
@@ -221,7 +222,7 @@ deliver_target_get(struct deliver *d, const char *provider, const char *channel)
 	struct deliver_target *t = util_calloc(1, sizeof(*t));
 	t->provider = util_strdup(provider);
 	t->channel = util_strdup(channel);
-	t->label = channel[0] ? util_printf("%s %s", provider, channel) : util_strdup(provider);
+	t->label = rules_target_label(provider, channel);
 	t->stamp = util_mono();
 	t->tokens = -1;               /* filled from the provider's burst on first use */
 	t->next = d->targets;

@@ -219,7 +219,7 @@ http_answer_committed(struct http_req *r)
 	}
 	case QUEUE_RESULT_DUPLICATE: {
 		metrics_event(METRICS_EVENT_DUPLICATE);
-		log_info("event duplicate", "id", r->qreq.event_id, "remote", http_remote(r), NULL);
+		log_info("event duplicate", "event_id", r->qreq.event_id, "remote", http_remote(r), NULL);
 		struct util_buf b = {0};
 		util_buf_printf(&b, "{\"status\":\"duplicate\",\"id\":\"%s\"}", r->qreq.event_id);
 		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
@@ -266,14 +266,15 @@ http_log_accepted(struct http_req *r, const struct event *ev)
 	struct util_buf targets = {0}, alerts = {0};
 	for (size_t i = 0; i < r->match.ntargets; i++) {
 		const struct queue_item *it = &r->items[i];
-		util_buf_printf(&targets, "%s%s%s%s", i ? "," : "", it->provider,
-		    it->channel && *it->channel ? "#" : "", it->channel ? it->channel : "");
+		char *label = rules_target_label(it->provider, it->channel);
+		util_buf_printf(&targets, "%s%s", i ? "," : "", label);
+		free(label);
 	}
 	for (size_t i = 0; i < r->match.nalerts; i++)
 		util_buf_printf(&alerts, "%s%s", i ? "," : "", r->match.alerts[i]);
 	char *object = util_printf("%s/%s%s%s", ev->kind, ev->namespace ? ev->namespace : "",
 	    ev->namespace ? "/" : "", ev->name);
-	log_info("event accepted", "id", r->qreq.event_id, "object", object,
+	log_info("event accepted", "event_id", r->qreq.event_id, "object", object,
 	    "severity", event_severity_name(ev->severity), "reason", ev->reason,
 	    "alerts", alerts.data, "targets", targets.data, NULL);
 	free(object);

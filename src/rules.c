@@ -332,9 +332,9 @@ rules_result_clear(struct rules_result *res)
 }
 
 char *
-rules_target_key(const char *provider, const char *channel)
+rules_target_label(const char *provider, const char *channel)
 {
 	if (channel == NULL || channel[0] == '\0')
 		return util_strdup(provider);
-	return util_printf("%s#%s", provider, channel);
+	return util_printf("%s %s", provider, channel);
 }

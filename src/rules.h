@@ -46,7 +46,11 @@ const struct conf *rules_conf(const struct rules *r);
 size_t rules_match(const struct rules *r, const struct event *ev, struct rules_result *out);
 void rules_result_clear(struct rules_result *res);
 
-/* Target key used by the queue: "provider" or "provider#channel". Caller frees. */
-char *rules_target_key(const char *provider, const char *channel);
+/*
+ * The one spelling of a target (provider + channel) in logs, metrics and the
+ * CLI: "provider" without a channel, else "provider channel" (e.g.
+ * "slack #flux", "bot C0123"). Caller frees.
+ */
+char *rules_target_label(const char *provider, const char *channel);
 
 #endif

@@ -186,9 +186,10 @@ render(const struct conf *c, const struct rules_result *res)
 	util_buf_puts(&b, "");
 	for (size_t i = 0; i < res->ntargets; i++) {
 		const struct rules_target *t = &res->targets[i];
-		char *key = rules_target_key(c->providers[t->provider].name, t->channel);
-		util_buf_printf(&b, "%s%s:%s{", i ? " " : "", key, t->alerts);
-		free(key);
+		/* The table's own spelling, "provider#channel": a label has a space. */
+		const char *ch = t->channel != NULL ? t->channel : "";
+		util_buf_printf(&b, "%s%s%s%s:%s{", i ? " " : "", c->providers[t->provider].name,
+		    ch[0] ? "#" : "", ch, t->alerts);
 		for (size_t k = 0; k < t->nextra; k++)
 			util_buf_printf(&b, "%s%s=%s", k ? ";" : "", t->extra[k].key,
 			    t->extra[k].value);
@@ -566,16 +567,16 @@ START_TEST(test_rules_bad_regex)
 }
 END_TEST
 
-START_TEST(test_rules_target_key)
+START_TEST(test_rules_target_label)
 {
 	static const struct { const char *p, *ch, *want; } kc[] = {
 		{ "slack", NULL, "slack" },
 		{ "slack", "", "slack" },
-		{ "slack", "#flux", "slack##flux" },
-		{ "bot", "C0123", "bot#C0123" },
+		{ "slack", "#flux", "slack #flux" },
+		{ "bot", "C0123", "bot C0123" },
 	};
 	for (size_t i = 0; i < sizeof(kc) / sizeof(kc[0]); i++) {
-		char *k = rules_target_key(kc[i].p, kc[i].ch);
+		char *k = rules_target_label(kc[i].p, kc[i].ch);
 		ck_assert_str_eq(k, kc[i].want);
 		free(k);
 	}
@@ -715,7 +716,7 @@ rules_suite(void)
 	tcase_add_loop_test(tc, test_rules_table, 0, sizeof(cases) / sizeof(cases[0]));
 	tcase_add_loop_test(tc, test_rules_bad_regex, 0,
 	    sizeof(bad_regex) / sizeof(bad_regex[0]));
-	tcase_add_test(tc, test_rules_target_key);
+	tcase_add_test(tc, test_rules_target_label);
 	tcase_add_test(tc, test_rules_default_conf);
 	tcase_add_test(tc, test_rules_threads);
 	tcase_add_test(tc, test_rules_huge_message);
