@@ -81,7 +81,6 @@ struct import_map_entry {
 	/* Provider */
 	enum import_map_ptype ptype;
 	bool suspend;
-	char *why;                       /* why it was not imported */
 };
 
 struct import_map_msg {
@@ -114,6 +113,8 @@ struct import_map_ctx {
 	size_t nenvs, capenvs;
 	struct import_map_result *r;
 	size_t capsecrets;
+	/* Comments for Alerts and Providers that were skipped outright (bad version, no name). */
+	struct util_buf skipped_alerts, skipped_providers;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -643,30 +644,43 @@ import_map_obj_add(struct import_map_ctx *x, struct import_map_obj *o)
 	x->objs[x->nobjs++] = o;
 }
 
-/* A note about a skipped object, named by what it says it is. */
+/*
+ * A note about a skipped object, named by what it says it is; a skipped
+ * Alert or Provider also gets a comment at the end of its list in the output.
+ */
 static void
-import_map_skip(struct import_map_ctx *x, size_t input, unsigned line, const char *level,
-    const char *kind, const struct import_yaml_node *obj, const char *why)
+import_map_skip(struct import_map_ctx *x, size_t input, size_t doc, long item, unsigned line,
+    const char *level, const char *kind, const struct import_yaml_node *obj, const char *why)
 {
 	const struct import_yaml_node *meta = import_map_get(obj, "metadata");
 	const char *ns = import_map_text(import_map_get(meta, "namespace"));
 	const char *name = import_map_text(import_map_get(meta, "name"));
-	struct util_buf b = {0};
-	import_map_clean(&b, x->in[input].name, strlen(x->in[input].name));
-	util_buf_printf(&b, ":%u: %s: skipped ", line, level);
-	import_map_clean(&b, kind, strlen(kind));
+	struct util_buf what = {0}, b = {0};
+	import_map_clean(&what, kind, strlen(kind));
 	if (name != NULL) {
-		util_buf_puts(&b, " ");
+		util_buf_puts(&what, " ");
 		if (ns != NULL) {
-			import_map_clean(&b, ns, strlen(ns));
-			util_buf_puts(&b, "/");
+			import_map_clean(&what, ns, strlen(ns));
+			util_buf_puts(&what, "/");
 		}
-		import_map_clean(&b, name, strlen(name));
+		import_map_clean(&what, name, strlen(name));
 	}
-	util_buf_printf(&b, ": %s", why);
+	import_map_clean(&b, x->in[input].name, strlen(x->in[input].name));
+	util_buf_printf(&b, ":%u: %s: skipped %s: %s", line, level, what.data, why);
 	import_map_msg_add(x, input, line, b.data);
 	if (strcmp(level, "warning") == 0)
 		x->r->nwarnings++;
+	struct util_buf *c = strcmp(kind, "Alert") == 0 ? &x->skipped_alerts
+	    : strcmp(kind, "Provider") == 0 ? &x->skipped_providers : NULL;
+	if (c != NULL) {
+		util_buf_printf(c, "\n  # %s: ", what.data);
+		import_map_clean(c, x->in[input].name, strlen(x->in[input].name));
+		util_buf_printf(c, ":%u (document %zu", line, doc);
+		if (item >= 0)
+			util_buf_printf(c, ", items[%ld]", item);
+		util_buf_printf(c, ")\n  # %s: not imported: %s\n", level, why);
+	}
+	util_buf_free(&what);
 }
 
 /* One Kubernetes object (a document or a List item): keep it when it is ours. */
@@ -696,13 +710,18 @@ import_map_collect_obj(struct import_map_ctx *x, size_t input, size_t doc, long 
 		    strcmp(version, "v1beta3") != 0 && strcmp(version, "v1") != 0) {
 			char *why = util_printf("API version %s is not one fluxrelay knows "
 			    "(v1beta1, v1beta2, v1beta3, v1)", api);
-			import_map_skip(x, input, n->line, "warning", kind, n, why);
+			import_map_skip(x, input, doc, item, n->line, "warning", kind, n, why);
 			free(why);
 			return;
 		}
 		k = strcmp(kind, "Alert") == 0 ? IMPORT_MAP_ALERT : IMPORT_MAP_PROVIDER;
+	} else if (strncmp(api, IMPORT_MAP_GROUP, strlen(IMPORT_MAP_GROUP)) == 0 &&
+	    strcmp(kind, "Receiver") == 0) {
+		import_map_skip(x, input, doc, item, n->line, "note", kind, n,
+		    "webhook Receivers stay with notification-controller");
+		return;
 	} else {
-		import_map_skip(x, input, n->line, "note", kind, n,
+		import_map_skip(x, input, doc, item, n->line, "note", kind, n,
 		    "fluxrelay imports notification.toolkit.fluxcd.io Alerts and Providers "
 		    "and the Secrets they use");
 		return;
@@ -711,7 +730,7 @@ import_map_collect_obj(struct import_map_ctx *x, size_t input, size_t doc, long 
 	const char *name = import_map_text(import_map_get(meta, "name"));
 	const char *ns = import_map_text(import_map_get(meta, "namespace"));
 	if (name == NULL || *name == '\0') {
-		import_map_skip(x, input, n->line, "warning", kind, n, "no metadata.name");
+		import_map_skip(x, input, doc, item, n->line, "warning", kind, n, "no metadata.name");
 		return;
 	}
 	struct import_map_obj *o = util_calloc(1, sizeof(*o));
@@ -1044,8 +1063,7 @@ import_map_not_imported(struct import_map_ctx *x, struct import_map_entry *e, un
 	va_end(ap);
 	import_map_warn(x, e, line, "not imported: %s", why);
 	e->ok = false;
-	free(e->why);
-	e->why = why;
+	free(why);
 }
 
 /* Headers from a Secret's "headers" key: YAML "Name: value" pairs, as Flux reads them. */
@@ -1251,8 +1269,8 @@ import_map_provider(struct import_map_ctx *x, struct import_map_entry *e)
 	if (missing) {
 		struct util_buf nm = {0};
 		import_map_clean(&nm, sname, strlen(sname));
-		import_map_warn(x, e, ref->line, "Secret %s is not in the input: its values "
-		    "are left to environment variables (see the top of the file)", nm.data);
+		import_map_warn(x, e, ref->line, "Secret %s/%s is not in the input: its values "
+		    "are left to environment variables (see the top of the file)", o->ns, nm.data);
 		util_buf_free(&nm);
 	}
 
@@ -1303,7 +1321,8 @@ import_map_provider(struct import_map_ctx *x, struct import_map_entry *e)
 		e->ptype = IMPORT_MAP_SLACK;
 		util_buf_puts(&e->body, "    type = \"slack\";\n");
 		if (rocket)
-			util_buf_puts(&e->body, "    # Flux type rocket: Rocket.Chat takes Slack's payloads\n");
+			util_buf_puts(&e->notes, "  # Flux type rocket: sent as type slack (Rocket.Chat "
+			    "takes Slack's payloads)\n");
 		if (addr == NULL && !missing) {
 			import_map_not_imported(x, e, 0, "no address: neither spec.address nor the "
 			    "Secret's address is given");
@@ -1448,8 +1467,9 @@ import_map_regexes(struct import_map_ctx *x, struct import_map_entry *e,
 		if (problem != NULL) {
 			if (include) {
 				import_map_not_imported(x, e, n->line, "spec.%s[%zu] \"%s\" is not a regular "
-				    "expression PCRE2 accepts (%s), and without it the alert would match "
-				    "more than in Flux", field, i, n->value, problem);
+				    "expression PCRE2 accepts (%s): the alert is left out rather than "
+				    "changed (without its include patterns it would match more)", field, i,
+				    n->value, problem);
 			} else {
 				import_map_warn(x, e, n->line, "spec.%s[%zu] \"%s\" is left out: PCRE2 does "
 				    "not accept it (%s)", field, i, n->value, problem);
@@ -1576,8 +1596,12 @@ import_map_metadata(struct import_map_ctx *x, struct import_map_entry *e,
 		const char *k = import_map_text(m->items[i]);
 		const char *v = import_map_text(m->items[i + 1]);
 		if (k == NULL || v == NULL) {
-			import_map_warn(x, e, m->items[i]->line, "an eventMetadata entry is not a string "
-			    "key and value: left out");
+			if (k != NULL)
+				import_map_warn(x, e, m->items[i]->line, "eventMetadata.%s is not a string "
+				    "without NUL bytes: left out", k);
+			else
+				import_map_warn(x, e, m->items[i]->line, "an eventMetadata key is not a "
+				    "string: left out");
 			continue;
 		}
 		if (summary && strcmp(k, "summary") == 0) {
@@ -1632,8 +1656,7 @@ import_map_alert(struct import_map_ctx *x, struct import_map_entry *e)
 		return;
 	}
 	if (!p->ok) {
-		import_map_not_imported(x, e, 0, "its Provider %s/%s was not imported (%s)", o->ns,
-		    pname, p->why ? p->why : "see above");
+		import_map_not_imported(x, e, 0, "its Provider %s/%s was not imported", o->ns, pname);
 		return;
 	}
 	const char *sev = "info";
@@ -1698,7 +1721,7 @@ import_map_origin(struct import_map_ctx *x, struct util_buf *b, const struct imp
 
 static void
 import_map_section(struct import_map_ctx *x, struct util_buf *b, const char *what,
-    struct import_map_entry *es, size_t n)
+    struct import_map_entry *es, size_t n, const struct util_buf *skipped)
 {
 	size_t left = 0;
 	for (size_t i = 0; i < n; i++)
@@ -1718,6 +1741,8 @@ import_map_section(struct import_map_ctx *x, struct util_buf *b, const char *wha
 		done++;
 		util_buf_printf(b, "  }%s\n", done < left ? "," : "");
 	}
+	if (skipped->len > 0)
+		util_buf_puts(b, skipped->data);
 	util_buf_puts(b, ");\n");
 }
 
@@ -1754,9 +1779,9 @@ import_map_text_out(struct import_map_ctx *x)
 		}
 	}
 	util_buf_puts(&b, "\n");
-	import_map_section(x, &b, "providers", x->provs, x->nprovs);
+	import_map_section(x, &b, "providers", x->provs, x->nprovs, &x->skipped_providers);
 	util_buf_puts(&b, "\n");
-	import_map_section(x, &b, "alerts", x->alerts, x->nalerts);
+	import_map_section(x, &b, "alerts", x->alerts, x->nalerts, &x->skipped_alerts);
 	return b.data;
 }
 
@@ -1819,7 +1844,6 @@ import_map_entries_free(struct import_map_entry *es, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(es[i].cname);
-		free(es[i].why);
 		util_buf_free(&es[i].notes);
 		util_buf_free(&es[i].body);
 	}
@@ -1898,6 +1922,8 @@ out:
 		free(x.envs[i].hint);
 	}
 	free(x.envs);
+	util_buf_free(&x.skipped_alerts);
+	util_buf_free(&x.skipped_providers);
 	import_map_entries_free(x.provs, x.nprovs);
 	import_map_entries_free(x.alerts, x.nalerts);
 	for (size_t i = 0; i < x.nobjs; i++) {
