@@ -1559,14 +1559,17 @@ import_map_sources(struct import_map_ctx *x, struct import_map_entry *e,
 		free(n);
 		free(nsx);
 		const struct import_yaml_node *ml = import_map_get(s, "matchLabels");
+		if (defaulted || ml != NULL)
+			util_buf_puts(&b, "   #");
+		if (defaulted)
+			util_buf_puts(&b, " no namespace in Flux: the Alert's own, matched exactly "
+			    "(namespace = \"*\" for every namespace)");
 		if (ml != NULL) {
 			import_map_warn(x, e, ml->line, "eventSources[%zu].matchLabels cannot be "
 			    "evaluated without the Kubernetes API: not imported, so this source matches "
 			    "every %s it names whatever its labels", i, kind);
-			util_buf_puts(&b, "   # matchLabels not imported: labels are not checked");
-		} else if (defaulted) {
-			util_buf_puts(&b, "   # no namespace in Flux: the Alert's own, matched exactly "
-			    "(namespace = \"*\" for every namespace)");
+			util_buf_printf(&b, "%s matchLabels not imported: labels are not checked",
+			    defaulted ? ";" : "");
 		}
 		util_buf_puts(&b, "\n");
 	}
