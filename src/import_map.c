@@ -1804,7 +1804,8 @@ import_map_messages(struct import_map_ctx *x)
 {
 	struct util_buf b = {0};
 	util_buf_puts(&b, "");
-	qsort(x->msgs, x->nmsgs, sizeof(*x->msgs), import_map_msg_cmp);
+	if (x->nmsgs > 0)
+		qsort(x->msgs, x->nmsgs, sizeof(*x->msgs), import_map_msg_cmp);
 	for (size_t i = 0; i < x->nmsgs; i++) {
 		util_buf_puts(&b, x->msgs[i].text);
 		util_buf_puts(&b, "\n");
