@@ -199,12 +199,28 @@ import_write_secrets(const struct import_map_result *r, const char *dir, const c
 	return rc;
 }
 
+/* The directory -o writes into, opened before anything is written. -1 after a message. */
 static int
-import_write_config(const char *path, const char *text)
+import_open_output_dir(const char *path)
+{
+	char *dir = NULL, *base = NULL;
+	import_split(path, &dir, &base);
+	int fd = *base == '\0' ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fprintf(stderr, "fluxrelay import: -o %s: %s\n", path,
+		    *base == '\0' ? "not a file name" : strerror(errno));
+	free(dir);
+	free(base);
+	return fd;
+}
+
+/* The config to standard output, or through a temporary file into dirfd (path's directory). */
+static int
+import_write_config(const char *path, int dirfd, const char *text)
 {
 	char err[PATH_MAX + 256];
 	char *dir = NULL, *base = NULL;
-	int rc = -1, fd = -1;
+	int rc = -1;
 	if (path == NULL) {
 		if (fputs(text, stdout) == EOF || fflush(stdout) == EOF) {
 			fprintf(stderr, "fluxrelay import: cannot write to standard output: %s\n",
@@ -214,17 +230,13 @@ import_write_config(const char *path, const char *text)
 		return 0;
 	}
 	import_split(path, &dir, &base);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, sizeof(err), "cannot open %s: %s", dir, strerror(errno));
-		goto out;
-	}
 	/* The config holds no secret: readable as the umask allows, like any new file. */
 	mode_t mask = umask(0);
 	umask(mask);
-	if (import_write_at(fd, dir, base, text, strlen(text), 0666 & ~mask, err, sizeof(err)) < 0)
+	if (import_write_at(dirfd, dir, base, text, strlen(text), 0666 & ~mask, err,
+	    sizeof(err)) < 0)
 		goto out;
-	if (fsync(fd) < 0) {
+	if (fsync(dirfd) < 0) {
 		snprintf(err, sizeof(err), "cannot sync %s: %s", dir, strerror(errno));
 		goto out;
 	}
@@ -232,8 +244,6 @@ import_write_config(const char *path, const char *text)
 out:
 	if (rc < 0)
 		fprintf(stderr, "fluxrelay import: %s\n", err);
-	if (fd >= 0)
-		close(fd);
 	free(dir);
 	free(base);
 	return rc;
@@ -249,7 +259,7 @@ import_main(int argc, char **argv)
 	char *abs = NULL;
 	size_t nfiles = 0;
 	bool dashdash = false, stdin_used = false;
-	int rc = 2;
+	int rc = 2, outfd = -1;
 
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -346,9 +356,11 @@ import_main(int argc, char **argv)
 		goto out;
 	}
 	rc = 1;
+	if (output != NULL && (outfd = import_open_output_dir(output)) < 0)
+		goto out;
 	if (abs != NULL && r.nsecrets > 0 && import_write_secrets(&r, secrets_dir, abs) < 0)
 		goto out;
-	if (import_write_config(output, r.config) < 0)
+	if (import_write_config(output, outfd, r.config) < 0)
 		goto out;
 	fprintf(stderr, "fluxrelay import: %zu provider%s and %zu alert%s imported, %zu warning%s",
 	    r.nproviders, r.nproviders == 1 ? "" : "s", r.nalerts, r.nalerts == 1 ? "" : "s",
@@ -368,6 +380,8 @@ out:
 	free(in);
 	free(files);
 	free(abs);
+	if (outfd >= 0)
+		close(outfd);
 	import_map_result_free(&r);
 	return rc;
 }

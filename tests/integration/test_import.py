@@ -263,6 +263,14 @@ class Files(unittest.TestCase):
             self.assertTrue(f.read().startswith("# fluxrelay configuration"))
         self.assertEqual(os.listdir(self.tmp), ["fluxrelay.conf"])
 
+    def test_unwritable_output_writes_no_secret(self):
+        secrets = os.path.join(self.tmp, "secrets")
+        r = run_import(["--secrets-dir", secrets, "-o", os.path.join(self.tmp, "no", "x.conf"),
+                        "walkthrough-slack.yaml"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"-o ", r.stderr)
+        self.assertFalse(os.path.exists(secrets))
+
     def test_stdin(self):
         with open(os.path.join(FLUX, "walkthrough-slack.yaml"), "rb") as f:
             data = f.read()
