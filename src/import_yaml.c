@@ -261,8 +261,6 @@ import_yaml_finish_map(struct import_yaml_ctx *x, struct import_yaml_node *m)
 			}
 		}
 	}
-	m->n /= 2;
-	m->n *= 2;
 	free(own);
 	rc = 0;
 out:
