@@ -127,3 +127,50 @@ fuzz-clean: fuzz-clean-diff
 .PHONY: fuzz-diff fuzz-regress-diff fuzz-clean-diff
 
 EXTRA_DIST += fuzz/fuzz_event_diff.c
+
+# fluxrelay import's conversion (fuzz/fuzz_import.c): Flux manifests (YAML) ->
+# config text, with and without a secrets directory; an accepted input must
+# give valid libconfig. Seeds: tests/fixtures/flux/*.yaml and fuzz/corpus/import/.
+#   make fuzz-import       run it for FUZZ_SECONDS (also part of `make fuzz`)
+#   make fuzz-regress      also replays the import inputs through it
+FUZZ_IMPORT_SRCS = $(top_srcdir)/fuzz/fuzz_import.c $(top_srcdir)/src/import_map.c \
+	$(top_srcdir)/src/import_yaml.c $(top_srcdir)/src/util.c
+
+fuzz/fuzz_import: $(FUZZ_IMPORT_SRCS) $(top_srcdir)/src/import_map.h \
+	    $(top_srcdir)/src/import_yaml.h $(top_srcdir)/src/util.h
+	@$(FUZZ_CHECK_CC)
+	@$(MKDIR_P) fuzz
+	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CFLAGS) $(YAML_CFLAGS) -o $@ $(FUZZ_IMPORT_SRCS) \
+	    $(FUZZ_LIBS) $(YAML_LIBS)
+
+fuzz-seeds-import:
+	@$(MKDIR_P) fuzz/work/import fuzz/work/seeds-import fuzz/artifacts
+	@cp -f $(top_srcdir)/tests/fixtures/flux/*.yaml fuzz/work/seeds-import/
+
+fuzz-import: fuzz/fuzz_import fuzz-seeds-import
+	./fuzz/fuzz_import $(FUZZ_RUNFLAGS) -max_total_time=$(FUZZ_SECONDS) \
+	    -dict=$(top_srcdir)/fuzz/corpus/import.dict \
+	    -artifact_prefix=fuzz/artifacts/import- $(FUZZ_ARGS) \
+	    fuzz/work/import $(top_srcdir)/fuzz/corpus/import fuzz/work/seeds-import
+
+fuzz: fuzz-import
+
+fuzz-regress-import: fuzz/fuzz_import fuzz-seeds-import
+	@files=`find $(top_srcdir)/fuzz/regressions/import $(top_srcdir)/fuzz/corpus/import \
+	    fuzz/work/seeds-import -type f 2>/dev/null | sort`; \
+	n=`echo "$$files" | grep -c . || :`; \
+	echo "fuzz-regress: $$n inputs through fuzz/fuzz_import"; \
+	test -z "$$files" || ./fuzz/fuzz_import $$files > fuzz/work/regress-import.log 2>&1 || { \
+	    tail -40 fuzz/work/regress-import.log; \
+	    echo "fuzz-regress: fuzz_import FAILED"; exit 1; }
+
+fuzz-regress: fuzz-regress-import
+
+fuzz-clean-import:
+	rm -f fuzz/fuzz_import
+
+fuzz-clean: fuzz-clean-import
+
+.PHONY: fuzz-import fuzz-seeds-import fuzz-regress-import fuzz-clean-import
+
+EXTRA_DIST += fuzz/fuzz_import.c

@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "deliver.h"
 #include "http.h"
+#include "import.h"
 #include "log.h"
 #include "notify.h"
 #include "queue.h"
@@ -55,6 +56,7 @@ main_usage(FILE *f)
 	    "       fluxrelay queue [-c FILE] [-s DIR] list [--dead] [--json]\n"
 	    "       fluxrelay queue [-c FILE] [-s DIR] retry ID... | --all\n"
 	    "       fluxrelay queue [-c FILE] [-s DIR] purge ID... | --all\n"
+	    "       fluxrelay import [-o FILE] [--secrets-dir DIR] MANIFEST.yaml... | -\n"
 	    "       fluxrelay --version | --help\n"
 	    "\n"
 	    "  -c, --config FILE      configuration file [$FLUXRELAY_CONFIG, else %s;\n"
@@ -468,6 +470,9 @@ main(int argc, char **argv)
 {
 	if (argc >= 2 && (strcmp(argv[1], "match") == 0 || strcmp(argv[1], "queue") == 0))
 		return main_subcommand(argv[1], argc - 2, argv + 2);
+	/* No config: import writes one (from Flux manifests). */
+	if (argc >= 2 && strcmp(argv[1], "import") == 0)
+		return import_main(argc - 2, argv + 2);
 
 	enum { OPT_CHECK = 256, OPT_VERSION, OPT_LOGLEVEL };
 	static const struct option longopts[] = {
