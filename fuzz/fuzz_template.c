@@ -5,8 +5,9 @@
  * hidden keys, alert extras, an incident and text that needs escaping; one
  * with almost nothing), and template_cut() of the result.
  *
- * Input: the first byte chooses the flags (bit 0: TEMPLATE_INCIDENT) and the
- * output limit (bits 1-2: 0, 7, 60 or 3000 characters); the rest is the
+ * Input: the first byte chooses the flags (bit 0: TEMPLATE_INCIDENT, bit 3:
+ * TEMPLATE_URL) and the output limit (bits 1-2: 0, 7, 60 or 3000
+ * characters); the rest is the
  * template text (up to its first NUL, as a config string would be).
  *
  * Besides "no crash, no leak, no UB" and libFuzzer's time limit (rendering is
@@ -129,7 +130,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	flags = (data[0] & 1) ? TEMPLATE_INCIDENT : 0;
+	flags = ((data[0] & 1) ? TEMPLATE_INCIDENT : 0) | ((data[0] & 8) ? TEMPLATE_URL : 0);
 	limit = limits[(data[0] >> 1) & 3];
 	src = util_strndup((const char *)data + 1, size - 1);
 

@@ -52,7 +52,9 @@
  * (the first N characters; N < 0: the last -N), join SEP V (V = .metadata: its
  * values in key order; a scalar: its text). Ours: shortsha S (first 7
  * characters), link URL TEXT (Slack's <URL|TEXT>, both parts escaped, "|" in
- * the URL as %7C; <URL> when TEXT is empty; just TEXT when URL is empty).
+ * the URL as %7C, spaces and control characters too; <URL> when TEXT is
+ * empty; just TEXT when URL is empty). Compiled with TEMPLATE_URL, a
+ * template's actions percent-encode those characters the same way.
  * Integers and booleans given where text is expected are used as printed.
  *
  * Escaping: a string from the data or from a function is escaped when printed;
@@ -2159,14 +2161,16 @@ tp_result(struct tp_run *r, struct util_buf *b)
 
 /*
  * Append s[0..n) fit for Slack: invalid UTF-8 and NUL as U+FFFD, and when
- * escape, & < > as entities (urlbar also turns '|' into %7C). Charges n.
+ * escape, & < > as entities; url also percent-encodes '|', space and other
+ * control characters (a URL between Slack's < and |). Charges n.
  */
 static void
 tp_put_clean(struct tp_run *r, struct util_buf *b, const char *str, size_t n, bool escape,
-    bool urlbar)
+    bool url)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0, run = 0;
+	char pct[4];
 
 	if (!tp_charge(r, n))
 		return;
@@ -2182,6 +2186,9 @@ tp_put_clean(struct tp_run *r, struct util_buf *b, const char *str, size_t n, bo
 				continue;
 			}
 			rep = "\xef\xbf\xbd";
+		} else if (url && c != 0 && (c <= ' ' || c == '|' || c == 0x7f)) {
+			snprintf(pct, sizeof(pct), "%%%02X", c);
+			rep = pct;
 		} else if (c == 0)
 			rep = "\xef\xbf\xbd";
 		else if (escape && c == '&')
@@ -2190,8 +2197,6 @@ tp_put_clean(struct tp_run *r, struct util_buf *b, const char *str, size_t n, bo
 			rep = "&lt;";
 		else if (escape && c == '>')
 			rep = "&gt;";
-		else if (urlbar && c == '|')
-			rep = "%7C";
 		else {
 			i++;
 			continue;
@@ -2575,6 +2580,7 @@ static void
 tp_print(struct tp_run *r, struct tp_value v)
 {
 	struct util_buf b = { 0 };
+	bool url = (r->t->flags & TEMPLATE_URL) != 0;
 
 	switch (v.kind) {
 	case TP_NIL:
@@ -2584,12 +2590,12 @@ tp_print(struct tp_run *r, struct tp_value v)
 			if (tp_charge(r, v.len))
 				util_buf_append(r->out, v.u.s, v.len);
 		} else
-			tp_put_clean(r, r->out, v.u.s, v.len, true, false);
+			tp_put_clean(r, r->out, v.u.s, v.len, true, url);
 		return;
 	default:
 		tp_fmt(r, &b, v, "v", 1);
 		if (b.len > 0)
-			tp_put_clean(r, r->out, b.data, b.len, true, false);
+			tp_put_clean(r, r->out, b.data, b.len, true, url);
 		util_buf_free(&b);
 		return;
 	}
@@ -3335,6 +3341,23 @@ template_chars(const char *s, size_t n)
 	return c;
 }
 
+size_t
+template_fit(const char *s, size_t n, size_t limit)
+{
+	size_t i = 0, kept = 0;
+
+	if (n <= limit)
+		return n;
+	while (i < n) {
+		size_t ch, l = tp_unit(s, n, i, &ch);
+		if (kept + ch > limit)
+			break;
+		kept += ch;
+		i += l;
+	}
+	return i;
+}
+
 /*
  * Cut b->data[start..) to limit characters (0: no limit). The end marker is
  * "… (N more characters)", or just "…" when exhausted (the rendering stopped
@@ -3343,22 +3366,13 @@ template_chars(const char *s, size_t n)
 static int
 tp_cut(struct util_buf *b, size_t start, size_t limit, bool exhausted)
 {
-	const char *s;
-	size_t n, i = 0, kept = 0, cut = SIZE_MAX;
+	size_t cut = SIZE_MAX;
 	char marker[64];
 
 	if (b->len > start && limit > 0 && b->len - start > limit) {
-		s = b->data + start;
-		n = b->len - start;
-		while (i < n) {
-			size_t ch, l = tp_unit(s, n, i, &ch);
-			if (kept + ch > limit) {
-				cut = i;
-				break;
-			}
-			kept += ch;
-			i += l;
-		}
+		cut = template_fit(b->data + start, b->len - start, limit);
+		if (cut == b->len - start)
+			cut = SIZE_MAX;
 	}
 	if (cut == SIZE_MAX) {
 		if (exhausted)

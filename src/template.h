@@ -21,6 +21,12 @@ struct template;
 
 /* Flags of template_compile(). */
 #define TEMPLATE_INCIDENT 1u   /* .incident.* may be used (alert notify = "changes") */
+/*
+ * The template is a URL (links[].url): what its actions print also has '|',
+ * space and control characters percent-encoded, so the result can go between
+ * Slack's < and | as it is. The template's own text is left as written.
+ */
+#define TEMPLATE_URL 2u
 
 /* Bounds checked at compile time, each a compile error when exceeded. */
 #define TEMPLATE_MAX_SOURCE 65536   /* bytes of template text */
@@ -96,6 +102,14 @@ char *template_render_string(const struct template *t, const struct template_dat
  * message counts as its raw characters, like max_text).
  */
 size_t template_chars(const char *s, size_t n);
+
+/*
+ * Byte length of the longest prefix of rendered text s[0..n) that holds at
+ * most limit characters (as template_chars counts them) without cutting a
+ * UTF-8 sequence, an entity, or a <…> link or mention. For splitting a text
+ * into pieces of a bounded size (Block Kit sections); n when all of it fits.
+ */
+size_t template_fit(const char *s, size_t n, size_t limit);
 
 /*
  * Cut the rendered text at b->data[start..b->len) to limit characters (as

@@ -256,6 +256,7 @@ static const struct {
 	{ 0, "{{ link \"https://x/?a=1&b=<2>|3\" .metadata.summary }}",
 	  "<https://x/?a=1&amp;b=&lt;2&gt;%7C3|Production &lt;EU&gt; &amp; co>" },
 	{ 0, "{{ link \"https://x\" \"\" }} {{ link \"\" \"t<\" }}", "<https://x> t&lt;" },
+	{ 0, "{{ link \"https://x/a b|c\\n\" \"t | u\" }}", "<https://x/a%20b%7Cc%0A|t | u>" },
 	{ 0, "{{ $l := link \"https://x\" \"y\" }}{{ $l }} {{ or \"\" $l }} {{ default $l \"\" }} "
 	  "{{ with $l }}{{ . }}{{ end }}", "<https://x|y> <https://x|y> <https://x|y> <https://x|y>" },
 	{ 0, "{{ link \"https://x\" \"y\" | upper }} {{ printf \"%s\" (link \"https://x\" \"y\") }}",
@@ -566,9 +567,34 @@ START_TEST(test_template_render_appends)
 }
 END_TEST
 
+/* TEMPLATE_URL: action output percent-encodes what would end Slack's <url|; text stays. */
+START_TEST(test_template_url_flag)
+{
+	struct template_data d = t_data(0);
+	char *got = t_render("https://g/d?a b|c={{ .metadata.summary }}&r={{ .revision.short }}"
+	    "&m={{ \"x|y\\tz\" }}", TEMPLATE_URL, &d, 0);
+
+	ck_assert_str_eq(got, "https://g/d?a b|c=Production%20&lt;EU&gt;%20&amp;%20co&r=731f7ea"
+	    "&m=x%7Cy%09z");
+	free(got);
+	got = t_render("{{ \"a b\" }}", 0, &d, 0);
+	ck_assert_str_eq(got, "a b");
+	free(got);
+}
+END_TEST
+
 START_TEST(test_template_cut_and_chars)
 {
 	struct util_buf b = { 0 };
+
+	ck_assert_uint_eq(template_fit("abc", 3, 3), 3);
+	ck_assert_uint_eq(template_fit("abc", 3, 2), 2);
+	ck_assert_uint_eq(template_fit("a&amp;b", 7, 2), 6);
+	ck_assert_uint_eq(template_fit("a&amp;b", 7, 1), 1);
+	ck_assert_uint_eq(template_fit("\xc3\xa9\xc3\xa9", 4, 1), 2);
+	ck_assert_uint_eq(template_fit("x <https://y|z> w", 17, 5), 2);
+	ck_assert_uint_eq(template_fit("x <https://y|z> w", 17, 15), 15);
+	ck_assert_uint_eq(template_fit("", 0, 0), 0);
 
 	ck_assert_uint_eq(template_chars("a&amp;b<c>\xc3\xa9&lt;&gt;&x", 22), 11);
 	ck_assert_uint_eq(template_chars("", 0), 0);
@@ -811,6 +837,7 @@ template_suite(void)
 	tcase_add_test(tc, test_template_size_and_variables);
 	tcase_add_loop_test(tc, test_template_limit_table, 0, sizeof(t_limits) / sizeof(t_limits[0]));
 	tcase_add_test(tc, test_template_render_appends);
+	tcase_add_test(tc, test_template_url_flag);
 	tcase_add_test(tc, test_template_cut_and_chars);
 	tcase_add_test(tc, test_template_work_bound);
 	tcase_add_loop_test(tc, test_template_revision_table, 0,
