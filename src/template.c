@@ -713,12 +713,57 @@ tp_lex_name(struct tp_parser *p, struct tp_token *tk, bool var)
 	return 0;
 }
 
+/* "…" (escapes are checked by tp_unquote) or `…` at p->pos. */
+static int
+tp_lex_quote(struct tp_parser *p, struct tp_token *tk)
+{
+	const char *s = p->src;
+	char q = s[p->pos];
+	size_t i;
+
+	for (i = p->pos + 1; i < p->n && s[i] != q; i++) {
+		if (q == '`')
+			continue;
+		if (s[i] == '\\' && i + 1 < p->n && s[i + 1] != '\n')
+			i++;
+		else if (s[i] == '\n' || s[i] == '\\')
+			break;
+	}
+	if (i >= p->n || s[i] != q)
+		return tp_error(p, p->pos, q == '`' ? "unterminated raw quoted string" :
+		    "unterminated quoted string");
+	tk->type = q == '`' ? TK_RAW : TK_STRING;
+	tk->len = i + 1 - p->pos;
+	p->pos = i + 1;
+	return 0;
+}
+
+/* A function name or keyword at p->pos. */
+static int
+tp_lex_ident(struct tp_parser *p, struct tp_token *tk)
+{
+	size_t i = p->pos, l;
+
+	while ((l = tp_alnum(p, i)) > 0)
+		i += l;
+	if (!tp_at_terminator(p, i))
+		return tp_bad_char(p, i, "bad character");
+	tk->type = TK_IDENT;
+	tk->len = i - p->pos;
+	for (size_t k = 0; k < TP_NELEM(tp_keywords); k++)
+		if (strlen(tp_keywords[k].word) == tk->len &&
+		    memcmp(tp_keywords[k].word, p->src + p->pos, tk->len) == 0)
+			tk->type = tp_keywords[k].type;
+	p->pos = i;
+	return 0;
+}
+
 static int
 tp_lex_action(struct tp_parser *p, struct tp_token *tk)
 {
 	const char *s = p->src;
 	bool trim;
-	size_t i, l;
+	size_t i;
 	unsigned char c;
 
 	tk->pos = p->pos;
@@ -788,27 +833,8 @@ tp_lex_action(struct tp_parser *p, struct tp_token *tk)
 		p->pos++;
 		return 0;
 	case '"':
-		for (i = p->pos + 1; i < p->n && s[i] != '"'; i++) {
-			if (s[i] == '\\' && i + 1 < p->n && s[i + 1] != '\n')
-				i++;
-			else if (s[i] == '\n' || s[i] == '\\')
-				break;
-		}
-		if (i >= p->n || s[i] != '"')
-			return tp_error(p, p->pos, "unterminated quoted string");
-		tk->type = TK_STRING;
-		tk->len = i + 1 - p->pos;
-		p->pos = i + 1;
-		return 0;
 	case '`':
-		for (i = p->pos + 1; i < p->n && s[i] != '`'; i++)
-			;
-		if (i >= p->n)
-			return tp_error(p, p->pos, "unterminated raw quoted string");
-		tk->type = TK_RAW;
-		tk->len = i + 1 - p->pos;
-		p->pos = i + 1;
-		return 0;
+		return tp_lex_quote(p, tk);
 	case '\'':
 		return tp_error(p, p->pos, "character constants are not supported");
 	case '$':
@@ -822,21 +848,8 @@ tp_lex_action(struct tp_parser *p, struct tp_token *tk)
 	case '5': case '6': case '7': case '8': case '9':
 		return tp_lex_number(p, tk);
 	}
-	if (tp_alnum(p, p->pos) > 0) {
-		i = p->pos;
-		while ((l = tp_alnum(p, i)) > 0)
-			i += l;
-		if (!tp_at_terminator(p, i))
-			return tp_bad_char(p, i, "bad character");
-		tk->type = TK_IDENT;
-		tk->len = i - p->pos;
-		for (size_t k = 0; k < TP_NELEM(tp_keywords); k++)
-			if (strlen(tp_keywords[k].word) == tk->len &&
-			    memcmp(tp_keywords[k].word, s + p->pos, tk->len) == 0)
-				tk->type = tp_keywords[k].type;
-		p->pos = i;
-		return 0;
-	}
+	if (tp_alnum(p, p->pos) > 0)
+		return tp_lex_ident(p, tk);
 	if (c > 0x20 && c < 0x7f) {
 		tk->type = TK_CHAR;
 		p->pos++;
@@ -1585,63 +1598,74 @@ tp_operand_start(enum tp_tok t)
  * rvars[0] (key, -1 when none) and rvars[1] (value, -1 when none) and are
  * not the pipeline's decl. Declared variables come into scope after it.
  */
+/*
+ * The declaration a pipeline may start with: "$x :=", "$x =" or (range)
+ * "$k, $v :=". Gives the variables' tokens in v and their number (0 when
+ * the pipeline starts otherwise: what was read is put back), -1 on error.
+ */
+static int
+tp_parse_decl(struct tp_parser *p, const char *ctx, enum tp_decl mode, struct tp_token v[2],
+    bool *assign)
+{
+	struct tp_token after, nx, tk;
+
+	*assign = false;
+	tp_peek_nonspace(p, &tk);
+	if (tk.type == TK_ERROR)
+		return -1;
+	if (tk.type != TK_VAR || mode == TP_DECL_NONE)
+		return 0;
+	tp_next(p, &v[0]);
+	tp_next(p, &after);
+	nx = after;
+	if (after.type == TK_SPACE)
+		tp_next_nonspace(p, &nx);
+	if (nx.type == TK_ERROR)
+		return -1;
+	if (nx.type == TK_DECLARE || nx.type == TK_ASSIGN) {
+		*assign = nx.type == TK_ASSIGN;
+		if (*assign && mode == TP_DECL_RANGE)
+			return tp_error(p, nx.pos, "range variables must be declared with :=");
+		return 1;
+	}
+	if (nx.type != TK_COMMA) {
+		/* $x was an operand: put back what was read */
+		tp_backup(p, &nx);
+		if (after.type == TK_SPACE)
+			tp_backup(p, &after);
+		tp_backup(p, &v[0]);
+		return 0;
+	}
+	if (mode != TP_DECL_RANGE)
+		return tp_error(p, nx.pos, "too many declarations in %s", ctx);
+	tp_next_nonspace(p, &v[1]);
+	if (v[1].type != TK_VAR)
+		return v[1].type == TK_ERROR ? -1 :
+		    tp_error(p, v[1].pos, "range can only initialize variables");
+	tp_next_nonspace(p, &nx);
+	if (nx.type != TK_DECLARE)
+		return nx.type == TK_ERROR ? -1 :
+		    tp_error(p, nx.pos, "expected := after the range variables");
+	return 2;
+}
+
 static struct tp_pipe *
 tp_parse_pipeline(struct tp_parser *p, const char *ctx, enum tp_tok end, enum tp_decl mode,
     int rvars[2])
 {
 	struct tp_pipe *pp = tp_new(p->t, sizeof(*pp));
 	struct tp_cmd **ct = &pp->cmds;
-	struct tp_token v[2], after, nx, tk;
-	int ndecl = 0, stage = 0;
-	bool assign = false, piped = false;
+	struct tp_token v[2], tk;
+	int ndecl, stage = 0;
+	bool assign, piped = false;
 	unsigned prev = 0;
 	char q[200];
 
 	pp->decl = -1;
 	if (rvars != NULL)
 		rvars[0] = rvars[1] = -1;
-	tp_peek_nonspace(p, &tk);
-	if (tk.type == TK_VAR && mode != TP_DECL_NONE) {
-		tp_next(p, &v[0]);
-		tp_next(p, &after);
-		nx = after;
-		if (after.type == TK_SPACE)
-			tp_next_nonspace(p, &nx);
-		if (nx.type == TK_ERROR)
-			return NULL;
-		if (nx.type == TK_DECLARE || nx.type == TK_ASSIGN) {
-			ndecl = 1;
-			assign = nx.type == TK_ASSIGN;
-			if (assign && mode == TP_DECL_RANGE) {
-				tp_error(p, nx.pos, "range variables must be declared with :=");
-				return NULL;
-			}
-		} else if (nx.type == TK_COMMA) {
-			if (mode != TP_DECL_RANGE) {
-				tp_error(p, nx.pos, "too many declarations in %s", ctx);
-				return NULL;
-			}
-			tp_next_nonspace(p, &v[1]);
-			if (v[1].type != TK_VAR) {
-				if (v[1].type != TK_ERROR)
-					tp_error(p, v[1].pos, "range can only initialize variables");
-				return NULL;
-			}
-			tp_next_nonspace(p, &nx);
-			if (nx.type != TK_DECLARE) {
-				if (nx.type != TK_ERROR)
-					tp_error(p, nx.pos, "expected := after the range variables");
-				return NULL;
-			}
-			ndecl = 2;
-		} else {
-			/* $x was an operand: put back what was read */
-			tp_backup(p, &nx);
-			if (after.type == TK_SPACE)
-				tp_backup(p, &after);
-			tp_backup(p, &v[0]);
-		}
-	}
+	if ((ndecl = tp_parse_decl(p, ctx, mode, v, &assign)) < 0)
+		return NULL;
 	for (;;) {
 		struct tp_cmd *c;
 
@@ -3018,14 +3042,16 @@ tp_index(struct tp_run *r, const struct tp_value *argv, size_t n)
 }
 
 /* Apply a function (not and/or) to its evaluated arguments. */
+static struct tp_value tp_apply_text(struct tp_run *r, enum tp_fn id,
+    const struct tp_value *argv, size_t n);
+
 static struct tp_value
 tp_apply(struct tp_run *r, enum tp_fn id, const struct tp_value *argv, size_t n)
 {
-	const char *s[3] = { "", "", "" };
-	size_t l[3] = { 0, 0, 0 };
+	const char *s;
+	size_t l;
 	bool ok = true;
 	int c = 0;
-	long long cut, chars;
 
 	switch (id) {
 	case FN_EQ:
@@ -3069,13 +3095,22 @@ tp_apply(struct tp_run *r, enum tp_fn id, const struct tp_value *argv, size_t n)
 	case FN_DEFAULT:
 		return n < 2 || !tp_truth(r, argv[1]) ? argv[0] : argv[1];
 	case FN_JOIN:
-		if (tp_text(r, argv[0], &s[0], &l[0]) < 0)
+		if (tp_text(r, argv[0], &s, &l) < 0)
 			return tp_nil;
-		return tp_join(r, s[0], l[0], argv[1]);
+		return tp_join(r, s, l, argv[1]);
 	default:
-		break;
+		return tp_apply_text(r, id, argv, n);
 	}
-	/* the rest take text only */
+}
+
+/* The functions of text (Sprig's, shortsha, link). */
+static struct tp_value
+tp_apply_text(struct tp_run *r, enum tp_fn id, const struct tp_value *argv, size_t n)
+{
+	const char *s[3] = { "", "", "" };
+	size_t l[3] = { 0, 0, 0 };
+	long long cut, chars;
+
 	for (size_t i = 0; i < n && i < 3; i++)
 		if (tp_text(r, argv[i], &s[i], &l[i]) < 0 && !(id == FN_TRUNC && i == 0))
 			return tp_nil;
