@@ -174,3 +174,45 @@ fuzz-clean: fuzz-clean-import
 .PHONY: fuzz-import fuzz-seeds-import fuzz-regress-import fuzz-clean-import
 
 EXTRA_DIST += fuzz/fuzz_import.c
+
+# Template language harness (fuzz/fuzz_template.c): compile arbitrary template
+# text, render what compiles against fixed events, check the output bounds.
+#   make fuzz              also runs it for FUZZ_SECONDS (fuzz-template)
+#   make fuzz-regress      also replays fuzz/regressions/template and
+#                          fuzz/corpus/template through it (fuzz-regress-template)
+FUZZ_TEMPLATE_SRCS = $(top_srcdir)/fuzz/fuzz_template.c $(FUZZ_BASE_SRCS) \
+	$(top_srcdir)/src/template.c
+
+fuzz/fuzz_template: $(FUZZ_TEMPLATE_SRCS) $(FUZZ_HDRS) $(top_srcdir)/src/template.h
+	@$(FUZZ_CHECK_CC)
+	@$(MKDIR_P) fuzz
+	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_TEMPLATE_SRCS) $(FUZZ_LIBS)
+
+fuzz-template: fuzz/fuzz_template
+	@$(MKDIR_P) fuzz/work/template fuzz/artifacts
+	./fuzz/fuzz_template $(FUZZ_RUNFLAGS) -max_total_time=$(FUZZ_SECONDS) \
+	    -dict=$(top_srcdir)/fuzz/corpus/template.dict \
+	    -artifact_prefix=fuzz/artifacts/template- $(FUZZ_ARGS) \
+	    fuzz/work/template $(top_srcdir)/fuzz/corpus/template
+
+fuzz-regress-template: fuzz/fuzz_template
+	@$(MKDIR_P) fuzz/work
+	@files=`find $(top_srcdir)/fuzz/regressions/template $(top_srcdir)/fuzz/corpus/template \
+	    -type f 2>/dev/null | sort`; \
+	n=`echo "$$files" | grep -c . || :`; \
+	echo "fuzz-regress: $$n inputs through fuzz/fuzz_template"; \
+	test -z "$$files" || ./fuzz/fuzz_template $$files > fuzz/work/regress-template.log 2>&1 || { \
+	    tail -40 fuzz/work/regress-template.log; \
+	    echo "fuzz-regress: fuzz_template FAILED"; exit 1; }
+
+fuzz: fuzz-template
+fuzz-regress: fuzz-regress-template
+
+fuzz-clean-template:
+	rm -f fuzz/fuzz_template
+
+fuzz-clean: fuzz-clean-template
+
+.PHONY: fuzz-template fuzz-regress-template fuzz-clean-template
+
+EXTRA_DIST += fuzz/fuzz_template.c
