@@ -1,7 +1,9 @@
 """HTTP API of SPEC §4: every route and status code, against the real daemon."""
 import hashlib
 import hmac
+import http.client
 import json
+import re
 import socket
 import time
 import unittest
@@ -295,6 +297,83 @@ class RefusalReachesClientTest(unittest.TestCase):
     def test_still_accepts(self):
         status, _, doc = self.d.post(EVENT, {"Authorization": "Bearer " + self.TOKEN})
         self.assertEqual(status, 202, doc)
+
+
+class MetricsListenerTest(unittest.TestCase):
+    """listen.metrics_address/metrics_port: a second, plain-HTTP listener that
+    serves only GET /metrics, /healthz and /readyz (SPEC §3) — never events —
+    so Prometheus can scrape a fluxrelay that itself listens on loopback."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = frtest.Daemon(CONSOLE + 'listen: { metrics_address = "127.0.0.1"; '
+                              'metrics_port = 0; };\n')
+        line = cls.d.wait_err(r'msg="metrics listening"')
+        cls.mport = int(re.search(r"port=(\d+)", line).group(1))
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.d.stop()
+        cls.d.cleanup()
+        assert rc == 0, "daemon exit code %r" % rc
+
+    def req(self, method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.mport, timeout=10)
+        try:
+            hdrs = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def test_serves_health_and_metrics(self):
+        self.assertNotEqual(self.mport, self.d.port)
+        status, hdrs, data = self.req("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("version=0.0.4", hdrs["content-type"])
+        self.assertIn(b"fluxrelay_build_info", data)
+        self.assertIn(b"fluxrelay_connections_refused_total 0", data)
+        self.assertEqual(self.req("GET", "/healthz")[:1], (200,))
+        self.assertEqual(self.req("GET", "/readyz")[:1], (200,))
+        self.assertEqual(self.req("HEAD", "/metrics")[0], 200)
+
+    def test_no_events(self):
+        before = self.d.request("GET", "/metrics")[2]
+        logged = len([l for l in self.d.lines_err if 'msg="event accepted"' in l])
+        for path in ("/", "/hooks/flux"):
+            status, _, data = self.req("POST", path, EVENT)
+            self.assertEqual(status, 404, data)
+            self.assertIn("error", json.loads(data))
+        for path in ("/metrics", "/healthz", "/readyz"):
+            status, hdrs, data = self.req("POST", path, EVENT)
+            self.assertEqual(status, 405, data)
+            self.assertEqual(hdrs.get("allow"), "GET, HEAD")
+        self.assertEqual(self.req("GET", "/")[0], 404)
+        self.assertEqual(self.req("GET", "/nope")[0], 404)
+        after = self.d.request("GET", "/metrics")[2]
+        acc = b'fluxrelay_events_received_total{status="accepted"}'
+        self.assertEqual([l for l in before.splitlines() if l.startswith(acc)],
+                         [l for l in after.splitlines() if l.startswith(acc)])
+        self.assertEqual(len([l for l in self.d.lines_err if 'msg="event accepted"' in l]), logged)
+
+    def test_main_listener_unchanged(self):
+        status, _, doc = self.d.post(EVENT)
+        self.assertEqual(status, 202, doc)
+        self.assertEqual(self.d.request("GET", "/metrics")[0], 200)
+
+    def test_refused_when_port_taken(self):
+        """A metrics port that is in use stops the start with the reason."""
+        d = frtest.Daemon(CONSOLE + 'listen: { metrics_address = "127.0.0.1"; '
+                          'metrics_port = %d; };\n' % self.mport, start=False)
+        try:
+            r = frtest.run_cli(["-c", d.config_path, "-s", d.state_dir, "-l", "127.0.0.1:0"],
+                               timeout=30)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertRegex(r.stderr.decode(),
+                             r"cannot listen on 127\.0\.0\.1:%d: .*in use" % self.mport)
+        finally:
+            d.cleanup()
 
 
 class IgnoredAndDuplicateTest(unittest.TestCase):
