@@ -541,7 +541,9 @@ http_evict_idle(struct http *h)
 {
 	int best = -1;
 	double oldest = 0;
-	for (int i = 0; i < h->nmhd; i++) {
+	/* Every pool, not h->nmhd of them: main may still be starting daemons
+	 * (and writing nmhd) while the first ones accept. Unused pools are empty. */
+	for (int i = 0; i < HTTP_MAX_DAEMONS; i++) {
 		struct http_pool *p = &h->pools[i];
 		pthread_mutex_lock(&p->lock);
 		if (p->head != NULL && (best < 0 || p->head->idle_since < oldest)) {
@@ -550,8 +552,8 @@ http_evict_idle(struct http *h)
 		}
 		pthread_mutex_unlock(&p->lock);
 	}
-	for (int k = 0; best >= 0 && k < h->nmhd; k++) {
-		struct http_pool *p = &h->pools[(best + k) % h->nmhd];
+	for (int k = 0; best >= 0 && k < HTTP_MAX_DAEMONS; k++) {
+		struct http_pool *p = &h->pools[(best + k) % HTTP_MAX_DAEMONS];
 		pthread_mutex_lock(&p->lock);
 		struct http_conn *cx = p->head;
 		if (cx != NULL) {
@@ -1394,12 +1396,9 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 		}
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
-		/* nmhd counts the daemon before it starts: eviction scans pools[0..nmhd). */
-		h->nmhd++;
 		struct MHD_Daemon *mhd = MHD_start_daemon(flags, 0, http_accept, h, http_access,
 		    &h->main_listener, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 		if (mhd == NULL) {
-			h->nmhd--;
 			if (listen_fd >= 0) {
 				pthread_mutex_lock(&h->log_lock);
 				snprintf(err, errlen, "cannot serve on the inherited socket%s%s",
@@ -1410,7 +1409,7 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 			}
 			goto fail;
 		}
-		h->mhd[i] = mhd;
+		h->mhd[h->nmhd++] = mhd;
 		if (i == 0) {
 			const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd,
 			    MHD_DAEMON_INFO_BIND_PORT);

@@ -48,12 +48,16 @@ def vm_rss_kib(pid):
 
 def instrumented(pid):
     """Why RSS and timings mean nothing for this process, or None: under
-    valgrind or AddressSanitizer (whose quarantine keeps freed memory)."""
+    valgrind, AddressSanitizer (whose quarantine keeps freed memory) or
+    ThreadSanitizer (shadow memory, 5-15x slower)."""
     if os.environ.get("FR_VALGRIND") == "1":
         return "running under valgrind"
     with open("/proc/%d/maps" % pid) as f:
-        if "libasan" in f.read():
-            return "built with AddressSanitizer"
+        maps = f.read()
+    if "libasan" in maps:
+        return "built with AddressSanitizer"
+    if "libtsan" in maps:
+        return "built with ThreadSanitizer"
     return None
 
 
