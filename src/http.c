@@ -343,7 +343,8 @@ http_linger_main(void *arg)
 	struct http *h = arg;
 	struct pollfd *pfd = NULL;
 	size_t pcap = 0;
-	static char sink[65536];   /* only this thread writes it; never read */
+	enum { HTTP_SINK = 65536 };
+	char *sink = util_malloc(HTTP_SINK);   /* written, never read */
 	pthread_mutex_lock(&h->linger_lock);
 	while (!h->linger_stop) {
 		size_t n = h->nlingering;
@@ -378,7 +379,7 @@ http_linger_main(void *arg)
 			if (pfd[i + 1].revents != 0) {
 				/* Bounded per round, so one fast sender cannot hold the lock. */
 				for (int k = 0; k < 4; k++) {
-					ssize_t got = recv(l->fd, sink, sizeof(sink), MSG_DONTWAIT);
+					ssize_t got = recv(l->fd, sink, HTTP_SINK, MSG_DONTWAIT);
 					if (got > 0) {
 						l->quiet_until = now + HTTP_LINGER_QUIET;
 						/* ACK at once: the sender is waiting to free its
@@ -405,6 +406,7 @@ http_linger_main(void *arg)
 	h->nlingering = 0;
 	pthread_mutex_unlock(&h->linger_lock);
 	free(pfd);
+	free(sink);
 	return NULL;
 }
 
