@@ -227,9 +227,37 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_conf_put("secrets/bot-token", "xoxb-" FUZZ_CONF_MARKER "-3\n");
 	fuzz_conf_put("secrets/ftp-url", "ftp://" FUZZ_CONF_MARKER "-4/\n");
 	fuzz_conf_put("secrets/empty", "");
-	fuzz_conf_put("tls/ca.pem", "-----BEGIN CERTIFICATE-----\n");
-	fuzz_conf_put("tls/cert.pem", "-----BEGIN CERTIFICATE-----\n");
-	fuzz_conf_put("tls/key.pem", "-----BEGIN PRIVATE KEY-----\n");
+	/* conf.c loads TLS files with GnuTLS: tests/configs/tls/'s real ones. */
+	fuzz_conf_put("tls/ca.pem",
+	    "-----BEGIN CERTIFICATE-----\n"
+	    "MIIBrDCCAVOgAwIBAgIUCvT8JxNJaaUbxJ524SL302T4mEkwCgYIKoZIzj0EAwIw\n"
+	    "IzEhMB8GA1UEAwwYZmx1eHJlbGF5IGNvbmZpZy10ZXN0IENBMCAXDTI2MTIwMTEz\n"
+	    "NTQ1MFoYDzIxMjYxMTA3MTM1NDUwWjAjMSEwHwYDVQQDDBhmbHV4cmVsYXkgY29u\n"
+	    "ZmlnLXRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARZG60mkqU4fSdM\n"
+	    "BKEDXUx95wzuJwfPbv1HW2ekfCRbHq0CkbgYMCSjMStKOFIn/6TkUfTIZ3LZQqCL\n"
+	    "mUGmvlvwo2MwYTAdBgNVHQ4EFgQUsprbca/TRrQf7I9s4idxDbLAbdkwHwYDVR0j\n"
+	    "BBgwFoAUsprbca/TRrQf7I9s4idxDbLAbdkwDwYDVR0TAQH/BAUwAwEB/zAOBgNV\n"
+	    "HQ8BAf8EBAMCAQYwCgYIKoZIzj0EAwIDRwAwRAIgH0UU0OMW7xZ55kb3Gq1HMHj6\n"
+	    "XNunUe7UK9DbdCGsRxICIGaKl55cNVd6K6GAIxToX3zP8yk/OVxzJz8IhG4J+hyo\n"
+	    "-----END CERTIFICATE-----\n");
+	fuzz_conf_put("tls/cert.pem",
+	    "-----BEGIN CERTIFICATE-----\n"
+	    "MIIBmzCCAUGgAwIBAgIBBzAKBggqhkjOPQQDAjAjMSEwHwYDVQQDDBhmbHV4cmVs\n"
+	    "YXkgY29uZmlnLXRlc3QgQ0EwIBcNMjYxMjAxMTM1NDUxWhgPMjEyNjExMDcxMzU0\n"
+	    "NTFaMBQxEjAQBgNVBAMMCTEyNy4wLjAuMTBZMBMGByqGSM49AgEGCCqGSM49AwEH\n"
+	    "A0IABL03qNYPW13/wwr8XNH/wZLpCuPFQKbbMlvtLPOwMnlEdoqNtQoERX4xoMRB\n"
+	    "9qi0g8CYUYW3ayo5EwNPysbm1mCjczBxMA8GA1UdEQQIMAaHBH8AAAEwCQYDVR0T\n"
+	    "BAIwADATBgNVHSUEDDAKBggrBgEFBQcDATAdBgNVHQ4EFgQUe/IgEjcwyFTSsSFt\n"
+	    "s/G8qVGH85QwHwYDVR0jBBgwFoAUsprbca/TRrQf7I9s4idxDbLAbdkwCgYIKoZI\n"
+	    "zj0EAwIDSAAwRQIgGd7F0n1Ks20ujwOlkWGaY9PF83IZTFhpVwS6L8ArtW8CIQCu\n"
+	    "nlzdn4UoOoLFL4S/V7dj15V16d/Bq363rclPHs7qfA==\n"
+	    "-----END CERTIFICATE-----\n");
+	fuzz_conf_put("tls/key.pem",
+	    "-----BEGIN PRIVATE KEY-----\n"
+	    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgarAeSNYBHNyf9pth\n"
+	    "VYXCQmMKPoCY2y0KikqL5MdrHoyhRANCAAS9N6jWD1td/8MK/FzR/8GS6QrjxUCm\n"
+	    "2zJb7SzzsDJ5RHaKjbUKBEV+MaDEQfaotIPAmFGFt2sqORMDT8rG5tZg\n"
+	    "-----END PRIVATE KEY-----\n");
 
 	char *d = util_printf("%s/secrets", fuzz_conf_dir);
 	setenv("FR_TEST_SECRETS", d, 1);

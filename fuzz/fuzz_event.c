@@ -238,8 +238,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *nul = memchr(data, '\0', hlen);
 	char *header = util_strndup((const char *)data, nul ? (size_t)(nul - (const char *)data)
 	    : hlen);
-	static const unsigned char key[] = "fuzz-hmac-key";
-	(void)auth_check_hmac(key, sizeof(key) - 1, header, data, size);
+	static const unsigned char key[] = "fuzz-hmac-key", key_nl[] = "fuzz-hmac-key\n";
+	const struct auth_key keys[] = { { key, sizeof(key) - 1 }, { key_nl, sizeof(key_nl) - 1 } };
+	struct auth_stats st;
+	if (auth_check_hmac(keys, 2, header, data, size, &st) != AUTH_TOO_MANY &&
+	    st.hmacs > 2 * 5)
+		fuzz_event_fail("more than one HMAC per key and algorithm", NULL);
 	(void)auth_check_token("fuzz-token", header);
 	free(header);
 

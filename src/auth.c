@@ -36,10 +36,15 @@ auth_hexval(int c)
 	return -1;
 }
 
-/* One "alg=hex" item of n bytes: 1 when it verifies. */
+#define AUTH_NALGS (sizeof(auth_algs) / sizeof(auth_algs[0]))
+
+/*
+ * Parse one "alg=hex" item of n bytes (spaces around it allowed): its
+ * algorithm's index and the bytes it gives into given[]. -1 when malformed,
+ * an unknown algorithm or the wrong length for it.
+ */
 static int
-auth_check_one(const unsigned char *key, size_t keylen, const char *item, size_t n,
-    const void *body, size_t len)
+auth_parse_item(const char *item, size_t n, unsigned char given[64])
 {
 	while (n > 0 && isspace((unsigned char)*item)) {
 		item++;
@@ -49,44 +54,71 @@ auth_check_one(const unsigned char *key, size_t keylen, const char *item, size_t
 		n--;
 	const char *eq = memchr(item, '=', n);
 	if (eq == NULL)
-		return 0;
+		return -1;
 	size_t alen = (size_t)(eq - item);
 	const char *hex = eq + 1;
 	size_t hlen = n - alen - 1;
-	for (size_t i = 0; i < sizeof(auth_algs) / sizeof(auth_algs[0]); i++) {
+	for (size_t i = 0; i < AUTH_NALGS; i++) {
 		if (strlen(auth_algs[i].name) != alen ||
 		    strncasecmp(auth_algs[i].name, item, alen) != 0)
 			continue;
 		if (hlen != 2 * auth_algs[i].len)
-			return 0;
-		unsigned char given[64], want[64];
+			return -1;
 		for (size_t j = 0; j < auth_algs[i].len; j++) {
 			int hi = auth_hexval(hex[2 * j]), lo = auth_hexval(hex[2 * j + 1]);
 			if (hi < 0 || lo < 0)
-				return 0;
+				return -1;
 			given[j] = (unsigned char)(hi << 4 | lo);
 		}
-		if (gnutls_hmac_fast(auth_algs[i].mac, key, keylen, body, len, want) != 0)
-			return 0;
-		return util_ct_equal(given, want, auth_algs[i].len);
+		return (int)i;
 	}
-	return 0;
+	return -1;
 }
 
 enum auth_result
-auth_check_hmac(const unsigned char *key, size_t keylen, const char *header,
-    const void *body, size_t len)
+auth_check_hmac(const struct auth_key *keys, size_t nkeys, const char *header,
+    const void *body, size_t len, struct auth_stats *st)
 {
+	struct auth_stats dummy;
+	if (st == NULL)
+		st = &dummy;
+	st->key = -1;
+	st->hmacs = 0;
 	if (header == NULL || *header == '\0')
 		return AUTH_MISSING;
+	size_t items = 1;
+	for (const char *p = header; *p != '\0'; p++)
+		items += *p == ',';
+	if (items > AUTH_MAX_SIGNATURES)
+		return AUTH_TOO_MANY;
+	if (nkeys > AUTH_MAX_KEYS)
+		nkeys = AUTH_MAX_KEYS;
+
+	/* The HMAC of the body per (key, algorithm), computed when first needed. */
+	unsigned char digest[AUTH_MAX_KEYS][AUTH_NALGS][64];
+	unsigned char have[AUTH_MAX_KEYS][AUTH_NALGS] = {{0}};
 	int ok = 0;
 	const char *p = header;
-	/* Check every item, not just up to the first match, so timing does not
-	 * reveal which one verified. */
+	/* Check every item against every key, not just up to the first match,
+	 * so timing does not reveal which one verified. */
 	for (;;) {
 		const char *comma = strchr(p, ',');
 		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		ok |= auth_check_one(key, keylen, p, n, body, len);
+		unsigned char given[64];
+		int alg = auth_parse_item(p, n, given);
+		for (size_t k = 0; alg >= 0 && k < nkeys; k++) {
+			if (!have[k][alg]) {
+				if (gnutls_hmac_fast(auth_algs[alg].mac, keys[k].data, keys[k].len, body,
+				    len, digest[k][alg]) != 0)
+					continue;
+				have[k][alg] = 1;
+				st->hmacs++;
+			}
+			int match = util_ct_equal(given, digest[k][alg], auth_algs[alg].len);
+			if (match && st->key < 0)
+				st->key = (int)k;
+			ok |= match;
+		}
 		if (comma == NULL)
 			break;
 		p = comma + 1;

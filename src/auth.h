@@ -7,14 +7,36 @@
 
 #include <stddef.h>
 
-enum auth_result { AUTH_OK, AUTH_MISSING, AUTH_INVALID };
+enum auth_result { AUTH_OK, AUTH_MISSING, AUTH_INVALID, AUTH_TOO_MANY };
+
+/* At most this many comma-separated items in X-Signature (more: AUTH_TOO_MANY). */
+#define AUTH_MAX_SIGNATURES 16
+/* Keys one auth_check_hmac call accepts: current and previous, each with its
+ * newline variant (conf.h). */
+#define AUTH_MAX_KEYS 4
+
+struct auth_key {
+	const unsigned char *data;
+	size_t len;
+};
+
+/* What one auth_check_hmac call did. */
+struct auth_stats {
+	int key;            /* index of the first key a signature verified with, else -1 */
+	unsigned hmacs;     /* HMACs computed over the body */
+};
 
 /*
  * Verify "X-Signature: alg=hex[, alg=hex...]" (NULL header = missing) over the
- * exact body bytes. Any one valid signature passes.
+ * exact body bytes against keys[0..nkeys) (nkeys <= AUTH_MAX_KEYS): any one
+ * item that verifies with any one key passes. A header of more than
+ * AUTH_MAX_SIGNATURES items is AUTH_TOO_MANY before any HMAC is computed.
+ * Each (key, algorithm) HMAC is computed at most once, and only for an
+ * algorithm some well-formed item names, so a hostile header costs at most
+ * nkeys x 5 passes over the body. st (may be NULL) receives what was done.
  */
-enum auth_result auth_check_hmac(const unsigned char *key, size_t keylen,
-    const char *header, const void *body, size_t len);
+enum auth_result auth_check_hmac(const struct auth_key *keys, size_t nkeys,
+    const char *header, const void *body, size_t len, struct auth_stats *st);
 
 /* Verify "Authorization: Bearer <token>" (NULL header = missing). */
 enum auth_result auth_check_token(const char *token, const char *header);

@@ -24,7 +24,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <libconfig.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -100,7 +103,8 @@ static const char *const conf_root_keys[] = {
 };
 static const char *const conf_listen_keys[] = {
 	"address", "port", "max_body", "max_connections", "timeout",
-	"tls_cert_file", "tls_key_file", "tls_client_ca_file", NULL
+	"tls_cert_file", "tls_key_file", "tls_client_ca_file", "metrics_address", "metrics_port",
+	NULL
 };
 static const char *const conf_auth_keys[] = {
 	"hmac_key", "hmac_key_file", "hmac_key_env",
@@ -646,11 +650,13 @@ conf_secret_free_str(char *s)
  * stripped) or KEY_env (name of an environment variable). Returns 1 with
  * *out (new, NUL-terminated, length in *len) when given, 0 when absent, -1
  * after reporting. Text secrets (binary false) may not contain NUL bytes.
+ * raw (may be NULL): for a KEY_file whose bytes end in a newline, also the
+ * bytes as stored (new, length in *rawlen); else left NULL.
  * Messages name keys, variables and files, never the value.
  */
 static int
 conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *key, bool binary, char **out, size_t *len)
+    const char *key, bool binary, char **out, size_t *len, char **raw, size_t *rawlen)
 {
 	char kfile[64], kenv[64];
 	snprintf(kfile, sizeof(kfile), "%s_file", key);
@@ -678,8 +684,8 @@ conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope
 	}
 
 	const char *v = NULL;
-	char *data = NULL, *path = NULL;
-	size_t n = 0;
+	char *data = NULL, *path = NULL, *stored = NULL;
+	size_t n = 0, nstored = 0;
 	int r = -1;
 	if (conf_get_string(x, g, scope, keys[first], &v) != 1)
 		goto out;
@@ -698,6 +704,11 @@ conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope
 		if (data == NULL) {
 			conf_report(x, forms[1], scope, kfile, "%s", err);
 			goto out;
+		}
+		if (raw != NULL && n > 0 && data[n - 1] == '\n') {
+			nstored = n;
+			stored = util_malloc(n + 1);
+			memcpy(stored, data, n + 1);
 		}
 		while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
 			data[--n] = '\0';
@@ -722,9 +733,15 @@ conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope
 	*out = data;
 	*len = n;
 	data = NULL;
+	if (stored != NULL) {
+		*raw = stored;
+		*rawlen = nstored;
+		stored = NULL;
+	}
 	r = 1;
 out:
 	conf_secret_free(data, n);
+	conf_secret_free(stored, nstored);
 	free(path);
 	return r;
 }
@@ -768,6 +785,185 @@ conf_default_state_dir(bool builtin)
 	return util_strdup(CONF_DEFAULT_STATE_DIR);
 }
 
+/* A numeric address into *ss (port 0); false when it is neither IPv4 nor IPv6. */
+static bool
+conf_parse_addr(const char *s, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, s, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		ss->ss_family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		ss->ss_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+static bool
+conf_addr_unspecified(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* Would two listeners on a and b (same port) collide? Equal, or one is a wildcard. */
+static bool
+conf_addr_overlap(const char *a, const char *b)
+{
+	struct sockaddr_storage sa, sb;
+	if (!conf_parse_addr(a, &sa) || !conf_parse_addr(b, &sb))
+		return false;
+	if (conf_addr_unspecified(&sa) || conf_addr_unspecified(&sb))
+		return true;
+	if (sa.ss_family != sb.ss_family)
+		return false;
+	if (sa.ss_family == AF_INET)
+		return ((struct sockaddr_in *)&sa)->sin_addr.s_addr ==
+		    ((struct sockaddr_in *)&sb)->sin_addr.s_addr;
+	return memcmp(&((struct sockaddr_in6 *)&sa)->sin6_addr,
+	    &((struct sockaddr_in6 *)&sb)->sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+/*
+ * Load the TLS files the way libmicrohttpd will at start
+ * (gnutls_certificate_set_x509_key_mem2, gnutls_certificate_set_x509_trust_mem),
+ * one step at a time so the problem names the file at fault with GnuTLS's
+ * reason: the certificate chain parses, the key parses, the key belongs to the
+ * certificate, the client CA bundle parses and holds a certificate. A broken
+ * file is a configuration error (exit 78), not a server that fails to start.
+ */
+static void
+conf_check_tls(struct conf_ctx *x, const config_setting_t *g, const char *scope)
+{
+	const struct conf *c = x->c;
+	const config_setting_t *at_cert = config_setting_get_member(g, "tls_cert_file");
+	const config_setting_t *at_key = config_setting_get_member(g, "tls_key_file");
+	const config_setting_t *at_ca = config_setting_get_member(g, "tls_client_ca_file");
+	char err[512];
+	size_t ncert = 0, nkey = 0, nca = 0;
+	char *cert = util_read_file(c->listen.tls_cert_file, &ncert, err, sizeof(err));
+	char *key = util_read_file(c->listen.tls_key_file, &nkey, err, sizeof(err));
+	char *ca = c->listen.tls_client_ca_file == NULL ? NULL :
+	    util_read_file(c->listen.tls_client_ca_file, &nca, err, sizeof(err));
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned ncrts = 0;
+	gnutls_x509_privkey_t pkey = NULL;
+	gnutls_certificate_credentials_t cred = NULL;
+	bool cert_ok = false, key_ok = false;
+	int rc;
+
+	if (cert == NULL) {
+		conf_report(x, at_cert, scope, "tls_cert_file", "%s", err);
+	} else {
+		gnutls_datum_t d = { (unsigned char *)cert, (unsigned)ncert };
+		rc = gnutls_x509_crt_list_import2(&crts, &ncrts, &d, GNUTLS_X509_FMT_PEM, 0);
+		if (rc < 0)
+			conf_report(x, at_cert, scope, "tls_cert_file",
+			    "%s: cannot load the certificate chain: %s", c->listen.tls_cert_file,
+			    gnutls_strerror(rc));
+		else
+			cert_ok = true;
+	}
+	if (key == NULL) {
+		conf_report(x, at_key, scope, "tls_key_file", "%s", err);
+	} else {
+		gnutls_datum_t d = { (unsigned char *)key, (unsigned)nkey };
+		rc = gnutls_x509_privkey_init(&pkey);
+		if (rc == 0)
+			rc = gnutls_x509_privkey_import2(pkey, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
+		if (rc < 0)
+			conf_report(x, at_key, scope, "tls_key_file",
+			    "%s: cannot load the private key: %s", c->listen.tls_key_file,
+			    gnutls_strerror(rc));
+		else
+			key_ok = true;
+	}
+	if (cert_ok && key_ok) {
+		gnutls_datum_t dc = { (unsigned char *)cert, (unsigned)ncert };
+		gnutls_datum_t dk = { (unsigned char *)key, (unsigned)nkey };
+		rc = gnutls_certificate_allocate_credentials(&cred);
+		if (rc == 0)
+			rc = gnutls_certificate_set_x509_key_mem2(cred, &dc, &dk, GNUTLS_X509_FMT_PEM,
+			    NULL, 0);
+		if (rc < 0)
+			conf_report(x, at_key, scope, "tls_key_file",
+			    "%s: does not go with the certificate in %s: %s", c->listen.tls_key_file,
+			    c->listen.tls_cert_file, gnutls_strerror(rc));
+	}
+	if (c->listen.tls_client_ca_file != NULL) {
+		if (ca == NULL) {
+			conf_report(x, at_ca, scope, "tls_client_ca_file", "%s", err);
+		} else {
+			gnutls_certificate_credentials_t trust = NULL;
+			gnutls_datum_t d = { (unsigned char *)ca, (unsigned)nca };
+			rc = gnutls_certificate_allocate_credentials(&trust);
+			if (rc == 0)
+				rc = gnutls_certificate_set_x509_trust_mem(trust, &d, GNUTLS_X509_FMT_PEM);
+			if (rc < 0)
+				conf_report(x, at_ca, scope, "tls_client_ca_file",
+				    "%s: cannot load the CA certificates: %s",
+				    c->listen.tls_client_ca_file, gnutls_strerror(rc));
+			else if (rc == 0)
+				conf_report(x, at_ca, scope, "tls_client_ca_file",
+				    "%s: cannot load the CA certificates: no PEM certificate in it",
+				    c->listen.tls_client_ca_file);
+			if (trust != NULL)
+				gnutls_certificate_free_credentials(trust);
+		}
+	}
+
+	for (unsigned i = 0; i < ncrts; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	gnutls_free(crts);
+	if (pkey != NULL)
+		gnutls_x509_privkey_deinit(pkey);
+	if (cred != NULL)
+		gnutls_certificate_free_credentials(cred);
+	free(cert);
+	conf_secret_free(key, nkey);
+	free(ca);
+}
+
+/* listen.metrics_address / metrics_port: both or neither, not the main listener's. */
+static void
+conf_metrics_listener(struct conf_ctx *x, const config_setting_t *g, const char *scope)
+{
+	struct conf *c = x->c;
+	const char *addr = NULL;
+	long long v;
+	bool addr_ok = false;
+	int ra = conf_get_string(x, g, scope, "metrics_address", &addr);
+	if (ra == 1) {
+		struct sockaddr_storage ss;
+		addr_ok = conf_parse_addr(addr, &ss);
+		if (!addr_ok)
+			conf_report(x, config_setting_get_member(g, "metrics_address"), scope,
+			    "metrics_address",
+			    "must be a numeric IPv4 or IPv6 address (\"127.0.0.1\", \"0.0.0.0\", \"::\")");
+		free(c->listen.metrics_address);
+		c->listen.metrics_address = util_strdup(addr);
+	}
+	int rp = conf_get_int(x, g, scope, "metrics_port", CONF_PORT_MIN, CONF_PORT_MAX, &v);
+	if (rp == 1)
+		c->listen.metrics_port = (int)v;
+	if (ra != 0 && rp == 0)
+		conf_report(x, config_setting_get_member(g, "metrics_address"), scope,
+		    "metrics_address", "requires metrics_port");
+	if (rp != 0 && ra == 0)
+		conf_report(x, config_setting_get_member(g, "metrics_port"), scope, "metrics_port",
+		    "requires metrics_address");
+	/* Port 0 on both sides: two ports the kernel picks, never the same. */
+	if (addr_ok && rp == 1 && c->listen.metrics_port != 0 &&
+	    c->listen.metrics_port == c->listen.port &&
+	    conf_addr_overlap(c->listen.metrics_address, c->listen.address))
+		conf_report(x, config_setting_get_member(g, "metrics_port"), scope, "metrics_port",
+		    "must not be the main listener's address and port (%s:%d)", c->listen.address,
+		    c->listen.port);
+}
+
 static void
 conf_listen(struct conf_ctx *x, const config_setting_t *root)
 {
@@ -798,6 +994,7 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 	conf_get_number(x, g, scope, "timeout", CONF_TIMEOUT_MIN, CONF_TIMEOUT_MAX,
 	    &c->listen.timeout);
 
+	size_t tls_probs = x->nprobs;
 	int rc = conf_get_path(x, g, scope, "tls_cert_file", true, &c->listen.tls_cert_file);
 	int rk = conf_get_path(x, g, scope, "tls_key_file", true, &c->listen.tls_key_file);
 	int ra = conf_get_path(x, g, scope, "tls_client_ca_file", true,
@@ -817,6 +1014,11 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 	if (ra != 0 && (rc == 0 || rk == 0))
 		conf_report(x, config_setting_get_member(g, "tls_client_ca_file"), scope,
 		    "tls_client_ca_file", "requires tls_cert_file and tls_key_file");
+	/* Only files that passed every check above are parsed (the problems
+	 * already reported say enough), and not for commands that never serve. */
+	if (rc == 1 && rk == 1 && x->nprobs == tls_probs && !x->skip_secrets)
+		conf_check_tls(x, g, scope);
+	conf_metrics_listener(x, g, scope);
 }
 
 static void
@@ -825,25 +1027,32 @@ conf_auth(struct conf_ctx *x, const config_setting_t *root)
 	static const char scope[] = "auth.";
 	struct conf *c = x->c;
 	const config_setting_t *g = conf_get_group(x, root, "", "auth");
-	char *s = NULL;
-	size_t n = 0;
+	char *s = NULL, *raw = NULL;
+	size_t n = 0, nraw = 0;
 	if (g == NULL)
 		return;
 	conf_check_keys(x, g, scope, conf_auth_keys);
-	if (conf_get_secret(x, g, scope, "hmac_key", true, &s, &n) == 1) {
+	/* Flux signs with a Secret's bytes as stored, and `kubectl create secret
+	 * --from-file` keeps a file's trailing newline: such a key is kept both
+	 * ways (raw), or every event would get a silent 401. */
+	if (conf_get_secret(x, g, scope, "hmac_key", true, &s, &n, &raw, &nraw) == 1) {
 		c->auth.hmac_key = (unsigned char *)s;
 		c->auth.hmac_key_len = n;
+		c->auth.hmac_key_raw = (unsigned char *)raw;
+		c->auth.hmac_key_raw_len = nraw;
 	}
-	s = NULL;
+	s = raw = NULL;
 	/* The key being rotated out: still accepted, so a rotation drops nothing. */
-	if (conf_get_secret(x, g, scope, "hmac_key_previous", true, &s, &n) == 1) {
+	if (conf_get_secret(x, g, scope, "hmac_key_previous", true, &s, &n, &raw, &nraw) == 1) {
 		c->auth.hmac_key_previous = (unsigned char *)s;
 		c->auth.hmac_key_previous_len = n;
+		c->auth.hmac_key_previous_raw = (unsigned char *)raw;
+		c->auth.hmac_key_previous_raw_len = nraw;
 		if (c->auth.hmac_key == NULL)
 			conf_report(x, g, scope, "hmac_key_previous", "needs hmac_key (the new key)");
 	}
 	s = NULL;
-	if (conf_get_secret(x, g, scope, "token", false, &s, &n) == 1)
+	if (conf_get_secret(x, g, scope, "token", false, &s, &n, NULL, NULL) == 1)
 		c->auth.token = s;
 }
 
@@ -1044,7 +1253,7 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 		}
 	}
 	if (type == CONF_PROVIDER_SLACK) {
-		r = conf_get_secret(x, g, scope, "url", false, &p->url, &n);
+		r = conf_get_secret(x, g, scope, "url", false, &p->url, &n, NULL, NULL);
 		if (r == 0) {
 			conf_report(x, g, scope, "url", "required (url, url_file or url_env)");
 		} else if (r == 1 && !conf_is_http_url(p->url)) {
@@ -1054,7 +1263,7 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 			    "must start with http:// or https://");
 		}
 	} else if (type == CONF_PROVIDER_SLACK_BOT) {
-		r = conf_get_secret(x, g, scope, "token", false, &p->token, &n);
+		r = conf_get_secret(x, g, scope, "token", false, &p->token, &n, NULL, NULL);
 		if (r == 0)
 			conf_report(x, g, scope, "token", "required (token, token_file or token_env)");
 		p->api_url = util_strdup(CONF_DEFAULT_API_URL);
@@ -1389,9 +1598,10 @@ conf_new_defaults(bool builtin)
 	c->state_dir = conf_default_state_dir(builtin);
 	c->listen.address = util_strdup("127.0.0.1");
 	c->listen.port = 9292;
-	c->listen.max_body = 1048576;
+	c->listen.max_body = 3145728;   /* notification-controller's limit */
 	c->listen.max_connections = 1024;
 	c->listen.timeout = 10.0;
+	c->listen.metrics_port = -1;
 	c->queue.sync_full = true;
 	c->queue.max_pending = 100000;
 	c->queue.max_attempts = 20;
@@ -1598,8 +1808,11 @@ conf_free(struct conf *c)
 	free(c->listen.tls_cert_file);
 	free(c->listen.tls_key_file);
 	free(c->listen.tls_client_ca_file);
+	free(c->listen.metrics_address);
 	conf_secret_free(c->auth.hmac_key, c->auth.hmac_key_len);
 	conf_secret_free(c->auth.hmac_key_previous, c->auth.hmac_key_previous_len);
+	conf_secret_free(c->auth.hmac_key_raw, c->auth.hmac_key_raw_len);
+	conf_secret_free(c->auth.hmac_key_previous_raw, c->auth.hmac_key_previous_raw_len);
 	conf_secret_free_str(c->auth.token);
 	for (size_t i = 0; i < c->nproviders; i++)
 		conf_provider_clear(&c->providers[i]);

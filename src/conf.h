@@ -5,8 +5,9 @@
  * "listen.port", `provider "slack": rate`, `alert "errors": sources[0].kind`,
  * or `provider #2: ...` / `alert #2: ...` (counted from 1) for an entry
  * without a usable name. FILE is the path as given (or the @include'd file).
- * Pure apart from reading the config file and secret files and getenv;
- * callable from any thread.
+ * Pure apart from reading the config file, secret files and TLS PEM files
+ * (parsed with GnuTLS: certificate chain, key, key matching the certificate,
+ * client CA) and getenv; callable from any thread.
  *
  * Numeric bounds are listed in etc/fluxrelay.conf. Provider and alert names
  * contain only letters, digits, '-', '_' and '.'. include/exclude patterns
@@ -86,11 +87,22 @@ struct conf {
 		int max_connections;
 		double timeout;
 		char *tls_cert_file, *tls_key_file, *tls_client_ca_file;  /* NULL when unset */
+		/* The second, plain-HTTP listener for /metrics, /healthz and /readyz
+		 * only: NULL and -1 when unset (both or neither). */
+		char *metrics_address;
+		int metrics_port;
 	} listen;
 	struct {
 		unsigned char *hmac_key; size_t hmac_key_len;   /* NULL when unset */
 		/* Also accepted while a rotation is under way; NULL when unset. */
 		unsigned char *hmac_key_previous; size_t hmac_key_previous_len;
+		/* A key read from a *_file whose bytes end in a newline: hmac_key*
+		 * holds it without the trailing newlines, *_raw the bytes as stored
+		 * (what Flux signs with when a Secret was made --from-file). Both
+		 * verify. NULL when the file has no trailing newline or the key was
+		 * given inline or by environment. */
+		unsigned char *hmac_key_raw; size_t hmac_key_raw_len;
+		unsigned char *hmac_key_previous_raw; size_t hmac_key_previous_raw_len;
 		char *token;                                     /* NULL when unset */
 	} auth;
 	struct {

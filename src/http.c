@@ -3,30 +3,57 @@
  *
  * Request flow (libmicrohttpd calls http_access several times per request):
  *   1st call   headers only: route, method, readiness, Content-Type, declared
- *              Content-Length against max_body, bearer token. Any failure is
- *              answered at once, before the body is read.
+ *              Content-Length against max_body, bearer token. A failure is
+ *              decided here, before the body is read (http_refuse).
  *   next calls body chunks, copied into the request's buffer up to max_body
  *              (chunked bodies have no declared length: counted here).
  *   last call  (*upload_size == 0) signature, parse, match. Ignored events are
  *              answered now. Matched ones are handed to the queue writer and the
  *              connection is suspended; the writer resumes it once the batch is
- *              durable, and the call after that answers 202 / 503.
+ *              durable, and the call after that answers 202 / 503 (and logs
+ *              "event accepted" only for what was stored).
  * So no HTTP thread ever waits on disk: a slow fsync delays only its own
  * requests. Per-request state is freed in the completion callback only.
  *
+ * Refusing before the body: Flux's clients (Go) and Python's write the whole
+ * body before they read the answer. libmicrohttpd closes a connection whose
+ * answer was queued before its body was read, and closing a socket with
+ * unread data makes the kernel reset it: the client sees "broken pipe", never
+ * the answer, and retries a permanent error. So a refusal waits for a body of
+ * up to HTTP_DISCARD_FACTOR x max_body (read and discarded, then answered; the
+ * connection may stay open); beyond that, or when the client waits for
+ * "100 Continue", the answer goes at once and the closed connection lingers
+ * (http_linger: its FIN is sent, what the client still sends is read and
+ * dropped for a while, then the socket is closed).
+ *
+ * Connections (main listener): listen.max_connections is one limit over
+ * every libmicrohttpd daemon. Flux's controllers never close their responses,
+ * so keep-alive connections that sit idle after an answer would fill it:
+ * when it is reached, an idle one is closed to make room (http_evict_idle);
+ * a new connection is refused only when none is idle, and every refusal is
+ * counted (fluxrelay_connections_refused_total) and logged, rate-limited.
+ *
+ * The optional metrics listener (listen.metrics_address/metrics_port) is a
+ * separate plain-HTTP daemon serving only GET /metrics, /healthz, /readyz.
+ *
  * Threads: libmicrohttpd's internal threads call everything here except
- * http_on_committed (writer thread) and http_start/stop/set_ready (main).
+ * http_on_committed (writer thread), http_linger_main (its own thread) and
+ * http_start/stop/set_ready/drain (main).
  */
 #include "config.h"
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <limits.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -50,13 +77,63 @@
 #define HTTP_DAEMONS_PER_CPU 4
 #define HTTP_MAX_DAEMONS 16
 
+/* A refused request's body is read to its end up to this many times max_body
+ * (SPEC §4); a larger one is not worth reading just to say no. */
+#define HTTP_DISCARD_FACTOR 4
+/* A lingering connection is closed after this long without a byte, or after
+ * listen.timeout in all. */
+#define HTTP_LINGER_QUIET 2.0
+/* One log line about refused connections at most this often (seconds). */
+#define HTTP_REFUSED_LOG_INTERVAL 10.0
+/* The metrics listener serves a scraper or two and probes. */
+#define HTTP_METRICS_CONNECTIONS 64
+
+struct http;
+
+/* Which listener a libmicrohttpd daemon serves. */
+struct http_listener {
+	struct http *h;
+	bool metrics_only;
+};
+
+/*
+ * Idle keep-alive connections of one main-listener daemon, oldest first.
+ * Their own daemon's thread adds and removes them; http_evict_idle (any
+ * daemon's accepting thread) takes one out and shuts its socket down.
+ */
+struct http_pool {
+	struct http *h;
+	pthread_mutex_t lock;
+	struct http_conn *head, *tail;     /* guarded by lock */
+};
+
+/* Per-connection state of the main listener (libmicrohttpd's socket_context). */
+struct http_conn {
+	struct http_pool *pool;
+	int fd;
+	bool linger;                 /* its daemon's thread only */
+	atomic_bool idle;            /* in pool's list; changed under pool->lock */
+	bool evicted;                /* guarded by pool->lock */
+	double idle_since;           /* guarded by pool->lock */
+	struct http_conn *prev, *next;   /* guarded by pool->lock */
+};
+
+/* A closed connection still read from, so the peer is not reset mid-write. */
+struct http_lingering {
+	int fd;
+	double deadline, quiet_until;
+};
+
 struct http {
 	struct MHD_Daemon *mhd[HTTP_MAX_DAEMONS];
+	struct http_pool pools[HTTP_MAX_DAEMONS];
 	int nmhd;
+	struct MHD_Daemon *metrics_mhd;
+	struct http_listener main_listener, metrics_listener;
 	struct queue_writer *writer;
 	atomic_bool ready;
 	long max_body;
-	int port;
+	int port, metrics_port;
 	char *tls_cert, *tls_key, *tls_trust;   /* PEM contents; MHD keeps pointers */
 	/* A read connection for /metrics gauges; guarded by metrics_lock. */
 	pthread_mutex_t metrics_lock;
@@ -69,13 +146,30 @@ struct http {
 	 * per-daemon share of it. */
 	atomic_int connections;
 	int max_connections;
+	/* Refusals not yet logged and when the last line was; refused_lock. */
+	pthread_mutex_t refused_lock;
+	unsigned long refused_unlogged;
+	double refused_logged_at;
+	bool refused_logged;
+	/* Lingering sockets; linger_lock. The thread runs from start to stop. */
+	pthread_mutex_t linger_lock;
+	pthread_t linger_thread;
+	bool linger_started, linger_stop;
+	int linger_pipe[2];
+	struct http_lingering *lingering;
+	size_t nlingering, caplingering;
+	double linger_max;
+	/* libmicrohttpd's first complaint while http_start runs; log_lock. */
+	pthread_mutex_t log_lock;
+	bool starting;
+	char start_err[256];
 };
 
 enum http_route { HTTP_ROUTE_EVENT, HTTP_ROUTE_HEALTHZ, HTTP_ROUTE_READYZ, HTTP_ROUTE_METRICS };
 
 enum http_phase {
 	HTTP_PHASE_BODY,       /* reading the body */
-	HTTP_PHASE_DISCARD,    /* body over max_body: answer 413 at the end */
+	HTTP_PHASE_DISCARD,    /* refused: read and drop the body, then answer pending_* */
 	HTTP_PHASE_QUEUED,     /* suspended, waiting for the writer */
 	HTTP_PHASE_COMMITTED,  /* resumed: answer from req.result */
 	HTTP_PHASE_ANSWERED,
@@ -85,12 +179,19 @@ enum http_phase {
 struct http_req {
 	struct http *h;
 	struct MHD_Connection *conn;
+	struct http_conn *cx;          /* NULL on the metrics listener */
+	bool metrics_only;
 	double started;
 	int code;
 	enum http_phase phase;
 	char *body;
 	size_t len, cap, discarded;
+	/* The refusal sent once a discarded body is read (HTTP_PHASE_DISCARD). */
+	int pending_code;
+	char *pending_msg;
+	const char *const *pending_headers;
 	struct runtime *rt;
+	struct event *ev;              /* kept until answered, for the "accepted" line */
 	struct rules_result match;
 	struct queue_item *items;
 	char **extras;
@@ -98,9 +199,9 @@ struct http_req {
 	char peer[64];
 };
 
-/* Bodies beyond this many times max_body are not worth reading to the end just
- * to say 413: the connection is closed instead. */
-#define HTTP_DISCARD_FACTOR 4
+static const char *const http_allow_get[] = { "Allow", "GET, HEAD", NULL };
+static const char *const http_allow_post[] = { "Allow", "POST", NULL };
+static const char *const http_www_bearer[] = { "WWW-Authenticate", "Bearer", NULL };
 
 static enum MHD_Result
 http_respond(struct http_req *r, int code, char *body, const char *const *headers)
@@ -173,7 +274,404 @@ http_reject(struct http_req *r, const char *why, const char *detail)
 	    detail ? "field" : NULL, detail, NULL);
 }
 
-static const char *const http_retry_after[] = { "Retry-After", "5", NULL };
+/* ------------------------------------------------------------------------ */
+/* Refusals before the body and lingering closes                             */
+
+enum http_body { HTTP_BODY_NONE, HTTP_BODY_READ, HTTP_BODY_LINGER };
+
+/*
+ * What to do with the body of a request refused from its headers: none
+ * comes; read it (chunked, or a declared length up to HTTP_DISCARD_FACTOR x
+ * max_body); or do not wait for it (a larger declared length, or
+ * "Expect: 100-continue", whose client sends nothing before it hears 100).
+ */
+static enum http_body
+http_body_expected(struct http_req *r)
+{
+	const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long declared = 0;
+	if (cl != NULL) {
+		char *end;
+		errno = 0;
+		declared = strtoull(cl, &end, 10);
+		if (errno != 0 || end == cl)
+			declared = ULLONG_MAX;   /* libmicrohttpd refuses such requests itself */
+	}
+	if (te == NULL && declared == 0)
+		return HTTP_BODY_NONE;
+	const char *expect = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_EXPECT);
+	if (expect != NULL && strcasecmp(expect, "100-continue") == 0)
+		return HTTP_BODY_LINGER;
+	if (te == NULL && declared > (unsigned long long)r->h->max_body * HTTP_DISCARD_FACTOR)
+		return HTTP_BODY_LINGER;
+	return HTTP_BODY_READ;
+}
+
+/*
+ * Refuse a request from its headers alone (code, msg, extra headers) so that
+ * the answer reaches a client that writes its whole body before reading: see
+ * the top of this file. headers must be static.
+ */
+static enum MHD_Result
+http_refuse(struct http_req *r, int code, const char *msg, const char *const *headers)
+{
+	switch (http_body_expected(r)) {
+	case HTTP_BODY_READ:
+		r->pending_code = code;
+		r->pending_msg = util_strdup(msg);
+		r->pending_headers = headers;
+		r->phase = HTTP_PHASE_DISCARD;
+		return MHD_YES;
+	case HTTP_BODY_LINGER:
+		if (r->cx != NULL)
+			r->cx->linger = true;
+		break;
+	case HTTP_BODY_NONE:
+		break;
+	}
+	return http_error(r, code, msg, NULL, headers);
+}
+
+/* Sleeps in poll until a lingering socket has data, goes quiet or expires. */
+static void *
+http_linger_main(void *arg)
+{
+	struct http *h = arg;
+	struct pollfd *pfd = NULL;
+	size_t pcap = 0;
+	enum { HTTP_SINK = 65536 };
+	char *sink = util_malloc(HTTP_SINK);   /* written, never read */
+	pthread_mutex_lock(&h->linger_lock);
+	while (!h->linger_stop) {
+		size_t n = h->nlingering;
+		if (pcap < n + 1) {
+			pcap = 2 * (n + 1);
+			pfd = util_realloc(pfd, pcap * sizeof(*pfd));
+		}
+		pfd[0] = (struct pollfd){ .fd = h->linger_pipe[0], .events = POLLIN };
+		double now = util_mono(), wait = 1.0;
+		for (size_t i = 0; i < n; i++) {
+			const struct http_lingering *l = &h->lingering[i];
+			pfd[i + 1] = (struct pollfd){ .fd = l->fd, .events = POLLIN };
+			double until = (l->quiet_until < l->deadline ? l->quiet_until : l->deadline) - now;
+			if (until < wait)
+				wait = until < 0 ? 0 : until;
+		}
+		pthread_mutex_unlock(&h->linger_lock);
+		poll(pfd, (nfds_t)(n + 1), (int)(wait * 1000) + 1);
+		if (pfd[0].revents & POLLIN) {
+			char b[64];
+			while (read(h->linger_pipe[0], b, sizeof(b)) > 0)
+				;
+		}
+		pthread_mutex_lock(&h->linger_lock);
+		now = util_mono();
+		/* Only this thread removes entries and others only append, so the
+		 * first n are the polled ones. Backwards, so a swap-remove moves a
+		 * handled or a new entry into i. */
+		for (size_t i = n; i-- > 0;) {
+			struct http_lingering *l = &h->lingering[i];
+			bool done = false;
+			if (pfd[i + 1].revents != 0) {
+				/* Bounded per round, so one fast sender cannot hold the lock. */
+				for (int k = 0; k < 4; k++) {
+					ssize_t got = recv(l->fd, sink, HTTP_SINK, MSG_DONTWAIT);
+					if (got > 0) {
+						l->quiet_until = now + HTTP_LINGER_QUIET;
+						/* ACK at once: the sender is waiting to free its
+						 * buffer, and delayed ACKs on this half-closed
+						 * socket would pace it at one buffer per 40 ms. */
+						int one = 1;
+						setsockopt(l->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+						continue;
+					}
+					if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
+					    errno != EINTR))
+						done = true;
+					break;
+				}
+			}
+			if (done || now >= l->deadline || now >= l->quiet_until) {
+				close(l->fd);
+				h->lingering[i] = h->lingering[--h->nlingering];
+			}
+		}
+	}
+	for (size_t i = 0; i < h->nlingering; i++)
+		close(h->lingering[i].fd);
+	h->nlingering = 0;
+	pthread_mutex_unlock(&h->linger_lock);
+	free(pfd);
+	free(sink);
+	return NULL;
+}
+
+/* Keep reading fd (a dup of a connection libmicrohttpd is closing) for a while. */
+static void
+http_linger_add(struct http *h, int fd)
+{
+	pthread_mutex_lock(&h->linger_lock);
+	/* As many as connections may be open: beyond, close at once. */
+	if (!h->linger_started || h->linger_stop ||
+	    h->nlingering >= (size_t)h->max_connections) {
+		pthread_mutex_unlock(&h->linger_lock);
+		close(fd);
+		return;
+	}
+	if (h->nlingering == h->caplingering) {
+		h->caplingering = h->caplingering ? 2 * h->caplingering : 16;
+		h->lingering = util_realloc(h->lingering, h->caplingering * sizeof(*h->lingering));
+	}
+	double now = util_mono();
+	h->lingering[h->nlingering++] = (struct http_lingering){
+		.fd = fd, .deadline = now + h->linger_max, .quiet_until = now + HTTP_LINGER_QUIET,
+	};
+	pthread_mutex_unlock(&h->linger_lock);
+	ssize_t w = write(h->linger_pipe[1], "", 1);   /* full pipe: a wake-up is pending */
+	(void)w;
+}
+
+static int
+http_linger_start(struct http *h)
+{
+	if (pipe2(h->linger_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -1;
+	h->linger_started = true;
+	if (pthread_create(&h->linger_thread, NULL, http_linger_main, h) != 0) {
+		h->linger_started = false;
+		close(h->linger_pipe[0]);
+		close(h->linger_pipe[1]);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+http_linger_stop(struct http *h)
+{
+	if (!h->linger_started)
+		return;
+	pthread_mutex_lock(&h->linger_lock);
+	h->linger_stop = true;
+	pthread_mutex_unlock(&h->linger_lock);
+	ssize_t w = write(h->linger_pipe[1], "", 1);
+	(void)w;
+	pthread_join(h->linger_thread, NULL);
+	close(h->linger_pipe[0]);
+	close(h->linger_pipe[1]);
+	free(h->lingering);
+	h->lingering = NULL;
+	h->linger_started = false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections of the main listener: idle ones, eviction, refusals          */
+
+static struct http_conn *
+http_conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void
+http_pool_unlink(struct http_pool *p, struct http_conn *cx)
+{
+	if (cx->prev != NULL)
+		cx->prev->next = cx->next;
+	else
+		p->head = cx->next;
+	if (cx->next != NULL)
+		cx->next->prev = cx->prev;
+	else
+		p->tail = cx->prev;
+	cx->prev = cx->next = NULL;
+	atomic_store_explicit(&cx->idle, false, memory_order_relaxed);
+}
+
+/* A request starts on cx: it is no longer idle. Its own daemon's thread. */
+static void
+http_conn_busy(struct http_conn *cx)
+{
+	/* Only this thread sets idle, so false here is the truth; the lock is
+	 * taken only when there is something to undo. */
+	if (cx == NULL || !atomic_load_explicit(&cx->idle, memory_order_relaxed))
+		return;
+	struct http_pool *p = cx->pool;
+	pthread_mutex_lock(&p->lock);
+	if (atomic_load_explicit(&cx->idle, memory_order_relaxed))
+		http_pool_unlink(p, cx);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* A request on cx was answered: it waits for the next one (keep-alive). */
+static void
+http_conn_idle(struct http_conn *cx)
+{
+	if (cx == NULL)
+		return;
+	struct http_pool *p = cx->pool;
+	pthread_mutex_lock(&p->lock);
+	if (!cx->evicted && !atomic_load_explicit(&cx->idle, memory_order_relaxed)) {
+		cx->idle_since = util_mono();
+		cx->prev = p->tail;
+		cx->next = NULL;
+		if (p->tail != NULL)
+			p->tail->next = cx;
+		else
+			p->head = cx;
+		p->tail = cx;
+		atomic_store_explicit(&cx->idle, true, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * Close the longest-idle keep-alive connection to make room for a new one:
+ * true when one was found. The socket is shut down under its pool's lock,
+ * where it cannot be closed (http_connection_notify takes the lock before
+ * libmicrohttpd closes the descriptor); its own thread then sees the end of
+ * the stream and closes the connection, which frees its slot.
+ */
+static bool
+http_evict_idle(struct http *h)
+{
+	int best = -1;
+	double oldest = 0;
+	/* Every pool, not h->nmhd of them: main may still be starting daemons
+	 * (and writing nmhd) while the first ones accept. Unused pools are empty. */
+	for (int i = 0; i < HTTP_MAX_DAEMONS; i++) {
+		struct http_pool *p = &h->pools[i];
+		pthread_mutex_lock(&p->lock);
+		if (p->head != NULL && (best < 0 || p->head->idle_since < oldest)) {
+			best = i;
+			oldest = p->head->idle_since;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	for (int k = 0; best >= 0 && k < HTTP_MAX_DAEMONS; k++) {
+		struct http_pool *p = &h->pools[(best + k) % HTTP_MAX_DAEMONS];
+		pthread_mutex_lock(&p->lock);
+		struct http_conn *cx = p->head;
+		if (cx != NULL) {
+			http_pool_unlink(p, cx);
+			cx->evicted = true;
+			shutdown(cx->fd, SHUT_RDWR);
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (cx != NULL)
+			return true;
+	}
+	return false;
+}
+
+static void
+http_refused(struct http *h)
+{
+	metrics_connection_refused();
+	unsigned long n = 0;
+	double now = util_mono();
+	pthread_mutex_lock(&h->refused_lock);
+	h->refused_unlogged++;
+	if (!h->refused_logged || now - h->refused_logged_at >= HTTP_REFUSED_LOG_INTERVAL) {
+		n = h->refused_unlogged;
+		h->refused_unlogged = 0;
+		h->refused_logged_at = now;
+		h->refused_logged = true;
+	}
+	pthread_mutex_unlock(&h->refused_lock);
+	if (n > 0) {
+		char count[24], max[24];
+		snprintf(count, sizeof(count), "%lu", n);
+		snprintf(max, sizeof(max), "%d", h->max_connections);
+		log_warn("connections refused: listen.max_connections reached and none idle",
+		    "refused", count, "max_connections", max, NULL);
+	}
+}
+
+/*
+ * Accept policy: a connection beyond listen.max_connections takes the place
+ * of an idle one, else it is refused (closed). The slot is reserved here,
+ * atomically, because several daemons accept at the same time: a check here
+ * and a count at NOTIFY_STARTED let two of them pass on the last slot.
+ * NOTIFY_CLOSED gives it back; an evicted connection gives its slot back when
+ * it closes, so the count may pass the limit by the evictions in progress.
+ * (If libmicrohttpd fails to set up a connection after this point, out of
+ * memory, it logs the error and the slot stays taken: one fewer connection
+ * until restart.)
+ */
+static enum MHD_Result
+http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	(void)addr;
+	(void)addrlen;
+	struct http *h = cls;
+	if (atomic_fetch_add(&h->connections, 1) < h->max_connections)
+		return MHD_YES;
+	if (http_evict_idle(h))
+		return MHD_YES;
+	atomic_fetch_sub(&h->connections, 1);
+	http_refused(h);
+	return MHD_NO;
+}
+
+static void
+http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct http_pool *p = cls;
+	struct http *h = p->h;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		struct http_conn *cx = util_calloc(1, sizeof(*cx));
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		cx->pool = p;
+		cx->fd = ci != NULL ? ci->connect_fd : -1;
+		atomic_init(&cx->idle, false);
+		*socket_context = cx;
+		return;
+	}
+	if (code != MHD_CONNECTION_NOTIFY_CLOSED)
+		return;
+	struct http_conn *cx = *socket_context;
+	if (cx != NULL) {
+		pthread_mutex_lock(&p->lock);
+		if (atomic_load_explicit(&cx->idle, memory_order_relaxed))
+			http_pool_unlink(p, cx);
+		pthread_mutex_unlock(&p->lock);
+		/* libmicrohttpd has sent the answer and shut down its side; it closes
+		 * the descriptor after this returns. A duplicate keeps the socket
+		 * open, and reading it lets the client finish writing. */
+		if (cx->linger && cx->fd >= 0) {
+			int fd = fcntl(cx->fd, F_DUPFD_CLOEXEC, 0);
+			if (fd >= 0)
+				http_linger_add(h, fd);
+		}
+		free(cx);
+		*socket_context = NULL;
+	}
+	atomic_fetch_sub(&h->connections, 1);
+}
+
+/* The request line is parsed: the connection is busy from here (earlier
+ * than the first access call, which waits for every header). Returns the
+ * initial con_cls: none. */
+static void *
+http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	(void)cls;
+	(void)uri;
+	http_conn_busy(http_conn_of(conn));
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                   */
 
 static bool
 http_is_json(const char *ct)
@@ -200,64 +698,6 @@ http_on_committed(struct queue_req *q)
 	MHD_resume_connection(r->conn);
 }
 
-static enum MHD_Result
-http_answer_committed(struct http_req *r)
-{
-	switch (r->qreq.result) {
-	case QUEUE_RESULT_ACCEPTED: {
-		metrics_event(METRICS_EVENT_ACCEPTED);
-		struct util_buf b = {0};
-		util_buf_printf(&b, "{\"status\":\"accepted\",\"id\":\"%s\",\"alerts\":[",
-		    r->qreq.event_id);
-		for (size_t i = 0; i < r->match.nalerts; i++) {
-			if (i > 0)
-				util_buf_puts(&b, ",");
-			util_buf_json_string(&b, r->match.alerts[i]);
-		}
-		util_buf_puts(&b, "]}");
-		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
-	}
-	case QUEUE_RESULT_DUPLICATE: {
-		metrics_event(METRICS_EVENT_DUPLICATE);
-		log_info("event duplicate", "event_id", r->qreq.event_id, "remote", http_remote(r), NULL);
-		struct util_buf b = {0};
-		util_buf_printf(&b, "{\"status\":\"duplicate\",\"id\":\"%s\"}", r->qreq.event_id);
-		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
-	}
-	case QUEUE_RESULT_FULL:
-		metrics_event(METRICS_EVENT_REJECTED);
-		log_warn("event refused: queue full", "remote", http_remote(r), NULL);
-		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue full", NULL,
-		    http_retry_after);
-	case QUEUE_RESULT_SHUTDOWN:
-		metrics_event(METRICS_EVENT_REJECTED);
-		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL,
-		    http_retry_after);
-	default:
-		metrics_event(METRICS_EVENT_REJECTED);
-		log_error("event not stored: queue write failed", "remote", http_remote(r), NULL);
-		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue write failed", NULL,
-		    http_retry_after);
-	}
-}
-
-/* The alert metadata of a target as the JSON object the queue stores. */
-static char *
-http_extra_json(const struct rules_target *t)
-{
-	struct util_buf b = {0};
-	util_buf_puts(&b, "{");
-	for (size_t i = 0; i < t->nextra; i++) {
-		if (i > 0)
-			util_buf_puts(&b, ",");
-		util_buf_json_string(&b, t->extra[i].key);
-		util_buf_puts(&b, ":");
-		util_buf_json_string(&b, t->extra[i].value);
-	}
-	util_buf_puts(&b, "}");
-	return b.data;
-}
-
 static void
 http_log_accepted(struct http_req *r, const struct event *ev)
 {
@@ -282,24 +722,108 @@ http_log_accepted(struct http_req *r, const struct event *ev)
 	util_buf_free(&alerts);
 }
 
+/* 503 answers carry no Retry-After: Flux's clients then use their own
+ * backoff, the longest retry window they allow (SPEC §4). */
+static enum MHD_Result
+http_answer_committed(struct http_req *r)
+{
+	switch (r->qreq.result) {
+	case QUEUE_RESULT_ACCEPTED: {
+		metrics_event(METRICS_EVENT_ACCEPTED);
+		http_log_accepted(r, r->ev);
+		struct util_buf b = {0};
+		util_buf_printf(&b, "{\"status\":\"accepted\",\"id\":\"%s\",\"alerts\":[",
+		    r->qreq.event_id);
+		for (size_t i = 0; i < r->match.nalerts; i++) {
+			if (i > 0)
+				util_buf_puts(&b, ",");
+			util_buf_json_string(&b, r->match.alerts[i]);
+		}
+		util_buf_puts(&b, "]}");
+		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
+	}
+	case QUEUE_RESULT_DUPLICATE: {
+		metrics_event(METRICS_EVENT_DUPLICATE);
+		log_info("event duplicate", "event_id", r->qreq.event_id, "remote", http_remote(r), NULL);
+		struct util_buf b = {0};
+		util_buf_printf(&b, "{\"status\":\"duplicate\",\"id\":\"%s\"}", r->qreq.event_id);
+		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
+	}
+	case QUEUE_RESULT_FULL:
+		metrics_event(METRICS_EVENT_REJECTED);
+		log_warn("event refused: queue full", "remote", http_remote(r), NULL);
+		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue full", NULL, NULL);
+	case QUEUE_RESULT_SHUTDOWN:
+		metrics_event(METRICS_EVENT_REJECTED);
+		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL);
+	default:
+		metrics_event(METRICS_EVENT_REJECTED);
+		log_error("event not stored: queue write failed", "remote", http_remote(r), NULL);
+		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue write failed", NULL, NULL);
+	}
+}
+
+/* The alert metadata of a target as the JSON object the queue stores. */
+static char *
+http_extra_json(const struct rules_target *t)
+{
+	struct util_buf b = {0};
+	util_buf_puts(&b, "{");
+	for (size_t i = 0; i < t->nextra; i++) {
+		if (i > 0)
+			util_buf_puts(&b, ",");
+		util_buf_json_string(&b, t->extra[i].key);
+		util_buf_puts(&b, ":");
+		util_buf_json_string(&b, t->extra[i].value);
+	}
+	util_buf_puts(&b, "}");
+	return b.data;
+}
+
+/*
+ * X-Signature against every configured key in one pass, so each
+ * algorithm's HMAC is computed once per key (SPEC §4): the current key, the
+ * previous one during a rotation, and each one's bytes as stored when its
+ * file ended in a newline.
+ */
+static enum auth_result
+http_check_signature(struct http_req *r, const struct conf *c)
+{
+	struct auth_key keys[AUTH_MAX_KEYS];
+	bool previous[AUTH_MAX_KEYS];
+	size_t n = 0;
+	const unsigned char *const k[] = { c->auth.hmac_key, c->auth.hmac_key_raw,
+		c->auth.hmac_key_previous, c->auth.hmac_key_previous_raw };
+	const size_t klen[] = { c->auth.hmac_key_len, c->auth.hmac_key_raw_len,
+		c->auth.hmac_key_previous_len, c->auth.hmac_key_previous_raw_len };
+	for (size_t i = 0; i < AUTH_MAX_KEYS; i++) {
+		if (k[i] == NULL)
+			continue;
+		keys[n] = (struct auth_key){ k[i], klen[i] };
+		previous[n++] = i >= 2;
+	}
+	const char *sig = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Signature");
+	struct auth_stats st;
+	enum auth_result a = auth_check_hmac(keys, n, sig, r->body ? r->body : "", r->len, &st);
+	if (a == AUTH_OK && previous[st.key])
+		log_debug("signature made with auth.hmac_key_previous", "remote", http_remote(r), NULL);
+	return a;
+}
+
 /* The whole body is here: authenticate, parse, match, and answer or enqueue. */
 static enum MHD_Result
 http_process_event(struct http_req *r)
 {
 	const struct conf *c = r->rt->conf;
 	if (c->auth.hmac_key != NULL) {
-		const char *sig = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Signature");
-		enum auth_result a = auth_check_hmac(c->auth.hmac_key, c->auth.hmac_key_len, sig,
-		    r->body ? r->body : "", r->len);
-		if (a == AUTH_INVALID && c->auth.hmac_key_previous != NULL &&
-		    auth_check_hmac(c->auth.hmac_key_previous, c->auth.hmac_key_previous_len, sig,
-		    r->body ? r->body : "", r->len) == AUTH_OK) {
-			a = AUTH_OK;
-			log_debug("signature made with auth.hmac_key_previous", "remote",
-			    http_remote(r), NULL);
-		}
+		enum auth_result a = http_check_signature(r, c);
 		if (a != AUTH_OK) {
-			const char *msg = a == AUTH_MISSING ? "missing signature" : "invalid signature";
+			char msg[64];
+			if (a == AUTH_TOO_MANY)
+				snprintf(msg, sizeof(msg), "more than %d signatures", AUTH_MAX_SIGNATURES);
+			else
+				snprintf(msg, sizeof(msg), "%s", a == AUTH_MISSING ? "missing signature" :
+				    "invalid signature");
 			http_reject(r, msg, NULL);
 			return http_error(r, MHD_HTTP_UNAUTHORIZED, msg, NULL, NULL);
 		}
@@ -320,6 +844,7 @@ http_process_event(struct http_req *r)
 		return http_respond(r, MHD_HTTP_ACCEPTED, util_strdup("{\"status\":\"ignored\"}\n"),
 		    NULL);
 	}
+	r->ev = ev;
 	r->items = util_calloc(n, sizeof(*r->items));
 	r->extras = util_calloc(n, sizeof(*r->extras));
 	for (size_t i = 0; i < n; i++) {
@@ -343,13 +868,9 @@ http_process_event(struct http_req *r)
 	q->done = http_on_committed;
 	q->arg = r;
 	if (!atomic_load(&r->h->ready)) {
-		event_free(ev);
 		metrics_event(METRICS_EVENT_REJECTED);
-		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL,
-		    http_retry_after);
+		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL);
 	}
-	http_log_accepted(r, ev);
-	event_free(ev);
 	r->phase = HTTP_PHASE_QUEUED;
 	/* Suspend before submitting: the writer may resume at once. */
 	MHD_suspend_connection(r->conn);
@@ -366,11 +887,10 @@ http_get(struct http_req *r, enum http_route route)
 		return http_respond(r, MHD_HTTP_OK, util_strdup("{\"status\":\"ok\"}\n"), NULL);
 	case HTTP_ROUTE_READYZ:
 		if (!atomic_load(&h->ready))
-			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL,
-			    http_retry_after);
+			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL, NULL);
 		if (!queue_writer_healthy(h->writer))
 			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable", NULL,
-			    http_retry_after);
+			    NULL);
 		return http_respond(r, MHD_HTTP_OK, util_strdup("{\"status\":\"ready\"}\n"), NULL);
 	case HTTP_ROUTE_METRICS: {
 		struct util_buf b = {0};
@@ -399,7 +919,6 @@ http_get(struct http_req *r, enum http_route route)
 		return MHD_NO;
 	}
 }
-
 
 /* mTLS: 0 when the client presented a certificate that the trusted CA signed. */
 static int
@@ -430,45 +949,45 @@ static enum MHD_Result
 http_first_call(struct http_req *r, const char *url, const char *method)
 {
 	struct http *h = r->h;
-	enum http_route route;
-	if (strcmp(url, "/") == 0)
-		route = HTTP_ROUTE_EVENT;
-	else if (strcmp(url, "/healthz") == 0)
+	enum http_route route = HTTP_ROUTE_EVENT;
+	if (strcmp(url, "/healthz") == 0)
 		route = HTTP_ROUTE_HEALTHZ;
 	else if (strcmp(url, "/readyz") == 0)
 		route = HTTP_ROUTE_READYZ;
 	else if (strcmp(url, "/metrics") == 0)
 		route = HTTP_ROUTE_METRICS;
-	else
-		return http_error(r, MHD_HTTP_NOT_FOUND, "not found", NULL, NULL);
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
 	if (route != HTTP_ROUTE_EVENT) {
-		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-			static const char *const allow[] = { "Allow", "GET, HEAD", NULL };
-			return http_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", NULL,
-			    allow);
-		}
+		if (!get)
+			return http_refuse(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
+			    http_allow_get);
 		return http_get(r, route);
 	}
+	if (r->metrics_only)
+		return http_refuse(r, MHD_HTTP_NOT_FOUND, "not found", NULL);
+	/* Events are taken on any path, as notification-controller does: a
+	 * Provider address with a path must not lose every event. */
 	if (strcmp(method, "POST") != 0) {
-		static const char *const allow[] = { "Allow", "POST", NULL };
-		return http_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", NULL, allow);
+		if (get && strcmp(url, "/") != 0)
+			return http_refuse(r, MHD_HTTP_NOT_FOUND, "not found", NULL);
+		return http_refuse(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
+		    http_allow_post);
 	}
 	if (h->need_client_cert && http_verify_client(r->conn) != 0) {
 		http_reject(r, "client certificate missing or not trusted", NULL);
-		return http_error(r, MHD_HTTP_UNAUTHORIZED, "client certificate required", NULL, NULL);
+		return http_refuse(r, MHD_HTTP_UNAUTHORIZED, "client certificate required", NULL);
 	}
 	if (!atomic_load(&h->ready)) {
 		metrics_event(METRICS_EVENT_REJECTED);
-		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL,
-		    http_retry_after);
+		return http_refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL);
 	}
 	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (!http_is_json(ct)) {
 		http_reject(r, "unsupported content type", NULL);
-		return http_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-		    "Content-Type must be application/json", NULL, NULL);
+		return http_refuse(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		    "Content-Type must be application/json", NULL);
 	}
 	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -480,13 +999,15 @@ http_first_call(struct http_req *r, const char *url, const char *method)
 		if (errno == 0 && end != cl && v > (unsigned long long)h->max_body) {
 			http_reject(r, "body too large", NULL);
 			char *msg = util_printf("body larger than %ld bytes", h->max_body);
-			enum MHD_Result ret = http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
+			enum MHD_Result ret = http_refuse(r, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL);
 			free(msg);
 			return ret;
 		}
 		if (errno == 0 && end != cl && v > 0)
 			declared = (size_t)v;
 	}
+	/* The token before anything that costs: no HMAC, no buffer for a
+	 * client without it. */
 	r->rt = runtime_acquire();
 	const struct conf *c = r->rt->conf;
 	if (c->auth.token != NULL) {
@@ -494,11 +1015,10 @@ http_first_call(struct http_req *r, const char *url, const char *method)
 		    MHD_HTTP_HEADER_AUTHORIZATION);
 		enum auth_result a = auth_check_token(c->auth.token, authz);
 		if (a != AUTH_OK) {
-			static const char *const www[] = { "WWW-Authenticate", "Bearer", NULL };
 			const char *msg = a == AUTH_MISSING ? "missing bearer token" :
 			    "invalid bearer token";
 			http_reject(r, msg, NULL);
-			return http_error(r, MHD_HTTP_UNAUTHORIZED, msg, NULL, www);
+			return http_refuse(r, MHD_HTTP_UNAUTHORIZED, msg, http_www_bearer);
 		}
 	}
 	/* Only an authenticated client gets its declared body allocated up front. */
@@ -514,13 +1034,19 @@ static enum MHD_Result
 http_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
     const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
-	struct http *h = cls;
+	struct http_listener *l = cls;
+	struct http *h = l->h;
 	struct http_req *r = *con_cls;
 	if (r == NULL) {
 		r = util_calloc(1, sizeof(*r));
 		r->h = h;
 		r->conn = conn;
+		r->metrics_only = l->metrics_only;
 		r->started = util_mono();
+		if (!l->metrics_only) {
+			r->cx = http_conn_of(conn);
+			http_conn_busy(r->cx);
+		}
 		atomic_fetch_add(&h->active, 1);
 		*con_cls = r;
 		return http_first_call(r, url, method);
@@ -531,6 +1057,11 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 			size_t n = *upload_size;
 			*upload_size = 0;
 			if (r->len + n > (size_t)h->max_body) {
+				/* A chunked body, or one longer than declared: drop what came,
+				 * read the rest, answer 413 at its end. */
+				http_reject(r, "body too large", NULL);
+				r->pending_code = MHD_HTTP_CONTENT_TOO_LARGE;
+				r->pending_msg = util_printf("body larger than %ld bytes", h->max_body);
 				r->phase = HTTP_PHASE_DISCARD;
 				r->discarded = r->len + n;
 				free(r->body);
@@ -559,18 +1090,16 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 			r->discarded += *upload_size;
 			*upload_size = 0;
 			if (r->discarded > (size_t)h->max_body * HTTP_DISCARD_FACTOR) {
-				r->code = MHD_HTTP_CONTENT_TOO_LARGE;
-				return MHD_NO;   /* close: not worth reading further */
+				/* Not worth reading on: close, gracefully, without an answer
+				 * (libmicrohttpd cannot answer in the middle of a body). */
+				r->code = r->pending_code;
+				if (r->cx != NULL)
+					r->cx->linger = true;
+				return MHD_NO;
 			}
 			return MHD_YES;
 		}
-		http_reject(r, "body too large", NULL);
-		{
-			char *msg = util_printf("body larger than %ld bytes", h->max_body);
-			enum MHD_Result ret = http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
-			free(msg);
-			return ret;
-		}
+		return http_error(r, r->pending_code, r->pending_msg, NULL, r->pending_headers);
 	case HTTP_PHASE_QUEUED:
 		/* Spurious call while suspended cannot happen; be safe. */
 		*upload_size = 0;
@@ -588,7 +1117,11 @@ static void
 http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct http_listener *l = cls;
 	struct http_req *r = *con_cls;
+	/* Answered and kept alive: idle until the next request, evictable. */
+	if (!l->metrics_only && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		http_conn_idle(r != NULL ? r->cx : http_conn_of(conn));
 	if (r == NULL)
 		return;
 	if (r->code != 0)
@@ -601,50 +1134,26 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 	free(r->items);
 	free(r->body);
+	free(r->pending_msg);
+	event_free(r->ev);
 	runtime_release(r->rt);
 	atomic_fetch_sub(&r->h->active, 1);
 	free(r);
 	*con_cls = NULL;
 }
 
-/*
- * Accept policy: refuse (close) a connection beyond listen.max_connections.
- * The slot is reserved here, atomically, because several daemons accept at
- * the same time: a check here and a count at NOTIFY_STARTED let two of them
- * pass on the last slot. NOTIFY_CLOSED gives it back. (If libmicrohttpd fails
- * to set up a connection after this point, out of memory, it logs the error
- * and the slot stays taken: one fewer connection until restart.)
- */
-static enum MHD_Result
-http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
-{
-	(void)addr;
-	(void)addrlen;
-	struct http *h = cls;
-	if (atomic_fetch_add(&h->connections, 1) < h->max_connections)
-		return MHD_YES;
-	atomic_fetch_sub(&h->connections, 1);
-	return MHD_NO;
-}
-
-static void
-http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
-    enum MHD_ConnectionNotificationCode code)
-{
-	(void)conn;
-	(void)socket_context;
-	struct http *h = cls;
-	if (code == MHD_CONNECTION_NOTIFY_CLOSED)
-		atomic_fetch_sub(&h->connections, 1);
-}
-
 static void
 http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	struct http *h = cls;
 	char *msg = util_vprintf(fmt, ap);
 	size_t n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ' || msg[n - 1] == '.'))
 		msg[--n] = '\0';
+	pthread_mutex_lock(&h->log_lock);
+	if (h->starting && h->start_err[0] == '\0')
+		snprintf(h->start_err, sizeof(h->start_err), "%s", msg);
+	pthread_mutex_unlock(&h->log_lock);
 	log_debug("libmicrohttpd", "detail", msg, NULL);
 	free(msg);
 }
@@ -680,6 +1189,89 @@ http_read_pem(const char *path, char *err, size_t errlen)
 	return util_read_file(path, NULL, err, errlen);
 }
 
+/* A numeric address and port into *ss; sets MHD_USE_IPv6 / DUAL_STACK in *flags. */
+static int
+http_sockaddr(const char *address, int port, struct sockaddr_storage *ss, unsigned *flags,
+    char *err, size_t errlen)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, address, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, address, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*flags |= MHD_USE_IPv6;
+		/* SPEC §3: "::" means every address, IPv4 included. */
+		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+			*flags |= MHD_USE_DUAL_STACK;
+		return 0;
+	}
+	snprintf(err, errlen, "listen address %s is not an IPv4 or IPv6 address", address);
+	return -1;
+}
+
+/* "cannot listen on ADDR:PORT: <libmicrohttpd's reason>". */
+static void
+http_start_error(struct http *h, const char *address, int port, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&h->log_lock);
+	snprintf(err, errlen, "cannot listen on %s:%d: %s", address, port,
+	    h->start_err[0] ? h->start_err : "address in use, or not allowed");
+	pthread_mutex_unlock(&h->log_lock);
+}
+
+/* The plain-HTTP listener for /metrics, /healthz and /readyz only. */
+static int
+http_start_metrics(struct http *h, const struct conf *c, unsigned timeout, char *err,
+    size_t errlen)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL :
+	    MHD_USE_POLL;
+	struct sockaddr_storage ss;
+	if (http_sockaddr(c->listen.metrics_address, c->listen.metrics_port, &ss, &flags, err,
+	    errlen) < 0)
+		return -1;
+	h->metrics_listener = (struct http_listener){ h, true };
+	h->metrics_mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_access, &h->metrics_listener,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, h,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_METRICS_CONNECTIONS,
+	    MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, &h->metrics_listener,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+	    MHD_OPTION_SOCK_ADDR, &ss,
+	    MHD_OPTION_END);
+	if (h->metrics_mhd == NULL) {
+		http_start_error(h, c->listen.metrics_address, c->listen.metrics_port, err, errlen);
+		return -1;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->metrics_mhd,
+	    MHD_DAEMON_INFO_BIND_PORT);
+	h->metrics_port = di ? di->port : c->listen.metrics_port;
+	return 0;
+}
+
+static void
+http_free(struct http *h)
+{
+	for (int i = 0; i < HTTP_MAX_DAEMONS; i++)
+		pthread_mutex_destroy(&h->pools[i].lock);
+	pthread_mutex_destroy(&h->metrics_lock);
+	pthread_mutex_destroy(&h->refused_lock);
+	pthread_mutex_destroy(&h->linger_lock);
+	pthread_mutex_destroy(&h->log_lock);
+	free(h->tls_cert);
+	free(h->tls_key);
+	free(h->tls_trust);
+	free(h->state_dir);
+	free(h);
+}
+
 struct http *
 http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *err, size_t errlen)
 {
@@ -687,7 +1279,18 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 	h->writer = w;
 	h->max_body = c->listen.max_body;
 	h->state_dir = util_strdup(c->state_dir);
+	h->metrics_port = -1;
+	h->main_listener = (struct http_listener){ h, false };
+	h->linger_max = c->listen.timeout;
 	pthread_mutex_init(&h->metrics_lock, NULL);
+	pthread_mutex_init(&h->refused_lock, NULL);
+	pthread_mutex_init(&h->linger_lock, NULL);
+	pthread_mutex_init(&h->log_lock, NULL);
+	for (int i = 0; i < HTTP_MAX_DAEMONS; i++) {
+		h->pools[i].h = h;
+		pthread_mutex_init(&h->pools[i].lock, NULL);
+	}
+	h->starting = true;   /* no daemon thread runs yet */
 	/* Everything else is up when the server starts: a connection that an
 	 * inherited socket queued before now is served, not refused. */
 	atomic_store(&h->ready, true);
@@ -702,25 +1305,9 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof(ss));
-	if (listen_fd < 0) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		if (inet_pton(AF_INET, c->listen.address, &sin->sin_addr) == 1) {
-			sin->sin_family = AF_INET;
-			sin->sin_port = htons((uint16_t)c->listen.port);
-		} else if (inet_pton(AF_INET6, c->listen.address, &sin6->sin6_addr) == 1) {
-			sin6->sin6_family = AF_INET6;
-			sin6->sin6_port = htons((uint16_t)c->listen.port);
-			flags |= MHD_USE_IPv6;
-			/* SPEC §3: "::" means every address, IPv4 included. */
-			if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
-				flags |= MHD_USE_DUAL_STACK;
-		} else {
-			snprintf(err, errlen, "listen address %s is not an IPv4 or IPv6 address",
-			    c->listen.address);
-			goto fail;
-		}
-	}
+	if (listen_fd < 0 &&
+	    http_sockaddr(c->listen.address, c->listen.port, &ss, &flags, err, errlen) < 0)
+		goto fail;
 
 	if (c->listen.tls_cert_file != NULL) {
 		h->tls_cert = http_read_pem(c->listen.tls_cert_file, err, errlen);
@@ -736,6 +1323,11 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 			h->need_client_cert = true;
 		}
 		flags |= MHD_USE_TLS;
+	}
+	h->max_connections = c->listen.max_connections;
+	if (http_linger_start(h) < 0) {
+		snprintf(err, errlen, "cannot start a thread: %s", strerror(errno));
+		goto fail;
 	}
 
 	/*
@@ -763,11 +1355,14 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 		goto fail;
 	}
 	unsigned timeout = (unsigned)ceil(c->listen.timeout);
-	/* Each daemon may take them all; http_accept enforces the sum. */
-	h->max_connections = c->listen.max_connections;
-	unsigned limit = (unsigned)c->listen.max_connections;
+	/* http_accept enforces max_connections over all daemons. Each daemon's
+	 * own limit is above it, so that libmicrohttpd never refuses silently
+	 * while an eviction (which lets the count pass the limit until the
+	 * evicted connection closes) is under way. */
+	unsigned limit = c->listen.max_connections > 500000 ? 1000000u :
+	    2u * (unsigned)c->listen.max_connections;
 	for (int i = 0; i < ndaemons; i++) {
-		struct MHD_OptionItem opts[16];
+		struct MHD_OptionItem opts[20];
 		int n = 0;
 		/* First, so that libmicrohttpd's messages about later options reach it. */
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
@@ -776,9 +1371,11 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout,
 			NULL };
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
-			(intptr_t)http_completed, NULL };
+			(intptr_t)http_completed, &h->main_listener };
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
-			(intptr_t)http_connection_notify, h };
+			(intptr_t)http_connection_notify, &h->pools[i] };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK,
+			(intptr_t)http_uri_log, NULL };
 		if (pool > 1)
 			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, pool, NULL };
 		/* Headers beyond this are answered 431: bounds per-connection memory. */
@@ -801,15 +1398,17 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 		}
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
-		struct MHD_Daemon *mhd = MHD_start_daemon(flags, 0, http_accept, h, http_access, h,
-		    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+		struct MHD_Daemon *mhd = MHD_start_daemon(flags, 0, http_accept, h, http_access,
+		    &h->main_listener, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 		if (mhd == NULL) {
-			if (listen_fd >= 0)
-				snprintf(err, errlen, "cannot serve on the inherited socket");
-			else
-				snprintf(err, errlen,
-				    "cannot listen on %s:%d (address in use, or not allowed)",
-				    c->listen.address, c->listen.port);
+			if (listen_fd >= 0) {
+				pthread_mutex_lock(&h->log_lock);
+				snprintf(err, errlen, "cannot serve on the inherited socket%s%s",
+				    h->start_err[0] ? ": " : "", h->start_err);
+				pthread_mutex_unlock(&h->log_lock);
+			} else {
+				http_start_error(h, c->listen.address, c->listen.port, err, errlen);
+			}
 			goto fail;
 		}
 		h->mhd[h->nmhd++] = mhd;
@@ -824,16 +1423,17 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 				((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)h->port);
 		}
 	}
+	if (c->listen.metrics_address != NULL && http_start_metrics(h, c, timeout, err, errlen) < 0)
+		goto fail;
+	pthread_mutex_lock(&h->log_lock);
+	h->starting = false;
+	pthread_mutex_unlock(&h->log_lock);
 	return h;
 fail:
 	for (int i = 0; i < h->nmhd; i++)
 		MHD_stop_daemon(h->mhd[i]);
-	free(h->tls_cert);
-	free(h->tls_key);
-	free(h->tls_trust);
-	free(h->state_dir);
-	pthread_mutex_destroy(&h->metrics_lock);
-	free(h);
+	http_linger_stop(h);
+	http_free(h);
 	return NULL;
 }
 
@@ -841,6 +1441,12 @@ int
 http_port(const struct http *h)
 {
 	return h->port;
+}
+
+int
+http_metrics_port(const struct http *h)
+{
+	return h->metrics_port;
 }
 
 void
@@ -864,13 +1470,12 @@ http_stop(struct http *h)
 {
 	if (h == NULL)
 		return;
+	if (h->metrics_mhd != NULL)
+		MHD_stop_daemon(h->metrics_mhd);
 	for (int i = 0; i < h->nmhd; i++)
 		MHD_stop_daemon(h->mhd[i]);
+	/* After the daemons: closing their connections may add lingering ones. */
+	http_linger_stop(h);
 	queue_close(h->metrics_queue);
-	pthread_mutex_destroy(&h->metrics_lock);
-	free(h->tls_cert);
-	free(h->tls_key);
-	free(h->tls_trust);
-	free(h->state_dir);
-	free(h);
+	http_free(h);
 }

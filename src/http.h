@@ -15,13 +15,16 @@ struct http;
 
 /*
  * Start serving with the listen settings of c (listen_fd >= 0: an inherited
- * socket, e.g. from systemd). Requests use runtime_acquire() for rules. The
- * server is ready (readyz 200) as soon as it starts.
+ * socket, e.g. from systemd), and the metrics listener when c names one.
+ * Requests use runtime_acquire() for rules. The server is ready (readyz 200)
+ * as soon as it starts. NULL with err ("cannot listen on ADDR:PORT: why").
  */
 struct http *http_start(const struct conf *c, struct queue_writer *w, int listen_fd,
     char *err, size_t errlen);
 /* The bound port (useful with port 0). */
 int http_port(const struct http *h);
+/* The metrics listener's bound port, -1 without one (listen.metrics_*). */
+int http_metrics_port(const struct http *h);
 /* Readiness: false makes /readyz 503 and new POSTs 503 (shutdown). */
 void http_set_ready(struct http *h, bool ready);
 /* Wait (at most timeout seconds) until no request is in progress. */

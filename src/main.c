@@ -228,9 +228,11 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 	    old->listen.timeout != c->listen.timeout ||
 	    !main_same_str(old->listen.tls_cert_file, c->listen.tls_cert_file) ||
 	    !main_same_str(old->listen.tls_key_file, c->listen.tls_key_file) ||
-	    !main_same_str(old->listen.tls_client_ca_file, c->listen.tls_client_ca_file))
-		log_warn("reload: listen settings (max_body, max_connections, timeout, TLS) "
-		    "change at the next restart", NULL);
+	    !main_same_str(old->listen.tls_client_ca_file, c->listen.tls_client_ca_file) ||
+	    !main_same_str(old->listen.metrics_address, c->listen.metrics_address) ||
+	    old->listen.metrics_port != c->listen.metrics_port)
+		log_warn("reload: listen settings (max_body, max_connections, timeout, TLS, "
+		    "metrics listener) change at the next restart", NULL);
 	if (old->queue.sync_full != c->queue.sync_full)
 		log_warn("reload: queue.sync changes at the next restart", NULL);
 	char err[512];
@@ -333,6 +335,11 @@ main_daemon(const struct main_opts *o)
 	log_info("listening", "address", addr, "port", port,
 	    "socket_activation", listen_fd >= 0 ? "yes" : "no",
 	    "tls", c->listen.tls_cert_file ? "on" : "off", "state_dir", c->state_dir, NULL);
+	if (http_metrics_port(h) >= 0) {
+		snprintf(port, sizeof(port), "%d", http_metrics_port(h));
+		log_info("metrics listening", "address", c->listen.metrics_address, "port", port,
+		    "serves", "/metrics /healthz /readyz", NULL);
+	}
 	if (c->auth.hmac_key == NULL && c->auth.token == NULL && !main_is_loopback(addr))
 		log_warn("listening beyond loopback without authentication: anyone who can reach "
 		    "this port can post events (configure auth.hmac_key_file or auth.token_file)",

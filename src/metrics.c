@@ -52,6 +52,9 @@ static struct util_buf metrics_pending_text, metrics_dead_text;
 static double metrics_gauges_at;
 static int64_t metrics_gauges_pending;
 
+/* fluxrelay_connections_refused_total (SPEC §4). */
+static atomic_uint_fast64_t metrics_refused;
+
 static const char *const metrics_event_names[] = { "accepted", "ignored", "duplicate", "rejected" };
 static const char *const metrics_result_names[] = { "delivered", "retried", "rate_limited", "dead" };
 
@@ -80,6 +83,12 @@ metrics_http(int code, double seconds)
 	if (code >= 100 && code < 600)
 		atomic_fetch_add_explicit(&metrics_codes[code], 1, memory_order_relaxed);
 	metrics_hist_observe(&metrics_http_duration, metrics_buckets, seconds);
+}
+
+void
+metrics_connection_refused(void)
+{
+	atomic_fetch_add_explicit(&metrics_refused, 1, memory_order_relaxed);
 }
 
 static struct metrics_provider *
@@ -201,6 +210,12 @@ metrics_render(struct util_buf *b, struct queue *q)
 	    "# TYPE fluxrelay_http_request_duration_seconds histogram\n");
 	metrics_hist_render(b, "fluxrelay_http_request_duration_seconds", "",
 	    &metrics_http_duration, metrics_buckets);
+
+	util_buf_puts(b, "# HELP fluxrelay_connections_refused_total Connections refused at "
+	    "listen.max_connections, none idle to close.\n"
+	    "# TYPE fluxrelay_connections_refused_total counter\n");
+	util_buf_printf(b, "fluxrelay_connections_refused_total %llu\n",
+	    (unsigned long long)atomic_load_explicit(&metrics_refused, memory_order_relaxed));
 
 	util_buf_puts(b, "# HELP fluxrelay_deliveries_total Delivery attempts' outcomes, in events.\n"
 	    "# TYPE fluxrelay_deliveries_total counter\n");

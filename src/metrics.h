@@ -28,6 +28,8 @@ void metrics_event(enum metrics_event_status s);
 void metrics_http(int code, double seconds);
 void metrics_delivery(const char *provider, enum metrics_delivery_result r, size_t n);
 void metrics_delivery_latency(const char *provider, double seconds);
+/* A connection refused at listen.max_connections (none idle to close). */
+void metrics_connection_refused(void);
 
 /* Append the exposition to b; pending/dead gauges come from the callback. */
 struct queue;

@@ -1,7 +1,9 @@
 """HTTP API of SPEC §4: every route and status code, against the real daemon."""
 import hashlib
 import hmac
+import http.client
 import json
+import re
 import socket
 import time
 import unittest
@@ -75,9 +77,27 @@ class HttpTest(unittest.TestCase):
                 self.assertJsonError(status, data, 400, field if field else None)
 
     def test_unknown_path(self):
-        for method, path in (("GET", "/nope"), ("POST", "/hooks/x"), ("GET", "/healthz/")):
-            status, _, data = self.d.request(method, path, EVENT if method == "POST" else None)
-            self.assertJsonError(status, data, 404)
+        for method, path in (("GET", "/nope"), ("HEAD", "/nope"), ("GET", "/healthz/"),
+                             ("GET", "/hooks/x")):
+            status, _, data = self.d.request(method, path)
+            self.assertEqual(status, 404, (method, path))
+            if method == "GET":
+                self.assertJsonError(status, data, 404)
+
+    def test_post_any_path_is_an_event(self):
+        """notification-controller accepts events on any path: a Provider
+        address with a path must not lose every event (SPEC §4)."""
+        for path in ("/hooks/flux", "/nope", "/healthz/", "/a/b?c=d", "//"):
+            status, _, doc = self.d.post(EVENT, path=path)
+            self.assertEqual(status, 202, (path, doc))
+            self.assertEqual(doc["status"], "accepted", path)
+        # Bad input on another path is refused the same way.
+        status, _, data = self.d.request("POST", "/hooks/flux", b"not json")
+        self.assertJsonError(status, data, 400)
+        # Another method on such a path: 405, POST allowed.
+        status, hdrs, data = self.d.request("PUT", "/hooks/flux", EVENT)
+        self.assertJsonError(status, data, 405)
+        self.assertEqual(hdrs.get("allow"), "POST")
 
     def test_wrong_method(self):
         status, hdrs, data = self.d.request("GET", "/")
@@ -85,9 +105,10 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(hdrs.get("allow"), "POST")
         status, hdrs, data = self.d.request("PUT", "/", EVENT)
         self.assertJsonError(status, data, 405)
-        status, hdrs, data = self.d.request("POST", "/healthz", EVENT)
-        self.assertJsonError(status, data, 405)
-        self.assertIn("GET", hdrs.get("allow", ""))
+        for path in ("/healthz", "/readyz", "/metrics"):
+            status, hdrs, data = self.d.request("POST", path, EVENT)
+            self.assertJsonError(status, data, 405)
+            self.assertIn("GET", hdrs.get("allow", ""))
 
     def test_too_large_declared(self):
         body = EVENT[:-2] + b', "pad": "' + b"x" * 5000 + b'"}'
@@ -158,6 +179,203 @@ class HttpTest(unittest.TestCase):
         self.assertIn("# TYPE fluxrelay_http_request_duration_seconds histogram", after)
 
 
+def write_all_then_read(port, head, body, timeout=20):
+    """Send the request the way Flux's (Go) clients and Python's do: the whole
+    body first, then read the answer. Returns (status, headers, body) or
+    (None, error) when the connection broke under the writes or before an
+    answer (what Go reports as "broken pipe" and retries)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        # A small send buffer keeps the client writing while the server
+        # decides, as a client on a real network would be.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        try:
+            s.sendall(head + body)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            return None, "write: " + repr(e)
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError as e:
+                return None, "read: " + repr(e)
+            if not chunk:
+                break
+            data += chunk
+            if b"\r\n\r\n" in data:
+                h, _, rest = data.partition(b"\r\n\r\n")
+                cl = [l for l in h.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+                if cl and len(rest) >= int(cl[0].split(b":")[1]):
+                    break
+        if not data.startswith(b"HTTP/1.1 "):
+            return None, "no answer: %r" % data[:100]
+        h, _, rest = data.partition(b"\r\n\r\n")
+        lines = h.split(b"\r\n")
+        hdrs = {}
+        for l in lines[1:]:
+            k, _, v = l.partition(b":")
+            hdrs[k.strip().lower().decode()] = v.strip().decode()
+        return int(lines[0].split()[1]), hdrs, rest
+    finally:
+        s.close()
+
+
+def post_head(length, extra=""):
+    return ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n%s\r\n" % (length, extra)).encode()
+
+
+class RefusalReachesClientTest(unittest.TestCase):
+    """A refusal decided from the headers (413, 401, 415...) reaches a client
+    that writes its whole body before it reads: the connection is not reset
+    under its writes (SPEC §4). Before: 413 and a reset, so such a client saw
+    "broken pipe" in about half of the tries and retried a permanent error."""
+
+    MAX_BODY = 512 * 1024
+    TOKEN = "tok-413"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = frtest.Daemon(CONSOLE + "listen: { max_body = %d; };\n"
+                              "auth: { token = \"%s\"; };\n" % (cls.MAX_BODY, cls.TOKEN))
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.d.stop()
+        cls.d.cleanup()
+        assert rc == 0, "daemon exit code %r" % rc
+
+    def tries(self, head, body, want, n):
+        failures = []
+        for i in range(n):
+            got = write_all_then_read(self.d.port, head, body)
+            if got[0] != want:
+                failures.append(got[:2])
+                continue
+            doc = json.loads(got[2])
+            self.assertIsInstance(doc.get("error"), str, got)
+            self.assertTrue(got[1]["content-type"].startswith("application/json"))
+        self.assertEqual(failures, [], "%d of %d tries did not get %d" % (len(failures), n, want))
+
+    def auth(self):
+        return "Authorization: Bearer %s\r\n" % self.TOKEN
+
+    def test_413_body_up_to_4x_read_and_discarded(self):
+        body = b"x" * (3 * self.MAX_BODY)
+        self.tries(post_head(len(body), self.auth()), body, 413, 20)
+
+    def test_413_body_far_beyond_4x(self):
+        body = b"x" * (16 * self.MAX_BODY)   # 8 MiB, 4 x the discard bound
+        self.tries(post_head(len(body), self.auth()), body, 413, 10)
+
+    def test_401_token_with_body(self):
+        body = b"x" * self.MAX_BODY
+        self.tries(post_head(len(body), "Authorization: Bearer wrong\r\n"), body, 401, 10)
+        # Within max_body: read, then refused, and the connection stays usable.
+        body = EVENT
+        self.tries(post_head(len(body)), body, 401, 5)
+
+    def test_415_with_body(self):
+        body = b"x" * (3 * self.MAX_BODY)
+        head = post_head(len(body), self.auth()).replace(b"application/json", b"text/plain")
+        self.tries(head, body, 415, 10)
+
+    def test_expect_100_continue_answered_from_headers(self):
+        """A client that waits for 100 Continue gets the refusal at once."""
+        for extra in ("", "Authorization: Bearer wrong\r\n"):
+            s = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+            try:
+                want = 413 if not extra else 401
+                length = 10 * self.MAX_BODY if not extra else 100
+                s.sendall(post_head(length, (extra or self.auth()) +
+                                    "Expect: 100-continue\r\n"))
+                data = s.recv(4096)
+                self.assertTrue(data.startswith(b"HTTP/1.1 %d" % want), data[:100])
+            finally:
+                s.close()
+
+    def test_still_accepts(self):
+        status, _, doc = self.d.post(EVENT, {"Authorization": "Bearer " + self.TOKEN})
+        self.assertEqual(status, 202, doc)
+
+
+class MetricsListenerTest(unittest.TestCase):
+    """listen.metrics_address/metrics_port: a second, plain-HTTP listener that
+    serves only GET /metrics, /healthz and /readyz (SPEC §3) — never events —
+    so Prometheus can scrape a fluxrelay that itself listens on loopback."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = frtest.Daemon(CONSOLE + 'listen: { metrics_address = "127.0.0.1"; '
+                              'metrics_port = 0; };\n')
+        line = cls.d.wait_err(r'msg="metrics listening"')
+        cls.mport = int(re.search(r"port=(\d+)", line).group(1))
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.d.stop()
+        cls.d.cleanup()
+        assert rc == 0, "daemon exit code %r" % rc
+
+    def req(self, method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.mport, timeout=10)
+        try:
+            hdrs = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def test_serves_health_and_metrics(self):
+        self.assertNotEqual(self.mport, self.d.port)
+        status, hdrs, data = self.req("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("version=0.0.4", hdrs["content-type"])
+        self.assertIn(b"fluxrelay_build_info", data)
+        self.assertIn(b"fluxrelay_connections_refused_total 0", data)
+        self.assertEqual(self.req("GET", "/healthz")[:1], (200,))
+        self.assertEqual(self.req("GET", "/readyz")[:1], (200,))
+        self.assertEqual(self.req("HEAD", "/metrics")[0], 200)
+
+    def test_no_events(self):
+        before = self.d.request("GET", "/metrics")[2]
+        logged = len([l for l in self.d.lines_err if 'msg="event accepted"' in l])
+        for path in ("/", "/hooks/flux"):
+            status, _, data = self.req("POST", path, EVENT)
+            self.assertEqual(status, 404, data)
+            self.assertIn("error", json.loads(data))
+        for path in ("/metrics", "/healthz", "/readyz"):
+            status, hdrs, data = self.req("POST", path, EVENT)
+            self.assertEqual(status, 405, data)
+            self.assertEqual(hdrs.get("allow"), "GET, HEAD")
+        self.assertEqual(self.req("GET", "/")[0], 404)
+        self.assertEqual(self.req("GET", "/nope")[0], 404)
+        after = self.d.request("GET", "/metrics")[2]
+        acc = b'fluxrelay_events_received_total{status="accepted"}'
+        self.assertEqual([l for l in before.splitlines() if l.startswith(acc)],
+                         [l for l in after.splitlines() if l.startswith(acc)])
+        self.assertEqual(len([l for l in self.d.lines_err if 'msg="event accepted"' in l]), logged)
+
+    def test_main_listener_unchanged(self):
+        status, _, doc = self.d.post(EVENT)
+        self.assertEqual(status, 202, doc)
+        self.assertEqual(self.d.request("GET", "/metrics")[0], 200)
+
+    def test_refused_when_port_taken(self):
+        """A metrics port that is in use stops the start with the reason."""
+        d = frtest.Daemon(CONSOLE + 'listen: { metrics_address = "127.0.0.1"; '
+                          'metrics_port = %d; };\n' % self.mport, start=False)
+        try:
+            r = frtest.run_cli(["-c", d.config_path, "-s", d.state_dir, "-l", "127.0.0.1:0"],
+                               timeout=30)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertRegex(r.stderr.decode(),
+                             r"cannot listen on 127\.0\.0\.1:%d: .*in use" % self.mport)
+        finally:
+            d.cleanup()
+
+
 class IgnoredAndDuplicateTest(unittest.TestCase):
     def test_ignored_and_duplicate(self):
         conf = """
@@ -179,6 +397,12 @@ dedup = { window = 60; };
             d.wait_out(r'"author_name":"kustomization/webapp.apps"')
             time.sleep(0.5)
             self.assertEqual(len([l for l in d.lines_out if "webapp.apps" in l]), 1)
+            # "accepted" is logged once, with the stored id; the duplicate is
+            # logged as such, never as accepted under an id that was not stored.
+            accepted = [l for l in d.lines_err if 'msg="event accepted"' in l]
+            self.assertEqual(len(accepted), 1, "\n".join(d.lines_err))
+            self.assertIn("event_id=" + first["id"], accepted[0])
+            d.wait_err(r'msg="event duplicate" event_id=' + first["id"])
         finally:
             self.assertEqual(d.stop(), 0)
             d.cleanup()
@@ -240,6 +464,78 @@ class AuthTest(unittest.TestCase):
         self.assertRegex(r.stderr.decode(), r"c\.conf:\d+: auth\.hmac_key_previous: needs hmac_key")
         self.assertNotIn("old", r.stderr.decode().replace("hmac_key", ""))
 
+    def test_signature_item_limit(self):
+        """At most 16 comma-separated X-Signature items (SPEC §4): 17 are
+        refused before any HMAC, even with a valid one among them. Before, every
+        item cost an HMAC over the body (hundreds of items and a 1 MiB body:
+        most of a second of CPU per request)."""
+        d = self.start('hmac_key = "%s";' % self.KEY)
+        try:
+            wrong = ["sha1=%040d" % i for i in range(20)]
+            good = self.sig(EVENT)
+            status, _, doc = d.post(EVENT, {"X-Signature": ",".join(wrong[:15] + [good])})
+            self.assertEqual(status, 202, doc)
+            status, _, doc = d.post(EVENT, {"X-Signature": ",".join(wrong[:16] + [good])})
+            self.assertEqual(status, 401, doc)
+            self.assertEqual(doc["error"], "more than 16 signatures")
+            status, _, doc = d.post(EVENT, {"X-Signature": "," * 16 + good})
+            self.assertEqual((status, doc["error"]), (401, "more than 16 signatures"))
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+    def test_token_checked_before_signature(self):
+        """With both configured the token is checked first, from the headers:
+        a client without it costs no HMAC and is answered before its body is
+        even sent."""
+        d = self.start('token = "%s"; hmac_key = "%s";' % (self.TOKEN, self.KEY))
+        try:
+            many = ",".join(["sha1=%040d" % i for i in range(17)])
+            status, _, doc = d.post(EVENT, {"Authorization": "Bearer nope", "X-Signature": many})
+            self.assertEqual((status, doc["error"]), (401, "invalid bearer token"))
+            status, _, doc = d.post(EVENT, {"Authorization": "Bearer " + self.TOKEN,
+                                            "X-Signature": many})
+            self.assertEqual((status, doc["error"]), (401, "more than 16 signatures"))
+            # Headers only, body withheld (Expect: 100-continue): the wrong
+            # token is refused at once, the right one is invited to send.
+            for token, want in (("nope", b"HTTP/1.1 401"), (self.TOKEN, b"HTTP/1.1 100")):
+                s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+                try:
+                    s.sendall(post_head(len(EVENT), "Authorization: Bearer %s\r\n"
+                                        "X-Signature: %s\r\nExpect: 100-continue\r\n" % (
+                                            token, self.sig(EVENT))))
+                    self.assertTrue(s.recv(4096).startswith(want))
+                finally:
+                    s.close()
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+    def test_key_file_with_newline(self):
+        """`kubectl create secret --from-file` keeps a file's trailing newline
+        and Flux signs with the Secret's bytes as stored: a key file ending in
+        a newline verifies signatures made with and without it (SPEC §3)."""
+        work = frtest.tempfile.mkdtemp()
+        try:
+            for name, text in (("key", "flux-key\n"), ("old", "old-key\r\n")):
+                with open(frtest.os.path.join(work, name), "w", newline="") as f:
+                    f.write(text)
+            d = self.start('hmac_key_file = "%s/key"; hmac_key_previous_file = "%s/old";'
+                           % (work, work))
+            try:
+                for key in ("flux-key\n", "flux-key", "old-key\r\n", "old-key"):
+                    status, _, doc = d.post(EVENT, {"X-Signature": self.sig(EVENT, key=key)})
+                    self.assertEqual(status, 202, (key, doc))
+                for key in ("flux-key\n\n", "flux-key\r\n", "old-key\r", "other"):
+                    status, _, doc = d.post(EVENT, {"X-Signature": self.sig(EVENT, key=key)})
+                    self.assertEqual(status, 401, (key, doc))
+            finally:
+                self.assertEqual(d.stop(), 0)
+                self.assertFalse(any("flux-key" in l for l in d.lines_err))
+                d.cleanup()
+        finally:
+            frtest.shutil.rmtree(work, ignore_errors=True)
+
     def test_token_and_both(self):
         d = self.start('token = "%s"; hmac_key = "%s";' % (self.TOKEN, self.KEY))
         try:
@@ -276,8 +572,15 @@ dedup = { window = 0; };
                 self.assertEqual(status, 202, doc)
             status, hdrs, doc = d.post(EVENT)
             self.assertEqual(status, 503, doc)
-            self.assertEqual(hdrs.get("retry-after"), "5")
+            # No Retry-After: it would shorten notification-controller's retry
+            # window to two tries (SPEC §4).
+            self.assertNotIn("retry-after", hdrs)
             self.assertIn("error", doc)
+            d.wait_err(r'msg="event refused: queue full"')
+            # "accepted" is logged for the two stored events only.
+            self.assertEqual(len([l for l in d.lines_err if 'msg="event accepted"' in l]), 2,
+                             "\n".join(d.lines_err))
+            # Shutting down: 503 without Retry-After too (readyz as well).
         finally:
             self.assertEqual(d.stop(), 0)
             d.cleanup()

@@ -1093,7 +1093,7 @@ class StaticChecks(unittest.TestCase):
         needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]",
                             subprocess.run(["readelf", "-d", bin_], capture_output=True,
                                            text=True, check=True).stdout)
-        if any(n.startswith(("libasan", "libubsan")) for n in needed):
+        if any(n.startswith(("libasan", "libubsan", "libtsan")) for n in needed):
             self.skipTest("sanitizer build")
         paths = dict(re.findall(r"^\s*(\S+) => (/\S+)", subprocess.run(
             ["ldd", bin_], capture_output=True, text=True).stdout, re.M))

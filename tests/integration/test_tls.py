@@ -13,6 +13,11 @@ openssl is not installed).
   but does not require a certificate) and http.c answers 401 after verifying
   the peer against the CA. The right certificate is accepted (202). Health and
   metrics endpoints need no certificate.
+- Broken PEM files (a certificate that does not parse, a key that does not
+  parse or does not belong to the certificate, a client CA bundle without a
+  certificate) are configuration errors: --check-config and the daemon's
+  start both exit 78 with the file and GnuTLS's reason, so systemd's
+  RestartPreventExitStatus=78 stops a restart loop.
 """
 import http.client
 import json
@@ -226,6 +231,85 @@ class MutualTlsTest(TlsBase):
         status, doc = self.post_status(self.pki.context(client="client"))
         self.assertEqual(status, 202, doc)
         self.assertIsNone(self.d.proc.poll())
+
+
+class BrokenTlsFilesTest(unittest.TestCase):
+    """Before: --check-config said "configuration OK" and the daemon exited 1
+    with "address in use"; GnuTLS's reason showed only at debug level."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = Pki()
+        d = cls.pki.dir
+        with open(os.path.join(d, "garbage.pem"), "w") as f:
+            f.write("not PEM at all\n")
+        with open(os.path.join(d, "server.pem")) as f:
+            pem = f.read()
+        with open(os.path.join(d, "truncated.pem"), "w") as f:
+            f.write(pem[:len(pem) // 2] + "\n-----END CERTIFICATE-----\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pki.cleanup()
+
+    CASES = [
+        # (cert, key, client CA, setting at fault, its line, file at fault, reason)
+        ("garbage.pem", "server.key", None, "tls_cert_file", 2, "garbage.pem",
+         "cannot load the certificate chain: "),
+        ("truncated.pem", "server.key", None, "tls_cert_file", 2, "truncated.pem",
+         "cannot load the certificate chain: "),
+        ("server.pem", "garbage.pem", None, "tls_key_file", 3, "garbage.pem",
+         "cannot load the private key: "),
+        ("server.pem", "client.key", None, "tls_key_file", 3, "client.key",
+         "does not go with the certificate in "),
+        ("server.pem", "server.key", "garbage.pem", "tls_client_ca_file", 4, "garbage.pem",
+         "cannot load the CA certificates: "),
+        ("server.pem", "server.key", "server.key", "tls_client_ca_file", 4, "server.key",
+         "cannot load the CA certificates: "),
+    ]
+
+    def write_conf(self, work, cert, key, ca):
+        d = self.pki.dir
+        text = ('listen: {\n  tls_cert_file = "%s/%s";\n  tls_key_file = "%s/%s";\n'
+                % (d, cert, d, key))
+        if ca:
+            text += '  tls_client_ca_file = "%s/%s";\n' % (d, ca)
+        text += "};\n" + CONF.split("listen:")[0]
+        path = os.path.join(work, "tls.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_check_config_and_start_exit_78(self):
+        work = tempfile.mkdtemp(prefix="frtest-tlsbad-")
+        try:
+            for cert, key, ca, setting, line, bad, reason in self.CASES:
+                with self.subTest(cert=cert, key=key, ca=ca):
+                    conf = self.write_conf(work, cert, key, ca)
+                    want = "%s:%d: listen.%s: %s/%s: %s" % (conf, line, setting, self.pki.dir,
+                                                             bad, reason)
+                    for args in (["--check-config", "-c", conf],
+                                 ["-c", conf, "-s", os.path.join(work, "state"),
+                                  "-l", "127.0.0.1:0"]):
+                        r = frtest.run_cli(args, timeout=30)
+                        err = r.stderr.decode()
+                        self.assertEqual(r.returncode, 78, "%s: rc %d\n%s" % (
+                            args[0], r.returncode, err))
+                        lines = [l for l in err.splitlines() if l.startswith(conf)]
+                        self.assertEqual(len(lines), 1, err)
+                        self.assertTrue(lines[0].startswith(want), "%s\nwant %s" % (err, want))
+                        # GnuTLS's reason follows.
+                        self.assertGreater(len(lines[0]), len(want) + 3, lines[0])
+                        self.assertNotIn("configuration OK", r.stdout.decode())
+                        self.assertNotIn("listening", err)
+                        self.assertNotIn("address in use", err)
+            # The good files still pass.
+            conf = self.write_conf(work, "server.pem", "server.key", "ca.pem")
+            r = frtest.run_cli(["--check-config", "-c", conf], timeout=30)
+            self.assertEqual((r.returncode, r.stdout.decode().strip()), (0, "configuration OK"),
+                             r.stderr.decode())
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -124,10 +124,12 @@ START_TEST(test_default)
 	ck_assert_str_eq(c->state_dir, geteuid() != 0 ? "./fluxrelay-state" : "/var/lib/fluxrelay");
 	ck_assert_str_eq(c->listen.address, "127.0.0.1");
 	ck_assert_int_eq(c->listen.port, 9292);
-	ck_assert_int_eq(c->listen.max_body, 1048576);
+	ck_assert_int_eq(c->listen.max_body, 3145728);
 	ck_assert_int_eq(c->listen.max_connections, 1024);
 	ck_assert(c->listen.timeout == 10.0);
 	ck_assert_ptr_null(c->listen.tls_cert_file);
+	ck_assert_ptr_null(c->listen.metrics_address);
+	ck_assert_int_eq(c->listen.metrics_port, -1);
 	ck_assert_ptr_null(c->auth.hmac_key);
 	ck_assert_ptr_null(c->auth.token);
 	ck_assert(c->queue.sync_full);
@@ -184,7 +186,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert_str_eq(c->state_dir, "/var/lib/fluxrelay");
 	ck_assert_str_eq(c->listen.address, "127.0.0.1");
 	ck_assert_int_eq(c->listen.port, 9292);
-	ck_assert_int_eq(c->listen.max_body, 1048576);
+	ck_assert_int_eq(c->listen.max_body, 3145728);
 	ck_assert_int_eq(c->listen.max_connections, 1024);
 	ck_assert(c->listen.timeout == 10.0);
 	ck_assert(c->queue.sync_full);
@@ -503,8 +505,18 @@ START_TEST(test_relative_paths)
 	ck_assert_int_eq(mkdir(sub, 0700), 0);
 	char *f = tmp_write("etc/token", "rel-token\n");
 	free(f);
-	f = tmp_write("etc/ca.pem", "x\n");
+	/* A certificate and its key in one file: both settings may name it. */
+	char err0[256];
+	char *cert = util_read_file(CONFIGS "/tls/cert.pem", NULL, err0, sizeof(err0));
+	char *key = util_read_file(CONFIGS "/tls/key.pem", NULL, err0, sizeof(err0));
+	ck_assert_ptr_nonnull(cert);
+	ck_assert_ptr_nonnull(key);
+	char *both = util_printf("%s%s", cert, key);
+	f = tmp_write("etc/ca.pem", both);
 	free(f);
+	free(both);
+	free(cert);
+	free(key);
 	char *text = util_printf(
 	    "state_dir = \"state\";\n"
 	    "auth: { token_file = \"./token\"; };\n"
@@ -625,6 +637,7 @@ static const char *const broken[] = {
 	"broken-unknown-keys", "broken-types", "broken-types-alerts", "broken-bounds",
 	"broken-backoff", "broken-backoff-default", "broken-secrets", "broken-providers",
 	"broken-alerts", "broken-severity", "broken-regex", "broken-tls", "broken-tls-key",
+	"broken-tls-pem",
 	"broken-many",
 };
 
@@ -726,6 +739,150 @@ START_TEST(test_type_names)
 END_TEST
 
 /* Reload-style use: loading the same file many times leaks nothing (valgrind). */
+/* listen.metrics_address / metrics_port: both or neither, valid, not the main listener. */
+START_TEST(test_metrics_listener)
+{
+	struct conf *c = load_ok("listen: { metrics_address = \"0.0.0.0\"; metrics_port = 9394; };\n");
+	ck_assert_str_eq(c->listen.metrics_address, "0.0.0.0");
+	ck_assert_int_eq(c->listen.metrics_port, 9394);
+	conf_free(c);
+	/* Port 0 twice: the kernel picks two different ports. */
+	c = load_ok("listen: { port = 0; metrics_address = \"127.0.0.1\"; metrics_port = 0; };\n");
+	ck_assert_int_eq(c->listen.metrics_port, 0);
+	conf_free(c);
+	/* The same port on another specific address is another socket. */
+	c = load_ok("listen: { address = \"127.0.0.1\"; port = 9394;\n"
+	    "  metrics_address = \"127.0.0.2\"; metrics_port = 9394; };\n");
+	conf_free(c);
+
+	static const struct { const char *text, *want; } bad[] = {
+		{ "listen: {\n metrics_address = \"0.0.0.0\"; };\n",
+		  "@FILE@:2: listen.metrics_address: requires metrics_port\n" },
+		{ "listen: {\n metrics_port = 9394; };\n",
+		  "@FILE@:2: listen.metrics_port: requires metrics_address\n" },
+		{ "listen: { metrics_address = \"0.0.0.0\";\n metrics_port = 70000; };\n",
+		  "@FILE@:2: listen.metrics_port: must be between 0 and 65535\n" },
+		{ "listen: { metrics_address = \"localhost\";\n metrics_port = 9394; };\n",
+		  "@FILE@:1: listen.metrics_address: must be a numeric IPv4 or IPv6 address "
+		  "(\"127.0.0.1\", \"0.0.0.0\", \"::\")\n" },
+		{ "listen: { port = 9394; metrics_address = \"127.0.0.1\";\n metrics_port = 9394; };\n",
+		  "@FILE@:2: listen.metrics_port: must not be the main listener's address and port "
+		  "(127.0.0.1:9394)\n" },
+		/* The default port, and a wildcard that covers the main address. */
+		{ "listen: { metrics_address = \"0.0.0.0\";\n metrics_port = 9292; };\n",
+		  "@FILE@:2: listen.metrics_port: must not be the main listener's address and port "
+		  "(127.0.0.1:9292)\n" },
+		{ "listen: { address = \"::\"; metrics_address = \"127.0.0.1\";\n metrics_port = 9292; };\n",
+		  "@FILE@:2: listen.metrics_port: must not be the main listener's address and port "
+		  "(:::9292)\n" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *got = load_bad(bad[i].text);
+		ck_assert_msg(strcmp(got, bad[i].want) == 0, "%s\n--- got\n%s--- want\n%s",
+		    bad[i].text, got, bad[i].want);
+		free(got);
+	}
+}
+END_TEST
+
+/*
+ * An HMAC key file that ends in a newline: Flux signs with the Secret's bytes
+ * as stored (kubectl create secret --from-file keeps the newline), so both
+ * the stripped key and the stored bytes are kept.
+ */
+START_TEST(test_hmac_key_newline)
+{
+	char *f = tmp_write("nl", "k3y\n");
+	free(f);
+	f = tmp_write("crlf", "old\r\n");
+	free(f);
+	f = tmp_write("plain", "k3y");
+	free(f);
+	struct conf *c = load_ok("auth: { hmac_key_file = \"nl\"; hmac_key_previous_file = \"crlf\"; };\n");
+	ck_assert_uint_eq(c->auth.hmac_key_len, 3);
+	ck_assert_mem_eq(c->auth.hmac_key, "k3y", 3);
+	ck_assert_ptr_nonnull(c->auth.hmac_key_raw);
+	ck_assert_uint_eq(c->auth.hmac_key_raw_len, 4);
+	ck_assert_mem_eq(c->auth.hmac_key_raw, "k3y\n", 4);
+	ck_assert_uint_eq(c->auth.hmac_key_previous_len, 3);
+	ck_assert_mem_eq(c->auth.hmac_key_previous, "old", 3);
+	ck_assert_uint_eq(c->auth.hmac_key_previous_raw_len, 5);
+	ck_assert_mem_eq(c->auth.hmac_key_previous_raw, "old\r\n", 5);
+	conf_free(c);
+	/* No trailing newline, inline or environment: one form only. */
+	c = load_ok("auth: { hmac_key_file = \"plain\"; hmac_key_previous = \"old\\n\"; };\n");
+	ck_assert_mem_eq(c->auth.hmac_key, "k3y", 3);
+	ck_assert_ptr_null(c->auth.hmac_key_raw);
+	ck_assert_uint_eq(c->auth.hmac_key_previous_len, 4);
+	ck_assert_ptr_null(c->auth.hmac_key_previous_raw);
+	conf_free(c);
+	/* Token files stay stripped only. */
+	c = load_ok("auth: { token_file = \"nl\"; };\n");
+	ck_assert_str_eq(c->auth.token, "k3y");
+	ck_assert_ptr_null(c->auth.hmac_key_raw);
+	conf_free(c);
+}
+END_TEST
+
+/* TLS files are loaded and matched as the server will: each problem names its file. */
+START_TEST(test_tls_files)
+{
+	char *text = util_printf("listen: { tls_cert_file = \"%s/cert.pem\";\n"
+	    " tls_key_file = \"%s/key.pem\";\n tls_client_ca_file = \"%s/ca.pem\"; };\n",
+	    CONFIGS "/tls", CONFIGS "/tls", CONFIGS "/tls");
+	struct conf *c = load_ok(text);
+	conf_free(c);
+	free(text);
+
+	static const struct { const char *cert, *key, *ca, *want; } bad[] = {
+		{ "garbage.pem", "key.pem", "ca.pem",
+		  "@FILE@:1: listen.tls_cert_file: @TLS@/garbage.pem: " },
+		{ "cert.pem", "garbage.pem", "ca.pem",
+		  "@FILE@:2: listen.tls_key_file: @TLS@/garbage.pem: " },
+		{ "cert.pem", "other-key.pem", "ca.pem",
+		  "@FILE@:2: listen.tls_key_file: @TLS@/other-key.pem: " },
+		{ "cert.pem", "key.pem", "garbage.pem",
+		  "@FILE@:3: listen.tls_client_ca_file: @TLS@/garbage.pem: " },
+		/* A key is not a certificate. */
+		{ "key.pem", "key.pem", "ca.pem",
+		  "@FILE@:1: listen.tls_cert_file: @TLS@/key.pem: " },
+		{ "cert.pem", "key.pem", "key.pem",
+		  "@FILE@:3: listen.tls_client_ca_file: @TLS@/key.pem: " },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		text = util_printf("listen: { tls_cert_file = \"%s/%s\";\n"
+		    " tls_key_file = \"%s/%s\";\n tls_client_ca_file = \"%s/%s\"; };\n",
+		    CONFIGS "/tls", bad[i].cert, CONFIGS "/tls", bad[i].key, CONFIGS "/tls", bad[i].ca);
+		char *raw = load_bad(text), *got = replace_all(raw, CONFIGS "/tls", "@TLS@");
+		/* One line: the file, then GnuTLS's reason (not checked word for word). */
+		ck_assert_msg(strncmp(got, bad[i].want, strlen(bad[i].want)) == 0 &&
+		    strlen(got) > strlen(bad[i].want) + 3 && strchr(got, '\n') == got + strlen(got) - 1,
+		    "case %zu\n--- got\n%s--- want prefix\n%s", i, got, bad[i].want);
+		free(raw);
+		free(got);
+		free(text);
+	}
+	/* The mismatch says which certificate. */
+	text = util_printf("listen: { tls_cert_file = \"%s/cert.pem\";\n"
+	    " tls_key_file = \"%s/other-key.pem\"; };\n", CONFIGS "/tls", CONFIGS "/tls");
+	char *got = load_bad(text);
+	ck_assert_msg(strstr(got, "other-key.pem: does not go with the certificate in "
+	    CONFIGS "/tls/cert.pem: ") != NULL, "%s", got);
+	free(got);
+	free(text);
+
+	/* Commands that never serve do not parse them. */
+	text = util_printf("listen: { tls_cert_file = \"%s/garbage.pem\";\n"
+	    " tls_key_file = \"%s/garbage.pem\"; };\n", CONFIGS "/tls", CONFIGS "/tls");
+	char *path = tmp_write("fluxrelay.conf", text), *err = NULL;
+	c = conf_load_opts(path, CONF_SKIP_SECRETS, &err);
+	ck_assert_msg(c != NULL, "%s", err);
+	conf_free(c);
+	free(path);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_load_twice)
 {
 	for (int i = 0; i < 3; i++) {
@@ -762,6 +919,9 @@ conf_suite(void)
 	tcase_add_test(tc, test_secret_not_in_errors);
 	tcase_add_test(tc, test_unknown_key_suggestion);
 	tcase_add_test(tc, test_type_names);
+	tcase_add_test(tc, test_metrics_listener);
+	tcase_add_test(tc, test_hmac_key_newline);
+	tcase_add_test(tc, test_tls_files);
 	tcase_add_test(tc, test_load_twice);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,5 +1,8 @@
-/* Unit tests for log: logfmt quoting, JSON records, level filtering. */
+/* Unit tests for log: logfmt quoting, JSON records, level filtering, and
+ * log_setup on reload while other threads log (a data race before level and
+ * format were atomics: the ThreadSanitizer step of scripts/test reports it). */
 #include <check.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -85,6 +88,48 @@ START_TEST(test_parse)
 }
 END_TEST
 
+/* What main_reload does on SIGHUP while HTTP and delivery threads log. */
+static void *
+reload_loop(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20000; i++)
+		log_setup(i % 2 ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN,
+		    i % 3 ? LOG_FORMAT_JSON : LOG_FORMAT_LOGFMT);
+	return NULL;
+}
+
+static void
+log_while_reloading(void)
+{
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, reload_loop, NULL), 0);
+	int shown = 0;
+	for (int i = 0; i < 20000; i++) {
+		shown += log_enabled(LOG_LEVEL_INFO);
+		if (i % 100 == 0)
+			log_warn("while reloading", "i", "x", NULL);
+	}
+	pthread_join(t, NULL);
+	log_setup(LOG_LEVEL_INFO, LOG_FORMAT_LOGFMT);
+	(void)shown;
+}
+
+START_TEST(test_setup_while_logging)
+{
+	char *out = capture(log_while_reloading);
+	/* Every record is whole, in one format or the other. */
+	for (char *line = out; *line != '\0';) {
+		char *nl = strchr(line, '\n');
+		ck_assert_ptr_nonnull(nl);
+		ck_assert_msg(strncmp(line, "time=", 5) == 0 || strncmp(line, "{\"time\":", 8) == 0,
+		    "%.*s", (int)(nl - line), line);
+		line = nl + 1;
+	}
+	free(out);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -93,6 +138,7 @@ main(void)
 	tcase_add_test(tc, test_logfmt);
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_parse);
+	tcase_add_test(tc, test_setup_while_logging);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);
