@@ -58,10 +58,6 @@ struct http {
 	long max_body;
 	int port;
 	char *tls_cert, *tls_key, *tls_trust;   /* PEM contents; MHD keeps pointers */
-	/* A read connection for /metrics gauges; guarded by metrics_lock. */
-	pthread_mutex_t metrics_lock;
-	struct queue *metrics_queue;
-	char *state_dir;
 	bool need_client_cert;
 	atomic_int active;       /* requests between first call and completion */
 	/* listen.max_connections is one limit over every daemon: the kernel's
@@ -374,13 +370,7 @@ http_get(struct http_req *r, enum http_route route)
 		return http_respond(r, MHD_HTTP_OK, util_strdup("{\"status\":\"ready\"}\n"), NULL);
 	case HTTP_ROUTE_METRICS: {
 		struct util_buf b = {0};
-		pthread_mutex_lock(&h->metrics_lock);
-		if (h->metrics_queue == NULL) {
-			char err[256];
-			h->metrics_queue = queue_open(h->state_dir, false, err, sizeof(err));
-		}
-		metrics_render(&b, h->metrics_queue);
-		pthread_mutex_unlock(&h->metrics_lock);
+		metrics_render(&b);   /* memory only: no disk on an HTTP thread */
 		struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.data,
 		    MHD_RESPMEM_MUST_FREE);
 		if (resp == NULL) {
@@ -686,8 +676,6 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 	struct http *h = util_calloc(1, sizeof(*h));
 	h->writer = w;
 	h->max_body = c->listen.max_body;
-	h->state_dir = util_strdup(c->state_dir);
-	pthread_mutex_init(&h->metrics_lock, NULL);
 	/* Everything else is up when the server starts: a connection that an
 	 * inherited socket queued before now is served, not refused. */
 	atomic_store(&h->ready, true);
@@ -831,8 +819,6 @@ fail:
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_trust);
-	free(h->state_dir);
-	pthread_mutex_destroy(&h->metrics_lock);
 	free(h);
 	return NULL;
 }
@@ -866,11 +852,8 @@ http_stop(struct http *h)
 		return;
 	for (int i = 0; i < h->nmhd; i++)
 		MHD_stop_daemon(h->mhd[i]);
-	queue_close(h->metrics_queue);
-	pthread_mutex_destroy(&h->metrics_lock);
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_trust);
-	free(h->state_dir);
 	free(h);
 }

@@ -240,8 +240,10 @@ alerts = ( %(alerts)s );
         self.d.post(event("old-app", "will expire"))
         rows = self.wait_dead(1, timeout=5)
         self.assertGreaterEqual(time.monotonic() - t0, 0.9)
-        self.assertEqual(rows[0]["last_error"], "max_age exceeded")
+        # SPEC §8: the dead letter keeps the last HTTP status and Slack error.
+        self.assertEqual(rows[0]["last_error"], "max_age exceeded; last error: HTTP 503")
         self.assertGreater(rows[0]["attempts"], 1)     # it was retried until then
+        self.d.wait_err(r'msg="?dead letter"?.*error="max_age exceeded; last error: HTTP 503"')
 
     def test_provider_removed_on_reload(self):
         self.d = frtest.Daemon(self.conf(["keep", "gone"], bmax=30), workdir=self.workdir,
@@ -257,7 +259,10 @@ alerts = ( %(alerts)s );
         self.d.send_signal(signal.SIGHUP)
         self.d.wait_err(r'msg="?configuration reloaded"?')
         rows = self.wait_dead(3)
-        self.assertEqual([r["last_error"] for r in rows], ["provider removed"] * 3)
+        # The one that was tried keeps its last error; the others had none.
+        self.assertEqual([r["last_error"] for r in rows],
+                         ["provider removed; last error: HTTP 500 rollup_error",
+                          "provider removed", "provider removed"])
         self.assertEqual({r["provider"] for r in rows}, {"gone"})
         # the remaining provider still delivers
         self.d.post(event("keep-app", "still here"))

@@ -11,7 +11,7 @@ static char *
 render(void)
 {
 	struct util_buf b = {0};
-	metrics_render(&b, NULL);
+	metrics_render(&b);
 	return b.data;
 }
 
