@@ -483,6 +483,12 @@ deliver_note(struct deliver *d, int64_t id, enum queue_outcome_kind kind, int at
  * error. Rows hidden by notes are at most a few normally; after the disk
  * refused writes for a while they may be many, so the query asks for as many
  * more as were hidden last time, and again for more while it falls short.
+ *
+ * The read happens under rec_lock: the recorder forgets a note (under that
+ * lock) only after its write committed, so a row read before that commit
+ * still finds its note, and one read after it shows the written state. Read
+ * and notes are never out of step (a delivered row read back as pending
+ * would be sent again).
  */
 static int
 deliver_head(struct deliver *d, struct deliver_target *t, size_t limit,
@@ -494,9 +500,11 @@ deliver_head(struct deliver *d, struct deliver_target *t, size_t limit,
 	for (;;) {
 		struct queue_row *rows = NULL;
 		size_t n = 0, kept = 0, hidden = 0;
-		if (queue_target_head(d->q, t->provider, t->channel, want, &rows, &n) < 0)
-			return -1;
 		pthread_mutex_lock(&d->rec_lock);
+		if (queue_target_head(d->q, t->provider, t->channel, want, &rows, &n) < 0) {
+			pthread_mutex_unlock(&d->rec_lock);
+			return -1;
+		}
 		for (size_t i = 0; i < n; i++) {
 			struct deliver_note *e = deliver_notes_find(&d->notes, rows[i].id);
 			if (e != NULL && e->kind != QUEUE_OUTCOME_DEFER) {

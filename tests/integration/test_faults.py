@@ -289,6 +289,33 @@ class SlowFsync(FaultCase):
         self.assertLess(med, 3.0, lat)
 
 
+class NoFaults(FaultCase):
+    def test_each_message_once_while_outcomes_are_recorded(self):
+        """Outcomes are written by another thread than the one that reads the
+        queue: a row read just before its acknowledgement is written must
+        still count as delivered (no duplicate without any fault)."""
+        paths = ["/services/T%d/B0/once-secret" % i for i in range(3)]
+        self.start(start=False)
+        provs = [("p%d" % i, self.emu.url(paths[i]), "rate = 0; batch_max = 1;")
+                 for i in range(3)]
+        with open(self.d.config_path, "w") as f:
+            f.write(config(self.state, provs))
+        self.d.start()
+        msgs = ["once-%03d" % i for i in range(300)]
+        for m in msgs:
+            self.post(m)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            got = [t for p in paths for t in self.texts(p)]
+            if len(got) >= 3 * len(msgs):
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        got = [t for p in paths for t in self.texts(p)]
+        dups = {m: got.count(m) for m in msgs if got.count(m) != 3}
+        self.assertEqual(dups, {}, "messages not posted exactly once per provider")
+
+
 class DeletedDatabase(FaultCase):
     def test_deleted_queue_db_stops_accepting(self):
         self.start()
