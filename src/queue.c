@@ -607,10 +607,15 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 	sqlite3_busy_timeout(q->db, QUEUE_BUSY_TIMEOUT_MS);
 	int version = 0;
 	if (queue_schema_check(q, &version) < 0) {
-		if ((sqlite3_errcode(q->db) & 0xff) == SQLITE_NOTADB)
+		int code = sqlite3_errcode(q->db) & 0xff;
+		if (code == SQLITE_NOTADB)
 			snprintf(err, errlen, "%s: not an SQLite database (%s): not a fluxrelay queue, "
 			    "or damaged beyond repair; move it aside (deliveries still in it are "
 			    "lost) or restore it from a backup", path, sqlite3_errmsg(q->db));
+		else if (code == SQLITE_CORRUPT)
+			snprintf(err, errlen, "%s: %s: the file is damaged; move it aside with its -wal "
+			    "and -shm files (deliveries still in it are lost) or restore it from a "
+			    "backup, then start again", path, q->err);
 		else
 			snprintf(err, errlen, "%s: %s", path, q->err);
 		goto fail;
