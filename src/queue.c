@@ -90,9 +90,13 @@
  * copied: this backstop, paid at most once per this many pages, is what
  * bounds the WAL under load (bench/README.md: "WAL size").
  */
+#ifndef QUEUE_WAL_PAGES_MAX
 #define QUEUE_WAL_PAGES_MAX 2048
+#endif
 /* Bytes the WAL file is truncated to when SQLite starts it over. */
+#ifndef QUEUE_JOURNAL_SIZE_LIMIT
 #define QUEUE_JOURNAL_SIZE_LIMIT (8 * 1024 * 1024)
+#endif
 /* The writer probes when it has not committed for this long (seconds). */
 #define QUEUE_PROBE_INTERVAL 1.0
 /* How often the writer deletes dedup rows older than the window. */

@@ -508,5 +508,64 @@ class Delivery(unittest.TestCase):
 
 
 
+class MetricsFromMemory(unittest.TestCase):
+    """SPEC §10 and §4: every provider's series from start-up, and /metrics
+    never waits on the disk (HTTP threads never touch it)."""
+
+    def setUp(self):
+        self.workdir = tempfile.mkdtemp(prefix="frtest-metrics-")
+        self.state = os.path.join(self.workdir, "state")
+        conf = """
+state_dir = "%s";
+providers = ( { name = "alpha"; type = "console"; },
+              { name = "beta"; type = "slack"; url = "http://127.0.0.1:9/hooks/x"; } );
+alerts = ( { name = "a"; providers = [ "alpha", "beta" ]; severity = "info";
+             sources = ( { kind = "NoSuchKind"; } ); } );
+""" % self.state
+        self.d = frtest.Daemon(conf, workdir=self.workdir, state_dir=self.state)
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.d.stop(), 0)
+        finally:
+            self.d.cleanup()
+
+    def metrics(self):
+        status, _, body = self.d.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        return body.decode()
+
+    def test_every_provider_at_zero_from_start(self):
+        text = self.metrics()
+        for p in ("alpha", "beta"):
+            for name in ("queue_pending", "queue_dead"):
+                self.assertIn('fluxrelay_%s{provider="%s"} 0\n' % (name, p), text)
+            for result in ("delivered", "retried", "rate_limited", "dead"):
+                self.assertIn('fluxrelay_deliveries_total{provider="%s",result="%s"} 0\n'
+                              % (p, result), text)
+
+    def queue_fds(self):
+        fds = []
+        for fd in os.listdir("/proc/%d/fd" % self.d.proc.pid):
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (self.d.proc.pid, fd))
+            except OSError:
+                continue
+            if "queue.db" in target:
+                fds.append(target)
+        return sorted(fds)
+
+    def test_metrics_never_opens_the_database(self):
+        # The gauges come from memory: serving /metrics opens no connection
+        # (it used to open one on an HTTP thread and run a GROUP BY there).
+        if not os.path.isdir("/proc/%d/fd" % self.d.proc.pid):
+            self.skipTest("no /proc")
+        time.sleep(0.3)
+        before = self.queue_fds()
+        for _ in range(3):
+            self.metrics()
+        self.assertEqual(self.queue_fds(), before)
+
+
 if __name__ == "__main__":
     frtest.main()
