@@ -88,7 +88,7 @@
  * which copies pages but under a steady stream of commits seldom catches
  * the WAL's end, and SQLite only starts the WAL over once every frame is
  * copied: this backstop, paid at most once per this many pages, is what
- * bounds the WAL under load (bench/README.md: "WAL size").
+ * bounds the WAL under load (bench/README.md, "Faults").
  */
 #ifndef QUEUE_WAL_PAGES_MAX
 #define QUEUE_WAL_PAGES_MAX 2048
