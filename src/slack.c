@@ -39,7 +39,14 @@
  * carrying one, else the body itself: trimmed, whitespace runs folded to one
  * space, other bytes outside printable ASCII replaced by '?', truncated with
  * "..." to fit the result's error buffer. The request URL (a secret for
- * webhooks) is never part of the text.
+ * webhooks) is never part of the text, and the provider's secrets
+ * (slack_secrets) are replaced by "[redacted]" before the text is cut, so
+ * no prefix of one survives either: a receiver may echo the request.
+ *
+ * oversize is set for a PERMANENT outcome that says the message as a whole
+ * was refused: HTTP 413, or the error invalid_payload, msg_too_long or
+ * invalid_blocks (the API's error string, or a webhook's plain-text body).
+ * The delivery thread then sends a coalesced message's events one by one.
  */
 #include "slack.h"
 
