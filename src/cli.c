@@ -7,6 +7,12 @@
  * tokens, so nothing printed here is secret. Main thread only; `cli_match`
  * lives in match.c.
  *
+ * `list` streams: rows are read a page at a time (each page its own short
+ * read transaction, so the daemon's WAL checkpoints are never held back) and
+ * printed as they come, so memory does not grow with the queue (600,000 dead
+ * letters are a few megabytes of output buffers, not gigabytes). The table
+ * reads the rows twice: once for the column widths, once to print.
+ *
  * Exit status: 0 done; 1 runtime failure, or some ID was not a dead letter
  * (the others are still processed); 2 usage error.
  */
@@ -28,6 +34,8 @@
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
+/* Rows read per page by `list`. */
+#define CLI_PAGE 500
 
 static const char cli_queue_usage_text[] =
 	"usage: fluxrelay queue [-c FILE] [-s DIR] list [--dead] [--json]\n"
@@ -189,71 +197,142 @@ static const char *const cli_queue_headers[CLI_NCOLS] = {
 	"NEXT ATTEMPT", "LAST ERROR",
 };
 
-/* Print rows as an aligned table; dead letters have no NEXT ATTEMPT column. */
+/* The cells of one row (CLI_NCOLS new strings). */
 static void
-cli_queue_print_table(const struct queue_row *rows, size_t n, enum queue_state state)
+cli_queue_row_cells(const struct queue_row *r, double now, char **row)
 {
-	if (n == 0) {
-		puts(state == QUEUE_DEAD ? "no dead letters" : "no pending deliveries");
-		return;
+	struct cli_queue_event e;
+	cli_queue_event_parse(r, &e);
+	char *obj = cli_queue_object(&e);
+	row[CLI_COL_ID] = util_printf("%" PRId64, r->id);
+	row[CLI_COL_EVENT] = cli_queue_cell(r->event_id);
+	row[CLI_COL_OBJECT] = cli_queue_cell(obj);
+	row[CLI_COL_PROVIDER] = cli_queue_cell(r->provider);
+	row[CLI_COL_CHANNEL] = cli_queue_cell(r->channel);
+	row[CLI_COL_ALERTS] = cli_queue_cell(r->alerts);
+	row[CLI_COL_ATTEMPTS] = util_printf("%d", r->attempts);
+	row[CLI_COL_AGE] = cli_queue_duration(now - r->created_at);
+	if (r->next_attempt_at <= now) {
+		row[CLI_COL_NEXT] = util_strdup("now");
+	} else {
+		char *d = cli_queue_duration(r->next_attempt_at - now + 0.999);
+		row[CLI_COL_NEXT] = util_printf("in %s", d);
+		free(d);
 	}
-	char **cells = util_calloc((n + 1) * CLI_NCOLS, sizeof(char *));
-	size_t width[CLI_NCOLS] = {0};
-	double now = util_now();
+	row[CLI_COL_ERROR] = cli_queue_cell(r->last_error);
+	free(obj);
+	json_decref(e.root);
+}
+
+static void
+cli_queue_cells_free(char **row)
+{
+	for (int c = 0; c < CLI_NCOLS; c++) {
+		free(row[c]);
+		row[c] = NULL;
+	}
+}
+
+/* Print one table line; dead letters have no NEXT ATTEMPT column. */
+static void
+cli_queue_print_line(char *const *row, const size_t *width, enum queue_state state)
+{
+	for (int c = 0; c < CLI_NCOLS; c++) {
+		if (c == CLI_COL_NEXT && state == QUEUE_DEAD)
+			continue;
+		const char *s = row[c];
+		if (c == CLI_COL_ERROR) {
+			fputs(s, stdout);
+			break;
+		}
+		bool right = c == CLI_COL_ID || c == CLI_COL_ATTEMPTS;
+		size_t w = cli_queue_width(s);
+		size_t pad = width[c] > w ? width[c] - w : 0;
+		if (right)
+			printf("%*s%s  ", (int)pad, "", s);
+		else
+			printf("%s%*s  ", s, (int)pad, "");
+	}
+	putchar('\n');
+}
+
+/* One row of a listing, from cli_queue_each. 0 to go on, -1 to stop. */
+typedef int (*cli_queue_row_fn)(const struct queue_row *r, void *arg);
+
+/* Call fn for every row in a state, id order, a page at a time. 0 / -1 (printed). */
+static int
+cli_queue_each(struct queue *q, enum queue_state state, cli_queue_row_fn fn, void *arg)
+{
+	int64_t after = 0;
+	for (;;) {
+		struct queue_row *rows = NULL;
+		size_t n = 0;
+		if (queue_list_page(q, state, after, CLI_PAGE, &rows, &n) < 0) {
+			fprintf(stderr, "fluxrelay: queue: list: %s\n", queue_errmsg(q));
+			return -1;
+		}
+		int rc = 0;
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = fn(&rows[i], arg);
+		if (n > 0)
+			after = rows[n - 1].id;
+		queue_rows_free(rows, n);
+		if (rc != 0)
+			return -1;
+		if (n < CLI_PAGE)
+			return 0;
+	}
+}
+
+struct cli_queue_table {
+	size_t width[CLI_NCOLS];
+	size_t rows;
+	double now;
+	enum queue_state state;
+};
+
+static int
+cli_queue_measure_row(const struct queue_row *r, void *arg)
+{
+	struct cli_queue_table *t = arg;
+	char *row[CLI_NCOLS];
+	cli_queue_row_cells(r, t->now, row);
+	for (int c = 0; c < CLI_NCOLS; c++) {
+		size_t w = cli_queue_width(row[c]);
+		if (w > t->width[c])
+			t->width[c] = w;
+	}
+	cli_queue_cells_free(row);
+	t->rows++;
+	return 0;
+}
+
+static int
+cli_queue_print_row(const struct queue_row *r, void *arg)
+{
+	struct cli_queue_table *t = arg;
+	char *row[CLI_NCOLS];
+	cli_queue_row_cells(r, t->now, row);
+	cli_queue_print_line(row, t->width, t->state);
+	cli_queue_cells_free(row);
+	return ferror(stdout) ? -1 : 0;
+}
+
+/* Print the rows as an aligned table (q NULL: no database, no rows). 0 / -1. */
+static int
+cli_queue_print_table(struct queue *q, enum queue_state state)
+{
+	struct cli_queue_table t = { .now = util_now(), .state = state };
 	for (int c = 0; c < CLI_NCOLS; c++)
-		cells[c] = util_strdup(cli_queue_headers[c]);
-	for (size_t i = 0; i < n; i++) {
-		const struct queue_row *r = &rows[i];
-		char **row = &cells[(i + 1) * CLI_NCOLS];
-		struct cli_queue_event e;
-		cli_queue_event_parse(r, &e);
-		char *obj = cli_queue_object(&e);
-		row[CLI_COL_ID] = util_printf("%" PRId64, r->id);
-		row[CLI_COL_EVENT] = cli_queue_cell(r->event_id);
-		row[CLI_COL_OBJECT] = cli_queue_cell(obj);
-		row[CLI_COL_PROVIDER] = cli_queue_cell(r->provider);
-		row[CLI_COL_CHANNEL] = cli_queue_cell(r->channel);
-		row[CLI_COL_ALERTS] = cli_queue_cell(r->alerts);
-		row[CLI_COL_ATTEMPTS] = util_printf("%d", r->attempts);
-		row[CLI_COL_AGE] = cli_queue_duration(now - r->created_at);
-		if (r->next_attempt_at <= now) {
-			row[CLI_COL_NEXT] = util_strdup("now");
-		} else {
-			char *d = cli_queue_duration(r->next_attempt_at - now + 0.999);
-			row[CLI_COL_NEXT] = util_printf("in %s", d);
-			free(d);
-		}
-		row[CLI_COL_ERROR] = cli_queue_cell(r->last_error);
-		free(obj);
-		json_decref(e.root);
+		t.width[c] = cli_queue_width(cli_queue_headers[c]);
+	if (q != NULL && cli_queue_each(q, state, cli_queue_measure_row, &t) < 0)
+		return -1;
+	if (t.rows == 0) {
+		puts(state == QUEUE_DEAD ? "no dead letters" : "no pending deliveries");
+		return 0;
 	}
-	for (size_t i = 0; i <= n; i++)
-		for (int c = 0; c < CLI_NCOLS; c++) {
-			size_t w = cli_queue_width(cells[i * CLI_NCOLS + c]);
-			if (w > width[c])
-				width[c] = w;
-		}
-	for (size_t i = 0; i <= n; i++) {
-		for (int c = 0; c < CLI_NCOLS; c++) {
-			if (c == CLI_COL_NEXT && state == QUEUE_DEAD)
-				continue;
-			const char *s = cells[i * CLI_NCOLS + c];
-			if (c == CLI_COL_ERROR) {
-				fputs(s, stdout);
-				break;
-			}
-			bool right = c == CLI_COL_ID || c == CLI_COL_ATTEMPTS;
-			size_t pad = width[c] - cli_queue_width(s);
-			if (right)
-				printf("%*s%s  ", (int)pad, "", s);
-			else
-				printf("%s%*s  ", s, (int)pad, "");
-		}
-		putchar('\n');
-	}
-	for (size_t i = 0; i < (n + 1) * CLI_NCOLS; i++)
-		free(cells[i]);
-	free(cells);
+	cli_queue_print_line((char *const *)cli_queue_headers, t.width, state);
+	return cli_queue_each(q, state, cli_queue_print_row, &t);
 }
 
 /* A JSON string, null for NULL; text that is not UTF-8 gets '?' for each high byte. */
@@ -274,62 +353,88 @@ cli_queue_jstr(const char *s)
 	return j ? j : json_string("");
 }
 
-/* Print rows as a JSON array (see the report of SPEC §2's `list --json`). */
-static int
-cli_queue_print_json(const struct queue_row *rows, size_t n)
+/* The JSON object of one row (see `list --json` in fluxrelay(8)); new reference. */
+static json_t *
+cli_queue_row_json(const struct queue_row *r)
 {
-	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++) {
-		const struct queue_row *r = &rows[i];
-		struct cli_queue_event e;
-		cli_queue_event_parse(r, &e);
-		json_t *o = json_object();
-		json_object_set_new(o, "id", json_integer(r->id));
-		json_object_set_new(o, "event_id", cli_queue_jstr(r->event_id));
-		json_object_set_new(o, "state",
-		    json_string(r->state == QUEUE_DEAD ? "dead" : "pending"));
-		json_object_set_new(o, "provider", cli_queue_jstr(r->provider));
-		json_object_set_new(o, "channel",
-		    cli_queue_jstr(r->channel && *r->channel ? r->channel : NULL));
-		json_t *alerts = json_array();
-		const char *a = r->alerts ? r->alerts : "";
-		while (*a) {
-			const char *comma = strchr(a, ',');
-			size_t len = comma ? (size_t)(comma - a) : strlen(a);
-			char *name = util_strndup(a, len);
-			if (len > 0)
-				json_array_append_new(alerts, cli_queue_jstr(name));
-			free(name);
-			a += len + (comma ? 1 : 0);
-		}
-		json_object_set_new(o, "alerts", alerts);
-		json_object_set_new(o, "attempts", json_integer(r->attempts));
-		char ts[32];
-		cli_queue_rfc3339(r->created_at, ts);
-		json_object_set_new(o, "created_at", json_string(ts));
-		if (r->state == QUEUE_PENDING) {
-			/* next_attempt_at 0 means "due since acceptance". */
-			cli_queue_rfc3339(r->next_attempt_at > r->created_at ?
-			    r->next_attempt_at : r->created_at, ts);
-			json_object_set_new(o, "next_attempt_at", json_string(ts));
-		} else {
-			json_object_set_new(o, "next_attempt_at", json_null());
-		}
-		json_object_set_new(o, "last_error", cli_queue_jstr(r->last_error));
-		json_t *obj = json_object();
-		json_object_set_new(obj, "kind", cli_queue_jstr(e.kind));
-		json_object_set_new(obj, "namespace", cli_queue_jstr(e.namespace));
-		json_object_set_new(obj, "name", cli_queue_jstr(e.name));
-		json_object_set_new(o, "object", obj);
-		json_object_set_new(o, "severity", cli_queue_jstr(e.severity));
-		json_object_set_new(o, "reason", cli_queue_jstr(e.reason ? e.reason : ""));
-		json_object_set_new(o, "message", cli_queue_jstr(e.message ? e.message : ""));
-		json_array_append_new(arr, o);
-		json_decref(e.root);
+	struct cli_queue_event e;
+	cli_queue_event_parse(r, &e);
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer(r->id));
+	json_object_set_new(o, "event_id", cli_queue_jstr(r->event_id));
+	json_object_set_new(o, "state", json_string(r->state == QUEUE_DEAD ? "dead" : "pending"));
+	json_object_set_new(o, "provider", cli_queue_jstr(r->provider));
+	json_object_set_new(o, "channel",
+	    cli_queue_jstr(r->channel && *r->channel ? r->channel : NULL));
+	json_t *alerts = json_array();
+	const char *a = r->alerts ? r->alerts : "";
+	while (*a) {
+		const char *comma = strchr(a, ',');
+		size_t len = comma ? (size_t)(comma - a) : strlen(a);
+		char *name = util_strndup(a, len);
+		if (len > 0)
+			json_array_append_new(alerts, cli_queue_jstr(name));
+		free(name);
+		a += len + (comma ? 1 : 0);
 	}
-	int rc = json_dumpf(arr, stdout, JSON_INDENT(2)) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+	json_object_set_new(o, "alerts", alerts);
+	json_object_set_new(o, "attempts", json_integer(r->attempts));
+	char ts[32];
+	cli_queue_rfc3339(r->created_at, ts);
+	json_object_set_new(o, "created_at", json_string(ts));
+	if (r->state == QUEUE_PENDING) {
+		/* next_attempt_at 0 means "due since acceptance". */
+		cli_queue_rfc3339(r->next_attempt_at > r->created_at ?
+		    r->next_attempt_at : r->created_at, ts);
+		json_object_set_new(o, "next_attempt_at", json_string(ts));
+	} else {
+		json_object_set_new(o, "next_attempt_at", json_null());
+	}
+	json_object_set_new(o, "last_error", cli_queue_jstr(r->last_error));
+	json_t *obj = json_object();
+	json_object_set_new(obj, "kind", cli_queue_jstr(e.kind));
+	json_object_set_new(obj, "namespace", cli_queue_jstr(e.namespace));
+	json_object_set_new(obj, "name", cli_queue_jstr(e.name));
+	json_object_set_new(o, "object", obj);
+	json_object_set_new(o, "severity", cli_queue_jstr(e.severity));
+	json_object_set_new(o, "reason", cli_queue_jstr(e.reason ? e.reason : ""));
+	json_object_set_new(o, "message", cli_queue_jstr(e.message ? e.message : ""));
+	json_decref(e.root);
+	return o;
+}
+
+/*
+ * One element of the streamed array, laid out as json_dumpf(JSON_INDENT(2))
+ * lays out the whole array: the output is the same as dumping it at once.
+ */
+static int
+cli_queue_json_row(const struct queue_row *r, void *arg)
+{
+	size_t *count = arg;
+	json_t *o = cli_queue_row_json(r);
+	char *text = json_dumps(o, JSON_INDENT(2));
+	json_decref(o);
+	if (text == NULL)
+		return -1;
+	fputs(*count == 0 ? "[\n  " : ",\n  ", stdout);
+	for (const char *p = text; *p; p++) {
+		putchar(*p);
+		if (*p == '\n')
+			fputs("  ", stdout);
+	}
+	free(text);
+	(*count)++;
+	return ferror(stdout) ? -1 : 0;
+}
+
+/* Print the rows as a JSON array (q NULL: no database, no rows). 0 / -1. */
+static int
+cli_queue_print_json(struct queue *q, enum queue_state state)
+{
+	size_t count = 0;
+	int rc = q != NULL ? cli_queue_each(q, state, cli_queue_json_row, &count) : 0;
+	fputs(count == 0 ? "[]" : "\n]", stdout);
 	putchar('\n');
-	json_decref(arr);
 	return rc;
 }
 
@@ -348,29 +453,18 @@ cli_queue_list(const struct conf *c, int argc, char **argv)
 			return cli_queue_usage("list: unexpected argument '%s'", argv[i]);
 	}
 	enum queue_state state = dead ? QUEUE_DEAD : QUEUE_PENDING;
-	struct queue_row *rows = NULL;
-	size_t n = 0;
+	struct queue *q = NULL;
 	int exists = cli_queue_db_exists(c->state_dir);
 	if (exists < 0)
 		return CLI_EXIT_FAIL;
 	if (exists) {
-		struct queue *q = cli_queue_open(c);
+		q = cli_queue_open(c);
 		if (q == NULL)
 			return CLI_EXIT_FAIL;
-		if (queue_list(q, state, &rows, &n) < 0) {
-			fprintf(stderr, "fluxrelay: queue: list: %s\n", queue_errmsg(q));
-			queue_close(q);
-			return CLI_EXIT_FAIL;
-		}
-		queue_close(q);
 	}
-	int rc = CLI_EXIT_OK;
-	if (as_json)
-		rc = cli_queue_print_json(rows, n);
-	else
-		cli_queue_print_table(rows, n, state);
-	queue_rows_free(rows, n);
-	return cli_queue_flush(rc);
+	int rc = as_json ? cli_queue_print_json(q, state) : cli_queue_print_table(q, state);
+	queue_close(q);
+	return cli_queue_flush(rc < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK);
 }
 
 /* ----------------------------------------------------------- retry, purge */

@@ -62,6 +62,7 @@
 #define CONF_MAX_ATTEMPTS_MAX 1000000
 #define CONF_MAX_AGE_MIN 0.001
 #define CONF_MAX_AGE_MAX 31536000.0    /* 365 days */
+#define CONF_DEAD_MAX_AGE_MAX 315360000.0   /* 10 years; 0 = forever */
 #define CONF_BACKOFF_MIN 0.001
 #define CONF_BACKOFF_MAX 86400.0
 #define CONF_WINDOW_MIN 0.0            /* 0 disables dedup */
@@ -112,7 +113,8 @@ static const char *const conf_auth_keys[] = {
 	"token", "token_file", "token_env", NULL
 };
 static const char *const conf_queue_keys[] = {
-	"sync", "max_pending", "max_attempts", "max_age", "backoff_initial", "backoff_max", NULL
+	"sync", "max_pending", "max_attempts", "max_age", "backoff_initial", "backoff_max",
+	"dead_max_age", NULL
 };
 static const char *const conf_dedup_keys[] = { "window", "normalize_durations", NULL };
 static const char *const conf_log_keys[] = { "level", "format", NULL };
@@ -1084,6 +1086,8 @@ conf_queue(struct conf_ctx *x, const config_setting_t *root)
 		c->queue.max_attempts = (int)v;
 	conf_get_number(x, g, scope, "max_age", CONF_MAX_AGE_MIN, CONF_MAX_AGE_MAX,
 	    &c->queue.max_age);
+	conf_get_number(x, g, scope, "dead_max_age", 0, CONF_DEAD_MAX_AGE_MAX,
+	    &c->queue.dead_max_age);
 	int ri = conf_get_number(x, g, scope, "backoff_initial", CONF_BACKOFF_MIN,
 	    CONF_BACKOFF_MAX, &c->queue.backoff_initial);
 	int rm = conf_get_number(x, g, scope, "backoff_max", CONF_BACKOFF_MIN, CONF_BACKOFF_MAX,
@@ -1608,6 +1612,7 @@ conf_new_defaults(bool builtin)
 	c->queue.max_age = 86400.0;
 	c->queue.backoff_initial = 1.0;
 	c->queue.backoff_max = 300.0;
+	c->queue.dead_max_age = 2592000.0;
 	c->dedup.window = 300.0;
 	c->dedup.normalize_durations = true;
 	c->log.level = LOG_LEVEL_INFO;

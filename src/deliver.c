@@ -25,15 +25,34 @@
  * a backlog of 100k rows under a flood of commits. When an attempt finishes,
  * only its own target is looked at again (one indexed query), at once.
  *
+ * Recording outcomes (SPEC §8, at-least-once, not at-least-a-thousand): the
+ * delivery thread never writes the database. Each outcome (delivered,
+ * deferred, dead) becomes a note in memory, keyed by delivery id, that
+ * overrides what the database says about the row: a delivered row is not
+ * read back as pending, a deferred one waits its backoff, counted attempts
+ * stay counted. The recorder thread (its own connection) writes the notes in
+ * batches and forgets each once it is on disk; when the disk refuses writes
+ * the notes stay and are written again every second, so a message Slack
+ * accepted is never posted again because its acknowledgement could not be
+ * written, and a slow fsync or the writer's lock delays recording, never a
+ * delivery. Only a restart before the notes reach the disk sends those
+ * messages again. The recorder also checkpoints the WAL, deletes dead letters
+ * older than queue.dead_max_age, re-counts the queue per provider for the
+ * metrics gauges and the pending count (another process, `fluxrelay queue
+ * retry`, changes it too), and reports a queue fault (queue.h) once.
+ *
  * Threads: deliver_start, deliver_set_conf and deliver_stop are called from
  * the main thread, deliver_wake from any thread. Everything else runs on the
- * delivery thread. The configuration is handed over under d->lock with a
- * generation number; the thread copies what an attempt in flight needs
- * (provider name and type), so an old configuration is not touched once the
- * swap is acknowledged.
+ * delivery thread, except the recorder's loop (deliver_rec_*). The notes are
+ * shared by the two under d->rec_lock. The configuration is handed over under
+ * d->lock with a generation number; the thread copies what an attempt in
+ * flight needs (provider name, type, secrets to redact), so an old
+ * configuration is not touched once the swap is acknowledged.
  *
  * Secrets: webhook URLs and tokens go to libcurl only; they are never logged
- * (targets are named "provider" or "provider channel").
+ * (targets are named "provider" or "provider #channel"), and any response
+ * text that is logged or stored has them redacted (a receiver may echo the
+ * request).
  */
 #include "config.h"
 #include "deliver.h"
@@ -64,8 +83,14 @@
 #define DELIVER_BODY_MAX (64 * 1024)
 /* Longest gap between two looks at the database. */
 #define DELIVER_SCAN_INTERVAL 1.0
-/* How often this thread checkpoints the WAL for the writer (seconds). */
+/* How often the recorder checkpoints the WAL for the writer (seconds). */
 #define DELIVER_CHECKPOINT_INTERVAL 0.5
+/* How long the recorder waits before writing notes again after a failure. */
+#define DELIVER_RECORD_RETRY 1.0
+/* Longest Retry-After honoured (SPEC §8; also at most queue.max_age). */
+#define DELIVER_RETRY_AFTER_MAX 3600.0
+/* Dead letters deleted per transaction by dead_max_age. */
+#define DELIVER_EXPIRE_BATCH 1000
 /* Rows printed per pass for the console provider. */
 #define DELIVER_CONSOLE_BATCH 100
 /* Rows examined per pass for a provider that no longer exists. */
@@ -86,10 +111,17 @@ struct deliver_target {
 	double tokens;
 	double stamp;
 
+	/* Rows up to this id go one per message: a coalesced message of them was
+	 * refused as too large or invalid (SPEC §8). */
+	int64_t single_through;
+	/* Rows at its head last found hidden by notes (see deliver_head). */
+	size_t hidden_hint;
+
 	/* The attempt in flight (busy) and what its completion needs. */
 	CURL *easy;                   /* kept between attempts */
 	bool busy;
 	enum conf_provider_type type;
+	char **secrets;               /* of its provider, redacted from answers */
 	struct queue_row *rows;       /* the rows in the message, id order */
 	size_t nrows;
 	char *payload;
@@ -98,6 +130,27 @@ struct deliver_target {
 	char retry_after[128];
 	char errbuf[CURL_ERROR_SIZE];
 	double started;               /* monotonic */
+};
+
+/*
+ * An outcome of the delivery thread not yet on disk (see the top of this
+ * file): the row's state as it should be stored. seq changes with every
+ * change; taken is the seq the recorder is writing (0: none).
+ */
+struct deliver_note {
+	int64_t id;                   /* 0: empty slot */
+	enum queue_outcome_kind kind;
+	int attempts;
+	double next_attempt_at;       /* DEFER: wall clock */
+	char *error;                  /* NULL keeps the stored one */
+	uint64_t seq, taken;
+};
+
+/* Open addressing with linear probing; cap is a power of two, at most half full. */
+struct deliver_notes {
+	struct deliver_note *slot;
+	size_t cap, n;
+	uint64_t seq;
 };
 
 struct deliver {
@@ -117,14 +170,28 @@ struct deliver {
 
 	/* Delivery thread only. */
 	const struct conf *conf;
-	struct queue *q;
+	struct queue *q;              /* reads only */
 	struct deliver_target *targets;
 	size_t inflight;
 	double next_due;              /* monotonic: earliest reason to look again */
-	double next_checkpoint;       /* monotonic: next passive WAL checkpoint */
 	double scan_after;            /* monotonic: earliest wake-triggered scan */
-	bool kill_missing;            /* queue_kill_missing_providers still to do */
+	bool kill_missing;            /* orphaned rows still to dead-letter */
 	uint64_t rng;
+
+	/* The recorder: notes, rec_dirty, rec_stop guarded by rec_lock; rec_cond
+	 * wakes the recorder. */
+	pthread_t rec_thread;
+	pthread_mutex_t rec_lock;
+	pthread_cond_t rec_cond;
+	struct deliver_notes notes;
+	bool rec_dirty;               /* some note has seq != taken */
+	bool rec_stop;
+	_Atomic double dead_max_age;  /* queue.dead_max_age of the current configuration */
+	/* Recorder thread only. */
+	struct queue *rq;             /* its own connection: the only one that writes */
+	bool rec_failing;             /* the last write of notes failed */
+	bool fault_logged;
+	double rec_retry_at, next_checkpoint, next_counts, next_expire, next_fault;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -173,15 +240,6 @@ deliver_row_ids(const struct queue_row *rows, size_t n)
 	if (b.data == NULL)
 		return util_strdup("");
 	return b.data;
-}
-
-static int64_t *
-deliver_ids(const struct queue_row *rows, size_t n)
-{
-	int64_t *ids = util_calloc(n ? n : 1, sizeof(*ids));
-	for (size_t i = 0; i < n; i++)
-		ids[i] = rows[i].id;
-	return ids;
 }
 
 /*
@@ -244,6 +302,8 @@ deliver_target_reset(struct deliver_target *t)
 	util_buf_free(&t->body);
 	t->retry_after[0] = '\0';
 	t->errbuf[0] = '\0';
+	slack_secrets_free(t->secrets);
+	t->secrets = NULL;
 }
 
 static void
@@ -318,44 +378,221 @@ deliver_due_at(struct deliver *d, double when_m)
 		d->next_due = when_m;
 }
 
-/* -------------------------------------------------------- queue transitions */
+/* ------------------------------------------------------------------ notes */
 
-/* Dead-letter rows with error, and account for them. 0 / -1. */
-static int
-deliver_kill(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
-    size_t n, int attempts, const char *error)
+static size_t
+deliver_notes_hash(const struct deliver_notes *ns, int64_t id)
 {
-	if (n == 0)
-		return 0;
-	int64_t *ids = deliver_ids(rows, n);
-	int rc = queue_kill(d->q, ids, n, error);
-	free(ids);
-	if (rc < 0) {
-		log_error("cannot dead-letter deliveries", "target", t->label,
-		    "error", queue_errmsg(d->q), NULL);
-		return -1;
-	}
-	queue_pending_add(-(int64_t)n);
-	metrics_delivery(t->provider, METRICS_DEAD, n);
-	deliver_log(LOG_LEVEL_WARN, "dead letter", t, rows, n, attempts, error, NULL, NULL);
-	return 0;
+	return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ULL) >> 17) & (ns->cap - 1);
 }
 
+/* The note of id, or NULL. Under rec_lock. */
+static struct deliver_note *
+deliver_notes_find(struct deliver_notes *ns, int64_t id)
+{
+	if (ns->n == 0)
+		return NULL;
+	for (size_t i = deliver_notes_hash(ns, id); ns->slot[i].id != 0; i = (i + 1) & (ns->cap - 1))
+		if (ns->slot[i].id == id)
+			return &ns->slot[i];
+	return NULL;
+}
+
+/* The note of id, a new empty one (kind ACK, no error) if there is none. Under rec_lock. */
+static struct deliver_note *
+deliver_notes_get(struct deliver_notes *ns, int64_t id)
+{
+	struct deliver_note *e = deliver_notes_find(ns, id);
+	if (e != NULL)
+		return e;
+	if (2 * (ns->n + 1) > ns->cap) {
+		struct deliver_notes grown = { NULL, ns->cap ? ns->cap * 2 : 64, 0, ns->seq };
+		grown.slot = util_calloc(grown.cap, sizeof(*grown.slot));
+		for (size_t i = 0; i < ns->cap; i++) {
+			if (ns->slot[i].id == 0)
+				continue;
+			size_t j = deliver_notes_hash(&grown, ns->slot[i].id);
+			while (grown.slot[j].id != 0)
+				j = (j + 1) & (grown.cap - 1);
+			grown.slot[j] = ns->slot[i];
+			grown.n++;
+		}
+		free(ns->slot);
+		*ns = grown;
+	}
+	size_t i = deliver_notes_hash(ns, id);
+	while (ns->slot[i].id != 0)
+		i = (i + 1) & (ns->cap - 1);
+	memset(&ns->slot[i], 0, sizeof(ns->slot[i]));
+	ns->slot[i].id = id;
+	ns->n++;
+	return &ns->slot[i];
+}
+
+/* Remove e (a slot of ns), shifting back the entries of its probe run. */
+static void
+deliver_notes_del(struct deliver_notes *ns, struct deliver_note *e)
+{
+	size_t mask = ns->cap - 1, i = (size_t)(e - ns->slot);
+	free(ns->slot[i].error);
+	ns->slot[i].id = 0;
+	ns->slot[i].error = NULL;
+	ns->n--;
+	for (size_t j = (i + 1) & mask; ns->slot[j].id != 0; j = (j + 1) & mask) {
+		size_t home = deliver_notes_hash(ns, ns->slot[j].id);
+		/* Move j into the hole at i unless its home lies cyclically in (i, j]. */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			ns->slot[i] = ns->slot[j];
+			ns->slot[j].id = 0;
+			ns->slot[j].error = NULL;
+			i = j;
+		}
+	}
+}
+
+static void
+deliver_notes_free(struct deliver_notes *ns)
+{
+	for (size_t i = 0; i < ns->cap; i++)
+		free(ns->slot[i].error);
+	free(ns->slot);
+	memset(ns, 0, sizeof(*ns));
+}
+
+/* Note the outcome of a row and let the recorder know. Delivery thread. */
+static void
+deliver_note(struct deliver *d, int64_t id, enum queue_outcome_kind kind, int attempts,
+    double next_attempt_at, const char *error)
+{
+	pthread_mutex_lock(&d->rec_lock);
+	struct deliver_note *e = deliver_notes_get(&d->notes, id);
+	e->kind = kind;
+	e->attempts = attempts;
+	e->next_attempt_at = next_attempt_at;
+	free(e->error);
+	e->error = error ? util_strdup(error) : NULL;
+	e->seq = ++d->notes.seq;
+	d->rec_dirty = true;
+	pthread_cond_signal(&d->rec_cond);
+	pthread_mutex_unlock(&d->rec_lock);
+}
+
+/*
+ * The first `limit` pending rows of t as the notes say they are: delivered
+ * and dead rows left out, deferred ones with their noted attempts, time and
+ * error. Rows hidden by notes are at most a few normally; after the disk
+ * refused writes for a while they may be many, so the query asks for as many
+ * more as were hidden last time, and again for more while it falls short.
+ *
+ * The read happens under rec_lock: the recorder forgets a note (under that
+ * lock) only after its write committed, so a row read before that commit
+ * still finds its note, and one read after it shows the written state. Read
+ * and notes are never out of step (a delivered row read back as pending
+ * would be sent again).
+ */
 static int
+deliver_head(struct deliver *d, struct deliver_target *t, size_t limit,
+    struct queue_row **out, size_t *nout)
+{
+	size_t want = limit + t->hidden_hint;
+	*out = NULL;
+	*nout = 0;
+	for (;;) {
+		struct queue_row *rows = NULL;
+		size_t n = 0, kept = 0, hidden = 0;
+		pthread_mutex_lock(&d->rec_lock);
+		if (queue_target_head(d->q, t->provider, t->channel, want, &rows, &n) < 0) {
+			pthread_mutex_unlock(&d->rec_lock);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct deliver_note *e = deliver_notes_find(&d->notes, rows[i].id);
+			if (e != NULL && e->kind != QUEUE_OUTCOME_DEFER) {
+				queue_row_clear(&rows[i]);
+				hidden++;
+				continue;
+			}
+			if (e != NULL) {
+				rows[i].attempts = e->attempts;
+				rows[i].next_attempt_at = e->next_attempt_at;
+				if (e->error != NULL) {
+					free(rows[i].last_error);
+					rows[i].last_error = util_strdup(e->error);
+				}
+			}
+			if (kept < limit) {
+				rows[kept++] = rows[i];
+				if (kept - 1 != i)
+					memset(&rows[i], 0, sizeof(rows[i]));
+			} else {
+				queue_row_clear(&rows[i]);
+			}
+		}
+		pthread_mutex_unlock(&d->rec_lock);
+		t->hidden_hint = hidden;
+		if (kept >= limit || n < want) {
+			*out = rows;
+			*nout = kept;
+			return 0;
+		}
+		queue_rows_free(rows, n);
+		want = want * 2 + hidden;
+	}
+}
+
+/* -------------------------------------------------------- queue transitions */
+
+/* "max_age exceeded; last error: HTTP 500 …" (new string). */
+static char *
+deliver_error_with_last(const char *error, const struct queue_row *r)
+{
+	if (r->last_error == NULL || r->last_error[0] == '\0')
+		return util_strdup(error);
+	return util_printf("%s; last error: %s", error, r->last_error);
+}
+
+/*
+ * Dead-letter rows of t with error. attempts: each row's count from now on
+ * (NULL: unchanged). keep_last: the row's previous error follows error
+ * (SPEC §8: a dead letter keeps its last HTTP status and Slack error).
+ */
+static void
+deliver_kill(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
+    size_t n, const int *attempts, const char *error, bool keep_last)
+{
+	if (n == 0)
+		return;
+	int most = 0;
+	char *first = NULL;
+	for (size_t i = 0; i < n; i++) {
+		int a = attempts ? attempts[i] : rows[i].attempts;
+		char *e = keep_last ? deliver_error_with_last(error, &rows[i]) : NULL;
+		deliver_note(d, rows[i].id, QUEUE_OUTCOME_KILL, a, 0, e ? e : error);
+		if (a > most)
+			most = a;
+		if (i == 0)
+			first = e;
+		else
+			free(e);
+	}
+	queue_pending_add(-(int64_t)n);
+	metrics_queue_add(t->provider, -(int64_t)n, (int64_t)n);
+	metrics_delivery(t->provider, METRICS_DEAD, n);
+	deliver_log(LOG_LEVEL_WARN, "dead letter", t, rows, n, most, first ? first : error,
+	    NULL, NULL);
+	free(first);
+}
+
+static void
 deliver_ack(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
     size_t n, const char *status)
 {
-	int64_t *ids = deliver_ids(rows, n);
-	int rc = queue_ack(d->q, ids, n);
-	free(ids);
-	if (rc < 0) {
-		/* The message went out; the rows stay and will go out again
-		 * (at-least-once). */
-		log_error("cannot acknowledge deliveries", "target", t->label,
-		    "error", queue_errmsg(d->q), NULL);
-		return -1;
-	}
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		deliver_note(d, rows[i].id, QUEUE_OUTCOME_ACK, rows[i].attempts, 0, NULL);
 	queue_pending_add(-(int64_t)n);
+	metrics_queue_add(t->provider, -(int64_t)n, 0);
 	metrics_delivery(t->provider, METRICS_DELIVERED, n);
 	double now = util_now();
 	int attempts = 0;
@@ -365,7 +602,29 @@ deliver_ack(struct deliver *d, struct deliver_target *t, const struct queue_row 
 			attempts = rows[i].attempts;
 	}
 	deliver_log(LOG_LEVEL_INFO, "delivered", t, rows, n, attempts, NULL, "status", status);
-	return 0;
+}
+
+/* Rows stay pending, due again at next_w (wall clock), each with its attempts. */
+static void
+deliver_defer(struct deliver *d, const struct queue_row *rows, size_t n, const int *attempts,
+    double next_w, const char *error)
+{
+	for (size_t i = 0; i < n; i++)
+		deliver_note(d, rows[i].id, QUEUE_OUTCOME_DEFER,
+		    attempts ? attempts[i] : rows[i].attempts, next_w, error);
+}
+
+/* A failed read of the queue: logged unless a queue fault explains it (the
+ * recorder logs that once). */
+static void
+deliver_read_failed(struct deliver *d, const struct deliver_target *t)
+{
+	if (queue_fault(NULL, 0) != QUEUE_FAULT_NONE)
+		return;
+	if (t != NULL)
+		log_error("cannot read queue", "target", t->label, "error", queue_errmsg(d->q), NULL);
+	else
+		log_error("cannot read queue", "error", queue_errmsg(d->q), NULL);
 }
 
 /* ---------------------------------------------------------------- rendering */
@@ -534,6 +793,7 @@ deliver_post(struct deliver *d, struct deliver_target *t, const struct conf_prov
 		goto out;
 	t->busy = true;
 	t->type = p->type;
+	t->secrets = slack_secrets(p);
 	t->started = util_mono();
 	d->inflight++;
 	ret = 0;
@@ -560,16 +820,13 @@ deliver_orphans(struct deliver *d, struct deliver_target *t)
 {
 	struct queue_row *rows = NULL;
 	size_t n = 0;
-	bool again = false;
-	if (queue_target_head(d->q, t->provider, t->channel, DELIVER_ORPHAN_BATCH, &rows, &n) < 0) {
-		log_error("cannot read queue", "target", t->label, "error", queue_errmsg(d->q), NULL);
+	if (deliver_head(d, t, DELIVER_ORPHAN_BATCH, &rows, &n) < 0) {
+		deliver_read_failed(d, t);
 		return false;
 	}
-	if (n > 0 && deliver_kill(d, t, rows, n, rows[0].attempts, "provider removed") == 0 &&
-	    n == DELIVER_ORPHAN_BATCH)
-		again = true;
+	deliver_kill(d, t, rows, n, NULL, "provider removed", true);
 	queue_rows_free(rows, n);
-	return again;
+	return n == DELIVER_ORPHAN_BATCH;
 }
 
 /*
@@ -601,8 +858,8 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 		if (limit > SLACK_MAX_ATTACHMENTS)
 			limit = SLACK_MAX_ATTACHMENTS;
 	}
-	if (queue_target_head(d->q, t->provider, t->channel, limit, &rows, &n) < 0) {
-		log_error("cannot read queue", "target", t->label, "error", queue_errmsg(d->q), NULL);
+	if (deliver_head(d, t, limit, &rows, &n) < 0) {
+		deliver_read_failed(d, t);
 		deliver_due_at(d, now_m + DELIVER_SCAN_INTERVAL);
 		return false;
 	}
@@ -640,6 +897,11 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 			}
 			continue;
 		}
+		/* Rows of a refused coalesced message go one per message. */
+		if (nsend == 1 && send[0].id <= t->single_through) {
+			holding = true;
+			continue;
+		}
 		char err[256], field[64];
 		struct event *ev = event_parse(r->event, r->event_len, err, sizeof(err),
 		    field, sizeof(field));
@@ -649,8 +911,8 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 			struct queue_row bad = *r;
 			memset(r, 0, sizeof(*r));
 			snprintf(bad_event, sizeof(bad_event), "invalid stored event: %s", err);
-			if (deliver_kill(d, t, &bad, 1, bad.attempts, bad_event) == 0)
-				again = true;
+			deliver_kill(d, t, &bad, 1, NULL, bad_event, false);
+			again = true;
 			queue_row_clear(&bad);
 			continue;
 		}
@@ -662,9 +924,11 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 		send[nsend++] = *r;
 		memset(r, 0, sizeof(*r));
 	}
-	if (ndead > 0 && deliver_kill(d, t, dead, ndead, dead[0].attempts,
-	    "max_age exceeded") == 0 && nsend == 0)
-		again = true;                 /* rows behind them may be due */
+	if (ndead > 0) {
+		deliver_kill(d, t, dead, ndead, NULL, "max_age exceeded", true);
+		if (nsend == 0)
+			again = true;         /* rows behind them may be due */
+	}
 	if (bucket > 0) {
 		t->blocked_until = bucket;    /* wake-up scans need not look again before */
 		deliver_due_at(d, bucket);
@@ -681,8 +945,7 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 		for (size_t i = 0; i < nsend; i++) {
 			char *line = slack_render_string(p, channel, &ps.items[i], 1);
 			if (line == NULL) {
-				deliver_kill(d, t, &send[i], 1, send[i].attempts,
-				    "cannot render payload");
+				deliver_kill(d, t, &send[i], 1, NULL, "cannot render payload", false);
 				continue;
 			}
 			fputs(line, stdout);
@@ -696,14 +959,15 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 			printed++;
 		}
 		fflush(stdout);
-		if (printed > 0 && deliver_ack(d, t, send, printed, "console") == 0 && n == limit)
+		deliver_ack(d, t, send, printed, "console");
+		if (n == limit)
 			again = true;
 		goto out;
 	}
 
 	t->payload = slack_render_string(p, channel, ps.items, nsend);
 	if (t->payload == NULL) {
-		deliver_kill(d, t, send, nsend, send[0].attempts, "cannot render payload");
+		deliver_kill(d, t, send, nsend, NULL, "cannot render payload", false);
 		goto out;
 	}
 	t->rows = send;
@@ -751,7 +1015,7 @@ deliver_scan(struct deliver *d, bool woken)
 	double next_due = d->next_due;
 	d->next_due = now_m + DELIVER_SCAN_INTERVAL;
 	if (queue_pending_targets(d->q, &tv, &nt) < 0) {
-		log_error("cannot read queue", "error", queue_errmsg(d->q), NULL);
+		deliver_read_failed(d, NULL);
 		goto out;
 	}
 	for (size_t i = 0; i < nt; i++) {
@@ -768,21 +1032,251 @@ deliver_scan(struct deliver *d, bool woken)
 	}
 	queue_targets_free(tv, nt);
 	deliver_targets_gc(d, now_m);
-	if (!woken) {
-		/* Re-sync the process-wide pending count: `fluxrelay queue retry`
-		 * in another process adds rows this process never counted. A
-		 * batch the writer commits meanwhile is over-counted until the
-		 * next timed scan, a second later at most. */
-		int64_t pending = queue_count(d->q, QUEUE_PENDING);
-		if (pending >= 0)
-			queue_pending_set(pending);
-	}
 out:
 	/* A wake-up scan must not push back a deadline it did not look at. */
 	if (woken && next_due < d->next_due)
 		d->next_due = next_due;
 	double end = util_mono();
 	d->scan_after = end + 4.0 * (end - now_m);
+}
+
+/* ---------------------------------------------------------------- recorder */
+
+/* Write every dirty note in one transaction; forget what is now on disk. */
+static void
+deliver_rec_write(struct deliver *d)
+{
+	struct queue_outcome *o = NULL;
+	uint64_t *seqs = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&d->rec_lock);
+	d->rec_dirty = false;
+	if (d->notes.n > 0) {
+		o = util_calloc(d->notes.n, sizeof(*o));
+		seqs = util_calloc(d->notes.n, sizeof(*seqs));
+	}
+	for (size_t i = 0; i < d->notes.cap; i++) {
+		struct deliver_note *e = &d->notes.slot[i];
+		if (e->id == 0 || e->taken == e->seq)
+			continue;
+		o[n].id = e->id;
+		o[n].kind = e->kind;
+		o[n].attempts = e->attempts;
+		o[n].next_attempt_at = e->next_attempt_at;
+		o[n].error = e->error ? util_strdup(e->error) : NULL;
+		seqs[n] = e->seq;
+		e->taken = e->seq;
+		n++;
+	}
+	pthread_mutex_unlock(&d->rec_lock);
+	if (n == 0)
+		goto out;
+
+	int rc = queue_record(d->rq, o, n);
+	pthread_mutex_lock(&d->rec_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct deliver_note *e = deliver_notes_find(&d->notes, o[i].id);
+		if (e == NULL)
+			continue;
+		if (rc == 0 && e->seq == seqs[i]) {
+			deliver_notes_del(&d->notes, e);
+		} else if (rc != 0 && e->taken == seqs[i]) {
+			e->taken = 0;             /* to be written again */
+			d->rec_dirty = true;
+		}
+	}
+	size_t left = d->notes.n;
+	pthread_mutex_unlock(&d->rec_lock);
+
+	char nbuf[24];
+	snprintf(nbuf, sizeof(nbuf), "%zu", rc == 0 ? n : left);
+	if (rc != 0) {
+		d->rec_retry_at = util_mono() + DELIVER_RECORD_RETRY;
+		/* Once per failing spell; a queue fault is reported on its own. */
+		if (!d->rec_failing && queue_fault(NULL, 0) == QUEUE_FAULT_NONE)
+			log_error("cannot record delivery outcomes: kept in memory (delivered messages "
+			    "are not sent again) and written again every second", "outcomes", nbuf,
+			    "error", queue_errmsg(d->rq), NULL);
+		d->rec_failing = true;
+	} else if (d->rec_failing) {
+		d->rec_failing = false;
+		log_info("delivery outcomes recorded again", "outcomes", nbuf, NULL);
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		free((char *)o[i].error);
+	free(o);
+	free(seqs);
+}
+
+struct deliver_rec_counts {
+	const char **names;
+	int64_t *pending, *dead, total;
+	size_t n, cap;
+};
+
+static void
+deliver_rec_count_cb(const char *provider, int64_t pending, int64_t dead, void *arg)
+{
+	struct deliver_rec_counts *c = arg;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 8;
+		c->names = util_realloc(c->names, c->cap * sizeof(*c->names));
+		c->pending = util_realloc(c->pending, c->cap * sizeof(*c->pending));
+		c->dead = util_realloc(c->dead, c->cap * sizeof(*c->dead));
+	}
+	c->names[c->n] = util_strdup(provider);
+	c->pending[c->n] = pending;
+	c->dead[c->n] = dead;
+	c->total += pending;
+	c->n++;
+}
+
+/*
+ * Re-count the queue per provider for the gauges and the pending count:
+ * `fluxrelay queue retry` in another process adds rows this process never
+ * counted. A batch the writer commits meanwhile is off until the next count.
+ * Spaced by fifty times its own duration (a long queue costs a pass over its
+ * index), at least a second.
+ */
+static void
+deliver_rec_count(struct deliver *d)
+{
+	struct deliver_rec_counts c = {0};
+	double t0 = util_mono();
+	if (queue_count_by_provider(d->rq, deliver_rec_count_cb, &c) == 0) {
+		metrics_queue_sync(c.names, c.pending, c.dead, c.n);
+		queue_pending_set(c.total);
+	}
+	for (size_t i = 0; i < c.n; i++)
+		free((char *)c.names[i]);
+	free(c.names);
+	free(c.pending);
+	free(c.dead);
+	double t1 = util_mono();
+	d->next_counts = t1 + fmax(DELIVER_SCAN_INTERVAL, 50.0 * (t1 - t0));
+}
+
+/* queue.dead_max_age: delete dead letters that have been dead longer. */
+static void
+deliver_rec_expire(struct deliver *d)
+{
+	double age = atomic_load(&d->dead_max_age);
+	double now_m = util_mono();
+	/* Often enough to keep to the age, rarely enough to cost nothing. */
+	d->next_expire = now_m + fmin(60.0, fmax(1.0, age / 10.0));
+	if (age <= 0)
+		return;
+	int64_t deleted = 0, total = 0;
+	do {
+		if (queue_expire_dead(d->rq, util_now() - age, DELIVER_EXPIRE_BATCH, &deleted) < 0)
+			break;
+		total += deleted;
+	} while (deleted == DELIVER_EXPIRE_BATCH && util_mono() - now_m < 0.5);
+	if (deleted == DELIVER_EXPIRE_BATCH)
+		d->next_expire = now_m;       /* more next round */
+	if (total > 0) {
+		char nbuf[24], abuf[32];
+		snprintf(nbuf, sizeof(nbuf), "%lld", (long long)total);
+		snprintf(abuf, sizeof(abuf), "%.0f", age);
+		log_info("dead letters expired", "count", nbuf, "dead_max_age", abuf, NULL);
+		d->next_counts = now_m;       /* the gauges follow at once */
+	}
+}
+
+/* A queue fault (queue.h) is logged once, with what to do. */
+static void
+deliver_rec_fault(struct deliver *d)
+{
+	char msg[768];
+	d->next_fault = util_mono() + DELIVER_SCAN_INTERVAL;
+	if (d->fault_logged || queue_fault(msg, sizeof(msg)) == QUEUE_FAULT_NONE)
+		return;
+	d->fault_logged = true;
+	log_error("queue database unusable: new events are refused (503) and readyz fails",
+	    "problem", msg, NULL);
+}
+
+static void *
+deliver_rec_main(void *arg)
+{
+	struct deliver *d = arg;
+	int final_tries = 0;
+	for (;;) {
+		pthread_mutex_lock(&d->rec_lock);
+		for (;;) {
+			double now_m = util_mono();
+			if (d->rec_stop || (d->rec_dirty && now_m >= d->rec_retry_at))
+				break;
+			double due = fmin(fmin(d->next_checkpoint, d->next_counts),
+			    fmin(d->next_expire, d->next_fault));
+			if (d->rec_dirty && d->rec_retry_at < due)
+				due = d->rec_retry_at;
+			if (now_m >= due)
+				break;
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			double end = (double)ts.tv_nsec / 1e9 + (due - now_m);
+			ts.tv_sec += (time_t)end;
+			ts.tv_nsec = (long)((end - floor(end)) * 1e9);
+			pthread_cond_timedwait(&d->rec_cond, &d->rec_lock, &ts);
+		}
+		bool stop = d->rec_stop;
+		bool write = d->rec_dirty && (stop || util_mono() >= d->rec_retry_at);
+		pthread_mutex_unlock(&d->rec_lock);
+
+		if (write)
+			deliver_rec_write(d);
+		if (stop) {
+			/* The delivery thread is done: what it noted is all there is.
+			 * A few more tries for a disk that is slow to come back. */
+			pthread_mutex_lock(&d->rec_lock);
+			size_t left = d->notes.n;
+			pthread_mutex_unlock(&d->rec_lock);
+			if (left == 0)
+				break;
+			if (++final_tries >= 3) {
+				char nbuf[24];
+				snprintf(nbuf, sizeof(nbuf), "%zu", left);
+				log_error("delivery outcomes not recorded: those messages may be sent "
+				    "again after the next start", "outcomes", nbuf, NULL);
+				break;
+			}
+			struct timespec ts = { 0, 500 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&d->rec_lock);
+			d->rec_dirty = true;
+			pthread_mutex_unlock(&d->rec_lock);
+			continue;
+		}
+		double now_m = util_mono();
+		if (now_m >= d->next_fault)
+			deliver_rec_fault(d);
+		if (now_m >= d->next_checkpoint) {
+			/* The writer leaves checkpoints to this thread (queue.h). */
+			queue_checkpoint(d->rq);
+			d->next_checkpoint = util_mono() + DELIVER_CHECKPOINT_INTERVAL;
+		}
+		if (now_m >= d->next_expire)
+			deliver_rec_expire(d);
+		if (util_mono() >= d->next_counts)
+			deliver_rec_count(d);
+	}
+	return NULL;
+}
+
+/* Tell every provider of c to metrics, and the recorder c's dead_max_age. */
+static void
+deliver_conf_changed(struct deliver *d, const struct conf *c)
+{
+	for (size_t i = 0; i < c->nproviders; i++)
+		metrics_provider(c->providers[i].name);
+	atomic_store(&d->dead_max_age, c->queue.dead_max_age);
+	pthread_mutex_lock(&d->rec_lock);
+	d->next_expire = 0;
+	pthread_cond_signal(&d->rec_cond);
+	pthread_mutex_unlock(&d->rec_lock);
 }
 
 /* ------------------------------------------------------------- completions */
@@ -811,6 +1305,7 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 		resp.body_len = t->body.len;
 		snprintf(status, sizeof(status), "%ld", code);
 	}
+	resp.secrets = t->secrets;
 	slack_classify(t->type, &resp, (time_t)now_w, &res);
 
 	int max_attempts = d->conf->queue.max_attempts > 0 ? d->conf->queue.max_attempts : 1;
@@ -825,11 +1320,19 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 		break;
 	case SLACK_RATE_LIMITED: {
 		double wait = res.retry_after > 0 ? res.retry_after : 1.0;
-		int64_t *ids = deliver_ids(t->rows, t->nrows);
-		if (queue_defer(d->q, ids, t->nrows, 0, now_w + wait, res.error) < 0)
-			log_error("cannot defer deliveries", "target", t->label,
-			    "error", queue_errmsg(d->q), NULL);
-		free(ids);
+		/* An absurd Retry-After must not park the target for decades. */
+		double cap = DELIVER_RETRY_AFTER_MAX;
+		if (d->conf->queue.max_age > 0 && d->conf->queue.max_age < cap)
+			cap = d->conf->queue.max_age;
+		if (wait > cap) {
+			char got[32], capped[32];
+			snprintf(got, sizeof(got), "%.0f", wait);
+			snprintf(capped, sizeof(capped), "%.0f", cap);
+			log_warn("Retry-After capped", "target", t->label, "retry_after", got,
+			    "capped_to", capped, NULL);
+			wait = cap;
+		}
+		deliver_defer(d, t->rows, t->nrows, NULL, now_w + wait, res.error);
 		/* The bucket waits too: one message at the end of the wait, then
 		 * the configured rate, no burst. */
 		t->stamp = util_mono() + wait;
@@ -843,17 +1346,23 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 	}
 	case SLACK_TRANSIENT: {
 		/* Each row counts its own failures: a row that joined the batch
-		 * late is not dead-lettered for the head's history. */
+		 * late is not dead-lettered for the head's history. This attempt
+		 * counts for the rows that die of it too, so the dead letter
+		 * shows the count its log line gives. */
 		struct queue_row *kill = util_calloc(t->nrows, sizeof(*kill));
-		int64_t *keep = util_calloc(t->nrows, sizeof(*keep));
+		struct queue_row *keep = util_calloc(t->nrows, sizeof(*keep));
+		int *kill_att = util_calloc(t->nrows, sizeof(*kill_att));
+		int *keep_att = util_calloc(t->nrows, sizeof(*keep_att));
 		size_t nkill = 0, nkeep = 0;
 		unsigned worst = 1;
 		for (size_t i = 0; i < t->nrows; i++) {
 			int a = t->rows[i].attempts + 1;
 			if (a >= max_attempts) {
+				kill_att[nkill] = a;
 				kill[nkill++] = t->rows[i];
 			} else {
-				keep[nkeep++] = t->rows[i].id;
+				keep_att[nkeep] = a;
+				keep[nkeep++] = t->rows[i];
 				if ((unsigned)a > worst)
 					worst = (unsigned)a;
 			}
@@ -861,32 +1370,33 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 		if (nkeep > 0) {
 			double delay = backoff_delay(d->conf->queue.backoff_initial,
 			    d->conf->queue.backoff_max, worst, deliver_random(d));
-			if (queue_defer(d->q, keep, nkeep, 1, now_w + delay, res.error) < 0) {
-				log_error("cannot defer deliveries", "target", t->label,
-				    "error", queue_errmsg(d->q), NULL);
-			} else {
-				metrics_delivery(t->provider, METRICS_RETRIED, nkeep);
-				char dbuf[32];
-				snprintf(dbuf, sizeof(dbuf), "%.3f", delay);
-				/* Log the rows that stay, with their new count. */
-				struct queue_row *kept = util_calloc(nkeep, sizeof(*kept));
-				size_t k = 0;
-				for (size_t i = 0; i < t->nrows; i++)
-					if (t->rows[i].attempts + 1 < max_attempts)
-						kept[k++] = t->rows[i];
-				deliver_log(LOG_LEVEL_WARN, "delivery failed, will retry", t, kept, k,
-				    (int)worst, res.error, "retry_in", dbuf);
-				free(kept);   /* shallow copies: strings stay owned by t->rows */
-			}
+			deliver_defer(d, keep, nkeep, keep_att, now_w + delay, res.error);
+			metrics_delivery(t->provider, METRICS_RETRIED, nkeep);
+			char dbuf[32];
+			snprintf(dbuf, sizeof(dbuf), "%.3f", delay);
+			/* Log the rows that stay, with their new count. */
+			deliver_log(LOG_LEVEL_WARN, "delivery failed, will retry", t, keep, nkeep,
+			    (int)worst, res.error, "retry_in", dbuf);
 		}
-		if (nkill > 0)
-			deliver_kill(d, t, kill, nkill, max_attempts, res.error);
-		free(kill);           /* shallow copies */
+		deliver_kill(d, t, kill, nkill, kill_att, res.error, false);
+		/* shallow copies: the strings stay owned by t->rows */
+		free(kill);
 		free(keep);
+		free(kill_att);
+		free(keep_att);
 		break;
 	}
 	case SLACK_PERMANENT:
-		deliver_kill(d, t, t->rows, t->nrows, head_attempts, res.error);
+		if (res.oversize && t->nrows > 1) {
+			/* Not this message's events' fault, maybe only one's: send
+			 * them one per message, so only an offending event dies. */
+			t->single_through = t->rows[t->nrows - 1].id;
+			deliver_log(LOG_LEVEL_WARN, "message refused as too large or invalid: sending "
+			    "its events one per message", t, t->rows, t->nrows, head_attempts,
+			    res.error, NULL, NULL);
+			break;
+		}
+		deliver_kill(d, t, t->rows, t->nrows, NULL, res.error, false);
 		break;
 	}
 	curl_multi_remove_handle(d->multi, t->easy);
@@ -949,6 +1459,7 @@ deliver_apply_conf(struct deliver *d)
 		d->kill_missing = true;
 		pthread_cond_broadcast(&d->cond);
 		atomic_store(&d->dirty, true);
+		deliver_conf_changed(d, d->conf);
 	}
 	pthread_mutex_unlock(&d->lock);
 }
@@ -969,11 +1480,6 @@ deliver_main(void *arg)
 			if (d->kill_missing)
 				deliver_kill_missing(d);
 			double now_m = util_mono();
-			if (now_m >= d->next_checkpoint) {
-				/* The writer leaves checkpoints to this thread (queue.h). */
-				queue_checkpoint(d->q);
-				d->next_checkpoint = now_m + DELIVER_CHECKPOINT_INTERVAL;
-			}
 			if (now_m >= d->next_due) {
 				atomic_store(&d->dirty, false);
 				deliver_scan(d, false);
@@ -1016,33 +1522,44 @@ struct deliver *
 deliver_start(const char *state_dir, const struct conf *c, char *err, size_t errlen)
 {
 	struct deliver *d = util_calloc(1, sizeof(*d));
-	bool locks = false, global = false;
+	bool locks = false, global = false, delivering = false;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		snprintf(err, errlen, "cannot initialize libcurl");
 		goto fail;
 	}
 	global = true;
-	/* synchronous=NORMAL on this connection only: what it writes (acks,
+	d->q = queue_open(state_dir, false, err, errlen);
+	if (d->q == NULL)
+		goto fail;
+	/* synchronous=NORMAL on the recorder's connection: what it writes (acks,
 	 * deferrals, dead letters) may be lost by a power cut, which at worst sends
 	 * a message again or retries it early: at-least-once holds. Acceptance
 	 * commits keep queue.sync on the writer's own connection, and its next
 	 * fsync makes these earlier WAL frames durable too. */
-	d->q = queue_open(state_dir, false, err, errlen);
-	if (d->q == NULL)
+	d->rq = queue_open(state_dir, false, err, errlen);
+	if (d->rq == NULL)
 		goto fail;
 	d->multi = curl_multi_init();
 	if (d->multi == NULL) {
 		snprintf(err, errlen, "cannot create a curl multi handle");
 		goto fail;
 	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
+	pthread_mutex_init(&d->rec_lock, NULL);
+	pthread_cond_init(&d->rec_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	locks = true;
 	d->conf = c;
 	d->kill_missing = true;
 	atomic_init(&d->stopping, false);
 	atomic_init(&d->dirty, true);
+	atomic_init(&d->dead_max_age, c->queue.dead_max_age);
+	deliver_conf_changed(d, c);
 	if (util_random(&d->rng, sizeof(d->rng)) < 0 || d->rng == 0)
 		d->rng = (uint64_t)time(NULL) * 2654435761ULL + 1;
 	int rc = pthread_create(&d->thread, NULL, deliver_main, d);
@@ -1052,15 +1569,32 @@ deliver_start(const char *state_dir, const struct conf *c, char *err, size_t err
 		snprintf(err, errlen, "cannot start the delivery thread: %s", strerror(rc));
 		goto fail;
 	}
+	delivering = true;
+	rc = pthread_create(&d->rec_thread, NULL, deliver_rec_main, d);
+	if (rc == 0)
+		pthread_setname_np(d->rec_thread, "fr-record");
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot start the recorder thread: %s", strerror(rc));
+		goto fail;
+	}
 	return d;
 fail:
+	if (delivering) {
+		atomic_store(&d->stopping, true);
+		curl_multi_wakeup(d->multi);
+		pthread_join(d->thread, NULL);
+	}
 	if (d->multi)
 		curl_multi_cleanup(d->multi);
 	queue_close(d->q);
+	queue_close(d->rq);
 	if (locks) {
 		pthread_mutex_destroy(&d->lock);
 		pthread_cond_destroy(&d->cond);
+		pthread_mutex_destroy(&d->rec_lock);
+		pthread_cond_destroy(&d->rec_cond);
 	}
+	deliver_notes_free(&d->notes);
 	if (global)
 		curl_global_cleanup();
 	free(d);
@@ -1100,6 +1634,12 @@ deliver_stop(struct deliver *d)
 	atomic_store(&d->stopping, true);
 	curl_multi_wakeup(d->multi);
 	pthread_join(d->thread, NULL);
+	/* Then the recorder, which writes what the delivery thread noted last. */
+	pthread_mutex_lock(&d->rec_lock);
+	d->rec_stop = true;
+	pthread_cond_signal(&d->rec_cond);
+	pthread_mutex_unlock(&d->rec_lock);
+	pthread_join(d->rec_thread, NULL);
 	while (d->targets) {
 		struct deliver_target *t = d->targets;
 		d->targets = t->next;
@@ -1107,8 +1647,12 @@ deliver_stop(struct deliver *d)
 	}
 	curl_multi_cleanup(d->multi);
 	queue_close(d->q);
+	queue_close(d->rq);
+	deliver_notes_free(&d->notes);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
+	pthread_mutex_destroy(&d->rec_lock);
+	pthread_cond_destroy(&d->rec_cond);
 	free(d);
 	curl_global_cleanup();
 }

@@ -135,10 +135,6 @@ struct http {
 	long max_body;
 	int port, metrics_port;
 	char *tls_cert, *tls_key, *tls_trust;   /* PEM contents; MHD keeps pointers */
-	/* A read connection for /metrics gauges; guarded by metrics_lock. */
-	pthread_mutex_t metrics_lock;
-	struct queue *metrics_queue;
-	char *state_dir;
 	bool need_client_cert;
 	atomic_int active;       /* requests between first call and completion */
 	/* listen.max_connections is one limit over every daemon: the kernel's
@@ -894,13 +890,7 @@ http_get(struct http_req *r, enum http_route route)
 		return http_respond(r, MHD_HTTP_OK, util_strdup("{\"status\":\"ready\"}\n"), NULL);
 	case HTTP_ROUTE_METRICS: {
 		struct util_buf b = {0};
-		pthread_mutex_lock(&h->metrics_lock);
-		if (h->metrics_queue == NULL) {
-			char err[256];
-			h->metrics_queue = queue_open(h->state_dir, false, err, sizeof(err));
-		}
-		metrics_render(&b, h->metrics_queue);
-		pthread_mutex_unlock(&h->metrics_lock);
+		metrics_render(&b);   /* memory only: no disk on an HTTP thread */
 		struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.data,
 		    MHD_RESPMEM_MUST_FREE);
 		if (resp == NULL) {
@@ -1261,14 +1251,12 @@ http_free(struct http *h)
 {
 	for (int i = 0; i < HTTP_MAX_DAEMONS; i++)
 		pthread_mutex_destroy(&h->pools[i].lock);
-	pthread_mutex_destroy(&h->metrics_lock);
 	pthread_mutex_destroy(&h->refused_lock);
 	pthread_mutex_destroy(&h->linger_lock);
 	pthread_mutex_destroy(&h->log_lock);
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_trust);
-	free(h->state_dir);
 	free(h);
 }
 
@@ -1278,11 +1266,9 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 	struct http *h = util_calloc(1, sizeof(*h));
 	h->writer = w;
 	h->max_body = c->listen.max_body;
-	h->state_dir = util_strdup(c->state_dir);
 	h->metrics_port = -1;
 	h->main_listener = (struct http_listener){ h, false };
 	h->linger_max = c->listen.timeout;
-	pthread_mutex_init(&h->metrics_lock, NULL);
 	pthread_mutex_init(&h->refused_lock, NULL);
 	pthread_mutex_init(&h->linger_lock, NULL);
 	pthread_mutex_init(&h->log_lock, NULL);
@@ -1476,6 +1462,5 @@ http_stop(struct http *h)
 		MHD_stop_daemon(h->mhd[i]);
 	/* After the daemons: closing their connections may add lingering ones. */
 	http_linger_stop(h);
-	queue_close(h->metrics_queue);
 	http_free(h);
 }

@@ -1,9 +1,11 @@
 /*
- * metrics: counters and histograms for SPEC §10, rendered in Prometheus text
- * format 0.0.4. Updates are relaxed atomics (any thread). Per-provider series
- * live in a small append-only table: a provider's slot is claimed once under
- * metrics_lock and never moves, so readers and updaters need no lock after
- * lookup. Providers beyond METRICS_MAX_PROVIDERS share the label "other".
+ * metrics: counters, gauges and histograms for SPEC §10, rendered in
+ * Prometheus text format 0.0.4. Updates are relaxed atomics (any thread).
+ * Per-provider series live in a small append-only table: a provider's slot
+ * is claimed once under metrics_lock (its name written, then `used` set with
+ * release order) and never moves or changes, so a reader that sees `used`
+ * with acquire order reads a complete name without a lock. Providers beyond
+ * METRICS_MAX_PROVIDERS share the last slot, labelled "other".
  */
 #include "config.h"
 #include "metrics.h"
@@ -14,8 +16,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "queue.h"
 
 #define METRICS_MAX_PROVIDERS 64
 #define METRICS_NBUCKETS 14
@@ -35,10 +35,11 @@ struct metrics_hist {
 };
 
 struct metrics_provider {
-	char name[128];
+	char name[128];               /* written once, before used is set */
 	atomic_int used;
 	atomic_uint_fast64_t result[METRICS_NRESULT];
 	struct metrics_hist latency;
+	_Atomic int64_t pending, dead;   /* gauges */
 };
 
 static atomic_uint_fast64_t metrics_events[METRICS_EVENT_NSTATUS];
@@ -47,10 +48,7 @@ static struct metrics_hist metrics_http_duration;
 /* Slot claiming is guarded by metrics_lock; slots are never freed. */
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_provider metrics_providers[METRICS_MAX_PROVIDERS + 1];
-/* The last queue scan for the gauges; guarded by metrics_lock. */
-static struct util_buf metrics_pending_text, metrics_dead_text;
-static double metrics_gauges_at;
-static int64_t metrics_gauges_pending;
+#define METRICS_OTHER (&metrics_providers[METRICS_MAX_PROVIDERS])
 
 /* fluxrelay_connections_refused_total (SPEC §4). */
 static atomic_uint_fast64_t metrics_refused;
@@ -102,7 +100,7 @@ metrics_provider_slot(const char *name)
 			return p;
 	}
 	pthread_mutex_lock(&metrics_lock);
-	struct metrics_provider *found = &metrics_providers[METRICS_MAX_PROVIDERS];
+	struct metrics_provider *found = METRICS_OTHER;
 	for (int i = 0; i < METRICS_MAX_PROVIDERS; i++) {
 		struct metrics_provider *p = &metrics_providers[i];
 		if (!atomic_load_explicit(&p->used, memory_order_acquire)) {
@@ -116,10 +114,58 @@ metrics_provider_slot(const char *name)
 			break;
 		}
 	}
-	if (found == &metrics_providers[METRICS_MAX_PROVIDERS] && found->name[0] == '\0')
+	if (found == METRICS_OTHER &&
+	    !atomic_load_explicit(&found->used, memory_order_acquire)) {
 		snprintf(found->name, sizeof(found->name), "other");
+		atomic_store_explicit(&found->used, 1, memory_order_release);
+	}
 	pthread_mutex_unlock(&metrics_lock);
 	return found;
+}
+
+/* The slot at index i when it is in use (its name complete), else NULL. */
+static struct metrics_provider *
+metrics_slot_used(int i)
+{
+	struct metrics_provider *p = &metrics_providers[i];
+	return atomic_load_explicit(&p->used, memory_order_acquire) ? p : NULL;
+}
+
+void
+metrics_provider(const char *provider)
+{
+	metrics_provider_slot(provider);
+}
+
+void
+metrics_queue_add(const char *provider, int64_t pending, int64_t dead)
+{
+	struct metrics_provider *p = metrics_provider_slot(provider);
+	if (pending != 0)
+		atomic_fetch_add_explicit(&p->pending, pending, memory_order_relaxed);
+	if (dead != 0)
+		atomic_fetch_add_explicit(&p->dead, dead, memory_order_relaxed);
+}
+
+void
+metrics_queue_sync(const char *const *providers, const int64_t *pending,
+    const int64_t *dead, size_t n)
+{
+	int64_t sum_p[METRICS_MAX_PROVIDERS + 1] = {0}, sum_d[METRICS_MAX_PROVIDERS + 1] = {0};
+	/* Claim first, then store each slot once: a scrape never sees a gauge
+	 * drop to 0 on its way to its new value. */
+	for (size_t i = 0; i < n; i++) {
+		struct metrics_provider *p = metrics_provider_slot(providers[i]);
+		sum_p[p - metrics_providers] += pending[i];
+		sum_d[p - metrics_providers] += dead[i];
+	}
+	for (int i = 0; i <= METRICS_MAX_PROVIDERS; i++) {
+		struct metrics_provider *p = metrics_slot_used(i);
+		if (p == NULL)
+			continue;
+		atomic_store_explicit(&p->pending, sum_p[i], memory_order_relaxed);
+		atomic_store_explicit(&p->dead, sum_d[i], memory_order_relaxed);
+	}
 }
 
 void
@@ -169,24 +215,25 @@ metrics_hist_render(struct util_buf *b, const char *name, const char *labels,
 	    labels[0] ? "}" : "", count);
 }
 
-struct metrics_gauges {
-	struct util_buf pending, dead;
-};
-
+/* One gauge line per provider; a count below 0 (a transient of
+ * metrics_queue_add racing a sync) shows as 0. */
 static void
-metrics_gauge_cb(const char *provider, int64_t pending, int64_t dead, void *arg)
+metrics_gauge_render(struct util_buf *b, const char *name, bool dead)
 {
-	struct metrics_gauges *g = arg;
-	util_buf_puts(&g->pending, "fluxrelay_queue_pending{provider=\"");
-	metrics_label(&g->pending, provider);
-	util_buf_printf(&g->pending, "\"} %lld\n", (long long)pending);
-	util_buf_puts(&g->dead, "fluxrelay_queue_dead{provider=\"");
-	metrics_label(&g->dead, provider);
-	util_buf_printf(&g->dead, "\"} %lld\n", (long long)dead);
+	for (int i = 0; i <= METRICS_MAX_PROVIDERS; i++) {
+		struct metrics_provider *p = metrics_slot_used(i);
+		if (p == NULL)
+			continue;
+		int64_t v = atomic_load_explicit(dead ? &p->dead : &p->pending,
+		    memory_order_relaxed);
+		util_buf_printf(b, "%s{provider=\"", name);
+		metrics_label(b, p->name);
+		util_buf_printf(b, "\"} %lld\n", (long long)(v < 0 ? 0 : v));
+	}
 }
 
 void
-metrics_render(struct util_buf *b, struct queue *q)
+metrics_render(struct util_buf *b)
 {
 	util_buf_puts(b, "# HELP fluxrelay_build_info Build information.\n"
 	    "# TYPE fluxrelay_build_info gauge\n");
@@ -220,8 +267,8 @@ metrics_render(struct util_buf *b, struct queue *q)
 	util_buf_puts(b, "# HELP fluxrelay_deliveries_total Delivery attempts' outcomes, in events.\n"
 	    "# TYPE fluxrelay_deliveries_total counter\n");
 	for (int i = 0; i <= METRICS_MAX_PROVIDERS; i++) {
-		struct metrics_provider *p = &metrics_providers[i];
-		if (p->name[0] == '\0')
+		struct metrics_provider *p = metrics_slot_used(i);
+		if (p == NULL)
 			continue;
 		for (int r = 0; r < METRICS_NRESULT; r++) {
 			util_buf_puts(b, "fluxrelay_deliveries_total{provider=\"");
@@ -231,41 +278,18 @@ metrics_render(struct util_buf *b, struct queue *q)
 		}
 	}
 
-	/*
-	 * The gauges need a scan of the queue table. Scrapes hammered by a client
-	 * (metrics need no auth) reuse the last scan: for up to a second while the
-	 * pending count has not moved, and for 100 ms in any case.
-	 */
-	pthread_mutex_lock(&metrics_lock);
-	double now = util_mono();
-	int64_t pending = queue_pending_get();
-	bool fresh = metrics_gauges_at > 0 && (now - metrics_gauges_at < 0.1 ||
-	    (now - metrics_gauges_at < 1.0 && pending == metrics_gauges_pending));
-	if (!fresh && q != NULL) {
-		struct metrics_gauges g = {0};
-		queue_count_by_provider(q, metrics_gauge_cb, &g);
-		util_buf_free(&metrics_pending_text);
-		util_buf_free(&metrics_dead_text);
-		metrics_pending_text = g.pending;
-		metrics_dead_text = g.dead;
-		metrics_gauges_at = now;
-		metrics_gauges_pending = pending;
-	}
 	util_buf_puts(b, "# HELP fluxrelay_queue_pending Deliveries waiting to be sent.\n"
 	    "# TYPE fluxrelay_queue_pending gauge\n");
-	if (metrics_pending_text.len)
-		util_buf_puts(b, metrics_pending_text.data);
+	metrics_gauge_render(b, "fluxrelay_queue_pending", false);
 	util_buf_puts(b, "# HELP fluxrelay_queue_dead Dead letters kept for inspection.\n"
 	    "# TYPE fluxrelay_queue_dead gauge\n");
-	if (metrics_dead_text.len)
-		util_buf_puts(b, metrics_dead_text.data);
-	pthread_mutex_unlock(&metrics_lock);
+	metrics_gauge_render(b, "fluxrelay_queue_dead", true);
 
 	util_buf_puts(b, "# HELP fluxrelay_delivery_latency_seconds Time from acceptance to delivery.\n"
 	    "# TYPE fluxrelay_delivery_latency_seconds histogram\n");
 	for (int i = 0; i <= METRICS_MAX_PROVIDERS; i++) {
-		struct metrics_provider *p = &metrics_providers[i];
-		if (p->name[0] == '\0')
+		struct metrics_provider *p = metrics_slot_used(i);
+		if (p == NULL)
 			continue;
 		struct util_buf lab = {0};
 		util_buf_puts(&lab, "provider=\"");

@@ -1,10 +1,16 @@
 /*
  * metrics: process-wide counters, gauges and histograms, and their Prometheus
  * text exposition (SPEC §10). Updates are lock-free atomics, callable from
- * any thread.
+ * any thread. Rendering reads only memory (never the disk), so /metrics
+ * costs an HTTP thread no I/O: the queue gauges are kept here by the threads
+ * that change the queue (metrics_queue_add) and re-synced from the database
+ * by the delivery module (metrics_queue_sync).
  */
 #ifndef FLUXRELAY_METRICS_H
 #define FLUXRELAY_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -31,8 +37,25 @@ void metrics_delivery_latency(const char *provider, double seconds);
 /* A connection refused at listen.max_connections (none idle to close). */
 void metrics_connection_refused(void);
 
-/* Append the exposition to b; pending/dead gauges come from the callback. */
-struct queue;
-void metrics_render(struct util_buf *b, struct queue *q);
+/*
+ * A configured provider: its per-provider series (deliveries_total for every
+ * result, queue_pending, queue_dead, delivery_latency_seconds) are exported
+ * from now on, at 0 until something happens, so sum() is 0, not empty.
+ * Series are never removed (a provider dropped by a reload keeps its counts).
+ */
+void metrics_provider(const char *provider);
+
+/* Gauges queue_pending/queue_dead of a provider change by these amounts. */
+void metrics_queue_add(const char *provider, int64_t pending, int64_t dead);
+
+/*
+ * Set the gauges from a count of the database: n providers with their rows;
+ * every other known provider has none (0).
+ */
+void metrics_queue_sync(const char *const *providers, const int64_t *pending,
+    const int64_t *dead, size_t n);
+
+/* Append the exposition to b. Memory only: never blocks on disk. */
+void metrics_render(struct util_buf *b);
 
 #endif

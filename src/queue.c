@@ -12,7 +12,9 @@
  * On-disk format (schema version 1):
  *
  *   meta(key TEXT PRIMARY KEY, value TEXT)
- *       ("schema_version", "1"); a newer version is refused at open.
+ *       ("schema_version", "1"); a newer version is refused at open, and an
+ *       SQLite file without it is not ours: refused, never adopted.
+ *       ("probe", counter): rewritten by the writer's readiness probe.
  *   deliveries(
  *       id              INTEGER PRIMARY KEY AUTOINCREMENT  -- acceptance order,
  *                                                          -- never reused
@@ -24,7 +26,10 @@
  *       event           BLOB     the event JSON exactly as received
  *       state           INTEGER  0 pending, 1 dead (enum queue_state)
  *       attempts        INTEGER  transient failures so far
- *       next_attempt_at REAL     epoch seconds; 0 = due now
+ *       next_attempt_at REAL     epoch seconds; 0 = due now. For a dead row:
+ *                                when it died (dead_max_age counts from the
+ *                                later of this and created_at, so rows killed
+ *                                before this was recorded still expire)
  *       created_at      REAL     epoch seconds of acceptance (or of `retry`)
  *       last_error      TEXT     NULL when none, e.g. "HTTP 404 channel_not_found")
  *   index deliveries_by_target(state, provider, channel, id)
@@ -36,6 +41,9 @@
  *
  * Webhook URLs and tokens are never stored: rows name the provider only.
  *
+ * STATE_DIR/queue.lock (empty) carries the daemon's exclusive flock, so two
+ * daemons never share a queue.
+ *
  * Row state machine:
  *
  *     (accepted) --> pending --(delivered: queue_ack)--> deleted
@@ -45,21 +53,29 @@
  *   permanent error,  v  |
  *   max_attempts,     dead --(queue_purge)--> deleted
  *   max_age, provider removed (queue_kill_missing_providers)
+ *                     dead --(queue_expire_dead: queue.dead_max_age)--> deleted
+ *
+ * The delivery thread records its outcomes with queue_record (absolute
+ * values, so a write retried after a failure is still right).
  *
  * Delivery order per target is id order; a dead row no longer holds its target.
  */
 #include "queue.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "metrics.h"
 #include "util.h"
 
 #define QUEUE_SCHEMA_VERSION 1
@@ -67,14 +83,22 @@
 /* Requests taken by the writer per transaction. */
 #define QUEUE_BATCH_CAP 1024
 /*
- * WAL size (pages) at which the writer checkpoints by itself. The delivery
- * thread checkpoints (passively) twice a second, so this is only a backstop
- * when nothing else does; checkpointing on the commit path would stall every
- * request waiting for that commit.
+ * WAL size (pages) at which the writer checkpoints by itself, right after
+ * its commit. The recorder thread checkpoints (passively) twice a second,
+ * which copies pages but under a steady stream of commits seldom catches
+ * the WAL's end, and SQLite only starts the WAL over once every frame is
+ * copied: this backstop, paid at most once per this many pages, is what
+ * bounds the WAL under load (bench/README.md, "Faults").
  */
-#define QUEUE_WAL_PAGES_MAX 65536
-/* How often an unhealthy writer tries a probe write (queue_writer_healthy). */
-#define QUEUE_PROBE_INTERVAL 5.0
+#ifndef QUEUE_WAL_PAGES_MAX
+#define QUEUE_WAL_PAGES_MAX 2048
+#endif
+/* Bytes the WAL file is truncated to when SQLite starts it over. */
+#ifndef QUEUE_JOURNAL_SIZE_LIMIT
+#define QUEUE_JOURNAL_SIZE_LIMIT (8 * 1024 * 1024)
+#endif
+/* The writer probes when it has not committed for this long (seconds). */
+#define QUEUE_PROBE_INTERVAL 1.0
 /* How often the writer deletes dedup rows older than the window. */
 #define QUEUE_DEDUP_CLEANUP_INTERVAL 60.0
 
@@ -105,6 +129,11 @@ enum queue_stmt_id {
 	QUEUE_ST_DEDUP_PUT,
 	QUEUE_ST_DEDUP_LOAD,
 	QUEUE_ST_DEDUP_EXPIRE,
+	QUEUE_ST_RECORD_DEFER,
+	QUEUE_ST_RECORD_KILL,
+	QUEUE_ST_EXPIRE_DEAD,
+	QUEUE_ST_LIST_PAGE,
+	QUEUE_ST_PROBE,
 	QUEUE_ST_N
 };
 
@@ -113,9 +142,9 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	[QUEUE_ST_COMMIT] = "COMMIT",
 	[QUEUE_ST_ROLLBACK] = "ROLLBACK",
 	[QUEUE_ST_COUNT] = "SELECT count(*) FROM deliveries WHERE state = ?1",
+	/* In index order: one pass, no sort. */
 	[QUEUE_ST_COUNT_BY_PROVIDER] =
-	    "SELECT provider, sum(state = 0), sum(state = 1) FROM deliveries "
-	    "GROUP BY provider ORDER BY provider",
+	    "SELECT state, provider, count(*) FROM deliveries GROUP BY state, provider",
 	/* A skip scan: one index seek per target, not one step per pending row. */
 	[QUEUE_ST_TARGETS] =
 	    "SELECT provider, channel FROM deliveries WHERE state = 0 "
@@ -131,11 +160,14 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	    "UPDATE deliveries SET next_attempt_at = ?2, attempts = attempts + ?3, "
 	    "last_error = coalesce(?4, last_error) WHERE id = ?1 AND state = 0",
 	[QUEUE_ST_KILL] =
-	    "UPDATE deliveries SET state = 1, last_error = ?2 WHERE id = ?1 AND state = 0",
+	    "UPDATE deliveries SET state = 1, last_error = ?2, next_attempt_at = ?3 "
+	    "WHERE id = ?1 AND state = 0",
 	[QUEUE_ST_PENDING_PROVIDERS] =
 	    "SELECT DISTINCT provider FROM deliveries WHERE state = 0",
 	[QUEUE_ST_KILL_PROVIDER] =
-	    "UPDATE deliveries SET state = 1, last_error = ?2 WHERE state = 0 AND provider = ?1",
+	    "UPDATE deliveries SET state = 1, next_attempt_at = ?3, last_error = "
+	    "CASE WHEN last_error IS NULL THEN ?2 ELSE ?2 || '; last error: ' || last_error END "
+	    "WHERE state = 0 AND provider = ?1",
 	[QUEUE_ST_LIST] =
 	    "SELECT " QUEUE_COLUMNS " FROM deliveries WHERE state = ?1 ORDER BY id",
 	[QUEUE_ST_RETRY_ONE] =
@@ -154,6 +186,20 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	    "INSERT OR REPLACE INTO dedup (key, event_id, first_seen) VALUES (?1, ?2, ?3)",
 	[QUEUE_ST_DEDUP_LOAD] = "SELECT key, event_id, first_seen FROM dedup",
 	[QUEUE_ST_DEDUP_EXPIRE] = "DELETE FROM dedup WHERE first_seen < ?1",
+	[QUEUE_ST_RECORD_DEFER] =
+	    "UPDATE deliveries SET attempts = ?2, next_attempt_at = ?3, "
+	    "last_error = coalesce(?4, last_error) WHERE id = ?1 AND state = 0",
+	[QUEUE_ST_RECORD_KILL] =
+	    "UPDATE deliveries SET state = 1, attempts = ?2, next_attempt_at = ?3, "
+	    "last_error = coalesce(?4, last_error) WHERE id = ?1 AND state = 0",
+	[QUEUE_ST_EXPIRE_DEAD] =
+	    "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries "
+	    "WHERE state = 1 AND max(created_at, next_attempt_at) < ?1 LIMIT ?2)",
+	[QUEUE_ST_LIST_PAGE] =
+	    "SELECT " QUEUE_COLUMNS " FROM deliveries WHERE state = ?1 AND id > ?2 "
+	    "ORDER BY id LIMIT ?3",
+	[QUEUE_ST_PROBE] =
+	    "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?1)",
 };
 
 static const char queue_schema[] =
@@ -183,19 +229,65 @@ struct queue {
 	sqlite3 *db;
 	sqlite3_stmt *st[QUEUE_ST_N];   /* prepared on first use, kept until close */
 	char err[512];
+	char *path;                     /* STATE_DIR/queue.db */
+	/* The files this connection opened, to notice their replacement. */
+	dev_t dev, wal_dev;
+	ino_t ino, wal_ino;
+	bool has_wal;
 };
 
 /* Pending deliveries in this process; see queue_pending_get. Atomic, no lock. */
 static _Atomic int64_t queue_pending_count;
 
+/* The sticky fault of queue_fault: set once, under queue_fault_lock. */
+static pthread_mutex_t queue_fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int queue_fault_kind;
+static char queue_fault_msg[768];
+
 /* ---------------------------------------------------------------- helpers */
 
-/* Record "what: sqlite's message" as the connection's last error. */
+static void
+queue_fault_set(enum queue_fault kind, const char *msg)
+{
+	pthread_mutex_lock(&queue_fault_lock);
+	if (atomic_load(&queue_fault_kind) == QUEUE_FAULT_NONE) {
+		snprintf(queue_fault_msg, sizeof(queue_fault_msg), "%s", msg);
+		atomic_store(&queue_fault_kind, (int)kind);
+	}
+	pthread_mutex_unlock(&queue_fault_lock);
+}
+
+enum queue_fault
+queue_fault(char *msg, size_t len)
+{
+	enum queue_fault kind = (enum queue_fault)atomic_load(&queue_fault_kind);
+	if (msg != NULL && len > 0) {
+		pthread_mutex_lock(&queue_fault_lock);
+		snprintf(msg, len, "%s", kind == QUEUE_FAULT_NONE ? "" : queue_fault_msg);
+		pthread_mutex_unlock(&queue_fault_lock);
+	}
+	return kind;
+}
+
+/*
+ * Record "what: sqlite's message" as the connection's last error. A malformed
+ * database is a fault of the whole process (SPEC §4): a damaged file does not
+ * heal by retrying.
+ */
 static void
 queue_fail(struct queue *q, const char *what)
 {
 	snprintf(q->err, sizeof(q->err), "%s: %s", what,
 	    q->db ? sqlite3_errmsg(q->db) : "no database");
+	int rc = q->db ? sqlite3_errcode(q->db) & 0xff : SQLITE_OK;
+	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+		char msg[768];
+		snprintf(msg, sizeof(msg), "%s is malformed (%s): stop fluxrelay, move the file "
+		    "aside with its -wal and -shm files (deliveries still in it are lost) or "
+		    "restore it from a backup, then start again",
+		    q->path ? q->path : "queue.db", sqlite3_errmsg(q->db));
+		queue_fault_set(QUEUE_FAULT_MALFORMED, msg);
+	}
 }
 
 /* The prepared statement for id, reset and unbound; NULL with q->err set. */
@@ -370,18 +462,38 @@ out:
 	return ret;
 }
 
+/* Number of objects (tables, indexes, ...) in the database; -1 on error. */
+static int64_t
+queue_schema_objects(struct queue *q)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+	if (sqlite3_prepare_v2(q->db, "SELECT count(*) FROM sqlite_master", -1, &st,
+	    NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		queue_fail(q, "read schema");
+	sqlite3_finalize(st);
+	return n;
+}
+
 /*
- * Create the schema when the database is new; refuse a newer schema. The check
- * reads first so that opening an existing database (e.g. by the CLI beside the
- * daemon) does not take the write lock.
+ * Read the schema version (*version 0: a new, empty database); refuse a
+ * newer schema, and a database that has tables but not fluxrelay's meta row:
+ * the state directory may point at some other program's file, which must not
+ * be adopted, nor even switched to WAL mode (that rewrites its header). Reads
+ * only, so opening an existing database (e.g. by the CLI beside the daemon)
+ * does not take the write lock.
  */
 static int
-queue_schema_init(struct queue *q)
+queue_schema_check(struct queue *q, int *version_out)
 {
 	sqlite3_stmt *st = NULL;
 	int version = 0, ret = -1;
+	bool has_meta = false;
 	if (sqlite3_prepare_v2(q->db,
 	    "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL) == SQLITE_OK) {
+		has_meta = true;
 		int rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW)
 			version = atoi((const char *)sqlite3_column_text(st, 0));
@@ -389,18 +501,40 @@ queue_schema_init(struct queue *q)
 			queue_fail(q, "read schema version");
 			goto out;
 		}
+	} else if ((sqlite3_errcode(q->db) & 0xff) != SQLITE_ERROR) {
+		/* Not "no such table": the file itself is the problem. */
+		queue_fail(q, "read schema version");
+		goto out;
 	}
-	/* else: no meta table yet, a new database. */
+	if (version == 0) {
+		int64_t objects = queue_schema_objects(q);
+		if (objects < 0)
+			goto out;
+		if (objects > 0 || has_meta) {
+			snprintf(q->err, sizeof(q->err), "not a fluxrelay queue (an SQLite database "
+			    "without fluxrelay's meta table): refusing to use it; point state_dir "
+			    "elsewhere or move the file aside");
+			goto out;
+		}
+	}
 	if (version > QUEUE_SCHEMA_VERSION) {
 		snprintf(q->err, sizeof(q->err),
 		    "queue.db has schema version %d; this fluxrelay understands up to %d",
 		    version, QUEUE_SCHEMA_VERSION);
 		goto out;
 	}
-	if (version == QUEUE_SCHEMA_VERSION) {
-		ret = 0;
-		goto out;
-	}
+	*version_out = version;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Create the schema of a new database (concurrent creators are harmless). */
+static int
+queue_schema_create(struct queue *q)
+{
+	int ret = -1;
 	if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		queue_fail(q, "create schema");
 		goto out;
@@ -418,7 +552,6 @@ queue_schema_init(struct queue *q)
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
 	return ret;
 }
 
@@ -466,6 +599,7 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 		return NULL;
 	q = util_calloc(1, sizeof(*q));
 	path = util_printf("%s/queue.db", state_dir);
+	q->path = util_strdup(path);
 	int rc = sqlite3_open_v2(path, &q->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -475,6 +609,21 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 	}
 	sqlite3_extended_result_codes(q->db, 1);
 	sqlite3_busy_timeout(q->db, QUEUE_BUSY_TIMEOUT_MS);
+	int version = 0;
+	if (queue_schema_check(q, &version) < 0) {
+		int code = sqlite3_errcode(q->db) & 0xff;
+		if (code == SQLITE_NOTADB)
+			snprintf(err, errlen, "%s: not an SQLite database (%s): not a fluxrelay queue, "
+			    "or damaged beyond repair; move it aside (deliveries still in it are "
+			    "lost) or restore it from a backup", path, sqlite3_errmsg(q->db));
+		else if (code == SQLITE_CORRUPT)
+			snprintf(err, errlen, "%s: %s: the file is damaged; move it aside with its -wal "
+			    "and -shm files (deliveries still in it are lost) or restore it from a "
+			    "backup, then start again", path, q->err);
+		else
+			snprintf(err, errlen, "%s: %s", path, q->err);
+		goto fail;
+	}
 
 	/* journal_mode=WAL answers the mode now in effect; anything else is a failure. */
 	sqlite3_stmt *st = NULL;
@@ -489,15 +638,30 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 		goto fail;
 	}
 	sqlite3_finalize(st);
-	if (sqlite3_exec(q->db, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-	    NULL, NULL, NULL) != SQLITE_OK) {
+	char pragmas[128];
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%d",
+	    sync_full ? "FULL" : "NORMAL", QUEUE_JOURNAL_SIZE_LIMIT);
+	if (sqlite3_exec(q->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
 		goto fail;
 	}
-	if (queue_schema_init(q) < 0) {
+	if (version == 0 && queue_schema_create(q) < 0) {
 		snprintf(err, errlen, "%s: %s", path, q->err);
 		goto fail;
 	}
+	/* The files as opened: queue_replaced compares the paths against them. */
+	struct stat sb;
+	if (stat(path, &sb) == 0) {
+		q->dev = sb.st_dev;
+		q->ino = sb.st_ino;
+	}
+	char *wal = util_printf("%s-wal", path);
+	if (stat(wal, &sb) == 0) {
+		q->wal_dev = sb.st_dev;
+		q->wal_ino = sb.st_ino;
+		q->has_wal = true;
+	}
+	free(wal);
 	free(path);
 	return q;
 fail:
@@ -515,7 +679,72 @@ queue_close(struct queue *q)
 		sqlite3_finalize(q->st[i]);
 	/* close_v2 never fails on a busy connection: every statement is finalized. */
 	sqlite3_close_v2(q->db);
+	free(q->path);
 	free(q);
+}
+
+/*
+ * Whether queue.db or its WAL is no longer the file this connection opened
+ * (deleted, or another file moved over it): commits would then go to a file
+ * nobody will ever read again. Two stat calls.
+ */
+static bool
+queue_replaced(struct queue *q, char *why, size_t len)
+{
+	struct stat sb;
+	if (stat(q->path, &sb) != 0 || sb.st_dev != q->dev || sb.st_ino != q->ino) {
+		snprintf(why, len, "%s was deleted or replaced while fluxrelay runs", q->path);
+		return true;
+	}
+	bool replaced = false;
+	if (q->has_wal) {
+		char *wal = util_printf("%s-wal", q->path);
+		if (stat(wal, &sb) != 0 || sb.st_dev != q->wal_dev || sb.st_ino != q->wal_ino) {
+			snprintf(why, len, "%s was deleted or replaced while fluxrelay runs", wal);
+			replaced = true;
+		}
+		free(wal);
+	}
+	return replaced;
+}
+
+/*
+ * PRAGMA quick_check: every page's structure, without the index-to-table
+ * cross-check of integrity_check (bench/README.md has its cost). 0, or -1
+ * with q->err saying what is wrong and what to do.
+ */
+static int
+queue_verify(struct queue *q)
+{
+	sqlite3_stmt *st = NULL;
+	char first[256] = "";
+	int rc = sqlite3_prepare_v2(q->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const unsigned char *t = sqlite3_column_text(st, 0);
+			if (first[0] == '\0')
+				snprintf(first, sizeof(first), "%s", t ? (const char *)t : "?");
+		}
+	}
+	if (rc != SQLITE_DONE)
+		snprintf(first, sizeof(first), "%s", sqlite3_errmsg(q->db));
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE && strcmp(first, "ok") == 0)
+		return 0;
+	snprintf(q->err, sizeof(q->err), "integrity check failed (%s): the file is damaged; "
+	    "move it aside with its -wal and -shm files (deliveries still in it are lost) or "
+	    "restore it from a backup, then start again", first);
+	return -1;
+}
+
+int64_t
+queue_wal_size(const char *state_dir)
+{
+	char *wal = util_printf("%s/queue.db-wal", state_dir);
+	struct stat sb;
+	int64_t n = stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0;
+	free(wal);
+	return n;
 }
 
 const char *
@@ -542,6 +771,18 @@ queue_count(struct queue *q, enum queue_state state)
 	return n;
 }
 
+struct queue_provider_count {
+	char *provider;
+	int64_t n[2];                 /* by enum queue_state */
+};
+
+static int
+queue_provider_count_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct queue_provider_count *)a)->provider,
+	    ((const struct queue_provider_count *)b)->provider);
+}
+
 int
 queue_count_by_provider(struct queue *q,
     void (*fn)(const char *provider, int64_t pending, int64_t dead, void *arg), void *arg)
@@ -549,21 +790,43 @@ queue_count_by_provider(struct queue *q,
 	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_COUNT_BY_PROVIDER);
 	if (st == NULL)
 		return -1;
-	int rc;
+	struct queue_provider_count *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc, ret = -1;
+	/* Rows come as (state, provider): merge the two states per provider. */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		/* fn may not call back into q; copy the name before it runs anyway. */
-		char *provider = queue_col_text(st, 0);
-		fn(provider ? provider : "", sqlite3_column_int64(st, 1),
-		    sqlite3_column_int64(st, 2), arg);
-		free(provider);
-	}
-	if (rc != SQLITE_DONE) {
-		queue_fail(q, "count by provider");
-		sqlite3_reset(st);
-		return -1;
+		int state = sqlite3_column_int(st, 0) == QUEUE_DEAD ? QUEUE_DEAD : QUEUE_PENDING;
+		const unsigned char *p = sqlite3_column_text(st, 1);
+		const char *name = p ? (const char *)p : "";
+		size_t i = 0;
+		while (i < len && strcmp(v[i].provider, name) != 0)
+			i++;
+		if (i == len) {
+			if (len == cap) {
+				cap = cap ? cap * 2 : 8;
+				v = util_realloc(v, cap * sizeof(*v));
+			}
+			v[len].provider = util_strdup(name);
+			v[len].n[0] = v[len].n[1] = 0;
+			len++;
+		}
+		v[i].n[state] += sqlite3_column_int64(st, 2);
 	}
 	sqlite3_reset(st);
-	return 0;
+	if (rc != SQLITE_DONE) {
+		queue_fail(q, "count by provider");
+		goto out;
+	}
+	if (len > 1)
+		qsort(v, len, sizeof(*v), queue_provider_count_cmp);
+	for (size_t i = 0; i < len; i++)
+		fn(v[i].provider, v[i].n[QUEUE_PENDING], v[i].n[QUEUE_DEAD], arg);
+	ret = 0;
+out:
+	for (size_t i = 0; i < len; i++)
+		free(v[i].provider);
+	free(v);
+	return ret;
 }
 
 int
@@ -709,17 +972,82 @@ queue_defer(struct queue *q, const int64_t *ids, size_t n, int add_attempt,
 	return queue_each_id(q, QUEUE_ST_DEFER, ids, n, queue_defer_bind, &a, "defer", NULL);
 }
 
+struct queue_kill_args {
+	const char *error;
+	double now;
+};
+
 static void
 queue_kill_bind(sqlite3_stmt *st, const void *arg)
 {
-	const char *error = arg;
-	sqlite3_bind_text(st, 2, error ? error : "unknown error", -1, SQLITE_STATIC);
+	const struct queue_kill_args *a = arg;
+	sqlite3_bind_text(st, 2, a->error ? a->error : "unknown error", -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 3, a->now);
 }
 
 int
 queue_kill(struct queue *q, const int64_t *ids, size_t n, const char *error)
 {
-	return queue_each_id(q, QUEUE_ST_KILL, ids, n, queue_kill_bind, error, "kill", NULL);
+	struct queue_kill_args a = { error, util_now() };
+	return queue_each_id(q, QUEUE_ST_KILL, ids, n, queue_kill_bind, &a, "kill", NULL);
+}
+
+int
+queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
+{
+	if (n == 0)
+		return 0;
+	double now = util_now();
+	if (queue_begin(q) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		enum queue_stmt_id id = o[i].kind == QUEUE_OUTCOME_ACK ? QUEUE_ST_ACK :
+		    o[i].kind == QUEUE_OUTCOME_KILL ? QUEUE_ST_RECORD_KILL : QUEUE_ST_RECORD_DEFER;
+		sqlite3_stmt *st = queue_stmt(q, id);
+		if (st == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, o[i].id);
+		if (o[i].kind != QUEUE_OUTCOME_ACK) {
+			sqlite3_bind_int(st, 2, o[i].attempts);
+			sqlite3_bind_double(st, 3, o[i].kind == QUEUE_OUTCOME_KILL ? now :
+			    o[i].next_attempt_at);
+			if (o[i].error != NULL)
+				sqlite3_bind_text(st, 4, o[i].error, -1, SQLITE_STATIC);
+			else
+				sqlite3_bind_null(st, 4);
+		}
+		if (queue_exec_stmt(q, st, "record outcome") < 0)
+			goto fail;
+	}
+	return queue_commit(q);
+fail:
+	queue_rollback(q);
+	return -1;
+}
+
+int
+queue_expire_dead(struct queue *q, double before, size_t limit, int64_t *deleted)
+{
+	if (deleted)
+		*deleted = 0;
+	if (queue_begin(q) < 0)
+		return -1;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_EXPIRE_DEAD);
+	if (st == NULL)
+		goto fail;
+	sqlite3_bind_double(st, 1, before);
+	sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	if (queue_exec_stmt(q, st, "expire dead letters") < 0)
+		goto fail;
+	int64_t n = sqlite3_changes(q->db);
+	if (queue_commit(q) < 0)
+		return -1;
+	if (deleted)
+		*deleted = n;
+	return 0;
+fail:
+	queue_rollback(q);
+	return -1;
 }
 
 int
@@ -763,6 +1091,7 @@ queue_kill_missing_providers(struct queue *q, const char *const *names, size_t n
 			goto out;
 		sqlite3_bind_text(st, 1, gone[i], -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, "provider removed", -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 3, util_now());
 		if (queue_exec_stmt(q, st, "kill provider") < 0)
 			goto out;
 		total += sqlite3_changes(q->db);
@@ -791,6 +1120,21 @@ queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, siz
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int(st, 1, (int)state);
+	return queue_collect_rows(q, st, rows, n);
+}
+
+int
+queue_list_page(struct queue *q, enum queue_state state, int64_t after_id, size_t limit,
+    struct queue_row **rows, size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_LIST_PAGE);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, (int)state);
+	sqlite3_bind_int64(st, 2, after_id);
+	sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
 	return queue_collect_rows(q, st, rows, n);
 }
 
@@ -882,6 +1226,8 @@ struct queue_writer {
 	void *on_commit_arg;
 	_Atomic long max_pending;
 	atomic_bool healthy;             /* see queue_writer_healthy */
+	int lock_fd;                     /* STATE_DIR/queue.lock, flock'ed; -1 none */
+	bool sync_full;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;             /* signalled on submit, pause change and stop */
@@ -895,8 +1241,40 @@ struct queue_writer {
 	double dedup_window;             /* window of the latest dedup request; < 0 none yet */
 	double last_cleanup;             /* util_mono() */
 	double last_probe;               /* util_mono() */
+	double last_ok;                  /* util_mono() of the last durable write */
+	uint64_t probes;                 /* the probe row's value */
 	struct queue_req *keys[QUEUE_BATCH_KEYS];
 };
+
+/* Whether the process has a queue fault (sticky; see queue.h). */
+static bool
+queue_writer_faulted(const struct queue_writer *w)
+{
+	(void)w;
+	return queue_fault(NULL, 0) != QUEUE_FAULT_NONE;
+}
+
+/*
+ * queue_writer_faulted, after checking that the database file is still the
+ * one opened: before each batch and each probe, so at most one batch can
+ * land in a deleted file, and an idle daemon notices within a second.
+ */
+static bool
+queue_writer_check(struct queue_writer *w)
+{
+	char why[600];
+	if (queue_writer_faulted(w))
+		return true;
+	if (!queue_replaced(w->q, why, sizeof(why)))
+		return false;
+	char msg[768];
+	snprintf(msg, sizeof(msg), "%s: new events are refused until fluxrelay is restarted "
+	    "(a restart opens the file now at that path; deliveries pending in the old one "
+	    "are lost)", why);
+	queue_fault_set(QUEUE_FAULT_REPLACED, msg);
+	atomic_store(&w->healthy, false);
+	return true;
+}
 
 /* Slot of key in w->keys: the one holding it or the empty one where it would go. */
 static size_t
@@ -983,7 +1361,7 @@ queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nba
 	int64_t pending = queue_pending_get();
 	int64_t added = 0;
 	size_t naccepted = 0, ndup = 0, nfull = 0, nerr = 0;
-	bool in_txn = false, failed = false;
+	bool in_txn = false, failed = queue_writer_check(w);
 
 	memset(w->keys, 0, sizeof(w->keys));
 	for (struct queue_req *r = batch; r != NULL; r = r->next) {
@@ -1033,10 +1411,15 @@ queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nba
 	}
 	if (in_txn && !failed && queue_commit(q) < 0)
 		failed = true;
+	/* A fault SQLite found during this batch (queue_fail) answers it too. */
+	if (queue_writer_faulted(w))
+		failed = true;
 	if (failed)
 		atomic_store(&w->healthy, false);
-	else if (in_txn)
+	else if (in_txn) {
 		atomic_store(&w->healthy, true);
+		w->last_ok = util_mono();
+	}
 	if (failed) {
 		queue_rollback(q);
 		for (struct queue_req *r = batch; r != NULL; r = r->next)
@@ -1044,10 +1427,15 @@ queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nba
 		added = 0;
 	} else {
 		/* Durable now: the in-memory index may learn the new keys. */
-		for (struct queue_req *r = batch; r != NULL; r = r->next)
-			if (r->result == QUEUE_RESULT_ACCEPTED && r->has_dedup &&
-			    r->dedup_window > 0)
+		for (struct queue_req *r = batch; r != NULL; r = r->next) {
+			if (r->result != QUEUE_RESULT_ACCEPTED)
+				continue;
+			if (r->has_dedup && r->dedup_window > 0)
 				dedup_index_put(w->ix, r->dedup_key, now, r->event_id);
+			for (size_t i = 0; i < r->nitems; i++)
+				metrics_queue_add(r->items[i].provider ? r->items[i].provider : "",
+				    1, 0);
+		}
 		queue_pending_add(added);
 	}
 
@@ -1084,22 +1472,54 @@ queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nba
 		w->on_commit(w->on_commit_arg);
 }
 
-/* While unhealthy: one small write (no request waits for it) to learn when
- * the database takes writes again. */
+/*
+ * One small write that reaches the disk, fsync included (a changed row,
+ * committed with synchronous=FULL whatever queue.sync says), when nothing
+ * else committed for QUEUE_PROBE_INTERVAL: readiness follows the disk
+ * without traffic, both ways. No request waits for it.
+ */
 static void
 queue_writer_probe(struct queue_writer *w)
 {
+	struct queue *q = w->q;
 	w->last_probe = util_mono();
-	if (queue_begin(w->q) < 0)
-		return;
-	if (sqlite3_exec(w->q->db, "UPDATE meta SET value = value WHERE key = 'schema_version'",
-	    NULL, NULL, NULL) != SQLITE_OK) {
-		queue_fail(w->q, "probe");
-		queue_rollback(w->q);
+	if (queue_writer_check(w)) {
+		atomic_store(&w->healthy, false);
 		return;
 	}
-	if (queue_commit(w->q) == 0)
+	bool ok = false;
+	if (!w->sync_full)
+		sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	if (queue_begin(q) == 0) {
+		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_PROBE);
+		char v[24];
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)++w->probes);
+		if (st != NULL)
+			sqlite3_bind_text(st, 1, v, -1, SQLITE_TRANSIENT);
+		if (st != NULL && queue_exec_stmt(q, st, "probe") == 0)
+			ok = queue_commit(q) == 0;
+		else
+			queue_rollback(q);
+	}
+	if (!w->sync_full)
+		sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+	if (ok && !queue_writer_faulted(w)) {
+		w->last_ok = util_mono();
 		atomic_store(&w->healthy, true);
+	} else {
+		atomic_store(&w->healthy, false);
+		pthread_mutex_lock(&w->lock);
+		snprintf(w->stats.last_error, sizeof(w->stats.last_error), "%s", q->err);
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+/* When the next probe is due (util_mono()). */
+static double
+queue_writer_probe_due(const struct queue_writer *w)
+{
+	double since = w->last_ok > w->last_probe ? w->last_ok : w->last_probe;
+	return since + QUEUE_PROBE_INTERVAL;
 }
 
 static void *
@@ -1109,10 +1529,10 @@ queue_writer_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
 		while (!w->stopping && (w->head == NULL || w->paused)) {
-			double wait = QUEUE_DEDUP_CLEANUP_INTERVAL -
-			    (util_mono() - w->last_cleanup);
-			if (!atomic_load(&w->healthy) && !w->paused) {
-				double p = QUEUE_PROBE_INTERVAL - (util_mono() - w->last_probe);
+			double now_m = util_mono();
+			double wait = QUEUE_DEDUP_CLEANUP_INTERVAL - (now_m - w->last_cleanup);
+			if (!w->paused) {
+				double p = queue_writer_probe_due(w) - now_m;
 				if (p < wait)
 					wait = p;
 			}
@@ -1120,7 +1540,9 @@ queue_writer_main(void *arg)
 				break;
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)wait + 1;
+			double end = (double)ts.tv_nsec / 1e9 + wait;
+			ts.tv_sec += (time_t)end;
+			ts.tv_nsec = (long)((end - (double)(time_t)end) * 1e9);
 			pthread_cond_timedwait(&w->cond, &w->lock, &ts);
 		}
 		struct queue_req *batch = NULL, *last = NULL;
@@ -1147,8 +1569,11 @@ queue_writer_main(void *arg)
 			queue_writer_process(w, batch, n);
 		if (util_mono() - w->last_cleanup >= QUEUE_DEDUP_CLEANUP_INTERVAL)
 			queue_writer_cleanup(w);
-		if (batch == NULL && !atomic_load(&w->healthy) &&
-		    util_mono() - w->last_probe >= QUEUE_PROBE_INTERVAL)
+		bool paused;
+		pthread_mutex_lock(&w->lock);
+		paused = w->paused && !w->stopping;
+		pthread_mutex_unlock(&w->lock);
+		if (!paused && util_mono() >= queue_writer_probe_due(w))
 			queue_writer_probe(w);
 	}
 	return NULL;
@@ -1200,14 +1625,53 @@ queue_checkpoint(struct queue *q)
 	return 0;
 }
 
+/*
+ * The state directory's lock: an exclusive flock on STATE_DIR/queue.lock,
+ * held (and released by the kernel at exit, even after kill -9) for the
+ * writer's life. Returns the descriptor, or -1 with err filled.
+ */
+static int
+queue_lock(const char *state_dir, char *err, size_t errlen)
+{
+	if (state_dir == NULL || *state_dir == '\0') {
+		snprintf(err, errlen, "no state directory");
+		return -1;
+	}
+	if (queue_mkdirs(state_dir, err, errlen) < 0)
+		return -1;
+	char *path = util_printf("%s/queue.lock", state_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			snprintf(err, errlen, "%s is locked: another fluxrelay is running on this "
+			    "state directory; stop it, or give this one its own state_dir", path);
+		else
+			snprintf(err, errlen, "cannot lock %s: %s", path, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	free(path);
+	return fd;
+}
+
 struct queue_writer *
 queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
 {
 	struct queue_writer *w = util_calloc(1, sizeof(*w));
 	bool locks = false;
+	w->lock_fd = queue_lock(o->state_dir, err, errlen);
+	if (w->lock_fd < 0)
+		goto fail;
 	w->q = queue_open(o->state_dir, o->sync_full, err, errlen);
 	if (w->q == NULL)
 		goto fail;
+	if (queue_verify(w->q) < 0) {
+		snprintf(err, errlen, "%s: %s", w->q->path, w->q->err);
+		goto fail;
+	}
+	w->sync_full = o->sync_full;
 	/* No checkpoint inside the writer's commits (see QUEUE_WAL_PAGES_MAX). */
 	sqlite3_wal_autocheckpoint(w->q->db, 0);
 	sqlite3_wal_hook(w->q->db, queue_writer_wal_hook, w);
@@ -1216,15 +1680,15 @@ queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
 	w->on_commit_arg = o->on_commit_arg;
 	atomic_store(&w->max_pending, o->max_pending);
 	w->dedup_window = -1;
-	w->last_cleanup = w->last_probe = util_mono();
+	w->last_cleanup = w->last_probe = w->last_ok = util_mono();
 	atomic_store(&w->healthy, true);
 	if (queue_writer_load_dedup(w) < 0) {
-		snprintf(err, errlen, "%s", w->q->err);
+		snprintf(err, errlen, "%s: %s", w->q->path, w->q->err);
 		goto fail;
 	}
 	int64_t pending = queue_count(w->q, QUEUE_PENDING);
 	if (pending < 0) {
-		snprintf(err, errlen, "%s", w->q->err);
+		snprintf(err, errlen, "%s: %s", w->q->path, w->q->err);
 		goto fail;
 	}
 	queue_pending_set(pending);
@@ -1251,6 +1715,8 @@ fail:
 	}
 	dedup_index_free(w->ix);
 	queue_close(w->q);
+	if (w->lock_fd >= 0)
+		close(w->lock_fd);
 	free(w);
 	return NULL;
 }
@@ -1295,13 +1761,14 @@ queue_writer_stop(struct queue_writer *w)
 	pthread_cond_destroy(&w->cond);
 	dedup_index_free(w->ix);
 	queue_close(w->q);
+	close(w->lock_fd);            /* after the last commit: releases the lock */
 	free(w);
 }
 
 bool
 queue_writer_healthy(struct queue_writer *w)
 {
-	return atomic_load(&w->healthy);
+	return atomic_load(&w->healthy) && !queue_writer_faulted(w);
 }
 
 void

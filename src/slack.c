@@ -39,10 +39,18 @@
  * carrying one, else the body itself: trimmed, whitespace runs folded to one
  * space, other bytes outside printable ASCII replaced by '?', truncated with
  * "..." to fit the result's error buffer. The request URL (a secret for
- * webhooks) is never part of the text.
+ * webhooks) is never part of the text, and the provider's secrets
+ * (slack_secrets) are replaced by "[redacted]" before the text is cut, so
+ * no prefix of one survives either: a receiver may echo the request.
+ *
+ * oversize is set for a PERMANENT outcome that says the message as a whole
+ * was refused: HTTP 413, or the error invalid_payload, msg_too_long or
+ * invalid_blocks (the API's error string, or a webhook's plain-text body).
+ * The delivery thread then sends a coalesced message's events one by one.
  */
 #include "slack.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +168,28 @@ slack_json_text(const char *s, int escape)
 	struct util_buf b = { 0 };
 
 	slack_text(&b, s, strlen(s), SIZE_MAX, SLACK_CUT_NONE, escape);
+	return slack_buf_json(&b);
+}
+
+/*
+ * Render s[0..n) into out bounded to max characters counted before escaping:
+ * whole when it fits, else its first max - 1 characters and "…".
+ */
+static void
+slack_bounded(struct util_buf *out, const char *s, size_t n, size_t max, int escape)
+{
+	size_t limit = slack_utf8_count((const unsigned char *)s, n) <= max ? SIZE_MAX : max - 1;
+
+	slack_text(out, s, n, limit, SLACK_CUT_ELLIPSIS, escape);
+}
+
+/* A new JSON string (new reference): s bounded as slack_bounded. */
+static json_t *
+slack_json_bounded(const char *s, size_t max, int escape)
+{
+	struct util_buf b = { 0 };
+
+	slack_bounded(&b, s, strlen(s), max, escape);
 	return slack_buf_json(&b);
 }
 
@@ -293,18 +323,33 @@ slack_fields(const struct slack_item *it, int *err)
 	if (nf == 0)
 		goto out;
 	qsort(f, nf, sizeof(*f), slack_field_cmp);
+	/* Keep one entry per key (the last of a run has the highest precedence). */
+	size_t nkeep = 0;
+	for (size_t i = 0; i < nf; i++)
+		if (i + 1 == nf || strcmp(f[i].key, f[i + 1].key) != 0)
+			f[nkeep++] = f[i];
+	size_t nshow = nkeep, hidden = 0;
+	if (nkeep > SLACK_MAX_FIELDS) {
+		nshow = SLACK_MAX_FIELDS - 1;
+		hidden = nkeep - nshow;
+	}
 	arr = json_array();
 	if (arr == NULL) {
 		*err = 1;
 		goto out;
 	}
-	for (size_t i = 0; i < nf; i++) {
-		if (i + 1 < nf && strcmp(f[i].key, f[i + 1].key) == 0)
-			continue;           /* a higher-precedence entry follows */
+	for (size_t i = 0; i <= nshow; i++) {
+		char more[64];
+		const char *title = i < nshow ? f[i].key : more, *value = i < nshow ? f[i].value : "";
+		if (i == nshow) {
+			if (hidden == 0)
+				break;
+			snprintf(more, sizeof(more), "%zu more fields not shown", hidden);
+		}
 		json_t *o = json_object();
 		int rc = o == NULL ? -1 : 0;
-		rc |= slack_set(o, "title", slack_json_text(f[i].key, 1));
-		rc |= slack_set(o, "value", slack_json_text(f[i].value, 1));
+		rc |= slack_set(o, "title", slack_json_bounded(title, SLACK_MAX_FIELD_TITLE, 1));
+		rc |= slack_set(o, "value", slack_json_bounded(value, SLACK_MAX_FIELD_VALUE, 1));
 		rc |= slack_set(o, "short", json_false());
 		if (rc != 0 || json_array_append_new(arr, o) != 0) {
 			*err = 1;
@@ -360,12 +405,13 @@ slack_attachment(const struct slack_item *it, size_t budget)
 		util_buf_puts(&raw, ".");
 		util_buf_puts(&raw, ev->namespace);
 	}
-	slack_text(&author, raw.data, raw.len, SIZE_MAX, SLACK_CUT_NONE, 1);
+	slack_bounded(&author, raw.data, raw.len, SLACK_MAX_NAME, 1);
 	util_buf_free(&raw);
-	rc |= slack_set(a, "author_name", json_stringn_nocheck(author.data, author.len));
+	rc |= slack_set(a, "author_name", json_stringn_nocheck(author.data ? author.data : "",
+	    author.len));
 
 	if (slack_nonempty(ev->reason))
-		rc |= slack_set(a, "title", slack_json_text(ev->reason, 1));
+		rc |= slack_set(a, "title", slack_json_bounded(ev->reason, SLACK_MAX_NAME, 1));
 
 	slack_text(&b, msg, strlen(msg), budget, SLACK_CUT_COUNT, 1);
 	rc |= slack_set(a, "text", slack_buf_json(&b));
@@ -431,7 +477,7 @@ slack_render(const struct conf_provider *p, const char *channel,
 	if (!slack_nonempty(user))
 		user = items[0].ev->reporting_controller;
 	if (slack_nonempty(user))
-		rc |= slack_set(root, "username", slack_json_text(user, 0));
+		rc |= slack_set(root, "username", slack_json_bounded(user, SLACK_MAX_NAME, 0));
 	/* the SDK types make the two icons mutually exclusive: emoji wins */
 	if (slack_nonempty(p->icon_emoji))
 		rc |= slack_set(root, "icon_emoji", slack_json_text(p->icon_emoji, 0));
@@ -531,6 +577,46 @@ slack_set_error(struct slack_result *out, const struct util_buf *b)
 	memcpy(out->error + cap - 4, "...", 4);
 }
 
+/* Replace every occurrence of each secret in b by "[redacted]". */
+static void
+slack_redact(struct util_buf *b, char *const *secrets)
+{
+	for (size_t k = 0; secrets != NULL && secrets[k] != NULL; k++) {
+		const char *sec = secrets[k];
+		size_t sl = strlen(sec);
+		if (sl == 0 || b->data == NULL || strstr(b->data, sec) == NULL)
+			continue;
+		struct util_buf out = { 0 };
+		const char *p = b->data, *hit;
+		while ((hit = strstr(p, sec)) != NULL) {
+			util_buf_append(&out, p, (size_t)(hit - p));
+			util_buf_puts(&out, "[redacted]");
+			p = hit + sl;
+		}
+		util_buf_puts(&out, p);
+		util_buf_free(b);
+		*b = out;
+	}
+}
+
+/*
+ * Whether an error word (an API error, or the start of a plain-text body)
+ * says the message was too large or invalid as a whole.
+ */
+static int
+slack_oversize_word(const char *w, size_t n)
+{
+	static const char *const words[] = { "invalid_payload", "msg_too_long", "invalid_blocks" };
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t l = strlen(words[i]);
+		if (n >= l && strncmp(w, words[i], l) == 0 &&
+		    (n == l || !(w[l] == '_' || (w[l] >= 'a' && w[l] <= 'z') ||
+		    (w[l] >= '0' && w[l] <= '9'))))
+			return 1;
+	}
+	return 0;
+}
+
 static int
 slack_api_transient(const char *e)
 {
@@ -568,6 +654,7 @@ slack_classify(enum conf_provider_type type, const struct slack_response *resp,
 			slack_printable(&msg, resp->transport_msg, strlen(resp->transport_msg));
 		else
 			util_buf_puts(&msg, "error");
+		slack_redact(&msg, resp->secrets);
 		slack_set_error(out, &msg);
 		goto out;
 	}
@@ -619,6 +706,9 @@ slack_classify(enum conf_provider_type type, const struct slack_response *resp,
 	if (api_error != NULL) {
 		util_buf_puts(&msg, " ");
 		slack_printable(&msg, api_error, strlen(api_error));
+		if (out->outcome == SLACK_PERMANENT && slack_oversize_word(api_error,
+		    strlen(api_error)))
+			out->oversize = 1;
 	} else {
 		struct util_buf d = { 0 };
 		if (resp->body != NULL)
@@ -628,12 +718,87 @@ slack_classify(enum conf_provider_type type, const struct slack_response *resp,
 			    d.len > 0 ? d.data : "(empty body)");
 		else if (d.len > 0)
 			util_buf_printf(&msg, " %s", d.data);
+		if (out->outcome == SLACK_PERMANENT && d.len > 0 && slack_oversize_word(d.data, d.len))
+			out->oversize = 1;
 		util_buf_free(&d);
 	}
+	if (out->outcome == SLACK_PERMANENT && st == 413)
+		out->oversize = 1;
+	slack_redact(&msg, resp->secrets);
 	slack_set_error(out, &msg);
 out:
 	json_decref(body);
 	util_buf_free(&msg);
+}
+
+/* ---- secrets ---- */
+
+static void
+slack_secret_add(char ***v, size_t *n, const char *s, size_t len)
+{
+	if (len == 0)
+		return;
+	*v = util_realloc(*v, (*n + 2) * sizeof(**v));
+	(*v)[(*n)++] = util_strndup(s, len);
+	(*v)[*n] = NULL;
+}
+
+static int
+slack_secret_cmp(const void *a, const void *b)
+{
+	size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+	return la > lb ? -1 : la < lb;
+}
+
+char **
+slack_secrets(const struct conf_provider *p)
+{
+	char **v = NULL;
+	size_t n = 0;
+
+	if (p == NULL)
+		return NULL;
+	if (p->token != NULL)
+		slack_secret_add(&v, &n, p->token, strlen(p->token));
+	const char *url = p->url;
+	if (url != NULL && *url != '\0') {
+		slack_secret_add(&v, &n, url, strlen(url));
+		const char *scheme = strstr(url, "://");
+		const char *path = strchr(scheme ? scheme + 3 : url, '/');
+		if (path != NULL) {
+			slack_secret_add(&v, &n, path, strlen(path));
+			const char *q = strchr(path, '?');
+			if (q != NULL)
+				slack_secret_add(&v, &n, q + 1, strlen(q + 1));
+			size_t plen = q ? (size_t)(q - path) : strlen(path);
+			/* Segments after the first: "/services/T…/B…/secret". */
+			const char *seg = path + 1, *end = path + plen;
+			bool first = true;
+			while (seg < end) {
+				const char *slash = memchr(seg, '/', (size_t)(end - seg));
+				size_t len = slash ? (size_t)(slash - seg) : (size_t)(end - seg);
+				if (!first && len >= 4)
+					slack_secret_add(&v, &n, seg, len);
+				first = false;
+				seg += len + 1;
+			}
+		}
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), slack_secret_cmp);
+	return v;
+}
+
+void
+slack_secrets_free(char **secrets)
+{
+	if (secrets == NULL)
+		return;
+	for (size_t i = 0; secrets[i] != NULL; i++) {
+		memset(secrets[i], 0, strlen(secrets[i]));
+		free(secrets[i]);
+	}
+	free(secrets);
 }
 
 /* ---- Retry-After ---- */

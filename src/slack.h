@@ -29,6 +29,15 @@ struct slack_item {
 #define SLACK_MAX_ATTACHMENTS 100
 
 /*
+ * Bounds of the other rendered parts (SPEC §9), in characters (code points)
+ * counted before escaping; a longer text is cut to one less and ends in "…".
+ */
+#define SLACK_MAX_NAME 250          /* author_name, title, username */
+#define SLACK_MAX_FIELDS 50         /* per event, the "N more fields not shown" one included */
+#define SLACK_MAX_FIELD_TITLE 100
+#define SLACK_MAX_FIELD_VALUE 2000
+
+/*
  * Render n (1..SLACK_MAX_ATTACHMENTS) events for one provider and channel
  * (NULL or "" = the provider's; omitted when neither is set) into a new JSON
  * object (new reference). n == 1 gives the single form, n > 1 the coalesced
@@ -40,6 +49,11 @@ struct slack_item {
  * attachments would exceed 40,000 characters (counted as rendered, entities
  * and markers included), every attachment gets the same smaller budget so
  * the total fits. The fallback's first line is bounded by the same budget.
+ * author_name, title and username are bounded by SLACK_MAX_NAME; an event
+ * shows at most SLACK_MAX_FIELDS fields: beyond that, the first
+ * SLACK_MAX_FIELDS - 1 (in key order) and a last one titled "N more fields
+ * not shown"; a field's title and value are bounded by SLACK_MAX_FIELD_TITLE
+ * and SLACK_MAX_FIELD_VALUE.
  *
  * Returns NULL when n is 0 or above SLACK_MAX_ATTACHMENTS, an item has no
  * event, a slack-bot provider has no channel at all (chat.postMessage needs
@@ -78,13 +92,22 @@ struct slack_response {
 	const char *retry_after;  /* Retry-After header value or NULL */
 	const char *body;         /* may be NULL */
 	size_t body_len;
+	/* NULL-terminated, may be NULL: texts that must never appear in the error
+	 * (the provider's own secrets, see slack_secrets): a receiver may echo
+	 * the request, Authorization header and URL included. */
+	char *const *secrets;
 };
 
 struct slack_result {
 	enum slack_outcome outcome;
 	double retry_after;       /* seconds, for SLACK_RATE_LIMITED */
+	/* SLACK_PERMANENT because the message was too large or invalid (HTTP 413,
+	 * invalid_payload, msg_too_long, invalid_blocks): a coalesced message
+	 * is worth sending again one event per message (SPEC §8). */
+	int oversize;
 	char error[256];          /* "HTTP 404 channel_not_found", "transport: ..."; "" when
-	                             delivered; printable ASCII, never the request URL */
+	                             delivered; printable ASCII, never the request URL, every
+	                             secret replaced by "[redacted]" before it is cut to fit */
 };
 
 /*
@@ -95,6 +118,17 @@ struct slack_result {
  */
 void slack_classify(enum conf_provider_type type, const struct slack_response *resp,
     time_t now, struct slack_result *out);
+
+/*
+ * The secrets of a provider that an error text must not show: the slack-bot
+ * token; the webhook URL, its path and query, and each path segment after
+ * the first that has at least 4 characters (Slack's T…/B…/secret parts; the
+ * first, "services", is not secret). A new NULL-terminated array, longest
+ * first (so a whole URL is redacted before its parts); NULL when there is
+ * none. Free with slack_secrets_free, which wipes the copies.
+ */
+char **slack_secrets(const struct conf_provider *p);
+void slack_secrets_free(char **secrets);
 
 /*
  * Parse Retry-After: delta-seconds (digits only; saturating at 2^31-1) or an

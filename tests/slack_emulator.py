@@ -39,8 +39,10 @@ class Response:
     """One scripted answer.
 
     status/body/headers: what to answer (body str or bytes; a dict/list is sent
-    as JSON). delay: seconds to wait before answering (e.g. beyond the client's
-    timeout). drop: close the connection without answering.
+    as JSON; a callable is called with the Request and returns one of those,
+    e.g. a receiver that echoes what it was sent). delay: seconds to wait
+    before answering (e.g. beyond the client's timeout). drop: close the
+    connection without answering.
     """
 
     def __init__(self, status=200, body="ok", headers=None, delay=0.0, drop=False):
@@ -178,7 +180,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self._read_body()
         req = Request(time.monotonic(), "POST", self.path,
                       {k.lower(): v for k, v in self.headers.items()}, body)
-        resp = emu._next_response(self.path)
+        resp = emu._next_response(req)
         req.answer = resp
         emu._record(req)
         if resp.delay:
@@ -191,6 +193,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 pass
             return
         body_out = resp.body
+        if callable(body_out):
+            body_out = body_out(req)
         if body_out is None:       # bot_ok: fill ts and channel from the request
             channel = req.json.get("channel") if isinstance(req.json, dict) else None
             body_out = {"ok": True, "channel": channel or "C0000000",
@@ -220,6 +224,7 @@ class SlackEmulator:
         self._scripts = {}            # path -> list of Response
         self._defaults = {}           # path -> Response
         self._default = None          # for every other path; None = by path kind
+        self._rules = {}              # path -> fn(Request) -> Response or None
         self._stopping = threading.Event()
         self._ts = itertools.count(1)
         self.requests = []
@@ -270,16 +275,29 @@ class SlackEmulator:
             else:
                 self._defaults[path] = response
 
+    def set_rule(self, path, fn):
+        """fn(request) -> Response, or None to fall through to the script and
+        the defaults; consulted first for every request to path."""
+        with self._lock:
+            self._rules[path] = fn
+
     def reset(self):
         with self._lock:
+            self._rules.clear()
             self._scripts.clear()
             self._defaults.clear()
             self._default = None
             self.requests = []
             self.count = 0
 
-    def _next_response(self, path):
+    def _next_response(self, req):
+        path = req.path
         with self._lock:
+            rule = self._rules.get(path)
+            if rule is not None:
+                r = rule(req)
+                if r is not None:
+                    return r
             q = self._scripts.get(path)
             if q:
                 return q.pop(0)

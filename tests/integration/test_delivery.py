@@ -49,6 +49,10 @@ CASES = {
     "bot-ratelimited": "bot",
     "bot-internal": "bot",
     "bot-notfound": "bot",
+    "ra-huge": "",
+    "split": "batch_max = 10;",
+    "echo": "",
+    "bot-echo": "bot",
 }
 
 
@@ -278,12 +282,96 @@ class Delivery(unittest.TestCase):
         path = hook_path("maxatt")
         self.emu.script(path, *[Response.error(503, "")] * (MAX_ATTEMPTS - 1))
         self.emu.set_default(Response.error(500, "rollup_error"), path=path)
-        self.post("maxatt", "never works")
+        eid = self.post("maxatt", "never works")
         rows = self.wait_dead("maxatt", 1)
         self.assertIn("500", rows[0]["last_error"])
         self.assertIn("rollup_error", rows[0]["last_error"])
         time.sleep(0.4)
         self.assertEqual(len(self.emu.requests_for(path)), MAX_ATTEMPTS)
+        # The list and the dead-letter log line give the same count: every
+        # attempt made, the last one included.
+        self.assertEqual(rows[0]["attempts"], MAX_ATTEMPTS, rows[0])
+        self.d.wait_err(r'msg="?dead letter"?.*event_id=%s.*attempts=%d\b' % (eid, MAX_ATTEMPTS))
+
+    def test_absurd_retry_after_capped(self):
+        # SPEC §8: at most min(3600 s, max_age); this daemon's max_age is 3600.
+        path = hook_path("ra-huge")
+        self.emu.script(path, Response.rate_limited("1000000000000"))
+        t0 = time.time()
+        self.post("ra-huge", "wait forever?")
+        self.emu.wait_requests(1, path=path)
+        self.d.wait_err(r'msg="?Retry-After capped"?.*target="?p-ra-huge.*capped_to=3600')
+        deadline = time.monotonic() + 5
+        while True:
+            rows = self.rows_of("ra-huge")
+            if rows and rows[0].get("last_error"):
+                break
+            self.assertLess(time.monotonic(), deadline, "429 never recorded: %r" % rows)
+            time.sleep(0.1)
+        due = time.mktime(time.strptime(rows[0]["next_attempt_at"], "%Y-%m-%dT%H:%M:%SZ")) \
+            - time.timezone
+        self.assertLessEqual(due, t0 + 3600 + 5, rows[0])
+        self.assertGreaterEqual(due, t0 + 3600 - 5, rows[0])
+        self.assertEqual(rows[0]["attempts"], 0)
+
+    def test_oversized_event_split_from_coalesced_message(self):
+        # A coalesced message that Slack refuses as invalid or too large is
+        # sent again one event per message: only the offending event dies.
+        path = hook_path("split")
+
+        def rule(req):
+            if any("OVERSIZE" in (a.get("text") or "") for a in req.attachments()):
+                return Response.error(400, "invalid_payload")
+            return None
+        self.emu.set_rule(path, rule)
+        self.emu.script(path, Response.slow(1.0))
+        self.post("split", "split-0")
+        self.emu.wait_requests(1, path=path)
+        msgs = ["split-1", "split-2 OVERSIZE", "split-3", "split-4"]
+        for m in msgs:
+            self.post("split", m)
+        rows = self.wait_dead("split", 1)
+        self.assertEqual([r["message"] for r in rows], ["split-2 OVERSIZE"])
+        self.assertIn("invalid_payload", rows[0]["last_error"])
+        deadline = time.monotonic() + 10
+        while True:
+            ok = [r for r in self.emu.requests_for(path) if r.answer.status == 200]
+            if len(texts(ok)) >= 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(texts(ok), ["split-0", "split-1", "split-3", "split-4"])
+        reqs = self.emu.requests_for(path)
+        self.assertEqual(len(reqs[1].attachments()), 4, "the 4 events were not coalesced")
+        self.d.wait_err(r'msg="?message refused as too large or invalid')
+        self.assert_no_pending("split")
+        time.sleep(0.3)
+        self.assertEqual(len(self.wait_dead("split", 1)), 1)
+
+    def test_echoed_secrets_redacted(self):
+        # A receiver that echoes the request (URL, Authorization header):
+        # neither the log, nor the dead letter, nor `queue list` shows them.
+        def echo_url(req):
+            return "no such hook: http://127.0.0.1:%d%s" % (self.emu.port, req.path)
+
+        def echo_auth(req):
+            return "denied: Authorization: %s" % req.headers.get("authorization", "none")
+        self.emu.set_default(Response(400, echo_url), path=hook_path("echo"))
+        self.emu.set_default(Response(403, echo_auth), path=bot_path("bot-echo"))
+        e1 = self.post("echo", "echo me")
+        e2 = self.post("bot-echo", "echo me too")
+        rows = self.wait_dead("echo", 1) + self.wait_dead("bot-echo", 1)
+        for r in rows:
+            self.assertIn("[redacted]", r["last_error"])
+        self.d.wait_err(r'msg="?dead letter"?.*event_id=%s' % e1)
+        self.d.wait_err(r'msg="?dead letter"?.*event_id=%s' % e2)
+        listing = self.queue("list", "--dead").stdout.decode() + \
+            self.queue("list", "--dead", "--json").stdout.decode()
+        log = "\n".join(self.d.lines_err + self.d.lines_out)
+        for text in (listing, log):
+            self.assertNotIn(SECRET, text)
+            self.assertNotIn(TOKEN, text)
+            self.assertNotIn("secret-token", text)   # no part of it either
+        self.assertIn("Bearer [redacted]", listing)
 
     # ---- slack-bot ----
     def test_bot_ok(self):
@@ -418,6 +506,65 @@ class Delivery(unittest.TestCase):
         self.assertNotIn("/chat.postMessage", log)
 
 
+
+
+class MetricsFromMemory(unittest.TestCase):
+    """SPEC §10 and §4: every provider's series from start-up, and /metrics
+    never waits on the disk (HTTP threads never touch it)."""
+
+    def setUp(self):
+        self.workdir = tempfile.mkdtemp(prefix="frtest-metrics-")
+        self.state = os.path.join(self.workdir, "state")
+        conf = """
+state_dir = "%s";
+providers = ( { name = "alpha"; type = "console"; },
+              { name = "beta"; type = "slack"; url = "http://127.0.0.1:9/hooks/x"; } );
+alerts = ( { name = "a"; providers = [ "alpha", "beta" ]; severity = "info";
+             sources = ( { kind = "NoSuchKind"; } ); } );
+""" % self.state
+        self.d = frtest.Daemon(conf, workdir=self.workdir, state_dir=self.state)
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.d.stop(), 0)
+        finally:
+            self.d.cleanup()
+
+    def metrics(self):
+        status, _, body = self.d.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        return body.decode()
+
+    def test_every_provider_at_zero_from_start(self):
+        text = self.metrics()
+        for p in ("alpha", "beta"):
+            for name in ("queue_pending", "queue_dead"):
+                self.assertIn('fluxrelay_%s{provider="%s"} 0\n' % (name, p), text)
+            for result in ("delivered", "retried", "rate_limited", "dead"):
+                self.assertIn('fluxrelay_deliveries_total{provider="%s",result="%s"} 0\n'
+                              % (p, result), text)
+
+    def queue_fds(self):
+        fds = []
+        for fd in os.listdir("/proc/%d/fd" % self.d.proc.pid):
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (self.d.proc.pid, fd))
+            except OSError:
+                continue
+            if "queue.db" in target:
+                fds.append(target)
+        return sorted(fds)
+
+    def test_metrics_never_opens_the_database(self):
+        # The gauges come from memory: serving /metrics opens no connection
+        # (it used to open one on an HTTP thread and run a GROUP BY there).
+        if not os.path.isdir("/proc/%d/fd" % self.d.proc.pid):
+            self.skipTest("no /proc")
+        time.sleep(0.3)
+        before = self.queue_fds()
+        for _ in range(3):
+            self.metrics()
+        self.assertEqual(self.queue_fds(), before)
 
 
 if __name__ == "__main__":

@@ -1081,6 +1081,328 @@ START_TEST(t_second_connection_beside_writer)
 }
 END_TEST
 
+/* ------------------------------------------- outcomes, expiry, listing */
+
+START_TEST(t_record_outcomes)
+{
+	char ids[TEST_NEVENTS][33];
+	test_fill(ids);
+	struct queue *q = test_open();
+	int64_t e0 = test_row_id(q, ids[0], "slack"), e2 = test_row_id(q, ids[2], "slack");
+	int64_t e4 = test_row_id(q, ids[4], "slack"), e5 = test_row_id(q, ids[5], "bot");
+	double later = util_now() + 100;
+	struct queue_outcome o[] = {
+		{ e0, QUEUE_OUTCOME_ACK, 0, 0, NULL },
+		{ e2, QUEUE_OUTCOME_DEFER, 3, later, "HTTP 500 rollup_error" },
+		{ e4, QUEUE_OUTCOME_KILL, 7, 0, "HTTP 404 channel_not_found" },
+	};
+	double before = util_now();
+	ck_assert_int_eq(queue_record(q, o, 3), 0);
+	ck_assert_int_eq(queue_record(q, NULL, 0), 0);
+	struct queue_row r;
+	ck_assert(!test_get_row(q, QUEUE_PENDING, e0, &r));
+	ck_assert(!test_get_row(q, QUEUE_DEAD, e0, &r));
+	ck_assert(test_get_row(q, QUEUE_PENDING, e2, &r));
+	ck_assert_int_eq(r.attempts, 3);
+	ck_assert(r.next_attempt_at > later - 1 && r.next_attempt_at < later + 1);
+	ck_assert_str_eq(r.last_error, "HTTP 500 rollup_error");
+	queue_row_clear(&r);
+	ck_assert(test_get_row(q, QUEUE_DEAD, e4, &r));
+	ck_assert_int_eq(r.attempts, 7);
+	ck_assert_str_eq(r.last_error, "HTTP 404 channel_not_found");
+	ck_assert(r.next_attempt_at >= before - 1 && r.next_attempt_at <= util_now() + 1);
+	queue_row_clear(&r);
+
+	/* Absolute values: writing the same outcome again changes nothing; a
+	 * DEFER without error keeps the stored one; dead rows stay as they are. */
+	ck_assert_int_eq(queue_record(q, &o[1], 1), 0);
+	struct queue_outcome again[] = {
+		{ e2, QUEUE_OUTCOME_DEFER, 4, later + 5, NULL },
+		{ e4, QUEUE_OUTCOME_DEFER, 9, 0, "other" },
+		{ e4, QUEUE_OUTCOME_KILL, 9, 0, "other" },
+		{ e5, QUEUE_OUTCOME_KILL, 0, 0, NULL },
+	};
+	ck_assert_int_eq(queue_record(q, again, 4), 0);
+	ck_assert(test_get_row(q, QUEUE_PENDING, e2, &r));
+	ck_assert_int_eq(r.attempts, 4);
+	ck_assert_str_eq(r.last_error, "HTTP 500 rollup_error");
+	queue_row_clear(&r);
+	ck_assert(test_get_row(q, QUEUE_DEAD, e4, &r));
+	ck_assert_int_eq(r.attempts, 7);
+	ck_assert_str_eq(r.last_error, "HTTP 404 channel_not_found");
+	queue_row_clear(&r);
+	ck_assert(test_get_row(q, QUEUE_DEAD, e5, &r));
+	ck_assert_ptr_null(r.last_error);
+	queue_row_clear(&r);
+	queue_close(q);
+}
+END_TEST
+
+START_TEST(t_expire_dead)
+{
+	char ids[TEST_NEVENTS][33];
+	test_fill(ids);
+	struct queue *q = test_open();
+	int64_t e0 = test_row_id(q, ids[0], "slack"), e2 = test_row_id(q, ids[2], "slack");
+	int64_t e4 = test_row_id(q, ids[4], "slack");
+	int64_t dead[3] = { e0, e2, e4 };
+	ck_assert_int_eq(queue_kill(q, dead, 3, "HTTP 410 channel_is_archived"), 0);
+	/* e0 died long ago; e2 is an old dead row without a time of death
+	 * (next_attempt_at 0): it counts from created_at. */
+	double now = util_now();
+	char *sql = util_printf("UPDATE deliveries SET next_attempt_at = %f, created_at = %f "
+	    "WHERE id = %lld; UPDATE deliveries SET next_attempt_at = 0, created_at = %f "
+	    "WHERE id = %lld", now - 1000, now - 3000, (long long)e0, now - 2000, (long long)e2);
+	test_sql_exec(sql);
+	free(sql);
+	int64_t deleted = -1;
+	ck_assert_int_eq(queue_expire_dead(q, util_now() - 500, 1, &deleted), 0);
+	ck_assert_int_eq(deleted, 1);        /* the limit */
+	ck_assert_int_eq(queue_expire_dead(q, util_now() - 500, 100, &deleted), 0);
+	ck_assert_int_eq(deleted, 1);
+	ck_assert_int_eq(queue_expire_dead(q, util_now() - 500, 100, NULL), 0);
+	ck_assert_int_eq(queue_count(q, QUEUE_DEAD), 1);       /* e4 died just now */
+	struct queue_row r;
+	ck_assert(test_get_row(q, QUEUE_DEAD, e4, &r));
+	queue_row_clear(&r);
+	/* Pending rows never expire, however old. */
+	test_sql_exec("UPDATE deliveries SET created_at = 1 WHERE state = 0");
+	ck_assert_int_eq(queue_expire_dead(q, util_now(), 100, &deleted), 0);
+	ck_assert_int_eq(deleted, 1);
+	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 5);
+	queue_close(q);
+}
+END_TEST
+
+START_TEST(t_list_page)
+{
+	char ids[TEST_NEVENTS][33];
+	test_fill(ids);
+	struct queue *q = test_open();
+	int64_t after = 0, last = 0;
+	size_t total = 0, pages = 0;
+	for (;;) {
+		struct queue_row *rows = NULL;
+		size_t n = 0;
+		ck_assert_int_eq(queue_list_page(q, QUEUE_PENDING, after, 3, &rows, &n), 0);
+		for (size_t i = 0; i < n; i++) {
+			ck_assert_int_gt(rows[i].id, last);
+			last = rows[i].id;
+		}
+		total += n;
+		pages++;
+		if (n > 0)
+			after = rows[n - 1].id;
+		queue_rows_free(rows, n);
+		if (n < 3)
+			break;
+	}
+	ck_assert_uint_eq(total, 8);
+	ck_assert_uint_eq(pages, 3);
+	struct queue_row *rows = NULL;
+	size_t n = 9;
+	ck_assert_int_eq(queue_list_page(q, QUEUE_DEAD, 0, 3, &rows, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	queue_rows_free(rows, n);
+	queue_close(q);
+}
+END_TEST
+
+/* --------------------------------------------- foreign and damaged files */
+
+static char *
+test_db_path(void)
+{
+	return util_printf("%s/queue.db", test_dir);
+}
+
+START_TEST(t_open_refuses_foreign_sqlite)
+{
+	char *path = test_db_path();
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "CREATE TABLE accounts (id INTEGER PRIMARY KEY)",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	size_t len0 = 0, len1 = 0;
+	char rerr[128];
+	char *before = util_read_file(path, &len0, rerr, sizeof(rerr));
+	char err[512] = "";
+	ck_assert_ptr_null(queue_open(test_dir, true, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "not a fluxrelay queue") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, path) != NULL, "%s", err);
+	/* Not adopted: not even switched to WAL mode. */
+	char *after = util_read_file(path, &len1, rerr, sizeof(rerr));
+	ck_assert_uint_eq(len0, len1);
+	ck_assert(memcmp(before, after, len0) == 0);
+	free(before);
+	free(after);
+	/* An empty SQLite file (no tables) is a new queue. */
+	unlink(path);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_close(db);
+	struct queue *q = test_open();
+	queue_close(q);
+	free(path);
+}
+END_TEST
+
+START_TEST(t_open_refuses_garbage)
+{
+	char *path = test_db_path();
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	for (int i = 0; i < 8192; i++)
+		fputc((i * 7919) & 0xff, f);
+	fclose(f);
+	char err[512] = "";
+	ck_assert_ptr_null(queue_open(test_dir, true, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "not an SQLite database") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, path) != NULL, "%s", err);
+	free(path);
+}
+END_TEST
+
+START_TEST(t_writer_refuses_damaged_file)
+{
+	static const char *const one[] = { "slack" };
+	struct queue_writer *w = test_writer(100000);
+	for (int i = 0; i < 200; i++)
+		ck_assert_int_eq(test_submit1(w, "x", one, 1, -1, 0, NULL), QUEUE_RESULT_ACCEPTED);
+	queue_writer_stop(w);         /* the last close checkpoints into queue.db */
+	char *path = test_db_path();
+	struct stat sb;
+	ck_assert_int_eq(stat(path, &sb), 0);
+	int64_t page_size = test_sql_int("PRAGMA page_size");
+	ck_assert_int_gt(sb.st_size / page_size, 4);
+	/* The third page (a b-tree page) full of garbage. */
+	FILE *f = fopen(path, "r+");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 2 * page_size, SEEK_SET);
+	for (int64_t i = 0; i < page_size; i++)
+		fputc(0xa5, f);
+	fclose(f);
+	char err[512] = "";
+	struct queue_writer_opts o = { .state_dir = test_dir, .sync_full = true, .max_pending = 10 };
+	ck_assert_ptr_null(queue_writer_start(&o, err, sizeof(err)));
+	ck_assert_msg(strstr(err, path) != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "integrity check failed") != NULL ||
+	    strstr(err, "malformed") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "move it aside") != NULL, "%s", err);
+	free(path);
+}
+END_TEST
+
+START_TEST(t_writer_lock)
+{
+	struct queue_writer *w = test_writer(10);
+	char err[512] = "";
+	struct queue_writer_opts o = { .state_dir = test_dir, .sync_full = true, .max_pending = 10 };
+	ck_assert_ptr_null(queue_writer_start(&o, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "queue.lock") != NULL && strstr(err, "another fluxrelay"),
+	    "%s", err);
+	/* The CLI's kind of connection is not refused. */
+	struct queue *q = test_open();
+	queue_close(q);
+	queue_writer_stop(w);
+	w = test_writer(10);          /* released at stop */
+	queue_writer_stop(w);
+}
+END_TEST
+
+/* ------------------------------------------ readiness and sticky faults */
+
+START_TEST(t_writer_probe_recovers)
+{
+	static const char *const one[] = { "slack" };
+	static const char *const boom[] = { "boom" };
+	struct queue_writer *w = test_writer(100);
+	ck_assert(queue_writer_healthy(w));
+	test_sql_exec("CREATE TRIGGER fail_boom BEFORE INSERT ON deliveries "
+	    "WHEN NEW.provider = 'boom' BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+	ck_assert_int_eq(test_submit1(w, "b", boom, 1, -1, 0, NULL), QUEUE_RESULT_ERROR);
+	ck_assert(!queue_writer_healthy(w));
+	/* No traffic: the probe (a real write) makes it healthy again within ~1 s. */
+	double t0 = util_mono();
+	while (!queue_writer_healthy(w) && util_mono() - t0 < 5) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	ck_assert(queue_writer_healthy(w));
+	ck_assert_double_lt(util_mono() - t0, 2.5);
+	/* The probe writes: its row changes. */
+	int64_t p1 = test_sql_int("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'probe'");
+	struct timespec ts = { 1, 300 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	int64_t p2 = test_sql_int("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'probe'");
+	ck_assert_int_gt(p2, p1);
+	ck_assert_int_eq(test_submit1(w, "a", one, 1, -1, 0, NULL), QUEUE_RESULT_ACCEPTED);
+	queue_writer_stop(w);
+}
+END_TEST
+
+START_TEST(t_writer_deleted_file_is_a_fault)
+{
+	static const char *const one[] = { "slack" };
+	struct queue_writer *w = test_writer(100);
+	ck_assert_int_eq(test_submit1(w, "a", one, 1, -1, 0, NULL), QUEUE_RESULT_ACCEPTED);
+	ck_assert_int_eq(queue_fault(NULL, 0), QUEUE_FAULT_NONE);
+	char *path = test_db_path();
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(test_submit1(w, "b", one, 1, -1, 0, NULL), QUEUE_RESULT_ERROR);
+	ck_assert(!queue_writer_healthy(w));
+	char msg[768];
+	ck_assert_int_eq(queue_fault(msg, sizeof(msg)), QUEUE_FAULT_REPLACED);
+	ck_assert_msg(strstr(msg, path) && strstr(msg, "deleted or replaced"), "%s", msg);
+	/* Sticky: a new file at the path does not make it healthy. */
+	struct queue *q = test_open();
+	queue_close(q);
+	struct timespec ts = { 1, 500 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	ck_assert(!queue_writer_healthy(w));
+	ck_assert_int_eq(test_submit1(w, "c", one, 1, -1, 0, NULL), QUEUE_RESULT_ERROR);
+	queue_writer_stop(w);
+	free(path);
+}
+END_TEST
+
+START_TEST(t_malformed_is_a_fault)
+{
+	static const char *const one[] = { "slack" };
+	struct queue_writer *w = test_writer(100000);
+	for (int i = 0; i < 300; i++)
+		ck_assert_int_eq(test_submit1(w, "x", one, 1, -1, 0, NULL), QUEUE_RESULT_ACCEPTED);
+	queue_writer_stop(w);
+	w = test_writer(100000);      /* verified at start */
+	/* Damage every page but the first two behind the writer's back, then
+	 * make another connection commit, so the writer's cache goes. */
+	char *path = test_db_path();
+	int64_t page_size = test_sql_int("PRAGMA page_size");
+	struct stat sb;
+	ck_assert_int_eq(stat(path, &sb), 0);
+	FILE *f = fopen(path, "r+");
+	ck_assert_ptr_nonnull(f);
+	for (int64_t p = 2; p < sb.st_size / page_size; p++) {
+		fseek(f, p * page_size, SEEK_SET);
+		for (int64_t i = 0; i < page_size; i++)
+			fputc(0xa5, f);
+	}
+	fclose(f);
+	test_sql_exec("CREATE TABLE IF NOT EXISTS other_connection_was_here (x)");
+	enum queue_result r = QUEUE_RESULT_ACCEPTED;
+	for (int i = 0; i < 20 && r == QUEUE_RESULT_ACCEPTED; i++)
+		r = test_submit1(w, "y", one, 1, -1, 0, NULL);
+	ck_assert_int_eq(r, QUEUE_RESULT_ERROR);
+	char msg[768];
+	ck_assert_int_eq(queue_fault(msg, sizeof(msg)), QUEUE_FAULT_MALFORMED);
+	ck_assert_msg(strstr(msg, path) && strstr(msg, "malformed") && strstr(msg, "backup"),
+	    "%s", msg);
+	ck_assert(!queue_writer_healthy(w));
+	queue_writer_stop(w);
+	free(path);
+}
+END_TEST
+
 START_TEST(t_pending_counter)
 {
 	queue_pending_set(10);
@@ -1128,6 +1450,28 @@ test_queue_suite(void)
 	tcase_add_test(tc, t_count_by_provider);
 	tcase_add_test(tc, t_list_retry_purge);
 	tcase_add_test(tc, t_second_connection_beside_writer);
+	tcase_add_test(tc, t_record_outcomes);
+	tcase_add_test(tc, t_expire_dead);
+	tcase_add_test(tc, t_list_page);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("files");
+	tcase_add_checked_fixture(tc, test_setup, test_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, t_open_refuses_foreign_sqlite);
+	tcase_add_test(tc, t_open_refuses_garbage);
+	tcase_add_test(tc, t_writer_refuses_damaged_file);
+	tcase_add_test(tc, t_writer_lock);
+	tcase_add_test(tc, t_writer_probe_recovers);
+	suite_add_tcase(s, tc);
+
+	/* Faults are sticky for the whole process: each test runs in its own
+	 * (Check forks every test unless CK_FORK=no). */
+	tc = tcase_create("faults");
+	tcase_add_checked_fixture(tc, test_setup, test_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, t_writer_deleted_file_is_a_fault);
+	tcase_add_test(tc, t_malformed_is_a_fault);
 	suite_add_tcase(s, tc);
 	return s;
 }

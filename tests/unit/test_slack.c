@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1096,6 +1097,262 @@ START_TEST(test_retry_after_table)
 }
 END_TEST
 
+/* ---- bounds of every rendered part (SPEC §9) ---- */
+
+/* A new string of n copies of the UTF-8 character c. */
+static char *
+t_repeat(const char *c, size_t n)
+{
+	struct util_buf b = { 0 };
+	for (size_t i = 0; i < n; i++)
+		util_buf_puts(&b, c);
+	return b.data ? b.data : util_strdup("");
+}
+
+START_TEST(test_bounds_names)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	char *longname = t_repeat("n", 600);
+	char *longreason = t_repeat("\xc3\xa9", 600);      /* é: counted as characters */
+	char *exact = t_repeat("&", SLACK_MAX_NAME);        /* fits: counted before escaping */
+	struct event ev = t_event("Kustomization", longname, NULL, EVENT_ERROR, longreason, "m");
+	ev.reporting_controller = longname;
+	json_t *j = t_render1(&p, &ev), *a = t_att(j, 0);
+
+	const char *author = t_str(a, "author_name"), *title = t_str(a, "title");
+	const char *user = t_str(j, "username");
+	ck_assert_uint_eq(t_codepoints(author), SLACK_MAX_NAME);
+	ck_assert_uint_eq(t_codepoints(title), SLACK_MAX_NAME);
+	ck_assert_uint_eq(t_codepoints(user), SLACK_MAX_NAME);
+	ck_assert(strncmp(author, "kustomization/nnn", 17) == 0);
+	ck_assert_str_eq(author + strlen(author) - 3, "\xe2\x80\xa6");
+	ck_assert_str_eq(title + strlen(title) - 3, "\xe2\x80\xa6");
+	ck_assert_str_eq(user + strlen(user) - 3, "\xe2\x80\xa6");
+	/* the fallback starts with the bounded author, not the whole name */
+	ck_assert(strncmp(t_str(a, "fallback"), author, strlen(author)) == 0);
+	ck_assert_uint_lt(strlen(t_str(a, "fallback")), 1000);
+	json_decref(j);
+
+	/* The provider's username is bounded the same way; a part that fits is kept whole. */
+	p.username = longname;
+	ev.reason = exact;
+	j = t_render1(&p, &ev);
+	ck_assert_uint_eq(t_codepoints(t_str(j, "username")), SLACK_MAX_NAME);
+	char *want = t_repeat("&amp;", SLACK_MAX_NAME);
+	ck_assert_str_eq(t_str(t_att(j, 0), "title"), want);
+	free(want);
+	json_decref(j);
+	free(longname);
+	free(longreason);
+	free(exact);
+}
+END_TEST
+
+START_TEST(test_bounds_fields)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("Kustomization", "w", "ns", EVENT_INFO, "", "m");
+	enum { NKEYS = 120 };
+	struct event_kv meta[NKEYS];
+	char keys[NKEYS][8];
+	char *longkey = t_repeat("k", 150), *longval = t_repeat("<", 5000);
+
+	for (int i = 0; i < NKEYS; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%03d", i);
+		meta[i].key = keys[i];
+		meta[i].value = "v";
+		meta[i].origin = EVENT_META_CONTROLLER;
+	}
+	ev.meta = meta;
+	ev.nmeta = NKEYS;
+	json_t *j = t_render1(&p, &ev);
+	json_t *f = json_object_get(t_att(j, 0), "fields");
+	ck_assert_uint_eq(json_array_size(f), SLACK_MAX_FIELDS);
+	ck_assert_str_eq(t_str(json_array_get(f, 0), "title"), "k000");
+	ck_assert_str_eq(t_str(json_array_get(f, SLACK_MAX_FIELDS - 2), "title"), "k048");
+	json_t *more = json_array_get(f, SLACK_MAX_FIELDS - 1);
+	ck_assert_str_eq(t_str(more, "title"), "71 more fields not shown");
+	ck_assert_str_eq(t_str(more, "value"), "");
+	ck_assert(json_is_false(json_object_get(more, "short")));
+	json_decref(j);
+
+	/* exactly SLACK_MAX_FIELDS: all shown, no marker */
+	ev.nmeta = SLACK_MAX_FIELDS;
+	j = t_render1(&p, &ev);
+	f = json_object_get(t_att(j, 0), "fields");
+	ck_assert_uint_eq(json_array_size(f), SLACK_MAX_FIELDS);
+	ck_assert_str_eq(t_str(json_array_get(f, SLACK_MAX_FIELDS - 1), "title"), "k049");
+	json_decref(j);
+
+	/* a field's title and value are bounded, counted before escaping */
+	struct event_kv one[] = { { longkey, longval, EVENT_META_CONTROLLER } };
+	ev.meta = one;
+	ev.nmeta = 1;
+	j = t_render1(&p, &ev);
+	f = json_array_get(json_object_get(t_att(j, 0), "fields"), 0);
+	ck_assert_uint_eq(t_codepoints(t_str(f, "title")), SLACK_MAX_FIELD_TITLE);
+	const char *v = t_str(f, "value");
+	ck_assert(strncmp(v, "&lt;&lt;", 8) == 0);
+	ck_assert_uint_eq(strlen(v), (SLACK_MAX_FIELD_VALUE - 1) * 4 + 3);
+	json_decref(j);
+	free(longkey);
+	free(longval);
+}
+END_TEST
+
+/* A 4.6 MB payload came from 100,000 metadata keys: now it stays small. */
+START_TEST(test_bounds_huge_event)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	enum { NKEYS = 100000 };
+	struct event_kv *meta = util_calloc(NKEYS, sizeof(*meta));
+	char (*keys)[12] = util_calloc(NKEYS, sizeof(*keys));
+	char *name = t_repeat("x", 1000000);
+	for (int i = 0; i < NKEYS; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "key%06d", i);
+		meta[i].key = keys[i];
+		meta[i].value = "some value of forty characters or so....";
+		meta[i].origin = EVENT_META_PLAIN;
+	}
+	struct event ev = t_event("Kustomization", name, name, EVENT_ERROR, name, name);
+	ev.reporting_controller = name;
+	ev.meta = meta;
+	ev.nmeta = NKEYS;
+	struct slack_item it = { &ev, NULL, 0 };
+	char *s = slack_render_string(&p, NULL, &it, 1);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_msg(strlen(s) < 20000, "payload of %zu bytes", strlen(s));
+	free(s);
+	free(name);
+	free(keys);
+	free(meta);
+}
+END_TEST
+
+/* ---- refused as too large or invalid: worth splitting a coalesced message ---- */
+
+static const struct {
+	enum conf_provider_type type;
+	long status;
+	const char *body;
+	int oversize;
+} t_oversize_cases[] = {
+	{ CONF_PROVIDER_SLACK, 413, NULL, 1 },
+	{ CONF_PROVIDER_SLACK, 413, "Request Entity Too Large", 1 },
+	{ CONF_PROVIDER_SLACK, 400, "invalid_payload", 1 },
+	{ CONF_PROVIDER_SLACK, 400, "invalid_payload\n", 1 },
+	{ CONF_PROVIDER_SLACK, 400, "msg_too_long", 1 },
+	{ CONF_PROVIDER_SLACK, 400, "invalid_blocks", 1 },
+	{ CONF_PROVIDER_SLACK, 400, "invalid_payloads", 0 },
+	{ CONF_PROVIDER_SLACK, 400, "no_text", 0 },
+	{ CONF_PROVIDER_SLACK, 404, "channel_not_found", 0 },
+	{ CONF_PROVIDER_SLACK, 500, "invalid_payload", 0 },   /* transient, not split */
+	{ CONF_PROVIDER_SLACK_BOT, 200, "{\"ok\":false,\"error\":\"msg_too_long\"}", 1 },
+	{ CONF_PROVIDER_SLACK_BOT, 200, "{\"ok\":false,\"error\":\"invalid_blocks\"}", 1 },
+	{ CONF_PROVIDER_SLACK_BOT, 200, "{\"ok\":false,\"error\":\"channel_not_found\"}", 0 },
+	{ CONF_PROVIDER_SLACK_BOT, 200, "{\"ok\":true}", 0 },
+};
+
+START_TEST(test_classify_oversize)
+{
+	struct slack_response r;
+	struct slack_result out;
+
+	memset(&r, 0, sizeof(r));
+	r.status = t_oversize_cases[_i].status;
+	r.body = t_oversize_cases[_i].body;
+	r.body_len = r.body ? strlen(r.body) : 0;
+	slack_classify(t_oversize_cases[_i].type, &r, T_NOW, &out);
+	ck_assert_msg(out.oversize == t_oversize_cases[_i].oversize, "case %d (%s): oversize %d",
+	    _i, out.error, out.oversize);
+}
+END_TEST
+
+/* ---- the provider's secrets never appear in an error text ---- */
+
+START_TEST(test_secrets_of_provider)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	p.url = "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefSECRET?x=y";
+	char **s = slack_secrets(&p);
+	ck_assert_ptr_nonnull(s);
+	static const char *const want[] = {
+		"https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefSECRET?x=y",
+		"/services/T0123ABCD/B0456EFGH/abcdefSECRET?x=y", "abcdefSECRET", "T0123ABCD",
+		"B0456EFGH", "x=y",
+	};
+	size_t n = 0;
+	while (s[n] != NULL) {
+		ck_assert_str_ne(s[n], "services");
+		if (n > 0)
+			ck_assert_uint_ge(strlen(s[n - 1]), strlen(s[n]));   /* longest first */
+		n++;
+	}
+	ck_assert_uint_eq(n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < n; i++) {
+		bool found = false;
+		for (size_t k = 0; k < n; k++)
+			found = found || strcmp(s[k], want[i]) == 0;
+		ck_assert_msg(found, "%s not among the secrets", want[i]);
+	}
+	slack_secrets_free(s);
+	slack_secrets_free(NULL);
+
+	struct conf_provider bot = t_provider(CONF_PROVIDER_SLACK_BOT);
+	s = slack_secrets(&bot);
+	ck_assert_str_eq(s[0], "xoxb-test");
+	ck_assert_ptr_null(s[1]);
+	slack_secrets_free(s);
+	struct conf_provider console = t_provider(CONF_PROVIDER_CONSOLE);
+	ck_assert_ptr_null(slack_secrets(&console));
+}
+END_TEST
+
+START_TEST(test_classify_redacts_secrets)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	p.token = "xoxb-1234567890-abcdefghijkl";
+	char **secrets = slack_secrets(&p);
+	struct slack_response r;
+	struct slack_result out;
+
+	memset(&r, 0, sizeof(r));
+	r.secrets = secrets;
+	r.status = 403;
+	r.body = "denied: Authorization: Bearer xoxb-1234567890-abcdefghijkl (twice: "
+	    "xoxb-1234567890-abcdefghijkl)";
+	r.body_len = strlen(r.body);
+	slack_classify(CONF_PROVIDER_SLACK_BOT, &r, T_NOW, &out);
+	ck_assert_str_eq(out.error, "HTTP 403 denied: Authorization: Bearer [redacted] (twice: "
+	    "[redacted])");
+
+	/* Redacted before it is cut to fit: no prefix of the token survives a cut. */
+	char *pad = t_repeat("x", 230);
+	char *body = util_printf("%s Bearer %s", pad, p.token);
+	free(pad);
+	r.body = body;
+	r.body_len = strlen(body);
+	slack_classify(CONF_PROVIDER_SLACK_BOT, &r, T_NOW, &out);
+	ck_assert_ptr_null(strstr(out.error, "xoxb-"));
+	free(body);
+
+	/* transport errors too, and the JSON error string of the Web API */
+	r.body = NULL;
+	r.body_len = 0;
+	r.transport_error = 7;
+	r.transport_msg = "proxy said xoxb-1234567890-abcdefghijkl";
+	slack_classify(CONF_PROVIDER_SLACK_BOT, &r, T_NOW, &out);
+	ck_assert_str_eq(out.error, "transport: proxy said [redacted]");
+	r.transport_error = 0;
+	r.status = 200;
+	r.body = "{\"ok\":false,\"error\":\"bad token xoxb-1234567890-abcdefghijkl\"}";
+	r.body_len = strlen(r.body);
+	slack_classify(CONF_PROVIDER_SLACK_BOT, &r, T_NOW, &out);
+	ck_assert_str_eq(out.error, "HTTP 200 bad token [redacted]");
+	slack_secrets_free(secrets);
+}
+END_TEST
+
 #define T_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *
@@ -1124,11 +1381,17 @@ slack_suite(void)
 	tcase_add_test(tc, test_attachment_count);
 	tcase_add_test(tc, test_hidden_keys);
 	tcase_add_test(tc, test_field_precedence);
+	tcase_add_test(tc, test_bounds_names);
+	tcase_add_test(tc, test_bounds_fields);
+	tcase_add_test(tc, test_bounds_huge_event);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("classify");
 	tcase_add_loop_test(tc, test_classify_table, 0, T_N(t_class_cases));
 	tcase_add_test(tc, test_classify_error_text);
+	tcase_add_loop_test(tc, test_classify_oversize, 0, T_N(t_oversize_cases));
+	tcase_add_test(tc, test_secrets_of_provider);
+	tcase_add_test(tc, test_classify_redacts_secrets);
 	tcase_add_loop_test(tc, test_retry_after_table, 0, T_N(t_retry_cases));
 	suite_add_tcase(s, tc);
 	return s;
