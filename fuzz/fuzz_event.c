@@ -183,7 +183,7 @@ fuzz_event_render(const struct event *ev)
 		}
 		fuzz_event_check_payload(slack_render_string(p, t->channel, items, 1), 1);
 		fuzz_event_check_payload(slack_render_string(p, t->channel, items, 3), 3);
-		free(rules_target_key(p->name, t->channel));
+		free(rules_target_label(p->name, t->channel));
 	}
 	rules_result_clear(&res);
 }
