@@ -8,6 +8,8 @@
 #include <stdlib.h>
 
 #ifdef HAVE_SYSTEMD
+#include <stdio.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
@@ -31,6 +33,43 @@ notify_status(const char *status)
 	sd_notifyf(0, "STATUS=%s", status);
 }
 
+/* "HH:MM:SS" in UTC, the clock journalctl shows with --utc. */
+static void
+notify_now(char *buf, size_t len)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, len, "?");
+}
+
+void
+notify_reloaded(void)
+{
+	char when[32];
+	notify_now(when, sizeof(when));
+	sd_notifyf(0, "READY=1\nSTATUS=serving; configuration reloaded at %s", when);
+}
+
+void
+notify_reload_failed(const char *problems)
+{
+	char when[32];
+	notify_now(when, sizeof(when));
+	const char *p = problems != NULL ? problems : "";
+	/* One line: a newline would end the STATUS= field of the message. */
+	size_t first = strcspn(p, "\n");
+	size_t more = 0;
+	for (const char *q = p + first; *q != '\0'; q++)
+		if (*q == '\n' && q[1] != '\0')
+			more++;
+	char extra[64] = "";
+	if (more > 0)
+		snprintf(extra, sizeof(extra), " (and %zu more, see the journal)", more);
+	sd_notifyf(0, "READY=1\nSTATUS=serving the previous configuration: reload failed at %s: "
+	    "%.*s%s", when, (int)(first > 400 ? 400 : first), p, extra);
+}
+
 double
 notify_watchdog_interval(void)
 {
@@ -52,6 +91,8 @@ void notify_stopping(void) {}
 void notify_watchdog(void) {}
 void notify_reloading(void) {}
 void notify_status(const char *status) { (void)status; }
+void notify_reloaded(void) {}
+void notify_reload_failed(const char *problems) { (void)problems; }
 double notify_watchdog_interval(void) { return 0; }
 int notify_listen_fd(void) { return -1; }
 #endif
