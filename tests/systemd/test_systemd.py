@@ -279,6 +279,7 @@ class SystemdTest(unittest.TestCase):
                                                self.journal(since)))
         self.assertTrue(text)
         st = self.show("fluxrelay.service", "StatusText")
+        log("after an invalid reload: StatusText=%s" % st)
         self.assertIn("reload failed", st)
         self.assertRegex(st, r"%s:\d+: " % re.escape(CONF))
         self.assertIn("reload failed", c.sh("systemctl status fluxrelay.service",
@@ -306,6 +307,9 @@ class SystemdTest(unittest.TestCase):
             c.sh("systemctl stop fluxrelay.service", check=False)
             self.assertEqual(self.show("fluxrelay.service", "ActiveState"), "inactive")
             self.assertRegex(self.journal(since), r'msg="?stopped')
+            log("round %d: after systemctl stop fluxrelay.service: socket %s/%s" % (
+                round_, self.show("fluxrelay.socket", "ActiveState"),
+                self.show("fluxrelay.socket", "SubState")))
             self.assertEqual(
                 (round_, self.show("fluxrelay.socket", "ActiveState"),
                  self.show("fluxrelay.socket", "SubState")), (round_, "active", "listening"),
