@@ -192,7 +192,12 @@ class SocketActivationTest(unittest.TestCase):
                 os.dup2(fd, 3)
             os.set_inheritable(3, True)
         # LISTEN_PID must be the daemon's own pid: the shell execs it in place.
-        cmd = ["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"',
+        # valgrind runs the daemon in its own process: the pid stays the same.
+        vg = []
+        if os.environ.get("FR_VALGRIND") == "1":
+            vg = ["valgrind", "-q", "--error-exitcode=42", "--leak-check=full",
+                  "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]
+        cmd = ["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"'] + vg + [
             frtest.BIN, "-c", self.conf, "-s", os.path.join(self.work, "state")]
         # close_fds=False: the descriptor dup'ed to 3 in the child must survive.
         return subprocess.Popen(cmd, env=env, preexec_fn=to_fd3, close_fds=False,
