@@ -76,7 +76,8 @@ class NotifyListener:
                 continue
             except OSError:
                 return
-            self.messages.append(data.decode())
+            # surrogateescape: a message that is not UTF-8 shows, for a test to see.
+            self.messages.append(data.decode("utf-8", "surrogateescape"))
 
     def wait(self, needle, timeout=10):
         deadline = time.monotonic() + timeout
@@ -161,6 +162,36 @@ class NotifyTest(unittest.TestCase):
             self.assertEqual(d.stop(), 0)
             n.close()
             d.cleanup()
+
+    def test_reload_status_is_utf8(self):
+        """systemd ignores a STATUS= that is not UTF-8, which would leave the
+        previous "configuration reloaded" on show: a config path with a byte
+        that is not UTF-8 comes out as '?'."""
+        if not built_with_systemd() or "HAVE_SYSTEMD 1" not in frtest_config_h():
+            self.skipTest("built without libsystemd")
+        work = tempfile.mkdtemp(prefix="frnotify-")
+        conf_dir = os.path.join(work, os.fsdecode(b"caf\xc3\xa9-\xff"))
+        os.makedirs(conf_dir)
+        conf = os.path.join(conf_dir, "fluxrelay.conf")
+        with open(conf, "w") as f:
+            f.write(EVERYTHING)
+        n = NotifyListener()
+        d = frtest.Daemon(None, args=["-c", conf], env={"NOTIFY_SOCKET": n.path}, start=False)
+        try:
+            d.start()
+            n.wait("READY=1")
+            with open(conf, "w") as f:
+                f.write(EVERYTHING + "\nbogus_key = 1;\n")
+            d.send_signal(signal.SIGHUP)
+            n.wait("reload failed")
+            (msg,) = [m for m in n.messages if "reload failed" in m]
+            msg.encode("utf-8")   # raises on the escaped byte: not UTF-8
+            self.assertIn("caf\u00e9-?/fluxrelay.conf:", msg)
+        finally:
+            self.assertEqual(d.stop(), 0)
+            n.close()
+            d.cleanup()
+            shutil.rmtree(work, ignore_errors=True)
 
 
 class SocketActivationTest(unittest.TestCase):
