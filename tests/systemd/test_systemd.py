@@ -217,6 +217,9 @@ class SystemdTest(unittest.TestCase):
         # LoadCredential= sources: root-only, as docs/deploy.md tells.
         c.write("/etc/fluxrelay/slack-url", "http://127.0.0.1:9/services/T0/B0/X\n", "0600")
         c.write("/etc/fluxrelay/hmac-key", HMAC_KEY + "\n", "0600")
+        # As on a minimal system (debootstrap --variant=minbase): no procps,
+        # so no /bin/kill for the unit to rely on.
+        c.sh("rm -f /usr/bin/kill /bin/kill")
         c.sh("systemctl daemon-reload")
         cls.n = 0
 
