@@ -23,6 +23,18 @@ FUZZ_RUNFLAGS = -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_CHECK_CC = command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
 	echo "fuzz: $(FUZZ_CC) not found: apt-get install clang libclang-rt-dev" >&2; exit 1; }
 
+# fuzz_conf.c's LeakSanitizer suppressions name functions, and without a
+# symbolizer LeakSanitizer sees only addresses: libconfig's known leak would
+# be reported as ours. Debian's clang does not bring llvm-symbolizer (package
+# llvm, or llvm-14 for clang's own copy): the harnesses are run with the one
+# clang names, and not at all without one.
+FUZZ_SYMBOLIZER = $$(p=$$($(FUZZ_CC) -print-prog-name=llvm-symbolizer); \
+	case "$$p" in (/*) echo "$$p" ;; (*) command -v "$$p" ;; esac)
+FUZZ_CHECK_SYMBOLIZER = test -x "$(FUZZ_SYMBOLIZER)" || { \
+	echo "fuzz: llvm-symbolizer not found (LeakSanitizer's suppressions need it):" \
+	    "apt-get install llvm" >&2; exit 1; }
+FUZZ_ENV = ASAN_SYMBOLIZER_PATH="$(FUZZ_SYMBOLIZER)" FUZZ_TMPDIR=`pwd`/fuzz/work/tmp
+
 FUZZ_HDRS = $(top_srcdir)/src/util.h $(top_srcdir)/src/log.h $(top_srcdir)/src/conf.h \
 	$(top_srcdir)/src/event.h $(top_srcdir)/src/rules.h $(top_srcdir)/src/dedup.h \
 	$(top_srcdir)/src/slack.h $(top_srcdir)/src/auth.h
@@ -56,23 +68,25 @@ fuzz-seeds:
 	    test -f "$$f" && cp -f "$$f" fuzz/work/seeds-conf/; done; :
 
 fuzz: fuzz/fuzz_event fuzz/fuzz_conf fuzz-seeds
-	FUZZ_TMPDIR=`pwd`/fuzz/work/tmp ./fuzz/fuzz_event $(FUZZ_RUNFLAGS) \
+	@$(FUZZ_CHECK_SYMBOLIZER)
+	$(FUZZ_ENV) ./fuzz/fuzz_event $(FUZZ_RUNFLAGS) \
 	    -max_total_time=$(FUZZ_SECONDS) -dict=$(top_srcdir)/fuzz/corpus/event.dict \
 	    -artifact_prefix=fuzz/artifacts/event- $(FUZZ_ARGS) \
 	    fuzz/work/event $(top_srcdir)/fuzz/corpus/event fuzz/work/seeds-event
-	FUZZ_TMPDIR=`pwd`/fuzz/work/tmp ./fuzz/fuzz_conf $(FUZZ_RUNFLAGS) \
+	$(FUZZ_ENV) ./fuzz/fuzz_conf $(FUZZ_RUNFLAGS) \
 	    -max_total_time=$(FUZZ_SECONDS) -dict=$(top_srcdir)/fuzz/corpus/conf.dict \
 	    -artifact_prefix=fuzz/artifacts/conf- $(FUZZ_ARGS) \
 	    fuzz/work/conf $(top_srcdir)/fuzz/corpus/conf fuzz/work/seeds-conf
 
 # Every kept input, once each (libFuzzer runs single files when given files).
 fuzz-regress: fuzz/fuzz_event fuzz/fuzz_conf fuzz-seeds
+	@$(FUZZ_CHECK_SYMBOLIZER)
 	@set -e; for t in event conf; do \
 	    files=`find $(top_srcdir)/fuzz/regressions/$$t $(top_srcdir)/fuzz/corpus/$$t \
 	        fuzz/work/seeds-$$t -type f 2>/dev/null | sort`; \
 	    n=`echo "$$files" | grep -c . || :`; \
 	    echo "fuzz-regress: $$n inputs through fuzz/fuzz_$$t"; \
-	    test -z "$$files" || FUZZ_TMPDIR=`pwd`/fuzz/work/tmp \
+	    test -z "$$files" || $(FUZZ_ENV) \
 	        ./fuzz/fuzz_$$t $$files > fuzz/work/regress-$$t.log 2>&1 || { \
 	        tail -40 fuzz/work/regress-$$t.log; echo "fuzz-regress: fuzz_$$t FAILED"; exit 1; }; \
 	done; echo "fuzz-regress: all inputs passed"
@@ -103,7 +117,8 @@ fuzz/fuzz_event_diff: $(FUZZ_DIFF_SRCS) $(top_srcdir)/src/event.h $(top_srcdir)/
 
 fuzz-diff: fuzz/fuzz_event_diff fuzz-seeds
 	@$(MKDIR_P) fuzz/work/event-diff
-	./fuzz/fuzz_event_diff $(FUZZ_RUNFLAGS) -max_total_time=$(FUZZ_SECONDS) \
+	@$(FUZZ_CHECK_SYMBOLIZER)
+	$(FUZZ_ENV) ./fuzz/fuzz_event_diff $(FUZZ_RUNFLAGS) -max_total_time=$(FUZZ_SECONDS) \
 	    -dict=$(top_srcdir)/fuzz/corpus/event.dict \
 	    -artifact_prefix=fuzz/artifacts/event-diff- $(FUZZ_ARGS) \
 	    fuzz/work/event-diff $(top_srcdir)/fuzz/corpus/event fuzz/work/seeds-event
@@ -113,7 +128,7 @@ fuzz-regress-diff: fuzz/fuzz_event_diff fuzz-seeds
 	    fuzz/work/seeds-event -type f 2>/dev/null | sort`; \
 	n=`echo "$$files" | grep -c . || :`; \
 	echo "fuzz-regress: $$n inputs through fuzz/fuzz_event_diff"; \
-	test -z "$$files" || ./fuzz/fuzz_event_diff $$files > fuzz/work/regress-event-diff.log 2>&1 || { \
+	test -z "$$files" || $(FUZZ_ENV) ./fuzz/fuzz_event_diff $$files > fuzz/work/regress-event-diff.log 2>&1 || { \
 	    tail -40 fuzz/work/regress-event-diff.log; \
 	    echo "fuzz-regress: fuzz_event_diff FAILED"; exit 1; }
 

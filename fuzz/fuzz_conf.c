@@ -54,7 +54,9 @@ const char *__lsan_default_suppressions(void);
  * follows it (hyperrealm/libconfig#142, fixed upstream in 1.7.3 by a bison
  * %destructor): not ours, and bounded by one token per failed load. Only the
  * lexer's own allocations are suppressed: a config tree that conf.c failed to
- * destroy would still show its settings (config_setting_*).
+ * destroy would still show its settings (config_setting_*). Matching a function
+ * name needs a symbolizer: fuzz.mk runs the harness with llvm-symbolizer
+ * (ASAN_SYMBOLIZER_PATH) and refuses to run without one.
  */
 const char *
 __lsan_default_suppressions(void)

@@ -159,6 +159,9 @@ struct http {
 	pthread_mutex_t log_lock;
 	bool starting;
 	char start_err[256];
+	/* A socket passed by socket activation, else -1: systemd keeps listening
+	 * on it after we exit, so http_stop must not shut it down (see there). */
+	int inherited_fd;
 };
 
 enum http_route { HTTP_ROUTE_EVENT, HTTP_ROUTE_HEALTHZ, HTTP_ROUTE_READYZ, HTTP_ROUTE_METRICS };
@@ -1260,11 +1263,33 @@ http_free(struct http *h)
 	free(h);
 }
 
+/*
+ * MHD_stop_daemon() calls shutdown(SHUT_RDWR) on its listening socket. On a
+ * socket inherited from systemd that socket is systemd's too: shut down, it
+ * stops listening, systemd marks fluxrelay.socket failed and the next
+ * connection is refused instead of starting the service again. Quiescing first
+ * makes libmicrohttpd forget the socket (no shutdown, no close); connections
+ * still in its backlog wait there for the next instance. Only our copy of the
+ * descriptor is closed.
+ */
+static void
+http_stop_daemon(struct http *h, struct MHD_Daemon *mhd)
+{
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_LISTEN_FD);
+	int fd = -1;
+	if (h->inherited_fd >= 0 && di != NULL && di->listen_fd == h->inherited_fd)
+		fd = MHD_quiesce_daemon(mhd);
+	MHD_stop_daemon(mhd);
+	if (fd >= 0)
+		close(fd);
+}
+
 struct http *
 http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *err, size_t errlen)
 {
 	struct http *h = util_calloc(1, sizeof(*h));
 	h->writer = w;
+	h->inherited_fd = listen_fd;
 	h->max_body = c->listen.max_body;
 	h->metrics_port = -1;
 	h->main_listener = (struct http_listener){ h, false };
@@ -1417,7 +1442,7 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 	return h;
 fail:
 	for (int i = 0; i < h->nmhd; i++)
-		MHD_stop_daemon(h->mhd[i]);
+		http_stop_daemon(h, h->mhd[i]);
 	http_linger_stop(h);
 	http_free(h);
 	return NULL;
@@ -1459,7 +1484,7 @@ http_stop(struct http *h)
 	if (h->metrics_mhd != NULL)
 		MHD_stop_daemon(h->metrics_mhd);
 	for (int i = 0; i < h->nmhd; i++)
-		MHD_stop_daemon(h->mhd[i]);
+		http_stop_daemon(h, h->mhd[i]);
 	/* After the daemons: closing their connections may add lingering ones. */
 	http_linger_stop(h);
 	http_free(h);

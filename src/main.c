@@ -208,11 +208,11 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 	char *errors = NULL;
 	struct conf *c = main_load_conf(o, &code, &errors);
 	if (c == NULL) {
+		notify_reload_failed(errors);
 		char *save = NULL;
 		for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 			log_error("reload failed: configuration kept", "problem", line, NULL);
 		free(errors);
-		notify_ready();
 		return;
 	}
 	const struct conf *old = (*deliver_rt)->conf;
@@ -239,7 +239,7 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 	struct runtime *rt = runtime_new(c, err, sizeof(err));
 	if (rt == NULL) {
 		log_error("reload failed: configuration kept", "problem", err, NULL);
-		notify_ready();
+		notify_reload_failed(err);
 		return;
 	}
 	log_setup(rt->conf->log.level, rt->conf->log.format);
@@ -250,7 +250,7 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 	runtime_release(*deliver_rt);
 	*deliver_rt = mine;
 	log_info("configuration reloaded", "config", o->config, NULL);
-	notify_ready();
+	notify_reloaded();
 }
 
 /* Set once the delivery thread runs; the writer may commit before that. */

@@ -9,6 +9,16 @@ void notify_ready(void);
 void notify_reloading(void);
 void notify_stopping(void);
 void notify_status(const char *status);
+/*
+ * The end of a SIGHUP reload: READY=1 with a STATUS= line that `systemctl
+ * status` shows until the next one. notify_reload_failed takes the problems as
+ * conf_load reports them (lines ending in '\n') and shows the first one, with
+ * the time and "serving the previous configuration": systemd runs ExecReload=
+ * without waiting for the daemon's verdict, so this line is where an operator
+ * sees it.
+ */
+void notify_reloaded(void);
+void notify_reload_failed(const char *problems);
 /* Watchdog interval in seconds (0 = not enabled); ping with notify_watchdog. */
 double notify_watchdog_interval(void);
 void notify_watchdog(void);

@@ -1,6 +1,8 @@
 """Operations: SIGHUP reload, systemd notify protocol, socket activation, log format."""
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,7 +76,8 @@ class NotifyListener:
                 continue
             except OSError:
                 return
-            self.messages.append(data.decode())
+            # surrogateescape: a message that is not UTF-8 shows, for a test to see.
+            self.messages.append(data.decode("utf-8", "surrogateescape"))
 
     def wait(self, needle, timeout=10):
         deadline = time.monotonic() + timeout
@@ -93,6 +96,17 @@ class NotifyListener:
 def built_with_systemd():
     r = frtest.run_cli(["--version"])
     return r.returncode == 0 and os.environ.get("FR_NO_SYSTEMD") != "1"
+
+
+def frtest_config_h():
+    """The build's config.h (next to the binary's src/), or "" when not found."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(frtest.BIN))),
+                        "config.h")
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 class NotifyTest(unittest.TestCase):
@@ -115,54 +129,161 @@ class NotifyTest(unittest.TestCase):
             n.close()
             d.cleanup()
 
+    def test_reload_outcome_in_status(self):
+        """systemd sends SIGHUP without waiting for the verdict, so the
+        outcome of a reload is the STATUS= that `systemctl status` shows: the
+        first problem with its FILE:LINE and "previous configuration" for a
+        failed one, until a reload succeeds."""
+        if not built_with_systemd() or "HAVE_SYSTEMD 1" not in frtest_config_h():
+            self.skipTest("built without libsystemd")
+        n = NotifyListener()
+        d = frtest.Daemon(EVERYTHING, env={"NOTIFY_SOCKET": n.path}, start=False)
+        try:
+            d.start()
+            n.wait("READY=1")
+            with open(d.config_path, "w") as f:
+                f.write(EVERYTHING + "\nbogus_key = 1;\nlisten = { port = \"x\"; };\n")
+            d.send_signal(signal.SIGHUP)
+            d.wait_err(r'reload failed', count=2)
+            n.wait("reload failed")
+            (msg,) = [m for m in n.messages if "reload failed" in m]
+            fields = dict(l.split("=", 1) for l in msg.split("\n") if l)
+            self.assertEqual(fields.get("READY"), "1", msg)
+            status = fields["STATUS"]
+            self.assertIn("previous configuration", status)
+            self.assertRegex(status, r"%s:\d+: " % re.escape(d.config_path))
+            self.assertIn("and 1 more, see the journal", status)
+            with open(d.config_path, "w") as f:
+                f.write(ERRORS_ONLY)
+            d.send_signal(signal.SIGHUP)
+            n.wait("configuration reloaded")
+            self.assertNotIn("failed", n.messages[-1])
+        finally:
+            self.assertEqual(d.stop(), 0)
+            n.close()
+            d.cleanup()
 
-class SocketActivationTest(unittest.TestCase):
-    def test_inherited_listen_fd(self):
-        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsock.bind(("127.0.0.1", 0))
-        lsock.listen(64)
-        port = lsock.getsockname()[1]
-        work = tempfile.mkdtemp(prefix="frsock-")
-        conf = os.path.join(work, "fluxrelay.conf")
+    def test_reload_status_is_utf8(self):
+        """systemd ignores a STATUS= that is not UTF-8, which would leave the
+        previous "configuration reloaded" on show: a config path with a byte
+        that is not UTF-8 comes out as '?'."""
+        if not built_with_systemd() or "HAVE_SYSTEMD 1" not in frtest_config_h():
+            self.skipTest("built without libsystemd")
+        work = tempfile.mkdtemp(prefix="frnotify-")
+        conf_dir = os.path.join(work, os.fsdecode(b"caf\xc3\xa9-\xff"))
+        os.makedirs(conf_dir)
+        conf = os.path.join(conf_dir, "fluxrelay.conf")
         with open(conf, "w") as f:
             f.write(EVERYTHING)
+        n = NotifyListener()
+        d = frtest.Daemon(None, args=["-c", conf], env={"NOTIFY_SOCKET": n.path}, start=False)
+        try:
+            d.start()
+            n.wait("READY=1")
+            with open(conf, "w") as f:
+                f.write(EVERYTHING + "\nbogus_key = 1;\n")
+            d.send_signal(signal.SIGHUP)
+            n.wait("reload failed")
+            (msg,) = [m for m in n.messages if "reload failed" in m]
+            msg.encode("utf-8")   # raises on the escaped byte: not UTF-8
+            self.assertIn("caf\u00e9-?/fluxrelay.conf:", msg)
+        finally:
+            self.assertEqual(d.stop(), 0)
+            n.close()
+            d.cleanup()
+            shutil.rmtree(work, ignore_errors=True)
+
+
+class SocketActivationTest(unittest.TestCase):
+    """The daemon on a listening socket passed the way systemd passes it. The
+    test keeps its own copy open, as systemd does for fluxrelay.socket."""
+
+    def setUp(self):
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.work = tempfile.mkdtemp(prefix="frsock-")
+        self.conf = os.path.join(self.work, "fluxrelay.conf")
+        with open(self.conf, "w") as f:
+            f.write(EVERYTHING)
+
+    def tearDown(self):
+        self.lsock.close()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def start(self):
         env = dict(os.environ, LISTEN_FDS="1", LISTEN_FDNAMES="fluxrelay")
         env.pop("FLUXRELAY_CONFIG", None)
-        fd = lsock.fileno()
+        fd = self.lsock.fileno()
 
         def to_fd3():
             if fd != 3:
                 os.dup2(fd, 3)
             os.set_inheritable(3, True)
         # LISTEN_PID must be the daemon's own pid: the shell execs it in place.
-        cmd = ["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"', frtest.BIN,
-               "-c", conf, "-s", os.path.join(work, "state")]
+        # valgrind runs the daemon in its own process: the pid stays the same.
+        vg = []
+        if os.environ.get("FR_VALGRIND") == "1":
+            vg = ["valgrind", "-q", "--error-exitcode=42", "--leak-check=full",
+                  "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]
+        cmd = ["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"'] + vg + [
+            frtest.BIN, "-c", self.conf, "-s", os.path.join(self.work, "state")]
         # close_fds=False: the descriptor dup'ed to 3 in the child must survive.
-        p = subprocess.Popen(cmd, env=env, preexec_fn=to_fd3, close_fds=False,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        lsock.close()
+        return subprocess.Popen(cmd, env=env, preexec_fn=to_fd3, close_fds=False,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def stop(self, p):
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        err = err.decode(errors="replace")
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("socket_activation=yes", err)
+        return err
+
+    def post(self, conn=None):
+        import http.client
+        c = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            import http.client
-            deadline = time.monotonic() + 10
-            status = None
-            while time.monotonic() < deadline:
-                try:
-                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    c.request("POST", "/", INFO_EVENT, {"Content-Type": "application/json"})
-                    r = c.getresponse()
-                    status, body = r.status, json.loads(r.read())
-                    c.close()
-                    break
-                except (ConnectionError, OSError):
-                    time.sleep(0.1)
+            c.request("POST", "/", INFO_EVENT, {"Content-Type": "application/json"})
+            r = c.getresponse()
+            return r.status, json.loads(r.read())
+        finally:
+            c.close()
+
+    def test_inherited_listen_fd(self):
+        p = self.start()
+        try:
+            status, body = self.post()
             self.assertEqual(status, 202)
             self.assertEqual(body["status"], "accepted")
         finally:
-            p.send_signal(signal.SIGTERM)
-            out, err = p.communicate(timeout=20)
-            self.assertEqual(p.returncode, 0, err.decode())
-            self.assertIn("socket_activation=yes", err.decode())
+            self.stop(p)
+
+    def test_socket_survives_the_daemon(self):
+        """After the daemon exits the socket still listens (libmicrohttpd's
+        stop must not shut it down), and a connection made meanwhile waits in
+        its backlog for the next daemon, as systemd's socket activation needs."""
+        import http.client
+        p = self.start()
+        try:
+            self.assertEqual(self.post()[0], 202)
+        finally:
+            self.stop(p)
+        import select
+        poller = select.poll()
+        poller.register(self.lsock, select.POLLIN | select.POLLHUP | select.POLLERR)
+        self.assertEqual(poller.poll(0), [], "the inherited socket was shut down")
+        # A client connecting while no daemon runs: queued by the kernel.
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.connect()
+        p = self.start()
+        try:
+            status, body = self.post(c)
+            self.assertEqual((status, body["status"]), (202, "accepted"))
+        finally:
+            self.stop(p)
 
 
 class LogFormatTest(unittest.TestCase):
