@@ -421,9 +421,25 @@ import_map_seconds(long long ns)
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                 */
 
+/*
+ * Takes text. Every message can quote a manifest's bytes (an apiVersion, a
+ * kind, a key), so control characters are escaped here, once for all of them:
+ * a message is one line on a terminal or in a log.
+ */
 static void
 import_map_msg_add(struct import_map_ctx *x, size_t input, unsigned line, char *text)
 {
+	size_t n = strlen(text);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)text[i];
+		if (ch < 0x20 || ch == 0x7f) {
+			struct util_buf b = {0};
+			import_map_clean(&b, text, n);
+			free(text);
+			text = b.data;
+			break;
+		}
+	}
 	if (x->nmsgs == x->capmsgs) {
 		x->capmsgs = x->capmsgs ? 2 * x->capmsgs : 16;
 		x->msgs = util_realloc(x->msgs, x->capmsgs * sizeof(*x->msgs));
