@@ -1,6 +1,6 @@
 /*
- * auth: generic-hmac signatures and bearer tokens (SPEC §4). Pure; any thread.
- * Every comparison of secret-derived bytes is constant-time; the only early
+ * auth: generic-hmac signatures and bearer tokens (fluxrelay(8), HTTP
+ * INTERFACE). Pure; any thread. Every comparison of secret-derived bytes is constant-time; the only early
  * exits depend on the header's shape, which the client already knows.
  */
 #include "auth.h"

@@ -1,5 +1,6 @@
 /*
- * conf: read a libconfig file into an owned, validated struct conf (SPEC §3).
+ * conf: read a libconfig file into an owned, validated struct conf
+ * (the settings: fluxrelay.conf(5)).
  *
  * The loader walks the whole tree once and never stops at the first problem:
  * each problem becomes one "FILE:LINE: PATH: problem" line, sorted by line,
@@ -1589,7 +1590,7 @@ conf_alert_clear(struct conf_alert *a)
 /* ------------------------------------------------------------------------ */
 /* Entry points                                                             */
 
-/* A conf with every default of SPEC §3 and no providers or alerts. */
+/* A conf with every default of fluxrelay.conf(5) and no providers or alerts. */
 static struct conf *
 conf_new_defaults(bool builtin)
 {

@@ -1,5 +1,6 @@
 /*
- * event: parse and validate one Flux event (SPEC §5) into a struct event.
+ * event: parse and validate one Flux event (notification-controller's JSON)
+ * into a struct event.
  *
  * This is on the request hot path, so the result costs exactly one
  * allocation: the struct, its normalized metadata array and every string live

@@ -1,7 +1,8 @@
 /*
- * event: parse and validate one Flux event (SPEC §5) into an owned struct
- * event, normalizing metadata keys: a single-pass parser for the common case,
- * jansson for everything else. Pure; callable from any thread.
+ * event: parse and validate one Flux event (notification-controller's JSON)
+ * into an owned struct event, normalizing metadata keys: a single-pass parser
+ * for the common case, jansson for everything else. Pure; callable from any
+ * thread.
  */
 #ifndef FLUXRELAY_EVENT_H
 #define FLUXRELAY_EVENT_H

@@ -1,5 +1,5 @@
 /*
- * http: the libmicrohttpd server of SPEC §4.
+ * http: the libmicrohttpd server (fluxrelay(8), HTTP INTERFACE).
  *
  * Request flow (libmicrohttpd calls http_access several times per request):
  *   1st call   headers only: route, method, readiness, Content-Type, declared
@@ -78,7 +78,7 @@
 #define HTTP_MAX_DAEMONS 16
 
 /* A refused request's body is read to its end up to this many times max_body
- * (SPEC §4); a larger one is not worth reading just to say no. */
+ * (fluxrelay(8)); a larger one is not worth reading just to say no. */
 #define HTTP_DISCARD_FACTOR 4
 /* A lingering connection is closed after this long without a byte, or after
  * listen.timeout in all. */
@@ -723,7 +723,7 @@ http_log_accepted(struct http_req *r, const struct event *ev)
 }
 
 /* 503 answers carry no Retry-After: Flux's clients then use their own
- * backoff, the longest retry window they allow (SPEC §4). */
+ * backoff, the longest retry window they allow. */
 static enum MHD_Result
 http_answer_committed(struct http_req *r)
 {
@@ -782,7 +782,7 @@ http_extra_json(const struct rules_target *t)
 
 /*
  * X-Signature against every configured key in one pass, so each
- * algorithm's HMAC is computed once per key (SPEC §4): the current key, the
+ * algorithm's HMAC is computed once per key: the current key, the
  * previous one during a rotation, and each one's bytes as stored when its
  * file ended in a newline.
  */
@@ -1206,7 +1206,7 @@ http_sockaddr(const char *address, int port, struct sockaddr_storage *ss, unsign
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons((uint16_t)port);
 		*flags |= MHD_USE_IPv6;
-		/* SPEC §3: "::" means every address, IPv4 included. */
+		/* "::" means every address, IPv4 included (fluxrelay.conf(5)). */
 		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
 			*flags |= MHD_USE_DUAL_STACK;
 		return 0;
@@ -1333,12 +1333,11 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 	/*
 	 * Several daemons per core, each with its own epoll thread and its own
 	 * SO_REUSEPORT listening socket: libmicrohttpd's internal thread pool
-	 * tends to put every keep-alive connection on one thread (DESIGN-NOTES.md),
-	 * and the kernel's reuseport hash spreads connections only statistically:
-	 * with one daemon per core a run could leave one core idle (measured
-	 * 50k-87k requests/s from run to run); with four per core the scheduler
-	 * evens the load out (66k-80k, lower p99; bench/README.md). An inherited socket is one
-	 * socket: one daemon with a thread pool serves it.
+	 * tends to put every keep-alive connection on one thread, and the
+	 * kernel's reuseport hash spreads connections only statistically: with
+	 * one daemon per core a run could leave one core idle; with four per core
+	 * the scheduler evens the load out (bench/README.md has the figures). An
+	 * inherited socket is one socket: one daemon with a thread pool serves it.
 	 */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	long want = HTTP_DAEMONS_PER_CPU * (ncpu < 1 ? 1 : ncpu);

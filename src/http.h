@@ -1,7 +1,8 @@
 /*
- * http: the libmicrohttpd server (SPEC §4): routes, limits, auth, status
- * codes. Matched events are handed to the queue writer and the connection is
- * suspended until the batch is durable, so no HTTP thread waits on disk.
+ * http: the libmicrohttpd server (fluxrelay(8), HTTP INTERFACE): routes,
+ * limits, auth, status codes. Matched events are handed to the queue writer
+ * and the connection is suspended until the batch is durable, so no HTTP
+ * thread waits on disk.
  */
 #ifndef FLUXRELAY_HTTP_H
 #define FLUXRELAY_HTTP_H

@@ -1,8 +1,8 @@
 /*
  * rules: compile the alerts of a conf once (PCRE2, JIT when available) and
- * match events against them (SPEC §6). Pure, no I/O. A compiled struct rules
- * is immutable and may be shared by any number of threads; match data is
- * allocated per call.
+ * match events against them (fluxrelay.conf(5), ALERTS). Pure, no I/O. A
+ * compiled struct rules is immutable and may be shared by any number of
+ * threads; match data is allocated per call.
  */
 #ifndef FLUXRELAY_RULES_H
 #define FLUXRELAY_RULES_H
