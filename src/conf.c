@@ -1326,20 +1326,6 @@ conf_providers(struct conf_ctx *x, const config_setting_t *root)
 /* ------------------------------------------------------------------------ */
 /* Alerts                                                                   */
 
-/* "trace|info|warning|warn|error" -> enum event_severity; -1 when unknown. */
-static int
-conf_severity_parse(const char *s)
-{
-	static const struct { const char *name; enum event_severity sev; } names[] = {
-		{ "trace", EVENT_TRACE }, { "info", EVENT_INFO }, { "warning", EVENT_WARNING },
-		{ "warn", EVENT_WARNING }, { "error", EVENT_ERROR },
-	};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i].name) == 0)
-			return (int)names[i].sev;
-	return -1;
-}
-
 /* Mask of every severity at or above level. */
 static unsigned
 conf_severity_from(int level)
@@ -1359,7 +1345,7 @@ conf_alert_severity(struct conf_ctx *x, const config_setting_t *g, const char *s
 		return;
 	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
 		const char *v = config_setting_get_string(s);
-		int l = conf_severity_parse(v);
+		int l = event_severity_parse(v);
 		if (l < 0)
 			conf_report(x, s, scope, "severity",
 			    "unknown severity \"%s\" (trace, info, warning, error)", v);
@@ -1379,7 +1365,7 @@ conf_alert_severity(struct conf_ctx *x, const config_setting_t *g, const char *s
 	unsigned m = 0;
 	int bad = 0;
 	for (size_t i = 0; i < n; i++) {
-		int l = conf_severity_parse(v[i]);
+		int l = event_severity_parse(v[i]);
 		if (l < 0) {
 			char key[32];
 			snprintf(key, sizeof(key), "severity[%zu]", i);

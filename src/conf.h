@@ -19,8 +19,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sysexits.h>
 
-#define CONF_EXIT_INVALID 78   /* EX_CONFIG */
+/* The exit status for an invalid configuration (fluxrelay(8)): 78. */
+#define CONF_EXIT_INVALID EX_CONFIG
 
 enum conf_provider_type {
 	CONF_PROVIDER_SLACK,

@@ -703,15 +703,10 @@ event_fast_hex4(const unsigned char *p, const unsigned char *end)
 	if (end - p < 4)
 		return -1;
 	for (int i = 0; i < 4; i++) {
-		unsigned c = p[i];
-		if (c >= '0' && c <= '9')
-			v = v * 16 + (c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v = v * 16 + (c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v = v * 16 + (c - 'A' + 10);
-		else
+		int d = util_hex_digit(p[i]);
+		if (d < 0)
 			return -1;
+		v = v * 16 + d;
 	}
 	return v;
 }

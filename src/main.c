@@ -103,8 +103,8 @@ main_parse_listen(const char *s, char **addr, int *port)
 /*
  * Load the configuration the options name and apply the command-line
  * overrides. NULL on failure: with errors NULL the problems are printed on
- * stderr, else *errors receives them (caller frees); *exit_code is 78 for an
- * invalid file, 2 for a bad override.
+ * stderr, else *errors receives them (caller frees); *exit_code is
+ * CONF_EXIT_INVALID for an invalid file, FLUXRELAY_EXIT_USAGE for a bad override.
  */
 static struct conf *
 main_load_conf_opts(const struct main_opts *o, unsigned flags, int *exit_code, char **errors)
@@ -138,7 +138,7 @@ main_load_conf_opts(const struct main_opts *o, unsigned flags, int *exit_code, c
 		if (main_parse_listen(o->listen, &addr, &port) < 0) {
 			fprintf(stderr, "fluxrelay: invalid --listen '%s' (want NUMERIC-ADDR:PORT)\n", o->listen);
 			conf_free(c);
-			*exit_code = 2;
+			*exit_code = FLUXRELAY_EXIT_USAGE;
 			return NULL;
 		}
 		free(c->listen.address);
@@ -151,7 +151,7 @@ main_load_conf_opts(const struct main_opts *o, unsigned flags, int *exit_code, c
 			fprintf(stderr, "fluxrelay: invalid --log-level '%s' (debug, info, warn, error)\n",
 			    o->log_level);
 			conf_free(c);
-			*exit_code = 2;
+			*exit_code = FLUXRELAY_EXIT_USAGE;
 			return NULL;
 		}
 		c->log.level = lv;
@@ -268,7 +268,7 @@ main_wake_deliver(void *arg)
 static int
 main_daemon(const struct main_opts *o)
 {
-	int code, rc = 1;
+	int code, rc = EXIT_FAILURE;
 	struct conf *c = main_load_conf(o, &code, NULL);
 	if (c == NULL)
 		return code;
@@ -453,7 +453,7 @@ main_subcommand(const char *cmd, int argc, char **argv)
 	int n, rc;
 	if (main_sub_opts(argc, argv, &o, &n, rest) < 0) {
 		free(rest);
-		return 2;
+		return FLUXRELAY_EXIT_USAGE;
 	}
 	main_pick_config(&o);
 	/* Neither subcommand sends anything: they run where the daemon's
@@ -521,13 +521,13 @@ main(int argc, char **argv)
 			return 0;
 		default:
 			main_usage(stderr);
-			return 2;
+			return FLUXRELAY_EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "fluxrelay: unexpected argument '%s'\n", argv[optind]);
 		main_usage(stderr);
-		return 2;
+		return FLUXRELAY_EXIT_USAGE;
 	}
 	main_pick_config(&o);
 	if (o.check_config) {

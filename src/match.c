@@ -84,7 +84,7 @@ cli_match(const struct conf *c, int argc, char **argv)
 		if (name[0] == '-' && name[1] != '\0') {
 			fprintf(stderr, "fluxrelay match: unknown option '%s'\n", name);
 			rules_free(r);
-			return 2;
+			return FLUXRELAY_EXIT_USAGE;
 		}
 		size_t len = 0;
 		char *buf;
