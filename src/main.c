@@ -39,7 +39,6 @@
 
 struct main_opts {
 	const char *config;       /* NULL: default file if present, else built-in */
-	bool config_explicit;     /* named by -c or $FLUXRELAY_CONFIG: must exist */
 	const char *state_dir;
 	const char *listen;
 	const char *log_level;
@@ -165,11 +164,12 @@ main_load_conf(const struct main_opts *o, int *exit_code, char **errors)
 	return main_load_conf_opts(o, 0, exit_code, errors);
 }
 
+/* addr is numeric: listen.address and --listen are checked, and an inherited
+ * socket's address comes from inet_ntop. */
 static bool
 main_is_loopback(const char *addr)
 {
-	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
-	    strcmp(addr, "localhost") == 0;
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
 }
 
 /* The address an inherited socket is bound to, for the log and the warning. */
@@ -409,13 +409,10 @@ main_sub_opts(int argc, char **argv, struct main_opts *o, int *outc, char **outv
 				return -1;
 			}
 			*dst = argv[++i];
-			if (dst == &o->config)
-				o->config_explicit = true;
 			continue;
 		}
 		if (strncmp(a, "--config=", 9) == 0) {
 			o->config = a + 9;
-			o->config_explicit = true;
 			continue;
 		}
 		if (strncmp(a, "--state-dir=", 12) == 0) {
@@ -438,7 +435,6 @@ main_pick_config(struct main_opts *o)
 	const char *env = getenv("FLUXRELAY_CONFIG");
 	if (env != NULL && *env) {
 		o->config = env;
-		o->config_explicit = true;
 		return;
 	}
 	if (access(MAIN_DEFAULT_CONFIG, F_OK) == 0)
@@ -498,7 +494,6 @@ main(int argc, char **argv)
 		switch (ch) {
 		case 'c':
 			o.config = optarg;
-			o.config_explicit = true;
 			break;
 		case 's':
 			o.state_dir = optarg;

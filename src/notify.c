@@ -25,12 +25,6 @@ notify_reloading(void)
 	    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
 }
 
-void
-notify_status(const char *status)
-{
-	sd_notifyf(0, "STATUS=%s", status);
-}
-
 double
 notify_watchdog_interval(void)
 {
@@ -51,7 +45,6 @@ void notify_ready(void) {}
 void notify_stopping(void) {}
 void notify_watchdog(void) {}
 void notify_reloading(void) {}
-void notify_status(const char *status) { (void)status; }
 double notify_watchdog_interval(void) { return 0; }
 int notify_listen_fd(void) { return -1; }
 #endif

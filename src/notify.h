@@ -8,7 +8,6 @@
 void notify_ready(void);
 void notify_reloading(void);
 void notify_stopping(void);
-void notify_status(const char *status);
 /* Watchdog interval in seconds (0 = not enabled); ping with notify_watchdog. */
 double notify_watchdog_interval(void);
 void notify_watchdog(void);
