@@ -70,7 +70,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rules.h"
-#include "runtime.h"
+#include "snapshot.h"
 #include "util.h"
 
 /* libmicrohttpd daemons started per core, and at most (see http_start). */
@@ -190,7 +190,7 @@ struct http_req {
 	int pending_code;
 	char *pending_msg;
 	const char *const *pending_headers;
-	struct runtime *rt;
+	struct snapshot *snap;
 	struct event *ev;              /* kept until answered, for the "accepted" line */
 	struct rules_result match;
 	struct queue_item *items;
@@ -814,7 +814,7 @@ http_check_signature(struct http_req *r, const struct conf *c)
 static enum MHD_Result
 http_process_event(struct http_req *r)
 {
-	const struct conf *c = r->rt->conf;
+	const struct conf *c = r->snap->conf;
 	if (c->auth.hmac_key != NULL) {
 		enum auth_result a = http_check_signature(r, c);
 		if (a != AUTH_OK) {
@@ -835,7 +835,7 @@ http_process_event(struct http_req *r)
 		http_reject(r, err, field[0] ? field : NULL);
 		return http_error(r, MHD_HTTP_BAD_REQUEST, err, field[0] ? field : NULL, NULL);
 	}
-	size_t n = rules_match(r->rt->rules, ev, &r->match);
+	size_t n = rules_match(r->snap->rules, ev, &r->match);
 	if (n == 0) {
 		metrics_event(METRICS_EVENT_IGNORED);
 		if (log_enabled(LOG_LEVEL_DEBUG))
@@ -1008,8 +1008,8 @@ http_first_call(struct http_req *r, const char *url, const char *method)
 	}
 	/* The token before anything that costs: no HMAC, no buffer for a
 	 * client without it. */
-	r->rt = runtime_acquire();
-	const struct conf *c = r->rt->conf;
+	r->snap = snapshot_acquire();
+	const struct conf *c = r->snap->conf;
 	if (c->auth.token != NULL) {
 		const char *authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_AUTHORIZATION);
@@ -1136,7 +1136,7 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(r->body);
 	free(r->pending_msg);
 	event_free(r->ev);
-	runtime_release(r->rt);
+	snapshot_release(r->snap);
 	atomic_fetch_sub(&r->h->active, 1);
 	free(r);
 	*con_cls = NULL;

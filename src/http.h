@@ -17,7 +17,7 @@ struct http;
 /*
  * Start serving with the listen settings of c (listen_fd >= 0: an inherited
  * socket, e.g. from systemd), and the metrics listener when c names one.
- * Requests use runtime_acquire() for rules. The server is ready (readyz 200)
+ * Requests use snapshot_acquire() for rules. The server is ready (readyz 200)
  * as soon as it starts. NULL with err ("cannot listen on ADDR:PORT: why").
  */
 struct http *http_start(const struct conf *c, struct queue_writer *w, int listen_fd,

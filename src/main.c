@@ -32,7 +32,7 @@
 #include "log.h"
 #include "notify.h"
 #include "queue.h"
-#include "runtime.h"
+#include "snapshot.h"
 #include "util.h"
 
 #define MAIN_DEFAULT_CONFIG SYSCONFDIR "/fluxrelay/fluxrelay.conf"
@@ -197,7 +197,7 @@ main_same_str(const char *a, const char *b)
  * is reported and the running configuration stays. */
 static void
 main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w,
-    struct runtime **deliver_rt)
+    struct snapshot **deliver_snap)
 {
 	if (o->config == NULL) {
 		log_info("reload: running on built-in defaults, nothing to re-read", NULL);
@@ -215,7 +215,7 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 		notify_ready();
 		return;
 	}
-	const struct conf *old = (*deliver_rt)->conf;
+	const struct conf *old = (*deliver_snap)->conf;
 	if (strcmp(old->listen.address, c->listen.address) != 0 ||
 	    old->listen.port != c->listen.port)
 		log_warn("reload: listen address change needs a restart", NULL);
@@ -236,19 +236,19 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 	if (old->queue.sync_full != c->queue.sync_full)
 		log_warn("reload: queue.sync changes at the next restart", NULL);
 	char err[512];
-	struct runtime *rt = runtime_new(c, err, sizeof(err));
-	if (rt == NULL) {
+	struct snapshot *snap = snapshot_new(c, err, sizeof(err));
+	if (snap == NULL) {
 		log_error("reload failed: configuration kept", "problem", err, NULL);
 		notify_ready();
 		return;
 	}
-	log_setup(rt->conf->log.level, rt->conf->log.format);
-	runtime_install(rt);
-	struct runtime *mine = runtime_acquire();
+	log_setup(snap->conf->log.level, snap->conf->log.format);
+	snapshot_install(snap);
+	struct snapshot *mine = snapshot_acquire();
 	deliver_set_conf(d, mine->conf);
 	queue_writer_set_max_pending(w, mine->conf->queue.max_pending);
-	runtime_release(*deliver_rt);
-	*deliver_rt = mine;
+	snapshot_release(*deliver_snap);
+	*deliver_snap = mine;
 	log_info("configuration reloaded", "config", o->config, NULL);
 	notify_ready();
 }
@@ -280,14 +280,14 @@ main_daemon(const struct main_opts *o)
 		log_info("starting", "version", PACKAGE_VERSION, "config", o->config, NULL);
 
 	char err[512];
-	struct runtime *rt = runtime_new(c, err, sizeof(err));
-	if (rt == NULL) {
+	struct snapshot *snap = snapshot_new(c, err, sizeof(err));
+	if (snap == NULL) {
 		fprintf(stderr, "fluxrelay: %s\n", err);
 		return CONF_EXIT_INVALID;
 	}
-	runtime_install(rt);
-	struct runtime *deliver_rt = runtime_acquire();
-	c = deliver_rt->conf;
+	snapshot_install(snap);
+	struct snapshot *deliver_snap = snapshot_acquire();
+	c = deliver_snap->conf;
 
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -357,7 +357,7 @@ main_daemon(const struct main_opts *o)
 		if (wd > 0)
 			notify_watchdog();
 		if (sig == SIGHUP)
-			main_reload(o, d, w, &deliver_rt);
+			main_reload(o, d, w, &deliver_snap);
 		else if (sig == SIGTERM || sig == SIGINT) {
 			log_info("shutting down", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
 			break;
@@ -368,7 +368,7 @@ main_daemon(const struct main_opts *o)
 out:
 	if (h != NULL) {
 		http_set_ready(h, false);
-		http_drain(h, deliver_rt->conf->listen.timeout);
+		http_drain(h, deliver_snap->conf->listen.timeout);
 	}
 	if (w != NULL) {
 		struct queue_writer_stats st;
@@ -384,8 +384,8 @@ out:
 	http_stop(h);
 	atomic_store(&main_deliver, NULL);
 	deliver_stop(d);
-	runtime_release(deliver_rt);
-	runtime_install(NULL);
+	snapshot_release(deliver_snap);
+	snapshot_install(NULL);
 	if (rc == 0)
 		log_info("stopped", NULL);
 	return rc;
@@ -531,12 +531,12 @@ main(int argc, char **argv)
 		if (c == NULL)
 			return code;
 		char err[512];
-		struct runtime *rt = runtime_new(c, err, sizeof(err));
-		if (rt == NULL) {
+		struct snapshot *snap = snapshot_new(c, err, sizeof(err));
+		if (snap == NULL) {
 			fprintf(stderr, "%s: %s\n", o.config ? o.config : "(built-in)", err);
 			return CONF_EXIT_INVALID;
 		}
-		runtime_release(rt);
+		snapshot_release(snap);
 		if (o.config == NULL)
 			printf("configuration OK (built-in defaults; no file at %s)\n", MAIN_DEFAULT_CONFIG);
 		else
