@@ -12,6 +12,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include "rules.h"
+#include "rules_internal.h"
 
 #include <fnmatch.h>
 #include <pcre2.h>

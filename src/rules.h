@@ -36,7 +36,6 @@ struct rules_result {
 /* The conf must outlive the rules. NULL with err filled on failure. */
 struct rules *rules_new(const struct conf *c, char *err, size_t errlen);
 void rules_free(struct rules *r);   /* accepts NULL */
-const struct conf *rules_conf(const struct rules *r);
 
 /*
  * Fill out (zeroed by the callee) with the targets this event must be

@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "event.h"
 #include "rules.h"
+#include "rules_internal.h"
 #include "util.h"
 
 /* ---- building confs by hand --------------------------------------------- */
