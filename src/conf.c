@@ -44,43 +44,113 @@
 #include "log.h"
 #include "util.h"
 
-/*
- * Bounds of the numeric settings. Every violation reads "must be between N
- * and M"; the same table is documented in etc/fluxrelay.conf. "> 0" for a
- * duration means at least 1 ms.
- */
-#define CONF_PORT_MIN 0                /* 0: the kernel picks a free port */
-#define CONF_PORT_MAX 65535
-#define CONF_MAX_BODY_MIN 1
-#define CONF_MAX_BODY_MAX 1073741824   /* 1 GiB */
-#define CONF_MAX_CONN_MIN 1
-#define CONF_MAX_CONN_MAX 1000000
-#define CONF_TIMEOUT_MIN 0.001
-#define CONF_TIMEOUT_MAX 3600.0
-#define CONF_MAX_PENDING_MIN 1
-#define CONF_MAX_PENDING_MAX 1000000000
-#define CONF_MAX_ATTEMPTS_MIN 1
-#define CONF_MAX_ATTEMPTS_MAX 1000000
-#define CONF_MAX_AGE_MIN 0.001
-#define CONF_MAX_AGE_MAX 31536000.0    /* 365 days */
-#define CONF_BACKOFF_MIN 0.001
-#define CONF_BACKOFF_MAX 86400.0
-#define CONF_WINDOW_MIN 0.0            /* 0 disables dedup */
-#define CONF_WINDOW_MAX 2592000.0      /* 30 days */
-#define CONF_RATE_MIN 0.0              /* 0: unlimited */
-#define CONF_RATE_MAX 1000.0
-#define CONF_BURST_MIN 1
-#define CONF_BURST_MAX 1000
-#define CONF_BATCH_MIN 1
-#define CONF_BATCH_MAX 100             /* Slack: at most 100 attachments */
-#define CONF_MAX_TEXT_MIN 100
-#define CONF_MAX_TEXT_MAX 40000        /* Slack truncates text at 40,000 */
-
 /* Options every include/exclude pattern is validated with; rules uses the same. */
 #define CONF_PCRE2_OPTIONS PCRE2_UTF
 
+/* Defaults (fluxrelay.conf(5)); the numeric ones are used in conf_scalars[]. */
 #define CONF_DEFAULT_STATE_DIR "/var/lib/fluxrelay"
+#define CONF_DEFAULT_STATE_DIR_USER "./fluxrelay-state"   /* built-in, not root */
+#define CONF_DEFAULT_ADDRESS "127.0.0.1"
+#define CONF_DEFAULT_PORT 9292
+#define CONF_DEFAULT_MAX_BODY 3145728          /* notification-controller's limit */
+#define CONF_DEFAULT_MAX_CONNECTIONS 1024
+#define CONF_DEFAULT_LISTEN_TIMEOUT 10.0
+#define CONF_DEFAULT_METRICS_PORT (-1)         /* no metrics listener */
+#define CONF_DEFAULT_SYNC_FULL true
+#define CONF_DEFAULT_MAX_PENDING 100000
+#define CONF_DEFAULT_MAX_ATTEMPTS 20
+#define CONF_DEFAULT_MAX_AGE 86400.0           /* 1 day */
+#define CONF_DEFAULT_DEAD_MAX_AGE 2592000.0    /* 30 days */
+#define CONF_DEFAULT_BACKOFF_INITIAL 1.0
+#define CONF_DEFAULT_BACKOFF_MAX 300.0
+#define CONF_DEFAULT_DEDUP_WINDOW 300.0
+#define CONF_DEFAULT_NORMALIZE_DURATIONS true
 #define CONF_DEFAULT_API_URL "https://slack.com/api"
+#define CONF_DEFAULT_RATE 1.0
+#define CONF_DEFAULT_BURST 3
+#define CONF_DEFAULT_BATCH_MAX 10
+#define CONF_DEFAULT_TIMEOUT 10.0
+#define CONF_DEFAULT_MAX_TEXT 3000
+#define CONF_DEFAULT_SEVERITY EVENT_ERROR      /* an alert's, and above */
+#define CONF_BUILTIN_SEVERITY EVENT_INFO       /* the built-in alert's, and above */
+
+/* Which struct a scalar setting is stored in. */
+enum conf_base { CONF_BASE_CONF, CONF_BASE_PROVIDER, CONF_BASE_ALERT };
+enum conf_type { CONF_INT, CONF_LONG, CONF_DOUBLE, CONF_BOOL };
+
+/*
+ * One scalar setting, Redis-style: this row alone gives its key (to the
+ * section's list of known keys), its bounds (every violation reads "must be
+ * between MIN and MAX"), its default and where it is stored. Integer bounds
+ * are exact in a double. The bounds are documented in etc/fluxrelay.conf.
+ */
+struct conf_scalar {
+	const char *section;    /* listen, queue, dedup; provider, alert: each entry */
+	const char *key;
+	double min, max;        /* inclusive; unused for booleans */
+	double def;
+	enum conf_base base;    /* set with the two below by CONF_C/CONF_P/CONF_A */
+	enum conf_type type;    /* the field's own type */
+	size_t offset;          /* into the base struct */
+};
+
+#define CONF_FIELD(base, type, member) base, _Generic(((type *)0)->member, \
+	int: CONF_INT, long: CONF_LONG, double: CONF_DOUBLE, bool: CONF_BOOL), \
+	offsetof(type, member)
+#define CONF_C(member) CONF_FIELD(CONF_BASE_CONF, struct conf, member)
+#define CONF_P(member) CONF_FIELD(CONF_BASE_PROVIDER, struct conf_provider, member)
+#define CONF_A(member) CONF_FIELD(CONF_BASE_ALERT, struct conf_alert, member)
+
+/*
+ * The scalar settings, each section's in the order its problems are
+ * reported. A duration's minimum of 0.001 means "> 0" (at least 1 ms).
+ * Strings, paths, secrets, lists and enums (queue.sync, log.level,
+ * log.format, a provider's type) have their own code below: each has its
+ * own checks and message, which a row could not say.
+ */
+static const struct conf_scalar conf_scalars[] = {
+	/* port 0: the kernel picks a free one */
+	{ "listen", "port", 0, 65535, CONF_DEFAULT_PORT, CONF_C(listen.port) },
+	{ "listen", "max_body", 1, 1073741824, CONF_DEFAULT_MAX_BODY, CONF_C(listen.max_body) },
+	{ "listen", "max_connections", 1, 1000000, CONF_DEFAULT_MAX_CONNECTIONS,
+	  CONF_C(listen.max_connections) },
+	{ "listen", "timeout", 0.001, 3600, CONF_DEFAULT_LISTEN_TIMEOUT, CONF_C(listen.timeout) },
+	/* both or neither with metrics_address: see conf_metrics_listener */
+	{ "listen", "metrics_port", 0, 65535, CONF_DEFAULT_METRICS_PORT,
+	  CONF_C(listen.metrics_port) },
+	{ "queue", "max_pending", 1, 1000000000, CONF_DEFAULT_MAX_PENDING,
+	  CONF_C(queue.max_pending) },
+	{ "queue", "max_attempts", 1, 1000000, CONF_DEFAULT_MAX_ATTEMPTS,
+	  CONF_C(queue.max_attempts) },
+	{ "queue", "max_age", 0.001, 31536000, CONF_DEFAULT_MAX_AGE, CONF_C(queue.max_age) },
+	/* 10 years at most; 0 keeps dead letters forever */
+	{ "queue", "dead_max_age", 0, 315360000, CONF_DEFAULT_DEAD_MAX_AGE,
+	  CONF_C(queue.dead_max_age) },
+	/* and backoff_initial <= backoff_max: see conf_queue */
+	{ "queue", "backoff_initial", 0.001, 86400, CONF_DEFAULT_BACKOFF_INITIAL,
+	  CONF_C(queue.backoff_initial) },
+	{ "queue", "backoff_max", 0.001, 86400, CONF_DEFAULT_BACKOFF_MAX,
+	  CONF_C(queue.backoff_max) },
+	/* window 0 disables dedup; 30 days at most */
+	{ "dedup", "window", 0, 2592000, CONF_DEFAULT_DEDUP_WINDOW, CONF_C(dedup.window) },
+	{ "dedup", "normalize_durations", 0, 1, CONF_DEFAULT_NORMALIZE_DURATIONS,
+	  CONF_C(dedup.normalize_durations) },
+	/* rate 0: unlimited */
+	{ "provider", "rate", 0, 1000, CONF_DEFAULT_RATE, CONF_P(rate) },
+	{ "provider", "burst", 1, 1000, CONF_DEFAULT_BURST, CONF_P(burst) },
+	/* Slack takes at most 100 attachments */
+	{ "provider", "batch_max", 1, 100, CONF_DEFAULT_BATCH_MAX, CONF_P(batch_max) },
+	{ "provider", "timeout", 0.001, 3600, CONF_DEFAULT_TIMEOUT, CONF_P(timeout) },
+	/* Slack truncates text at 40,000 characters */
+	{ "provider", "max_text", 100, 40000, CONF_DEFAULT_MAX_TEXT, CONF_P(max_text) },
+	{ "alert", "commit_status_updates", 0, 1, false, CONF_A(commit_status_updates) },
+	{ "alert", "suspend", 0, 1, false, CONF_A(suspend) },
+};
+#define CONF_NSCALARS (sizeof(conf_scalars) / sizeof(conf_scalars[0]))
+#undef CONF_C
+#undef CONF_P
+#undef CONF_A
+#undef CONF_FIELD
 
 /* One reported problem; seq keeps the sort by line stable. */
 struct conf_problem {
@@ -97,34 +167,34 @@ struct conf_ctx {
 	struct conf_problem *probs;
 	size_t nprobs, cap;
 	bool skip_secrets;            /* CONF_SKIP_SECRETS */
+	/* What loading each row of conf_scalars[] found, for checks across
+	 * keys: 1 set, 0 absent, -1 reported (a provider's: the last entry's). */
+	signed char scalar[CONF_NSCALARS];
 };
 
+/* The keys of each group that have their own code; its scalar keys come from
+ * conf_scalars[]. */
 static const char *const conf_root_keys[] = {
 	"state_dir", "listen", "auth", "queue", "dedup", "log", "providers", "alerts", NULL
 };
 static const char *const conf_listen_keys[] = {
-	"address", "port", "max_body", "max_connections", "timeout",
-	"tls_cert_file", "tls_key_file", "tls_client_ca_file", "metrics_address", "metrics_port",
-	NULL
+	"address", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "metrics_address", NULL
 };
 static const char *const conf_auth_keys[] = {
 	"hmac_key", "hmac_key_file", "hmac_key_env",
 	"hmac_key_previous", "hmac_key_previous_file", "hmac_key_previous_env",
 	"token", "token_file", "token_env", NULL
 };
-static const char *const conf_queue_keys[] = {
-	"sync", "max_pending", "max_attempts", "max_age", "backoff_initial", "backoff_max", NULL
-};
-static const char *const conf_dedup_keys[] = { "window", "normalize_durations", NULL };
+static const char *const conf_queue_keys[] = { "sync", NULL };
+static const char *const conf_dedup_keys[] = { NULL };
 static const char *const conf_log_keys[] = { "level", "format", NULL };
 static const char *const conf_provider_keys[] = {
 	"name", "type", "url", "url_file", "url_env", "token", "token_file", "token_env",
-	"api_url", "channel", "username", "icon_emoji", "icon_url", "rate", "burst",
-	"batch_max", "timeout", "proxy", "ca_file", "max_text", NULL
+	"api_url", "channel", "username", "icon_emoji", "icon_url", "proxy", "ca_file", NULL
 };
 static const char *const conf_alert_keys[] = {
 	"name", "providers", "severity", "sources", "reasons", "include", "exclude",
-	"metadata", "summary", "channel", "commit_status_updates", "suspend", NULL
+	"metadata", "summary", "channel", NULL
 };
 static const char *const conf_source_keys[] = { "kind", "name", "namespace", NULL };
 
@@ -263,35 +333,54 @@ conf_distance(const char *a, const char *b)
 	return row[lb];
 }
 
-static int
-conf_in(const char *const *list, const char *s)
+/* Keep key in *best when it is nearer to name than *best (*bestd: its distance). */
+static void
+conf_nearer(const char *name, const char *key, const char **best, size_t *bestd)
 {
-	for (size_t i = 0; list[i] != NULL; i++)
-		if (strcmp(list[i], s) == 0)
-			return 1;
-	return 0;
+	size_t d = conf_distance(name, key);
+	if (d < *bestd) {
+		*bestd = d;
+		*best = key;
+	}
 }
 
-/* Report every member of group g that is not in known, with a suggestion. */
+/*
+ * The key of a group nearest to name (0 when it is one): one of known or of
+ * section's rows of conf_scalars[] (section NULL: none). *bestd receives the
+ * distance; NULL when the group has no key.
+ */
+static const char *
+conf_nearest_key(const char *const *known, const char *section, const char *name,
+    size_t *bestd)
+{
+	const char *best = NULL;
+	*bestd = SIZE_MAX;
+	for (size_t k = 0; known[k] != NULL; k++)
+		conf_nearer(name, known[k], &best, bestd);
+	for (size_t k = 0; section != NULL && k < CONF_NSCALARS; k++)
+		if (strcmp(conf_scalars[k].section, section) == 0)
+			conf_nearer(name, conf_scalars[k].key, &best, bestd);
+	return best;
+}
+
+/*
+ * Report every member of group g that is neither in known nor a scalar
+ * setting of section, with a suggestion.
+ */
 static void
 conf_check_keys(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *const *known)
+    const char *const *known, const char *section)
 {
 	int n = config_setting_length(g);
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
 		const char *name = config_setting_name(s);
-		if (name == NULL || conf_in(known, name))
+		size_t bestd;
+		if (name == NULL)
 			continue;
-		const char *best = NULL;
-		size_t bestd = SIZE_MAX;
-		for (size_t k = 0; known[k] != NULL; k++) {
-			size_t d = conf_distance(name, known[k]);
-			if (d < bestd) {
-				bestd = d;
-				best = known[k];
-			}
-		}
+		const char *best = conf_nearest_key(known, section, name, &bestd);
+		if (bestd == 0)
+			continue;
 		if (best != NULL && bestd <= 2 && bestd < strlen(name))
 			conf_report(x, s, scope, name, "unknown key (did you mean \"%s\"?)", best);
 		else
@@ -345,64 +434,111 @@ conf_copy_string(struct conf_ctx *x, const config_setting_t *g, const char *scop
 	return r;
 }
 
-static int
-conf_get_int(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *key, long long min, long long max, long long *out)
+/* The one wording of a value out of row r's bounds. */
+static void
+conf_report_range(struct conf_ctx *x, const config_setting_t *at, const char *scope,
+    const struct conf_scalar *r)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
-	if (s == NULL)
-		return 0;
+	char *a = conf_fmt_num(r->min), *b = conf_fmt_num(r->max);
+	conf_report(x, at, scope, r->key, "must be between %s and %s", a, b);
+	free(a);
+	free(b);
+}
+
+/*
+ * The value of setting s for row r into dst (the field at r's offset): 1, or
+ * -1 after reporting a value of the wrong type or out of bounds. Durations
+ * and rates take integers and decimals alike (AUTOCONVERT).
+ */
+static int
+conf_scalar_value(struct conf_ctx *x, const config_setting_t *s, const char *scope,
+    const struct conf_scalar *r, void *dst)
+{
 	int t = config_setting_type(s);
+	if (r->type == CONF_BOOL) {
+		if (t != CONFIG_TYPE_BOOL) {
+			conf_report(x, s, scope, r->key, "must be true or false");
+			return -1;
+		}
+		*(bool *)dst = config_setting_get_bool(s) != 0;
+		return 1;
+	}
+	if (r->type == CONF_DOUBLE) {
+		if (!config_setting_is_number(s)) {
+			conf_report(x, s, scope, r->key, "must be a number");
+			return -1;
+		}
+		double v = config_setting_get_float(s);
+		if (!(v >= r->min && v <= r->max)) {
+			conf_report_range(x, s, scope, r);
+			return -1;
+		}
+		*(double *)dst = v;
+		return 1;
+	}
 	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
-		conf_report(x, s, scope, key, "must be an integer");
+		conf_report(x, s, scope, r->key, "must be an integer");
 		return -1;
 	}
 	long long v = config_setting_get_int64(s);
-	if (v < min || v > max) {
-		conf_report(x, s, scope, key, "must be between %lld and %lld", min, max);
+	if (v < (long long)r->min || v > (long long)r->max) {
+		conf_report_range(x, s, scope, r);
 		return -1;
 	}
-	*out = v;
+	if (r->type == CONF_INT)
+		*(int *)dst = (int)v;
+	else
+		*(long *)dst = (long)v;
 	return 1;
 }
 
-/* Durations and rates: integers and decimals alike (AUTOCONVERT). */
-static int
-conf_get_number(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *key, double min, double max, double *out)
+/*
+ * Load every row of section from group g into base (a struct conf, or the
+ * provider or alert being read), in table order: absent keys keep the
+ * default. What each row found goes to x->scalar.
+ */
+static void
+conf_scalars_load(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *section, void *base)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
-	if (s == NULL)
-		return 0;
-	if (!config_setting_is_number(s)) {
-		conf_report(x, s, scope, key, "must be a number");
-		return -1;
+	for (size_t i = 0; i < CONF_NSCALARS; i++) {
+		const struct conf_scalar *r = &conf_scalars[i];
+		if (strcmp(r->section, section) != 0)
+			continue;
+		const config_setting_t *s = config_setting_get_member(g, r->key);
+		x->scalar[i] = s == NULL ? 0 :
+		    (signed char)conf_scalar_value(x, s, scope, r, (char *)base + r->offset);
 	}
-	double v = config_setting_get_float(s);
-	if (!(v >= min && v <= max)) {
-		char *a = conf_fmt_num(min), *b = conf_fmt_num(max);
-		conf_report(x, s, scope, key, "must be between %s and %s", a, b);
-		free(a);
-		free(b);
-		return -1;
-	}
-	*out = v;
-	return 1;
 }
 
+/* What loading section's key found (1 set, 0 absent, -1 reported). */
 static int
-conf_get_bool(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *key, bool *out)
+conf_scalar_found(const struct conf_ctx *x, const char *section, const char *key)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
-	if (s == NULL)
-		return 0;
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		conf_report(x, s, scope, key, "must be true or false");
-		return -1;
+	for (size_t i = 0; i < CONF_NSCALARS; i++)
+		if (strcmp(conf_scalars[i].section, section) == 0 &&
+		    strcmp(conf_scalars[i].key, key) == 0)
+			return x->scalar[i];
+	return 0;
+}
+
+/* The default of every scalar setting stored in base (a struct conf, conf_provider
+ * or conf_alert, as kind says). */
+static void
+conf_scalar_defaults(enum conf_base kind, void *base)
+{
+	for (size_t i = 0; i < CONF_NSCALARS; i++) {
+		const struct conf_scalar *r = &conf_scalars[i];
+		void *dst = (char *)base + r->offset;
+		if (r->base != kind)
+			continue;
+		switch (r->type) {
+		case CONF_INT: *(int *)dst = (int)r->def; break;
+		case CONF_LONG: *(long *)dst = (long)r->def; break;
+		case CONF_DOUBLE: *(double *)dst = r->def; break;
+		case CONF_BOOL: *(bool *)dst = r->def != 0; break;
+		}
 	}
-	*out = config_setting_get_bool(s) != 0;
-	return 1;
 }
 
 /* A member that must be a group; NULL when absent or reported. */
@@ -782,7 +918,7 @@ conf_default_state_dir(bool builtin)
 		return colon ? util_strndup(sd, (size_t)(colon - sd)) : util_strdup(sd);
 	}
 	if (builtin && geteuid() != 0)
-		return util_strdup("./fluxrelay-state");
+		return util_strdup(CONF_DEFAULT_STATE_DIR_USER);
 	return util_strdup(CONF_DEFAULT_STATE_DIR);
 }
 
@@ -934,7 +1070,6 @@ conf_metrics_listener(struct conf_ctx *x, const config_setting_t *g, const char 
 {
 	struct conf *c = x->c;
 	const char *addr = NULL;
-	long long v;
 	bool addr_ok = false;
 	int ra = conf_get_string(x, g, scope, "metrics_address", &addr);
 	if (ra == 1) {
@@ -947,9 +1082,7 @@ conf_metrics_listener(struct conf_ctx *x, const config_setting_t *g, const char 
 		free(c->listen.metrics_address);
 		c->listen.metrics_address = util_strdup(addr);
 	}
-	int rp = conf_get_int(x, g, scope, "metrics_port", CONF_PORT_MIN, CONF_PORT_MAX, &v);
-	if (rp == 1)
-		c->listen.metrics_port = (int)v;
+	int rp = conf_scalar_found(x, "listen", "metrics_port");
 	if (ra != 0 && rp == 0)
 		conf_report(x, config_setting_get_member(g, "metrics_address"), scope,
 		    "metrics_address", "requires metrics_port");
@@ -971,10 +1104,9 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 	static const char scope[] = "listen.";
 	struct conf *c = x->c;
 	const config_setting_t *g = conf_get_group(x, root, "", "listen");
-	long long v;
 	if (g == NULL)
 		return;
-	conf_check_keys(x, g, scope, conf_listen_keys);
+	conf_check_keys(x, g, scope, conf_listen_keys, "listen");
 
 	const char *addr = NULL;
 	if (conf_get_string(x, g, scope, "address", &addr) == 1) {
@@ -985,15 +1117,7 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 		free(c->listen.address);
 		c->listen.address = util_strdup(addr);
 	}
-	if (conf_get_int(x, g, scope, "port", CONF_PORT_MIN, CONF_PORT_MAX, &v) == 1)
-		c->listen.port = (int)v;
-	if (conf_get_int(x, g, scope, "max_body", CONF_MAX_BODY_MIN, CONF_MAX_BODY_MAX, &v) == 1)
-		c->listen.max_body = (long)v;
-	if (conf_get_int(x, g, scope, "max_connections", CONF_MAX_CONN_MIN, CONF_MAX_CONN_MAX,
-	    &v) == 1)
-		c->listen.max_connections = (int)v;
-	conf_get_number(x, g, scope, "timeout", CONF_TIMEOUT_MIN, CONF_TIMEOUT_MAX,
-	    &c->listen.timeout);
+	conf_scalars_load(x, g, scope, "listen", c);
 
 	size_t tls_probs = x->nprobs;
 	int rc = conf_get_path(x, g, scope, "tls_cert_file", true, &c->listen.tls_cert_file);
@@ -1032,7 +1156,7 @@ conf_auth(struct conf_ctx *x, const config_setting_t *root)
 	size_t n = 0, nraw = 0;
 	if (g == NULL)
 		return;
-	conf_check_keys(x, g, scope, conf_auth_keys);
+	conf_check_keys(x, g, scope, conf_auth_keys, NULL);
 	/* Flux signs with a Secret's bytes as stored, and `kubectl create secret
 	 * --from-file` keeps a file's trailing newline: such a key is kept both
 	 * ways (raw), or every event would get a silent 401. */
@@ -1064,10 +1188,9 @@ conf_queue(struct conf_ctx *x, const config_setting_t *root)
 	struct conf *c = x->c;
 	const config_setting_t *g = conf_get_group(x, root, "", "queue");
 	const char *sync = NULL;
-	long long v;
 	if (g == NULL)
 		return;
-	conf_check_keys(x, g, scope, conf_queue_keys);
+	conf_check_keys(x, g, scope, conf_queue_keys, "queue");
 	if (conf_get_string(x, g, scope, "sync", &sync) == 1) {
 		if (strcmp(sync, "full") == 0)
 			c->queue.sync_full = true;
@@ -1077,18 +1200,9 @@ conf_queue(struct conf_ctx *x, const config_setting_t *root)
 			conf_report(x, config_setting_get_member(g, "sync"), scope, "sync",
 			    "must be \"full\" or \"normal\"");
 	}
-	if (conf_get_int(x, g, scope, "max_pending", CONF_MAX_PENDING_MIN, CONF_MAX_PENDING_MAX,
-	    &v) == 1)
-		c->queue.max_pending = (long)v;
-	if (conf_get_int(x, g, scope, "max_attempts", CONF_MAX_ATTEMPTS_MIN,
-	    CONF_MAX_ATTEMPTS_MAX, &v) == 1)
-		c->queue.max_attempts = (int)v;
-	conf_get_number(x, g, scope, "max_age", CONF_MAX_AGE_MIN, CONF_MAX_AGE_MAX,
-	    &c->queue.max_age);
-	int ri = conf_get_number(x, g, scope, "backoff_initial", CONF_BACKOFF_MIN,
-	    CONF_BACKOFF_MAX, &c->queue.backoff_initial);
-	int rm = conf_get_number(x, g, scope, "backoff_max", CONF_BACKOFF_MIN, CONF_BACKOFF_MAX,
-	    &c->queue.backoff_max);
+	conf_scalars_load(x, g, scope, "queue", c);
+	int ri = conf_scalar_found(x, "queue", "backoff_initial");
+	int rm = conf_scalar_found(x, "queue", "backoff_max");
 	if (ri >= 0 && rm >= 0 && c->queue.backoff_max < c->queue.backoff_initial) {
 		/* Blame the key the user wrote; with both written, backoff_max. */
 		const char *key = rm == 1 ? "backoff_max" : "backoff_initial";
@@ -1107,10 +1221,8 @@ conf_dedup(struct conf_ctx *x, const config_setting_t *root)
 	const config_setting_t *g = conf_get_group(x, root, "", "dedup");
 	if (g == NULL)
 		return;
-	conf_check_keys(x, g, scope, conf_dedup_keys);
-	conf_get_number(x, g, scope, "window", CONF_WINDOW_MIN, CONF_WINDOW_MAX,
-	    &x->c->dedup.window);
-	conf_get_bool(x, g, scope, "normalize_durations", &x->c->dedup.normalize_durations);
+	conf_check_keys(x, g, scope, conf_dedup_keys, "dedup");
+	conf_scalars_load(x, g, scope, "dedup", x->c);
 }
 
 static void
@@ -1121,7 +1233,7 @@ conf_log(struct conf_ctx *x, const config_setting_t *root)
 	const char *v = NULL;
 	if (g == NULL)
 		return;
-	conf_check_keys(x, g, scope, conf_log_keys);
+	conf_check_keys(x, g, scope, conf_log_keys, NULL);
 	if (conf_get_string(x, g, scope, "level", &v) == 1) {
 		int l = log_level_parse(v);
 		if (l < 0)
@@ -1147,11 +1259,7 @@ static void
 conf_provider_defaults(struct conf_provider *p)
 {
 	p->type = CONF_PROVIDER_CONSOLE;
-	p->rate = 1.0;
-	p->burst = 3;
-	p->batch_max = 10;
-	p->timeout = 10.0;
-	p->max_text = 3000;
+	conf_scalar_defaults(CONF_BASE_PROVIDER, p);
 }
 
 static void
@@ -1219,7 +1327,6 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 {
 	struct conf_provider *p = &x->c->providers[i];
 	char *scope = conf_entry_scope("provider", g, i);
-	long long v;
 	size_t n;
 	int type = -1;
 
@@ -1227,7 +1334,7 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 		conf_report(x, g, scope, NULL, "must be a group { ... }");
 		goto out;
 	}
-	conf_check_keys(x, g, scope, conf_provider_keys);
+	conf_check_keys(x, g, scope, conf_provider_keys, "provider");
 	conf_entry_name(x, g, scope, i, entries, names, &p->name);
 
 	const char *t = NULL;
@@ -1287,17 +1394,10 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	if (re != 0 && ru != 0)
 		conf_report(x, config_setting_get_member(g, "icon_url"), scope, "icon_url",
 		    "cannot be combined with icon_emoji");
-	conf_get_number(x, g, scope, "rate", CONF_RATE_MIN, CONF_RATE_MAX, &p->rate);
-	if (conf_get_int(x, g, scope, "burst", CONF_BURST_MIN, CONF_BURST_MAX, &v) == 1)
-		p->burst = (int)v;
-	if (conf_get_int(x, g, scope, "batch_max", CONF_BATCH_MIN, CONF_BATCH_MAX, &v) == 1)
-		p->batch_max = (int)v;
-	conf_get_number(x, g, scope, "timeout", CONF_TIMEOUT_MIN, CONF_TIMEOUT_MAX, &p->timeout);
+	conf_scalars_load(x, g, scope, "provider", p);
 	conf_copy_string(x, g, scope, "proxy", &p->proxy);
 	if (conf_get_path(x, g, scope, "ca_file", true, &p->ca_file) == 1)
 		conf_check_readable(x, g, scope, "ca_file", p->ca_file);
-	if (conf_get_int(x, g, scope, "max_text", CONF_MAX_TEXT_MIN, CONF_MAX_TEXT_MAX, &v) == 1)
-		p->max_text = (int)v;
 out:
 	free(scope);
 }
@@ -1441,7 +1541,7 @@ conf_alert_sources(struct conf_ctx *x, const config_setting_t *g, const char *sc
 			free(sub);
 			continue;
 		}
-		conf_check_keys(x, s, sub, conf_source_keys);
+		conf_check_keys(x, s, sub, conf_source_keys, NULL);
 		if (conf_copy_string(x, s, sub, "kind", &src->kind) == 0)
 			conf_report(x, s, sub, "kind", "required");
 		conf_copy_string(x, s, sub, "name", &src->name);
@@ -1511,7 +1611,7 @@ conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
 		conf_report(x, g, scope, NULL, "must be a group { ... }");
 		goto out;
 	}
-	conf_check_keys(x, g, scope, conf_alert_keys);
+	conf_check_keys(x, g, scope, conf_alert_keys, "alert");
 	conf_entry_name(x, g, scope, i, entries, names, &a->name);
 	conf_alert_providers(x, g, scope, a);
 	conf_alert_severity(x, g, scope, a);
@@ -1522,8 +1622,7 @@ conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	conf_alert_metadata(x, g, scope, a);
 	conf_copy_string(x, g, scope, "summary", &a->summary);
 	conf_copy_string(x, g, scope, "channel", &a->channel);
-	conf_get_bool(x, g, scope, "commit_status_updates", &a->commit_status_updates);
-	conf_get_bool(x, g, scope, "suspend", &a->suspend);
+	conf_scalars_load(x, g, scope, "alert", a);
 out:
 	free(scope);
 }
@@ -1541,7 +1640,8 @@ conf_alerts(struct conf_ctx *x, const config_setting_t *root)
 	x->c->nalerts = n;
 	for (size_t i = 0; i < n; i++) {
 		entries[i] = config_setting_get_elem(l, (unsigned)i);
-		x->c->alerts[i].severity_mask = 1u << EVENT_ERROR;
+		x->c->alerts[i].severity_mask = conf_severity_from(CONF_DEFAULT_SEVERITY);
+		conf_scalar_defaults(CONF_BASE_ALERT, &x->c->alerts[i]);
 		conf_alert(x, entries[i], i, entries, names);
 		names[i] = x->c->alerts[i].name;
 	}
@@ -1583,20 +1683,9 @@ conf_new_defaults(bool builtin)
 	struct conf *c = util_calloc(1, sizeof(*c));
 	c->builtin = builtin;
 	c->state_dir = conf_default_state_dir(builtin);
-	c->listen.address = util_strdup("127.0.0.1");
-	c->listen.port = 9292;
-	c->listen.max_body = 3145728;   /* notification-controller's limit */
-	c->listen.max_connections = 1024;
-	c->listen.timeout = 10.0;
-	c->listen.metrics_port = -1;
-	c->queue.sync_full = true;
-	c->queue.max_pending = 100000;
-	c->queue.max_attempts = 20;
-	c->queue.max_age = 86400.0;
-	c->queue.backoff_initial = 1.0;
-	c->queue.backoff_max = 300.0;
-	c->dedup.window = 300.0;
-	c->dedup.normalize_durations = true;
+	c->listen.address = util_strdup(CONF_DEFAULT_ADDRESS);
+	conf_scalar_defaults(CONF_BASE_CONF, c);
+	c->queue.sync_full = CONF_DEFAULT_SYNC_FULL;
 	c->log.level = LOG_LEVEL_INFO;
 	c->log.format = LOG_FORMAT_LOGFMT;
 	return c;
@@ -1729,7 +1818,7 @@ conf_load_opts(const char *path, unsigned flags, char **errors)
 	}
 
 	const config_setting_t *root = config_root_setting(&cfg);
-	conf_check_keys(&x, root, "", conf_root_keys);
+	conf_check_keys(&x, root, "", conf_root_keys, NULL);
 	/* Absent: the default from conf_new_defaults ($STATE_DIRECTORY, else /var/lib/fluxrelay). */
 	conf_get_path(&x, root, "", "state_dir", false, &x.c->state_dir);
 	conf_listen(&x, root);
@@ -1770,12 +1859,13 @@ conf_default(void)
 	c->alerts = util_calloc(1, sizeof(*c->alerts));
 	c->nalerts = 1;
 	struct conf_alert *a = &c->alerts[0];
+	conf_scalar_defaults(CONF_BASE_ALERT, a);
 	a->name = util_strdup("all");
 	a->providers = util_calloc(1, sizeof(*a->providers));
 	a->providers[0] = util_strdup("console");
 	a->provider_idx = util_calloc(1, sizeof(*a->provider_idx));
 	a->nproviders = 1;
-	a->severity_mask = conf_severity_from(EVENT_INFO);
+	a->severity_mask = conf_severity_from(CONF_BUILTIN_SEVERITY);
 	a->sources = util_calloc(1, sizeof(*a->sources));
 	a->sources[0].kind = util_strdup("*");
 	a->sources[0].name = util_strdup("*");

@@ -115,6 +115,7 @@ struct conf {
 		double max_age;
 		double backoff_initial;
 		double backoff_max;
+		double dead_max_age;  /* seconds a dead letter is kept [30 days]; 0 = forever */
 	} queue;
 	struct {
 		double window;    /* 0 disables */

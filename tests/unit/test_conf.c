@@ -896,6 +896,30 @@ START_TEST(test_load_twice)
 }
 END_TEST
 
+/* queue.dead_max_age: seconds, 30 days by default, 0 keeps dead letters forever. */
+START_TEST(test_dead_max_age)
+{
+	struct conf *c = load_ok("queue: { max_age = 60; };\n");
+	ck_assert(c->queue.dead_max_age == 2592000.0);
+	conf_free(c);
+	c = load_ok("queue: { dead_max_age = 0; };\n");
+	ck_assert(c->queue.dead_max_age == 0.0);
+	conf_free(c);
+	c = load_ok("queue: { dead_max_age = 3600.5; };\n");
+	ck_assert(c->queue.dead_max_age == 3600.5);
+	conf_free(c);
+	c = conf_default();
+	ck_assert(c->queue.dead_max_age == 2592000.0);
+	conf_free(c);
+	char *err = load_bad("queue: {\n dead_max_age = -1; };\n");
+	ck_assert_str_eq(err, "@FILE@:2: queue.dead_max_age: must be between 0 and 315360000\n");
+	free(err);
+	err = load_bad("queue: { dead_max_age = \"30d\"; };\n");
+	ck_assert_str_eq(err, "@FILE@:1: queue.dead_max_age: must be a number\n");
+	free(err);
+}
+END_TEST
+
 static Suite *
 conf_suite(void)
 {
@@ -923,6 +947,7 @@ conf_suite(void)
 	tcase_add_test(tc, test_hmac_key_newline);
 	tcase_add_test(tc, test_tls_files);
 	tcase_add_test(tc, test_load_twice);
+	tcase_add_test(tc, test_dead_max_age);
 	suite_add_tcase(s, tc);
 	return s;
 }
