@@ -223,6 +223,18 @@ static const char *const conf_type_names[] = {
 
 static char *conf_resolve(const struct conf_ctx *x, const char *p);
 
+/* Record a problem's line (0: none) and text (taken). */
+static void
+conf_add_problem(struct conf_ctx *x, unsigned line, char *text)
+{
+	if (x->nprobs == x->cap) {
+		x->cap = x->cap ? 2 * x->cap : 16;
+		x->probs = util_realloc(x->probs, x->cap * sizeof(*x->probs));
+	}
+	x->probs[x->nprobs] = (struct conf_problem){ line, x->nprobs, text };
+	x->nprobs++;
+}
+
 static void conf_vreport(struct conf_ctx *x, const config_setting_t *at, const char *scope,
     const char *key, const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 static void conf_report(struct conf_ctx *x, const config_setting_t *at, const char *scope,
@@ -267,12 +279,7 @@ conf_vreport(struct conf_ctx *x, const config_setting_t *at, const char *scope,
 			util_buf_append(&b, m, 1);
 	}
 	free(msg);
-	if (x->nprobs == x->cap) {
-		x->cap = x->cap ? 2 * x->cap : 16;
-		x->probs = util_realloc(x->probs, x->cap * sizeof(*x->probs));
-	}
-	x->probs[x->nprobs] = (struct conf_problem){ line, x->nprobs, b.data };
-	x->nprobs++;
+	conf_add_problem(x, line, b.data);
 }
 
 static void
@@ -782,25 +789,23 @@ conf_secret_free_str(char *s)
 		conf_secret_free(s, strlen(s));
 }
 
+/* The forms of a secret setting KEY, in this order. */
+enum conf_secret_form { CONF_SECRET_INLINE, CONF_SECRET_FILE, CONF_SECRET_ENV };
+
 /*
- * A secret given as KEY (inline), KEY_file (read, trailing newlines
- * stripped) or KEY_env (name of an environment variable). Returns 1 with
- * *out (new, NUL-terminated, length in *len) when given, 0 when absent, -1
- * after reporting. Text secrets (binary false) may not contain NUL bytes.
- * raw (may be NULL): for a KEY_file whose bytes end in a newline, also the
- * bytes as stored (new, length in *rawlen); else left NULL.
- * Messages name keys, variables and files, never the value.
+ * Which form of secret KEY g gives, with the names of all three in keys[]
+ * ("KEY", "KEY_file", "KEY_env") and their settings in forms[]: the form's
+ * index, -1 when none is given, -2 after reporting every form but the first
+ * (in the file) when several are.
  */
 static int
-conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *key, bool binary, char **out, size_t *len, char **raw, size_t *rawlen)
+conf_secret_form(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, char keys[3][64], const config_setting_t *forms[3])
 {
-	char kfile[64], kenv[64];
-	snprintf(kfile, sizeof(kfile), "%s_file", key);
-	snprintf(kenv, sizeof(kenv), "%s_env", key);
-	const char *keys[3] = { key, kfile, kenv };
-	const config_setting_t *forms[3];
 	int given = 0, first = -1;
+	snprintf(keys[CONF_SECRET_INLINE], 64, "%s", key);
+	snprintf(keys[CONF_SECRET_FILE], 64, "%s_file", key);
+	snprintf(keys[CONF_SECRET_ENV], 64, "%s_env", key);
 	for (int i = 0; i < 3; i++) {
 		forms[i] = config_setting_get_member(g, keys[i]);
 		if (forms[i] == NULL)
@@ -810,77 +815,120 @@ conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope
 		    config_setting_source_line(forms[first]))
 			first = i;
 	}
-	if (given == 0)
-		return 0;
-	if (given > 1) {
-		for (int i = 0; i < 3; i++)
-			if (forms[i] != NULL && i != first)
-				conf_report(x, forms[i], scope, keys[i],
-				    "give only one of %s, %s or %s", key, kfile, kenv);
-		return -1;
-	}
+	if (given <= 1)
+		return first;
+	for (int i = 0; i < 3; i++)
+		if (forms[i] != NULL && i != first)
+			conf_report(x, forms[i], scope, keys[i], "give only one of %s, %s or %s",
+			    keys[0], keys[1], keys[2]);
+	return -2;
+}
 
+/*
+ * The secret in the file that setting kfile of g names (${VAR} expanded,
+ * taken against the config's directory), trailing newlines stripped: new,
+ * length in *n; NULL after reporting. stored (may be NULL): for a file whose
+ * bytes end in a newline, also those bytes as stored (new, length in
+ * *nstored); else left NULL.
+ */
+static char *
+conf_secret_file(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *kfile, size_t *n, char **stored, size_t *nstored)
+{
+	const config_setting_t *at = config_setting_get_member(g, kfile);
+	char *path = NULL, *data = NULL, err[512];
+	if (conf_get_path(x, g, scope, kfile, true, &path) != 1)
+		goto out;
+	data = util_read_file(path, n, err, sizeof(err));
+	if (data == NULL) {
+		conf_report(x, at, scope, kfile, "%s", err);
+		goto out;
+	}
+	if (stored != NULL && *n > 0 && data[*n - 1] == '\n') {
+		*nstored = *n;
+		*stored = util_malloc(*n + 1);
+		memcpy(*stored, data, *n + 1);
+	}
+	while (*n > 0 && (data[*n - 1] == '\n' || data[*n - 1] == '\r'))
+		data[--*n] = '\0';
+	if (*n == 0) {
+		conf_report(x, at, scope, kfile, "%s is empty", path);
+		free(data);
+		data = NULL;
+		if (stored != NULL) {
+			conf_secret_free(*stored, *nstored);
+			*stored = NULL;
+		}
+	}
+out:
+	free(path);
+	return data;
+}
+
+/* The secret in environment variable var (setting kenv): new, length in *n;
+ * NULL after reporting an unset or empty one. */
+static char *
+conf_secret_env(struct conf_ctx *x, const config_setting_t *at, const char *scope,
+    const char *kenv, const char *var, size_t *n)
+{
+	const char *e = getenv(var);
+	if (e == NULL || *e == '\0') {
+		conf_report(x, at, scope, kenv, "environment variable %s is %s", var,
+		    e == NULL ? "not set" : "empty");
+		return NULL;
+	}
+	*n = strlen(e);
+	return util_strndup(e, *n);
+}
+
+/*
+ * A secret given as KEY (inline), KEY_file (read, trailing newlines
+ * stripped) or KEY_env (name of an environment variable). Returns 1 with
+ * *out (new, NUL-terminated, length in *len) when given, 0 when absent, -1
+ * after reporting, 2 when given as a file or variable but not read
+ * (CONF_SKIP_SECRETS). Text secrets (binary false) may not contain NUL
+ * bytes. raw (may be NULL): for a KEY_file whose bytes end in a newline,
+ * also the bytes as stored (new, length in *rawlen); else left NULL.
+ * Messages name keys, variables and files, never the value.
+ */
+static int
+conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, bool binary, char **out, size_t *len, char **raw, size_t *rawlen)
+{
+	char keys[3][64];
+	const config_setting_t *forms[3];
 	const char *v = NULL;
-	char *data = NULL, *path = NULL, *stored = NULL;
+	char *data = NULL, *stored = NULL;
 	size_t n = 0, nstored = 0;
-	int r = -1;
-	if (conf_get_string(x, g, scope, keys[first], &v) != 1)
-		goto out;
-	if (x->skip_secrets && first != 0) {
-		r = 2;   /* given, deliberately not read */
-		goto out;
-	}
-	if (first == 0) {
-		n = strlen(v);
-		data = util_strndup(v, n);
-	} else if (first == 1) {
-		if (conf_get_path(x, g, scope, kfile, true, &path) != 1)
-			goto out;
-		char err[512];
-		data = util_read_file(path, &n, err, sizeof(err));
-		if (data == NULL) {
-			conf_report(x, forms[1], scope, kfile, "%s", err);
-			goto out;
-		}
-		if (raw != NULL && n > 0 && data[n - 1] == '\n') {
-			nstored = n;
-			stored = util_malloc(n + 1);
-			memcpy(stored, data, n + 1);
-		}
-		while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
-			data[--n] = '\0';
-		if (n == 0) {
-			conf_report(x, forms[1], scope, kfile, "%s is empty", path);
-			goto out;
-		}
-	} else {
-		const char *e = getenv(v);
-		if (e == NULL || *e == '\0') {
-			conf_report(x, forms[2], scope, kenv, "environment variable %s is %s", v,
-			    e == NULL ? "not set" : "empty");
-			goto out;
-		}
-		n = strlen(e);
-		data = util_strndup(e, n);
-	}
+	int form = conf_secret_form(x, g, scope, key, keys, forms);
+	if (form < 0)
+		return form == -1 ? 0 : -1;
+	if (conf_get_string(x, g, scope, keys[form], &v) != 1)
+		return -1;
+	if (x->skip_secrets && form != CONF_SECRET_INLINE)
+		return 2;   /* given, deliberately not read */
+	if (form == CONF_SECRET_INLINE)
+		data = util_strndup(v, n = strlen(v));
+	else if (form == CONF_SECRET_FILE)
+		data = conf_secret_file(x, g, scope, keys[form], &n, raw != NULL ? &stored : NULL,
+		    &nstored);
+	else
+		data = conf_secret_env(x, forms[form], scope, keys[form], v, &n);
+	if (data == NULL)
+		return -1;
 	if (!binary && memchr(data, '\0', n) != NULL) {
-		conf_report(x, forms[first], scope, keys[first], "must not contain a NUL byte");
-		goto out;
+		conf_report(x, forms[form], scope, keys[form], "must not contain a NUL byte");
+		conf_secret_free(data, n);
+		conf_secret_free(stored, nstored);
+		return -1;
 	}
 	*out = data;
 	*len = n;
-	data = NULL;
 	if (stored != NULL) {
 		*raw = stored;
 		*rawlen = nstored;
-		stored = NULL;
 	}
-	r = 1;
-out:
-	conf_secret_free(data, n);
-	conf_secret_free(stored, nstored);
-	free(path);
-	return r;
+	return 1;
 }
 
 static int
@@ -964,6 +1012,102 @@ conf_addr_overlap(const char *a, const char *b)
 	    &((struct sockaddr_in6 *)&sb)->sin6_addr, sizeof(struct in6_addr)) == 0;
 }
 
+/* Listen's TLS file key (path) read: new, length in *n; NULL after reporting. */
+static char *
+conf_tls_read(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, const char *path, size_t *n)
+{
+	char err[512];
+	char *data = util_read_file(path, n, err, sizeof(err));
+	if (data == NULL)
+		conf_report(x, config_setting_get_member(g, key), scope, key, "%s", err);
+	return data;
+}
+
+/* The certificate chain in pem (tls_cert_file) parses: true, else reported. */
+static bool
+conf_tls_chain(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *pem, size_t n)
+{
+	gnutls_datum_t d = { (unsigned char *)pem, (unsigned)n };
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned ncrts = 0;
+	int rc = gnutls_x509_crt_list_import2(&crts, &ncrts, &d, GNUTLS_X509_FMT_PEM, 0);
+	if (rc < 0)
+		conf_report(x, config_setting_get_member(g, "tls_cert_file"), scope,
+		    "tls_cert_file", "%s: cannot load the certificate chain: %s",
+		    x->c->listen.tls_cert_file, gnutls_strerror(rc));
+	for (unsigned i = 0; i < ncrts; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	gnutls_free(crts);
+	return rc >= 0;
+}
+
+/* The private key in pem (tls_key_file) parses: true, else reported. */
+static bool
+conf_tls_key(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *pem, size_t n)
+{
+	gnutls_datum_t d = { (unsigned char *)pem, (unsigned)n };
+	gnutls_x509_privkey_t pkey = NULL;
+	int rc = gnutls_x509_privkey_init(&pkey);
+	if (rc == 0)
+		rc = gnutls_x509_privkey_import2(pkey, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (rc < 0)
+		conf_report(x, config_setting_get_member(g, "tls_key_file"), scope,
+		    "tls_key_file", "%s: cannot load the private key: %s",
+		    x->c->listen.tls_key_file, gnutls_strerror(rc));
+	if (pkey != NULL)
+		gnutls_x509_privkey_deinit(pkey);
+	return rc >= 0;
+}
+
+/* The key belongs to the certificate (both parse), else reported. */
+static void
+conf_tls_pair(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *cert, size_t ncert, const char *key, size_t nkey)
+{
+	gnutls_datum_t dc = { (unsigned char *)cert, (unsigned)ncert };
+	gnutls_datum_t dk = { (unsigned char *)key, (unsigned)nkey };
+	gnutls_certificate_credentials_t cred = NULL;
+	int rc = gnutls_certificate_allocate_credentials(&cred);
+	if (rc == 0)
+		rc = gnutls_certificate_set_x509_key_mem2(cred, &dc, &dk, GNUTLS_X509_FMT_PEM,
+		    NULL, 0);
+	if (rc < 0)
+		conf_report(x, config_setting_get_member(g, "tls_key_file"), scope,
+		    "tls_key_file", "%s: does not go with the certificate in %s: %s",
+		    x->c->listen.tls_key_file, x->c->listen.tls_cert_file, gnutls_strerror(rc));
+	if (cred != NULL)
+		gnutls_certificate_free_credentials(cred);
+}
+
+/* The client CA bundle (tls_client_ca_file) parses and holds a certificate. */
+static void
+conf_tls_client_ca(struct conf_ctx *x, const config_setting_t *g, const char *scope)
+{
+	const char *path = x->c->listen.tls_client_ca_file;
+	const config_setting_t *at = config_setting_get_member(g, "tls_client_ca_file");
+	size_t n = 0;
+	char *ca = conf_tls_read(x, g, scope, "tls_client_ca_file", path, &n);
+	if (ca == NULL)
+		return;
+	gnutls_certificate_credentials_t trust = NULL;
+	gnutls_datum_t d = { (unsigned char *)ca, (unsigned)n };
+	int rc = gnutls_certificate_allocate_credentials(&trust);
+	if (rc == 0)
+		rc = gnutls_certificate_set_x509_trust_mem(trust, &d, GNUTLS_X509_FMT_PEM);
+	if (rc < 0)
+		conf_report(x, at, scope, "tls_client_ca_file",
+		    "%s: cannot load the CA certificates: %s", path, gnutls_strerror(rc));
+	else if (rc == 0)
+		conf_report(x, at, scope, "tls_client_ca_file",
+		    "%s: cannot load the CA certificates: no PEM certificate in it", path);
+	if (trust != NULL)
+		gnutls_certificate_free_credentials(trust);
+	free(ca);
+}
+
 /*
  * Load the TLS files the way libmicrohttpd will at start
  * (gnutls_certificate_set_x509_key_mem2, gnutls_certificate_set_x509_trust_mem),
@@ -976,92 +1120,17 @@ static void
 conf_check_tls(struct conf_ctx *x, const config_setting_t *g, const char *scope)
 {
 	const struct conf *c = x->c;
-	const config_setting_t *at_cert = config_setting_get_member(g, "tls_cert_file");
-	const config_setting_t *at_key = config_setting_get_member(g, "tls_key_file");
-	const config_setting_t *at_ca = config_setting_get_member(g, "tls_client_ca_file");
-	char err[512];
-	size_t ncert = 0, nkey = 0, nca = 0;
-	char *cert = util_read_file(c->listen.tls_cert_file, &ncert, err, sizeof(err));
-	char *key = util_read_file(c->listen.tls_key_file, &nkey, err, sizeof(err));
-	char *ca = c->listen.tls_client_ca_file == NULL ? NULL :
-	    util_read_file(c->listen.tls_client_ca_file, &nca, err, sizeof(err));
-	gnutls_x509_crt_t *crts = NULL;
-	unsigned ncrts = 0;
-	gnutls_x509_privkey_t pkey = NULL;
-	gnutls_certificate_credentials_t cred = NULL;
-	bool cert_ok = false, key_ok = false;
-	int rc;
-
-	if (cert == NULL) {
-		conf_report(x, at_cert, scope, "tls_cert_file", "%s", err);
-	} else {
-		gnutls_datum_t d = { (unsigned char *)cert, (unsigned)ncert };
-		rc = gnutls_x509_crt_list_import2(&crts, &ncrts, &d, GNUTLS_X509_FMT_PEM, 0);
-		if (rc < 0)
-			conf_report(x, at_cert, scope, "tls_cert_file",
-			    "%s: cannot load the certificate chain: %s", c->listen.tls_cert_file,
-			    gnutls_strerror(rc));
-		else
-			cert_ok = true;
-	}
-	if (key == NULL) {
-		conf_report(x, at_key, scope, "tls_key_file", "%s", err);
-	} else {
-		gnutls_datum_t d = { (unsigned char *)key, (unsigned)nkey };
-		rc = gnutls_x509_privkey_init(&pkey);
-		if (rc == 0)
-			rc = gnutls_x509_privkey_import2(pkey, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
-		if (rc < 0)
-			conf_report(x, at_key, scope, "tls_key_file",
-			    "%s: cannot load the private key: %s", c->listen.tls_key_file,
-			    gnutls_strerror(rc));
-		else
-			key_ok = true;
-	}
-	if (cert_ok && key_ok) {
-		gnutls_datum_t dc = { (unsigned char *)cert, (unsigned)ncert };
-		gnutls_datum_t dk = { (unsigned char *)key, (unsigned)nkey };
-		rc = gnutls_certificate_allocate_credentials(&cred);
-		if (rc == 0)
-			rc = gnutls_certificate_set_x509_key_mem2(cred, &dc, &dk, GNUTLS_X509_FMT_PEM,
-			    NULL, 0);
-		if (rc < 0)
-			conf_report(x, at_key, scope, "tls_key_file",
-			    "%s: does not go with the certificate in %s: %s", c->listen.tls_key_file,
-			    c->listen.tls_cert_file, gnutls_strerror(rc));
-	}
-	if (c->listen.tls_client_ca_file != NULL) {
-		if (ca == NULL) {
-			conf_report(x, at_ca, scope, "tls_client_ca_file", "%s", err);
-		} else {
-			gnutls_certificate_credentials_t trust = NULL;
-			gnutls_datum_t d = { (unsigned char *)ca, (unsigned)nca };
-			rc = gnutls_certificate_allocate_credentials(&trust);
-			if (rc == 0)
-				rc = gnutls_certificate_set_x509_trust_mem(trust, &d, GNUTLS_X509_FMT_PEM);
-			if (rc < 0)
-				conf_report(x, at_ca, scope, "tls_client_ca_file",
-				    "%s: cannot load the CA certificates: %s",
-				    c->listen.tls_client_ca_file, gnutls_strerror(rc));
-			else if (rc == 0)
-				conf_report(x, at_ca, scope, "tls_client_ca_file",
-				    "%s: cannot load the CA certificates: no PEM certificate in it",
-				    c->listen.tls_client_ca_file);
-			if (trust != NULL)
-				gnutls_certificate_free_credentials(trust);
-		}
-	}
-
-	for (unsigned i = 0; i < ncrts; i++)
-		gnutls_x509_crt_deinit(crts[i]);
-	gnutls_free(crts);
-	if (pkey != NULL)
-		gnutls_x509_privkey_deinit(pkey);
-	if (cred != NULL)
-		gnutls_certificate_free_credentials(cred);
+	size_t ncert = 0, nkey = 0;
+	char *cert = conf_tls_read(x, g, scope, "tls_cert_file", c->listen.tls_cert_file, &ncert);
+	bool cert_ok = cert != NULL && conf_tls_chain(x, g, scope, cert, ncert);
+	char *key = conf_tls_read(x, g, scope, "tls_key_file", c->listen.tls_key_file, &nkey);
+	bool key_ok = key != NULL && conf_tls_key(x, g, scope, key, nkey);
+	if (cert_ok && key_ok)
+		conf_tls_pair(x, g, scope, cert, ncert, key, nkey);
+	if (c->listen.tls_client_ca_file != NULL)
+		conf_tls_client_ca(x, g, scope);
 	free(cert);
 	conf_secret_free(key, nkey);
-	free(ca);
 }
 
 /* listen.metrics_address / metrics_port: both or neither, not the main listener's. */
@@ -1321,14 +1390,83 @@ conf_entry_name(struct conf_ctx *x, const config_setting_t *g, const char *scope
 	*dst = util_strdup(v);
 }
 
+/*
+ * A provider's type into p->type: the index of its name in conf_type_names,
+ * or -1 when absent or wrong (reported). Keys that belong to another type
+ * are reported too.
+ */
+static int
+conf_provider_type(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_provider *p)
+{
+	const char *t = NULL;
+	int type = -1, r = conf_get_string(x, g, scope, "type", &t);
+	if (r == 0)
+		conf_report(x, g, scope, "type", "required (slack, slack-bot or console)");
+	if (r != 1)
+		return -1;
+	for (int k = 0; k < 3; k++)
+		if (strcmp(t, conf_type_names[k]) == 0)
+			type = k;
+	if (type < 0) {
+		conf_report(x, config_setting_get_member(g, "type"), scope, "type",
+		    "must be one of slack, slack-bot, console");
+		return -1;
+	}
+	p->type = (enum conf_provider_type)type;
+	for (size_t k = 0; k < sizeof(conf_type_keys) / sizeof(conf_type_keys[0]); k++) {
+		const config_setting_t *s = config_setting_get_member(g, conf_type_keys[k].key);
+		if (s != NULL && (int)conf_type_keys[k].type != type)
+			conf_report(x, s, scope, conf_type_keys[k].key, "not valid for type \"%s\"",
+			    conf_type_names[type]);
+	}
+	return type;
+}
+
+/* A slack provider's webhook URL (url, url_file or url_env). */
+static void
+conf_provider_webhook(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_provider *p)
+{
+	size_t n;
+	int r = conf_get_secret(x, g, scope, "url", false, &p->url, &n, NULL, NULL);
+	if (r == 0) {
+		conf_report(x, g, scope, "url", "required (url, url_file or url_env)");
+	} else if (r == 1 && !conf_is_http_url(p->url)) {
+		const char *k = config_setting_get_member(g, "url") ? "url"
+		    : config_setting_get_member(g, "url_file") ? "url_file" : "url_env";
+		conf_report(x, config_setting_get_member(g, k), scope, k,
+		    "must start with http:// or https://");
+	}
+}
+
+/* A slack-bot provider's token, api_url (no trailing '/') and required channel. */
+static void
+conf_provider_bot(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_provider *p)
+{
+	size_t n;
+	if (conf_get_secret(x, g, scope, "token", false, &p->token, &n, NULL, NULL) == 0)
+		conf_report(x, g, scope, "token", "required (token, token_file or token_env)");
+	p->api_url = util_strdup(CONF_DEFAULT_API_URL);
+	if (conf_copy_string(x, g, scope, "api_url", &p->api_url) == 1) {
+		if (!conf_is_http_url(p->api_url))
+			conf_report(x, config_setting_get_member(g, "api_url"), scope, "api_url",
+			    "must start with http:// or https://");
+		size_t len = strlen(p->api_url);
+		while (len > 0 && p->api_url[len - 1] == '/')
+			p->api_url[--len] = '\0';
+	}
+	if (config_setting_get_member(g, "channel") == NULL)
+		conf_report(x, g, scope, "channel", "required for type \"slack-bot\"");
+}
+
 static void
 conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
     const config_setting_t *const *entries, char *const *names)
 {
 	struct conf_provider *p = &x->c->providers[i];
 	char *scope = conf_entry_scope("provider", g, i);
-	size_t n;
-	int type = -1;
 
 	if (!config_setting_is_group(g)) {
 		conf_report(x, g, scope, NULL, "must be a group { ... }");
@@ -1336,57 +1474,11 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	}
 	conf_check_keys(x, g, scope, conf_provider_keys, "provider");
 	conf_entry_name(x, g, scope, i, entries, names, &p->name);
-
-	const char *t = NULL;
-	int r = conf_get_string(x, g, scope, "type", &t);
-	if (r == 0) {
-		conf_report(x, g, scope, "type", "required (slack, slack-bot or console)");
-	} else if (r == 1) {
-		for (int k = 0; k < 3; k++)
-			if (strcmp(t, conf_type_names[k]) == 0)
-				type = k;
-		if (type < 0)
-			conf_report(x, config_setting_get_member(g, "type"), scope, "type",
-			    "must be one of slack, slack-bot, console");
-		else
-			p->type = (enum conf_provider_type)type;
-	}
-
-	if (type >= 0) {
-		for (size_t k = 0; k < sizeof(conf_type_keys) / sizeof(conf_type_keys[0]); k++) {
-			const config_setting_t *s = config_setting_get_member(g, conf_type_keys[k].key);
-			if (s != NULL && (int)conf_type_keys[k].type != type)
-				conf_report(x, s, scope, conf_type_keys[k].key,
-				    "not valid for type \"%s\"", conf_type_names[type]);
-		}
-	}
-	if (type == CONF_PROVIDER_SLACK) {
-		r = conf_get_secret(x, g, scope, "url", false, &p->url, &n, NULL, NULL);
-		if (r == 0) {
-			conf_report(x, g, scope, "url", "required (url, url_file or url_env)");
-		} else if (r == 1 && !conf_is_http_url(p->url)) {
-			const char *k = config_setting_get_member(g, "url") ? "url"
-			    : config_setting_get_member(g, "url_file") ? "url_file" : "url_env";
-			conf_report(x, config_setting_get_member(g, k), scope, k,
-			    "must start with http:// or https://");
-		}
-	} else if (type == CONF_PROVIDER_SLACK_BOT) {
-		r = conf_get_secret(x, g, scope, "token", false, &p->token, &n, NULL, NULL);
-		if (r == 0)
-			conf_report(x, g, scope, "token", "required (token, token_file or token_env)");
-		p->api_url = util_strdup(CONF_DEFAULT_API_URL);
-		if (conf_copy_string(x, g, scope, "api_url", &p->api_url) == 1) {
-			if (!conf_is_http_url(p->api_url))
-				conf_report(x, config_setting_get_member(g, "api_url"), scope, "api_url",
-				    "must start with http:// or https://");
-			size_t len = strlen(p->api_url);
-			while (len > 0 && p->api_url[len - 1] == '/')
-				p->api_url[--len] = '\0';
-		}
-		if (config_setting_get_member(g, "channel") == NULL)
-			conf_report(x, g, scope, "channel", "required for type \"slack-bot\"");
-	}
-
+	int type = conf_provider_type(x, g, scope, p);
+	if (type == CONF_PROVIDER_SLACK)
+		conf_provider_webhook(x, g, scope, p);
+	else if (type == CONF_PROVIDER_SLACK_BOT)
+		conf_provider_bot(x, g, scope, p);
 	conf_copy_string(x, g, scope, "channel", &p->channel);
 	conf_copy_string(x, g, scope, "username", &p->username);
 	int re = conf_copy_string(x, g, scope, "icon_emoji", &p->icon_emoji);
@@ -1704,6 +1796,58 @@ conf_new_defaults(bool builtin)
  * too: at worst a commented-out include of a directory is reported.
  * Returns the number of problems reported.
  */
+static int conf_check_includes(struct conf_ctx *x, const char *file, const char *shown,
+    int depth);
+
+/*
+ * The file name of the line [p, end) when libconfig's scanner takes it as an
+ * include (^[ \t]*@include[ \t]+"NAME", NAME with \\ and \" escapes): a new
+ * string; else NULL.
+ */
+static char *
+conf_include_name(const char *p, const char *end)
+{
+	struct util_buf name = {0};
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if ((size_t)(end - p) <= 8 || memcmp(p, "@include", 8) != 0 ||
+	    (p[8] != ' ' && p[8] != '\t'))
+		return NULL;
+	p += 8;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p == end || *p != '"')
+		return NULL;
+	util_buf_puts(&name, "");
+	for (p++; p < end && *p != '"'; p++) {
+		if (*p == '\\' && p + 1 < end && (p[1] == '\\' || p[1] == '"'))
+			p++;
+		util_buf_append(&name, p, 1);
+	}
+	return name.data;
+}
+
+/* One include (line of shown) of name: problems reported, as conf_check_includes. */
+static int
+conf_check_include(struct conf_ctx *x, const char *name, const char *shown, unsigned line,
+    int depth)
+{
+	char *target = util_printf("%s/%s", x->dir, name);
+	struct stat st;
+	int bad = 0;
+	if (stat(target, &st) == 0) {
+		if (!S_ISREG(st.st_mode)) {
+			conf_add_problem(x, line, util_printf("%s:%u: @include \"%s\": not a regular "
+			    "file", shown, line, name));
+			bad = 1;
+		} else {
+			bad = conf_check_includes(x, target, target, depth + 1);
+		}
+	}
+	free(target);
+	return bad;
+}
+
 static int
 conf_check_includes(struct conf_ctx *x, const char *file, const char *shown, int depth)
 {
@@ -1719,48 +1863,37 @@ conf_check_includes(struct conf_ctx *x, const char *file, const char *shown, int
 	for (char *p = text; p < text + len; line++) {
 		char *eol = memchr(p, '\n', (size_t)(text + len - p));
 		char *end = eol ? eol : text + len;
-		char *q = p;
-		while (q < end && (*q == ' ' || *q == '\t'))
-			q++;
-		if ((size_t)(end - q) > 8 && memcmp(q, "@include", 8) == 0 &&
-		    (q[8] == ' ' || q[8] == '\t')) {
-			q += 8;
-			while (q < end && (*q == ' ' || *q == '\t'))
-				q++;
-			if (q < end && *q == '"') {
-				struct util_buf name = {0};
-				util_buf_puts(&name, "");
-				for (q++; q < end && *q != '"'; q++) {
-					if (*q == '\\' && q + 1 < end && (q[1] == '\\' || q[1] == '"'))
-						q++;
-					util_buf_append(&name, q, 1);
-				}
-				char *target = util_printf("%s/%s", x->dir, name.data);
-				struct stat st;
-				if (stat(target, &st) == 0) {
-					if (!S_ISREG(st.st_mode)) {
-						if (x->nprobs == x->cap) {
-							x->cap = x->cap ? 2 * x->cap : 16;
-							x->probs = util_realloc(x->probs,
-							    x->cap * sizeof(*x->probs));
-						}
-						x->probs[x->nprobs] = (struct conf_problem){ line, x->nprobs,
-						    util_printf("%s:%u: @include \"%s\": not a regular file",
-						    shown, line, name.data) };
-						x->nprobs++;
-						bad++;
-					} else {
-						bad += conf_check_includes(x, target, target, depth + 1);
-					}
-				}
-				free(target);
-				util_buf_free(&name);
-			}
-		}
+		char *name = conf_include_name(p, end);
+		if (name != NULL)
+			bad += conf_check_include(x, name, shown, line, depth);
+		free(name);
 		p = eol ? eol + 1 : end;
 	}
 	free(text);
 	return bad;
+}
+
+/* libconfig's complaint about the file it could not read, as the one line of
+ * conf_load's *errors (new string). */
+static char *
+conf_read_error(const struct conf_ctx *x, const config_t *cfg)
+{
+	const char *file = config_error_file(cfg);
+	char *incl = NULL, *msg;
+	if (file == NULL || strcmp(file, x->path) == 0)
+		file = x->path;
+	else if (file[0] != '/')
+		file = incl = conf_resolve(x, file);   /* an @include'd file */
+	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
+		msg = util_printf("%s: cannot open: %s\n", x->path, config_error_text(cfg));
+	else if (strcmp(config_error_text(cfg), "syntax error") == 0)
+		/* libconfig's generic text: do not print "syntax error: syntax error". */
+		msg = util_printf("%s:%d: syntax error\n", file, config_error_line(cfg));
+	else
+		msg = util_printf("%s:%d: syntax error: %s\n", file, config_error_line(cfg),
+		    config_error_text(cfg));
+	free(incl);
+	return msg;
 }
 
 struct conf *
@@ -1798,22 +1931,7 @@ conf_load_opts(const char *path, unsigned flags, char **errors)
 		goto out;
 	}
 	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
-		const char *file = config_error_file(&cfg);
-		char *incl = NULL;
-		if (file == NULL || strcmp(file, path) == 0)
-			file = path;
-		else if (file[0] != '/')
-			file = incl = conf_resolve(&x, file);   /* an @include'd file */
-		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
-			*errors = util_printf("%s: cannot open: %s\n", path,
-			    config_error_text(&cfg));
-		else if (strcmp(config_error_text(&cfg), "syntax error") == 0)
-			/* libconfig's generic text: do not print "syntax error: syntax error". */
-			*errors = util_printf("%s:%d: syntax error\n", file, config_error_line(&cfg));
-		else
-			*errors = util_printf("%s:%d: syntax error: %s\n", file,
-			    config_error_line(&cfg), config_error_text(&cfg));
-		free(incl);
+		*errors = conf_read_error(&x, &cfg);
 		goto out;
 	}
 

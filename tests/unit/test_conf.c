@@ -896,6 +896,30 @@ START_TEST(test_load_twice)
 }
 END_TEST
 
+/* Every TLS file that cannot be read is named in its own problem (each was
+ * once reported with the last unreadable file's name). */
+START_TEST(test_tls_unreadable_each_named)
+{
+	const char *names[] = { "cert.pem", "key.pem", "ca.pem" };
+	for (size_t i = 0; i < 3; i++) {
+		char *path = tmp_write(names[i], "");
+		ck_assert_int_eq(truncate(path, (off_t)UTIL_READ_MAX + 1), 0);   /* sparse */
+		free(path);
+	}
+	char *text = util_printf("listen: {\n tls_cert_file = \"%s/cert.pem\";\n"
+	    " tls_key_file = \"%s/key.pem\";\n tls_client_ca_file = \"%s/ca.pem\"; };\n",
+	    tmpdir, tmpdir, tmpdir);
+	char *raw = load_bad(text), *got = replace_all(raw, tmpdir, "@DIR@");
+	ck_assert_str_eq(got,
+	    "@FILE@:2: listen.tls_cert_file: cannot read @DIR@/cert.pem: larger than 16 MiB\n"
+	    "@FILE@:3: listen.tls_key_file: cannot read @DIR@/key.pem: larger than 16 MiB\n"
+	    "@FILE@:4: listen.tls_client_ca_file: cannot read @DIR@/ca.pem: larger than 16 MiB\n");
+	free(raw);
+	free(got);
+	free(text);
+}
+END_TEST
+
 /* queue.dead_max_age: seconds, 30 days by default, 0 keeps dead letters forever. */
 START_TEST(test_dead_max_age)
 {
@@ -948,6 +972,7 @@ conf_suite(void)
 	tcase_add_test(tc, test_tls_files);
 	tcase_add_test(tc, test_load_twice);
 	tcase_add_test(tc, test_dead_max_age);
+	tcase_add_test(tc, test_tls_unreadable_each_named);
 	suite_add_tcase(s, tc);
 	return s;
 }
