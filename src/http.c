@@ -23,7 +23,7 @@
  * up to HTTP_DISCARD_FACTOR x max_body (read and discarded, then answered; the
  * connection may stay open); beyond that, or when the client waits for
  * "100 Continue", the answer goes at once and the closed connection lingers
- * (http_linger: its FIN is sent, what the client still sends is read and
+ * (http_linger.c: its FIN is sent, what the client still sends is read and
  * dropped for a while, then the socket is closed).
  *
  * Connections (main listener): listen.max_connections is one limit over
@@ -37,8 +37,8 @@
  * separate plain-HTTP daemon serving only GET /metrics, /healthz, /readyz.
  *
  * Threads: libmicrohttpd's internal threads call everything here except
- * http_on_committed (writer thread), http_linger_main (its own thread) and
- * http_start/stop/set_ready/drain (main).
+ * http_on_committed (writer thread) and http_start/stop/set_ready/drain
+ * (main).
  */
 #include "config.h"
 #include "http.h"
@@ -52,8 +52,6 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -67,6 +65,7 @@
 #include "auth.h"
 #include "dedup.h"
 #include "event.h"
+#include "http_linger.h"
 #include "log.h"
 #include "metrics.h"
 #include "rules.h"
@@ -80,9 +79,6 @@
 /* A refused request's body is read to its end up to this many times max_body
  * (fluxrelay(8)); a larger one is not worth reading just to say no. */
 #define HTTP_DISCARD_FACTOR 4
-/* A lingering connection is closed after this long without a byte, or after
- * listen.timeout in all. */
-#define HTTP_LINGER_QUIET 2.0
 /* One log line about refused connections at most this often (seconds). */
 #define HTTP_REFUSED_LOG_INTERVAL 10.0
 /* The metrics listener serves a scraper or two and probes. */
@@ -118,12 +114,6 @@ struct http_conn {
 	struct http_conn *prev, *next;   /* guarded by pool->lock */
 };
 
-/* A closed connection still read from, so the peer is not reset mid-write. */
-struct http_lingering {
-	int fd;
-	double deadline, quiet_until;
-};
-
 struct http {
 	struct MHD_Daemon *mhd[HTTP_MAX_DAEMONS];
 	struct http_pool pools[HTTP_MAX_DAEMONS];
@@ -151,14 +141,8 @@ struct http {
 	unsigned long refused_unlogged;
 	double refused_logged_at;
 	bool refused_logged;
-	/* Lingering sockets; linger_lock. The thread runs from start to stop. */
-	pthread_mutex_t linger_lock;
-	pthread_t linger_thread;
-	bool linger_started, linger_stop;
-	int linger_pipe[2];
-	struct http_lingering *lingering;
-	size_t nlingering, caplingering;
-	double linger_max;
+	/* Closed connections still read from, for listen.timeout at most. */
+	struct http_linger *linger;
 	/* libmicrohttpd's first complaint while http_start runs; log_lock. */
 	pthread_mutex_t log_lock;
 	bool starting;
@@ -334,138 +318,6 @@ http_refuse(struct http_req *r, int code, const char *msg, const char *const *he
 		break;
 	}
 	return http_error(r, code, msg, NULL, headers);
-}
-
-/* Sleeps in poll until a lingering socket has data, goes quiet or expires. */
-static void *
-http_linger_main(void *arg)
-{
-	struct http *h = arg;
-	struct pollfd *pfd = NULL;
-	size_t pcap = 0;
-	enum { HTTP_SINK = 65536 };
-	char *sink = util_malloc(HTTP_SINK);   /* written, never read */
-	pthread_mutex_lock(&h->linger_lock);
-	while (!h->linger_stop) {
-		size_t n = h->nlingering;
-		if (pcap < n + 1) {
-			pcap = 2 * (n + 1);
-			pfd = util_realloc(pfd, pcap * sizeof(*pfd));
-		}
-		pfd[0] = (struct pollfd){ .fd = h->linger_pipe[0], .events = POLLIN };
-		double now = util_mono(), wait = 1.0;
-		for (size_t i = 0; i < n; i++) {
-			const struct http_lingering *l = &h->lingering[i];
-			pfd[i + 1] = (struct pollfd){ .fd = l->fd, .events = POLLIN };
-			double until = (l->quiet_until < l->deadline ? l->quiet_until : l->deadline) - now;
-			if (until < wait)
-				wait = until < 0 ? 0 : until;
-		}
-		pthread_mutex_unlock(&h->linger_lock);
-		poll(pfd, (nfds_t)(n + 1), (int)(wait * 1000) + 1);
-		if (pfd[0].revents & POLLIN) {
-			char b[64];
-			while (read(h->linger_pipe[0], b, sizeof(b)) > 0)
-				;
-		}
-		pthread_mutex_lock(&h->linger_lock);
-		now = util_mono();
-		/* Only this thread removes entries and others only append, so the
-		 * first n are the polled ones. Backwards, so a swap-remove moves a
-		 * handled or a new entry into i. */
-		for (size_t i = n; i-- > 0;) {
-			struct http_lingering *l = &h->lingering[i];
-			bool done = false;
-			if (pfd[i + 1].revents != 0) {
-				/* Bounded per round, so one fast sender cannot hold the lock. */
-				for (int k = 0; k < 4; k++) {
-					ssize_t got = recv(l->fd, sink, HTTP_SINK, MSG_DONTWAIT);
-					if (got > 0) {
-						l->quiet_until = now + HTTP_LINGER_QUIET;
-						/* ACK at once: the sender is waiting to free its
-						 * buffer, and delayed ACKs on this half-closed
-						 * socket would pace it at one buffer per 40 ms. */
-						int one = 1;
-						setsockopt(l->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-						continue;
-					}
-					if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
-					    errno != EINTR))
-						done = true;
-					break;
-				}
-			}
-			if (done || now >= l->deadline || now >= l->quiet_until) {
-				close(l->fd);
-				h->lingering[i] = h->lingering[--h->nlingering];
-			}
-		}
-	}
-	for (size_t i = 0; i < h->nlingering; i++)
-		close(h->lingering[i].fd);
-	h->nlingering = 0;
-	pthread_mutex_unlock(&h->linger_lock);
-	free(pfd);
-	free(sink);
-	return NULL;
-}
-
-/* Keep reading fd (a dup of a connection libmicrohttpd is closing) for a while. */
-static void
-http_linger_add(struct http *h, int fd)
-{
-	pthread_mutex_lock(&h->linger_lock);
-	/* As many as connections may be open: beyond, close at once. */
-	if (!h->linger_started || h->linger_stop ||
-	    h->nlingering >= (size_t)h->max_connections) {
-		pthread_mutex_unlock(&h->linger_lock);
-		close(fd);
-		return;
-	}
-	if (h->nlingering == h->caplingering) {
-		h->caplingering = h->caplingering ? 2 * h->caplingering : 16;
-		h->lingering = util_realloc(h->lingering, h->caplingering * sizeof(*h->lingering));
-	}
-	double now = util_mono();
-	h->lingering[h->nlingering++] = (struct http_lingering){
-		.fd = fd, .deadline = now + h->linger_max, .quiet_until = now + HTTP_LINGER_QUIET,
-	};
-	pthread_mutex_unlock(&h->linger_lock);
-	ssize_t w = write(h->linger_pipe[1], "", 1);   /* full pipe: a wake-up is pending */
-	(void)w;
-}
-
-static int
-http_linger_start(struct http *h)
-{
-	if (pipe2(h->linger_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
-		return -1;
-	h->linger_started = true;
-	if (pthread_create(&h->linger_thread, NULL, http_linger_main, h) != 0) {
-		h->linger_started = false;
-		close(h->linger_pipe[0]);
-		close(h->linger_pipe[1]);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-http_linger_stop(struct http *h)
-{
-	if (!h->linger_started)
-		return;
-	pthread_mutex_lock(&h->linger_lock);
-	h->linger_stop = true;
-	pthread_mutex_unlock(&h->linger_lock);
-	ssize_t w = write(h->linger_pipe[1], "", 1);
-	(void)w;
-	pthread_join(h->linger_thread, NULL);
-	close(h->linger_pipe[0]);
-	close(h->linger_pipe[1]);
-	free(h->lingering);
-	h->lingering = NULL;
-	h->linger_started = false;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -650,7 +502,7 @@ http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_con
 		if (cx->linger && cx->fd >= 0) {
 			int fd = fcntl(cx->fd, F_DUPFD_CLOEXEC, 0);
 			if (fd >= 0)
-				http_linger_add(h, fd);
+				http_linger_add(h->linger, fd);
 		}
 		free(cx);
 		*socket_context = NULL;
@@ -1263,7 +1115,6 @@ http_free(struct http *h)
 		pthread_mutex_destroy(&h->pools[i].lock);
 	pthread_mutex_destroy(&h->metrics_lock);
 	pthread_mutex_destroy(&h->refused_lock);
-	pthread_mutex_destroy(&h->linger_lock);
 	pthread_mutex_destroy(&h->log_lock);
 	free(h->tls_cert);
 	free(h->tls_key);
@@ -1281,10 +1132,8 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 	h->state_dir = util_strdup(c->state_dir);
 	h->metrics_port = -1;
 	h->main_listener = (struct http_listener){ h, false };
-	h->linger_max = c->listen.timeout;
 	pthread_mutex_init(&h->metrics_lock, NULL);
 	pthread_mutex_init(&h->refused_lock, NULL);
-	pthread_mutex_init(&h->linger_lock, NULL);
 	pthread_mutex_init(&h->log_lock, NULL);
 	for (int i = 0; i < HTTP_MAX_DAEMONS; i++) {
 		h->pools[i].h = h;
@@ -1325,7 +1174,8 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 		flags |= MHD_USE_TLS;
 	}
 	h->max_connections = c->listen.max_connections;
-	if (http_linger_start(h) < 0) {
+	h->linger = http_linger_start(c->listen.timeout, (size_t)c->listen.max_connections);
+	if (h->linger == NULL) {
 		snprintf(err, errlen, "cannot start a thread: %s", strerror(errno));
 		goto fail;
 	}
@@ -1431,7 +1281,7 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 fail:
 	for (int i = 0; i < h->nmhd; i++)
 		MHD_stop_daemon(h->mhd[i]);
-	http_linger_stop(h);
+	http_linger_stop(h->linger);
 	http_free(h);
 	return NULL;
 }
@@ -1474,7 +1324,7 @@ http_stop(struct http *h)
 	for (int i = 0; i < h->nmhd; i++)
 		MHD_stop_daemon(h->mhd[i]);
 	/* After the daemons: closing their connections may add lingering ones. */
-	http_linger_stop(h);
+	http_linger_stop(h->linger);
 	queue_close(h->metrics_queue);
 	http_free(h);
 }
