@@ -83,6 +83,9 @@
 #define HTTP_REFUSED_LOG_INTERVAL 10.0
 /* The metrics listener serves a scraper or two and probes. */
 #define HTTP_METRICS_CONNECTIONS 64
+/* libmicrohttpd's memory per connection: a request line and headers beyond
+ * it are answered 431 (or 414). */
+#define HTTP_CONNECTION_MEMORY (32 * 1024)
 
 struct http;
 
@@ -796,18 +799,97 @@ http_verify_client(struct MHD_Connection *conn)
 	return 0;
 }
 
+static enum http_route
+http_route_of(const char *url)
+{
+	if (strcmp(url, "/healthz") == 0)
+		return HTTP_ROUTE_HEALTHZ;
+	if (strcmp(url, "/readyz") == 0)
+		return HTTP_ROUTE_READYZ;
+	if (strcmp(url, "/metrics") == 0)
+		return HTTP_ROUTE_METRICS;
+	return HTTP_ROUTE_EVENT;
+}
+
+/*
+ * The Content-Length of r against max_body: 0 with the declared length in
+ * *declared (0 when there is none, or one libmicrohttpd refuses itself), -1
+ * when it is larger.
+ */
+static int
+http_declared_length(const struct http_req *r, size_t *declared)
+{
+	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	char *end;
+	*declared = 0;
+	if (cl == NULL)
+		return 0;
+	errno = 0;
+	unsigned long long v = strtoull(cl, &end, 10);
+	if (errno != 0 || end == cl)
+		return 0;
+	if (v > (unsigned long long)r->h->max_body)
+		return -1;
+	*declared = (size_t)v;
+	return 0;
+}
+
+/*
+ * An event's headers are in: client certificate, readiness, Content-Type,
+ * Content-Length, bearer token, in this order, each refused before the body.
+ * The token comes before anything that costs: no HMAC, no buffer for a
+ * client without it.
+ */
+static enum MHD_Result
+http_event_headers(struct http_req *r)
+{
+	struct http *h = r->h;
+	size_t declared;
+	if (h->need_client_cert && http_verify_client(r->conn) != 0) {
+		http_reject(r, "client certificate missing or not trusted", NULL);
+		return http_refuse(r, MHD_HTTP_UNAUTHORIZED, "client certificate required", NULL);
+	}
+	if (!atomic_load(&h->ready)) {
+		metrics_event(METRICS_EVENT_REJECTED);
+		return http_refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL);
+	}
+	if (!http_is_json(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		http_reject(r, "unsupported content type", NULL);
+		return http_refuse(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		    "Content-Type must be application/json", NULL);
+	}
+	if (http_declared_length(r, &declared) < 0) {
+		http_reject(r, "body too large", NULL);
+		char *msg = util_printf("body larger than %ld bytes", h->max_body);
+		enum MHD_Result ret = http_refuse(r, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL);
+		free(msg);
+		return ret;
+	}
+	r->snap = snapshot_acquire();
+	const char *token = r->snap->conf->auth.token;
+	enum auth_result a = token == NULL ? AUTH_OK : auth_check_token(token,
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+	if (a != AUTH_OK) {
+		const char *msg = a == AUTH_MISSING ? "missing bearer token" : "invalid bearer token";
+		http_reject(r, msg, NULL);
+		return http_refuse(r, MHD_HTTP_UNAUTHORIZED, msg, http_www_bearer);
+	}
+	/* Only an authenticated client gets its declared body allocated up front. */
+	if (declared > 0) {
+		r->cap = declared + 1;
+		r->body = util_malloc(r->cap);
+	}
+	r->phase = HTTP_PHASE_BODY;
+	return MHD_YES;
+}
+
 /* Headers are in: everything that can be decided without the body. */
 static enum MHD_Result
 http_first_call(struct http_req *r, const char *url, const char *method)
 {
-	struct http *h = r->h;
-	enum http_route route = HTTP_ROUTE_EVENT;
-	if (strcmp(url, "/healthz") == 0)
-		route = HTTP_ROUTE_HEALTHZ;
-	else if (strcmp(url, "/readyz") == 0)
-		route = HTTP_ROUTE_READYZ;
-	else if (strcmp(url, "/metrics") == 0)
-		route = HTTP_ROUTE_METRICS;
+	enum http_route route = http_route_of(url);
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
 	if (route != HTTP_ROUTE_EVENT) {
@@ -826,141 +908,106 @@ http_first_call(struct http_req *r, const char *url, const char *method)
 		return http_refuse(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
 		    http_allow_post);
 	}
-	if (h->need_client_cert && http_verify_client(r->conn) != 0) {
-		http_reject(r, "client certificate missing or not trusted", NULL);
-		return http_refuse(r, MHD_HTTP_UNAUTHORIZED, "client certificate required", NULL);
+	return http_event_headers(r);
+}
+
+/* The state of a request at libmicrohttpd's first call for it. */
+static struct http_req *
+http_req_new(struct http_listener *l, struct MHD_Connection *conn)
+{
+	struct http_req *r = util_calloc(1, sizeof(*r));
+	r->h = l->h;
+	r->conn = conn;
+	r->metrics_only = l->metrics_only;
+	r->started = util_mono();
+	if (!l->metrics_only) {
+		r->cx = http_conn_of(conn);
+		http_conn_busy(r->cx);
 	}
-	if (!atomic_load(&h->ready)) {
-		metrics_event(METRICS_EVENT_REJECTED);
-		return http_refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL);
+	atomic_fetch_add(&l->h->active, 1);
+	return r;
+}
+
+/*
+ * A chunk of an event's body. Not util_buf: the buffer never grows past
+ * max_body + 1 bytes, the per-request memory bound.
+ */
+static void
+http_body_chunk(struct http_req *r, const char *data, size_t n)
+{
+	struct http *h = r->h;
+	if (r->len + n > (size_t)h->max_body) {
+		/* A chunked body, or one longer than declared: drop what came, read
+		 * the rest, answer 413 at its end. */
+		http_reject(r, "body too large", NULL);
+		r->pending_code = MHD_HTTP_CONTENT_TOO_LARGE;
+		r->pending_msg = util_printf("body larger than %ld bytes", h->max_body);
+		r->phase = HTTP_PHASE_DISCARD;
+		r->discarded = r->len + n;
+		free(r->body);
+		r->body = NULL;
+		r->len = r->cap = 0;
+		return;
 	}
-	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (!http_is_json(ct)) {
-		http_reject(r, "unsupported content type", NULL);
-		return http_refuse(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-		    "Content-Type must be application/json", NULL);
+	if (r->len + n + 1 > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		while (cap < r->len + n + 1)
+			cap *= 2;
+		if (cap > (size_t)h->max_body + 1)
+			cap = (size_t)h->max_body + 1;
+		r->body = util_realloc(r->body, cap);
+		r->cap = cap;
 	}
-	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONTENT_LENGTH);
-	size_t declared = 0;
-	if (cl != NULL) {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(cl, &end, 10);
-		if (errno == 0 && end != cl && v > (unsigned long long)h->max_body) {
-			http_reject(r, "body too large", NULL);
-			char *msg = util_printf("body larger than %ld bytes", h->max_body);
-			enum MHD_Result ret = http_refuse(r, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL);
-			free(msg);
-			return ret;
-		}
-		if (errno == 0 && end != cl && v > 0)
-			declared = (size_t)v;
-	}
-	/* The token before anything that costs: no HMAC, no buffer for a
-	 * client without it. */
-	r->snap = snapshot_acquire();
-	const struct conf *c = r->snap->conf;
-	if (c->auth.token != NULL) {
-		const char *authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_AUTHORIZATION);
-		enum auth_result a = auth_check_token(c->auth.token, authz);
-		if (a != AUTH_OK) {
-			const char *msg = a == AUTH_MISSING ? "missing bearer token" :
-			    "invalid bearer token";
-			http_reject(r, msg, NULL);
-			return http_refuse(r, MHD_HTTP_UNAUTHORIZED, msg, http_www_bearer);
-		}
-	}
-	/* Only an authenticated client gets its declared body allocated up front. */
-	if (declared > 0) {
-		r->cap = declared + 1;
-		r->body = util_malloc(r->cap);
-	}
-	r->phase = HTTP_PHASE_BODY;
-	return MHD_YES;
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+}
+
+/* A chunk of a refused request's body: MHD_NO to close past the discard limit. */
+static enum MHD_Result
+http_discard_chunk(struct http_req *r, size_t n)
+{
+	r->discarded += n;
+	if (r->discarded <= (size_t)r->h->max_body * HTTP_DISCARD_FACTOR)
+		return MHD_YES;
+	/* Not worth reading on: close, gracefully, without an answer
+	 * (libmicrohttpd cannot answer in the middle of a body). */
+	r->code = r->pending_code;
+	if (r->cx != NULL)
+		r->cx->linger = true;
+	return MHD_NO;
 }
 
 static enum MHD_Result
 http_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
     const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
-	struct http_listener *l = cls;
-	struct http *h = l->h;
 	struct http_req *r = *con_cls;
+	size_t n = *upload_size;
 	if (r == NULL) {
-		r = util_calloc(1, sizeof(*r));
-		r->h = h;
-		r->conn = conn;
-		r->metrics_only = l->metrics_only;
-		r->started = util_mono();
-		if (!l->metrics_only) {
-			r->cx = http_conn_of(conn);
-			http_conn_busy(r->cx);
-		}
-		atomic_fetch_add(&h->active, 1);
-		*con_cls = r;
+		*con_cls = r = http_req_new(cls, conn);
 		return http_first_call(r, url, method);
 	}
+	*upload_size = 0;   /* every chunk is taken (or dropped) whole */
 	switch (r->phase) {
 	case HTTP_PHASE_BODY:
-		if (*upload_size > 0) {
-			size_t n = *upload_size;
-			*upload_size = 0;
-			if (r->len + n > (size_t)h->max_body) {
-				/* A chunked body, or one longer than declared: drop what came,
-				 * read the rest, answer 413 at its end. */
-				http_reject(r, "body too large", NULL);
-				r->pending_code = MHD_HTTP_CONTENT_TOO_LARGE;
-				r->pending_msg = util_printf("body larger than %ld bytes", h->max_body);
-				r->phase = HTTP_PHASE_DISCARD;
-				r->discarded = r->len + n;
-				free(r->body);
-				r->body = NULL;
-				r->len = r->cap = 0;
-				return MHD_YES;
-			}
-			if (r->len + n + 1 > r->cap) {
-				size_t cap = r->cap ? r->cap : 4096;
-				while (cap < r->len + n + 1)
-					cap *= 2;
-				if (cap > (size_t)h->max_body + 1)
-					cap = (size_t)h->max_body + 1;
-				r->body = util_realloc(r->body, cap);
-				r->cap = cap;
-			}
-			memcpy(r->body + r->len, upload_data, n);
-			r->len += n;
+		if (n > 0) {
+			http_body_chunk(r, upload_data, n);
 			return MHD_YES;
 		}
 		if (r->body != NULL)
 			r->body[r->len] = '\0';
 		return http_process_event(r);
 	case HTTP_PHASE_DISCARD:
-		if (*upload_size > 0) {
-			r->discarded += *upload_size;
-			*upload_size = 0;
-			if (r->discarded > (size_t)h->max_body * HTTP_DISCARD_FACTOR) {
-				/* Not worth reading on: close, gracefully, without an answer
-				 * (libmicrohttpd cannot answer in the middle of a body). */
-				r->code = r->pending_code;
-				if (r->cx != NULL)
-					r->cx->linger = true;
-				return MHD_NO;
-			}
-			return MHD_YES;
-		}
+		if (n > 0)
+			return http_discard_chunk(r, n);
 		return http_error(r, r->pending_code, r->pending_msg, NULL, r->pending_headers);
 	case HTTP_PHASE_QUEUED:
 		/* Spurious call while suspended cannot happen; be safe. */
-		*upload_size = 0;
 		return MHD_YES;
 	case HTTP_PHASE_COMMITTED:
 		return http_answer_committed(r);
 	case HTTP_PHASE_ANSWERED:
-		*upload_size = 0;   /* body after an early answer: drop it */
-		return MHD_YES;
+		return MHD_YES;   /* body after an early answer: dropped */
 	}
 	return MHD_NO;
 }
@@ -1077,14 +1124,20 @@ http_start_error(struct http *h, const char *address, int port, char *err, size_
 	pthread_mutex_unlock(&h->log_lock);
 }
 
+/* libmicrohttpd's best event loop here: MHD_USE_EPOLL, else MHD_USE_POLL. */
+static unsigned
+http_poll_flag(void)
+{
+	return MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL :
+	    MHD_USE_POLL;
+}
+
 /* The plain-HTTP listener for /metrics, /healthz and /readyz only. */
 static int
 http_start_metrics(struct http *h, const struct conf *c, unsigned timeout, char *err,
     size_t errlen)
 {
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL :
-	    MHD_USE_POLL;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | http_poll_flag();
 	struct sockaddr_storage ss;
 	if (http_sockaddr(c->listen.metrics_address, c->listen.metrics_port, &ss, &flags, err,
 	    errlen) < 0)
@@ -1095,7 +1148,7 @@ http_start_metrics(struct http *h, const struct conf *c, unsigned timeout, char 
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_METRICS_CONNECTIONS,
 	    MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, &h->metrics_listener,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
 	    MHD_OPTION_SOCK_ADDR, &ss,
 	    MHD_OPTION_END);
 	if (h->metrics_mhd == NULL) {
@@ -1123,12 +1176,26 @@ http_free(struct http *h)
 	free(h);
 }
 
-struct http *
-http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *err, size_t errlen)
+/* How the main listener's daemons start (http_start and its steps). */
+struct http_setup {
+	unsigned flags;              /* MHD_USE_* for MHD_start_daemon */
+	int listen_fd;               /* an inherited socket, else -1 */
+	struct sockaddr_storage ss;  /* the address to bind, without listen_fd */
+	int ndaemons;                /* daemons, each with its own SO_REUSEPORT socket */
+	int pool;                    /* threads of each daemon */
+	unsigned timeout;            /* idle connection timeout, seconds */
+	unsigned limit;              /* connections per daemon (libmicrohttpd's own limit) */
+};
+
+/* A server with nothing started yet; ready, so that a connection an
+ * inherited socket queued before the start is served, not refused. */
+static struct http *
+http_new(const struct conf *c, struct queue_writer *w)
 {
 	struct http *h = util_calloc(1, sizeof(*h));
 	h->writer = w;
 	h->max_body = c->listen.max_body;
+	h->max_connections = c->listen.max_connections;
 	h->state_dir = util_strdup(c->state_dir);
 	h->metrics_port = -1;
 	h->main_listener = (struct http_listener){ h, false };
@@ -1140,139 +1207,172 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 		pthread_mutex_init(&h->pools[i].lock, NULL);
 	}
 	h->starting = true;   /* no daemon thread runs yet */
-	/* Everything else is up when the server starts: a connection that an
-	 * inherited socket queued before now is served, not refused. */
 	atomic_store(&h->ready, true);
+	return h;
+}
 
-	/* MHD_USE_ERROR_LOG: without it libmicrohttpd never calls http_mhd_log. */
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-	    MHD_USE_ERROR_LOG;
-	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
-		flags |= MHD_USE_EPOLL;
-	else
-		flags |= MHD_USE_POLL;
-
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	if (listen_fd < 0 &&
-	    http_sockaddr(c->listen.address, c->listen.port, &ss, &flags, err, errlen) < 0)
-		goto fail;
-
-	if (c->listen.tls_cert_file != NULL) {
-		h->tls_cert = http_read_pem(c->listen.tls_cert_file, err, errlen);
-		if (h->tls_cert == NULL)
-			goto fail;
-		h->tls_key = http_read_pem(c->listen.tls_key_file, err, errlen);
-		if (h->tls_key == NULL)
-			goto fail;
-		if (c->listen.tls_client_ca_file != NULL) {
-			h->tls_trust = http_read_pem(c->listen.tls_client_ca_file, err, errlen);
-			if (h->tls_trust == NULL)
-				goto fail;
-			h->need_client_cert = true;
-		}
-		flags |= MHD_USE_TLS;
+/* The TLS files' contents (libmicrohttpd keeps pointers to them) and MHD_USE_TLS. */
+static int
+http_load_tls(struct http *h, const struct conf *c, unsigned *flags, char *err,
+    size_t errlen)
+{
+	if (c->listen.tls_cert_file == NULL)
+		return 0;
+	h->tls_cert = http_read_pem(c->listen.tls_cert_file, err, errlen);
+	if (h->tls_cert == NULL)
+		return -1;
+	h->tls_key = http_read_pem(c->listen.tls_key_file, err, errlen);
+	if (h->tls_key == NULL)
+		return -1;
+	if (c->listen.tls_client_ca_file != NULL) {
+		h->tls_trust = http_read_pem(c->listen.tls_client_ca_file, err, errlen);
+		if (h->tls_trust == NULL)
+			return -1;
+		h->need_client_cert = true;
 	}
-	h->max_connections = c->listen.max_connections;
+	*flags |= MHD_USE_TLS;
+	return 0;
+}
+
+/*
+ * How many daemons, and threads each, into s. Several daemons per core, each
+ * with its own epoll thread and its own SO_REUSEPORT listening socket:
+ * libmicrohttpd's internal thread pool tends to put every keep-alive
+ * connection on one thread, and the kernel's reuseport hash spreads
+ * connections only statistically: with one daemon per core a run could leave
+ * one core idle; with four per core the scheduler evens the load out
+ * (bench/README.md has the figures). An inherited socket is one socket: one
+ * daemon with a thread pool serves it.
+ *
+ * SO_REUSEPORT also lets another process of the same user join a port that
+ * is already in use, silently splitting the traffic between two instances:
+ * that is refused here (http_port_free).
+ */
+static int
+http_plan_daemons(const struct conf *c, struct http_setup *s, char *err, size_t errlen)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	long want = HTTP_DAEMONS_PER_CPU * (ncpu < 1 ? 1 : ncpu);
+	s->ndaemons = want > HTTP_MAX_DAEMONS ? HTTP_MAX_DAEMONS : (int)want;
+	s->pool = 1;
+	if (s->listen_fd >= 0) {
+		s->pool = s->ndaemons;
+		s->ndaemons = 1;
+	}
+	if (s->listen_fd < 0 && s->ndaemons > 1 && c->listen.port != 0 &&
+	    !http_port_free(&s->ss, (s->flags & MHD_USE_DUAL_STACK) == MHD_USE_DUAL_STACK)) {
+		snprintf(err, errlen, "cannot listen on %s:%d (address in use)", c->listen.address,
+		    c->listen.port);
+		return -1;
+	}
+	s->timeout = (unsigned)ceil(c->listen.timeout);
+	/* http_accept enforces max_connections over all daemons. Each daemon's
+	 * own limit is above it, so that libmicrohttpd never refuses silently
+	 * while an eviction (which lets the count pass the limit until the
+	 * evicted connection closes) is under way. */
+	s->limit = c->listen.max_connections > 500000 ? 1000000u :
+	    2u * (unsigned)c->listen.max_connections;
+	return 0;
+}
+
+/* The options of main-listener daemon i into opts (room for 20); returns their number. */
+static int
+http_daemon_options(struct http *h, struct http_setup *s, int i, struct MHD_OptionItem *opts)
+{
+	int n = 0;
+#define HTTP_OPT(option, value, ptr) \
+	opts[n++] = (struct MHD_OptionItem){ (option), (intptr_t)(value), (ptr) }
+	/* First, so that libmicrohttpd's messages about later options reach it. */
+	HTTP_OPT(MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, h);
+	HTTP_OPT(MHD_OPTION_CONNECTION_LIMIT, s->limit, NULL);
+	HTTP_OPT(MHD_OPTION_CONNECTION_TIMEOUT, s->timeout, NULL);
+	HTTP_OPT(MHD_OPTION_NOTIFY_COMPLETED, http_completed, &h->main_listener);
+	HTTP_OPT(MHD_OPTION_NOTIFY_CONNECTION, http_connection_notify, &h->pools[i]);
+	HTTP_OPT(MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, NULL);
+	if (s->pool > 1)
+		HTTP_OPT(MHD_OPTION_THREAD_POOL_SIZE, s->pool, NULL);
+	/* Headers beyond this are answered 431: bounds per-connection memory. */
+	HTTP_OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY, NULL);
+	if (s->listen_fd >= 0) {
+		HTTP_OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
+	} else {
+		HTTP_OPT(MHD_OPTION_SOCK_ADDR, 0, &s->ss);
+		if (s->ndaemons > 1)
+			HTTP_OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+	}
+	if (h->tls_cert != NULL) {
+		HTTP_OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert);
+		HTTP_OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key);
+		if (h->tls_trust != NULL)
+			HTTP_OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_trust);
+	}
+	HTTP_OPT(MHD_OPTION_END, 0, NULL);
+#undef HTTP_OPT
+	return n;
+}
+
+/*
+ * Start the main listener's daemons. The first one's bound port is the
+ * server's (listen.port may be 0); the others join it.
+ */
+static int
+http_start_daemons(struct http *h, const struct conf *c, struct http_setup *s, char *err,
+    size_t errlen)
+{
+	for (int i = 0; i < s->ndaemons; i++) {
+		struct MHD_OptionItem opts[20];
+		http_daemon_options(h, s, i, opts);
+		struct MHD_Daemon *mhd = MHD_start_daemon(s->flags, 0, http_accept, h, http_access,
+		    &h->main_listener, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+		if (mhd == NULL && s->listen_fd >= 0) {
+			pthread_mutex_lock(&h->log_lock);
+			snprintf(err, errlen, "cannot serve on the inherited socket%s%s",
+			    h->start_err[0] ? ": " : "", h->start_err);
+			pthread_mutex_unlock(&h->log_lock);
+			return -1;
+		}
+		if (mhd == NULL) {
+			http_start_error(h, c->listen.address, c->listen.port, err, errlen);
+			return -1;
+		}
+		h->mhd[h->nmhd++] = mhd;
+		if (i > 0)
+			continue;
+		const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
+		h->port = di ? di->port : c->listen.port;
+		if (s->ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&s->ss)->sin_port = htons((uint16_t)h->port);
+		else if (s->ss.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&s->ss)->sin6_port = htons((uint16_t)h->port);
+	}
+	return 0;
+}
+
+struct http *
+http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *err, size_t errlen)
+{
+	struct http *h = http_new(c, w);
+	/* MHD_USE_ERROR_LOG: without it libmicrohttpd never calls http_mhd_log. */
+	struct http_setup s = {
+		.flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+		    MHD_USE_ERROR_LOG | http_poll_flag(),
+		.listen_fd = listen_fd,
+	};
+	if (listen_fd < 0 &&
+	    http_sockaddr(c->listen.address, c->listen.port, &s.ss, &s.flags, err, errlen) < 0)
+		goto fail;
+	if (http_load_tls(h, c, &s.flags, err, errlen) < 0)
+		goto fail;
 	h->linger = http_linger_start(c->listen.timeout, (size_t)c->listen.max_connections);
 	if (h->linger == NULL) {
 		snprintf(err, errlen, "cannot start a thread: %s", strerror(errno));
 		goto fail;
 	}
-
-	/*
-	 * Several daemons per core, each with its own epoll thread and its own
-	 * SO_REUSEPORT listening socket: libmicrohttpd's internal thread pool
-	 * tends to put every keep-alive connection on one thread, and the
-	 * kernel's reuseport hash spreads connections only statistically: with
-	 * one daemon per core a run could leave one core idle; with four per core
-	 * the scheduler evens the load out (bench/README.md has the figures). An
-	 * inherited socket is one socket: one daemon with a thread pool serves it.
-	 */
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	long want = HTTP_DAEMONS_PER_CPU * (ncpu < 1 ? 1 : ncpu);
-	int ndaemons = want > HTTP_MAX_DAEMONS ? HTTP_MAX_DAEMONS : (int)want;
-	int pool = 1;
-	if (listen_fd >= 0) {
-		pool = ndaemons;
-		ndaemons = 1;
-	}
-	if (listen_fd < 0 && ndaemons > 1 && c->listen.port != 0 &&
-	    !http_port_free(&ss, (flags & MHD_USE_DUAL_STACK) == MHD_USE_DUAL_STACK)) {
-		snprintf(err, errlen, "cannot listen on %s:%d (address in use)", c->listen.address,
-		    c->listen.port);
+	if (http_plan_daemons(c, &s, err, errlen) < 0 ||
+	    http_start_daemons(h, c, &s, err, errlen) < 0)
 		goto fail;
-	}
-	unsigned timeout = (unsigned)ceil(c->listen.timeout);
-	/* http_accept enforces max_connections over all daemons. Each daemon's
-	 * own limit is above it, so that libmicrohttpd never refuses silently
-	 * while an eviction (which lets the count pass the limit until the
-	 * evicted connection closes) is under way. */
-	unsigned limit = c->listen.max_connections > 500000 ? 1000000u :
-	    2u * (unsigned)c->listen.max_connections;
-	for (int i = 0; i < ndaemons; i++) {
-		struct MHD_OptionItem opts[20];
-		int n = 0;
-		/* First, so that libmicrohttpd's messages about later options reach it. */
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
-			(intptr_t)http_mhd_log, h };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout,
-			NULL };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
-			(intptr_t)http_completed, &h->main_listener };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
-			(intptr_t)http_connection_notify, &h->pools[i] };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK,
-			(intptr_t)http_uri_log, NULL };
-		if (pool > 1)
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, pool, NULL };
-		/* Headers beyond this are answered 431: bounds per-connection memory. */
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024,
-			NULL };
-		if (listen_fd >= 0) {
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL };
-		} else {
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
-			if (ndaemons > 1)
-				opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTENING_ADDRESS_REUSE,
-					1, NULL };
-		}
-		if (h->tls_cert != NULL) {
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert };
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key };
-			if (h->tls_trust != NULL)
-				opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
-					h->tls_trust };
-		}
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-
-		struct MHD_Daemon *mhd = MHD_start_daemon(flags, 0, http_accept, h, http_access,
-		    &h->main_listener, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-		if (mhd == NULL) {
-			if (listen_fd >= 0) {
-				pthread_mutex_lock(&h->log_lock);
-				snprintf(err, errlen, "cannot serve on the inherited socket%s%s",
-				    h->start_err[0] ? ": " : "", h->start_err);
-				pthread_mutex_unlock(&h->log_lock);
-			} else {
-				http_start_error(h, c->listen.address, c->listen.port, err, errlen);
-			}
-			goto fail;
-		}
-		h->mhd[h->nmhd++] = mhd;
-		if (i == 0) {
-			const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd,
-			    MHD_DAEMON_INFO_BIND_PORT);
-			h->port = di ? di->port : c->listen.port;
-			/* The others join the port the first one got (it may have been 0). */
-			if (ss.ss_family == AF_INET)
-				((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)h->port);
-			else if (ss.ss_family == AF_INET6)
-				((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)h->port);
-		}
-	}
-	if (c->listen.metrics_address != NULL && http_start_metrics(h, c, timeout, err, errlen) < 0)
+	if (c->listen.metrics_address != NULL &&
+	    http_start_metrics(h, c, s.timeout, err, errlen) < 0)
 		goto fail;
 	pthread_mutex_lock(&h->log_lock);
 	h->starting = false;
