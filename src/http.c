@@ -27,11 +27,8 @@
  * dropped for a while, then the socket is closed).
  *
  * Connections (main listener): listen.max_connections is one limit over
- * every libmicrohttpd daemon. Flux's controllers never close their responses,
- * so keep-alive connections that sit idle after an answer would fill it:
- * when it is reached, an idle one is closed to make room (http_evict_idle);
- * a new connection is refused only when none is idle, and every refusal is
- * counted (fluxrelay_connections_refused_total) and logged, rate-limited.
+ * every libmicrohttpd daemon; at the limit an idle keep-alive connection is
+ * closed to make room, else the new one is refused (http_conn.c).
  *
  * The optional metrics listener (listen.metrics_address/metrics_port) is a
  * separate plain-HTTP daemon serving only GET /metrics, /healthz, /readyz.
@@ -45,7 +42,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <limits.h>
@@ -65,6 +61,7 @@
 #include "auth.h"
 #include "dedup.h"
 #include "event.h"
+#include "http_conn.h"
 #include "http_linger.h"
 #include "log.h"
 #include "metrics.h"
@@ -74,13 +71,11 @@
 
 /* libmicrohttpd daemons started per core, and at most (see http_start). */
 #define HTTP_DAEMONS_PER_CPU 4
-#define HTTP_MAX_DAEMONS 16
+#define HTTP_MAX_DAEMONS HTTP_CONN_POOLS
 
 /* A refused request's body is read to its end up to this many times max_body
  * (fluxrelay(8)); a larger one is not worth reading just to say no. */
 #define HTTP_DISCARD_FACTOR 4
-/* One log line about refused connections at most this often (seconds). */
-#define HTTP_REFUSED_LOG_INTERVAL 10.0
 /* The metrics listener serves a scraper or two and probes. */
 #define HTTP_METRICS_CONNECTIONS 64
 /* libmicrohttpd's memory per connection: a request line and headers beyond
@@ -95,31 +90,8 @@ struct http_listener {
 	bool metrics_only;
 };
 
-/*
- * Idle keep-alive connections of one main-listener daemon, oldest first.
- * Their own daemon's thread adds and removes them; http_evict_idle (any
- * daemon's accepting thread) takes one out and shuts its socket down.
- */
-struct http_pool {
-	struct http *h;
-	pthread_mutex_t lock;
-	struct http_conn *head, *tail;     /* guarded by lock */
-};
-
-/* Per-connection state of the main listener (libmicrohttpd's socket_context). */
-struct http_conn {
-	struct http_pool *pool;
-	int fd;
-	bool linger;                 /* its daemon's thread only */
-	atomic_bool idle;            /* in pool's list; changed under pool->lock */
-	bool evicted;                /* guarded by pool->lock */
-	double idle_since;           /* guarded by pool->lock */
-	struct http_conn *prev, *next;   /* guarded by pool->lock */
-};
-
 struct http {
 	struct MHD_Daemon *mhd[HTTP_MAX_DAEMONS];
-	struct http_pool pools[HTTP_MAX_DAEMONS];
 	int nmhd;
 	struct MHD_Daemon *metrics_mhd;
 	struct http_listener main_listener, metrics_listener;
@@ -134,18 +106,10 @@ struct http {
 	char *state_dir;
 	bool need_client_cert;
 	atomic_int active;       /* requests between first call and completion */
-	/* listen.max_connections is one limit over every daemon: the kernel's
-	 * reuseport hash does not spread connections evenly enough for a
-	 * per-daemon share of it. */
-	atomic_int connections;
-	int max_connections;
-	/* Refusals not yet logged and when the last line was; refused_lock. */
-	pthread_mutex_t refused_lock;
-	unsigned long refused_unlogged;
-	double refused_logged_at;
-	bool refused_logged;
 	/* Closed connections still read from, for listen.timeout at most. */
 	struct http_linger *linger;
+	/* The main listener's connections: the limit, idle ones, refusals. */
+	struct http_conns *conns;
 	/* libmicrohttpd's first complaint while http_start runs; log_lock. */
 	pthread_mutex_t log_lock;
 	bool starting;
@@ -314,203 +278,12 @@ http_refuse(struct http_req *r, int code, const char *msg, const char *const *he
 		r->phase = HTTP_PHASE_DISCARD;
 		return MHD_YES;
 	case HTTP_BODY_LINGER:
-		if (r->cx != NULL)
-			r->cx->linger = true;
+		http_conn_linger(r->cx);
 		break;
 	case HTTP_BODY_NONE:
 		break;
 	}
 	return http_error(r, code, msg, NULL, headers);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Connections of the main listener: idle ones, eviction, refusals          */
-
-static struct http_conn *
-http_conn_of(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
-	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	return ci != NULL ? ci->socket_context : NULL;
-}
-
-static void
-http_pool_unlink(struct http_pool *p, struct http_conn *cx)
-{
-	if (cx->prev != NULL)
-		cx->prev->next = cx->next;
-	else
-		p->head = cx->next;
-	if (cx->next != NULL)
-		cx->next->prev = cx->prev;
-	else
-		p->tail = cx->prev;
-	cx->prev = cx->next = NULL;
-	atomic_store_explicit(&cx->idle, false, memory_order_relaxed);
-}
-
-/* A request starts on cx: it is no longer idle. Its own daemon's thread. */
-static void
-http_conn_busy(struct http_conn *cx)
-{
-	/* Only this thread sets idle, so false here is the truth; the lock is
-	 * taken only when there is something to undo. */
-	if (cx == NULL || !atomic_load_explicit(&cx->idle, memory_order_relaxed))
-		return;
-	struct http_pool *p = cx->pool;
-	pthread_mutex_lock(&p->lock);
-	if (atomic_load_explicit(&cx->idle, memory_order_relaxed))
-		http_pool_unlink(p, cx);
-	pthread_mutex_unlock(&p->lock);
-}
-
-/* A request on cx was answered: it waits for the next one (keep-alive). */
-static void
-http_conn_idle(struct http_conn *cx)
-{
-	if (cx == NULL)
-		return;
-	struct http_pool *p = cx->pool;
-	pthread_mutex_lock(&p->lock);
-	if (!cx->evicted && !atomic_load_explicit(&cx->idle, memory_order_relaxed)) {
-		cx->idle_since = util_mono();
-		cx->prev = p->tail;
-		cx->next = NULL;
-		if (p->tail != NULL)
-			p->tail->next = cx;
-		else
-			p->head = cx;
-		p->tail = cx;
-		atomic_store_explicit(&cx->idle, true, memory_order_relaxed);
-	}
-	pthread_mutex_unlock(&p->lock);
-}
-
-/*
- * Close the longest-idle keep-alive connection to make room for a new one:
- * true when one was found. The socket is shut down under its pool's lock,
- * where it cannot be closed (http_connection_notify takes the lock before
- * libmicrohttpd closes the descriptor); its own thread then sees the end of
- * the stream and closes the connection, which frees its slot.
- */
-static bool
-http_evict_idle(struct http *h)
-{
-	int best = -1;
-	double oldest = 0;
-	/* Every pool, not h->nmhd of them: main may still be starting daemons
-	 * (and writing nmhd) while the first ones accept. Unused pools are empty. */
-	for (int i = 0; i < HTTP_MAX_DAEMONS; i++) {
-		struct http_pool *p = &h->pools[i];
-		pthread_mutex_lock(&p->lock);
-		if (p->head != NULL && (best < 0 || p->head->idle_since < oldest)) {
-			best = i;
-			oldest = p->head->idle_since;
-		}
-		pthread_mutex_unlock(&p->lock);
-	}
-	for (int k = 0; best >= 0 && k < HTTP_MAX_DAEMONS; k++) {
-		struct http_pool *p = &h->pools[(best + k) % HTTP_MAX_DAEMONS];
-		pthread_mutex_lock(&p->lock);
-		struct http_conn *cx = p->head;
-		if (cx != NULL) {
-			http_pool_unlink(p, cx);
-			cx->evicted = true;
-			shutdown(cx->fd, SHUT_RDWR);
-		}
-		pthread_mutex_unlock(&p->lock);
-		if (cx != NULL)
-			return true;
-	}
-	return false;
-}
-
-static void
-http_refused(struct http *h)
-{
-	metrics_connection_refused();
-	unsigned long n = 0;
-	double now = util_mono();
-	pthread_mutex_lock(&h->refused_lock);
-	h->refused_unlogged++;
-	if (!h->refused_logged || now - h->refused_logged_at >= HTTP_REFUSED_LOG_INTERVAL) {
-		n = h->refused_unlogged;
-		h->refused_unlogged = 0;
-		h->refused_logged_at = now;
-		h->refused_logged = true;
-	}
-	pthread_mutex_unlock(&h->refused_lock);
-	if (n > 0) {
-		char count[24], max[24];
-		snprintf(count, sizeof(count), "%lu", n);
-		snprintf(max, sizeof(max), "%d", h->max_connections);
-		log_warn("connections refused: listen.max_connections reached and none idle",
-		    "refused", count, "max_connections", max, NULL);
-	}
-}
-
-/*
- * Accept policy: a connection beyond listen.max_connections takes the place
- * of an idle one, else it is refused (closed). The slot is reserved here,
- * atomically, because several daemons accept at the same time: a check here
- * and a count at NOTIFY_STARTED let two of them pass on the last slot.
- * NOTIFY_CLOSED gives it back; an evicted connection gives its slot back when
- * it closes, so the count may pass the limit by the evictions in progress.
- * (If libmicrohttpd fails to set up a connection after this point, out of
- * memory, it logs the error and the slot stays taken: one fewer connection
- * until restart.)
- */
-static enum MHD_Result
-http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
-{
-	(void)addr;
-	(void)addrlen;
-	struct http *h = cls;
-	if (atomic_fetch_add(&h->connections, 1) < h->max_connections)
-		return MHD_YES;
-	if (http_evict_idle(h))
-		return MHD_YES;
-	atomic_fetch_sub(&h->connections, 1);
-	http_refused(h);
-	return MHD_NO;
-}
-
-static void
-http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
-    enum MHD_ConnectionNotificationCode code)
-{
-	struct http_pool *p = cls;
-	struct http *h = p->h;
-	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		struct http_conn *cx = util_calloc(1, sizeof(*cx));
-		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
-		    MHD_CONNECTION_INFO_CONNECTION_FD);
-		cx->pool = p;
-		cx->fd = ci != NULL ? ci->connect_fd : -1;
-		atomic_init(&cx->idle, false);
-		*socket_context = cx;
-		return;
-	}
-	if (code != MHD_CONNECTION_NOTIFY_CLOSED)
-		return;
-	struct http_conn *cx = *socket_context;
-	if (cx != NULL) {
-		pthread_mutex_lock(&p->lock);
-		if (atomic_load_explicit(&cx->idle, memory_order_relaxed))
-			http_pool_unlink(p, cx);
-		pthread_mutex_unlock(&p->lock);
-		/* libmicrohttpd has sent the answer and shut down its side; it closes
-		 * the descriptor after this returns. A duplicate keeps the socket
-		 * open, and reading it lets the client finish writing. */
-		if (cx->linger && cx->fd >= 0) {
-			int fd = fcntl(cx->fd, F_DUPFD_CLOEXEC, 0);
-			if (fd >= 0)
-				http_linger_add(h->linger, fd);
-		}
-		free(cx);
-		*socket_context = NULL;
-	}
-	atomic_fetch_sub(&h->connections, 1);
 }
 
 /* The request line is parsed: the connection is busy from here (earlier
@@ -972,8 +745,7 @@ http_discard_chunk(struct http_req *r, size_t n)
 	/* Not worth reading on: close, gracefully, without an answer
 	 * (libmicrohttpd cannot answer in the middle of a body). */
 	r->code = r->pending_code;
-	if (r->cx != NULL)
-		r->cx->linger = true;
+	http_conn_linger(r->cx);
 	return MHD_NO;
 }
 
@@ -1164,10 +936,8 @@ http_start_metrics(struct http *h, const struct conf *c, unsigned timeout, char 
 static void
 http_free(struct http *h)
 {
-	for (int i = 0; i < HTTP_MAX_DAEMONS; i++)
-		pthread_mutex_destroy(&h->pools[i].lock);
+	http_conns_free(h->conns);
 	pthread_mutex_destroy(&h->metrics_lock);
-	pthread_mutex_destroy(&h->refused_lock);
 	pthread_mutex_destroy(&h->log_lock);
 	free(h->tls_cert);
 	free(h->tls_key);
@@ -1195,17 +965,11 @@ http_new(const struct conf *c, struct queue_writer *w)
 	struct http *h = util_calloc(1, sizeof(*h));
 	h->writer = w;
 	h->max_body = c->listen.max_body;
-	h->max_connections = c->listen.max_connections;
 	h->state_dir = util_strdup(c->state_dir);
 	h->metrics_port = -1;
 	h->main_listener = (struct http_listener){ h, false };
 	pthread_mutex_init(&h->metrics_lock, NULL);
-	pthread_mutex_init(&h->refused_lock, NULL);
 	pthread_mutex_init(&h->log_lock, NULL);
-	for (int i = 0; i < HTTP_MAX_DAEMONS; i++) {
-		h->pools[i].h = h;
-		pthread_mutex_init(&h->pools[i].lock, NULL);
-	}
 	h->starting = true;   /* no daemon thread runs yet */
 	atomic_store(&h->ready, true);
 	return h;
@@ -1287,7 +1051,7 @@ http_daemon_options(struct http *h, struct http_setup *s, int i, struct MHD_Opti
 	HTTP_OPT(MHD_OPTION_CONNECTION_LIMIT, s->limit, NULL);
 	HTTP_OPT(MHD_OPTION_CONNECTION_TIMEOUT, s->timeout, NULL);
 	HTTP_OPT(MHD_OPTION_NOTIFY_COMPLETED, http_completed, &h->main_listener);
-	HTTP_OPT(MHD_OPTION_NOTIFY_CONNECTION, http_connection_notify, &h->pools[i]);
+	HTTP_OPT(MHD_OPTION_NOTIFY_CONNECTION, http_conn_notify, http_conn_pool(h->conns, i));
 	HTTP_OPT(MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, NULL);
 	if (s->pool > 1)
 		HTTP_OPT(MHD_OPTION_THREAD_POOL_SIZE, s->pool, NULL);
@@ -1322,8 +1086,8 @@ http_start_daemons(struct http *h, const struct conf *c, struct http_setup *s, c
 	for (int i = 0; i < s->ndaemons; i++) {
 		struct MHD_OptionItem opts[20];
 		http_daemon_options(h, s, i, opts);
-		struct MHD_Daemon *mhd = MHD_start_daemon(s->flags, 0, http_accept, h, http_access,
-		    &h->main_listener, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+		struct MHD_Daemon *mhd = MHD_start_daemon(s->flags, 0, http_conn_accept, h->conns,
+		    http_access, &h->main_listener, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 		if (mhd == NULL && s->listen_fd >= 0) {
 			pthread_mutex_lock(&h->log_lock);
 			snprintf(err, errlen, "cannot serve on the inherited socket%s%s",
@@ -1368,6 +1132,7 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 		snprintf(err, errlen, "cannot start a thread: %s", strerror(errno));
 		goto fail;
 	}
+	h->conns = http_conns_new(c->listen.max_connections, h->linger);
 	if (http_plan_daemons(c, &s, err, errlen) < 0 ||
 	    http_start_daemons(h, c, &s, err, errlen) < 0)
 		goto fail;
