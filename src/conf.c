@@ -1391,6 +1391,30 @@ conf_entry_name(struct conf_ctx *x, const config_setting_t *g, const char *scope
 }
 
 /*
+ * One entry of a list of named groups (providers, alerts): fill entry i from
+ * group g, defaults first, its name checked against names[0..i) (entries[]
+ * gives their lines). Returns the entry's name (borrowed), NULL when it has
+ * no valid one.
+ */
+typedef char *conf_entry_fn(struct conf_ctx *x, const config_setting_t *g, size_t i,
+    const config_setting_t *const *entries, char *const *names);
+
+/* Every entry of list l through fn, in order. */
+static void
+conf_entries(struct conf_ctx *x, const config_setting_t *l, conf_entry_fn *fn)
+{
+	size_t n = (size_t)config_setting_length(l);
+	const config_setting_t **entries = util_calloc(n, sizeof(*entries));
+	char **names = util_calloc(n, sizeof(*names));
+	for (size_t i = 0; i < n; i++) {
+		entries[i] = config_setting_get_elem(l, (unsigned)i);
+		names[i] = fn(x, entries[i], i, entries, names);
+	}
+	free(entries);
+	free(names);
+}
+
+/*
  * A provider's type into p->type: the index of its name in conf_type_names,
  * or -1 when absent or wrong (reported). Keys that belong to another type
  * are reported too.
@@ -1461,12 +1485,14 @@ conf_provider_bot(struct conf_ctx *x, const config_setting_t *g, const char *sco
 		conf_report(x, g, scope, "channel", "required for type \"slack-bot\"");
 }
 
-static void
+/* Provider i, from group g: a conf_entry_fn. */
+static char *
 conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
     const config_setting_t *const *entries, char *const *names)
 {
 	struct conf_provider *p = &x->c->providers[i];
 	char *scope = conf_entry_scope("provider", g, i);
+	conf_provider_defaults(p);
 
 	if (!config_setting_is_group(g)) {
 		conf_report(x, g, scope, NULL, "must be a group { ... }");
@@ -1492,6 +1518,7 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 		conf_check_readable(x, g, scope, "ca_file", p->ca_file);
 out:
 	free(scope);
+	return p->name;
 }
 
 static void
@@ -1500,19 +1527,9 @@ conf_providers(struct conf_ctx *x, const config_setting_t *root)
 	const config_setting_t *l = conf_get_group_list(x, root, "", "providers");
 	if (l == NULL)
 		return;
-	size_t n = (size_t)config_setting_length(l);
-	const config_setting_t **entries = util_calloc(n, sizeof(*entries));
-	char **names = util_calloc(n, sizeof(*names));
-	x->c->providers = util_calloc(n, sizeof(*x->c->providers));
-	x->c->nproviders = n;
-	for (size_t i = 0; i < n; i++) {
-		entries[i] = config_setting_get_elem(l, (unsigned)i);
-		conf_provider_defaults(&x->c->providers[i]);
-		conf_provider(x, entries[i], i, entries, names);
-		names[i] = x->c->providers[i].name;
-	}
-	free(entries);
-	free(names);
+	x->c->nproviders = (size_t)config_setting_length(l);
+	x->c->providers = util_calloc(x->c->nproviders, sizeof(*x->c->providers));
+	conf_entries(x, l, conf_provider);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1692,12 +1709,15 @@ conf_alert_metadata(struct conf_ctx *x, const config_setting_t *g, const char *s
 	}
 }
 
-static void
+/* Alert i, from group g: a conf_entry_fn. */
+static char *
 conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
     const config_setting_t *const *entries, char *const *names)
 {
 	struct conf_alert *a = &x->c->alerts[i];
 	char *scope = conf_entry_scope("alert", g, i);
+	a->severity_mask = conf_severity_from(CONF_DEFAULT_SEVERITY);
+	conf_scalar_defaults(CONF_BASE_ALERT, a);
 
 	if (!config_setting_is_group(g)) {
 		conf_report(x, g, scope, NULL, "must be a group { ... }");
@@ -1717,6 +1737,7 @@ conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	conf_scalars_load(x, g, scope, "alert", a);
 out:
 	free(scope);
+	return a->name;
 }
 
 static void
@@ -1725,20 +1746,9 @@ conf_alerts(struct conf_ctx *x, const config_setting_t *root)
 	const config_setting_t *l = conf_get_group_list(x, root, "", "alerts");
 	if (l == NULL)
 		return;
-	size_t n = (size_t)config_setting_length(l);
-	const config_setting_t **entries = util_calloc(n, sizeof(*entries));
-	char **names = util_calloc(n, sizeof(*names));
-	x->c->alerts = util_calloc(n, sizeof(*x->c->alerts));
-	x->c->nalerts = n;
-	for (size_t i = 0; i < n; i++) {
-		entries[i] = config_setting_get_elem(l, (unsigned)i);
-		x->c->alerts[i].severity_mask = conf_severity_from(CONF_DEFAULT_SEVERITY);
-		conf_scalar_defaults(CONF_BASE_ALERT, &x->c->alerts[i]);
-		conf_alert(x, entries[i], i, entries, names);
-		names[i] = x->c->alerts[i].name;
-	}
-	free(entries);
-	free(names);
+	x->c->nalerts = (size_t)config_setting_length(l);
+	x->c->alerts = util_calloc(x->c->nalerts, sizeof(*x->c->alerts));
+	conf_entries(x, l, conf_alert);
 }
 
 static void
