@@ -36,10 +36,11 @@ FUZZ_CHECK_SYMBOLIZER = test -x "$(FUZZ_SYMBOLIZER)" || { \
 FUZZ_ENV = ASAN_SYMBOLIZER_PATH="$(FUZZ_SYMBOLIZER)" FUZZ_TMPDIR=`pwd`/fuzz/work/tmp
 
 FUZZ_HDRS = $(top_srcdir)/src/util.h $(top_srcdir)/src/log.h $(top_srcdir)/src/conf.h \
-	$(top_srcdir)/src/event.h $(top_srcdir)/src/rules.h $(top_srcdir)/src/dedup.h \
+	$(top_srcdir)/src/event.h $(top_srcdir)/src/event_internal.h \
+	$(top_srcdir)/src/rules.h $(top_srcdir)/src/dedup.h \
 	$(top_srcdir)/src/slack.h $(top_srcdir)/src/auth.h
 FUZZ_BASE_SRCS = $(top_srcdir)/src/util.c $(top_srcdir)/src/log.c $(top_srcdir)/src/conf.c \
-	$(top_srcdir)/src/event.c $(top_srcdir)/src/rules.c
+	$(top_srcdir)/src/event.c $(top_srcdir)/src/event_fast.c $(top_srcdir)/src/rules.c
 FUZZ_EVENT_SRCS = $(top_srcdir)/fuzz/fuzz_event.c $(FUZZ_BASE_SRCS) \
 	$(top_srcdir)/src/dedup.c $(top_srcdir)/src/slack.c $(top_srcdir)/src/auth.c
 FUZZ_CONF_SRCS = $(top_srcdir)/fuzz/fuzz_conf.c $(FUZZ_BASE_SRCS)
@@ -108,9 +109,10 @@ EXTRA_DIST += fuzz/README.md fuzz/fuzz_event.c fuzz/fuzz_conf.c fuzz/corpus fuzz
 #                          fuzz/corpus/event (new inputs go to fuzz/work/event-diff)
 #   make fuzz-regress      also replays the event inputs through it (fuzz-regress-diff)
 FUZZ_DIFF_SRCS = $(top_srcdir)/fuzz/fuzz_event_diff.c $(top_srcdir)/src/event.c \
-	$(top_srcdir)/src/util.c
+	$(top_srcdir)/src/event_fast.c $(top_srcdir)/src/util.c
 
-fuzz/fuzz_event_diff: $(FUZZ_DIFF_SRCS) $(top_srcdir)/src/event.h $(top_srcdir)/src/util.h
+fuzz/fuzz_event_diff: $(FUZZ_DIFF_SRCS) $(top_srcdir)/src/event.h \
+	    $(top_srcdir)/src/event_internal.h $(top_srcdir)/src/util.h
 	@$(FUZZ_CHECK_CC)
 	@$(MKDIR_P) fuzz
 	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_DIFF_SRCS) $(FUZZ_LIBS)

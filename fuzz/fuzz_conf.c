@@ -193,11 +193,61 @@ fuzz_conf_check_errors(const char *errors, int check_secrets)
 		fuzz_conf_fail("a secret file's contents appear in the errors", errors);
 }
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
+/*
+ * The files the seeds name, under the temporary directory: the secrets of
+ * tests/configs/ (same names, so those seeds get past their secrets) and, as
+ * conf.c loads TLS files with GnuTLS, tests/configs/tls/'s real ones.
+ */
+static const struct {
+	const char *name, *text;
+} fuzz_conf_files[] = {
+	{ "secrets/hmac-key",
+	  "hmac-" FUZZ_CONF_MARKER "-1\n" },
+	{ "secrets/slack-url",
+	  "https://hooks.slack.com/services/T000/B000/" FUZZ_CONF_MARKER "2\n" },
+	{ "secrets/bot-token",
+	  "xoxb-" FUZZ_CONF_MARKER "-3\n" },
+	{ "secrets/ftp-url",
+	  "ftp://" FUZZ_CONF_MARKER "-4/\n" },
+	{ "secrets/empty",
+	  "" },
+	{ "tls/ca.pem",
+	  "-----BEGIN CERTIFICATE-----\n"
+	  "MIIBrDCCAVOgAwIBAgIUCvT8JxNJaaUbxJ524SL302T4mEkwCgYIKoZIzj0EAwIw\n"
+	  "IzEhMB8GA1UEAwwYZmx1eHJlbGF5IGNvbmZpZy10ZXN0IENBMCAXDTI2MTIwMTEz\n"
+	  "NTQ1MFoYDzIxMjYxMTA3MTM1NDUwWjAjMSEwHwYDVQQDDBhmbHV4cmVsYXkgY29u\n"
+	  "ZmlnLXRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARZG60mkqU4fSdM\n"
+	  "BKEDXUx95wzuJwfPbv1HW2ekfCRbHq0CkbgYMCSjMStKOFIn/6TkUfTIZ3LZQqCL\n"
+	  "mUGmvlvwo2MwYTAdBgNVHQ4EFgQUsprbca/TRrQf7I9s4idxDbLAbdkwHwYDVR0j\n"
+	  "BBgwFoAUsprbca/TRrQf7I9s4idxDbLAbdkwDwYDVR0TAQH/BAUwAwEB/zAOBgNV\n"
+	  "HQ8BAf8EBAMCAQYwCgYIKoZIzj0EAwIDRwAwRAIgH0UU0OMW7xZ55kb3Gq1HMHj6\n"
+	  "XNunUe7UK9DbdCGsRxICIGaKl55cNVd6K6GAIxToX3zP8yk/OVxzJz8IhG4J+hyo\n"
+	  "-----END CERTIFICATE-----\n" },
+	{ "tls/cert.pem",
+	  "-----BEGIN CERTIFICATE-----\n"
+	  "MIIBmzCCAUGgAwIBAgIBBzAKBggqhkjOPQQDAjAjMSEwHwYDVQQDDBhmbHV4cmVs\n"
+	  "YXkgY29uZmlnLXRlc3QgQ0EwIBcNMjYxMjAxMTM1NDUxWhgPMjEyNjExMDcxMzU0\n"
+	  "NTFaMBQxEjAQBgNVBAMMCTEyNy4wLjAuMTBZMBMGByqGSM49AgEGCCqGSM49AwEH\n"
+	  "A0IABL03qNYPW13/wwr8XNH/wZLpCuPFQKbbMlvtLPOwMnlEdoqNtQoERX4xoMRB\n"
+	  "9qi0g8CYUYW3ayo5EwNPysbm1mCjczBxMA8GA1UdEQQIMAaHBH8AAAEwCQYDVR0T\n"
+	  "BAIwADATBgNVHSUEDDAKBggrBgEFBQcDATAdBgNVHQ4EFgQUe/IgEjcwyFTSsSFt\n"
+	  "s/G8qVGH85QwHwYDVR0jBBgwFoAUsprbca/TRrQf7I9s4idxDbLAbdkwCgYIKoZI\n"
+	  "zj0EAwIDSAAwRQIgGd7F0n1Ks20ujwOlkWGaY9PF83IZTFhpVwS6L8ArtW8CIQCu\n"
+	  "nlzdn4UoOoLFL4S/V7dj15V16d/Bq363rclPHs7qfA==\n"
+	  "-----END CERTIFICATE-----\n" },
+	{ "tls/key.pem",
+	  "-----BEGIN PRIVATE KEY-----\n"
+	  "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgarAeSNYBHNyf9pth\n"
+	  "VYXCQmMKPoCY2y0KikqL5MdrHoyhRANCAAS9N6jWD1td/8MK/FzR/8GS6QrjxUCm\n"
+	  "2zJb7SzzsDJ5RHaKjbUKBEV+MaDEQfaotIPAmFGFt2sqORMDT8rG5tZg\n"
+	  "-----END PRIVATE KEY-----\n" },
+};
+
+/* A new directory under $FUZZ_TMPDIR, /dev/shm, $TMPDIR or /tmp, as an
+ * absolute path (relative paths in the conf are taken against it). */
+static char *
+fuzz_conf_mkdtemp(void)
 {
-	(void)argc;
-	(void)argv;
 	const char *base = getenv("FUZZ_TMPDIR");
 	if (base == NULL || *base == '\0')
 		base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
@@ -208,59 +258,17 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		fprintf(stderr, "fuzz_conf: mkdtemp %s: %s\n", tmpl, strerror(errno));
 		exit(99);
 	}
-	/* Relative paths in the conf are taken against an absolute directory. */
-	fuzz_conf_dir = realpath(tmpl, NULL);
+	char *dir = realpath(tmpl, NULL);
 	free(tmpl);
-	if (fuzz_conf_dir == NULL)
+	if (dir == NULL)
 		exit(99);
-	fuzz_conf_file = util_printf("%s/fluxrelay.conf", fuzz_conf_dir);
-	atexit(fuzz_conf_cleanup);
+	return dir;
+}
 
-	char *sub = util_printf("%s/secrets", fuzz_conf_dir);
-	mkdir(sub, 0700);
-	free(sub);
-	sub = util_printf("%s/tls", fuzz_conf_dir);
-	mkdir(sub, 0700);
-	free(sub);
-	/* Same names as tests/configs/, so those seeds get past their secrets. */
-	fuzz_conf_put("secrets/hmac-key", "hmac-" FUZZ_CONF_MARKER "-1\n");
-	fuzz_conf_put("secrets/slack-url",
-	    "https://hooks.slack.com/services/T000/B000/" FUZZ_CONF_MARKER "2\n");
-	fuzz_conf_put("secrets/bot-token", "xoxb-" FUZZ_CONF_MARKER "-3\n");
-	fuzz_conf_put("secrets/ftp-url", "ftp://" FUZZ_CONF_MARKER "-4/\n");
-	fuzz_conf_put("secrets/empty", "");
-	/* conf.c loads TLS files with GnuTLS: tests/configs/tls/'s real ones. */
-	fuzz_conf_put("tls/ca.pem",
-	    "-----BEGIN CERTIFICATE-----\n"
-	    "MIIBrDCCAVOgAwIBAgIUCvT8JxNJaaUbxJ524SL302T4mEkwCgYIKoZIzj0EAwIw\n"
-	    "IzEhMB8GA1UEAwwYZmx1eHJlbGF5IGNvbmZpZy10ZXN0IENBMCAXDTI2MTIwMTEz\n"
-	    "NTQ1MFoYDzIxMjYxMTA3MTM1NDUwWjAjMSEwHwYDVQQDDBhmbHV4cmVsYXkgY29u\n"
-	    "ZmlnLXRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARZG60mkqU4fSdM\n"
-	    "BKEDXUx95wzuJwfPbv1HW2ekfCRbHq0CkbgYMCSjMStKOFIn/6TkUfTIZ3LZQqCL\n"
-	    "mUGmvlvwo2MwYTAdBgNVHQ4EFgQUsprbca/TRrQf7I9s4idxDbLAbdkwHwYDVR0j\n"
-	    "BBgwFoAUsprbca/TRrQf7I9s4idxDbLAbdkwDwYDVR0TAQH/BAUwAwEB/zAOBgNV\n"
-	    "HQ8BAf8EBAMCAQYwCgYIKoZIzj0EAwIDRwAwRAIgH0UU0OMW7xZ55kb3Gq1HMHj6\n"
-	    "XNunUe7UK9DbdCGsRxICIGaKl55cNVd6K6GAIxToX3zP8yk/OVxzJz8IhG4J+hyo\n"
-	    "-----END CERTIFICATE-----\n");
-	fuzz_conf_put("tls/cert.pem",
-	    "-----BEGIN CERTIFICATE-----\n"
-	    "MIIBmzCCAUGgAwIBAgIBBzAKBggqhkjOPQQDAjAjMSEwHwYDVQQDDBhmbHV4cmVs\n"
-	    "YXkgY29uZmlnLXRlc3QgQ0EwIBcNMjYxMjAxMTM1NDUxWhgPMjEyNjExMDcxMzU0\n"
-	    "NTFaMBQxEjAQBgNVBAMMCTEyNy4wLjAuMTBZMBMGByqGSM49AgEGCCqGSM49AwEH\n"
-	    "A0IABL03qNYPW13/wwr8XNH/wZLpCuPFQKbbMlvtLPOwMnlEdoqNtQoERX4xoMRB\n"
-	    "9qi0g8CYUYW3ayo5EwNPysbm1mCjczBxMA8GA1UdEQQIMAaHBH8AAAEwCQYDVR0T\n"
-	    "BAIwADATBgNVHSUEDDAKBggrBgEFBQcDATAdBgNVHQ4EFgQUe/IgEjcwyFTSsSFt\n"
-	    "s/G8qVGH85QwHwYDVR0jBBgwFoAUsprbca/TRrQf7I9s4idxDbLAbdkwCgYIKoZI\n"
-	    "zj0EAwIDSAAwRQIgGd7F0n1Ks20ujwOlkWGaY9PF83IZTFhpVwS6L8ArtW8CIQCu\n"
-	    "nlzdn4UoOoLFL4S/V7dj15V16d/Bq363rclPHs7qfA==\n"
-	    "-----END CERTIFICATE-----\n");
-	fuzz_conf_put("tls/key.pem",
-	    "-----BEGIN PRIVATE KEY-----\n"
-	    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgarAeSNYBHNyf9pth\n"
-	    "VYXCQmMKPoCY2y0KikqL5MdrHoyhRANCAAS9N6jWD1td/8MK/FzR/8GS6QrjxUCm\n"
-	    "2zJb7SzzsDJ5RHaKjbUKBEV+MaDEQfaotIPAmFGFt2sqORMDT8rG5tZg\n"
-	    "-----END PRIVATE KEY-----\n");
-
+/* The environment tests/configs/ expects, pointing into the directory. */
+static void
+fuzz_conf_env(void)
+{
 	char *d = util_printf("%s/secrets", fuzz_conf_dir);
 	setenv("FR_TEST_SECRETS", d, 1);
 	setenv("CREDENTIALS_DIRECTORY", d, 1);
@@ -273,7 +281,25 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	setenv("FR_TEST_EMPTY", "", 1);
 	unsetenv("FR_TEST_UNSET");
 	unsetenv("STATE_DIRECTORY");
+}
 
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fuzz_conf_dir = fuzz_conf_mkdtemp();
+	fuzz_conf_file = util_printf("%s/fluxrelay.conf", fuzz_conf_dir);
+	atexit(fuzz_conf_cleanup);
+	const char *subdirs[] = { "secrets", "tls" };
+	for (size_t i = 0; i < 2; i++) {
+		char *sub = util_printf("%s/%s", fuzz_conf_dir, subdirs[i]);
+		mkdir(sub, 0700);
+		free(sub);
+	}
+	for (size_t i = 0; i < sizeof(fuzz_conf_files) / sizeof(fuzz_conf_files[0]); i++)
+		fuzz_conf_put(fuzz_conf_files[i].name, fuzz_conf_files[i].text);
+	fuzz_conf_env();
 	/* libconfig would read "@include \"/dev/stdin\"" from here. */
 	if (freopen("/dev/null", "r", stdin) == NULL)
 		exit(99);

@@ -42,7 +42,7 @@ static struct conf *fuzz_event_conf;
 static struct rules *fuzz_event_rules;
 
 /*
- * The rule set events are matched against: every clause type of SPEC §6, a
+ * The rule set events are matched against: every clause type of an alert, a
  * small max_text so truncation runs, and all three provider types.
  */
 static const char fuzz_event_conf_text[] =

@@ -1,6 +1,6 @@
 /*
- * auth: generic-hmac signatures and bearer tokens (SPEC §4). Pure; any thread.
- * Every comparison of secret-derived bytes is constant-time; the only early
+ * auth: generic-hmac signatures and bearer tokens (fluxrelay(8), HTTP
+ * INTERFACE). Pure; any thread. Every comparison of secret-derived bytes is constant-time; the only early
  * exits depend on the header's shape, which the client already knows.
  */
 #include "auth.h"
@@ -23,18 +23,6 @@ static const struct {
 	{ "sha384", GNUTLS_MAC_SHA384, 48 },
 	{ "sha512", GNUTLS_MAC_SHA512, 64 },
 };
-
-static int
-auth_hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 #define AUTH_NALGS (sizeof(auth_algs) / sizeof(auth_algs[0]))
 
@@ -62,14 +50,8 @@ auth_parse_item(const char *item, size_t n, unsigned char given[64])
 		if (strlen(auth_algs[i].name) != alen ||
 		    strncasecmp(auth_algs[i].name, item, alen) != 0)
 			continue;
-		if (hlen != 2 * auth_algs[i].len)
+		if (hlen != 2 * auth_algs[i].len || util_hex_decode(hex, auth_algs[i].len, given) < 0)
 			return -1;
-		for (size_t j = 0; j < auth_algs[i].len; j++) {
-			int hi = auth_hexval(hex[2 * j]), lo = auth_hexval(hex[2 * j + 1]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			given[j] = (unsigned char)(hi << 4 | lo);
-		}
 		return (int)i;
 	}
 	return -1;

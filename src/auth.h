@@ -1,6 +1,6 @@
 /*
- * auth: request authentication (SPEC §4): generic-hmac signatures and bearer
- * tokens, compared in constant time. Pure; any thread.
+ * auth: request authentication (fluxrelay(8), HTTP INTERFACE): generic-hmac
+ * signatures and bearer tokens, compared in constant time. Pure; any thread.
  */
 #ifndef FLUXRELAY_AUTH_H
 #define FLUXRELAY_AUTH_H

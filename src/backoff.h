@@ -1,6 +1,6 @@
 /*
- * backoff: exponential backoff with full jitter (SPEC §8). Pure: the random
- * draw is passed in so tests are deterministic.
+ * backoff: exponential backoff with full jitter (fluxrelay.conf(5), QUEUE).
+ * Pure: the random draw is passed in so tests are deterministic.
  */
 #ifndef FLUXRELAY_BACKOFF_H
 #define FLUXRELAY_BACKOFF_H

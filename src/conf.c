@@ -1,5 +1,6 @@
 /*
- * conf: read a libconfig file into an owned, validated struct conf (SPEC §3).
+ * conf: read a libconfig file into an owned, validated struct conf
+ * (the settings: fluxrelay.conf(5)).
  *
  * The loader walks the whole tree once and never stops at the first problem:
  * each problem becomes one "FILE:LINE: PATH: problem" line, sorted by line,
@@ -43,44 +44,113 @@
 #include "log.h"
 #include "util.h"
 
-/*
- * Bounds of the numeric settings. Every violation reads "must be between N
- * and M"; the same table is documented in etc/fluxrelay.conf. "> 0" for a
- * duration means at least 1 ms.
- */
-#define CONF_PORT_MIN 0                /* 0: the kernel picks a free port */
-#define CONF_PORT_MAX 65535
-#define CONF_MAX_BODY_MIN 1
-#define CONF_MAX_BODY_MAX 1073741824   /* 1 GiB */
-#define CONF_MAX_CONN_MIN 1
-#define CONF_MAX_CONN_MAX 1000000
-#define CONF_TIMEOUT_MIN 0.001
-#define CONF_TIMEOUT_MAX 3600.0
-#define CONF_MAX_PENDING_MIN 1
-#define CONF_MAX_PENDING_MAX 1000000000
-#define CONF_MAX_ATTEMPTS_MIN 1
-#define CONF_MAX_ATTEMPTS_MAX 1000000
-#define CONF_MAX_AGE_MIN 0.001
-#define CONF_MAX_AGE_MAX 31536000.0    /* 365 days */
-#define CONF_DEAD_MAX_AGE_MAX 315360000.0   /* 10 years; 0 = forever */
-#define CONF_BACKOFF_MIN 0.001
-#define CONF_BACKOFF_MAX 86400.0
-#define CONF_WINDOW_MIN 0.0            /* 0 disables dedup */
-#define CONF_WINDOW_MAX 2592000.0      /* 30 days */
-#define CONF_RATE_MIN 0.0              /* 0: unlimited */
-#define CONF_RATE_MAX 1000.0
-#define CONF_BURST_MIN 1
-#define CONF_BURST_MAX 1000
-#define CONF_BATCH_MIN 1
-#define CONF_BATCH_MAX 100             /* Slack: at most 100 attachments */
-#define CONF_MAX_TEXT_MIN 100
-#define CONF_MAX_TEXT_MAX 40000        /* Slack truncates text at 40,000 */
-
 /* Options every include/exclude pattern is validated with; rules uses the same. */
 #define CONF_PCRE2_OPTIONS PCRE2_UTF
 
+/* Defaults (fluxrelay.conf(5)); the numeric ones are used in conf_scalars[]. */
 #define CONF_DEFAULT_STATE_DIR "/var/lib/fluxrelay"
+#define CONF_DEFAULT_STATE_DIR_USER "./fluxrelay-state"   /* built-in, not root */
+#define CONF_DEFAULT_ADDRESS "127.0.0.1"
+#define CONF_DEFAULT_PORT 9292
+#define CONF_DEFAULT_MAX_BODY 3145728          /* notification-controller's limit */
+#define CONF_DEFAULT_MAX_CONNECTIONS 1024
+#define CONF_DEFAULT_LISTEN_TIMEOUT 10.0
+#define CONF_DEFAULT_METRICS_PORT (-1)         /* no metrics listener */
+#define CONF_DEFAULT_SYNC_FULL true
+#define CONF_DEFAULT_MAX_PENDING 100000
+#define CONF_DEFAULT_MAX_ATTEMPTS 20
+#define CONF_DEFAULT_MAX_AGE 86400.0           /* 1 day */
+#define CONF_DEFAULT_DEAD_MAX_AGE 2592000.0    /* 30 days */
+#define CONF_DEFAULT_BACKOFF_INITIAL 1.0
+#define CONF_DEFAULT_BACKOFF_MAX 300.0
+#define CONF_DEFAULT_DEDUP_WINDOW 300.0
+#define CONF_DEFAULT_NORMALIZE_DURATIONS true
 #define CONF_DEFAULT_API_URL "https://slack.com/api"
+#define CONF_DEFAULT_RATE 1.0
+#define CONF_DEFAULT_BURST 3
+#define CONF_DEFAULT_BATCH_MAX 10
+#define CONF_DEFAULT_TIMEOUT 10.0
+#define CONF_DEFAULT_MAX_TEXT 3000
+#define CONF_DEFAULT_SEVERITY EVENT_ERROR      /* an alert's, and above */
+#define CONF_BUILTIN_SEVERITY EVENT_INFO       /* the built-in alert's, and above */
+
+/* Which struct a scalar setting is stored in. */
+enum conf_base { CONF_BASE_CONF, CONF_BASE_PROVIDER, CONF_BASE_ALERT };
+enum conf_type { CONF_INT, CONF_LONG, CONF_DOUBLE, CONF_BOOL };
+
+/*
+ * One scalar setting, Redis-style: this row alone gives its key (to the
+ * section's list of known keys), its bounds (every violation reads "must be
+ * between MIN and MAX"), its default and where it is stored. Integer bounds
+ * are exact in a double. The bounds are documented in etc/fluxrelay.conf.
+ */
+struct conf_scalar {
+	const char *section;    /* listen, queue, dedup; provider, alert: each entry */
+	const char *key;
+	double min, max;        /* inclusive; unused for booleans */
+	double def;
+	enum conf_base base;    /* set with the two below by CONF_C/CONF_P/CONF_A */
+	enum conf_type type;    /* the field's own type */
+	size_t offset;          /* into the base struct */
+};
+
+#define CONF_FIELD(base, type, member) base, _Generic(((type *)0)->member, \
+	int: CONF_INT, long: CONF_LONG, double: CONF_DOUBLE, bool: CONF_BOOL), \
+	offsetof(type, member)
+#define CONF_C(member) CONF_FIELD(CONF_BASE_CONF, struct conf, member)
+#define CONF_P(member) CONF_FIELD(CONF_BASE_PROVIDER, struct conf_provider, member)
+#define CONF_A(member) CONF_FIELD(CONF_BASE_ALERT, struct conf_alert, member)
+
+/*
+ * The scalar settings, each section's in the order its problems are
+ * reported. A duration's minimum of 0.001 means "> 0" (at least 1 ms).
+ * Strings, paths, secrets, lists and enums (queue.sync, log.level,
+ * log.format, a provider's type) have their own code below: each has its
+ * own checks and message, which a row could not say.
+ */
+static const struct conf_scalar conf_scalars[] = {
+	/* port 0: the kernel picks a free one */
+	{ "listen", "port", 0, 65535, CONF_DEFAULT_PORT, CONF_C(listen.port) },
+	{ "listen", "max_body", 1, 1073741824, CONF_DEFAULT_MAX_BODY, CONF_C(listen.max_body) },
+	{ "listen", "max_connections", 1, 1000000, CONF_DEFAULT_MAX_CONNECTIONS,
+	  CONF_C(listen.max_connections) },
+	{ "listen", "timeout", 0.001, 3600, CONF_DEFAULT_LISTEN_TIMEOUT, CONF_C(listen.timeout) },
+	/* both or neither with metrics_address: see conf_metrics_listener */
+	{ "listen", "metrics_port", 0, 65535, CONF_DEFAULT_METRICS_PORT,
+	  CONF_C(listen.metrics_port) },
+	{ "queue", "max_pending", 1, 1000000000, CONF_DEFAULT_MAX_PENDING,
+	  CONF_C(queue.max_pending) },
+	{ "queue", "max_attempts", 1, 1000000, CONF_DEFAULT_MAX_ATTEMPTS,
+	  CONF_C(queue.max_attempts) },
+	{ "queue", "max_age", 0.001, 31536000, CONF_DEFAULT_MAX_AGE, CONF_C(queue.max_age) },
+	/* 10 years at most; 0 keeps dead letters forever */
+	{ "queue", "dead_max_age", 0, 315360000, CONF_DEFAULT_DEAD_MAX_AGE,
+	  CONF_C(queue.dead_max_age) },
+	/* and backoff_initial <= backoff_max: see conf_queue */
+	{ "queue", "backoff_initial", 0.001, 86400, CONF_DEFAULT_BACKOFF_INITIAL,
+	  CONF_C(queue.backoff_initial) },
+	{ "queue", "backoff_max", 0.001, 86400, CONF_DEFAULT_BACKOFF_MAX,
+	  CONF_C(queue.backoff_max) },
+	/* window 0 disables dedup; 30 days at most */
+	{ "dedup", "window", 0, 2592000, CONF_DEFAULT_DEDUP_WINDOW, CONF_C(dedup.window) },
+	{ "dedup", "normalize_durations", 0, 1, CONF_DEFAULT_NORMALIZE_DURATIONS,
+	  CONF_C(dedup.normalize_durations) },
+	/* rate 0: unlimited */
+	{ "provider", "rate", 0, 1000, CONF_DEFAULT_RATE, CONF_P(rate) },
+	{ "provider", "burst", 1, 1000, CONF_DEFAULT_BURST, CONF_P(burst) },
+	/* Slack takes at most 100 attachments */
+	{ "provider", "batch_max", 1, 100, CONF_DEFAULT_BATCH_MAX, CONF_P(batch_max) },
+	{ "provider", "timeout", 0.001, 3600, CONF_DEFAULT_TIMEOUT, CONF_P(timeout) },
+	/* Slack truncates text at 40,000 characters */
+	{ "provider", "max_text", 100, 40000, CONF_DEFAULT_MAX_TEXT, CONF_P(max_text) },
+	{ "alert", "commit_status_updates", 0, 1, false, CONF_A(commit_status_updates) },
+	{ "alert", "suspend", 0, 1, false, CONF_A(suspend) },
+};
+#define CONF_NSCALARS (sizeof(conf_scalars) / sizeof(conf_scalars[0]))
+#undef CONF_C
+#undef CONF_P
+#undef CONF_A
+#undef CONF_FIELD
 
 /* One reported problem; seq keeps the sort by line stable. */
 struct conf_problem {
@@ -97,35 +167,34 @@ struct conf_ctx {
 	struct conf_problem *probs;
 	size_t nprobs, cap;
 	bool skip_secrets;            /* CONF_SKIP_SECRETS */
+	/* What loading each row of conf_scalars[] found, for checks across
+	 * keys: 1 set, 0 absent, -1 reported (a provider's: the last entry's). */
+	signed char scalar[CONF_NSCALARS];
 };
 
+/* The keys of each group that have their own code; its scalar keys come from
+ * conf_scalars[]. */
 static const char *const conf_root_keys[] = {
 	"state_dir", "listen", "auth", "queue", "dedup", "log", "providers", "alerts", NULL
 };
 static const char *const conf_listen_keys[] = {
-	"address", "port", "max_body", "max_connections", "timeout",
-	"tls_cert_file", "tls_key_file", "tls_client_ca_file", "metrics_address", "metrics_port",
-	NULL
+	"address", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "metrics_address", NULL
 };
 static const char *const conf_auth_keys[] = {
 	"hmac_key", "hmac_key_file", "hmac_key_env",
 	"hmac_key_previous", "hmac_key_previous_file", "hmac_key_previous_env",
 	"token", "token_file", "token_env", NULL
 };
-static const char *const conf_queue_keys[] = {
-	"sync", "max_pending", "max_attempts", "max_age", "backoff_initial", "backoff_max",
-	"dead_max_age", NULL
-};
-static const char *const conf_dedup_keys[] = { "window", "normalize_durations", NULL };
+static const char *const conf_queue_keys[] = { "sync", NULL };
+static const char *const conf_dedup_keys[] = { NULL };
 static const char *const conf_log_keys[] = { "level", "format", NULL };
 static const char *const conf_provider_keys[] = {
 	"name", "type", "url", "url_file", "url_env", "token", "token_file", "token_env",
-	"api_url", "channel", "username", "icon_emoji", "icon_url", "rate", "burst",
-	"batch_max", "timeout", "proxy", "ca_file", "max_text", NULL
+	"api_url", "channel", "username", "icon_emoji", "icon_url", "proxy", "ca_file", NULL
 };
 static const char *const conf_alert_keys[] = {
 	"name", "providers", "severity", "sources", "reasons", "include", "exclude",
-	"metadata", "summary", "channel", "commit_status_updates", "suspend", NULL
+	"metadata", "summary", "channel", NULL
 };
 static const char *const conf_source_keys[] = { "kind", "name", "namespace", NULL };
 
@@ -153,6 +222,18 @@ static const char *const conf_type_names[] = {
 /* Problems                                                                 */
 
 static char *conf_resolve(const struct conf_ctx *x, const char *p);
+
+/* Record a problem's line (0: none) and text (taken). */
+static void
+conf_add_problem(struct conf_ctx *x, unsigned line, char *text)
+{
+	if (x->nprobs == x->cap) {
+		x->cap = x->cap ? 2 * x->cap : 16;
+		x->probs = util_realloc(x->probs, x->cap * sizeof(*x->probs));
+	}
+	x->probs[x->nprobs] = (struct conf_problem){ line, x->nprobs, text };
+	x->nprobs++;
+}
 
 static void conf_vreport(struct conf_ctx *x, const config_setting_t *at, const char *scope,
     const char *key, const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
@@ -198,12 +279,7 @@ conf_vreport(struct conf_ctx *x, const config_setting_t *at, const char *scope,
 			util_buf_append(&b, m, 1);
 	}
 	free(msg);
-	if (x->nprobs == x->cap) {
-		x->cap = x->cap ? 2 * x->cap : 16;
-		x->probs = util_realloc(x->probs, x->cap * sizeof(*x->probs));
-	}
-	x->probs[x->nprobs] = (struct conf_problem){ line, x->nprobs, b.data };
-	x->nprobs++;
+	conf_add_problem(x, line, b.data);
 }
 
 static void
@@ -264,35 +340,54 @@ conf_distance(const char *a, const char *b)
 	return row[lb];
 }
 
-static int
-conf_in(const char *const *list, const char *s)
+/* Keep key in *best when it is nearer to name than *best (*bestd: its distance). */
+static void
+conf_nearer(const char *name, const char *key, const char **best, size_t *bestd)
 {
-	for (size_t i = 0; list[i] != NULL; i++)
-		if (strcmp(list[i], s) == 0)
-			return 1;
-	return 0;
+	size_t d = conf_distance(name, key);
+	if (d < *bestd) {
+		*bestd = d;
+		*best = key;
+	}
 }
 
-/* Report every member of group g that is not in known, with a suggestion. */
+/*
+ * The key of a group nearest to name (0 when it is one): one of known or of
+ * section's rows of conf_scalars[] (section NULL: none). *bestd receives the
+ * distance; NULL when the group has no key.
+ */
+static const char *
+conf_nearest_key(const char *const *known, const char *section, const char *name,
+    size_t *bestd)
+{
+	const char *best = NULL;
+	*bestd = SIZE_MAX;
+	for (size_t k = 0; known[k] != NULL; k++)
+		conf_nearer(name, known[k], &best, bestd);
+	for (size_t k = 0; section != NULL && k < CONF_NSCALARS; k++)
+		if (strcmp(conf_scalars[k].section, section) == 0)
+			conf_nearer(name, conf_scalars[k].key, &best, bestd);
+	return best;
+}
+
+/*
+ * Report every member of group g that is neither in known nor a scalar
+ * setting of section, with a suggestion.
+ */
 static void
 conf_check_keys(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *const *known)
+    const char *const *known, const char *section)
 {
 	int n = config_setting_length(g);
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
 		const char *name = config_setting_name(s);
-		if (name == NULL || conf_in(known, name))
+		size_t bestd;
+		if (name == NULL)
 			continue;
-		const char *best = NULL;
-		size_t bestd = SIZE_MAX;
-		for (size_t k = 0; known[k] != NULL; k++) {
-			size_t d = conf_distance(name, known[k]);
-			if (d < bestd) {
-				bestd = d;
-				best = known[k];
-			}
-		}
+		const char *best = conf_nearest_key(known, section, name, &bestd);
+		if (bestd == 0)
+			continue;
 		if (best != NULL && bestd <= 2 && bestd < strlen(name))
 			conf_report(x, s, scope, name, "unknown key (did you mean \"%s\"?)", best);
 		else
@@ -346,64 +441,111 @@ conf_copy_string(struct conf_ctx *x, const config_setting_t *g, const char *scop
 	return r;
 }
 
-static int
-conf_get_int(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *key, long long min, long long max, long long *out)
+/* The one wording of a value out of row r's bounds. */
+static void
+conf_report_range(struct conf_ctx *x, const config_setting_t *at, const char *scope,
+    const struct conf_scalar *r)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
-	if (s == NULL)
-		return 0;
+	char *a = conf_fmt_num(r->min), *b = conf_fmt_num(r->max);
+	conf_report(x, at, scope, r->key, "must be between %s and %s", a, b);
+	free(a);
+	free(b);
+}
+
+/*
+ * The value of setting s for row r into dst (the field at r's offset): 1, or
+ * -1 after reporting a value of the wrong type or out of bounds. Durations
+ * and rates take integers and decimals alike (AUTOCONVERT).
+ */
+static int
+conf_scalar_value(struct conf_ctx *x, const config_setting_t *s, const char *scope,
+    const struct conf_scalar *r, void *dst)
+{
 	int t = config_setting_type(s);
+	if (r->type == CONF_BOOL) {
+		if (t != CONFIG_TYPE_BOOL) {
+			conf_report(x, s, scope, r->key, "must be true or false");
+			return -1;
+		}
+		*(bool *)dst = config_setting_get_bool(s) != 0;
+		return 1;
+	}
+	if (r->type == CONF_DOUBLE) {
+		if (!config_setting_is_number(s)) {
+			conf_report(x, s, scope, r->key, "must be a number");
+			return -1;
+		}
+		double v = config_setting_get_float(s);
+		if (!(v >= r->min && v <= r->max)) {
+			conf_report_range(x, s, scope, r);
+			return -1;
+		}
+		*(double *)dst = v;
+		return 1;
+	}
 	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
-		conf_report(x, s, scope, key, "must be an integer");
+		conf_report(x, s, scope, r->key, "must be an integer");
 		return -1;
 	}
 	long long v = config_setting_get_int64(s);
-	if (v < min || v > max) {
-		conf_report(x, s, scope, key, "must be between %lld and %lld", min, max);
+	if (v < (long long)r->min || v > (long long)r->max) {
+		conf_report_range(x, s, scope, r);
 		return -1;
 	}
-	*out = v;
+	if (r->type == CONF_INT)
+		*(int *)dst = (int)v;
+	else
+		*(long *)dst = (long)v;
 	return 1;
 }
 
-/* Durations and rates: integers and decimals alike (AUTOCONVERT). */
-static int
-conf_get_number(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *key, double min, double max, double *out)
+/*
+ * Load every row of section from group g into base (a struct conf, or the
+ * provider or alert being read), in table order: absent keys keep the
+ * default. What each row found goes to x->scalar.
+ */
+static void
+conf_scalars_load(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *section, void *base)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
-	if (s == NULL)
-		return 0;
-	if (!config_setting_is_number(s)) {
-		conf_report(x, s, scope, key, "must be a number");
-		return -1;
+	for (size_t i = 0; i < CONF_NSCALARS; i++) {
+		const struct conf_scalar *r = &conf_scalars[i];
+		if (strcmp(r->section, section) != 0)
+			continue;
+		const config_setting_t *s = config_setting_get_member(g, r->key);
+		x->scalar[i] = s == NULL ? 0 :
+		    (signed char)conf_scalar_value(x, s, scope, r, (char *)base + r->offset);
 	}
-	double v = config_setting_get_float(s);
-	if (!(v >= min && v <= max)) {
-		char *a = conf_fmt_num(min), *b = conf_fmt_num(max);
-		conf_report(x, s, scope, key, "must be between %s and %s", a, b);
-		free(a);
-		free(b);
-		return -1;
-	}
-	*out = v;
-	return 1;
 }
 
+/* What loading section's key found (1 set, 0 absent, -1 reported). */
 static int
-conf_get_bool(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *key, bool *out)
+conf_scalar_found(const struct conf_ctx *x, const char *section, const char *key)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
-	if (s == NULL)
-		return 0;
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		conf_report(x, s, scope, key, "must be true or false");
-		return -1;
+	for (size_t i = 0; i < CONF_NSCALARS; i++)
+		if (strcmp(conf_scalars[i].section, section) == 0 &&
+		    strcmp(conf_scalars[i].key, key) == 0)
+			return x->scalar[i];
+	return 0;
+}
+
+/* The default of every scalar setting stored in base (a struct conf, conf_provider
+ * or conf_alert, as kind says). */
+static void
+conf_scalar_defaults(enum conf_base kind, void *base)
+{
+	for (size_t i = 0; i < CONF_NSCALARS; i++) {
+		const struct conf_scalar *r = &conf_scalars[i];
+		void *dst = (char *)base + r->offset;
+		if (r->base != kind)
+			continue;
+		switch (r->type) {
+		case CONF_INT: *(int *)dst = (int)r->def; break;
+		case CONF_LONG: *(long *)dst = (long)r->def; break;
+		case CONF_DOUBLE: *(double *)dst = r->def; break;
+		case CONF_BOOL: *(bool *)dst = r->def != 0; break;
+		}
 	}
-	*out = config_setting_get_bool(s) != 0;
-	return 1;
 }
 
 /* A member that must be a group; NULL when absent or reported. */
@@ -647,25 +789,23 @@ conf_secret_free_str(char *s)
 		conf_secret_free(s, strlen(s));
 }
 
+/* The forms of a secret setting KEY, in this order. */
+enum conf_secret_form { CONF_SECRET_INLINE, CONF_SECRET_FILE, CONF_SECRET_ENV };
+
 /*
- * A secret given as KEY (inline), KEY_file (read, trailing newlines
- * stripped) or KEY_env (name of an environment variable). Returns 1 with
- * *out (new, NUL-terminated, length in *len) when given, 0 when absent, -1
- * after reporting. Text secrets (binary false) may not contain NUL bytes.
- * raw (may be NULL): for a KEY_file whose bytes end in a newline, also the
- * bytes as stored (new, length in *rawlen); else left NULL.
- * Messages name keys, variables and files, never the value.
+ * Which form of secret KEY g gives, with the names of all three in keys[]
+ * ("KEY", "KEY_file", "KEY_env") and their settings in forms[]: the form's
+ * index, -1 when none is given, -2 after reporting every form but the first
+ * (in the file) when several are.
  */
 static int
-conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope,
-    const char *key, bool binary, char **out, size_t *len, char **raw, size_t *rawlen)
+conf_secret_form(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, char keys[3][64], const config_setting_t *forms[3])
 {
-	char kfile[64], kenv[64];
-	snprintf(kfile, sizeof(kfile), "%s_file", key);
-	snprintf(kenv, sizeof(kenv), "%s_env", key);
-	const char *keys[3] = { key, kfile, kenv };
-	const config_setting_t *forms[3];
 	int given = 0, first = -1;
+	snprintf(keys[CONF_SECRET_INLINE], 64, "%s", key);
+	snprintf(keys[CONF_SECRET_FILE], 64, "%s_file", key);
+	snprintf(keys[CONF_SECRET_ENV], 64, "%s_env", key);
 	for (int i = 0; i < 3; i++) {
 		forms[i] = config_setting_get_member(g, keys[i]);
 		if (forms[i] == NULL)
@@ -675,77 +815,120 @@ conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope
 		    config_setting_source_line(forms[first]))
 			first = i;
 	}
-	if (given == 0)
-		return 0;
-	if (given > 1) {
-		for (int i = 0; i < 3; i++)
-			if (forms[i] != NULL && i != first)
-				conf_report(x, forms[i], scope, keys[i],
-				    "give only one of %s, %s or %s", key, kfile, kenv);
-		return -1;
-	}
+	if (given <= 1)
+		return first;
+	for (int i = 0; i < 3; i++)
+		if (forms[i] != NULL && i != first)
+			conf_report(x, forms[i], scope, keys[i], "give only one of %s, %s or %s",
+			    keys[0], keys[1], keys[2]);
+	return -2;
+}
 
+/*
+ * The secret in the file that setting kfile of g names (${VAR} expanded,
+ * taken against the config's directory), trailing newlines stripped: new,
+ * length in *n; NULL after reporting. stored (may be NULL): for a file whose
+ * bytes end in a newline, also those bytes as stored (new, length in
+ * *nstored); else left NULL.
+ */
+static char *
+conf_secret_file(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *kfile, size_t *n, char **stored, size_t *nstored)
+{
+	const config_setting_t *at = config_setting_get_member(g, kfile);
+	char *path = NULL, *data = NULL, err[512];
+	if (conf_get_path(x, g, scope, kfile, true, &path) != 1)
+		goto out;
+	data = util_read_file(path, n, err, sizeof(err));
+	if (data == NULL) {
+		conf_report(x, at, scope, kfile, "%s", err);
+		goto out;
+	}
+	if (stored != NULL && *n > 0 && data[*n - 1] == '\n') {
+		*nstored = *n;
+		*stored = util_malloc(*n + 1);
+		memcpy(*stored, data, *n + 1);
+	}
+	while (*n > 0 && (data[*n - 1] == '\n' || data[*n - 1] == '\r'))
+		data[--*n] = '\0';
+	if (*n == 0) {
+		conf_report(x, at, scope, kfile, "%s is empty", path);
+		free(data);
+		data = NULL;
+		if (stored != NULL) {
+			conf_secret_free(*stored, *nstored);
+			*stored = NULL;
+		}
+	}
+out:
+	free(path);
+	return data;
+}
+
+/* The secret in environment variable var (setting kenv): new, length in *n;
+ * NULL after reporting an unset or empty one. */
+static char *
+conf_secret_env(struct conf_ctx *x, const config_setting_t *at, const char *scope,
+    const char *kenv, const char *var, size_t *n)
+{
+	const char *e = getenv(var);
+	if (e == NULL || *e == '\0') {
+		conf_report(x, at, scope, kenv, "environment variable %s is %s", var,
+		    e == NULL ? "not set" : "empty");
+		return NULL;
+	}
+	*n = strlen(e);
+	return util_strndup(e, *n);
+}
+
+/*
+ * A secret given as KEY (inline), KEY_file (read, trailing newlines
+ * stripped) or KEY_env (name of an environment variable). Returns 1 with
+ * *out (new, NUL-terminated, length in *len) when given, 0 when absent, -1
+ * after reporting, 2 when given as a file or variable but not read
+ * (CONF_SKIP_SECRETS). Text secrets (binary false) may not contain NUL
+ * bytes. raw (may be NULL): for a KEY_file whose bytes end in a newline,
+ * also the bytes as stored (new, length in *rawlen); else left NULL.
+ * Messages name keys, variables and files, never the value.
+ */
+static int
+conf_get_secret(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, bool binary, char **out, size_t *len, char **raw, size_t *rawlen)
+{
+	char keys[3][64];
+	const config_setting_t *forms[3];
 	const char *v = NULL;
-	char *data = NULL, *path = NULL, *stored = NULL;
+	char *data = NULL, *stored = NULL;
 	size_t n = 0, nstored = 0;
-	int r = -1;
-	if (conf_get_string(x, g, scope, keys[first], &v) != 1)
-		goto out;
-	if (x->skip_secrets && first != 0) {
-		r = 2;   /* given, deliberately not read */
-		goto out;
-	}
-	if (first == 0) {
-		n = strlen(v);
-		data = util_strndup(v, n);
-	} else if (first == 1) {
-		if (conf_get_path(x, g, scope, kfile, true, &path) != 1)
-			goto out;
-		char err[512];
-		data = util_read_file(path, &n, err, sizeof(err));
-		if (data == NULL) {
-			conf_report(x, forms[1], scope, kfile, "%s", err);
-			goto out;
-		}
-		if (raw != NULL && n > 0 && data[n - 1] == '\n') {
-			nstored = n;
-			stored = util_malloc(n + 1);
-			memcpy(stored, data, n + 1);
-		}
-		while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
-			data[--n] = '\0';
-		if (n == 0) {
-			conf_report(x, forms[1], scope, kfile, "%s is empty", path);
-			goto out;
-		}
-	} else {
-		const char *e = getenv(v);
-		if (e == NULL || *e == '\0') {
-			conf_report(x, forms[2], scope, kenv, "environment variable %s is %s", v,
-			    e == NULL ? "not set" : "empty");
-			goto out;
-		}
-		n = strlen(e);
-		data = util_strndup(e, n);
-	}
+	int form = conf_secret_form(x, g, scope, key, keys, forms);
+	if (form < 0)
+		return form == -1 ? 0 : -1;
+	if (conf_get_string(x, g, scope, keys[form], &v) != 1)
+		return -1;
+	if (x->skip_secrets && form != CONF_SECRET_INLINE)
+		return 2;   /* given, deliberately not read */
+	if (form == CONF_SECRET_INLINE)
+		data = util_strndup(v, n = strlen(v));
+	else if (form == CONF_SECRET_FILE)
+		data = conf_secret_file(x, g, scope, keys[form], &n, raw != NULL ? &stored : NULL,
+		    &nstored);
+	else
+		data = conf_secret_env(x, forms[form], scope, keys[form], v, &n);
+	if (data == NULL)
+		return -1;
 	if (!binary && memchr(data, '\0', n) != NULL) {
-		conf_report(x, forms[first], scope, keys[first], "must not contain a NUL byte");
-		goto out;
+		conf_report(x, forms[form], scope, keys[form], "must not contain a NUL byte");
+		conf_secret_free(data, n);
+		conf_secret_free(stored, nstored);
+		return -1;
 	}
 	*out = data;
 	*len = n;
-	data = NULL;
 	if (stored != NULL) {
 		*raw = stored;
 		*rawlen = nstored;
-		stored = NULL;
 	}
-	r = 1;
-out:
-	conf_secret_free(data, n);
-	conf_secret_free(stored, nstored);
-	free(path);
-	return r;
+	return 1;
 }
 
 static int
@@ -783,7 +966,7 @@ conf_default_state_dir(bool builtin)
 		return colon ? util_strndup(sd, (size_t)(colon - sd)) : util_strdup(sd);
 	}
 	if (builtin && geteuid() != 0)
-		return util_strdup("./fluxrelay-state");
+		return util_strdup(CONF_DEFAULT_STATE_DIR_USER);
 	return util_strdup(CONF_DEFAULT_STATE_DIR);
 }
 
@@ -829,6 +1012,102 @@ conf_addr_overlap(const char *a, const char *b)
 	    &((struct sockaddr_in6 *)&sb)->sin6_addr, sizeof(struct in6_addr)) == 0;
 }
 
+/* Listen's TLS file key (path) read: new, length in *n; NULL after reporting. */
+static char *
+conf_tls_read(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, const char *path, size_t *n)
+{
+	char err[512];
+	char *data = util_read_file(path, n, err, sizeof(err));
+	if (data == NULL)
+		conf_report(x, config_setting_get_member(g, key), scope, key, "%s", err);
+	return data;
+}
+
+/* The certificate chain in pem (tls_cert_file) parses: true, else reported. */
+static bool
+conf_tls_chain(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *pem, size_t n)
+{
+	gnutls_datum_t d = { (unsigned char *)pem, (unsigned)n };
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned ncrts = 0;
+	int rc = gnutls_x509_crt_list_import2(&crts, &ncrts, &d, GNUTLS_X509_FMT_PEM, 0);
+	if (rc < 0)
+		conf_report(x, config_setting_get_member(g, "tls_cert_file"), scope,
+		    "tls_cert_file", "%s: cannot load the certificate chain: %s",
+		    x->c->listen.tls_cert_file, gnutls_strerror(rc));
+	for (unsigned i = 0; i < ncrts; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	gnutls_free(crts);
+	return rc >= 0;
+}
+
+/* The private key in pem (tls_key_file) parses: true, else reported. */
+static bool
+conf_tls_key(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *pem, size_t n)
+{
+	gnutls_datum_t d = { (unsigned char *)pem, (unsigned)n };
+	gnutls_x509_privkey_t pkey = NULL;
+	int rc = gnutls_x509_privkey_init(&pkey);
+	if (rc == 0)
+		rc = gnutls_x509_privkey_import2(pkey, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (rc < 0)
+		conf_report(x, config_setting_get_member(g, "tls_key_file"), scope,
+		    "tls_key_file", "%s: cannot load the private key: %s",
+		    x->c->listen.tls_key_file, gnutls_strerror(rc));
+	if (pkey != NULL)
+		gnutls_x509_privkey_deinit(pkey);
+	return rc >= 0;
+}
+
+/* The key belongs to the certificate (both parse), else reported. */
+static void
+conf_tls_pair(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *cert, size_t ncert, const char *key, size_t nkey)
+{
+	gnutls_datum_t dc = { (unsigned char *)cert, (unsigned)ncert };
+	gnutls_datum_t dk = { (unsigned char *)key, (unsigned)nkey };
+	gnutls_certificate_credentials_t cred = NULL;
+	int rc = gnutls_certificate_allocate_credentials(&cred);
+	if (rc == 0)
+		rc = gnutls_certificate_set_x509_key_mem2(cred, &dc, &dk, GNUTLS_X509_FMT_PEM,
+		    NULL, 0);
+	if (rc < 0)
+		conf_report(x, config_setting_get_member(g, "tls_key_file"), scope,
+		    "tls_key_file", "%s: does not go with the certificate in %s: %s",
+		    x->c->listen.tls_key_file, x->c->listen.tls_cert_file, gnutls_strerror(rc));
+	if (cred != NULL)
+		gnutls_certificate_free_credentials(cred);
+}
+
+/* The client CA bundle (tls_client_ca_file) parses and holds a certificate. */
+static void
+conf_tls_client_ca(struct conf_ctx *x, const config_setting_t *g, const char *scope)
+{
+	const char *path = x->c->listen.tls_client_ca_file;
+	const config_setting_t *at = config_setting_get_member(g, "tls_client_ca_file");
+	size_t n = 0;
+	char *ca = conf_tls_read(x, g, scope, "tls_client_ca_file", path, &n);
+	if (ca == NULL)
+		return;
+	gnutls_certificate_credentials_t trust = NULL;
+	gnutls_datum_t d = { (unsigned char *)ca, (unsigned)n };
+	int rc = gnutls_certificate_allocate_credentials(&trust);
+	if (rc == 0)
+		rc = gnutls_certificate_set_x509_trust_mem(trust, &d, GNUTLS_X509_FMT_PEM);
+	if (rc < 0)
+		conf_report(x, at, scope, "tls_client_ca_file",
+		    "%s: cannot load the CA certificates: %s", path, gnutls_strerror(rc));
+	else if (rc == 0)
+		conf_report(x, at, scope, "tls_client_ca_file",
+		    "%s: cannot load the CA certificates: no PEM certificate in it", path);
+	if (trust != NULL)
+		gnutls_certificate_free_credentials(trust);
+	free(ca);
+}
+
 /*
  * Load the TLS files the way libmicrohttpd will at start
  * (gnutls_certificate_set_x509_key_mem2, gnutls_certificate_set_x509_trust_mem),
@@ -841,92 +1120,17 @@ static void
 conf_check_tls(struct conf_ctx *x, const config_setting_t *g, const char *scope)
 {
 	const struct conf *c = x->c;
-	const config_setting_t *at_cert = config_setting_get_member(g, "tls_cert_file");
-	const config_setting_t *at_key = config_setting_get_member(g, "tls_key_file");
-	const config_setting_t *at_ca = config_setting_get_member(g, "tls_client_ca_file");
-	char err[512];
-	size_t ncert = 0, nkey = 0, nca = 0;
-	char *cert = util_read_file(c->listen.tls_cert_file, &ncert, err, sizeof(err));
-	char *key = util_read_file(c->listen.tls_key_file, &nkey, err, sizeof(err));
-	char *ca = c->listen.tls_client_ca_file == NULL ? NULL :
-	    util_read_file(c->listen.tls_client_ca_file, &nca, err, sizeof(err));
-	gnutls_x509_crt_t *crts = NULL;
-	unsigned ncrts = 0;
-	gnutls_x509_privkey_t pkey = NULL;
-	gnutls_certificate_credentials_t cred = NULL;
-	bool cert_ok = false, key_ok = false;
-	int rc;
-
-	if (cert == NULL) {
-		conf_report(x, at_cert, scope, "tls_cert_file", "%s", err);
-	} else {
-		gnutls_datum_t d = { (unsigned char *)cert, (unsigned)ncert };
-		rc = gnutls_x509_crt_list_import2(&crts, &ncrts, &d, GNUTLS_X509_FMT_PEM, 0);
-		if (rc < 0)
-			conf_report(x, at_cert, scope, "tls_cert_file",
-			    "%s: cannot load the certificate chain: %s", c->listen.tls_cert_file,
-			    gnutls_strerror(rc));
-		else
-			cert_ok = true;
-	}
-	if (key == NULL) {
-		conf_report(x, at_key, scope, "tls_key_file", "%s", err);
-	} else {
-		gnutls_datum_t d = { (unsigned char *)key, (unsigned)nkey };
-		rc = gnutls_x509_privkey_init(&pkey);
-		if (rc == 0)
-			rc = gnutls_x509_privkey_import2(pkey, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
-		if (rc < 0)
-			conf_report(x, at_key, scope, "tls_key_file",
-			    "%s: cannot load the private key: %s", c->listen.tls_key_file,
-			    gnutls_strerror(rc));
-		else
-			key_ok = true;
-	}
-	if (cert_ok && key_ok) {
-		gnutls_datum_t dc = { (unsigned char *)cert, (unsigned)ncert };
-		gnutls_datum_t dk = { (unsigned char *)key, (unsigned)nkey };
-		rc = gnutls_certificate_allocate_credentials(&cred);
-		if (rc == 0)
-			rc = gnutls_certificate_set_x509_key_mem2(cred, &dc, &dk, GNUTLS_X509_FMT_PEM,
-			    NULL, 0);
-		if (rc < 0)
-			conf_report(x, at_key, scope, "tls_key_file",
-			    "%s: does not go with the certificate in %s: %s", c->listen.tls_key_file,
-			    c->listen.tls_cert_file, gnutls_strerror(rc));
-	}
-	if (c->listen.tls_client_ca_file != NULL) {
-		if (ca == NULL) {
-			conf_report(x, at_ca, scope, "tls_client_ca_file", "%s", err);
-		} else {
-			gnutls_certificate_credentials_t trust = NULL;
-			gnutls_datum_t d = { (unsigned char *)ca, (unsigned)nca };
-			rc = gnutls_certificate_allocate_credentials(&trust);
-			if (rc == 0)
-				rc = gnutls_certificate_set_x509_trust_mem(trust, &d, GNUTLS_X509_FMT_PEM);
-			if (rc < 0)
-				conf_report(x, at_ca, scope, "tls_client_ca_file",
-				    "%s: cannot load the CA certificates: %s",
-				    c->listen.tls_client_ca_file, gnutls_strerror(rc));
-			else if (rc == 0)
-				conf_report(x, at_ca, scope, "tls_client_ca_file",
-				    "%s: cannot load the CA certificates: no PEM certificate in it",
-				    c->listen.tls_client_ca_file);
-			if (trust != NULL)
-				gnutls_certificate_free_credentials(trust);
-		}
-	}
-
-	for (unsigned i = 0; i < ncrts; i++)
-		gnutls_x509_crt_deinit(crts[i]);
-	gnutls_free(crts);
-	if (pkey != NULL)
-		gnutls_x509_privkey_deinit(pkey);
-	if (cred != NULL)
-		gnutls_certificate_free_credentials(cred);
+	size_t ncert = 0, nkey = 0;
+	char *cert = conf_tls_read(x, g, scope, "tls_cert_file", c->listen.tls_cert_file, &ncert);
+	bool cert_ok = cert != NULL && conf_tls_chain(x, g, scope, cert, ncert);
+	char *key = conf_tls_read(x, g, scope, "tls_key_file", c->listen.tls_key_file, &nkey);
+	bool key_ok = key != NULL && conf_tls_key(x, g, scope, key, nkey);
+	if (cert_ok && key_ok)
+		conf_tls_pair(x, g, scope, cert, ncert, key, nkey);
+	if (c->listen.tls_client_ca_file != NULL)
+		conf_tls_client_ca(x, g, scope);
 	free(cert);
 	conf_secret_free(key, nkey);
-	free(ca);
 }
 
 /* listen.metrics_address / metrics_port: both or neither, not the main listener's. */
@@ -935,7 +1139,6 @@ conf_metrics_listener(struct conf_ctx *x, const config_setting_t *g, const char 
 {
 	struct conf *c = x->c;
 	const char *addr = NULL;
-	long long v;
 	bool addr_ok = false;
 	int ra = conf_get_string(x, g, scope, "metrics_address", &addr);
 	if (ra == 1) {
@@ -948,9 +1151,7 @@ conf_metrics_listener(struct conf_ctx *x, const config_setting_t *g, const char 
 		free(c->listen.metrics_address);
 		c->listen.metrics_address = util_strdup(addr);
 	}
-	int rp = conf_get_int(x, g, scope, "metrics_port", CONF_PORT_MIN, CONF_PORT_MAX, &v);
-	if (rp == 1)
-		c->listen.metrics_port = (int)v;
+	int rp = conf_scalar_found(x, "listen", "metrics_port");
 	if (ra != 0 && rp == 0)
 		conf_report(x, config_setting_get_member(g, "metrics_address"), scope,
 		    "metrics_address", "requires metrics_port");
@@ -972,10 +1173,9 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 	static const char scope[] = "listen.";
 	struct conf *c = x->c;
 	const config_setting_t *g = conf_get_group(x, root, "", "listen");
-	long long v;
 	if (g == NULL)
 		return;
-	conf_check_keys(x, g, scope, conf_listen_keys);
+	conf_check_keys(x, g, scope, conf_listen_keys, "listen");
 
 	const char *addr = NULL;
 	if (conf_get_string(x, g, scope, "address", &addr) == 1) {
@@ -986,15 +1186,7 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 		free(c->listen.address);
 		c->listen.address = util_strdup(addr);
 	}
-	if (conf_get_int(x, g, scope, "port", CONF_PORT_MIN, CONF_PORT_MAX, &v) == 1)
-		c->listen.port = (int)v;
-	if (conf_get_int(x, g, scope, "max_body", CONF_MAX_BODY_MIN, CONF_MAX_BODY_MAX, &v) == 1)
-		c->listen.max_body = (long)v;
-	if (conf_get_int(x, g, scope, "max_connections", CONF_MAX_CONN_MIN, CONF_MAX_CONN_MAX,
-	    &v) == 1)
-		c->listen.max_connections = (int)v;
-	conf_get_number(x, g, scope, "timeout", CONF_TIMEOUT_MIN, CONF_TIMEOUT_MAX,
-	    &c->listen.timeout);
+	conf_scalars_load(x, g, scope, "listen", c);
 
 	size_t tls_probs = x->nprobs;
 	int rc = conf_get_path(x, g, scope, "tls_cert_file", true, &c->listen.tls_cert_file);
@@ -1033,7 +1225,7 @@ conf_auth(struct conf_ctx *x, const config_setting_t *root)
 	size_t n = 0, nraw = 0;
 	if (g == NULL)
 		return;
-	conf_check_keys(x, g, scope, conf_auth_keys);
+	conf_check_keys(x, g, scope, conf_auth_keys, NULL);
 	/* Flux signs with a Secret's bytes as stored, and `kubectl create secret
 	 * --from-file` keeps a file's trailing newline: such a key is kept both
 	 * ways (raw), or every event would get a silent 401. */
@@ -1065,10 +1257,9 @@ conf_queue(struct conf_ctx *x, const config_setting_t *root)
 	struct conf *c = x->c;
 	const config_setting_t *g = conf_get_group(x, root, "", "queue");
 	const char *sync = NULL;
-	long long v;
 	if (g == NULL)
 		return;
-	conf_check_keys(x, g, scope, conf_queue_keys);
+	conf_check_keys(x, g, scope, conf_queue_keys, "queue");
 	if (conf_get_string(x, g, scope, "sync", &sync) == 1) {
 		if (strcmp(sync, "full") == 0)
 			c->queue.sync_full = true;
@@ -1078,20 +1269,9 @@ conf_queue(struct conf_ctx *x, const config_setting_t *root)
 			conf_report(x, config_setting_get_member(g, "sync"), scope, "sync",
 			    "must be \"full\" or \"normal\"");
 	}
-	if (conf_get_int(x, g, scope, "max_pending", CONF_MAX_PENDING_MIN, CONF_MAX_PENDING_MAX,
-	    &v) == 1)
-		c->queue.max_pending = (long)v;
-	if (conf_get_int(x, g, scope, "max_attempts", CONF_MAX_ATTEMPTS_MIN,
-	    CONF_MAX_ATTEMPTS_MAX, &v) == 1)
-		c->queue.max_attempts = (int)v;
-	conf_get_number(x, g, scope, "max_age", CONF_MAX_AGE_MIN, CONF_MAX_AGE_MAX,
-	    &c->queue.max_age);
-	conf_get_number(x, g, scope, "dead_max_age", 0, CONF_DEAD_MAX_AGE_MAX,
-	    &c->queue.dead_max_age);
-	int ri = conf_get_number(x, g, scope, "backoff_initial", CONF_BACKOFF_MIN,
-	    CONF_BACKOFF_MAX, &c->queue.backoff_initial);
-	int rm = conf_get_number(x, g, scope, "backoff_max", CONF_BACKOFF_MIN, CONF_BACKOFF_MAX,
-	    &c->queue.backoff_max);
+	conf_scalars_load(x, g, scope, "queue", c);
+	int ri = conf_scalar_found(x, "queue", "backoff_initial");
+	int rm = conf_scalar_found(x, "queue", "backoff_max");
 	if (ri >= 0 && rm >= 0 && c->queue.backoff_max < c->queue.backoff_initial) {
 		/* Blame the key the user wrote; with both written, backoff_max. */
 		const char *key = rm == 1 ? "backoff_max" : "backoff_initial";
@@ -1110,10 +1290,8 @@ conf_dedup(struct conf_ctx *x, const config_setting_t *root)
 	const config_setting_t *g = conf_get_group(x, root, "", "dedup");
 	if (g == NULL)
 		return;
-	conf_check_keys(x, g, scope, conf_dedup_keys);
-	conf_get_number(x, g, scope, "window", CONF_WINDOW_MIN, CONF_WINDOW_MAX,
-	    &x->c->dedup.window);
-	conf_get_bool(x, g, scope, "normalize_durations", &x->c->dedup.normalize_durations);
+	conf_check_keys(x, g, scope, conf_dedup_keys, "dedup");
+	conf_scalars_load(x, g, scope, "dedup", x->c);
 }
 
 static void
@@ -1124,7 +1302,7 @@ conf_log(struct conf_ctx *x, const config_setting_t *root)
 	const char *v = NULL;
 	if (g == NULL)
 		return;
-	conf_check_keys(x, g, scope, conf_log_keys);
+	conf_check_keys(x, g, scope, conf_log_keys, NULL);
 	if (conf_get_string(x, g, scope, "level", &v) == 1) {
 		int l = log_level_parse(v);
 		if (l < 0)
@@ -1150,11 +1328,7 @@ static void
 conf_provider_defaults(struct conf_provider *p)
 {
 	p->type = CONF_PROVIDER_CONSOLE;
-	p->rate = 1.0;
-	p->burst = 3;
-	p->batch_max = 10;
-	p->timeout = 10.0;
-	p->max_text = 3000;
+	conf_scalar_defaults(CONF_BASE_PROVIDER, p);
 }
 
 static void
@@ -1216,73 +1390,121 @@ conf_entry_name(struct conf_ctx *x, const config_setting_t *g, const char *scope
 	*dst = util_strdup(v);
 }
 
+/*
+ * One entry of a list of named groups (providers, alerts): fill entry i from
+ * group g, defaults first, its name checked against names[0..i) (entries[]
+ * gives their lines). Returns the entry's name (borrowed), NULL when it has
+ * no valid one.
+ */
+typedef char *conf_entry_fn(struct conf_ctx *x, const config_setting_t *g, size_t i,
+    const config_setting_t *const *entries, char *const *names);
+
+/* Every entry of list l through fn, in order. */
 static void
+conf_entries(struct conf_ctx *x, const config_setting_t *l, conf_entry_fn *fn)
+{
+	size_t n = (size_t)config_setting_length(l);
+	const config_setting_t **entries = util_calloc(n, sizeof(*entries));
+	char **names = util_calloc(n, sizeof(*names));
+	for (size_t i = 0; i < n; i++) {
+		entries[i] = config_setting_get_elem(l, (unsigned)i);
+		names[i] = fn(x, entries[i], i, entries, names);
+	}
+	free(entries);
+	free(names);
+}
+
+/*
+ * A provider's type into p->type: the index of its name in conf_type_names,
+ * or -1 when absent or wrong (reported). Keys that belong to another type
+ * are reported too.
+ */
+static int
+conf_provider_type(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_provider *p)
+{
+	const char *t = NULL;
+	int type = -1, r = conf_get_string(x, g, scope, "type", &t);
+	if (r == 0)
+		conf_report(x, g, scope, "type", "required (slack, slack-bot or console)");
+	if (r != 1)
+		return -1;
+	for (int k = 0; k < 3; k++)
+		if (strcmp(t, conf_type_names[k]) == 0)
+			type = k;
+	if (type < 0) {
+		conf_report(x, config_setting_get_member(g, "type"), scope, "type",
+		    "must be one of slack, slack-bot, console");
+		return -1;
+	}
+	p->type = (enum conf_provider_type)type;
+	for (size_t k = 0; k < sizeof(conf_type_keys) / sizeof(conf_type_keys[0]); k++) {
+		const config_setting_t *s = config_setting_get_member(g, conf_type_keys[k].key);
+		if (s != NULL && (int)conf_type_keys[k].type != type)
+			conf_report(x, s, scope, conf_type_keys[k].key, "not valid for type \"%s\"",
+			    conf_type_names[type]);
+	}
+	return type;
+}
+
+/* A slack provider's webhook URL (url, url_file or url_env). */
+static void
+conf_provider_webhook(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_provider *p)
+{
+	size_t n;
+	int r = conf_get_secret(x, g, scope, "url", false, &p->url, &n, NULL, NULL);
+	if (r == 0) {
+		conf_report(x, g, scope, "url", "required (url, url_file or url_env)");
+	} else if (r == 1 && !conf_is_http_url(p->url)) {
+		const char *k = config_setting_get_member(g, "url") ? "url"
+		    : config_setting_get_member(g, "url_file") ? "url_file" : "url_env";
+		conf_report(x, config_setting_get_member(g, k), scope, k,
+		    "must start with http:// or https://");
+	}
+}
+
+/* A slack-bot provider's token, api_url (no trailing '/') and required channel. */
+static void
+conf_provider_bot(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_provider *p)
+{
+	size_t n;
+	if (conf_get_secret(x, g, scope, "token", false, &p->token, &n, NULL, NULL) == 0)
+		conf_report(x, g, scope, "token", "required (token, token_file or token_env)");
+	p->api_url = util_strdup(CONF_DEFAULT_API_URL);
+	if (conf_copy_string(x, g, scope, "api_url", &p->api_url) == 1) {
+		if (!conf_is_http_url(p->api_url))
+			conf_report(x, config_setting_get_member(g, "api_url"), scope, "api_url",
+			    "must start with http:// or https://");
+		size_t len = strlen(p->api_url);
+		while (len > 0 && p->api_url[len - 1] == '/')
+			p->api_url[--len] = '\0';
+	}
+	if (config_setting_get_member(g, "channel") == NULL)
+		conf_report(x, g, scope, "channel", "required for type \"slack-bot\"");
+}
+
+/* Provider i, from group g: a conf_entry_fn. */
+static char *
 conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
     const config_setting_t *const *entries, char *const *names)
 {
 	struct conf_provider *p = &x->c->providers[i];
 	char *scope = conf_entry_scope("provider", g, i);
-	long long v;
-	size_t n;
-	int type = -1;
+	conf_provider_defaults(p);
 
 	if (!config_setting_is_group(g)) {
 		conf_report(x, g, scope, NULL, "must be a group { ... }");
 		goto out;
 	}
-	conf_check_keys(x, g, scope, conf_provider_keys);
+	conf_check_keys(x, g, scope, conf_provider_keys, "provider");
 	conf_entry_name(x, g, scope, i, entries, names, &p->name);
-
-	const char *t = NULL;
-	int r = conf_get_string(x, g, scope, "type", &t);
-	if (r == 0) {
-		conf_report(x, g, scope, "type", "required (slack, slack-bot or console)");
-	} else if (r == 1) {
-		for (int k = 0; k < 3; k++)
-			if (strcmp(t, conf_type_names[k]) == 0)
-				type = k;
-		if (type < 0)
-			conf_report(x, config_setting_get_member(g, "type"), scope, "type",
-			    "must be one of slack, slack-bot, console");
-		else
-			p->type = (enum conf_provider_type)type;
-	}
-
-	if (type >= 0) {
-		for (size_t k = 0; k < sizeof(conf_type_keys) / sizeof(conf_type_keys[0]); k++) {
-			const config_setting_t *s = config_setting_get_member(g, conf_type_keys[k].key);
-			if (s != NULL && (int)conf_type_keys[k].type != type)
-				conf_report(x, s, scope, conf_type_keys[k].key,
-				    "not valid for type \"%s\"", conf_type_names[type]);
-		}
-	}
-	if (type == CONF_PROVIDER_SLACK) {
-		r = conf_get_secret(x, g, scope, "url", false, &p->url, &n, NULL, NULL);
-		if (r == 0) {
-			conf_report(x, g, scope, "url", "required (url, url_file or url_env)");
-		} else if (r == 1 && !conf_is_http_url(p->url)) {
-			const char *k = config_setting_get_member(g, "url") ? "url"
-			    : config_setting_get_member(g, "url_file") ? "url_file" : "url_env";
-			conf_report(x, config_setting_get_member(g, k), scope, k,
-			    "must start with http:// or https://");
-		}
-	} else if (type == CONF_PROVIDER_SLACK_BOT) {
-		r = conf_get_secret(x, g, scope, "token", false, &p->token, &n, NULL, NULL);
-		if (r == 0)
-			conf_report(x, g, scope, "token", "required (token, token_file or token_env)");
-		p->api_url = util_strdup(CONF_DEFAULT_API_URL);
-		if (conf_copy_string(x, g, scope, "api_url", &p->api_url) == 1) {
-			if (!conf_is_http_url(p->api_url))
-				conf_report(x, config_setting_get_member(g, "api_url"), scope, "api_url",
-				    "must start with http:// or https://");
-			size_t len = strlen(p->api_url);
-			while (len > 0 && p->api_url[len - 1] == '/')
-				p->api_url[--len] = '\0';
-		}
-		if (config_setting_get_member(g, "channel") == NULL)
-			conf_report(x, g, scope, "channel", "required for type \"slack-bot\"");
-	}
-
+	int type = conf_provider_type(x, g, scope, p);
+	if (type == CONF_PROVIDER_SLACK)
+		conf_provider_webhook(x, g, scope, p);
+	else if (type == CONF_PROVIDER_SLACK_BOT)
+		conf_provider_bot(x, g, scope, p);
 	conf_copy_string(x, g, scope, "channel", &p->channel);
 	conf_copy_string(x, g, scope, "username", &p->username);
 	int re = conf_copy_string(x, g, scope, "icon_emoji", &p->icon_emoji);
@@ -1290,19 +1512,13 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	if (re != 0 && ru != 0)
 		conf_report(x, config_setting_get_member(g, "icon_url"), scope, "icon_url",
 		    "cannot be combined with icon_emoji");
-	conf_get_number(x, g, scope, "rate", CONF_RATE_MIN, CONF_RATE_MAX, &p->rate);
-	if (conf_get_int(x, g, scope, "burst", CONF_BURST_MIN, CONF_BURST_MAX, &v) == 1)
-		p->burst = (int)v;
-	if (conf_get_int(x, g, scope, "batch_max", CONF_BATCH_MIN, CONF_BATCH_MAX, &v) == 1)
-		p->batch_max = (int)v;
-	conf_get_number(x, g, scope, "timeout", CONF_TIMEOUT_MIN, CONF_TIMEOUT_MAX, &p->timeout);
+	conf_scalars_load(x, g, scope, "provider", p);
 	conf_copy_string(x, g, scope, "proxy", &p->proxy);
 	if (conf_get_path(x, g, scope, "ca_file", true, &p->ca_file) == 1)
 		conf_check_readable(x, g, scope, "ca_file", p->ca_file);
-	if (conf_get_int(x, g, scope, "max_text", CONF_MAX_TEXT_MIN, CONF_MAX_TEXT_MAX, &v) == 1)
-		p->max_text = (int)v;
 out:
 	free(scope);
+	return p->name;
 }
 
 static void
@@ -1311,37 +1527,13 @@ conf_providers(struct conf_ctx *x, const config_setting_t *root)
 	const config_setting_t *l = conf_get_group_list(x, root, "", "providers");
 	if (l == NULL)
 		return;
-	size_t n = (size_t)config_setting_length(l);
-	const config_setting_t **entries = util_calloc(n, sizeof(*entries));
-	char **names = util_calloc(n, sizeof(*names));
-	x->c->providers = util_calloc(n, sizeof(*x->c->providers));
-	x->c->nproviders = n;
-	for (size_t i = 0; i < n; i++) {
-		entries[i] = config_setting_get_elem(l, (unsigned)i);
-		conf_provider_defaults(&x->c->providers[i]);
-		conf_provider(x, entries[i], i, entries, names);
-		names[i] = x->c->providers[i].name;
-	}
-	free(entries);
-	free(names);
+	x->c->nproviders = (size_t)config_setting_length(l);
+	x->c->providers = util_calloc(x->c->nproviders, sizeof(*x->c->providers));
+	conf_entries(x, l, conf_provider);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Alerts                                                                   */
-
-/* "trace|info|warning|warn|error" -> enum event_severity; -1 when unknown. */
-static int
-conf_severity_parse(const char *s)
-{
-	static const struct { const char *name; enum event_severity sev; } names[] = {
-		{ "trace", EVENT_TRACE }, { "info", EVENT_INFO }, { "warning", EVENT_WARNING },
-		{ "warn", EVENT_WARNING }, { "error", EVENT_ERROR },
-	};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i].name) == 0)
-			return (int)names[i].sev;
-	return -1;
-}
 
 /* Mask of every severity at or above level. */
 static unsigned
@@ -1362,7 +1554,7 @@ conf_alert_severity(struct conf_ctx *x, const config_setting_t *g, const char *s
 		return;
 	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
 		const char *v = config_setting_get_string(s);
-		int l = conf_severity_parse(v);
+		int l = event_severity_parse(v);
 		if (l < 0)
 			conf_report(x, s, scope, "severity",
 			    "unknown severity \"%s\" (trace, info, warning, error)", v);
@@ -1382,7 +1574,7 @@ conf_alert_severity(struct conf_ctx *x, const config_setting_t *g, const char *s
 	unsigned m = 0;
 	int bad = 0;
 	for (size_t i = 0; i < n; i++) {
-		int l = conf_severity_parse(v[i]);
+		int l = event_severity_parse(v[i]);
 		if (l < 0) {
 			char key[32];
 			snprintf(key, sizeof(key), "severity[%zu]", i);
@@ -1458,7 +1650,7 @@ conf_alert_sources(struct conf_ctx *x, const config_setting_t *g, const char *sc
 			free(sub);
 			continue;
 		}
-		conf_check_keys(x, s, sub, conf_source_keys);
+		conf_check_keys(x, s, sub, conf_source_keys, NULL);
 		if (conf_copy_string(x, s, sub, "kind", &src->kind) == 0)
 			conf_report(x, s, sub, "kind", "required");
 		conf_copy_string(x, s, sub, "name", &src->name);
@@ -1517,18 +1709,21 @@ conf_alert_metadata(struct conf_ctx *x, const config_setting_t *g, const char *s
 	}
 }
 
-static void
+/* Alert i, from group g: a conf_entry_fn. */
+static char *
 conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
     const config_setting_t *const *entries, char *const *names)
 {
 	struct conf_alert *a = &x->c->alerts[i];
 	char *scope = conf_entry_scope("alert", g, i);
+	a->severity_mask = conf_severity_from(CONF_DEFAULT_SEVERITY);
+	conf_scalar_defaults(CONF_BASE_ALERT, a);
 
 	if (!config_setting_is_group(g)) {
 		conf_report(x, g, scope, NULL, "must be a group { ... }");
 		goto out;
 	}
-	conf_check_keys(x, g, scope, conf_alert_keys);
+	conf_check_keys(x, g, scope, conf_alert_keys, "alert");
 	conf_entry_name(x, g, scope, i, entries, names, &a->name);
 	conf_alert_providers(x, g, scope, a);
 	conf_alert_severity(x, g, scope, a);
@@ -1539,10 +1734,10 @@ conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	conf_alert_metadata(x, g, scope, a);
 	conf_copy_string(x, g, scope, "summary", &a->summary);
 	conf_copy_string(x, g, scope, "channel", &a->channel);
-	conf_get_bool(x, g, scope, "commit_status_updates", &a->commit_status_updates);
-	conf_get_bool(x, g, scope, "suspend", &a->suspend);
+	conf_scalars_load(x, g, scope, "alert", a);
 out:
 	free(scope);
+	return a->name;
 }
 
 static void
@@ -1551,19 +1746,9 @@ conf_alerts(struct conf_ctx *x, const config_setting_t *root)
 	const config_setting_t *l = conf_get_group_list(x, root, "", "alerts");
 	if (l == NULL)
 		return;
-	size_t n = (size_t)config_setting_length(l);
-	const config_setting_t **entries = util_calloc(n, sizeof(*entries));
-	char **names = util_calloc(n, sizeof(*names));
-	x->c->alerts = util_calloc(n, sizeof(*x->c->alerts));
-	x->c->nalerts = n;
-	for (size_t i = 0; i < n; i++) {
-		entries[i] = config_setting_get_elem(l, (unsigned)i);
-		x->c->alerts[i].severity_mask = 1u << EVENT_ERROR;
-		conf_alert(x, entries[i], i, entries, names);
-		names[i] = x->c->alerts[i].name;
-	}
-	free(entries);
-	free(names);
+	x->c->nalerts = (size_t)config_setting_length(l);
+	x->c->alerts = util_calloc(x->c->nalerts, sizeof(*x->c->alerts));
+	conf_entries(x, l, conf_alert);
 }
 
 static void
@@ -1593,28 +1778,16 @@ conf_alert_clear(struct conf_alert *a)
 /* ------------------------------------------------------------------------ */
 /* Entry points                                                             */
 
-/* A conf with every default of SPEC §3 and no providers or alerts. */
+/* A conf with every default of fluxrelay.conf(5) and no providers or alerts. */
 static struct conf *
 conf_new_defaults(bool builtin)
 {
 	struct conf *c = util_calloc(1, sizeof(*c));
 	c->builtin = builtin;
 	c->state_dir = conf_default_state_dir(builtin);
-	c->listen.address = util_strdup("127.0.0.1");
-	c->listen.port = 9292;
-	c->listen.max_body = 3145728;   /* notification-controller's limit */
-	c->listen.max_connections = 1024;
-	c->listen.timeout = 10.0;
-	c->listen.metrics_port = -1;
-	c->queue.sync_full = true;
-	c->queue.max_pending = 100000;
-	c->queue.max_attempts = 20;
-	c->queue.max_age = 86400.0;
-	c->queue.backoff_initial = 1.0;
-	c->queue.backoff_max = 300.0;
-	c->queue.dead_max_age = 2592000.0;
-	c->dedup.window = 300.0;
-	c->dedup.normalize_durations = true;
+	c->listen.address = util_strdup(CONF_DEFAULT_ADDRESS);
+	conf_scalar_defaults(CONF_BASE_CONF, c);
+	c->queue.sync_full = CONF_DEFAULT_SYNC_FULL;
 	c->log.level = LOG_LEVEL_INFO;
 	c->log.format = LOG_FORMAT_LOGFMT;
 	return c;
@@ -1633,6 +1806,58 @@ conf_new_defaults(bool builtin)
  * too: at worst a commented-out include of a directory is reported.
  * Returns the number of problems reported.
  */
+static int conf_check_includes(struct conf_ctx *x, const char *file, const char *shown,
+    int depth);
+
+/*
+ * The file name of the line [p, end) when libconfig's scanner takes it as an
+ * include (^[ \t]*@include[ \t]+"NAME", NAME with \\ and \" escapes): a new
+ * string; else NULL.
+ */
+static char *
+conf_include_name(const char *p, const char *end)
+{
+	struct util_buf name = {0};
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if ((size_t)(end - p) <= 8 || memcmp(p, "@include", 8) != 0 ||
+	    (p[8] != ' ' && p[8] != '\t'))
+		return NULL;
+	p += 8;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p == end || *p != '"')
+		return NULL;
+	util_buf_puts(&name, "");
+	for (p++; p < end && *p != '"'; p++) {
+		if (*p == '\\' && p + 1 < end && (p[1] == '\\' || p[1] == '"'))
+			p++;
+		util_buf_append(&name, p, 1);
+	}
+	return name.data;
+}
+
+/* One include (line of shown) of name: problems reported, as conf_check_includes. */
+static int
+conf_check_include(struct conf_ctx *x, const char *name, const char *shown, unsigned line,
+    int depth)
+{
+	char *target = util_printf("%s/%s", x->dir, name);
+	struct stat st;
+	int bad = 0;
+	if (stat(target, &st) == 0) {
+		if (!S_ISREG(st.st_mode)) {
+			conf_add_problem(x, line, util_printf("%s:%u: @include \"%s\": not a regular "
+			    "file", shown, line, name));
+			bad = 1;
+		} else {
+			bad = conf_check_includes(x, target, target, depth + 1);
+		}
+	}
+	free(target);
+	return bad;
+}
+
 static int
 conf_check_includes(struct conf_ctx *x, const char *file, const char *shown, int depth)
 {
@@ -1648,48 +1873,37 @@ conf_check_includes(struct conf_ctx *x, const char *file, const char *shown, int
 	for (char *p = text; p < text + len; line++) {
 		char *eol = memchr(p, '\n', (size_t)(text + len - p));
 		char *end = eol ? eol : text + len;
-		char *q = p;
-		while (q < end && (*q == ' ' || *q == '\t'))
-			q++;
-		if ((size_t)(end - q) > 8 && memcmp(q, "@include", 8) == 0 &&
-		    (q[8] == ' ' || q[8] == '\t')) {
-			q += 8;
-			while (q < end && (*q == ' ' || *q == '\t'))
-				q++;
-			if (q < end && *q == '"') {
-				struct util_buf name = {0};
-				util_buf_puts(&name, "");
-				for (q++; q < end && *q != '"'; q++) {
-					if (*q == '\\' && q + 1 < end && (q[1] == '\\' || q[1] == '"'))
-						q++;
-					util_buf_append(&name, q, 1);
-				}
-				char *target = util_printf("%s/%s", x->dir, name.data);
-				struct stat st;
-				if (stat(target, &st) == 0) {
-					if (!S_ISREG(st.st_mode)) {
-						if (x->nprobs == x->cap) {
-							x->cap = x->cap ? 2 * x->cap : 16;
-							x->probs = util_realloc(x->probs,
-							    x->cap * sizeof(*x->probs));
-						}
-						x->probs[x->nprobs] = (struct conf_problem){ line, x->nprobs,
-						    util_printf("%s:%u: @include \"%s\": not a regular file",
-						    shown, line, name.data) };
-						x->nprobs++;
-						bad++;
-					} else {
-						bad += conf_check_includes(x, target, target, depth + 1);
-					}
-				}
-				free(target);
-				util_buf_free(&name);
-			}
-		}
+		char *name = conf_include_name(p, end);
+		if (name != NULL)
+			bad += conf_check_include(x, name, shown, line, depth);
+		free(name);
 		p = eol ? eol + 1 : end;
 	}
 	free(text);
 	return bad;
+}
+
+/* libconfig's complaint about the file it could not read, as the one line of
+ * conf_load's *errors (new string). */
+static char *
+conf_read_error(const struct conf_ctx *x, const config_t *cfg)
+{
+	const char *file = config_error_file(cfg);
+	char *incl = NULL, *msg;
+	if (file == NULL || strcmp(file, x->path) == 0)
+		file = x->path;
+	else if (file[0] != '/')
+		file = incl = conf_resolve(x, file);   /* an @include'd file */
+	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
+		msg = util_printf("%s: cannot open: %s\n", x->path, config_error_text(cfg));
+	else if (strcmp(config_error_text(cfg), "syntax error") == 0)
+		/* libconfig's generic text: do not print "syntax error: syntax error". */
+		msg = util_printf("%s:%d: syntax error\n", file, config_error_line(cfg));
+	else
+		msg = util_printf("%s:%d: syntax error: %s\n", file, config_error_line(cfg),
+		    config_error_text(cfg));
+	free(incl);
+	return msg;
 }
 
 struct conf *
@@ -1727,27 +1941,12 @@ conf_load_opts(const char *path, unsigned flags, char **errors)
 		goto out;
 	}
 	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
-		const char *file = config_error_file(&cfg);
-		char *incl = NULL;
-		if (file == NULL || strcmp(file, path) == 0)
-			file = path;
-		else if (file[0] != '/')
-			file = incl = conf_resolve(&x, file);   /* an @include'd file */
-		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
-			*errors = util_printf("%s: cannot open: %s\n", path,
-			    config_error_text(&cfg));
-		else if (strcmp(config_error_text(&cfg), "syntax error") == 0)
-			/* libconfig's generic text: do not print "syntax error: syntax error". */
-			*errors = util_printf("%s:%d: syntax error\n", file, config_error_line(&cfg));
-		else
-			*errors = util_printf("%s:%d: syntax error: %s\n", file,
-			    config_error_line(&cfg), config_error_text(&cfg));
-		free(incl);
+		*errors = conf_read_error(&x, &cfg);
 		goto out;
 	}
 
 	const config_setting_t *root = config_root_setting(&cfg);
-	conf_check_keys(&x, root, "", conf_root_keys);
+	conf_check_keys(&x, root, "", conf_root_keys, NULL);
 	/* Absent: the default from conf_new_defaults ($STATE_DIRECTORY, else /var/lib/fluxrelay). */
 	conf_get_path(&x, root, "", "state_dir", false, &x.c->state_dir);
 	conf_listen(&x, root);
@@ -1788,12 +1987,13 @@ conf_default(void)
 	c->alerts = util_calloc(1, sizeof(*c->alerts));
 	c->nalerts = 1;
 	struct conf_alert *a = &c->alerts[0];
+	conf_scalar_defaults(CONF_BASE_ALERT, a);
 	a->name = util_strdup("all");
 	a->providers = util_calloc(1, sizeof(*a->providers));
 	a->providers[0] = util_strdup("console");
 	a->provider_idx = util_calloc(1, sizeof(*a->provider_idx));
 	a->nproviders = 1;
-	a->severity_mask = conf_severity_from(EVENT_INFO);
+	a->severity_mask = conf_severity_from(CONF_BUILTIN_SEVERITY);
 	a->sources = util_calloc(1, sizeof(*a->sources));
 	a->sources[0].kind = util_strdup("*");
 	a->sources[0].name = util_strdup("*");

@@ -1,5 +1,6 @@
 /*
- * conf: libconfig file -> an owned, validated, immutable struct conf (SPEC §3).
+ * conf: libconfig file -> an owned, validated, immutable struct conf
+ * (the settings: fluxrelay.conf(5)).
  * Every string is copied before config_destroy. Every problem in a file is
  * reported, each as "FILE:LINE: path: problem", sorted by line; path is
  * "listen.port", `provider "slack": rate`, `alert "errors": sources[0].kind`,
@@ -18,8 +19,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sysexits.h>
 
-#define CONF_EXIT_INVALID 78   /* EX_CONFIG */
+/* The exit status for an invalid configuration (fluxrelay(8)): 78. */
+#define CONF_EXIT_INVALID EX_CONFIG
 
 enum conf_provider_type {
 	CONF_PROVIDER_SLACK,
@@ -147,7 +150,7 @@ struct conf *conf_load(const char *path, char **errors);
 struct conf *conf_load_opts(const char *path, unsigned flags, char **errors);
 
 /*
- * The built-in defaults of SPEC §3: provider "console" (type console), alert
+ * The built-in defaults (fluxrelay.conf(5), BUILT-IN DEFAULTS): provider "console" (type console), alert
  * "all" (severity info and above, every source), builtin = true, path NULL,
  * state_dir $STATE_DIRECTORY, else "./fluxrelay-state" when not root, else
  * /var/lib/fluxrelay.

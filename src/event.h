@@ -1,7 +1,8 @@
 /*
- * event: parse and validate one Flux event (SPEC §5) into an owned struct
- * event, normalizing metadata keys: a single-pass parser for the common case,
- * jansson for everything else. Pure; callable from any thread.
+ * event: parse and validate one Flux event (notification-controller's JSON)
+ * into an owned struct event, normalizing metadata keys: a single-pass parser
+ * for the common case, jansson for everything else. Pure; callable from any
+ * thread.
  */
 #ifndef FLUXRELAY_EVENT_H
 #define FLUXRELAY_EVENT_H
@@ -63,19 +64,6 @@ struct event {
 struct event *event_parse(const char *buf, size_t len, char *err, size_t errlen,
     char *field, size_t fieldlen);
 void event_free(struct event *ev);
-
-/*
- * For tests (tests/unit/test_event.c, fuzz/fuzz_event_diff.c): the two
- * parsers behind event_parse(), which tries the first and falls back to the
- * second. event_parse_reference() is the jansson parser: same contract as
- * event_parse(), and the source of every rejection and error message.
- * event_parse_fast() is the single-pass parser for the common case: a new
- * event identical to what the reference builds, or NULL whenever it does not
- * handle the body (invalid or merely unusual), with no message.
- */
-struct event *event_parse_reference(const char *buf, size_t len, char *err,
-    size_t errlen, char *field, size_t fieldlen);
-struct event *event_parse_fast(const char *buf, size_t len);
 
 /* Value of a normalized metadata key, or NULL. */
 const char *event_meta_get(const struct event *ev, const char *key);

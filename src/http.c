@@ -1,5 +1,5 @@
 /*
- * http: the libmicrohttpd server of SPEC §4.
+ * http: the libmicrohttpd server (fluxrelay(8), HTTP INTERFACE).
  *
  * Request flow (libmicrohttpd calls http_access several times per request):
  *   1st call   headers only: route, method, readiness, Content-Type, declared
@@ -23,37 +23,31 @@
  * up to HTTP_DISCARD_FACTOR x max_body (read and discarded, then answered; the
  * connection may stay open); beyond that, or when the client waits for
  * "100 Continue", the answer goes at once and the closed connection lingers
- * (http_linger: its FIN is sent, what the client still sends is read and
+ * (http_linger.c: its FIN is sent, what the client still sends is read and
  * dropped for a while, then the socket is closed).
  *
  * Connections (main listener): listen.max_connections is one limit over
- * every libmicrohttpd daemon. Flux's controllers never close their responses,
- * so keep-alive connections that sit idle after an answer would fill it:
- * when it is reached, an idle one is closed to make room (http_evict_idle);
- * a new connection is refused only when none is idle, and every refusal is
- * counted (fluxrelay_connections_refused_total) and logged, rate-limited.
+ * every libmicrohttpd daemon; at the limit an idle keep-alive connection is
+ * closed to make room, else the new one is refused (http_conn.c).
  *
  * The optional metrics listener (listen.metrics_address/metrics_port) is a
  * separate plain-HTTP daemon serving only GET /metrics, /healthz, /readyz.
  *
  * Threads: libmicrohttpd's internal threads call everything here except
- * http_on_committed (writer thread), http_linger_main (its own thread) and
- * http_start/stop/set_ready/drain (main).
+ * http_on_committed (writer thread) and http_start/stop/set_ready/drain
+ * (main).
  */
 #include "config.h"
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <limits.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -67,26 +61,26 @@
 #include "auth.h"
 #include "dedup.h"
 #include "event.h"
+#include "http_conn.h"
+#include "http_linger.h"
 #include "log.h"
 #include "metrics.h"
 #include "rules.h"
-#include "runtime.h"
+#include "snapshot.h"
 #include "util.h"
 
 /* libmicrohttpd daemons started per core, and at most (see http_start). */
 #define HTTP_DAEMONS_PER_CPU 4
-#define HTTP_MAX_DAEMONS 16
+#define HTTP_MAX_DAEMONS HTTP_CONN_POOLS
 
 /* A refused request's body is read to its end up to this many times max_body
- * (SPEC §4); a larger one is not worth reading just to say no. */
+ * (fluxrelay(8)); a larger one is not worth reading just to say no. */
 #define HTTP_DISCARD_FACTOR 4
-/* A lingering connection is closed after this long without a byte, or after
- * listen.timeout in all. */
-#define HTTP_LINGER_QUIET 2.0
-/* One log line about refused connections at most this often (seconds). */
-#define HTTP_REFUSED_LOG_INTERVAL 10.0
 /* The metrics listener serves a scraper or two and probes. */
 #define HTTP_METRICS_CONNECTIONS 64
+/* libmicrohttpd's memory per connection: a request line and headers beyond
+ * it are answered 431 (or 414). */
+#define HTTP_CONNECTION_MEMORY (32 * 1024)
 
 struct http;
 
@@ -96,37 +90,8 @@ struct http_listener {
 	bool metrics_only;
 };
 
-/*
- * Idle keep-alive connections of one main-listener daemon, oldest first.
- * Their own daemon's thread adds and removes them; http_evict_idle (any
- * daemon's accepting thread) takes one out and shuts its socket down.
- */
-struct http_pool {
-	struct http *h;
-	pthread_mutex_t lock;
-	struct http_conn *head, *tail;     /* guarded by lock */
-};
-
-/* Per-connection state of the main listener (libmicrohttpd's socket_context). */
-struct http_conn {
-	struct http_pool *pool;
-	int fd;
-	bool linger;                 /* its daemon's thread only */
-	atomic_bool idle;            /* in pool's list; changed under pool->lock */
-	bool evicted;                /* guarded by pool->lock */
-	double idle_since;           /* guarded by pool->lock */
-	struct http_conn *prev, *next;   /* guarded by pool->lock */
-};
-
-/* A closed connection still read from, so the peer is not reset mid-write. */
-struct http_lingering {
-	int fd;
-	double deadline, quiet_until;
-};
-
 struct http {
 	struct MHD_Daemon *mhd[HTTP_MAX_DAEMONS];
-	struct http_pool pools[HTTP_MAX_DAEMONS];
 	int nmhd;
 	struct MHD_Daemon *metrics_mhd;
 	struct http_listener main_listener, metrics_listener;
@@ -137,24 +102,10 @@ struct http {
 	char *tls_cert, *tls_key, *tls_trust;   /* PEM contents; MHD keeps pointers */
 	bool need_client_cert;
 	atomic_int active;       /* requests between first call and completion */
-	/* listen.max_connections is one limit over every daemon: the kernel's
-	 * reuseport hash does not spread connections evenly enough for a
-	 * per-daemon share of it. */
-	atomic_int connections;
-	int max_connections;
-	/* Refusals not yet logged and when the last line was; refused_lock. */
-	pthread_mutex_t refused_lock;
-	unsigned long refused_unlogged;
-	double refused_logged_at;
-	bool refused_logged;
-	/* Lingering sockets; linger_lock. The thread runs from start to stop. */
-	pthread_mutex_t linger_lock;
-	pthread_t linger_thread;
-	bool linger_started, linger_stop;
-	int linger_pipe[2];
-	struct http_lingering *lingering;
-	size_t nlingering, caplingering;
-	double linger_max;
+	/* Closed connections still read from, for listen.timeout at most. */
+	struct http_linger *linger;
+	/* The main listener's connections: the limit, idle ones, refusals. */
+	struct http_conns *conns;
 	/* libmicrohttpd's first complaint while http_start runs; log_lock. */
 	pthread_mutex_t log_lock;
 	bool starting;
@@ -189,7 +140,7 @@ struct http_req {
 	int pending_code;
 	char *pending_msg;
 	const char *const *pending_headers;
-	struct runtime *rt;
+	struct snapshot *snap;
 	struct event *ev;              /* kept until answered, for the "accepted" line */
 	struct rules_result match;
 	struct queue_item *items;
@@ -326,335 +277,12 @@ http_refuse(struct http_req *r, int code, const char *msg, const char *const *he
 		r->phase = HTTP_PHASE_DISCARD;
 		return MHD_YES;
 	case HTTP_BODY_LINGER:
-		if (r->cx != NULL)
-			r->cx->linger = true;
+		http_conn_linger(r->cx);
 		break;
 	case HTTP_BODY_NONE:
 		break;
 	}
 	return http_error(r, code, msg, NULL, headers);
-}
-
-/* Sleeps in poll until a lingering socket has data, goes quiet or expires. */
-static void *
-http_linger_main(void *arg)
-{
-	struct http *h = arg;
-	struct pollfd *pfd = NULL;
-	size_t pcap = 0;
-	enum { HTTP_SINK = 65536 };
-	char *sink = util_malloc(HTTP_SINK);   /* written, never read */
-	pthread_mutex_lock(&h->linger_lock);
-	while (!h->linger_stop) {
-		size_t n = h->nlingering;
-		if (pcap < n + 1) {
-			pcap = 2 * (n + 1);
-			pfd = util_realloc(pfd, pcap * sizeof(*pfd));
-		}
-		pfd[0] = (struct pollfd){ .fd = h->linger_pipe[0], .events = POLLIN };
-		double now = util_mono(), wait = 1.0;
-		for (size_t i = 0; i < n; i++) {
-			const struct http_lingering *l = &h->lingering[i];
-			pfd[i + 1] = (struct pollfd){ .fd = l->fd, .events = POLLIN };
-			double until = (l->quiet_until < l->deadline ? l->quiet_until : l->deadline) - now;
-			if (until < wait)
-				wait = until < 0 ? 0 : until;
-		}
-		pthread_mutex_unlock(&h->linger_lock);
-		poll(pfd, (nfds_t)(n + 1), (int)(wait * 1000) + 1);
-		if (pfd[0].revents & POLLIN) {
-			char b[64];
-			while (read(h->linger_pipe[0], b, sizeof(b)) > 0)
-				;
-		}
-		pthread_mutex_lock(&h->linger_lock);
-		now = util_mono();
-		/* Only this thread removes entries and others only append, so the
-		 * first n are the polled ones. Backwards, so a swap-remove moves a
-		 * handled or a new entry into i. */
-		for (size_t i = n; i-- > 0;) {
-			struct http_lingering *l = &h->lingering[i];
-			bool done = false;
-			if (pfd[i + 1].revents != 0) {
-				/* Bounded per round, so one fast sender cannot hold the lock. */
-				for (int k = 0; k < 4; k++) {
-					ssize_t got = recv(l->fd, sink, HTTP_SINK, MSG_DONTWAIT);
-					if (got > 0) {
-						l->quiet_until = now + HTTP_LINGER_QUIET;
-						/* ACK at once: the sender is waiting to free its
-						 * buffer, and delayed ACKs on this half-closed
-						 * socket would pace it at one buffer per 40 ms. */
-						int one = 1;
-						setsockopt(l->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-						continue;
-					}
-					if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
-					    errno != EINTR))
-						done = true;
-					break;
-				}
-			}
-			if (done || now >= l->deadline || now >= l->quiet_until) {
-				close(l->fd);
-				h->lingering[i] = h->lingering[--h->nlingering];
-			}
-		}
-	}
-	for (size_t i = 0; i < h->nlingering; i++)
-		close(h->lingering[i].fd);
-	h->nlingering = 0;
-	pthread_mutex_unlock(&h->linger_lock);
-	free(pfd);
-	free(sink);
-	return NULL;
-}
-
-/* Keep reading fd (a dup of a connection libmicrohttpd is closing) for a while. */
-static void
-http_linger_add(struct http *h, int fd)
-{
-	pthread_mutex_lock(&h->linger_lock);
-	/* As many as connections may be open: beyond, close at once. */
-	if (!h->linger_started || h->linger_stop ||
-	    h->nlingering >= (size_t)h->max_connections) {
-		pthread_mutex_unlock(&h->linger_lock);
-		close(fd);
-		return;
-	}
-	if (h->nlingering == h->caplingering) {
-		h->caplingering = h->caplingering ? 2 * h->caplingering : 16;
-		h->lingering = util_realloc(h->lingering, h->caplingering * sizeof(*h->lingering));
-	}
-	double now = util_mono();
-	h->lingering[h->nlingering++] = (struct http_lingering){
-		.fd = fd, .deadline = now + h->linger_max, .quiet_until = now + HTTP_LINGER_QUIET,
-	};
-	pthread_mutex_unlock(&h->linger_lock);
-	ssize_t w = write(h->linger_pipe[1], "", 1);   /* full pipe: a wake-up is pending */
-	(void)w;
-}
-
-static int
-http_linger_start(struct http *h)
-{
-	if (pipe2(h->linger_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
-		return -1;
-	h->linger_started = true;
-	if (pthread_create(&h->linger_thread, NULL, http_linger_main, h) != 0) {
-		h->linger_started = false;
-		close(h->linger_pipe[0]);
-		close(h->linger_pipe[1]);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-http_linger_stop(struct http *h)
-{
-	if (!h->linger_started)
-		return;
-	pthread_mutex_lock(&h->linger_lock);
-	h->linger_stop = true;
-	pthread_mutex_unlock(&h->linger_lock);
-	ssize_t w = write(h->linger_pipe[1], "", 1);
-	(void)w;
-	pthread_join(h->linger_thread, NULL);
-	close(h->linger_pipe[0]);
-	close(h->linger_pipe[1]);
-	free(h->lingering);
-	h->lingering = NULL;
-	h->linger_started = false;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Connections of the main listener: idle ones, eviction, refusals          */
-
-static struct http_conn *
-http_conn_of(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
-	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	return ci != NULL ? ci->socket_context : NULL;
-}
-
-static void
-http_pool_unlink(struct http_pool *p, struct http_conn *cx)
-{
-	if (cx->prev != NULL)
-		cx->prev->next = cx->next;
-	else
-		p->head = cx->next;
-	if (cx->next != NULL)
-		cx->next->prev = cx->prev;
-	else
-		p->tail = cx->prev;
-	cx->prev = cx->next = NULL;
-	atomic_store_explicit(&cx->idle, false, memory_order_relaxed);
-}
-
-/* A request starts on cx: it is no longer idle. Its own daemon's thread. */
-static void
-http_conn_busy(struct http_conn *cx)
-{
-	/* Only this thread sets idle, so false here is the truth; the lock is
-	 * taken only when there is something to undo. */
-	if (cx == NULL || !atomic_load_explicit(&cx->idle, memory_order_relaxed))
-		return;
-	struct http_pool *p = cx->pool;
-	pthread_mutex_lock(&p->lock);
-	if (atomic_load_explicit(&cx->idle, memory_order_relaxed))
-		http_pool_unlink(p, cx);
-	pthread_mutex_unlock(&p->lock);
-}
-
-/* A request on cx was answered: it waits for the next one (keep-alive). */
-static void
-http_conn_idle(struct http_conn *cx)
-{
-	if (cx == NULL)
-		return;
-	struct http_pool *p = cx->pool;
-	pthread_mutex_lock(&p->lock);
-	if (!cx->evicted && !atomic_load_explicit(&cx->idle, memory_order_relaxed)) {
-		cx->idle_since = util_mono();
-		cx->prev = p->tail;
-		cx->next = NULL;
-		if (p->tail != NULL)
-			p->tail->next = cx;
-		else
-			p->head = cx;
-		p->tail = cx;
-		atomic_store_explicit(&cx->idle, true, memory_order_relaxed);
-	}
-	pthread_mutex_unlock(&p->lock);
-}
-
-/*
- * Close the longest-idle keep-alive connection to make room for a new one:
- * true when one was found. The socket is shut down under its pool's lock,
- * where it cannot be closed (http_connection_notify takes the lock before
- * libmicrohttpd closes the descriptor); its own thread then sees the end of
- * the stream and closes the connection, which frees its slot.
- */
-static bool
-http_evict_idle(struct http *h)
-{
-	int best = -1;
-	double oldest = 0;
-	/* Every pool, not h->nmhd of them: main may still be starting daemons
-	 * (and writing nmhd) while the first ones accept. Unused pools are empty. */
-	for (int i = 0; i < HTTP_MAX_DAEMONS; i++) {
-		struct http_pool *p = &h->pools[i];
-		pthread_mutex_lock(&p->lock);
-		if (p->head != NULL && (best < 0 || p->head->idle_since < oldest)) {
-			best = i;
-			oldest = p->head->idle_since;
-		}
-		pthread_mutex_unlock(&p->lock);
-	}
-	for (int k = 0; best >= 0 && k < HTTP_MAX_DAEMONS; k++) {
-		struct http_pool *p = &h->pools[(best + k) % HTTP_MAX_DAEMONS];
-		pthread_mutex_lock(&p->lock);
-		struct http_conn *cx = p->head;
-		if (cx != NULL) {
-			http_pool_unlink(p, cx);
-			cx->evicted = true;
-			shutdown(cx->fd, SHUT_RDWR);
-		}
-		pthread_mutex_unlock(&p->lock);
-		if (cx != NULL)
-			return true;
-	}
-	return false;
-}
-
-static void
-http_refused(struct http *h)
-{
-	metrics_connection_refused();
-	unsigned long n = 0;
-	double now = util_mono();
-	pthread_mutex_lock(&h->refused_lock);
-	h->refused_unlogged++;
-	if (!h->refused_logged || now - h->refused_logged_at >= HTTP_REFUSED_LOG_INTERVAL) {
-		n = h->refused_unlogged;
-		h->refused_unlogged = 0;
-		h->refused_logged_at = now;
-		h->refused_logged = true;
-	}
-	pthread_mutex_unlock(&h->refused_lock);
-	if (n > 0) {
-		char count[24], max[24];
-		snprintf(count, sizeof(count), "%lu", n);
-		snprintf(max, sizeof(max), "%d", h->max_connections);
-		log_warn("connections refused: listen.max_connections reached and none idle",
-		    "refused", count, "max_connections", max, NULL);
-	}
-}
-
-/*
- * Accept policy: a connection beyond listen.max_connections takes the place
- * of an idle one, else it is refused (closed). The slot is reserved here,
- * atomically, because several daemons accept at the same time: a check here
- * and a count at NOTIFY_STARTED let two of them pass on the last slot.
- * NOTIFY_CLOSED gives it back; an evicted connection gives its slot back when
- * it closes, so the count may pass the limit by the evictions in progress.
- * (If libmicrohttpd fails to set up a connection after this point, out of
- * memory, it logs the error and the slot stays taken: one fewer connection
- * until restart.)
- */
-static enum MHD_Result
-http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
-{
-	(void)addr;
-	(void)addrlen;
-	struct http *h = cls;
-	if (atomic_fetch_add(&h->connections, 1) < h->max_connections)
-		return MHD_YES;
-	if (http_evict_idle(h))
-		return MHD_YES;
-	atomic_fetch_sub(&h->connections, 1);
-	http_refused(h);
-	return MHD_NO;
-}
-
-static void
-http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
-    enum MHD_ConnectionNotificationCode code)
-{
-	struct http_pool *p = cls;
-	struct http *h = p->h;
-	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		struct http_conn *cx = util_calloc(1, sizeof(*cx));
-		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
-		    MHD_CONNECTION_INFO_CONNECTION_FD);
-		cx->pool = p;
-		cx->fd = ci != NULL ? ci->connect_fd : -1;
-		atomic_init(&cx->idle, false);
-		*socket_context = cx;
-		return;
-	}
-	if (code != MHD_CONNECTION_NOTIFY_CLOSED)
-		return;
-	struct http_conn *cx = *socket_context;
-	if (cx != NULL) {
-		pthread_mutex_lock(&p->lock);
-		if (atomic_load_explicit(&cx->idle, memory_order_relaxed))
-			http_pool_unlink(p, cx);
-		pthread_mutex_unlock(&p->lock);
-		/* libmicrohttpd has sent the answer and shut down its side; it closes
-		 * the descriptor after this returns. A duplicate keeps the socket
-		 * open, and reading it lets the client finish writing. */
-		if (cx->linger && cx->fd >= 0) {
-			int fd = fcntl(cx->fd, F_DUPFD_CLOEXEC, 0);
-			if (fd >= 0)
-				http_linger_add(h, fd);
-		}
-		free(cx);
-		*socket_context = NULL;
-	}
-	atomic_fetch_sub(&h->connections, 1);
 }
 
 /* The request line is parsed: the connection is busy from here (earlier
@@ -722,7 +350,7 @@ http_log_accepted(struct http_req *r, const struct event *ev)
 }
 
 /* 503 answers carry no Retry-After: Flux's clients then use their own
- * backoff, the longest retry window they allow (SPEC §4). */
+ * backoff, the longest retry window they allow. */
 static enum MHD_Result
 http_answer_committed(struct http_req *r)
 {
@@ -781,7 +409,7 @@ http_extra_json(const struct rules_target *t)
 
 /*
  * X-Signature against every configured key in one pass, so each
- * algorithm's HMAC is computed once per key (SPEC §4): the current key, the
+ * algorithm's HMAC is computed once per key: the current key, the
  * previous one during a rotation, and each one's bytes as stored when its
  * file ended in a newline.
  */
@@ -813,7 +441,7 @@ http_check_signature(struct http_req *r, const struct conf *c)
 static enum MHD_Result
 http_process_event(struct http_req *r)
 {
-	const struct conf *c = r->rt->conf;
+	const struct conf *c = r->snap->conf;
 	if (c->auth.hmac_key != NULL) {
 		enum auth_result a = http_check_signature(r, c);
 		if (a != AUTH_OK) {
@@ -834,7 +462,7 @@ http_process_event(struct http_req *r)
 		http_reject(r, err, field[0] ? field : NULL);
 		return http_error(r, MHD_HTTP_BAD_REQUEST, err, field[0] ? field : NULL, NULL);
 	}
-	size_t n = rules_match(r->rt->rules, ev, &r->match);
+	size_t n = rules_match(r->snap->rules, ev, &r->match);
 	if (n == 0) {
 		metrics_event(METRICS_EVENT_IGNORED);
 		if (log_enabled(LOG_LEVEL_DEBUG))
@@ -937,18 +565,97 @@ http_verify_client(struct MHD_Connection *conn)
 	return 0;
 }
 
+static enum http_route
+http_route_of(const char *url)
+{
+	if (strcmp(url, "/healthz") == 0)
+		return HTTP_ROUTE_HEALTHZ;
+	if (strcmp(url, "/readyz") == 0)
+		return HTTP_ROUTE_READYZ;
+	if (strcmp(url, "/metrics") == 0)
+		return HTTP_ROUTE_METRICS;
+	return HTTP_ROUTE_EVENT;
+}
+
+/*
+ * The Content-Length of r against max_body: 0 with the declared length in
+ * *declared (0 when there is none, or one libmicrohttpd refuses itself), -1
+ * when it is larger.
+ */
+static int
+http_declared_length(const struct http_req *r, size_t *declared)
+{
+	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	char *end;
+	*declared = 0;
+	if (cl == NULL)
+		return 0;
+	errno = 0;
+	unsigned long long v = strtoull(cl, &end, 10);
+	if (errno != 0 || end == cl)
+		return 0;
+	if (v > (unsigned long long)r->h->max_body)
+		return -1;
+	*declared = (size_t)v;
+	return 0;
+}
+
+/*
+ * An event's headers are in: client certificate, readiness, Content-Type,
+ * Content-Length, bearer token, in this order, each refused before the body.
+ * The token comes before anything that costs: no HMAC, no buffer for a
+ * client without it.
+ */
+static enum MHD_Result
+http_event_headers(struct http_req *r)
+{
+	struct http *h = r->h;
+	size_t declared;
+	if (h->need_client_cert && http_verify_client(r->conn) != 0) {
+		http_reject(r, "client certificate missing or not trusted", NULL);
+		return http_refuse(r, MHD_HTTP_UNAUTHORIZED, "client certificate required", NULL);
+	}
+	if (!atomic_load(&h->ready)) {
+		metrics_event(METRICS_EVENT_REJECTED);
+		return http_refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL);
+	}
+	if (!http_is_json(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		http_reject(r, "unsupported content type", NULL);
+		return http_refuse(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		    "Content-Type must be application/json", NULL);
+	}
+	if (http_declared_length(r, &declared) < 0) {
+		http_reject(r, "body too large", NULL);
+		char *msg = util_printf("body larger than %ld bytes", h->max_body);
+		enum MHD_Result ret = http_refuse(r, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL);
+		free(msg);
+		return ret;
+	}
+	r->snap = snapshot_acquire();
+	const char *token = r->snap->conf->auth.token;
+	enum auth_result a = token == NULL ? AUTH_OK : auth_check_token(token,
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+	if (a != AUTH_OK) {
+		const char *msg = a == AUTH_MISSING ? "missing bearer token" : "invalid bearer token";
+		http_reject(r, msg, NULL);
+		return http_refuse(r, MHD_HTTP_UNAUTHORIZED, msg, http_www_bearer);
+	}
+	/* Only an authenticated client gets its declared body allocated up front. */
+	if (declared > 0) {
+		r->cap = declared + 1;
+		r->body = util_malloc(r->cap);
+	}
+	r->phase = HTTP_PHASE_BODY;
+	return MHD_YES;
+}
+
 /* Headers are in: everything that can be decided without the body. */
 static enum MHD_Result
 http_first_call(struct http_req *r, const char *url, const char *method)
 {
-	struct http *h = r->h;
-	enum http_route route = HTTP_ROUTE_EVENT;
-	if (strcmp(url, "/healthz") == 0)
-		route = HTTP_ROUTE_HEALTHZ;
-	else if (strcmp(url, "/readyz") == 0)
-		route = HTTP_ROUTE_READYZ;
-	else if (strcmp(url, "/metrics") == 0)
-		route = HTTP_ROUTE_METRICS;
+	enum http_route route = http_route_of(url);
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
 	if (route != HTTP_ROUTE_EVENT) {
@@ -967,141 +674,105 @@ http_first_call(struct http_req *r, const char *url, const char *method)
 		return http_refuse(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
 		    http_allow_post);
 	}
-	if (h->need_client_cert && http_verify_client(r->conn) != 0) {
-		http_reject(r, "client certificate missing or not trusted", NULL);
-		return http_refuse(r, MHD_HTTP_UNAUTHORIZED, "client certificate required", NULL);
+	return http_event_headers(r);
+}
+
+/* The state of a request at libmicrohttpd's first call for it. */
+static struct http_req *
+http_req_new(struct http_listener *l, struct MHD_Connection *conn)
+{
+	struct http_req *r = util_calloc(1, sizeof(*r));
+	r->h = l->h;
+	r->conn = conn;
+	r->metrics_only = l->metrics_only;
+	r->started = util_mono();
+	if (!l->metrics_only) {
+		r->cx = http_conn_of(conn);
+		http_conn_busy(r->cx);
 	}
-	if (!atomic_load(&h->ready)) {
-		metrics_event(METRICS_EVENT_REJECTED);
-		return http_refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL);
+	atomic_fetch_add(&l->h->active, 1);
+	return r;
+}
+
+/*
+ * A chunk of an event's body. Not util_buf: the buffer never grows past
+ * max_body + 1 bytes, the per-request memory bound.
+ */
+static void
+http_body_chunk(struct http_req *r, const char *data, size_t n)
+{
+	struct http *h = r->h;
+	if (r->len + n > (size_t)h->max_body) {
+		/* A chunked body, or one longer than declared: drop what came, read
+		 * the rest, answer 413 at its end. */
+		http_reject(r, "body too large", NULL);
+		r->pending_code = MHD_HTTP_CONTENT_TOO_LARGE;
+		r->pending_msg = util_printf("body larger than %ld bytes", h->max_body);
+		r->phase = HTTP_PHASE_DISCARD;
+		r->discarded = r->len + n;
+		free(r->body);
+		r->body = NULL;
+		r->len = r->cap = 0;
+		return;
 	}
-	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (!http_is_json(ct)) {
-		http_reject(r, "unsupported content type", NULL);
-		return http_refuse(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-		    "Content-Type must be application/json", NULL);
+	if (r->len + n + 1 > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		while (cap < r->len + n + 1)
+			cap *= 2;
+		if (cap > (size_t)h->max_body + 1)
+			cap = (size_t)h->max_body + 1;
+		r->body = util_realloc(r->body, cap);
+		r->cap = cap;
 	}
-	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONTENT_LENGTH);
-	size_t declared = 0;
-	if (cl != NULL) {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(cl, &end, 10);
-		if (errno == 0 && end != cl && v > (unsigned long long)h->max_body) {
-			http_reject(r, "body too large", NULL);
-			char *msg = util_printf("body larger than %ld bytes", h->max_body);
-			enum MHD_Result ret = http_refuse(r, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL);
-			free(msg);
-			return ret;
-		}
-		if (errno == 0 && end != cl && v > 0)
-			declared = (size_t)v;
-	}
-	/* The token before anything that costs: no HMAC, no buffer for a
-	 * client without it. */
-	r->rt = runtime_acquire();
-	const struct conf *c = r->rt->conf;
-	if (c->auth.token != NULL) {
-		const char *authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_AUTHORIZATION);
-		enum auth_result a = auth_check_token(c->auth.token, authz);
-		if (a != AUTH_OK) {
-			const char *msg = a == AUTH_MISSING ? "missing bearer token" :
-			    "invalid bearer token";
-			http_reject(r, msg, NULL);
-			return http_refuse(r, MHD_HTTP_UNAUTHORIZED, msg, http_www_bearer);
-		}
-	}
-	/* Only an authenticated client gets its declared body allocated up front. */
-	if (declared > 0) {
-		r->cap = declared + 1;
-		r->body = util_malloc(r->cap);
-	}
-	r->phase = HTTP_PHASE_BODY;
-	return MHD_YES;
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+}
+
+/* A chunk of a refused request's body: MHD_NO to close past the discard limit. */
+static enum MHD_Result
+http_discard_chunk(struct http_req *r, size_t n)
+{
+	r->discarded += n;
+	if (r->discarded <= (size_t)r->h->max_body * HTTP_DISCARD_FACTOR)
+		return MHD_YES;
+	/* Not worth reading on: close, gracefully, without an answer
+	 * (libmicrohttpd cannot answer in the middle of a body). */
+	r->code = r->pending_code;
+	http_conn_linger(r->cx);
+	return MHD_NO;
 }
 
 static enum MHD_Result
 http_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
     const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
-	struct http_listener *l = cls;
-	struct http *h = l->h;
 	struct http_req *r = *con_cls;
+	size_t n = *upload_size;
 	if (r == NULL) {
-		r = util_calloc(1, sizeof(*r));
-		r->h = h;
-		r->conn = conn;
-		r->metrics_only = l->metrics_only;
-		r->started = util_mono();
-		if (!l->metrics_only) {
-			r->cx = http_conn_of(conn);
-			http_conn_busy(r->cx);
-		}
-		atomic_fetch_add(&h->active, 1);
-		*con_cls = r;
+		*con_cls = r = http_req_new(cls, conn);
 		return http_first_call(r, url, method);
 	}
+	*upload_size = 0;   /* every chunk is taken (or dropped) whole */
 	switch (r->phase) {
 	case HTTP_PHASE_BODY:
-		if (*upload_size > 0) {
-			size_t n = *upload_size;
-			*upload_size = 0;
-			if (r->len + n > (size_t)h->max_body) {
-				/* A chunked body, or one longer than declared: drop what came,
-				 * read the rest, answer 413 at its end. */
-				http_reject(r, "body too large", NULL);
-				r->pending_code = MHD_HTTP_CONTENT_TOO_LARGE;
-				r->pending_msg = util_printf("body larger than %ld bytes", h->max_body);
-				r->phase = HTTP_PHASE_DISCARD;
-				r->discarded = r->len + n;
-				free(r->body);
-				r->body = NULL;
-				r->len = r->cap = 0;
-				return MHD_YES;
-			}
-			if (r->len + n + 1 > r->cap) {
-				size_t cap = r->cap ? r->cap : 4096;
-				while (cap < r->len + n + 1)
-					cap *= 2;
-				if (cap > (size_t)h->max_body + 1)
-					cap = (size_t)h->max_body + 1;
-				r->body = util_realloc(r->body, cap);
-				r->cap = cap;
-			}
-			memcpy(r->body + r->len, upload_data, n);
-			r->len += n;
+		if (n > 0) {
+			http_body_chunk(r, upload_data, n);
 			return MHD_YES;
 		}
 		if (r->body != NULL)
 			r->body[r->len] = '\0';
 		return http_process_event(r);
 	case HTTP_PHASE_DISCARD:
-		if (*upload_size > 0) {
-			r->discarded += *upload_size;
-			*upload_size = 0;
-			if (r->discarded > (size_t)h->max_body * HTTP_DISCARD_FACTOR) {
-				/* Not worth reading on: close, gracefully, without an answer
-				 * (libmicrohttpd cannot answer in the middle of a body). */
-				r->code = r->pending_code;
-				if (r->cx != NULL)
-					r->cx->linger = true;
-				return MHD_NO;
-			}
-			return MHD_YES;
-		}
+		if (n > 0)
+			return http_discard_chunk(r, n);
 		return http_error(r, r->pending_code, r->pending_msg, NULL, r->pending_headers);
 	case HTTP_PHASE_QUEUED:
 		/* Spurious call while suspended cannot happen; be safe. */
-		*upload_size = 0;
 		return MHD_YES;
 	case HTTP_PHASE_COMMITTED:
 		return http_answer_committed(r);
 	case HTTP_PHASE_ANSWERED:
-		*upload_size = 0;   /* body after an early answer: drop it */
-		return MHD_YES;
+		return MHD_YES;   /* body after an early answer: dropped */
 	}
 	return MHD_NO;
 }
@@ -1129,7 +800,7 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(r->body);
 	free(r->pending_msg);
 	event_free(r->ev);
-	runtime_release(r->rt);
+	snapshot_release(r->snap);
 	atomic_fetch_sub(&r->h->active, 1);
 	free(r);
 	*con_cls = NULL;
@@ -1199,7 +870,7 @@ http_sockaddr(const char *address, int port, struct sockaddr_storage *ss, unsign
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons((uint16_t)port);
 		*flags |= MHD_USE_IPv6;
-		/* SPEC §3: "::" means every address, IPv4 included. */
+		/* "::" means every address, IPv4 included (fluxrelay.conf(5)). */
 		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
 			*flags |= MHD_USE_DUAL_STACK;
 		return 0;
@@ -1218,14 +889,20 @@ http_start_error(struct http *h, const char *address, int port, char *err, size_
 	pthread_mutex_unlock(&h->log_lock);
 }
 
+/* libmicrohttpd's best event loop here: MHD_USE_EPOLL, else MHD_USE_POLL. */
+static unsigned
+http_poll_flag(void)
+{
+	return MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL :
+	    MHD_USE_POLL;
+}
+
 /* The plain-HTTP listener for /metrics, /healthz and /readyz only. */
 static int
 http_start_metrics(struct http *h, const struct conf *c, unsigned timeout, char *err,
     size_t errlen)
 {
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL :
-	    MHD_USE_POLL;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | http_poll_flag();
 	struct sockaddr_storage ss;
 	if (http_sockaddr(c->listen.metrics_address, c->listen.metrics_port, &ss, &flags, err,
 	    errlen) < 0)
@@ -1236,7 +913,7 @@ http_start_metrics(struct http *h, const struct conf *c, unsigned timeout, char 
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_METRICS_CONNECTIONS,
 	    MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, &h->metrics_listener,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
 	    MHD_OPTION_SOCK_ADDR, &ss,
 	    MHD_OPTION_END);
 	if (h->metrics_mhd == NULL) {
@@ -1252,10 +929,7 @@ http_start_metrics(struct http *h, const struct conf *c, unsigned timeout, char 
 static void
 http_free(struct http *h)
 {
-	for (int i = 0; i < HTTP_MAX_DAEMONS; i++)
-		pthread_mutex_destroy(&h->pools[i].lock);
-	pthread_mutex_destroy(&h->refused_lock);
-	pthread_mutex_destroy(&h->linger_lock);
+	http_conns_free(h->conns);
 	pthread_mutex_destroy(&h->log_lock);
 	free(h->tls_cert);
 	free(h->tls_key);
@@ -1284,157 +958,197 @@ http_stop_daemon(struct http *h, struct MHD_Daemon *mhd)
 		close(fd);
 }
 
-struct http *
-http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *err, size_t errlen)
+/* How the main listener's daemons start (http_start and its steps). */
+struct http_setup {
+	unsigned flags;              /* MHD_USE_* for MHD_start_daemon */
+	int listen_fd;               /* an inherited socket, else -1 */
+	struct sockaddr_storage ss;  /* the address to bind, without listen_fd */
+	int ndaemons;                /* daemons, each with its own SO_REUSEPORT socket */
+	int pool;                    /* threads of each daemon */
+	unsigned timeout;            /* idle connection timeout, seconds */
+	unsigned limit;              /* connections per daemon (libmicrohttpd's own limit) */
+};
+
+/* A server with nothing started yet; ready, so that a connection an
+ * inherited socket queued before the start is served, not refused. */
+static struct http *
+http_new(const struct conf *c, struct queue_writer *w)
 {
 	struct http *h = util_calloc(1, sizeof(*h));
 	h->writer = w;
-	h->inherited_fd = listen_fd;
 	h->max_body = c->listen.max_body;
 	h->metrics_port = -1;
 	h->main_listener = (struct http_listener){ h, false };
-	h->linger_max = c->listen.timeout;
-	pthread_mutex_init(&h->refused_lock, NULL);
-	pthread_mutex_init(&h->linger_lock, NULL);
 	pthread_mutex_init(&h->log_lock, NULL);
-	for (int i = 0; i < HTTP_MAX_DAEMONS; i++) {
-		h->pools[i].h = h;
-		pthread_mutex_init(&h->pools[i].lock, NULL);
-	}
 	h->starting = true;   /* no daemon thread runs yet */
-	/* Everything else is up when the server starts: a connection that an
-	 * inherited socket queued before now is served, not refused. */
 	atomic_store(&h->ready, true);
+	return h;
+}
 
-	/* MHD_USE_ERROR_LOG: without it libmicrohttpd never calls http_mhd_log. */
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-	    MHD_USE_ERROR_LOG;
-	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
-		flags |= MHD_USE_EPOLL;
-	else
-		flags |= MHD_USE_POLL;
-
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	if (listen_fd < 0 &&
-	    http_sockaddr(c->listen.address, c->listen.port, &ss, &flags, err, errlen) < 0)
-		goto fail;
-
-	if (c->listen.tls_cert_file != NULL) {
-		h->tls_cert = http_read_pem(c->listen.tls_cert_file, err, errlen);
-		if (h->tls_cert == NULL)
-			goto fail;
-		h->tls_key = http_read_pem(c->listen.tls_key_file, err, errlen);
-		if (h->tls_key == NULL)
-			goto fail;
-		if (c->listen.tls_client_ca_file != NULL) {
-			h->tls_trust = http_read_pem(c->listen.tls_client_ca_file, err, errlen);
-			if (h->tls_trust == NULL)
-				goto fail;
-			h->need_client_cert = true;
-		}
-		flags |= MHD_USE_TLS;
+/* The TLS files' contents (libmicrohttpd keeps pointers to them) and MHD_USE_TLS. */
+static int
+http_load_tls(struct http *h, const struct conf *c, unsigned *flags, char *err,
+    size_t errlen)
+{
+	if (c->listen.tls_cert_file == NULL)
+		return 0;
+	h->tls_cert = http_read_pem(c->listen.tls_cert_file, err, errlen);
+	if (h->tls_cert == NULL)
+		return -1;
+	h->tls_key = http_read_pem(c->listen.tls_key_file, err, errlen);
+	if (h->tls_key == NULL)
+		return -1;
+	if (c->listen.tls_client_ca_file != NULL) {
+		h->tls_trust = http_read_pem(c->listen.tls_client_ca_file, err, errlen);
+		if (h->tls_trust == NULL)
+			return -1;
+		h->need_client_cert = true;
 	}
-	h->max_connections = c->listen.max_connections;
-	if (http_linger_start(h) < 0) {
-		snprintf(err, errlen, "cannot start a thread: %s", strerror(errno));
-		goto fail;
-	}
+	*flags |= MHD_USE_TLS;
+	return 0;
+}
 
-	/*
-	 * Several daemons per core, each with its own epoll thread and its own
-	 * SO_REUSEPORT listening socket: libmicrohttpd's internal thread pool
-	 * tends to put every keep-alive connection on one thread (DESIGN-NOTES.md),
-	 * and the kernel's reuseport hash spreads connections only statistically:
-	 * with one daemon per core a run could leave one core idle (measured
-	 * 50k-87k requests/s from run to run); with four per core the scheduler
-	 * evens the load out (66k-80k, lower p99; bench/README.md). An inherited socket is one
-	 * socket: one daemon with a thread pool serves it.
-	 */
+/*
+ * How many daemons, and threads each, into s. Several daemons per core, each
+ * with its own epoll thread and its own SO_REUSEPORT listening socket:
+ * libmicrohttpd's internal thread pool tends to put every keep-alive
+ * connection on one thread, and the kernel's reuseport hash spreads
+ * connections only statistically: with one daemon per core a run could leave
+ * one core idle; with four per core the scheduler evens the load out
+ * (bench/README.md has the figures). An inherited socket is one socket: one
+ * daemon with a thread pool serves it.
+ *
+ * SO_REUSEPORT also lets another process of the same user join a port that
+ * is already in use, silently splitting the traffic between two instances:
+ * that is refused here (http_port_free).
+ */
+static int
+http_plan_daemons(const struct conf *c, struct http_setup *s, char *err, size_t errlen)
+{
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	long want = HTTP_DAEMONS_PER_CPU * (ncpu < 1 ? 1 : ncpu);
-	int ndaemons = want > HTTP_MAX_DAEMONS ? HTTP_MAX_DAEMONS : (int)want;
-	int pool = 1;
-	if (listen_fd >= 0) {
-		pool = ndaemons;
-		ndaemons = 1;
+	s->ndaemons = want > HTTP_MAX_DAEMONS ? HTTP_MAX_DAEMONS : (int)want;
+	s->pool = 1;
+	if (s->listen_fd >= 0) {
+		s->pool = s->ndaemons;
+		s->ndaemons = 1;
 	}
-	if (listen_fd < 0 && ndaemons > 1 && c->listen.port != 0 &&
-	    !http_port_free(&ss, (flags & MHD_USE_DUAL_STACK) == MHD_USE_DUAL_STACK)) {
+	if (s->listen_fd < 0 && s->ndaemons > 1 && c->listen.port != 0 &&
+	    !http_port_free(&s->ss, (s->flags & MHD_USE_DUAL_STACK) == MHD_USE_DUAL_STACK)) {
 		snprintf(err, errlen, "cannot listen on %s:%d (address in use)", c->listen.address,
 		    c->listen.port);
-		goto fail;
+		return -1;
 	}
-	unsigned timeout = (unsigned)ceil(c->listen.timeout);
+	s->timeout = (unsigned)ceil(c->listen.timeout);
 	/* http_accept enforces max_connections over all daemons. Each daemon's
 	 * own limit is above it, so that libmicrohttpd never refuses silently
 	 * while an eviction (which lets the count pass the limit until the
 	 * evicted connection closes) is under way. */
-	unsigned limit = c->listen.max_connections > 500000 ? 1000000u :
+	s->limit = c->listen.max_connections > 500000 ? 1000000u :
 	    2u * (unsigned)c->listen.max_connections;
-	for (int i = 0; i < ndaemons; i++) {
-		struct MHD_OptionItem opts[20];
-		int n = 0;
-		/* First, so that libmicrohttpd's messages about later options reach it. */
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
-			(intptr_t)http_mhd_log, h };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout,
-			NULL };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
-			(intptr_t)http_completed, &h->main_listener };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
-			(intptr_t)http_connection_notify, &h->pools[i] };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK,
-			(intptr_t)http_uri_log, NULL };
-		if (pool > 1)
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, pool, NULL };
-		/* Headers beyond this are answered 431: bounds per-connection memory. */
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024,
-			NULL };
-		if (listen_fd >= 0) {
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL };
-		} else {
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
-			if (ndaemons > 1)
-				opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTENING_ADDRESS_REUSE,
-					1, NULL };
-		}
-		if (h->tls_cert != NULL) {
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert };
-			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key };
-			if (h->tls_trust != NULL)
-				opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
-					h->tls_trust };
-		}
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	return 0;
+}
 
-		struct MHD_Daemon *mhd = MHD_start_daemon(flags, 0, http_accept, h, http_access,
-		    &h->main_listener, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+/* The options of main-listener daemon i into opts (room for 20); returns their number. */
+static int
+http_daemon_options(struct http *h, struct http_setup *s, int i, struct MHD_OptionItem *opts)
+{
+	int n = 0;
+#define HTTP_OPT(option, value, ptr) \
+	opts[n++] = (struct MHD_OptionItem){ (option), (intptr_t)(value), (ptr) }
+	/* First, so that libmicrohttpd's messages about later options reach it. */
+	HTTP_OPT(MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, h);
+	HTTP_OPT(MHD_OPTION_CONNECTION_LIMIT, s->limit, NULL);
+	HTTP_OPT(MHD_OPTION_CONNECTION_TIMEOUT, s->timeout, NULL);
+	HTTP_OPT(MHD_OPTION_NOTIFY_COMPLETED, http_completed, &h->main_listener);
+	HTTP_OPT(MHD_OPTION_NOTIFY_CONNECTION, http_conn_notify, http_conn_pool(h->conns, i));
+	HTTP_OPT(MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, NULL);
+	if (s->pool > 1)
+		HTTP_OPT(MHD_OPTION_THREAD_POOL_SIZE, s->pool, NULL);
+	/* Headers beyond this are answered 431: bounds per-connection memory. */
+	HTTP_OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY, NULL);
+	if (s->listen_fd >= 0) {
+		HTTP_OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
+	} else {
+		HTTP_OPT(MHD_OPTION_SOCK_ADDR, 0, &s->ss);
+		if (s->ndaemons > 1)
+			HTTP_OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+	}
+	if (h->tls_cert != NULL) {
+		HTTP_OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert);
+		HTTP_OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key);
+		if (h->tls_trust != NULL)
+			HTTP_OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_trust);
+	}
+	HTTP_OPT(MHD_OPTION_END, 0, NULL);
+#undef HTTP_OPT
+	return n;
+}
+
+/*
+ * Start the main listener's daemons. The first one's bound port is the
+ * server's (listen.port may be 0); the others join it.
+ */
+static int
+http_start_daemons(struct http *h, const struct conf *c, struct http_setup *s, char *err,
+    size_t errlen)
+{
+	for (int i = 0; i < s->ndaemons; i++) {
+		struct MHD_OptionItem opts[20];
+		http_daemon_options(h, s, i, opts);
+		struct MHD_Daemon *mhd = MHD_start_daemon(s->flags, 0, http_conn_accept, h->conns,
+		    http_access, &h->main_listener, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+		if (mhd == NULL && s->listen_fd >= 0) {
+			pthread_mutex_lock(&h->log_lock);
+			snprintf(err, errlen, "cannot serve on the inherited socket%s%s",
+			    h->start_err[0] ? ": " : "", h->start_err);
+			pthread_mutex_unlock(&h->log_lock);
+			return -1;
+		}
 		if (mhd == NULL) {
-			if (listen_fd >= 0) {
-				pthread_mutex_lock(&h->log_lock);
-				snprintf(err, errlen, "cannot serve on the inherited socket%s%s",
-				    h->start_err[0] ? ": " : "", h->start_err);
-				pthread_mutex_unlock(&h->log_lock);
-			} else {
-				http_start_error(h, c->listen.address, c->listen.port, err, errlen);
-			}
-			goto fail;
+			http_start_error(h, c->listen.address, c->listen.port, err, errlen);
+			return -1;
 		}
 		h->mhd[h->nmhd++] = mhd;
-		if (i == 0) {
-			const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd,
-			    MHD_DAEMON_INFO_BIND_PORT);
-			h->port = di ? di->port : c->listen.port;
-			/* The others join the port the first one got (it may have been 0). */
-			if (ss.ss_family == AF_INET)
-				((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)h->port);
-			else if (ss.ss_family == AF_INET6)
-				((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)h->port);
-		}
+		if (i > 0)
+			continue;
+		const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
+		h->port = di ? di->port : c->listen.port;
+		if (s->ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&s->ss)->sin_port = htons((uint16_t)h->port);
+		else if (s->ss.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&s->ss)->sin6_port = htons((uint16_t)h->port);
 	}
-	if (c->listen.metrics_address != NULL && http_start_metrics(h, c, timeout, err, errlen) < 0)
+	return 0;
+}
+
+struct http *
+http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *err, size_t errlen)
+{
+	struct http *h = http_new(c, w);
+	h->inherited_fd = listen_fd;
+	/* MHD_USE_ERROR_LOG: without it libmicrohttpd never calls http_mhd_log. */
+	struct http_setup s = {
+		.flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+		    MHD_USE_ERROR_LOG | http_poll_flag(),
+		.listen_fd = listen_fd,
+	};
+	if (listen_fd < 0 &&
+	    http_sockaddr(c->listen.address, c->listen.port, &s.ss, &s.flags, err, errlen) < 0)
+		goto fail;
+	if (http_load_tls(h, c, &s.flags, err, errlen) < 0)
+		goto fail;
+	h->linger = http_linger_start(c->listen.timeout, (size_t)c->listen.max_connections);
+	if (h->linger == NULL) {
+		snprintf(err, errlen, "cannot start a thread: %s", strerror(errno));
+		goto fail;
+	}
+	h->conns = http_conns_new(c->listen.max_connections, h->linger);
+	if (http_plan_daemons(c, &s, err, errlen) < 0 ||
+	    http_start_daemons(h, c, &s, err, errlen) < 0)
+		goto fail;
+	if (c->listen.metrics_address != NULL &&
+	    http_start_metrics(h, c, s.timeout, err, errlen) < 0)
 		goto fail;
 	pthread_mutex_lock(&h->log_lock);
 	h->starting = false;
@@ -1443,7 +1157,7 @@ http_start(const struct conf *c, struct queue_writer *w, int listen_fd, char *er
 fail:
 	for (int i = 0; i < h->nmhd; i++)
 		http_stop_daemon(h, h->mhd[i]);
-	http_linger_stop(h);
+	http_linger_stop(h->linger);
 	http_free(h);
 	return NULL;
 }
@@ -1486,6 +1200,6 @@ http_stop(struct http *h)
 	for (int i = 0; i < h->nmhd; i++)
 		http_stop_daemon(h, h->mhd[i]);
 	/* After the daemons: closing their connections may add lingering ones. */
-	http_linger_stop(h);
+	http_linger_stop(h->linger);
 	http_free(h);
 }

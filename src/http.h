@@ -1,7 +1,8 @@
 /*
- * http: the libmicrohttpd server (SPEC §4): routes, limits, auth, status
- * codes. Matched events are handed to the queue writer and the connection is
- * suspended until the batch is durable, so no HTTP thread waits on disk.
+ * http: the libmicrohttpd server (fluxrelay(8), HTTP INTERFACE): routes,
+ * limits, auth, status codes. Matched events are handed to the queue writer
+ * and the connection is suspended until the batch is durable, so no HTTP
+ * thread waits on disk.
  */
 #ifndef FLUXRELAY_HTTP_H
 #define FLUXRELAY_HTTP_H
@@ -16,7 +17,7 @@ struct http;
 /*
  * Start serving with the listen settings of c (listen_fd >= 0: an inherited
  * socket, e.g. from systemd), and the metrics listener when c names one.
- * Requests use runtime_acquire() for rules. The server is ready (readyz 200)
+ * Requests use snapshot_acquire() for rules. The server is ready (readyz 200)
  * as soon as it starts. NULL with err ("cannot listen on ADDR:PORT: why").
  */
 struct http *http_start(const struct conf *c, struct queue_writer *w, int listen_fd,

@@ -21,7 +21,7 @@ int log_enabled(enum log_level level);
  * value is a string; a NULL value prints as empty. Values that need quoting are
  * quoted and escaped. Callers redact secrets before passing them.
  */
-void log_msg(enum log_level level, const char *msg, ...);
+void log_msg(enum log_level level, const char *msg, ...) __attribute__((sentinel));
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

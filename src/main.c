@@ -32,14 +32,13 @@
 #include "log.h"
 #include "notify.h"
 #include "queue.h"
-#include "runtime.h"
+#include "snapshot.h"
 #include "util.h"
 
 #define MAIN_DEFAULT_CONFIG SYSCONFDIR "/fluxrelay/fluxrelay.conf"
 
 struct main_opts {
 	const char *config;       /* NULL: default file if present, else built-in */
-	bool config_explicit;     /* named by -c or $FLUXRELAY_CONFIG: must exist */
 	const char *state_dir;
 	const char *listen;
 	const char *log_level;
@@ -103,8 +102,8 @@ main_parse_listen(const char *s, char **addr, int *port)
 /*
  * Load the configuration the options name and apply the command-line
  * overrides. NULL on failure: with errors NULL the problems are printed on
- * stderr, else *errors receives them (caller frees); *exit_code is 78 for an
- * invalid file, 2 for a bad override.
+ * stderr, else *errors receives them (caller frees); *exit_code is
+ * CONF_EXIT_INVALID for an invalid file, FLUXRELAY_EXIT_USAGE for a bad override.
  */
 static struct conf *
 main_load_conf_opts(const struct main_opts *o, unsigned flags, int *exit_code, char **errors)
@@ -138,7 +137,7 @@ main_load_conf_opts(const struct main_opts *o, unsigned flags, int *exit_code, c
 		if (main_parse_listen(o->listen, &addr, &port) < 0) {
 			fprintf(stderr, "fluxrelay: invalid --listen '%s' (want NUMERIC-ADDR:PORT)\n", o->listen);
 			conf_free(c);
-			*exit_code = 2;
+			*exit_code = FLUXRELAY_EXIT_USAGE;
 			return NULL;
 		}
 		free(c->listen.address);
@@ -151,7 +150,7 @@ main_load_conf_opts(const struct main_opts *o, unsigned flags, int *exit_code, c
 			fprintf(stderr, "fluxrelay: invalid --log-level '%s' (debug, info, warn, error)\n",
 			    o->log_level);
 			conf_free(c);
-			*exit_code = 2;
+			*exit_code = FLUXRELAY_EXIT_USAGE;
 			return NULL;
 		}
 		c->log.level = lv;
@@ -165,11 +164,12 @@ main_load_conf(const struct main_opts *o, int *exit_code, char **errors)
 	return main_load_conf_opts(o, 0, exit_code, errors);
 }
 
+/* addr is numeric: listen.address and --listen are checked, and an inherited
+ * socket's address comes from inet_ntop. */
 static bool
 main_is_loopback(const char *addr)
 {
-	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
-	    strcmp(addr, "localhost") == 0;
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
 }
 
 /* The address an inherited socket is bound to, for the log and the warning. */
@@ -197,7 +197,7 @@ main_same_str(const char *a, const char *b)
  * is reported and the running configuration stays. */
 static void
 main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w,
-    struct runtime **deliver_rt)
+    struct snapshot **deliver_snap)
 {
 	if (o->config == NULL) {
 		log_info("reload: running on built-in defaults, nothing to re-read", NULL);
@@ -215,7 +215,7 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 		free(errors);
 		return;
 	}
-	const struct conf *old = (*deliver_rt)->conf;
+	const struct conf *old = (*deliver_snap)->conf;
 	if (strcmp(old->listen.address, c->listen.address) != 0 ||
 	    old->listen.port != c->listen.port)
 		log_warn("reload: listen address change needs a restart", NULL);
@@ -236,19 +236,19 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 	if (old->queue.sync_full != c->queue.sync_full)
 		log_warn("reload: queue.sync changes at the next restart", NULL);
 	char err[512];
-	struct runtime *rt = runtime_new(c, err, sizeof(err));
-	if (rt == NULL) {
+	struct snapshot *snap = snapshot_new(c, err, sizeof(err));
+	if (snap == NULL) {
 		log_error("reload failed: configuration kept", "problem", err, NULL);
 		notify_reload_failed(err);
 		return;
 	}
-	log_setup(rt->conf->log.level, rt->conf->log.format);
-	runtime_install(rt);
-	struct runtime *mine = runtime_acquire();
+	log_setup(snap->conf->log.level, snap->conf->log.format);
+	snapshot_install(snap);
+	struct snapshot *mine = snapshot_acquire();
 	deliver_set_conf(d, mine->conf);
 	queue_writer_set_max_pending(w, mine->conf->queue.max_pending);
-	runtime_release(*deliver_rt);
-	*deliver_rt = mine;
+	snapshot_release(*deliver_snap);
+	*deliver_snap = mine;
 	log_info("configuration reloaded", "config", o->config, NULL);
 	notify_reloaded();
 }
@@ -265,10 +265,134 @@ main_wake_deliver(void *arg)
 		deliver_wake(d);
 }
 
+/* The running daemon's parts, in start-up order; NULL until started. */
+struct main_run {
+	struct snapshot *snap;       /* the delivery thread's reference */
+	struct queue_writer *w;
+	struct deliver *d;
+	struct http *h;
+	int listen_fd;               /* socket activation, else -1 */
+};
+
+/*
+ * The queue writer, the delivery thread and the HTTP server, in this order:
+ * the writer first, because it sets the pending count from the database
+ * before the delivery thread starts subtracting from it. 0, or -1 after
+ * logging (what started stays in *run for main_stop).
+ */
+static int
+main_start(struct main_run *run)
+{
+	const struct conf *c = run->snap->conf;
+	char err[512];
+	struct queue_writer_opts wo = {
+		.state_dir = c->state_dir,
+		.sync_full = c->queue.sync_full,
+		.max_pending = c->queue.max_pending,
+		.on_commit = main_wake_deliver,
+		.on_commit_arg = NULL,
+	};
+	run->w = queue_writer_start(&wo, err, sizeof(err));
+	if (run->w == NULL) {
+		log_error("cannot open the queue", "error", err, "state_dir", c->state_dir, NULL);
+		return -1;
+	}
+	run->d = deliver_start(c->state_dir, c, err, sizeof(err));
+	if (run->d == NULL) {
+		log_error("cannot start delivery", "error", err, "state_dir", c->state_dir, NULL);
+		return -1;
+	}
+	atomic_store(&main_deliver, run->d);
+	run->listen_fd = notify_listen_fd();
+	run->h = http_start(c, run->w, run->listen_fd, err, sizeof(err));
+	if (run->h == NULL) {
+		log_error("cannot start the HTTP server", "error", err, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* Where the server listens, and the warning when nothing authenticates. */
+static void
+main_log_listening(const struct main_run *run)
+{
+	const struct conf *c = run->snap->conf;
+	char port[16], addr[INET6_ADDRSTRLEN];
+	snprintf(port, sizeof(port), "%d", http_port(run->h));
+	snprintf(addr, sizeof(addr), "%s", c->listen.address);
+	if (run->listen_fd >= 0)
+		main_socket_address(run->listen_fd, addr, sizeof(addr));
+	log_info("listening", "address", addr, "port", port,
+	    "socket_activation", run->listen_fd >= 0 ? "yes" : "no",
+	    "tls", c->listen.tls_cert_file ? "on" : "off", "state_dir", c->state_dir, NULL);
+	if (http_metrics_port(run->h) >= 0) {
+		snprintf(port, sizeof(port), "%d", http_metrics_port(run->h));
+		log_info("metrics listening", "address", c->listen.metrics_address, "port", port,
+		    "serves", "/metrics /healthz /readyz", NULL);
+	}
+	if (c->auth.hmac_key == NULL && c->auth.token == NULL && !main_is_loopback(addr))
+		log_warn("listening beyond loopback without authentication: anyone who can reach "
+		    "this port can post events (configure auth.hmac_key_file or auth.token_file)",
+		    NULL);
+}
+
+/* Signals until SIGTERM or SIGINT (SIGHUP reloads), pinging the watchdog. */
+static void
+main_wait(const struct main_opts *o, struct main_run *run, const sigset_t *sigs)
+{
+	double wd = notify_watchdog_interval();
+	for (;;) {
+		struct timespec ts = { 1, 0 };
+		if (wd > 0 && wd / 2 < 1) {
+			ts.tv_sec = 0;
+			ts.tv_nsec = (long)(wd / 2 * 1e9);
+		}
+		int sig = sigtimedwait(sigs, NULL, &ts);
+		if (wd > 0)
+			notify_watchdog();
+		if (sig == SIGHUP) {
+			main_reload(o, run->d, run->w, &run->snap);
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			log_info("shutting down", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
+			return;
+		}
+	}
+}
+
+/*
+ * Stop what main_start started: readyz 503 and new POSTs 503, requests in
+ * flight finish (their commits included), the writer stops, the server
+ * closes, attempts in flight finish.
+ */
+static void
+main_stop(struct main_run *run)
+{
+	if (run->h != NULL) {
+		http_set_ready(run->h, false);
+		http_drain(run->h, run->snap->conf->listen.timeout);
+	}
+	if (run->w != NULL) {
+		struct queue_writer_stats st;
+		queue_writer_get_stats(run->w, &st);
+		char commits[24], requests[24], maxb[24];
+		snprintf(commits, sizeof(commits), "%llu", (unsigned long long)st.commits);
+		snprintf(requests, sizeof(requests), "%llu", (unsigned long long)st.requests);
+		snprintf(maxb, sizeof(maxb), "%zu", st.max_batch);
+		log_info("queue writer", "commits", commits, "requests", requests, "largest_batch",
+		    maxb, NULL);
+	}
+	queue_writer_stop(run->w);
+	http_stop(run->h);
+	atomic_store(&main_deliver, NULL);
+	deliver_stop(run->d);
+	snapshot_release(run->snap);
+	snapshot_install(NULL);
+}
+
 static int
 main_daemon(const struct main_opts *o)
 {
-	int code, rc = 1;
+	int code, rc = EXIT_FAILURE;
 	struct conf *c = main_load_conf(o, &code, NULL);
 	if (c == NULL)
 		return code;
@@ -280,14 +404,13 @@ main_daemon(const struct main_opts *o)
 		log_info("starting", "version", PACKAGE_VERSION, "config", o->config, NULL);
 
 	char err[512];
-	struct runtime *rt = runtime_new(c, err, sizeof(err));
-	if (rt == NULL) {
+	struct snapshot *snap = snapshot_new(c, err, sizeof(err));
+	if (snap == NULL) {
 		fprintf(stderr, "fluxrelay: %s\n", err);
 		return CONF_EXIT_INVALID;
 	}
-	runtime_install(rt);
-	struct runtime *deliver_rt = runtime_acquire();
-	c = deliver_rt->conf;
+	snapshot_install(snap);
+	struct main_run run = { .snap = snapshot_acquire(), .listen_fd = -1 };
 
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -297,95 +420,14 @@ main_daemon(const struct main_opts *o)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct deliver *d = NULL;
-	struct queue_writer *w = NULL;
-	struct http *h = NULL;
-
-	/* The writer first: it sets the pending count from the database before the
-	 * delivery thread starts subtracting from it. */
-	struct queue_writer_opts wo = {
-		.state_dir = c->state_dir,
-		.sync_full = c->queue.sync_full,
-		.max_pending = c->queue.max_pending,
-		.on_commit = main_wake_deliver,
-		.on_commit_arg = NULL,
-	};
-	w = queue_writer_start(&wo, err, sizeof(err));
-	if (w == NULL) {
-		log_error("cannot open the queue", "error", err, "state_dir", c->state_dir, NULL);
-		goto out;
+	if (main_start(&run) == 0) {
+		main_log_listening(&run);
+		notify_ready();
+		main_wait(o, &run, &sigs);
+		notify_stopping();
+		rc = 0;
 	}
-	d = deliver_start(c->state_dir, c, err, sizeof(err));
-	if (d == NULL) {
-		log_error("cannot start delivery", "error", err, "state_dir", c->state_dir, NULL);
-		goto out;
-	}
-	atomic_store(&main_deliver, d);
-	int listen_fd = notify_listen_fd();
-	h = http_start(c, w, listen_fd, err, sizeof(err));
-	if (h == NULL) {
-		log_error("cannot start the HTTP server", "error", err, NULL);
-		goto out;
-	}
-	char port[16], addr[INET6_ADDRSTRLEN];
-	snprintf(port, sizeof(port), "%d", http_port(h));
-	snprintf(addr, sizeof(addr), "%s", c->listen.address);
-	if (listen_fd >= 0)
-		main_socket_address(listen_fd, addr, sizeof(addr));
-	log_info("listening", "address", addr, "port", port,
-	    "socket_activation", listen_fd >= 0 ? "yes" : "no",
-	    "tls", c->listen.tls_cert_file ? "on" : "off", "state_dir", c->state_dir, NULL);
-	if (http_metrics_port(h) >= 0) {
-		snprintf(port, sizeof(port), "%d", http_metrics_port(h));
-		log_info("metrics listening", "address", c->listen.metrics_address, "port", port,
-		    "serves", "/metrics /healthz /readyz", NULL);
-	}
-	if (c->auth.hmac_key == NULL && c->auth.token == NULL && !main_is_loopback(addr))
-		log_warn("listening beyond loopback without authentication: anyone who can reach "
-		    "this port can post events (configure auth.hmac_key_file or auth.token_file)",
-		    NULL);
-	notify_ready();
-
-	double wd = notify_watchdog_interval();
-	for (;;) {
-		struct timespec ts = { 1, 0 };
-		if (wd > 0 && wd / 2 < 1) {
-			ts.tv_sec = 0;
-			ts.tv_nsec = (long)(wd / 2 * 1e9);
-		}
-		int sig = sigtimedwait(&sigs, NULL, &ts);
-		if (wd > 0)
-			notify_watchdog();
-		if (sig == SIGHUP)
-			main_reload(o, d, w, &deliver_rt);
-		else if (sig == SIGTERM || sig == SIGINT) {
-			log_info("shutting down", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
-			break;
-		}
-	}
-	notify_stopping();
-	rc = 0;
-out:
-	if (h != NULL) {
-		http_set_ready(h, false);
-		http_drain(h, deliver_rt->conf->listen.timeout);
-	}
-	if (w != NULL) {
-		struct queue_writer_stats st;
-		queue_writer_get_stats(w, &st);
-		char commits[24], requests[24], maxb[24];
-		snprintf(commits, sizeof(commits), "%llu", (unsigned long long)st.commits);
-		snprintf(requests, sizeof(requests), "%llu", (unsigned long long)st.requests);
-		snprintf(maxb, sizeof(maxb), "%zu", st.max_batch);
-		log_info("queue writer", "commits", commits, "requests", requests, "largest_batch",
-		    maxb, NULL);
-	}
-	queue_writer_stop(w);
-	http_stop(h);
-	atomic_store(&main_deliver, NULL);
-	deliver_stop(d);
-	runtime_release(deliver_rt);
-	runtime_install(NULL);
+	main_stop(&run);
 	if (rc == 0)
 		log_info("stopped", NULL);
 	return rc;
@@ -409,13 +451,10 @@ main_sub_opts(int argc, char **argv, struct main_opts *o, int *outc, char **outv
 				return -1;
 			}
 			*dst = argv[++i];
-			if (dst == &o->config)
-				o->config_explicit = true;
 			continue;
 		}
 		if (strncmp(a, "--config=", 9) == 0) {
 			o->config = a + 9;
-			o->config_explicit = true;
 			continue;
 		}
 		if (strncmp(a, "--state-dir=", 12) == 0) {
@@ -438,7 +477,6 @@ main_pick_config(struct main_opts *o)
 	const char *env = getenv("FLUXRELAY_CONFIG");
 	if (env != NULL && *env) {
 		o->config = env;
-		o->config_explicit = true;
 		return;
 	}
 	if (access(MAIN_DEFAULT_CONFIG, F_OK) == 0)
@@ -453,7 +491,7 @@ main_subcommand(const char *cmd, int argc, char **argv)
 	int n, rc;
 	if (main_sub_opts(argc, argv, &o, &n, rest) < 0) {
 		free(rest);
-		return 2;
+		return FLUXRELAY_EXIT_USAGE;
 	}
 	main_pick_config(&o);
 	/* Neither subcommand sends anything: they run where the daemon's
@@ -472,15 +510,11 @@ main_subcommand(const char *cmd, int argc, char **argv)
 	return rc;
 }
 
-int
-main(int argc, char **argv)
+/* The daemon's options into *o: -1 to go on, else the exit status (after
+ * --help, --version or a usage error). */
+static int
+main_options(int argc, char **argv, struct main_opts *o)
 {
-	if (argc >= 2 && (strcmp(argv[1], "match") == 0 || strcmp(argv[1], "queue") == 0))
-		return main_subcommand(argv[1], argc - 2, argv + 2);
-	/* No config: import writes one (from Flux manifests). */
-	if (argc >= 2 && strcmp(argv[1], "import") == 0)
-		return import_main(argc - 2, argv + 2);
-
 	enum { OPT_CHECK = 256, OPT_VERSION, OPT_LOGLEVEL };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -492,26 +526,14 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct main_opts o = {0};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:s:l:hV", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'c':
-			o.config = optarg;
-			o.config_explicit = true;
-			break;
-		case 's':
-			o.state_dir = optarg;
-			break;
-		case 'l':
-			o.listen = optarg;
-			break;
-		case OPT_LOGLEVEL:
-			o.log_level = optarg;
-			break;
-		case OPT_CHECK:
-			o.check_config = true;
-			break;
+		case 'c': o->config = optarg; break;
+		case 's': o->state_dir = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case OPT_LOGLEVEL: o->log_level = optarg; break;
+		case OPT_CHECK: o->check_config = true; break;
 		case 'V':
 		case OPT_VERSION:
 			printf("fluxrelay %s\n", PACKAGE_VERSION);
@@ -521,32 +543,54 @@ main(int argc, char **argv)
 			return 0;
 		default:
 			main_usage(stderr);
-			return 2;
+			return FLUXRELAY_EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "fluxrelay: unexpected argument '%s'\n", argv[optind]);
 		main_usage(stderr);
-		return 2;
+		return FLUXRELAY_EXIT_USAGE;
 	}
+	return -1;
+}
+
+/* --check-config: the exit status. */
+static int
+main_check_config(const struct main_opts *o)
+{
+	int code;
+	struct conf *c = main_load_conf(o, &code, NULL);
+	if (c == NULL)
+		return code;
+	char err[512];
+	struct snapshot *snap = snapshot_new(c, err, sizeof(err));
+	if (snap == NULL) {
+		fprintf(stderr, "%s: %s\n", o->config ? o->config : "(built-in)", err);
+		return CONF_EXIT_INVALID;
+	}
+	snapshot_release(snap);
+	if (o->config == NULL)
+		printf("configuration OK (built-in defaults; no file at %s)\n", MAIN_DEFAULT_CONFIG);
+	else
+		printf("configuration OK\n");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc >= 2 && (strcmp(argv[1], "match") == 0 || strcmp(argv[1], "queue") == 0))
+		return main_subcommand(argv[1], argc - 2, argv + 2);
+	/* No config: import writes one (from Flux manifests). */
+	if (argc >= 2 && strcmp(argv[1], "import") == 0)
+		return import_main(argc - 2, argv + 2);
+
+	struct main_opts o = {0};
+	int rc = main_options(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
 	main_pick_config(&o);
-	if (o.check_config) {
-		int code;
-		struct conf *c = main_load_conf(&o, &code, NULL);
-		if (c == NULL)
-			return code;
-		char err[512];
-		struct runtime *rt = runtime_new(c, err, sizeof(err));
-		if (rt == NULL) {
-			fprintf(stderr, "%s: %s\n", o.config ? o.config : "(built-in)", err);
-			return CONF_EXIT_INVALID;
-		}
-		runtime_release(rt);
-		if (o.config == NULL)
-			printf("configuration OK (built-in defaults; no file at %s)\n", MAIN_DEFAULT_CONFIG);
-		else
-			printf("configuration OK\n");
-		return 0;
-	}
+	if (o.check_config)
+		return main_check_config(&o);
 	return main_daemon(&o);
 }

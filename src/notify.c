@@ -29,12 +29,6 @@ notify_reloading(void)
 	    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
 }
 
-void
-notify_status(const char *status)
-{
-	sd_notifyf(0, "STATUS=%s", status);
-}
-
 /* "HH:MM:SS" in UTC, the clock journalctl shows with --utc. */
 static void
 notify_now(char *buf, size_t len)
@@ -119,7 +113,6 @@ void notify_ready(void) {}
 void notify_stopping(void) {}
 void notify_watchdog(void) {}
 void notify_reloading(void) {}
-void notify_status(const char *status) { (void)status; }
 void notify_reloaded(void) {}
 void notify_reload_failed(const char *problems) { (void)problems; }
 double notify_watchdog_interval(void) { return 0; }

@@ -8,7 +8,6 @@
 void notify_ready(void);
 void notify_reloading(void);
 void notify_stopping(void);
-void notify_status(const char *status);
 /*
  * The end of a SIGHUP reload: READY=1 with a STATUS= line that `systemctl
  * status` shows until the next one. notify_reload_failed takes the problems as

@@ -1,5 +1,5 @@
 /*
- * rules: the alerts of a conf compiled for matching (SPEC §6).
+ * rules: the alerts of a conf compiled for matching (fluxrelay.conf(5), ALERTS).
  *
  * rules_new() compiles every include/exclude pattern once (PCRE2_UTF, JIT when
  * the library supports it); afterwards a struct rules is immutable and shared
@@ -12,6 +12,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include "rules.h"
+#include "rules_internal.h"
 
 #include <fnmatch.h>
 #include <pcre2.h>

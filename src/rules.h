@@ -1,8 +1,8 @@
 /*
  * rules: compile the alerts of a conf once (PCRE2, JIT when available) and
- * match events against them (SPEC §6). Pure, no I/O. A compiled struct rules
- * is immutable and may be shared by any number of threads; match data is
- * allocated per call.
+ * match events against them (fluxrelay.conf(5), ALERTS). Pure, no I/O. A
+ * compiled struct rules is immutable and may be shared by any number of
+ * threads; match data is allocated per call.
  */
 #ifndef FLUXRELAY_RULES_H
 #define FLUXRELAY_RULES_H
@@ -36,7 +36,6 @@ struct rules_result {
 /* The conf must outlive the rules. NULL with err filled on failure. */
 struct rules *rules_new(const struct conf *c, char *err, size_t errlen);
 void rules_free(struct rules *r);   /* accepts NULL */
-const struct conf *rules_conf(const struct rules *r);
 
 /*
  * Fill out (zeroed by the callee) with the targets this event must be

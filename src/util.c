@@ -259,6 +259,31 @@ util_utf8_len(const unsigned char *s, size_t n)
 }
 
 int
+util_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+util_hex_decode(const char *hex, size_t n, unsigned char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = util_hex_digit((unsigned char)hex[2 * i]);
+		int lo = util_hex_digit((unsigned char)hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int
 util_random(void *buf, size_t n)
 {
 	unsigned char *p = buf;

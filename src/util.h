@@ -10,6 +10,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sysexits.h>
+
+/*
+ * Exit statuses (fluxrelay(8), EXIT STATUS): sysexits.h's where fluxrelay(8)
+ * documents one (EX_CONFIG, EX_DATAERR); a usage error is 2, as for getopt
+ * tools, not EX_USAGE (64).
+ */
+#define FLUXRELAY_EXIT_USAGE 2
 
 void *util_malloc(size_t n);
 void *util_calloc(size_t n, size_t size);
@@ -52,6 +60,14 @@ char *util_read_file(const char *path, size_t *len, char *err, size_t errlen);
  * surrogates, nothing past U+10FFFF), 0 for an invalid or truncated one.
  */
 size_t util_utf8_len(const unsigned char *s, size_t n);
+
+/* The value of one hex digit (either case), or -1. */
+int util_hex_digit(int c);
+/*
+ * Decode the 2 * n hex digits at hex into out[0..n); 0, or -1 at the first
+ * character that is not a hex digit (out is then partly written).
+ */
+int util_hex_decode(const char *hex, size_t n, unsigned char *out);
 
 /* Fill buf with n random bytes from the kernel; 0 / -1. */
 int util_random(void *buf, size_t n);

@@ -896,6 +896,54 @@ START_TEST(test_load_twice)
 }
 END_TEST
 
+/* Every TLS file that cannot be read is named in its own problem (each was
+ * once reported with the last unreadable file's name). */
+START_TEST(test_tls_unreadable_each_named)
+{
+	const char *names[] = { "cert.pem", "key.pem", "ca.pem" };
+	for (size_t i = 0; i < 3; i++) {
+		char *path = tmp_write(names[i], "");
+		ck_assert_int_eq(truncate(path, (off_t)UTIL_READ_MAX + 1), 0);   /* sparse */
+		free(path);
+	}
+	char *text = util_printf("listen: {\n tls_cert_file = \"%s/cert.pem\";\n"
+	    " tls_key_file = \"%s/key.pem\";\n tls_client_ca_file = \"%s/ca.pem\"; };\n",
+	    tmpdir, tmpdir, tmpdir);
+	char *raw = load_bad(text), *got = replace_all(raw, tmpdir, "@DIR@");
+	ck_assert_str_eq(got,
+	    "@FILE@:2: listen.tls_cert_file: cannot read @DIR@/cert.pem: larger than 16 MiB\n"
+	    "@FILE@:3: listen.tls_key_file: cannot read @DIR@/key.pem: larger than 16 MiB\n"
+	    "@FILE@:4: listen.tls_client_ca_file: cannot read @DIR@/ca.pem: larger than 16 MiB\n");
+	free(raw);
+	free(got);
+	free(text);
+}
+END_TEST
+
+/* queue.dead_max_age: seconds, 30 days by default, 0 keeps dead letters forever. */
+START_TEST(test_dead_max_age)
+{
+	struct conf *c = load_ok("queue: { max_age = 60; };\n");
+	ck_assert(c->queue.dead_max_age == 2592000.0);
+	conf_free(c);
+	c = load_ok("queue: { dead_max_age = 0; };\n");
+	ck_assert(c->queue.dead_max_age == 0.0);
+	conf_free(c);
+	c = load_ok("queue: { dead_max_age = 3600.5; };\n");
+	ck_assert(c->queue.dead_max_age == 3600.5);
+	conf_free(c);
+	c = conf_default();
+	ck_assert(c->queue.dead_max_age == 2592000.0);
+	conf_free(c);
+	char *err = load_bad("queue: {\n dead_max_age = -1; };\n");
+	ck_assert_str_eq(err, "@FILE@:2: queue.dead_max_age: must be between 0 and 315360000\n");
+	free(err);
+	err = load_bad("queue: { dead_max_age = \"30d\"; };\n");
+	ck_assert_str_eq(err, "@FILE@:1: queue.dead_max_age: must be a number\n");
+	free(err);
+}
+END_TEST
+
 static Suite *
 conf_suite(void)
 {
@@ -923,6 +971,8 @@ conf_suite(void)
 	tcase_add_test(tc, test_hmac_key_newline);
 	tcase_add_test(tc, test_tls_files);
 	tcase_add_test(tc, test_load_twice);
+	tcase_add_test(tc, test_dead_max_age);
+	tcase_add_test(tc, test_tls_unreadable_each_named);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "event_internal.h"
 #include "util.h"
 
 #define ERRLEN 512

@@ -1,6 +1,6 @@
 /*
  * Unit tests for rules: a table of alert sets and events covering every
- * clause of SPEC §6 (source globs, absent namespace, severity levels and
+ * clause of an alert (source globs, absent namespace, severity levels and
  * lists, reasons, include/exclude, commit-status updates, suspend) and the
  * result's shape (targets merged per provider+channel, alert names merged,
  * channel override, extra metadata precedence). Confs are built by hand so
@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "event.h"
 #include "rules.h"
+#include "rules_internal.h"
 #include "util.h"
 
 /* ---- building confs by hand --------------------------------------------- */

@@ -1,4 +1,4 @@
-/* Unit tests for util: buffers, redaction, ids, constant-time compare, files. */
+/* Unit tests for util: buffers, redaction, ids, hex, constant-time compare, files. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +123,40 @@ START_TEST(test_utf8_len)
 }
 END_TEST
 
+static const struct {
+	const char *hex;
+	int rc;
+	const char *want;   /* the bytes decoded, when rc is 0 */
+} hex_cases[] = {
+	{ "", 0, "" },
+	{ "00ff7F", 0, "\x00\xff\x7f" },
+	{ "AbCd", 0, "\xab\xcd" },
+	{ "0g", -1, NULL },
+	{ "g0", -1, NULL },
+	{ "12 4", -1, NULL },
+	{ "-1", -1, NULL },
+};
+
+START_TEST(test_hex_decode)
+{
+	unsigned char out[8];
+	size_t n = strlen(hex_cases[_i].hex) / 2;
+	ck_assert_int_eq(util_hex_decode(hex_cases[_i].hex, n, out), hex_cases[_i].rc);
+	if (hex_cases[_i].rc == 0)
+		ck_assert_mem_eq(out, hex_cases[_i].want, n);
+}
+END_TEST
+
+START_TEST(test_hex_digit)
+{
+	for (int c = 0; c < 256; c++) {
+		const char *digits = "0123456789abcdef";
+		const char *at = c != 0 ? strchr(digits, c | (c >= 'A' && c <= 'F' ? 0x20 : 0)) : NULL;
+		ck_assert_int_eq(util_hex_digit(c), at != NULL ? (int)(at - digits) : -1);
+	}
+}
+END_TEST
+
 START_TEST(test_json_string)
 {
 	struct util_buf b = {0};
@@ -154,6 +188,8 @@ main(void)
 	tcase_add_test(tc, test_clocks);
 	tcase_add_loop_test(tc, test_utf8_len, 0, sizeof(utf8_cases) / sizeof(utf8_cases[0]));
 	tcase_add_test(tc, test_json_string);
+	tcase_add_loop_test(tc, test_hex_decode, 0, sizeof(hex_cases) / sizeof(hex_cases[0]));
+	tcase_add_test(tc, test_hex_digit);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,5 +1,5 @@
 /*
- * match: `fluxrelay match` — a dry run of the rules on event files: which
+ * cli_match: `fluxrelay match` — a dry run of the rules on event files: which
  * alerts fire and the payload each target would receive. Nothing is stored or
  * sent. Main thread only.
  */
@@ -16,7 +16,7 @@
 #include "util.h"
 
 static char *
-match_read_stdin(size_t *len)
+cli_match_read_stdin(size_t *len)
 {
 	struct util_buf b = {0};
 	char chunk[65536];
@@ -31,7 +31,7 @@ match_read_stdin(size_t *len)
 
 /* 1 when at least one alert matched, 0 when none, -1 when the event is bad. */
 static int
-match_one(const struct conf *c, const struct rules *r, const char *name, const char *buf,
+cli_match_one(const struct conf *c, const struct rules *r, const char *name, const char *buf,
     size_t len)
 {
 	char err[512], field[256];
@@ -84,12 +84,12 @@ cli_match(const struct conf *c, int argc, char **argv)
 		if (name[0] == '-' && name[1] != '\0') {
 			fprintf(stderr, "fluxrelay match: unknown option '%s'\n", name);
 			rules_free(r);
-			return 2;
+			return FLUXRELAY_EXIT_USAGE;
 		}
 		size_t len = 0;
 		char *buf;
 		if (strcmp(name, "-") == 0) {
-			buf = match_read_stdin(&len);
+			buf = cli_match_read_stdin(&len);
 		} else {
 			buf = util_read_file(name, &len, err, sizeof(err));
 			if (buf == NULL) {
@@ -97,7 +97,7 @@ cli_match(const struct conf *c, int argc, char **argv)
 				continue;
 			}
 		}
-		if (match_one(c, r, strcmp(name, "-") == 0 ? "(stdin)" : name, buf, len) > 0)
+		if (cli_match_one(c, r, strcmp(name, "-") == 0 ? "(stdin)" : name, buf, len) > 0)
 			matched = 1;
 		free(buf);
 	}
