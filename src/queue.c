@@ -126,8 +126,8 @@ enum queue_stmt_id {
 	QUEUE_ST_PURGE_ONE,
 	QUEUE_ST_PURGE_ALL,
 	QUEUE_ST_INSERT,
+	QUEUE_ST_DEDUP_GET,
 	QUEUE_ST_DEDUP_PUT,
-	QUEUE_ST_DEDUP_LOAD,
 	QUEUE_ST_DEDUP_EXPIRE,
 	QUEUE_ST_RECORD_DEFER,
 	QUEUE_ST_RECORD_KILL,
@@ -182,9 +182,9 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	    "INSERT INTO deliveries (event_id, provider, channel, alerts, extra, event, "
 	    "state, attempts, next_attempt_at, created_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, ?7)",
+	[QUEUE_ST_DEDUP_GET] = "SELECT event_id, first_seen FROM dedup WHERE key = ?1",
 	[QUEUE_ST_DEDUP_PUT] =
 	    "INSERT OR REPLACE INTO dedup (key, event_id, first_seen) VALUES (?1, ?2, ?3)",
-	[QUEUE_ST_DEDUP_LOAD] = "SELECT key, event_id, first_seen FROM dedup",
 	[QUEUE_ST_DEDUP_EXPIRE] = "DELETE FROM dedup WHERE first_seen < ?1",
 	[QUEUE_ST_RECORD_DEFER] =
 	    "UPDATE deliveries SET attempts = ?2, next_attempt_at = ?3, "
@@ -331,13 +331,13 @@ queue_simple(struct queue *q, enum queue_stmt_id id, const char *what)
 	return queue_exec_stmt(q, st, what);
 }
 
-static int
+int
 queue_begin(struct queue *q)
 {
 	return queue_simple(q, QUEUE_ST_BEGIN, "begin");
 }
 
-static int
+int
 queue_commit(struct queue *q)
 {
 	if (queue_simple(q, QUEUE_ST_COMMIT, "commit") < 0) {
@@ -350,7 +350,7 @@ queue_commit(struct queue *q)
 }
 
 /* Roll back after an error, keeping the error message of the failure. */
-static void
+void
 queue_rollback(struct queue *q)
 {
 	if (sqlite3_get_autocommit(q->db))
@@ -1189,6 +1189,60 @@ queue_purge(struct queue *q, const int64_t *ids, size_t n, int64_t *changed)
 	return queue_each_id(q, QUEUE_ST_PURGE_ONE, ids, n, NULL, NULL, "purge", changed);
 }
 
+/* ------------------------------------------------------------------ dedup */
+
+int
+queue_dedup_get(struct queue *q, const void *key, size_t keylen, double *first_seen,
+    char event_id[QUEUE_EVENT_ID_SIZE])
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_GET);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_blob(st, 1, key, (int)keylen, SQLITE_STATIC);
+	int rc = sqlite3_step(st), ret = 0;
+	if (rc == SQLITE_ROW) {
+		const unsigned char *eid = sqlite3_column_text(st, 0);
+		snprintf(event_id, QUEUE_EVENT_ID_SIZE, "%s", eid ? (const char *)eid : "");
+		*first_seen = sqlite3_column_double(st, 1);
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		queue_fail(q, "look up dedup key");
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+int
+queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char *event_id,
+    double first_seen)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_PUT);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_blob(st, 1, key, (int)keylen, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, event_id, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 3, first_seen);
+	return queue_exec_stmt(q, st, "insert dedup key");
+}
+
+int
+queue_dedup_expire(struct queue *q, double before)
+{
+	if (queue_begin(q) < 0)
+		return -1;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_EXPIRE);
+	if (st == NULL)
+		goto fail;
+	sqlite3_bind_double(st, 1, before);
+	if (queue_exec_stmt(q, st, "expire dedup keys") < 0)
+		goto fail;
+	return queue_commit(q);
+fail:
+	queue_rollback(q);
+	return -1;
+}
+
 /* -------------------------------------------------------- pending counter */
 
 /*
@@ -1215,12 +1269,8 @@ queue_pending_set(int64_t value)
 
 /* ----------------------------------------------------------- group commit */
 
-/* Open-addressing set of the dedup keys admitted by the batch being built. */
-#define QUEUE_BATCH_KEYS (2 * QUEUE_BATCH_CAP)
-
 struct queue_writer {
 	struct queue *q;                 /* writer thread only (after start) */
-	struct dedup_index *ix;          /* writer thread only */
 	pthread_t thread;
 	void (*on_commit)(void *arg);
 	void *on_commit_arg;
@@ -1243,7 +1293,6 @@ struct queue_writer {
 	double last_probe;               /* util_mono() */
 	double last_ok;                  /* util_mono() of the last durable write */
 	uint64_t probes;                 /* the probe row's value */
-	struct queue_req *keys[QUEUE_BATCH_KEYS];
 };
 
 /* Whether the process has a queue fault (sticky; see queue.h). */
@@ -1276,21 +1325,7 @@ queue_writer_check(struct queue_writer *w)
 	return true;
 }
 
-/* Slot of key in w->keys: the one holding it or the empty one where it would go. */
-static size_t
-queue_writer_key_slot(struct queue_writer *w, const unsigned char *key)
-{
-	/* FNV-1a over the whole key: callers' keys need not be uniform bytes. */
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t k = 0; k < DEDUP_KEY_LEN; k++)
-		h = (h ^ key[k]) * 1099511628211ULL;
-	size_t i = (size_t)(h % QUEUE_BATCH_KEYS);
-	while (w->keys[i] != NULL && memcmp(w->keys[i]->dedup_key, key, DEDUP_KEY_LEN) != 0)
-		i = (i + 1) % QUEUE_BATCH_KEYS;
-	return i;
-}
-
-/* Insert one request's rows and its dedup row. 0 / -1 with q->err set. */
+/* Insert one request's rows and record its dedup key. 0 / -1 with q->err set. */
 static int
 queue_writer_insert(struct queue *q, struct queue_req *req, double now)
 {
@@ -1310,42 +1345,20 @@ queue_writer_insert(struct queue *q, struct queue_req *req, double now)
 		if (queue_exec_stmt(q, st, "insert delivery") < 0)
 			return -1;
 	}
-	if (req->has_dedup && req->dedup_window > 0) {
-		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_PUT);
-		if (st == NULL)
-			return -1;
-		sqlite3_bind_blob(st, 1, req->dedup_key, DEDUP_KEY_LEN, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, req->event_id, -1, SQLITE_STATIC);
-		sqlite3_bind_double(st, 3, now);
-		if (queue_exec_stmt(q, st, "insert dedup key") < 0)
-			return -1;
-	}
+	if (req->has_dedup &&
+	    dedup_record(q, req->dedup_key, req->dedup_window, now, req->event_id) < 0)
+		return -1;
 	return 0;
 }
 
-/* Delete dedup rows and index entries older than the latest window. */
+/* Delete the dedup keys whose window (the latest one) ran out. */
 static void
 queue_writer_cleanup(struct queue_writer *w)
 {
 	w->last_cleanup = util_mono();
-	if (w->dedup_window < 0)
-		return;
-	double now = util_now();
-	dedup_index_expire(w->ix, now, w->dedup_window);
-	if (queue_begin(w->q) < 0)
-		return;
-	sqlite3_stmt *st = queue_stmt(w->q, QUEUE_ST_DEDUP_EXPIRE);
-	if (st == NULL) {
-		queue_rollback(w->q);
-		return;
-	}
-	sqlite3_bind_double(st, 1, now - w->dedup_window);
-	if (queue_exec_stmt(w->q, st, "expire dedup keys") < 0) {
-		queue_rollback(w->q);
-		return;
-	}
-	/* A failure here only leaves old rows for the next round. */
-	queue_commit(w->q);
+	/* A failure only leaves old keys for the next round. */
+	if (w->dedup_window >= 0)
+		dedup_prune(w->q, util_now(), w->dedup_window);
 }
 
 /*
@@ -1363,28 +1376,22 @@ queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nba
 	size_t naccepted = 0, ndup = 0, nfull = 0, nerr = 0;
 	bool in_txn = false, failed = queue_writer_check(w);
 
-	memset(w->keys, 0, sizeof(w->keys));
 	for (struct queue_req *r = batch; r != NULL; r = r->next) {
 		r->result = QUEUE_RESULT_NONE;
 		if (r->event_id[0] == '\0')
 			util_new_id(r->event_id);
-		bool dedup = r->has_dedup && r->dedup_window > 0;
-		size_t slot = 0;
 		if (r->has_dedup)
 			w->dedup_window = r->dedup_window;
-		if (dedup) {
-			slot = queue_writer_key_slot(w, r->dedup_key);
-			if (w->keys[slot] != NULL) {
-				/* Admitted earlier in this very batch. */
-				memcpy(r->event_id, w->keys[slot]->event_id, sizeof(r->event_id));
+		/* A fault answers the whole batch: no lookups in a broken file. */
+		if (r->has_dedup && !failed) {
+			enum dedup_verdict v = dedup_admit(q, r->dedup_key, r->dedup_window, now,
+			    r->event_id);
+			if (v == DEDUP_DUPLICATE) {
 				r->result = QUEUE_RESULT_DUPLICATE;
 				continue;
 			}
-			if (dedup_index_check(w->ix, r->dedup_key, now, r->dedup_window,
-			    r->event_id)) {
-				r->result = QUEUE_RESULT_DUPLICATE;
-				continue;
-			}
+			if (v == DEDUP_ERROR)
+				failed = true;
 		}
 		if (max_pending >= 0 &&
 		    pending + added + (int64_t)r->nitems > (int64_t)max_pending) {
@@ -1404,8 +1411,6 @@ queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nba
 			failed = true;
 			continue;
 		}
-		if (dedup)
-			w->keys[slot] = r;
 		added += (int64_t)r->nitems;
 		r->result = QUEUE_RESULT_ACCEPTED;
 	}
@@ -1426,12 +1431,9 @@ queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nba
 			r->result = QUEUE_RESULT_ERROR;
 		added = 0;
 	} else {
-		/* Durable now: the in-memory index may learn the new keys. */
 		for (struct queue_req *r = batch; r != NULL; r = r->next) {
 			if (r->result != QUEUE_RESULT_ACCEPTED)
 				continue;
-			if (r->has_dedup && r->dedup_window > 0)
-				dedup_index_put(w->ix, r->dedup_key, now, r->event_id);
 			for (size_t i = 0; i < r->nitems; i++)
 				metrics_queue_add(r->items[i].provider ? r->items[i].provider : "",
 				    1, 0);
@@ -1579,32 +1581,6 @@ queue_writer_main(void *arg)
 	return NULL;
 }
 
-/* Load every stored dedup key into the index. 0 / -1 with q->err. */
-static int
-queue_writer_load_dedup(struct queue_writer *w)
-{
-	sqlite3_stmt *st = queue_stmt(w->q, QUEUE_ST_DEDUP_LOAD);
-	if (st == NULL)
-		return -1;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_bytes(st, 0) != DEDUP_KEY_LEN)
-			continue;
-		unsigned char key[DEDUP_KEY_LEN];
-		memcpy(key, sqlite3_column_blob(st, 0), DEDUP_KEY_LEN);
-		char event_id[33];
-		const unsigned char *eid = sqlite3_column_text(st, 1);
-		snprintf(event_id, sizeof(event_id), "%s", eid ? (const char *)eid : "");
-		dedup_index_put(w->ix, key, sqlite3_column_double(st, 2), event_id);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		queue_fail(w->q, "load dedup keys");
-		return -1;
-	}
-	return 0;
-}
-
 static int
 queue_writer_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
@@ -1675,17 +1651,12 @@ queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
 	/* No checkpoint inside the writer's commits (see QUEUE_WAL_PAGES_MAX). */
 	sqlite3_wal_autocheckpoint(w->q->db, 0);
 	sqlite3_wal_hook(w->q->db, queue_writer_wal_hook, w);
-	w->ix = dedup_index_new();
 	w->on_commit = o->on_commit;
 	w->on_commit_arg = o->on_commit_arg;
 	atomic_store(&w->max_pending, o->max_pending);
 	w->dedup_window = -1;
 	w->last_cleanup = w->last_probe = w->last_ok = util_mono();
 	atomic_store(&w->healthy, true);
-	if (queue_writer_load_dedup(w) < 0) {
-		snprintf(err, errlen, "%s: %s", w->q->path, w->q->err);
-		goto fail;
-	}
 	int64_t pending = queue_count(w->q, QUEUE_PENDING);
 	if (pending < 0) {
 		snprintf(err, errlen, "%s: %s", w->q->path, w->q->err);
@@ -1713,7 +1684,6 @@ fail:
 		pthread_mutex_destroy(&w->lock);
 		pthread_cond_destroy(&w->cond);
 	}
-	dedup_index_free(w->ix);
 	queue_close(w->q);
 	if (w->lock_fd >= 0)
 		close(w->lock_fd);
@@ -1759,7 +1729,6 @@ queue_writer_stop(struct queue_writer *w)
 	pthread_join(w->thread, NULL);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
-	dedup_index_free(w->ix);
 	queue_close(w->q);
 	close(w->lock_fd);            /* after the last commit: releases the lock */
 	free(w);

@@ -24,9 +24,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dedup.h"
-
 struct queue;
+
+/* Bytes of an event id: util_new_id's 32 lowercase hex characters and a NUL. */
+#define QUEUE_EVENT_ID_SIZE 33
+
+#include "dedup.h"
 
 enum queue_state { QUEUE_PENDING = 0, QUEUE_DEAD = 1 };
 
@@ -138,6 +141,28 @@ int queue_record(struct queue *q, const struct queue_outcome *o, size_t n);
  * next_attempt_at). *deleted (may be NULL) gets the count. 0 / -1.
  */
 int queue_expire_dead(struct queue *q, double before, size_t limit, int64_t *deleted);
+
+/*
+ * A transaction on q: BEGIN IMMEDIATE (waits for the busy timeout, never
+ * fails on a read-to-write upgrade), COMMIT (a failed one is rolled back),
+ * ROLLBACK (keeps the error message of what failed). 0 / -1.
+ */
+int queue_begin(struct queue *q);
+int queue_commit(struct queue *q);
+void queue_rollback(struct queue *q);
+
+/*
+ * The stored first sighting of a dedup key (SPEC §7; the decision is
+ * dedup_admit's): 1 with *first_seen and event_id filled, 0 when there is
+ * none, -1 on error. Sees the connection's own uncommitted writes.
+ */
+int queue_dedup_get(struct queue *q, const void *key, size_t keylen, double *first_seen,
+    char event_id[QUEUE_EVENT_ID_SIZE]);
+/* Store (or replace) the first sighting of a key, in the open transaction. 0 / -1. */
+int queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char *event_id,
+    double first_seen);
+/* Delete the first sightings older than before, in a transaction of its own. 0 / -1. */
+int queue_dedup_expire(struct queue *q, double before);
 
 /* CLI: list rows in a state, id order (all at once: tests, small queues). */
 int queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n);
