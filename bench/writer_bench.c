@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "queue.h"
+#include "queue_writer.h"
 #include "util.h"
 
 struct bench_wait {

@@ -31,7 +31,7 @@ FUZZ_BASE_SRCS = $(top_srcdir)/src/util.c $(top_srcdir)/src/log.c $(top_srcdir)/
 # dedup.c's window decision reads the queue (SQLite): linked, never called.
 FUZZ_EVENT_SRCS = $(top_srcdir)/fuzz/fuzz_event.c $(FUZZ_BASE_SRCS) \
 	$(top_srcdir)/src/dedup.c $(top_srcdir)/src/slack.c $(top_srcdir)/src/auth.c \
-	$(top_srcdir)/src/queue.c $(top_srcdir)/src/metrics.c
+	$(top_srcdir)/src/queue.c
 FUZZ_CONF_SRCS = $(top_srcdir)/fuzz/fuzz_conf.c $(FUZZ_BASE_SRCS)
 
 fuzz/fuzz_event: $(FUZZ_EVENT_SRCS) $(FUZZ_HDRS)

@@ -1,13 +1,14 @@
 /*
  * queue: the durable delivery queue of SPEC §7 and §8 in SQLite (WAL mode) at
- * STATE_DIR/queue.db, and the group-commit writer thread.
+ * STATE_DIR/queue.db: the schema, the row operations and the faults. The
+ * group-commit writer thread that accepts events is queue_writer.c.
  *
  * Connections: struct queue is one SQLite connection with its prepared
- * statements, used by one thread at a time (the writer, the delivery thread
- * and the CLI each open their own). Every statement that writes runs inside
- * BEGIN IMMEDIATE so that a busy database is waited for (busy_timeout) instead
- * of failing on a read-to-write upgrade; that is what lets `fluxrelay queue`
- * run beside the daemon.
+ * statements, used by one thread at a time (the writer, the delivery thread,
+ * its recorder and the CLI each open their own). Every statement that writes
+ * runs inside BEGIN IMMEDIATE so that a busy database is waited for
+ * (busy_timeout) instead of failing on a read-to-write upgrade; that is what
+ * lets `fluxrelay queue` run beside the daemon.
  *
  * On-disk format (schema version 1):
  *
@@ -75,13 +76,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "metrics.h"
 #include "util.h"
 
 #define QUEUE_SCHEMA_VERSION 1
 #define QUEUE_BUSY_TIMEOUT_MS 5000
-/* Requests taken by the writer per transaction. */
-#define QUEUE_BATCH_CAP 1024
 /*
  * WAL size (pages) at which the writer checkpoints by itself, right after
  * its commit. The recorder thread checkpoints (passively) twice a second,
@@ -97,10 +95,6 @@
 #ifndef QUEUE_JOURNAL_SIZE_LIMIT
 #define QUEUE_JOURNAL_SIZE_LIMIT (8 * 1024 * 1024)
 #endif
-/* The writer probes when it has not committed for this long (seconds). */
-#define QUEUE_PROBE_INTERVAL 1.0
-/* How often the writer deletes dedup rows older than the window. */
-#define QUEUE_DEDUP_CLEANUP_INTERVAL 60.0
 
 #define QUEUE_COLUMNS \
 	"id, event_id, provider, channel, alerts, extra, event, state, attempts, " \
@@ -234,6 +228,7 @@ struct queue {
 	dev_t dev, wal_dev;
 	ino_t ino, wal_ino;
 	bool has_wal;
+	bool sync_full;                 /* opened with synchronous=FULL */
 };
 
 /* Pending deliveries in this process; see queue_pending_get. Atomic, no lock. */
@@ -600,6 +595,7 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 	q = util_calloc(1, sizeof(*q));
 	path = util_printf("%s/queue.db", state_dir);
 	q->path = util_strdup(path);
+	q->sync_full = sync_full;
 	int rc = sqlite3_open_v2(path, &q->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -689,7 +685,7 @@ queue_close(struct queue *q)
  * nobody will ever read again. Two stat calls.
  */
 static bool
-queue_replaced(struct queue *q, char *why, size_t len)
+queue_replaced(const struct queue *q, char *why, size_t len)
 {
 	struct stat sb;
 	if (stat(q->path, &sb) != 0 || sb.st_dev != q->dev || sb.st_ino != q->ino) {
@@ -708,12 +704,23 @@ queue_replaced(struct queue *q, char *why, size_t len)
 	return replaced;
 }
 
-/*
- * PRAGMA quick_check: every page's structure, without the index-to-table
- * cross-check of integrity_check (bench/README.md has its cost). 0, or -1
- * with q->err saying what is wrong and what to do.
- */
-static int
+bool
+queue_check(struct queue *q)
+{
+	char why[600];
+	if (queue_fault(NULL, 0) != QUEUE_FAULT_NONE)
+		return true;
+	if (!queue_replaced(q, why, sizeof(why)))
+		return false;
+	char msg[768];
+	snprintf(msg, sizeof(msg), "%s: new events are refused until fluxrelay is restarted "
+	    "(a restart opens the file now at that path; deliveries pending in the old one "
+	    "are lost)", why);
+	queue_fault_set(QUEUE_FAULT_REPLACED, msg);
+	return true;
+}
+
+int
 queue_verify(struct queue *q)
 {
 	sqlite3_stmt *st = NULL;
@@ -751,6 +758,12 @@ const char *
 queue_errmsg(struct queue *q)
 {
 	return q ? q->err : "no queue";
+}
+
+const char *
+queue_path(const struct queue *q)
+{
+	return q->path;
 }
 
 /* ------------------------------------------------------------- row access */
@@ -1189,6 +1202,52 @@ queue_purge(struct queue *q, const int64_t *ids, size_t n, int64_t *changed)
 	return queue_each_id(q, QUEUE_ST_PURGE_ONE, ids, n, NULL, NULL, "purge", changed);
 }
 
+/* ------------------------------------------------------------- acceptance */
+
+int
+queue_insert(struct queue *q, const char *event_id, const char *event, size_t event_len,
+    const struct queue_item *items, size_t n, double now)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct queue_item *it = &items[i];
+		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INSERT);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, event_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, it->provider ? it->provider : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, it->channel ? it->channel : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, it->alerts ? it->alerts : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, it->extra ? it->extra : "{}", -1, SQLITE_STATIC);
+		sqlite3_bind_blob64(st, 6, event ? event : "", event_len, SQLITE_STATIC);
+		sqlite3_bind_double(st, 7, now);
+		if (queue_exec_stmt(q, st, "insert delivery") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+queue_probe(struct queue *q, uint64_t value)
+{
+	int ret = -1;
+	if (!q->sync_full)
+		sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	if (queue_begin(q) == 0) {
+		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_PROBE);
+		char v[24];
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)value);
+		if (st != NULL)
+			sqlite3_bind_text(st, 1, v, -1, SQLITE_TRANSIENT);
+		if (st != NULL && queue_exec_stmt(q, st, "probe") == 0)
+			ret = queue_commit(q);
+		else
+			queue_rollback(q);
+	}
+	if (!q->sync_full)
+		sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+	return ret;
+}
+
 /* ------------------------------------------------------------------ dedup */
 
 int
@@ -1267,327 +1326,20 @@ queue_pending_set(int64_t value)
 	atomic_store(&queue_pending_count, value);
 }
 
-/* ----------------------------------------------------------- group commit */
-
-struct queue_writer {
-	struct queue *q;                 /* writer thread only (after start) */
-	pthread_t thread;
-	void (*on_commit)(void *arg);
-	void *on_commit_arg;
-	_Atomic long max_pending;
-	atomic_bool healthy;             /* see queue_writer_healthy */
-	int lock_fd;                     /* STATE_DIR/queue.lock, flock'ed; -1 none */
-	bool sync_full;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;             /* signalled on submit, pause change and stop */
-	/* Guarded by lock: */
-	struct queue_req *head, *tail;   /* submitted, not yet taken */
-	bool stopping;
-	bool paused;
-	struct queue_writer_stats stats;
-
-	/* Writer thread only: */
-	double dedup_window;             /* window of the latest dedup request; < 0 none yet */
-	double last_cleanup;             /* util_mono() */
-	double last_probe;               /* util_mono() */
-	double last_ok;                  /* util_mono() of the last durable write */
-	uint64_t probes;                 /* the probe row's value */
-};
-
-/* Whether the process has a queue fault (sticky; see queue.h). */
-static bool
-queue_writer_faulted(const struct queue_writer *w)
-{
-	(void)w;
-	return queue_fault(NULL, 0) != QUEUE_FAULT_NONE;
-}
-
-/*
- * queue_writer_faulted, after checking that the database file is still the
- * one opened: before each batch and each probe, so at most one batch can
- * land in a deleted file, and an idle daemon notices within a second.
- */
-static bool
-queue_writer_check(struct queue_writer *w)
-{
-	char why[600];
-	if (queue_writer_faulted(w))
-		return true;
-	if (!queue_replaced(w->q, why, sizeof(why)))
-		return false;
-	char msg[768];
-	snprintf(msg, sizeof(msg), "%s: new events are refused until fluxrelay is restarted "
-	    "(a restart opens the file now at that path; deliveries pending in the old one "
-	    "are lost)", why);
-	queue_fault_set(QUEUE_FAULT_REPLACED, msg);
-	atomic_store(&w->healthy, false);
-	return true;
-}
-
-/* Insert one request's rows and record its dedup key. 0 / -1 with q->err set. */
 static int
-queue_writer_insert(struct queue *q, struct queue_req *req, double now)
-{
-	for (size_t i = 0; i < req->nitems; i++) {
-		const struct queue_item *it = &req->items[i];
-		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INSERT);
-		if (st == NULL)
-			return -1;
-		sqlite3_bind_text(st, 1, req->event_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, it->provider ? it->provider : "", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, it->channel ? it->channel : "", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, it->alerts ? it->alerts : "", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, it->extra ? it->extra : "{}", -1, SQLITE_STATIC);
-		sqlite3_bind_blob64(st, 6, req->event ? req->event : "", req->event_len,
-		    SQLITE_STATIC);
-		sqlite3_bind_double(st, 7, now);
-		if (queue_exec_stmt(q, st, "insert delivery") < 0)
-			return -1;
-	}
-	if (req->has_dedup &&
-	    dedup_record(q, req->dedup_key, req->dedup_window, now, req->event_id) < 0)
-		return -1;
-	return 0;
-}
-
-/* Delete the dedup keys whose window (the latest one) ran out. */
-static void
-queue_writer_cleanup(struct queue_writer *w)
-{
-	w->last_cleanup = util_mono();
-	/* A failure only leaves old keys for the next round. */
-	if (w->dedup_window >= 0)
-		dedup_prune(w->q, util_now(), w->dedup_window);
-}
-
-/*
- * Decide, insert and commit one batch (a list linked by next), then answer
- * every request. Runs on the writer thread without the lock held.
- */
-static void
-queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nbatch)
-{
-	struct queue *q = w->q;
-	double now = util_now();
-	long max_pending = atomic_load(&w->max_pending);
-	int64_t pending = queue_pending_get();
-	int64_t added = 0;
-	size_t naccepted = 0, ndup = 0, nfull = 0, nerr = 0;
-	bool in_txn = false, failed = queue_writer_check(w);
-
-	for (struct queue_req *r = batch; r != NULL; r = r->next) {
-		r->result = QUEUE_RESULT_NONE;
-		if (r->event_id[0] == '\0')
-			util_new_id(r->event_id);
-		if (r->has_dedup)
-			w->dedup_window = r->dedup_window;
-		/* A fault answers the whole batch: no lookups in a broken file. */
-		if (r->has_dedup && !failed) {
-			enum dedup_verdict v = dedup_admit(q, r->dedup_key, r->dedup_window, now,
-			    r->event_id);
-			if (v == DEDUP_DUPLICATE) {
-				r->result = QUEUE_RESULT_DUPLICATE;
-				continue;
-			}
-			if (v == DEDUP_ERROR)
-				failed = true;
-		}
-		if (max_pending >= 0 &&
-		    pending + added + (int64_t)r->nitems > (int64_t)max_pending) {
-			r->result = QUEUE_RESULT_FULL;
-			continue;
-		}
-		if (failed)
-			continue;
-		if (!in_txn) {
-			if (queue_begin(q) < 0) {
-				failed = true;
-				continue;
-			}
-			in_txn = true;
-		}
-		if (queue_writer_insert(q, r, now) < 0) {
-			failed = true;
-			continue;
-		}
-		added += (int64_t)r->nitems;
-		r->result = QUEUE_RESULT_ACCEPTED;
-	}
-	if (in_txn && !failed && queue_commit(q) < 0)
-		failed = true;
-	/* A fault SQLite found during this batch (queue_fail) answers it too. */
-	if (queue_writer_faulted(w))
-		failed = true;
-	if (failed)
-		atomic_store(&w->healthy, false);
-	else if (in_txn) {
-		atomic_store(&w->healthy, true);
-		w->last_ok = util_mono();
-	}
-	if (failed) {
-		queue_rollback(q);
-		for (struct queue_req *r = batch; r != NULL; r = r->next)
-			r->result = QUEUE_RESULT_ERROR;
-		added = 0;
-	} else {
-		for (struct queue_req *r = batch; r != NULL; r = r->next) {
-			if (r->result != QUEUE_RESULT_ACCEPTED)
-				continue;
-			for (size_t i = 0; i < r->nitems; i++)
-				metrics_queue_add(r->items[i].provider ? r->items[i].provider : "",
-				    1, 0);
-		}
-		queue_pending_add(added);
-	}
-
-	for (struct queue_req *r = batch; r != NULL; r = r->next) {
-		switch (r->result) {
-		case QUEUE_RESULT_ACCEPTED: naccepted++; break;
-		case QUEUE_RESULT_DUPLICATE: ndup++; break;
-		case QUEUE_RESULT_FULL: nfull++; break;
-		default: nerr++; break;
-		}
-	}
-	pthread_mutex_lock(&w->lock);
-	w->stats.batches++;
-	w->stats.requests += nbatch;
-	w->stats.accepted += naccepted;
-	w->stats.duplicates += ndup;
-	w->stats.full += nfull;
-	w->stats.errors += nerr;
-	if (in_txn && !failed)
-		w->stats.commits++;
-	if (nbatch > w->stats.max_batch)
-		w->stats.max_batch = nbatch;
-	if (failed)
-		snprintf(w->stats.last_error, sizeof(w->stats.last_error), "%s", q->err);
-	pthread_mutex_unlock(&w->lock);
-
-	/* After done, the owner may free the request: read next first. */
-	for (struct queue_req *r = batch, *next; r != NULL; r = next) {
-		next = r->next;
-		r->next = NULL;
-		r->done(r);
-	}
-	if (added > 0 && w->on_commit)
-		w->on_commit(w->on_commit_arg);
-}
-
-/*
- * One small write that reaches the disk, fsync included (a changed row,
- * committed with synchronous=FULL whatever queue.sync says), when nothing
- * else committed for QUEUE_PROBE_INTERVAL: readiness follows the disk
- * without traffic, both ways. No request waits for it.
- */
-static void
-queue_writer_probe(struct queue_writer *w)
-{
-	struct queue *q = w->q;
-	w->last_probe = util_mono();
-	if (queue_writer_check(w)) {
-		atomic_store(&w->healthy, false);
-		return;
-	}
-	bool ok = false;
-	if (!w->sync_full)
-		sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
-	if (queue_begin(q) == 0) {
-		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_PROBE);
-		char v[24];
-		snprintf(v, sizeof(v), "%llu", (unsigned long long)++w->probes);
-		if (st != NULL)
-			sqlite3_bind_text(st, 1, v, -1, SQLITE_TRANSIENT);
-		if (st != NULL && queue_exec_stmt(q, st, "probe") == 0)
-			ok = queue_commit(q) == 0;
-		else
-			queue_rollback(q);
-	}
-	if (!w->sync_full)
-		sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-	if (ok && !queue_writer_faulted(w)) {
-		w->last_ok = util_mono();
-		atomic_store(&w->healthy, true);
-	} else {
-		atomic_store(&w->healthy, false);
-		pthread_mutex_lock(&w->lock);
-		snprintf(w->stats.last_error, sizeof(w->stats.last_error), "%s", q->err);
-		pthread_mutex_unlock(&w->lock);
-	}
-}
-
-/* When the next probe is due (util_mono()). */
-static double
-queue_writer_probe_due(const struct queue_writer *w)
-{
-	double since = w->last_ok > w->last_probe ? w->last_ok : w->last_probe;
-	return since + QUEUE_PROBE_INTERVAL;
-}
-
-static void *
-queue_writer_main(void *arg)
-{
-	struct queue_writer *w = arg;
-	for (;;) {
-		pthread_mutex_lock(&w->lock);
-		while (!w->stopping && (w->head == NULL || w->paused)) {
-			double now_m = util_mono();
-			double wait = QUEUE_DEDUP_CLEANUP_INTERVAL - (now_m - w->last_cleanup);
-			if (!w->paused) {
-				double p = queue_writer_probe_due(w) - now_m;
-				if (p < wait)
-					wait = p;
-			}
-			if (wait <= 0)
-				break;
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			double end = (double)ts.tv_nsec / 1e9 + wait;
-			ts.tv_sec += (time_t)end;
-			ts.tv_nsec = (long)((end - (double)(time_t)end) * 1e9);
-			pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-		}
-		struct queue_req *batch = NULL, *last = NULL;
-		size_t n = 0;
-		if (!w->paused || w->stopping) {
-			batch = w->head;
-			for (struct queue_req *r = batch; r != NULL && n < QUEUE_BATCH_CAP;
-			    r = r->next) {
-				last = r;
-				n++;
-			}
-			if (last != NULL) {
-				w->head = last->next;
-				if (w->head == NULL)
-					w->tail = NULL;
-				last->next = NULL;
-			}
-		}
-		bool stop = w->stopping && batch == NULL;
-		pthread_mutex_unlock(&w->lock);
-		if (stop)
-			break;
-		if (batch != NULL)
-			queue_writer_process(w, batch, n);
-		if (util_mono() - w->last_cleanup >= QUEUE_DEDUP_CLEANUP_INTERVAL)
-			queue_writer_cleanup(w);
-		bool paused;
-		pthread_mutex_lock(&w->lock);
-		paused = w->paused && !w->stopping;
-		pthread_mutex_unlock(&w->lock);
-		if (!paused && util_mono() >= queue_writer_probe_due(w))
-			queue_writer_probe(w);
-	}
-	return NULL;
-}
-
-static int
-queue_writer_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+queue_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	(void)arg;
 	if (pages >= QUEUE_WAL_PAGES_MAX)
 		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return SQLITE_OK;
+}
+
+void
+queue_wal_backstop(struct queue *q)
+{
+	sqlite3_wal_autocheckpoint(q->db, 0);
+	sqlite3_wal_hook(q->db, queue_wal_hook, NULL);
 }
 
 int
@@ -1601,12 +1353,7 @@ queue_checkpoint(struct queue *q)
 	return 0;
 }
 
-/*
- * The state directory's lock: an exclusive flock on STATE_DIR/queue.lock,
- * held (and released by the kernel at exit, even after kill -9) for the
- * writer's life. Returns the descriptor, or -1 with err filled.
- */
-static int
+int
 queue_lock(const char *state_dir, char *err, size_t errlen)
 {
 	if (state_dir == NULL || *state_dir == '\0') {
@@ -1630,135 +1377,4 @@ queue_lock(const char *state_dir, char *err, size_t errlen)
 	}
 	free(path);
 	return fd;
-}
-
-struct queue_writer *
-queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
-{
-	struct queue_writer *w = util_calloc(1, sizeof(*w));
-	bool locks = false;
-	w->lock_fd = queue_lock(o->state_dir, err, errlen);
-	if (w->lock_fd < 0)
-		goto fail;
-	w->q = queue_open(o->state_dir, o->sync_full, err, errlen);
-	if (w->q == NULL)
-		goto fail;
-	if (queue_verify(w->q) < 0) {
-		snprintf(err, errlen, "%s: %s", w->q->path, w->q->err);
-		goto fail;
-	}
-	w->sync_full = o->sync_full;
-	/* No checkpoint inside the writer's commits (see QUEUE_WAL_PAGES_MAX). */
-	sqlite3_wal_autocheckpoint(w->q->db, 0);
-	sqlite3_wal_hook(w->q->db, queue_writer_wal_hook, w);
-	w->on_commit = o->on_commit;
-	w->on_commit_arg = o->on_commit_arg;
-	atomic_store(&w->max_pending, o->max_pending);
-	w->dedup_window = -1;
-	w->last_cleanup = w->last_probe = w->last_ok = util_mono();
-	atomic_store(&w->healthy, true);
-	int64_t pending = queue_count(w->q, QUEUE_PENDING);
-	if (pending < 0) {
-		snprintf(err, errlen, "%s: %s", w->q->path, w->q->err);
-		goto fail;
-	}
-	queue_pending_set(pending);
-
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	locks = true;
-	int rc = pthread_create(&w->thread, NULL, queue_writer_main, w);
-	if (rc == 0)
-		pthread_setname_np(w->thread, "fr-writer");   /* for top -H, perf */
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot start the queue writer: %s", strerror(rc));
-		goto fail;
-	}
-	return w;
-fail:
-	if (locks) {
-		pthread_mutex_destroy(&w->lock);
-		pthread_cond_destroy(&w->cond);
-	}
-	queue_close(w->q);
-	if (w->lock_fd >= 0)
-		close(w->lock_fd);
-	free(w);
-	return NULL;
-}
-
-/*
- * Hand req to the writer; never touches the disk. Once stop has begun the
- * request is answered at once: done(req) runs with QUEUE_RESULT_SHUTDOWN on
- * the calling thread, before submit returns.
- */
-void
-queue_writer_submit(struct queue_writer *w, struct queue_req *req)
-{
-	req->result = QUEUE_RESULT_NONE;
-	req->next = NULL;
-	pthread_mutex_lock(&w->lock);
-	if (w->stopping) {
-		pthread_mutex_unlock(&w->lock);
-		req->result = QUEUE_RESULT_SHUTDOWN;
-		req->done(req);
-		return;
-	}
-	if (w->tail)
-		w->tail->next = req;
-	else
-		w->head = req;
-	w->tail = req;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-void
-queue_writer_stop(struct queue_writer *w)
-{
-	if (w == NULL)
-		return;
-	pthread_mutex_lock(&w->lock);
-	w->stopping = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thread, NULL);
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
-	queue_close(w->q);
-	close(w->lock_fd);            /* after the last commit: releases the lock */
-	free(w);
-}
-
-bool
-queue_writer_healthy(struct queue_writer *w)
-{
-	return atomic_load(&w->healthy) && !queue_writer_faulted(w);
-}
-
-void
-queue_writer_set_max_pending(struct queue_writer *w, long max_pending)
-{
-	atomic_store(&w->max_pending, max_pending);
-}
-
-void
-queue_writer_get_stats(struct queue_writer *w, struct queue_writer_stats *out)
-{
-	pthread_mutex_lock(&w->lock);
-	*out = w->stats;
-	pthread_mutex_unlock(&w->lock);
-}
-
-void
-queue_writer_pause(struct queue_writer *w, bool paused)
-{
-	pthread_mutex_lock(&w->lock);
-	w->paused = paused;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
 }
