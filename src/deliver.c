@@ -175,7 +175,6 @@ struct deliver {
 	size_t inflight;
 	double next_due;              /* monotonic: earliest reason to look again */
 	double scan_after;            /* monotonic: earliest wake-triggered scan */
-	bool kill_missing;            /* orphaned rows still to dead-letter */
 	uint64_t rng;
 
 	/* The recorder: notes, rec_dirty, rec_stop guarded by rec_lock; rec_cond
@@ -557,7 +556,7 @@ deliver_error_with_last(const char *error, const struct queue_row *r)
  * (SPEC §8: a dead letter keeps its last HTTP status and Slack error).
  */
 static void
-deliver_kill(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
+deliver_dead_letter(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
     size_t n, const int *attempts, const char *error, bool keep_last)
 {
 	if (n == 0)
@@ -567,7 +566,7 @@ deliver_kill(struct deliver *d, struct deliver_target *t, const struct queue_row
 	for (size_t i = 0; i < n; i++) {
 		int a = attempts ? attempts[i] : rows[i].attempts;
 		char *e = keep_last ? deliver_error_with_last(error, &rows[i]) : NULL;
-		deliver_note(d, rows[i].id, QUEUE_OUTCOME_KILL, a, 0, e ? e : error);
+		deliver_note(d, rows[i].id, QUEUE_OUTCOME_DEAD, a, 0, e ? e : error);
 		if (a > most)
 			most = a;
 		if (i == 0)
@@ -812,8 +811,14 @@ out:
 /* ---------------------------------------------------------------- the pass */
 
 /*
- * Rows of a target whose provider is gone: dead letters, a batch per pass.
- * Returns true when more may be left.
+ * Rows of a target whose provider left the configuration: dead letters
+ * ("provider removed"), a batch per pass. Target by target rather than with
+ * one bulk UPDATE, so that each is logged with its event ids and target
+ * (SPEC §10) and counted in deliveries_total{result="dead"}. A new
+ * configuration asks for a timed scan at once (deliver_apply_conf), which
+ * visits every target with pending rows, deferred ones included, and never
+ * one with an attempt in flight, so no row is both dead-lettered and
+ * acknowledged by its own completion. Returns true when more may be left.
  */
 static bool
 deliver_orphans(struct deliver *d, struct deliver_target *t)
@@ -824,7 +829,7 @@ deliver_orphans(struct deliver *d, struct deliver_target *t)
 		deliver_read_failed(d, t);
 		return false;
 	}
-	deliver_kill(d, t, rows, n, NULL, "provider removed", true);
+	deliver_dead_letter(d, t, rows, n, NULL, "provider removed", true);
 	queue_rows_free(rows, n);
 	return n == DELIVER_ORPHAN_BATCH;
 }
@@ -911,7 +916,7 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 			struct queue_row bad = *r;
 			memset(r, 0, sizeof(*r));
 			snprintf(bad_event, sizeof(bad_event), "invalid stored event: %s", err);
-			deliver_kill(d, t, &bad, 1, NULL, bad_event, false);
+			deliver_dead_letter(d, t, &bad, 1, NULL, bad_event, false);
 			again = true;
 			queue_row_clear(&bad);
 			continue;
@@ -925,7 +930,7 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 		memset(r, 0, sizeof(*r));
 	}
 	if (ndead > 0) {
-		deliver_kill(d, t, dead, ndead, NULL, "max_age exceeded", true);
+		deliver_dead_letter(d, t, dead, ndead, NULL, "max_age exceeded", true);
 		if (nsend == 0)
 			again = true;         /* rows behind them may be due */
 	}
@@ -945,7 +950,7 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 		for (size_t i = 0; i < nsend; i++) {
 			char *line = slack_render_string(p, channel, &ps.items[i], 1);
 			if (line == NULL) {
-				deliver_kill(d, t, &send[i], 1, NULL, "cannot render payload", false);
+				deliver_dead_letter(d, t, &send[i], 1, NULL, "cannot render payload", false);
 				continue;
 			}
 			fputs(line, stdout);
@@ -967,7 +972,7 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 
 	t->payload = slack_render_string(p, channel, ps.items, nsend);
 	if (t->payload == NULL) {
-		deliver_kill(d, t, send, nsend, NULL, "cannot render payload", false);
+		deliver_dead_letter(d, t, send, nsend, NULL, "cannot render payload", false);
 		goto out;
 	}
 	t->rows = send;
@@ -1349,17 +1354,17 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 		 * late is not dead-lettered for the head's history. This attempt
 		 * counts for the rows that die of it too, so the dead letter
 		 * shows the count its log line gives. */
-		struct queue_row *kill = util_calloc(t->nrows, sizeof(*kill));
+		struct queue_row *dead = util_calloc(t->nrows, sizeof(*dead));
 		struct queue_row *keep = util_calloc(t->nrows, sizeof(*keep));
-		int *kill_att = util_calloc(t->nrows, sizeof(*kill_att));
+		int *dead_att = util_calloc(t->nrows, sizeof(*dead_att));
 		int *keep_att = util_calloc(t->nrows, sizeof(*keep_att));
-		size_t nkill = 0, nkeep = 0;
+		size_t ndead = 0, nkeep = 0;
 		unsigned worst = 1;
 		for (size_t i = 0; i < t->nrows; i++) {
 			int a = t->rows[i].attempts + 1;
 			if (a >= max_attempts) {
-				kill_att[nkill] = a;
-				kill[nkill++] = t->rows[i];
+				dead_att[ndead] = a;
+				dead[ndead++] = t->rows[i];
 			} else {
 				keep_att[nkeep] = a;
 				keep[nkeep++] = t->rows[i];
@@ -1378,11 +1383,11 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 			deliver_log(LOG_LEVEL_WARN, "delivery failed, will retry", t, keep, nkeep,
 			    (int)worst, res.error, "retry_in", dbuf);
 		}
-		deliver_kill(d, t, kill, nkill, kill_att, res.error, false);
+		deliver_dead_letter(d, t, dead, ndead, dead_att, res.error, false);
 		/* shallow copies: the strings stay owned by t->rows */
-		free(kill);
+		free(dead);
 		free(keep);
-		free(kill_att);
+		free(dead_att);
 		free(keep_att);
 		break;
 	}
@@ -1396,7 +1401,7 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 			    res.error, NULL, NULL);
 			break;
 		}
-		deliver_kill(d, t, t->rows, t->nrows, NULL, res.error, false);
+		deliver_dead_letter(d, t, t->rows, t->nrows, NULL, res.error, false);
 		break;
 	}
 	curl_multi_remove_handle(d->multi, t->easy);
@@ -1433,22 +1438,6 @@ deliver_collect(struct deliver *d)
 
 /* ------------------------------------------------------------ configuration */
 
-/*
- * A provider left the configuration: its pending rows become dead letters
- * ("provider removed"). Not with one bulk UPDATE, which can log neither the
- * event ids nor the targets (SPEC §10) nor count deliveries_total{result=
- * "dead"}: deliver_orphans does it target by target on the next timed scan,
- * which visits every target with pending rows (deferred ones included) and
- * never one with an attempt in flight, so no row is both dead-lettered and
- * acknowledged by its own completion.
- */
-static void
-deliver_kill_missing(struct deliver *d)
-{
-	d->kill_missing = false;
-	d->next_due = 0;
-}
-
 static void
 deliver_apply_conf(struct deliver *d)
 {
@@ -1456,7 +1445,8 @@ deliver_apply_conf(struct deliver *d)
 	if (d->gen_done != d->gen_req) {
 		d->conf = d->next_conf;
 		d->gen_done = d->gen_req;
-		d->kill_missing = true;
+		/* A timed scan at once: see deliver_orphans. */
+		d->next_due = 0;
 		pthread_cond_broadcast(&d->cond);
 		atomic_store(&d->dirty, true);
 		deliver_conf_changed(d, d->conf);
@@ -1477,8 +1467,6 @@ deliver_main(void *arg)
 		if (stopping && d->inflight == 0)
 			break;
 		if (!stopping) {
-			if (d->kill_missing)
-				deliver_kill_missing(d);
 			double now_m = util_mono();
 			if (now_m >= d->next_due) {
 				atomic_store(&d->dirty, false);
@@ -1555,7 +1543,6 @@ deliver_start(const char *state_dir, const struct conf *c, char *err, size_t err
 	pthread_condattr_destroy(&ca);
 	locks = true;
 	d->conf = c;
-	d->kill_missing = true;
 	atomic_init(&d->stopping, false);
 	atomic_init(&d->dirty, true);
 	atomic_init(&d->dead_max_age, c->queue.dead_max_age);

@@ -29,8 +29,8 @@
  *       attempts        INTEGER  transient failures so far
  *       next_attempt_at REAL     epoch seconds; 0 = due now. For a dead row:
  *                                when it died (dead_max_age counts from the
- *                                later of this and created_at, so rows killed
- *                                before this was recorded still expire)
+ *                                later of this and created_at, so rows that
+ *                                died before this was recorded still expire)
  *       created_at      REAL     epoch seconds of acceptance (or of `retry`)
  *       last_error      TEXT     NULL when none, e.g. "HTTP 404 channel_not_found")
  *   index deliveries_by_target(state, provider, channel, id)
@@ -45,19 +45,18 @@
  * STATE_DIR/queue.lock (empty) carries the daemon's exclusive flock, so two
  * daemons never share a queue.
  *
- * Row state machine:
+ * Row state machine (the delivery module's outcomes are written by
+ * queue_record, with absolute values, so a write retried after a failure is
+ * still right):
  *
- *     (accepted) --> pending --(delivered: queue_ack)--> deleted
- *                     |  ^  \--(transient/429: queue_defer)--> pending
+ *     (accepted) --> pending --(delivered: ACK)--> deleted
+ *                     |  ^  \--(transient/429: DEFER)--> pending
  *                     |  |
- *   queue_kill:       |  | queue_retry (attempts 0, due now, created_at now)
+ *   DEAD (dead letter):  | queue_retry (attempts 0, due now, created_at now)
  *   permanent error,  v  |
  *   max_attempts,     dead --(queue_purge)--> deleted
- *   max_age, provider removed (queue_kill_missing_providers)
+ *   max_age, provider removed
  *                     dead --(queue_expire_dead: queue.dead_max_age)--> deleted
- *
- * The delivery thread records its outcomes with queue_record (absolute
- * values, so a write retried after a failure is still right).
  *
  * Delivery order per target is id order; a dead row no longer holds its target.
  */
@@ -110,10 +109,6 @@ enum queue_stmt_id {
 	QUEUE_ST_TARGET_NEXT,
 	QUEUE_ST_HEAD,
 	QUEUE_ST_ACK,
-	QUEUE_ST_DEFER,
-	QUEUE_ST_KILL,
-	QUEUE_ST_PENDING_PROVIDERS,
-	QUEUE_ST_KILL_PROVIDER,
 	QUEUE_ST_LIST,
 	QUEUE_ST_RETRY_ONE,
 	QUEUE_ST_RETRY_ALL,
@@ -124,7 +119,7 @@ enum queue_stmt_id {
 	QUEUE_ST_DEDUP_PUT,
 	QUEUE_ST_DEDUP_EXPIRE,
 	QUEUE_ST_RECORD_DEFER,
-	QUEUE_ST_RECORD_KILL,
+	QUEUE_ST_RECORD_DEAD,
 	QUEUE_ST_EXPIRE_DEAD,
 	QUEUE_ST_LIST_PAGE,
 	QUEUE_ST_PROBE,
@@ -150,18 +145,6 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	    "SELECT " QUEUE_COLUMNS " FROM deliveries "
 	    "WHERE state = 0 AND provider = ?1 AND channel = ?2 ORDER BY id LIMIT ?3",
 	[QUEUE_ST_ACK] = "DELETE FROM deliveries WHERE id = ?1",
-	[QUEUE_ST_DEFER] =
-	    "UPDATE deliveries SET next_attempt_at = ?2, attempts = attempts + ?3, "
-	    "last_error = coalesce(?4, last_error) WHERE id = ?1 AND state = 0",
-	[QUEUE_ST_KILL] =
-	    "UPDATE deliveries SET state = 1, last_error = ?2, next_attempt_at = ?3 "
-	    "WHERE id = ?1 AND state = 0",
-	[QUEUE_ST_PENDING_PROVIDERS] =
-	    "SELECT DISTINCT provider FROM deliveries WHERE state = 0",
-	[QUEUE_ST_KILL_PROVIDER] =
-	    "UPDATE deliveries SET state = 1, next_attempt_at = ?3, last_error = "
-	    "CASE WHEN last_error IS NULL THEN ?2 ELSE ?2 || '; last error: ' || last_error END "
-	    "WHERE state = 0 AND provider = ?1",
 	[QUEUE_ST_LIST] =
 	    "SELECT " QUEUE_COLUMNS " FROM deliveries WHERE state = ?1 ORDER BY id",
 	[QUEUE_ST_RETRY_ONE] =
@@ -183,7 +166,7 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	[QUEUE_ST_RECORD_DEFER] =
 	    "UPDATE deliveries SET attempts = ?2, next_attempt_at = ?3, "
 	    "last_error = coalesce(?4, last_error) WHERE id = ?1 AND state = 0",
-	[QUEUE_ST_RECORD_KILL] =
+	[QUEUE_ST_RECORD_DEAD] =
 	    "UPDATE deliveries SET state = 1, attempts = ?2, next_attempt_at = ?3, "
 	    "last_error = coalesce(?4, last_error) WHERE id = ?1 AND state = 0",
 	[QUEUE_ST_EXPIRE_DEAD] =
@@ -744,16 +727,6 @@ queue_verify(struct queue *q)
 	return -1;
 }
 
-int64_t
-queue_wal_size(const char *state_dir)
-{
-	char *wal = util_printf("%s/queue.db-wal", state_dir);
-	struct stat sb;
-	int64_t n = stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0;
-	free(wal);
-	return n;
-}
-
 const char *
 queue_errmsg(struct queue *q)
 {
@@ -953,59 +926,6 @@ fail:
 }
 
 int
-queue_ack(struct queue *q, const int64_t *ids, size_t n)
-{
-	return queue_each_id(q, QUEUE_ST_ACK, ids, n, NULL, NULL, "ack", NULL);
-}
-
-struct queue_defer_args {
-	double next_attempt_at;
-	int add_attempt;
-	const char *error;
-};
-
-static void
-queue_defer_bind(sqlite3_stmt *st, const void *arg)
-{
-	const struct queue_defer_args *a = arg;
-	sqlite3_bind_double(st, 2, a->next_attempt_at);
-	sqlite3_bind_int(st, 3, a->add_attempt);
-	if (a->error)
-		sqlite3_bind_text(st, 4, a->error, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 4);
-}
-
-/* error NULL keeps the row's previous last_error. */
-int
-queue_defer(struct queue *q, const int64_t *ids, size_t n, int add_attempt,
-    double next_attempt_at, const char *error)
-{
-	struct queue_defer_args a = { next_attempt_at, add_attempt, error };
-	return queue_each_id(q, QUEUE_ST_DEFER, ids, n, queue_defer_bind, &a, "defer", NULL);
-}
-
-struct queue_kill_args {
-	const char *error;
-	double now;
-};
-
-static void
-queue_kill_bind(sqlite3_stmt *st, const void *arg)
-{
-	const struct queue_kill_args *a = arg;
-	sqlite3_bind_text(st, 2, a->error ? a->error : "unknown error", -1, SQLITE_STATIC);
-	sqlite3_bind_double(st, 3, a->now);
-}
-
-int
-queue_kill(struct queue *q, const int64_t *ids, size_t n, const char *error)
-{
-	struct queue_kill_args a = { error, util_now() };
-	return queue_each_id(q, QUEUE_ST_KILL, ids, n, queue_kill_bind, &a, "kill", NULL);
-}
-
-int
 queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 {
 	if (n == 0)
@@ -1015,14 +935,14 @@ queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		enum queue_stmt_id id = o[i].kind == QUEUE_OUTCOME_ACK ? QUEUE_ST_ACK :
-		    o[i].kind == QUEUE_OUTCOME_KILL ? QUEUE_ST_RECORD_KILL : QUEUE_ST_RECORD_DEFER;
+		    o[i].kind == QUEUE_OUTCOME_DEAD ? QUEUE_ST_RECORD_DEAD : QUEUE_ST_RECORD_DEFER;
 		sqlite3_stmt *st = queue_stmt(q, id);
 		if (st == NULL)
 			goto fail;
 		sqlite3_bind_int64(st, 1, o[i].id);
 		if (o[i].kind != QUEUE_OUTCOME_ACK) {
 			sqlite3_bind_int(st, 2, o[i].attempts);
-			sqlite3_bind_double(st, 3, o[i].kind == QUEUE_OUTCOME_KILL ? now :
+			sqlite3_bind_double(st, 3, o[i].kind == QUEUE_OUTCOME_DEAD ? now :
 			    o[i].next_attempt_at);
 			if (o[i].error != NULL)
 				sqlite3_bind_text(st, 4, o[i].error, -1, SQLITE_STATIC);
@@ -1061,67 +981,6 @@ queue_expire_dead(struct queue *q, double before, size_t limit, int64_t *deleted
 fail:
 	queue_rollback(q);
 	return -1;
-}
-
-int
-queue_kill_missing_providers(struct queue *q, const char *const *names, size_t n,
-    int64_t *killed)
-{
-	char **gone = NULL;
-	size_t ngone = 0, cap = 0;
-	int64_t total = 0;
-	int ret = -1;
-	if (killed)
-		*killed = 0;
-	if (queue_begin(q) < 0)
-		return -1;
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_PENDING_PROVIDERS);
-	if (st == NULL)
-		goto out;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *p = (const char *)sqlite3_column_text(st, 0);
-		bool known = false;
-		for (size_t i = 0; i < n && p; i++)
-			if (strcmp(names[i], p) == 0)
-				known = true;
-		if (known)
-			continue;
-		if (ngone == cap) {
-			cap = cap ? cap * 2 : 4;
-			gone = util_realloc(gone, cap * sizeof(*gone));
-		}
-		gone[ngone++] = util_strdup(p ? p : "");
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		queue_fail(q, "pending providers");
-		goto out;
-	}
-	for (size_t i = 0; i < ngone; i++) {
-		st = queue_stmt(q, QUEUE_ST_KILL_PROVIDER);
-		if (st == NULL)
-			goto out;
-		sqlite3_bind_text(st, 1, gone[i], -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, "provider removed", -1, SQLITE_STATIC);
-		sqlite3_bind_double(st, 3, util_now());
-		if (queue_exec_stmt(q, st, "kill provider") < 0)
-			goto out;
-		total += sqlite3_changes(q->db);
-	}
-	if (queue_commit(q) < 0)
-		goto done;
-	if (killed)
-		*killed = total;
-	ret = 0;
-	goto done;
-out:
-	queue_rollback(q);
-done:
-	for (size_t i = 0; i < ngone; i++)
-		free(gone[i]);
-	free(gone);
-	return ret;
 }
 
 int

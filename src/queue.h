@@ -66,9 +66,6 @@ const char *queue_errmsg(struct queue *q);
  */
 int queue_checkpoint(struct queue *q);
 
-/* Size of queue.db-wal in bytes (0 when absent), for tests and diagnostics. */
-int64_t queue_wal_size(const char *state_dir);
-
 /* Number of rows in a state (all providers). -1 on error. */
 int64_t queue_count(struct queue *q, enum queue_state state);
 
@@ -88,21 +85,6 @@ void queue_targets_free(struct queue_target *t, size_t n);
 int queue_target_head(struct queue *q, const char *provider, const char *channel,
     size_t limit, struct queue_row **rows, size_t *n);
 
-/* Delivered: delete the rows. */
-int queue_ack(struct queue *q, const int64_t *ids, size_t n);
-/* Transient failure or rate limit: set next_attempt_at; attempts += add_attempt. */
-int queue_defer(struct queue *q, const int64_t *ids, size_t n, int add_attempt,
-    double next_attempt_at, const char *error);
-/* Permanent failure: state = dead with the error, dead since now. */
-int queue_kill(struct queue *q, const int64_t *ids, size_t n, const char *error);
-/*
- * Every pending row of a provider not in names[] becomes dead with error
- * "provider removed", keeping its previous error after it ("provider removed;
- * last error: HTTP 500 ...").
- */
-int queue_kill_missing_providers(struct queue *q, const char *const *names, size_t n,
-    int64_t *killed);
-
 /*
  * What the delivery thread decided about one row, written by queue_record.
  * The values are absolute (not increments), so writing the same outcome again
@@ -112,25 +94,25 @@ int queue_kill_missing_providers(struct queue *q, const char *const *names, size
 enum queue_outcome_kind {
 	QUEUE_OUTCOME_ACK,        /* delivered: the row is deleted */
 	QUEUE_OUTCOME_DEFER,      /* pending, due again at next_attempt_at */
-	QUEUE_OUTCOME_KILL,       /* dead letter (dead since the write) */
+	QUEUE_OUTCOME_DEAD,       /* dead letter (dead since the write) */
 };
 struct queue_outcome {
 	int64_t id;
 	enum queue_outcome_kind kind;
-	int attempts;             /* DEFER, KILL: the row's attempts from now on */
+	int attempts;             /* DEFER, DEAD: the row's attempts from now on */
 	double next_attempt_at;   /* DEFER: wall-clock seconds */
-	const char *error;        /* DEFER, KILL: last_error; NULL keeps the stored one */
+	const char *error;        /* DEFER, DEAD: last_error; NULL keeps the stored one */
 };
 /*
  * Write outcomes in one transaction (synchronous as the connection was
- * opened). DEFER and KILL only change pending rows. 0, or -1 with nothing
+ * opened). DEFER and DEAD only change pending rows. 0, or -1 with nothing
  * written.
  */
 int queue_record(struct queue *q, const struct queue_outcome *o, size_t n);
 
 /*
  * Delete at most limit dead letters that died before `before` (wall clock;
- * a dead row's next_attempt_at holds when it died, and rows killed by
+ * a dead row's next_attempt_at holds when it died, and rows that died under
  * versions that did not record it count from the later of created_at and
  * next_attempt_at). *deleted (may be NULL) gets the count. 0 / -1.
  */
