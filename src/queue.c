@@ -109,7 +109,6 @@ enum queue_stmt_id {
 	QUEUE_ST_TARGET_NEXT,
 	QUEUE_ST_HEAD,
 	QUEUE_ST_ACK,
-	QUEUE_ST_LIST,
 	QUEUE_ST_RETRY_ONE,
 	QUEUE_ST_RETRY_ALL,
 	QUEUE_ST_PURGE_ONE,
@@ -145,8 +144,6 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	    "SELECT " QUEUE_COLUMNS " FROM deliveries "
 	    "WHERE state = 0 AND provider = ?1 AND channel = ?2 ORDER BY id LIMIT ?3",
 	[QUEUE_ST_ACK] = "DELETE FROM deliveries WHERE id = ?1",
-	[QUEUE_ST_LIST] =
-	    "SELECT " QUEUE_COLUMNS " FROM deliveries WHERE state = ?1 ORDER BY id",
 	[QUEUE_ST_RETRY_ONE] =
 	    "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = 0, "
 	    "created_at = ?2, last_error = NULL WHERE id = ?1 AND state = 1",
@@ -983,17 +980,6 @@ fail:
 	return -1;
 }
 
-int
-queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n)
-{
-	*rows = NULL;
-	*n = 0;
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_LIST);
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int(st, 1, (int)state);
-	return queue_collect_rows(q, st, rows, n);
-}
 
 int
 queue_list_page(struct queue *q, enum queue_state state, int64_t after_id, size_t limit,
@@ -1237,3 +1223,11 @@ queue_lock(const char *state_dir, char *err, size_t errlen)
 	free(path);
 	return fd;
 }
+
+#ifdef FLUXRELAY_UNITTEST
+int
+queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n)
+{
+	return queue_list_page(q, state, 0, SIZE_MAX, rows, n);
+}
+#endif

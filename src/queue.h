@@ -140,8 +140,6 @@ int queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char 
 /* Delete the first sightings older than before, in a transaction of its own. 0 / -1. */
 int queue_dedup_expire(struct queue *q, double before);
 
-/* CLI: list rows in a state, id order (all at once: tests, small queues). */
-int queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n);
 /*
  * CLI: at most limit rows in a state with id > after_id, id order. Each call
  * is its own short read transaction, so a long listing never holds the WAL
@@ -227,6 +225,11 @@ bool queue_check(struct queue *q);
 int64_t queue_pending_get(void);
 void queue_pending_add(int64_t delta);
 void queue_pending_set(int64_t value);
+
+#ifdef FLUXRELAY_UNITTEST
+/* Every row in a state, id order, all at once. */
+int queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n);
+#endif
 
 /* http.h and main.c still reach the writer through this header. */
 #include "queue_writer.h"

@@ -458,6 +458,7 @@ queue_writer_get_stats(struct queue_writer *w, struct queue_writer_stats *out)
 	pthread_mutex_unlock(&w->lock);
 }
 
+#ifdef FLUXRELAY_UNITTEST
 void
 queue_writer_pause(struct queue_writer *w, bool paused)
 {
@@ -466,3 +467,4 @@ queue_writer_pause(struct queue_writer *w, bool paused)
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
+#endif

@@ -99,11 +99,12 @@ struct queue_writer_stats {
 };
 void queue_writer_get_stats(struct queue_writer *w, struct queue_writer_stats *out);
 
+#ifdef FLUXRELAY_UNITTEST
 /*
  * Hold (true) or release (false) the writer: while held it takes nothing, so
- * requests pile up and the next batch holds all of them. For tests; stop
- * releases it.
+ * requests pile up and the next batch holds all of them. stop releases it.
  */
 void queue_writer_pause(struct queue_writer *w, bool paused);
+#endif
 
 #endif

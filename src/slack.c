@@ -57,6 +57,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "unittest.h"
 #include "util.h"
 
 /* Slack truncates attachment text beyond this; we never send more in total. */
@@ -200,19 +201,6 @@ slack_set(json_t *obj, const char *key, json_t *value)
 	if (value == NULL)
 		return -1;
 	return json_object_set_new(obj, key, value);
-}
-
-char *
-slack_escape(const char *s)
-{
-	struct util_buf b = { 0 };
-
-	if (s == NULL)
-		return NULL;
-	slack_text(&b, s, strlen(s), SIZE_MAX, SLACK_CUT_NONE, 1);
-	if (b.data == NULL)
-		return util_strdup("");
-	return b.data;
 }
 
 static int
@@ -629,6 +617,8 @@ slack_api_transient(const char *e)
 	return 0;
 }
 
+UNITTEST double slack_parse_retry_after(const char *value, time_t now);
+
 static double
 slack_retry_after_or_default(const char *value, time_t now)
 {
@@ -947,7 +937,7 @@ slack_http_date(const char *s, size_t n, time_t *t)
 	return 0;
 }
 
-double
+UNITTEST double
 slack_parse_retry_after(const char *value, time_t now)
 {
 	const char *s = value;
@@ -980,3 +970,18 @@ slack_parse_retry_after(const char *value, time_t now)
 	double d = difftime(t, now);
 	return d > 0 ? d : 0;
 }
+
+#ifdef FLUXRELAY_UNITTEST
+char *
+slack_escape(const char *s)
+{
+	struct util_buf b = { 0 };
+
+	if (s == NULL)
+		return NULL;
+	slack_text(&b, s, strlen(s), SIZE_MAX, SLACK_CUT_NONE, 1);
+	if (b.data == NULL)
+		return util_strdup("");
+	return b.data;
+}
+#endif
