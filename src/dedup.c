@@ -26,42 +26,6 @@
 
 /* ---- key ---------------------------------------------------------------- */
 
-/* Append-only byte buffer that starts on the caller's stack. */
-struct dedup_buf {
-	unsigned char *p;
-	size_t len, cap;
-	unsigned char *stack;   /* initial storage; p != stack once grown */
-};
-
-static void
-dedup_buf_put(struct dedup_buf *b, const void *data, size_t n)
-{
-	if (n == 0)
-		return;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap * 2;
-		while (cap < b->len + n)
-			cap *= 2;
-		if (b->p == b->stack) {
-			unsigned char *q = util_malloc(cap);
-			memcpy(q, b->p, b->len);
-			b->p = q;
-		} else {
-			b->p = util_realloc(b->p, cap);
-		}
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-}
-
-static void
-dedup_buf_release(struct dedup_buf *b)
-{
-	if (b->p != b->stack)
-		free(b->p);
-}
-
 static void
 dedup_put_u64(unsigned char *dst, uint64_t v)
 {
@@ -71,8 +35,9 @@ dedup_put_u64(unsigned char *dst, uint64_t v)
 	}
 }
 
+/* Append s ("" for NULL) as a 64-bit big-endian length and its bytes. */
 static void
-dedup_buf_field(struct dedup_buf *b, const char *s)
+dedup_put_field(struct util_buf *b, const char *s)
 {
 	unsigned char len[8];
 	size_t n;
@@ -82,8 +47,8 @@ dedup_buf_field(struct dedup_buf *b, const char *s)
 	n = strlen(s);
 
 	dedup_put_u64(len, n);
-	dedup_buf_put(b, len, sizeof(len));
-	dedup_buf_put(b, s, n);
+	util_buf_append(b, (const char *)len, sizeof(len));
+	util_buf_append(b, s, n);
 }
 
 /* Letters, digits, '_' and any non-ASCII byte glue a duration into a word. */
@@ -141,7 +106,7 @@ dedup_duration_len(const unsigned char *s, size_t n, size_t i)
 
 /* Append message with durations replaced by DEDUP_DURATION_PLACEHOLDER. */
 static void
-dedup_normalize_into(struct dedup_buf *b, const char *message)
+dedup_normalize_into(struct util_buf *b, const char *message)
 {
 	static const char ph[] = DEDUP_DURATION_PLACEHOLDER;
 	const unsigned char *s = (const unsigned char *)message;
@@ -162,25 +127,21 @@ dedup_normalize_into(struct dedup_buf *b, const char *message)
 				i++;
 			continue;
 		}
-		dedup_buf_put(b, s + copied, i - copied);
-		dedup_buf_put(b, ph, sizeof(ph) - 1);
+		util_buf_append(b, message + copied, i - copied);
+		util_buf_append(b, ph, sizeof(ph) - 1);
 		i += dl;
 		copied = i;
 	}
-	dedup_buf_put(b, s + copied, n - copied);
+	util_buf_append(b, message + copied, n - copied);
 }
 
 char *
 dedup_normalize(const char *message)
 {
-	unsigned char stack[512];
-	struct dedup_buf b = { stack, 0, sizeof(stack), stack };
-	char *res;
+	struct util_buf b = { 0 };
 
 	dedup_normalize_into(&b, message);
-	res = util_strndup((const char *)b.p, b.len);
-	dedup_buf_release(&b);
-	return res;
+	return b.data != NULL ? b.data : util_strdup("");
 }
 
 /*
@@ -194,32 +155,31 @@ dedup_key(const struct event *ev, bool normalize_durations,
     unsigned char out[DEDUP_KEY_LEN])
 {
 	static const char *const metakeys[] = { "revision", "originRevision", "token" };
-	unsigned char stack[2048];
-	struct dedup_buf b = { stack, 0, sizeof(stack), stack };
+	struct util_buf b = { 0 };
 
-	dedup_buf_put(&b, DEDUP_TAG, sizeof(DEDUP_TAG));
-	dedup_buf_field(&b, ev->kind);
-	dedup_buf_field(&b, ev->namespace);
-	dedup_buf_field(&b, ev->name);
+	util_buf_append(&b, DEDUP_TAG, sizeof(DEDUP_TAG));
+	dedup_put_field(&b, ev->kind);
+	dedup_put_field(&b, ev->namespace);
+	dedup_put_field(&b, ev->name);
 	if (normalize_durations) {
-		unsigned char len[8] = { 0 };
+		char len[8] = { 0 };
 		size_t at = b.len;
-		dedup_buf_put(&b, len, sizeof(len));
+		util_buf_append(&b, len, sizeof(len));
 		dedup_normalize_into(&b, ev->message);
-		dedup_put_u64(b.p + at, b.len - at - sizeof(len));
+		dedup_put_u64((unsigned char *)b.data + at, b.len - at - sizeof(len));
 	} else {
-		dedup_buf_field(&b, ev->message);
+		dedup_put_field(&b, ev->message);
 	}
 	for (size_t i = 0; i < sizeof(metakeys) / sizeof(metakeys[0]); i++) {
 		const char *v = event_meta_get(ev, metakeys[i]);
-		unsigned char present = v != NULL;
-		dedup_buf_put(&b, &present, 1);
+		char present = v != NULL;
+		util_buf_append(&b, &present, 1);
 		if (v != NULL)
-			dedup_buf_field(&b, v);
+			dedup_put_field(&b, v);
 	}
 	/* SHA-256 cannot fail once the library is loaded */
-	(void)gnutls_hash_fast(GNUTLS_DIG_SHA256, b.p, b.len, out);
-	dedup_buf_release(&b);
+	(void)gnutls_hash_fast(GNUTLS_DIG_SHA256, b.data, b.len, out);
+	util_buf_free(&b);
 }
 
 /* ---- window ------------------------------------------------------------ */

@@ -78,6 +78,8 @@
 #include "util.h"
 
 #define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_STR(x) QUEUE_STR_(x)
+#define QUEUE_STR_(x) #x
 #define QUEUE_BUSY_TIMEOUT_MS 5000
 /*
  * WAL size (pages) at which the writer checkpoints by itself, right after
@@ -197,7 +199,8 @@ static const char queue_schema[] =
 	"CREATE TABLE IF NOT EXISTS dedup ("
 	"  key BLOB PRIMARY KEY, event_id TEXT NOT NULL, first_seen REAL NOT NULL)"
 	"  WITHOUT ROWID;"
-	"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');";
+	"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '"
+	QUEUE_STR(QUEUE_SCHEMA_VERSION) "');";
 
 struct queue {
 	sqlite3 *db;
@@ -380,28 +383,24 @@ queue_read_row(sqlite3_stmt *st, struct queue_row *row)
 static int
 queue_collect_rows(struct queue *q, sqlite3_stmt *st, struct queue_row **rows, size_t *n)
 {
-	struct queue_row *v = NULL;
-	size_t len = 0, cap = 0;
+	struct util_buf b = {0};          /* of struct queue_row */
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 16;
-			v = util_realloc(v, cap * sizeof(*v));
-		}
-		queue_read_row(st, &v[len++]);
+		struct queue_row row;
+		queue_read_row(st, &row);
+		util_buf_append(&b, (const char *)&row, sizeof(row));
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLITE_DONE)
 		queue_fail(q, "select");
-		sqlite3_reset(st);
-		queue_rows_free(v, len);
-		*rows = NULL;
-		*n = 0;
-		return -1;
-	}
 	sqlite3_reset(st);
-	*rows = v;
-	*n = len;
-	return 0;
+	*rows = (struct queue_row *)b.data;
+	*n = b.len / sizeof(**rows);
+	if (rc == SQLITE_DONE)
+		return 0;
+	queue_rows_free(*rows, *n);
+	*rows = NULL;
+	*n = 0;
+	return -1;
 }
 
 /* mkdir -p with mode 0700 for every component created; existing ones are left as they are. */
@@ -561,25 +560,86 @@ queue_rows_free(struct queue_row *rows, size_t n)
  * needed. The connection is in multi-thread mode: use it from one thread at a
  * time. Returns NULL with err filled on failure.
  */
+/* Why q's file cannot be used, after queue_schema_check failed, into err. */
+static void
+queue_open_error(struct queue *q, char *err, size_t errlen)
+{
+	int code = sqlite3_errcode(q->db) & 0xff;
+	if (code == SQLITE_NOTADB)
+		snprintf(err, errlen, "%s: not an SQLite database (%s): not a fluxrelay queue, "
+		    "or damaged beyond repair; move it aside (deliveries still in it are "
+		    "lost) or restore it from a backup", q->path, sqlite3_errmsg(q->db));
+	else if (code == SQLITE_CORRUPT)
+		snprintf(err, errlen, "%s: %s: the file is damaged; move it aside with its -wal "
+		    "and -shm files (deliveries still in it are lost) or restore it from a "
+		    "backup, then start again", q->path, q->err);
+	else
+		snprintf(err, errlen, "%s: %s", q->path, q->err);
+}
+
+/* WAL mode and the pragmas of every connection. 0, or -1 with err filled. */
+static int
+queue_pragmas(struct queue *q, bool sync_full, char *err, size_t errlen)
+{
+	/* journal_mode=WAL answers the mode now in effect; anything else is a failure. */
+	sqlite3_stmt *st = NULL;
+	const char *mode = NULL;
+	int ret = -1;
+	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		mode = (const char *)sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp(mode, "wal") != 0) {
+		snprintf(err, errlen, "%s: cannot enable WAL mode: %s", q->path,
+		    mode ? mode : sqlite3_errmsg(q->db));
+		goto out;
+	}
+	char pragmas[128];
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%d",
+	    sync_full ? "FULL" : "NORMAL", QUEUE_JOURNAL_SIZE_LIMIT);
+	if (sqlite3_exec(q->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", q->path, sqlite3_errmsg(q->db));
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* The files as opened: queue_replaced compares the paths against them. */
+static void
+queue_note_files(struct queue *q)
+{
+	struct stat sb;
+	if (stat(q->path, &sb) == 0) {
+		q->dev = sb.st_dev;
+		q->ino = sb.st_ino;
+	}
+	char *wal = util_printf("%s-wal", q->path);
+	if (stat(wal, &sb) == 0) {
+		q->wal_dev = sb.st_dev;
+		q->wal_ino = sb.st_ino;
+		q->has_wal = true;
+	}
+	free(wal);
+}
+
 struct queue *
 queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 {
-	struct queue *q = NULL;
-	char *path = NULL;
 	if (state_dir == NULL || *state_dir == '\0') {
 		snprintf(err, errlen, "no state directory");
 		return NULL;
 	}
 	if (queue_mkdirs(state_dir, err, errlen) < 0)
 		return NULL;
-	q = util_calloc(1, sizeof(*q));
-	path = util_printf("%s/queue.db", state_dir);
-	q->path = util_strdup(path);
+	struct queue *q = util_calloc(1, sizeof(*q));
+	q->path = util_printf("%s/queue.db", state_dir);
 	q->sync_full = sync_full;
-	int rc = sqlite3_open_v2(path, &q->db,
+	int rc = sqlite3_open_v2(q->path, &q->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
+		snprintf(err, errlen, "cannot open %s: %s", q->path,
 		    q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
@@ -587,61 +647,18 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 	sqlite3_busy_timeout(q->db, QUEUE_BUSY_TIMEOUT_MS);
 	int version = 0;
 	if (queue_schema_check(q, &version) < 0) {
-		int code = sqlite3_errcode(q->db) & 0xff;
-		if (code == SQLITE_NOTADB)
-			snprintf(err, errlen, "%s: not an SQLite database (%s): not a fluxrelay queue, "
-			    "or damaged beyond repair; move it aside (deliveries still in it are "
-			    "lost) or restore it from a backup", path, sqlite3_errmsg(q->db));
-		else if (code == SQLITE_CORRUPT)
-			snprintf(err, errlen, "%s: %s: the file is damaged; move it aside with its -wal "
-			    "and -shm files (deliveries still in it are lost) or restore it from a "
-			    "backup, then start again", path, q->err);
-		else
-			snprintf(err, errlen, "%s: %s", path, q->err);
+		queue_open_error(q, err, errlen);
 		goto fail;
 	}
-
-	/* journal_mode=WAL answers the mode now in effect; anything else is a failure. */
-	sqlite3_stmt *st = NULL;
-	const char *mode = NULL;
-	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		mode = (const char *)sqlite3_column_text(st, 0);
-	if (mode == NULL || strcmp(mode, "wal") != 0) {
-		snprintf(err, errlen, "%s: cannot enable WAL mode: %s", path,
-		    mode ? mode : sqlite3_errmsg(q->db));
-		sqlite3_finalize(st);
+	if (queue_pragmas(q, sync_full, err, errlen) < 0)
 		goto fail;
-	}
-	sqlite3_finalize(st);
-	char pragmas[128];
-	snprintf(pragmas, sizeof(pragmas), "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%d",
-	    sync_full ? "FULL" : "NORMAL", QUEUE_JOURNAL_SIZE_LIMIT);
-	if (sqlite3_exec(q->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
-		goto fail;
-	}
 	if (version == 0 && queue_schema_create(q) < 0) {
-		snprintf(err, errlen, "%s: %s", path, q->err);
+		snprintf(err, errlen, "%s: %s", q->path, q->err);
 		goto fail;
 	}
-	/* The files as opened: queue_replaced compares the paths against them. */
-	struct stat sb;
-	if (stat(path, &sb) == 0) {
-		q->dev = sb.st_dev;
-		q->ino = sb.st_ino;
-	}
-	char *wal = util_printf("%s-wal", path);
-	if (stat(wal, &sb) == 0) {
-		q->wal_dev = sb.st_dev;
-		q->wal_ino = sb.st_ino;
-		q->has_wal = true;
-	}
-	free(wal);
-	free(path);
+	queue_note_files(q);
 	return q;
 fail:
-	free(path);
 	queue_close(q);
 	return NULL;
 }
@@ -773,8 +790,9 @@ queue_count_by_provider(struct queue *q,
 	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_COUNT_BY_PROVIDER);
 	if (st == NULL)
 		return -1;
+	struct util_buf b = {0};          /* of struct queue_provider_count */
 	struct queue_provider_count *v = NULL;
-	size_t len = 0, cap = 0;
+	size_t len = 0;
 	int rc, ret = -1;
 	/* Rows come as (state, provider): merge the two states per provider. */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -785,12 +803,9 @@ queue_count_by_provider(struct queue *q,
 		while (i < len && strcmp(v[i].provider, name) != 0)
 			i++;
 		if (i == len) {
-			if (len == cap) {
-				cap = cap ? cap * 2 : 8;
-				v = util_realloc(v, cap * sizeof(*v));
-			}
-			v[len].provider = util_strdup(name);
-			v[len].n[0] = v[len].n[1] = 0;
+			struct queue_provider_count c = { util_strdup(name), { 0, 0 } };
+			util_buf_append(&b, (const char *)&c, sizeof(c));
+			v = (struct queue_provider_count *)b.data;
 			len++;
 		}
 		v[i].n[state] += sqlite3_column_int64(st, 2);
@@ -815,47 +830,45 @@ out:
 int
 queue_pending_targets(struct queue *q, struct queue_target **out, size_t *n)
 {
+	struct util_buf b = {0};          /* of struct queue_target */
+	struct queue_target *v = NULL;
+	size_t len = 0;
+	int rc = SQLITE_OK, ret = -1;
 	*out = NULL;
 	*n = 0;
-	struct queue_target *v = NULL;
-	size_t len = 0, cap = 0;
 	for (;;) {
 		sqlite3_stmt *st = queue_stmt(q, len == 0 ? QUEUE_ST_TARGETS : QUEUE_ST_TARGET_NEXT);
 		if (st == NULL)
-			goto fail;
+			goto out;
 		if (len > 0) {
 			sqlite3_bind_text(st, 1, v[len - 1].provider, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, v[len - 1].channel, -1, SQLITE_STATIC);
 		}
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+			if (rc != SQLITE_DONE)
+				queue_fail(q, "pending targets");
 			sqlite3_reset(st);
 			break;
 		}
-		if (rc != SQLITE_ROW) {
-			queue_fail(q, "pending targets");
-			sqlite3_reset(st);
-			goto fail;
-		}
-		if (len == cap) {
-			cap = cap ? cap * 2 : 8;
-			v = util_realloc(v, cap * sizeof(*v));
-		}
-		v[len].provider = queue_col_text(st, 0);
-		v[len].channel = queue_col_text(st, 1);
-		if (v[len].provider == NULL)
-			v[len].provider = util_strdup("");
-		if (v[len].channel == NULL)
-			v[len].channel = util_strdup("");
-		len++;
+		struct queue_target t = { queue_col_text(st, 0), queue_col_text(st, 1) };
 		sqlite3_reset(st);
+		if (t.provider == NULL)
+			t.provider = util_strdup("");
+		if (t.channel == NULL)
+			t.channel = util_strdup("");
+		util_buf_append(&b, (const char *)&t, sizeof(t));
+		v = (struct queue_target *)b.data;
+		len++;
 	}
+	if (rc != SQLITE_DONE)
+		goto out;
 	*out = v;
 	*n = len;
-	return 0;
-fail:
+	v = NULL;
+	ret = 0;
+out:
 	queue_targets_free(v, len);
-	return -1;
+	return ret;
 }
 
 void
@@ -895,6 +908,7 @@ queue_each_id(struct queue *q, enum queue_stmt_id id, const int64_t *ids, size_t
     const char *what, int64_t *changed)
 {
 	int64_t total = 0;
+	int ret = -1;
 	if (changed)
 		*changed = 0;
 	if (n == 0)
@@ -904,27 +918,52 @@ queue_each_id(struct queue *q, enum queue_stmt_id id, const int64_t *ids, size_t
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_stmt *st = queue_stmt(q, id);
 		if (st == NULL)
-			goto fail;
+			goto out;
 		sqlite3_bind_int64(st, 1, ids[i]);
 		if (bind_rest)
 			bind_rest(st, arg);
 		if (queue_exec_stmt(q, st, what) < 0)
-			goto fail;
+			goto out;
 		total += sqlite3_changes(q->db);
 	}
-	if (queue_commit(q) < 0)
-		return -1;
-	if (changed)
+	ret = queue_commit(q);
+	if (ret == 0 && changed)
 		*changed = total;
-	return 0;
-fail:
-	queue_rollback(q);
-	return -1;
+out:
+	if (ret < 0)
+		queue_rollback(q);
+	return ret;
+}
+
+/*
+ * Run st (prepared and bound; NULL after a failed prepare) alone in a
+ * transaction; *changed (may be NULL) gets the number of rows it changed.
+ * 0 / -1.
+ */
+static int
+queue_exec_alone(struct queue *q, sqlite3_stmt *st, const char *what, int64_t *changed)
+{
+	int64_t n = 0;
+	int ret = -1;
+	if (changed)
+		*changed = 0;
+	if (st == NULL || queue_begin(q) < 0)
+		return -1;
+	if (queue_exec_stmt(q, st, what) == 0) {
+		n = sqlite3_changes(q->db);
+		ret = queue_commit(q);
+	}
+	if (ret < 0)
+		queue_rollback(q);
+	else if (changed)
+		*changed = n;
+	return ret;
 }
 
 int
 queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 {
+	int ret = -1;
 	if (n == 0)
 		return 0;
 	double now = util_now();
@@ -935,7 +974,7 @@ queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 		    o[i].kind == QUEUE_OUTCOME_DEAD ? QUEUE_ST_RECORD_DEAD : QUEUE_ST_RECORD_DEFER;
 		sqlite3_stmt *st = queue_stmt(q, id);
 		if (st == NULL)
-			goto fail;
+			goto out;
 		sqlite3_bind_int64(st, 1, o[i].id);
 		if (o[i].kind != QUEUE_OUTCOME_ACK) {
 			sqlite3_bind_int(st, 2, o[i].attempts);
@@ -947,37 +986,24 @@ queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 				sqlite3_bind_null(st, 4);
 		}
 		if (queue_exec_stmt(q, st, "record outcome") < 0)
-			goto fail;
+			goto out;
 	}
-	return queue_commit(q);
-fail:
-	queue_rollback(q);
-	return -1;
+	ret = queue_commit(q);
+out:
+	if (ret < 0)
+		queue_rollback(q);
+	return ret;
 }
 
 int
 queue_expire_dead(struct queue *q, double before, size_t limit, int64_t *deleted)
 {
-	if (deleted)
-		*deleted = 0;
-	if (queue_begin(q) < 0)
-		return -1;
 	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_EXPIRE_DEAD);
-	if (st == NULL)
-		goto fail;
-	sqlite3_bind_double(st, 1, before);
-	sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
-	if (queue_exec_stmt(q, st, "expire dead letters") < 0)
-		goto fail;
-	int64_t n = sqlite3_changes(q->db);
-	if (queue_commit(q) < 0)
-		return -1;
-	if (deleted)
-		*deleted = n;
-	return 0;
-fail:
-	queue_rollback(q);
-	return -1;
+	if (st != NULL) {
+		sqlite3_bind_double(st, 1, before);
+		sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	}
+	return queue_exec_alone(q, st, "expire dead letters", deleted);
 }
 
 
@@ -1007,26 +1033,10 @@ static int
 queue_all(struct queue *q, enum queue_stmt_id id, double now, const char *what,
     int64_t *changed)
 {
-	if (changed)
-		*changed = 0;
-	if (queue_begin(q) < 0)
-		return -1;
 	sqlite3_stmt *st = queue_stmt(q, id);
-	if (st == NULL)
-		goto fail;
-	if (id == QUEUE_ST_RETRY_ALL)
+	if (st != NULL && id == QUEUE_ST_RETRY_ALL)
 		sqlite3_bind_double(st, 1, now);
-	if (queue_exec_stmt(q, st, what) < 0)
-		goto fail;
-	int64_t total = sqlite3_changes(q->db);
-	if (queue_commit(q) < 0)
-		return -1;
-	if (changed)
-		*changed = total;
-	return 0;
-fail:
-	queue_rollback(q);
-	return -1;
+	return queue_exec_alone(q, st, what, changed);
 }
 
 int
@@ -1133,18 +1143,10 @@ queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char *eve
 int
 queue_dedup_expire(struct queue *q, double before)
 {
-	if (queue_begin(q) < 0)
-		return -1;
 	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_EXPIRE);
-	if (st == NULL)
-		goto fail;
-	sqlite3_bind_double(st, 1, before);
-	if (queue_exec_stmt(q, st, "expire dedup keys") < 0)
-		goto fail;
-	return queue_commit(q);
-fail:
-	queue_rollback(q);
-	return -1;
+	if (st != NULL)
+		sqlite3_bind_double(st, 1, before);
+	return queue_exec_alone(q, st, "expire dedup keys", NULL);
 }
 
 /* -------------------------------------------------------- pending counter */

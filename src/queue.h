@@ -30,7 +30,7 @@ enum queue_state { QUEUE_PENDING = 0, QUEUE_DEAD = 1 };
 /* One stored delivery. Strings are owned by the row (queue_row_clear). */
 struct queue_row {
 	int64_t id;               /* delivery id, increasing in acceptance order */
-	char event_id[33];
+	char event_id[QUEUE_EVENT_ID_SIZE];
 	char *provider;           /* provider name */
 	char *channel;            /* "" when none */
 	char *alerts;             /* comma-separated alert names */
