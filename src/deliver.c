@@ -18,34 +18,22 @@
  * When the thread looks at the database: after deliver_wake (the writer
  * committed rows), when the earliest known deadline (backoff, Retry-After,
  * token bucket) passes, and at least once a second, so rows changed by
- * `fluxrelay queue retry` in another process are picked up quickly. Finding
- * the targets costs time proportional to the pending rows (SELECT DISTINCT
- * over the index), so scans caused by wake-ups are spaced by four times the
- * last scan's duration: free with a short queue, at most ~20% of a core with
- * a backlog of 100k rows under a flood of commits. When an attempt finishes,
- * only its own target is looked at again (one indexed query), at once.
+ * `fluxrelay queue retry` in another process are picked up quickly. Scans
+ * caused by wake-ups are spaced by four times the last scan's duration, so a
+ * flood of commits cannot keep the thread scanning. When an attempt
+ * finishes, only its own target is looked at again (one indexed query), at
+ * once.
  *
- * Recording outcomes (SPEC §8, at-least-once, not at-least-a-thousand): the
- * delivery thread never writes the database. Each outcome (delivered,
- * deferred, dead) becomes a note in memory, keyed by delivery id, that
- * overrides what the database says about the row: a delivered row is not
- * read back as pending, a deferred one waits its backoff, counted attempts
- * stay counted. The recorder thread (its own connection) writes the notes in
- * batches and forgets each once it is on disk; when the disk refuses writes
- * the notes stay and are written again every second, so a message Slack
- * accepted is never posted again because its acknowledgement could not be
- * written, and a slow fsync or the writer's lock delays recording, never a
- * delivery. Only a restart before the notes reach the disk sends those
- * messages again. The recorder also checkpoints the WAL, deletes dead letters
- * older than queue.dead_max_age, re-counts the queue per provider for the
- * metrics gauges and the pending count (another process, `fluxrelay queue
- * retry`, changes it too), and reports a queue fault (queue.h) once.
+ * Outcomes: the delivery thread never writes the database. Each outcome
+ * (delivered, deferred, dead) is a note for the recorder thread
+ * (deliver_record.h), which writes it; rows are read as the notes say they
+ * are (deliver_record_head), so a delivered row is not read back as pending,
+ * a deferred one waits its backoff, counted attempts stay counted.
  *
  * Threads: deliver_start, deliver_set_conf and deliver_stop are called from
  * the main thread, deliver_wake from any thread. Everything else runs on the
- * delivery thread, except the recorder's loop (deliver_rec_*). The notes are
- * shared by the two under d->rec_lock. The configuration is handed over under
- * d->lock with a generation number; the thread copies what an attempt in
+ * delivery thread. The configuration is handed over under d->lock with a
+ * generation number; the thread copies what an attempt in
  * flight needs (provider name, type, secrets to redact), so an old
  * configuration is not touched once the swap is acknowledged.
  *
@@ -71,6 +59,7 @@
 #include <time.h>
 
 #include "backoff.h"
+#include "deliver_record.h"
 #include "event.h"
 #include "log.h"
 #include "metrics.h"
@@ -83,14 +72,8 @@
 #define DELIVER_BODY_MAX (64 * 1024)
 /* Longest gap between two looks at the database. */
 #define DELIVER_SCAN_INTERVAL 1.0
-/* How often the recorder checkpoints the WAL for the writer (seconds). */
-#define DELIVER_CHECKPOINT_INTERVAL 0.5
-/* How long the recorder waits before writing notes again after a failure. */
-#define DELIVER_RECORD_RETRY 1.0
 /* Longest Retry-After honoured (SPEC §8; also at most queue.max_age). */
 #define DELIVER_RETRY_AFTER_MAX 3600.0
-/* Dead letters deleted per transaction by dead_max_age. */
-#define DELIVER_EXPIRE_BATCH 1000
 /* Rows printed per pass for the console provider. */
 #define DELIVER_CONSOLE_BATCH 100
 /* Rows examined per pass for a provider that no longer exists. */
@@ -114,7 +97,7 @@ struct deliver_target {
 	/* Rows up to this id go one per message: a coalesced message of them was
 	 * refused as too large or invalid (SPEC §8). */
 	int64_t single_through;
-	/* Rows at its head last found hidden by notes (see deliver_head). */
+	/* Rows at its head last found hidden by notes (deliver_record_head). */
 	size_t hidden_hint;
 
 	/* The attempt in flight (busy) and what its completion needs. */
@@ -130,27 +113,6 @@ struct deliver_target {
 	char retry_after[128];
 	char errbuf[CURL_ERROR_SIZE];
 	double started;               /* monotonic */
-};
-
-/*
- * An outcome of the delivery thread not yet on disk (see the top of this
- * file): the row's state as it should be stored. seq changes with every
- * change; taken is the seq the recorder is writing (0: none).
- */
-struct deliver_note {
-	int64_t id;                   /* 0: empty slot */
-	enum queue_outcome_kind kind;
-	int attempts;
-	double next_attempt_at;       /* DEFER: wall clock */
-	char *error;                  /* NULL keeps the stored one */
-	uint64_t seq, taken;
-};
-
-/* Open addressing with linear probing; cap is a power of two, at most half full. */
-struct deliver_notes {
-	struct deliver_note *slot;
-	size_t cap, n;
-	uint64_t seq;
 };
 
 struct deliver {
@@ -177,20 +139,7 @@ struct deliver {
 	double scan_after;            /* monotonic: earliest wake-triggered scan */
 	uint64_t rng;
 
-	/* The recorder: notes, rec_dirty, rec_stop guarded by rec_lock; rec_cond
-	 * wakes the recorder. */
-	pthread_t rec_thread;
-	pthread_mutex_t rec_lock;
-	pthread_cond_t rec_cond;
-	struct deliver_notes notes;
-	bool rec_dirty;               /* some note has seq != taken */
-	bool rec_stop;
-	_Atomic double dead_max_age;  /* queue.dead_max_age of the current configuration */
-	/* Recorder thread only. */
-	struct queue *rq;             /* its own connection: the only one that writes */
-	bool rec_failing;             /* the last write of notes failed */
-	bool fault_logged;
-	double rec_retry_at, next_checkpoint, next_counts, next_expire, next_fault;
+	struct deliver_record *rec;   /* outcomes go there (any call: delivery thread) */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -377,168 +326,6 @@ deliver_due_at(struct deliver *d, double when_m)
 		d->next_due = when_m;
 }
 
-/* ------------------------------------------------------------------ notes */
-
-static size_t
-deliver_notes_hash(const struct deliver_notes *ns, int64_t id)
-{
-	return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ULL) >> 17) & (ns->cap - 1);
-}
-
-/* The note of id, or NULL. Under rec_lock. */
-static struct deliver_note *
-deliver_notes_find(struct deliver_notes *ns, int64_t id)
-{
-	if (ns->n == 0)
-		return NULL;
-	for (size_t i = deliver_notes_hash(ns, id); ns->slot[i].id != 0; i = (i + 1) & (ns->cap - 1))
-		if (ns->slot[i].id == id)
-			return &ns->slot[i];
-	return NULL;
-}
-
-/* The note of id, a new empty one (kind ACK, no error) if there is none. Under rec_lock. */
-static struct deliver_note *
-deliver_notes_get(struct deliver_notes *ns, int64_t id)
-{
-	struct deliver_note *e = deliver_notes_find(ns, id);
-	if (e != NULL)
-		return e;
-	if (2 * (ns->n + 1) > ns->cap) {
-		struct deliver_notes grown = { NULL, ns->cap ? ns->cap * 2 : 64, 0, ns->seq };
-		grown.slot = util_calloc(grown.cap, sizeof(*grown.slot));
-		for (size_t i = 0; i < ns->cap; i++) {
-			if (ns->slot[i].id == 0)
-				continue;
-			size_t j = deliver_notes_hash(&grown, ns->slot[i].id);
-			while (grown.slot[j].id != 0)
-				j = (j + 1) & (grown.cap - 1);
-			grown.slot[j] = ns->slot[i];
-			grown.n++;
-		}
-		free(ns->slot);
-		*ns = grown;
-	}
-	size_t i = deliver_notes_hash(ns, id);
-	while (ns->slot[i].id != 0)
-		i = (i + 1) & (ns->cap - 1);
-	memset(&ns->slot[i], 0, sizeof(ns->slot[i]));
-	ns->slot[i].id = id;
-	ns->n++;
-	return &ns->slot[i];
-}
-
-/* Remove e (a slot of ns), shifting back the entries of its probe run. */
-static void
-deliver_notes_del(struct deliver_notes *ns, struct deliver_note *e)
-{
-	size_t mask = ns->cap - 1, i = (size_t)(e - ns->slot);
-	free(ns->slot[i].error);
-	ns->slot[i].id = 0;
-	ns->slot[i].error = NULL;
-	ns->n--;
-	for (size_t j = (i + 1) & mask; ns->slot[j].id != 0; j = (j + 1) & mask) {
-		size_t home = deliver_notes_hash(ns, ns->slot[j].id);
-		/* Move j into the hole at i unless its home lies cyclically in (i, j]. */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			ns->slot[i] = ns->slot[j];
-			ns->slot[j].id = 0;
-			ns->slot[j].error = NULL;
-			i = j;
-		}
-	}
-}
-
-static void
-deliver_notes_free(struct deliver_notes *ns)
-{
-	for (size_t i = 0; i < ns->cap; i++)
-		free(ns->slot[i].error);
-	free(ns->slot);
-	memset(ns, 0, sizeof(*ns));
-}
-
-/* Note the outcome of a row and let the recorder know. Delivery thread. */
-static void
-deliver_note(struct deliver *d, int64_t id, enum queue_outcome_kind kind, int attempts,
-    double next_attempt_at, const char *error)
-{
-	pthread_mutex_lock(&d->rec_lock);
-	struct deliver_note *e = deliver_notes_get(&d->notes, id);
-	e->kind = kind;
-	e->attempts = attempts;
-	e->next_attempt_at = next_attempt_at;
-	free(e->error);
-	e->error = error ? util_strdup(error) : NULL;
-	e->seq = ++d->notes.seq;
-	d->rec_dirty = true;
-	pthread_cond_signal(&d->rec_cond);
-	pthread_mutex_unlock(&d->rec_lock);
-}
-
-/*
- * The first `limit` pending rows of t as the notes say they are: delivered
- * and dead rows left out, deferred ones with their noted attempts, time and
- * error. Rows hidden by notes are at most a few normally; after the disk
- * refused writes for a while they may be many, so the query asks for as many
- * more as were hidden last time, and again for more while it falls short.
- *
- * The read happens under rec_lock: the recorder forgets a note (under that
- * lock) only after its write committed, so a row read before that commit
- * still finds its note, and one read after it shows the written state. Read
- * and notes are never out of step (a delivered row read back as pending
- * would be sent again).
- */
-static int
-deliver_head(struct deliver *d, struct deliver_target *t, size_t limit,
-    struct queue_row **out, size_t *nout)
-{
-	size_t want = limit + t->hidden_hint;
-	*out = NULL;
-	*nout = 0;
-	for (;;) {
-		struct queue_row *rows = NULL;
-		size_t n = 0, kept = 0, hidden = 0;
-		pthread_mutex_lock(&d->rec_lock);
-		if (queue_target_head(d->q, t->provider, t->channel, want, &rows, &n) < 0) {
-			pthread_mutex_unlock(&d->rec_lock);
-			return -1;
-		}
-		for (size_t i = 0; i < n; i++) {
-			struct deliver_note *e = deliver_notes_find(&d->notes, rows[i].id);
-			if (e != NULL && e->kind != QUEUE_OUTCOME_DEFER) {
-				queue_row_clear(&rows[i]);
-				hidden++;
-				continue;
-			}
-			if (e != NULL) {
-				rows[i].attempts = e->attempts;
-				rows[i].next_attempt_at = e->next_attempt_at;
-				if (e->error != NULL) {
-					free(rows[i].last_error);
-					rows[i].last_error = util_strdup(e->error);
-				}
-			}
-			if (kept < limit) {
-				rows[kept++] = rows[i];
-				if (kept - 1 != i)
-					memset(&rows[i], 0, sizeof(rows[i]));
-			} else {
-				queue_row_clear(&rows[i]);
-			}
-		}
-		pthread_mutex_unlock(&d->rec_lock);
-		t->hidden_hint = hidden;
-		if (kept >= limit || n < want) {
-			*out = rows;
-			*nout = kept;
-			return 0;
-		}
-		queue_rows_free(rows, n);
-		want = want * 2 + hidden;
-	}
-}
-
 /* -------------------------------------------------------- queue transitions */
 
 /* "max_age exceeded; last error: HTTP 500 …" (new string). */
@@ -566,7 +353,7 @@ deliver_dead_letter(struct deliver *d, struct deliver_target *t, const struct qu
 	for (size_t i = 0; i < n; i++) {
 		int a = attempts ? attempts[i] : rows[i].attempts;
 		char *e = keep_last ? deliver_error_with_last(error, &rows[i]) : NULL;
-		deliver_note(d, rows[i].id, QUEUE_OUTCOME_DEAD, a, 0, e ? e : error);
+		deliver_record_note(d->rec, rows[i].id, QUEUE_OUTCOME_DEAD, a, 0, e ? e : error);
 		if (a > most)
 			most = a;
 		if (i == 0)
@@ -589,7 +376,7 @@ deliver_ack(struct deliver *d, struct deliver_target *t, const struct queue_row 
 	if (n == 0)
 		return;
 	for (size_t i = 0; i < n; i++)
-		deliver_note(d, rows[i].id, QUEUE_OUTCOME_ACK, rows[i].attempts, 0, NULL);
+		deliver_record_note(d->rec, rows[i].id, QUEUE_OUTCOME_ACK, rows[i].attempts, 0, NULL);
 	queue_pending_add(-(int64_t)n);
 	metrics_queue_add(t->provider, -(int64_t)n, 0);
 	metrics_delivery(t->provider, METRICS_DELIVERED, n);
@@ -609,7 +396,7 @@ deliver_defer(struct deliver *d, const struct queue_row *rows, size_t n, const i
     double next_w, const char *error)
 {
 	for (size_t i = 0; i < n; i++)
-		deliver_note(d, rows[i].id, QUEUE_OUTCOME_DEFER,
+		deliver_record_note(d->rec, rows[i].id, QUEUE_OUTCOME_DEFER,
 		    attempts ? attempts[i] : rows[i].attempts, next_w, error);
 }
 
@@ -825,7 +612,8 @@ deliver_orphans(struct deliver *d, struct deliver_target *t)
 {
 	struct queue_row *rows = NULL;
 	size_t n = 0;
-	if (deliver_head(d, t, DELIVER_ORPHAN_BATCH, &rows, &n) < 0) {
+	if (deliver_record_head(d->rec, d->q, t->provider, t->channel, DELIVER_ORPHAN_BATCH,
+	    &t->hidden_hint, &rows, &n) < 0) {
 		deliver_read_failed(d, t);
 		return false;
 	}
@@ -863,7 +651,8 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 		if (limit > SLACK_MAX_ATTACHMENTS)
 			limit = SLACK_MAX_ATTACHMENTS;
 	}
-	if (deliver_head(d, t, limit, &rows, &n) < 0) {
+	if (deliver_record_head(d->rec, d->q, t->provider, t->channel, limit, &t->hidden_hint,
+	    &rows, &n) < 0) {
 		deliver_read_failed(d, t);
 		deliver_due_at(d, now_m + DELIVER_SCAN_INTERVAL);
 		return false;
@@ -1045,243 +834,13 @@ out:
 	d->scan_after = end + 4.0 * (end - now_m);
 }
 
-/* ---------------------------------------------------------------- recorder */
-
-/* Write every dirty note in one transaction; forget what is now on disk. */
-static void
-deliver_rec_write(struct deliver *d)
-{
-	struct queue_outcome *o = NULL;
-	uint64_t *seqs = NULL;
-	size_t n = 0;
-
-	pthread_mutex_lock(&d->rec_lock);
-	d->rec_dirty = false;
-	if (d->notes.n > 0) {
-		o = util_calloc(d->notes.n, sizeof(*o));
-		seqs = util_calloc(d->notes.n, sizeof(*seqs));
-	}
-	for (size_t i = 0; i < d->notes.cap; i++) {
-		struct deliver_note *e = &d->notes.slot[i];
-		if (e->id == 0 || e->taken == e->seq)
-			continue;
-		o[n].id = e->id;
-		o[n].kind = e->kind;
-		o[n].attempts = e->attempts;
-		o[n].next_attempt_at = e->next_attempt_at;
-		o[n].error = e->error ? util_strdup(e->error) : NULL;
-		seqs[n] = e->seq;
-		e->taken = e->seq;
-		n++;
-	}
-	pthread_mutex_unlock(&d->rec_lock);
-	if (n == 0)
-		goto out;
-
-	int rc = queue_record(d->rq, o, n);
-	pthread_mutex_lock(&d->rec_lock);
-	for (size_t i = 0; i < n; i++) {
-		struct deliver_note *e = deliver_notes_find(&d->notes, o[i].id);
-		if (e == NULL)
-			continue;
-		if (rc == 0 && e->seq == seqs[i]) {
-			deliver_notes_del(&d->notes, e);
-		} else if (rc != 0 && e->taken == seqs[i]) {
-			e->taken = 0;             /* to be written again */
-			d->rec_dirty = true;
-		}
-	}
-	size_t left = d->notes.n;
-	pthread_mutex_unlock(&d->rec_lock);
-
-	char nbuf[24];
-	snprintf(nbuf, sizeof(nbuf), "%zu", rc == 0 ? n : left);
-	if (rc != 0) {
-		d->rec_retry_at = util_mono() + DELIVER_RECORD_RETRY;
-		/* Once per failing spell; a queue fault is reported on its own. */
-		if (!d->rec_failing && queue_fault(NULL, 0) == QUEUE_FAULT_NONE)
-			log_error("cannot record delivery outcomes: kept in memory (delivered messages "
-			    "are not sent again) and written again every second", "outcomes", nbuf,
-			    "error", queue_errmsg(d->rq), NULL);
-		d->rec_failing = true;
-	} else if (d->rec_failing) {
-		d->rec_failing = false;
-		log_info("delivery outcomes recorded again", "outcomes", nbuf, NULL);
-	}
-out:
-	for (size_t i = 0; i < n; i++)
-		free((char *)o[i].error);
-	free(o);
-	free(seqs);
-}
-
-struct deliver_rec_counts {
-	const char **names;
-	int64_t *pending, *dead, total;
-	size_t n, cap;
-};
-
-static void
-deliver_rec_count_cb(const char *provider, int64_t pending, int64_t dead, void *arg)
-{
-	struct deliver_rec_counts *c = arg;
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 8;
-		c->names = util_realloc(c->names, c->cap * sizeof(*c->names));
-		c->pending = util_realloc(c->pending, c->cap * sizeof(*c->pending));
-		c->dead = util_realloc(c->dead, c->cap * sizeof(*c->dead));
-	}
-	c->names[c->n] = util_strdup(provider);
-	c->pending[c->n] = pending;
-	c->dead[c->n] = dead;
-	c->total += pending;
-	c->n++;
-}
-
-/*
- * Re-count the queue per provider for the gauges and the pending count:
- * `fluxrelay queue retry` in another process adds rows this process never
- * counted. A batch the writer commits meanwhile is off until the next count.
- * Spaced by fifty times its own duration (a long queue costs a pass over its
- * index), at least a second.
- */
-static void
-deliver_rec_count(struct deliver *d)
-{
-	struct deliver_rec_counts c = {0};
-	double t0 = util_mono();
-	if (queue_count_by_provider(d->rq, deliver_rec_count_cb, &c) == 0) {
-		metrics_queue_sync(c.names, c.pending, c.dead, c.n);
-		queue_pending_set(c.total);
-	}
-	for (size_t i = 0; i < c.n; i++)
-		free((char *)c.names[i]);
-	free(c.names);
-	free(c.pending);
-	free(c.dead);
-	double t1 = util_mono();
-	d->next_counts = t1 + fmax(DELIVER_SCAN_INTERVAL, 50.0 * (t1 - t0));
-}
-
-/* queue.dead_max_age: delete dead letters that have been dead longer. */
-static void
-deliver_rec_expire(struct deliver *d)
-{
-	double age = atomic_load(&d->dead_max_age);
-	double now_m = util_mono();
-	/* Often enough to keep to the age, rarely enough to cost nothing. */
-	d->next_expire = now_m + fmin(60.0, fmax(1.0, age / 10.0));
-	if (age <= 0)
-		return;
-	int64_t deleted = 0, total = 0;
-	do {
-		if (queue_expire_dead(d->rq, util_now() - age, DELIVER_EXPIRE_BATCH, &deleted) < 0)
-			break;
-		total += deleted;
-	} while (deleted == DELIVER_EXPIRE_BATCH && util_mono() - now_m < 0.5);
-	if (deleted == DELIVER_EXPIRE_BATCH)
-		d->next_expire = now_m;       /* more next round */
-	if (total > 0) {
-		char nbuf[24], abuf[32];
-		snprintf(nbuf, sizeof(nbuf), "%lld", (long long)total);
-		snprintf(abuf, sizeof(abuf), "%.0f", age);
-		log_info("dead letters expired", "count", nbuf, "dead_max_age", abuf, NULL);
-		d->next_counts = now_m;       /* the gauges follow at once */
-	}
-}
-
-/* A queue fault (queue.h) is logged once, with what to do. */
-static void
-deliver_rec_fault(struct deliver *d)
-{
-	char msg[768];
-	d->next_fault = util_mono() + DELIVER_SCAN_INTERVAL;
-	if (d->fault_logged || queue_fault(msg, sizeof(msg)) == QUEUE_FAULT_NONE)
-		return;
-	d->fault_logged = true;
-	log_error("queue database unusable: new events are refused (503) and readyz fails",
-	    "problem", msg, NULL);
-}
-
-static void *
-deliver_rec_main(void *arg)
-{
-	struct deliver *d = arg;
-	int final_tries = 0;
-	for (;;) {
-		pthread_mutex_lock(&d->rec_lock);
-		for (;;) {
-			double now_m = util_mono();
-			if (d->rec_stop || (d->rec_dirty && now_m >= d->rec_retry_at))
-				break;
-			double due = fmin(fmin(d->next_checkpoint, d->next_counts),
-			    fmin(d->next_expire, d->next_fault));
-			if (d->rec_dirty && d->rec_retry_at < due)
-				due = d->rec_retry_at;
-			if (now_m >= due)
-				break;
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			double end = (double)ts.tv_nsec / 1e9 + (due - now_m);
-			ts.tv_sec += (time_t)end;
-			ts.tv_nsec = (long)((end - floor(end)) * 1e9);
-			pthread_cond_timedwait(&d->rec_cond, &d->rec_lock, &ts);
-		}
-		bool stop = d->rec_stop;
-		bool write = d->rec_dirty && (stop || util_mono() >= d->rec_retry_at);
-		pthread_mutex_unlock(&d->rec_lock);
-
-		if (write)
-			deliver_rec_write(d);
-		if (stop) {
-			/* The delivery thread is done: what it noted is all there is.
-			 * A few more tries for a disk that is slow to come back. */
-			pthread_mutex_lock(&d->rec_lock);
-			size_t left = d->notes.n;
-			pthread_mutex_unlock(&d->rec_lock);
-			if (left == 0)
-				break;
-			if (++final_tries >= 3) {
-				char nbuf[24];
-				snprintf(nbuf, sizeof(nbuf), "%zu", left);
-				log_error("delivery outcomes not recorded: those messages may be sent "
-				    "again after the next start", "outcomes", nbuf, NULL);
-				break;
-			}
-			struct timespec ts = { 0, 500 * 1000 * 1000 };
-			nanosleep(&ts, NULL);
-			pthread_mutex_lock(&d->rec_lock);
-			d->rec_dirty = true;
-			pthread_mutex_unlock(&d->rec_lock);
-			continue;
-		}
-		double now_m = util_mono();
-		if (now_m >= d->next_fault)
-			deliver_rec_fault(d);
-		if (now_m >= d->next_checkpoint) {
-			/* The writer leaves checkpoints to this thread (queue.h). */
-			queue_checkpoint(d->rq);
-			d->next_checkpoint = util_mono() + DELIVER_CHECKPOINT_INTERVAL;
-		}
-		if (now_m >= d->next_expire)
-			deliver_rec_expire(d);
-		if (util_mono() >= d->next_counts)
-			deliver_rec_count(d);
-	}
-	return NULL;
-}
-
 /* Tell every provider of c to metrics, and the recorder c's dead_max_age. */
 static void
 deliver_conf_changed(struct deliver *d, const struct conf *c)
 {
 	for (size_t i = 0; i < c->nproviders; i++)
 		metrics_provider(c->providers[i].name);
-	atomic_store(&d->dead_max_age, c->queue.dead_max_age);
-	pthread_mutex_lock(&d->rec_lock);
-	d->next_expire = 0;
-	pthread_cond_signal(&d->rec_cond);
-	pthread_mutex_unlock(&d->rec_lock);
+	deliver_record_set_dead_max_age(d->rec, c->queue.dead_max_age);
 }
 
 /* ------------------------------------------------------------- completions */
@@ -1510,7 +1069,7 @@ struct deliver *
 deliver_start(const char *state_dir, const struct conf *c, char *err, size_t errlen)
 {
 	struct deliver *d = util_calloc(1, sizeof(*d));
-	bool locks = false, global = false, delivering = false;
+	bool global = false;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		snprintf(err, errlen, "cannot initialize libcurl");
@@ -1520,68 +1079,36 @@ deliver_start(const char *state_dir, const struct conf *c, char *err, size_t err
 	d->q = queue_open(state_dir, false, err, errlen);
 	if (d->q == NULL)
 		goto fail;
-	/* synchronous=NORMAL on the recorder's connection: what it writes (acks,
-	 * deferrals, dead letters) may be lost by a power cut, which at worst sends
-	 * a message again or retries it early: at-least-once holds. Acceptance
-	 * commits keep queue.sync on the writer's own connection, and its next
-	 * fsync makes these earlier WAL frames durable too. */
-	d->rq = queue_open(state_dir, false, err, errlen);
-	if (d->rq == NULL)
+	d->rec = deliver_record_start(state_dir, c->queue.dead_max_age, err, errlen);
+	if (d->rec == NULL)
 		goto fail;
 	d->multi = curl_multi_init();
 	if (d->multi == NULL) {
 		snprintf(err, errlen, "cannot create a curl multi handle");
 		goto fail;
 	}
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
-	pthread_mutex_init(&d->rec_lock, NULL);
-	pthread_cond_init(&d->rec_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	locks = true;
 	d->conf = c;
 	atomic_init(&d->stopping, false);
 	atomic_init(&d->dirty, true);
-	atomic_init(&d->dead_max_age, c->queue.dead_max_age);
 	deliver_conf_changed(d, c);
 	if (util_random(&d->rng, sizeof(d->rng)) < 0 || d->rng == 0)
 		d->rng = (uint64_t)time(NULL) * 2654435761ULL + 1;
 	int rc = pthread_create(&d->thread, NULL, deliver_main, d);
-	if (rc == 0)
-		pthread_setname_np(d->thread, "fr-deliver");   /* for top -H, perf */
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the delivery thread: %s", strerror(rc));
-		goto fail;
-	}
-	delivering = true;
-	rc = pthread_create(&d->rec_thread, NULL, deliver_rec_main, d);
-	if (rc == 0)
-		pthread_setname_np(d->rec_thread, "fr-record");
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot start the recorder thread: %s", strerror(rc));
-		goto fail;
-	}
-	return d;
-fail:
-	if (delivering) {
-		atomic_store(&d->stopping, true);
-		curl_multi_wakeup(d->multi);
-		pthread_join(d->thread, NULL);
-	}
-	if (d->multi)
-		curl_multi_cleanup(d->multi);
-	queue_close(d->q);
-	queue_close(d->rq);
-	if (locks) {
 		pthread_mutex_destroy(&d->lock);
 		pthread_cond_destroy(&d->cond);
-		pthread_mutex_destroy(&d->rec_lock);
-		pthread_cond_destroy(&d->rec_cond);
+		goto fail;
 	}
-	deliver_notes_free(&d->notes);
+	pthread_setname_np(d->thread, "fr-deliver");   /* for top -H, perf */
+	return d;
+fail:
+	if (d->multi)
+		curl_multi_cleanup(d->multi);
+	deliver_record_stop(d->rec);
+	queue_close(d->q);
 	if (global)
 		curl_global_cleanup();
 	free(d);
@@ -1622,11 +1149,7 @@ deliver_stop(struct deliver *d)
 	curl_multi_wakeup(d->multi);
 	pthread_join(d->thread, NULL);
 	/* Then the recorder, which writes what the delivery thread noted last. */
-	pthread_mutex_lock(&d->rec_lock);
-	d->rec_stop = true;
-	pthread_cond_signal(&d->rec_cond);
-	pthread_mutex_unlock(&d->rec_lock);
-	pthread_join(d->rec_thread, NULL);
+	deliver_record_stop(d->rec);
 	while (d->targets) {
 		struct deliver_target *t = d->targets;
 		d->targets = t->next;
@@ -1634,12 +1157,8 @@ deliver_stop(struct deliver *d)
 	}
 	curl_multi_cleanup(d->multi);
 	queue_close(d->q);
-	queue_close(d->rq);
-	deliver_notes_free(&d->notes);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
-	pthread_mutex_destroy(&d->rec_lock);
-	pthread_cond_destroy(&d->rec_cond);
 	free(d);
 	curl_global_cleanup();
 }
