@@ -298,7 +298,7 @@ deliver_bucket_ready(struct deliver_target *t, const struct conf_provider *p, do
 {
 	if (p->rate <= 0)
 		return 0;
-	double burst = p->burst >= 1 ? p->burst : 1;
+	double burst = p->burst;
 	if (t->tokens < 0) {
 		t->tokens = burst;
 		t->stamp = now_m;
@@ -535,16 +535,15 @@ deliver_post(struct deliver *d, struct deliver_target *t, const struct conf_prov
 		goto out;
 
 	if (p->type == CONF_PROVIDER_SLACK_BOT) {
-		url = util_printf("%s/chat.postMessage", p->api_url ? p->api_url :
-		    "https://slack.com/api");
+		url = util_printf("%s/chat.postMessage", p->api_url);
 		t->headers = curl_slist_append(t->headers,
 		    "Content-Type: application/json; charset=utf-8");
-		char *auth = util_printf("Authorization: Bearer %s", p->token ? p->token : "");
+		char *auth = util_printf("Authorization: Bearer %s", p->token);
 		t->headers = curl_slist_append(t->headers, auth);
 		memset(auth, 0, strlen(auth));
 		free(auth);
 	} else {
-		url = util_strdup(p->url ? p->url : "");
+		url = util_strdup(p->url);
 		t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
 	}
 	/* No "Expect: 100-continue" round trip for bodies above 1 KiB. */
@@ -559,10 +558,7 @@ deliver_post(struct deliver *d, struct deliver_target *t, const struct conf_prov
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->payload);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(t->payload));
-	long timeout_ms = p->timeout > 0 ? (long)(p->timeout * 1000.0) : 10000L;
-	if (timeout_ms < 1)
-		timeout_ms = 1;
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(p->timeout * 1000.0));
 	if (p->proxy != NULL)
 		curl_easy_setopt(e, CURLOPT_PROXY, p->proxy);
 	if (p->ca_file != NULL)
@@ -622,6 +618,158 @@ deliver_orphans(struct deliver *d, struct deliver_target *t)
 	return n == DELIVER_ORPHAN_BATCH;
 }
 
+/* What one pass over a target found at its head, and what it does with it. */
+struct deliver_pass {
+	struct queue_row *rows;       /* the head as read; taken rows are zeroed */
+	size_t n;
+	struct queue_row *send;       /* due and readable: they go out now */
+	size_t nsend;
+	struct deliver_parsed parsed; /* send[]'s events, parallel */
+	struct queue_row *dead;       /* past max_age */
+	size_t ndead;
+	bool again;                   /* more may be due at once */
+};
+
+static void
+deliver_pass_free(struct deliver_pass *ps)
+{
+	deliver_parsed_free(&ps->parsed);
+	queue_rows_free(ps->send, ps->nsend);
+	queue_rows_free(ps->dead, ps->ndead);
+	queue_rows_free(ps->rows, ps->n);
+}
+
+/*
+ * Parse a due row's stored event into the pass and move the row to send[];
+ * an event that cannot be parsed (the HTTP layer accepted it, so this cannot
+ * happen) makes the row a dead letter instead of blocking its target.
+ */
+static void
+deliver_pass_take(struct deliver *d, struct deliver_target *t, struct deliver_pass *ps,
+    struct queue_row *r)
+{
+	char err[256], field[64];
+	struct deliver_parsed *pp = &ps->parsed;
+	struct event *ev = event_parse(r->event, r->event_len, err, sizeof(err), field,
+	    sizeof(field));
+	if (ev == NULL) {
+		char bad_event[300];
+		struct queue_row bad = *r;
+		memset(r, 0, sizeof(*r));
+		snprintf(bad_event, sizeof(bad_event), "invalid stored event: %s", err);
+		deliver_dead_letter(d, t, &bad, 1, NULL, bad_event, false);
+		ps->again = true;
+		queue_row_clear(&bad);
+		return;
+	}
+	pp->events[pp->n] = ev;
+	pp->extras[pp->n] = deliver_extra_parse(r->extra, &pp->items[pp->n].nextra);
+	pp->items[pp->n].ev = ev;
+	pp->items[pp->n].extra = pp->extras[pp->n];
+	pp->n++;
+	ps->send[ps->nsend++] = *r;
+	memset(r, 0, sizeof(*r));
+}
+
+/*
+ * Triage the head in id order: rows past max_age become dead wherever they
+ * are; the due rows from the head on are taken to be sent, up to the first
+ * one that is still waiting (a deferred head holds everything behind it).
+ * Nothing is taken while the bucket is not ready (sending > 0).
+ */
+static void
+deliver_pass_triage(struct deliver *d, struct deliver_target *t, struct deliver_pass *ps,
+    double sending, double now_w, double now_m)
+{
+	double max_age = d->conf->queue.max_age;
+	bool holding = sending > 0;
+	ps->send = util_calloc(ps->n, sizeof(*ps->send));
+	ps->dead = util_calloc(ps->n, sizeof(*ps->dead));
+	ps->parsed.items = util_calloc(ps->n, sizeof(*ps->parsed.items));
+	ps->parsed.events = util_calloc(ps->n, sizeof(*ps->parsed.events));
+	ps->parsed.extras = util_calloc(ps->n, sizeof(*ps->parsed.extras));
+	for (size_t i = 0; i < ps->n; i++) {
+		struct queue_row *r = &ps->rows[i];
+		if (now_w - r->created_at >= max_age) {
+			ps->dead[ps->ndead++] = *r;
+			memset(r, 0, sizeof(*r));
+		} else if (holding) {
+			continue;
+		} else if (r->next_attempt_at > now_w) {
+			holding = true;
+			if (ps->nsend == 0) {
+				t->blocked_until = now_m + (r->next_attempt_at - now_w);
+				deliver_due_at(d, t->blocked_until);
+			}
+		} else if (ps->nsend == 1 && ps->send[0].id <= t->single_through) {
+			/* Rows of a refused coalesced message go one per message. */
+			holding = true;
+		} else {
+			deliver_pass_take(d, t, ps, r);
+		}
+	}
+	if (ps->ndead > 0) {
+		deliver_dead_letter(d, t, ps->dead, ps->ndead, NULL, "max_age exceeded", true);
+		if (ps->nsend == 0)
+			ps->again = true;         /* rows behind them may be due */
+	}
+}
+
+/*
+ * Console: print each row to be sent as one JSON line and acknowledge it; a
+ * row that cannot be rendered is moved behind the printed ones and becomes a
+ * dead letter.
+ */
+static void
+deliver_pass_print(struct deliver *d, struct deliver_target *t,
+    const struct conf_provider *p, struct deliver_pass *ps)
+{
+	const char *channel = t->channel[0] ? t->channel : NULL;
+	size_t printed = 0;
+	for (size_t i = 0; i < ps->nsend; i++) {
+		char *line = slack_render_string(p, channel, &ps->parsed.items[i], 1);
+		if (line == NULL) {
+			deliver_dead_letter(d, t, &ps->send[i], 1, NULL, "cannot render payload",
+			    false);
+			continue;
+		}
+		fputs(line, stdout);
+		fputc('\n', stdout);
+		free(line);
+		if (printed != i) {
+			struct queue_row tmp = ps->send[printed];
+			ps->send[printed] = ps->send[i];
+			ps->send[i] = tmp;
+		}
+		printed++;
+	}
+	fflush(stdout);
+	deliver_ack(d, t, ps->send, printed, "console");
+	if (ps->n == DELIVER_CONSOLE_BATCH)
+		ps->again = true;
+}
+
+/* Render the rows to be sent as one message and start its attempt; t takes the rows. */
+static void
+deliver_pass_post(struct deliver *d, struct deliver_target *t, const struct conf_provider *p,
+    struct deliver_pass *ps, double now_m)
+{
+	const char *channel = t->channel[0] ? t->channel : NULL;
+	t->payload = slack_render_string(p, channel, ps->parsed.items, ps->nsend);
+	if (t->payload == NULL) {
+		deliver_dead_letter(d, t, ps->send, ps->nsend, NULL, "cannot render payload", false);
+		return;
+	}
+	t->rows = ps->send;
+	t->nrows = ps->nsend;
+	ps->send = NULL;
+	ps->nsend = 0;
+	if (deliver_post(d, t, p) == 0)
+		deliver_bucket_take(t, p);
+	else
+		deliver_due_at(d, now_m + 1.0);
+}
+
 /*
  * Look at one idle target: dead-letter what is too old or unreadable, then
  * print (console) or start one attempt with the due rows at its head.
@@ -632,152 +780,36 @@ static bool
 deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, double now_m)
 {
 	const struct conf_provider *p = deliver_provider(d, t->provider);
-	struct queue_row *rows = NULL, *send = NULL, *dead = NULL;
-	size_t n = 0, nsend = 0, ndead = 0;
-	struct deliver_parsed ps = {0};
-	bool again = false;
-
+	struct deliver_pass ps = {0};
 	if (p == NULL)
 		return deliver_orphans(d, t);
 	bool console = p->type == CONF_PROVIDER_CONSOLE;
-	size_t limit = DELIVER_CONSOLE_BATCH;
-	double bucket = 0;            /* > 0: nothing may be sent before then */
-	if (!console) {
-		/* A bucket that is not ready (pacing, or a long Retry-After) must
-		 * not keep max_age from dead-lettering the rows it holds: the
-		 * triage below still runs, only sending waits. */
-		bucket = deliver_bucket_ready(t, p, now_m);
-		limit = p->batch_max >= 1 ? (size_t)p->batch_max : 1;
-		if (limit > SLACK_MAX_ATTACHMENTS)
-			limit = SLACK_MAX_ATTACHMENTS;
-	}
+	/* Coalescing: conf bounds batch_max to 1..SLACK_MAX_ATTACHMENTS. */
+	size_t limit = console ? DELIVER_CONSOLE_BATCH : (size_t)p->batch_max;
+	/* A bucket that is not ready (pacing, or a long Retry-After) must not
+	 * keep max_age from dead-lettering the rows it holds: the triage still
+	 * runs, only sending waits. */
+	double sending = console ? 0 : deliver_bucket_ready(t, p, now_m);
 	if (deliver_record_head(d->rec, d->q, t->provider, t->channel, limit, &t->hidden_hint,
-	    &rows, &n) < 0) {
+	    &ps.rows, &ps.n) < 0) {
 		deliver_read_failed(d, t);
 		deliver_due_at(d, now_m + DELIVER_SCAN_INTERVAL);
 		return false;
 	}
 	t->blocked_until = 0;
-	if (n == 0)
-		goto out;
-
-	/*
-	 * Triage in id order: rows past max_age become dead wherever they are;
-	 * the due rows from the head on go out, up to the first one that is
-	 * still waiting (a deferred head holds everything behind it).
-	 */
-	send = util_calloc(n, sizeof(*send));
-	dead = util_calloc(n, sizeof(*dead));
-	ps.items = util_calloc(n, sizeof(*ps.items));
-	ps.events = util_calloc(n, sizeof(*ps.events));
-	ps.extras = util_calloc(n, sizeof(*ps.extras));
-	double max_age = d->conf->queue.max_age;
-	bool holding = false;
-	char bad_event[300];
-	for (size_t i = 0; i < n; i++) {
-		struct queue_row *r = &rows[i];
-		if (max_age > 0 && now_w - r->created_at >= max_age) {
-			dead[ndead++] = *r;
-			memset(r, 0, sizeof(*r));
-			continue;
+	if (ps.n > 0) {
+		deliver_pass_triage(d, t, &ps, sending, now_w, now_m);
+		if (sending > 0) {
+			t->blocked_until = sending;   /* wake-up scans need not look before */
+			deliver_due_at(d, sending);
+		} else if (ps.nsend > 0 && console) {
+			deliver_pass_print(d, t, p, &ps);
+		} else if (ps.nsend > 0) {
+			deliver_pass_post(d, t, p, &ps, now_m);
 		}
-		if (holding || bucket > 0)
-			continue;
-		if (r->next_attempt_at > now_w) {
-			holding = true;
-			if (nsend == 0) {
-				t->blocked_until = now_m + (r->next_attempt_at - now_w);
-				deliver_due_at(d, t->blocked_until);
-			}
-			continue;
-		}
-		/* Rows of a refused coalesced message go one per message. */
-		if (nsend == 1 && send[0].id <= t->single_through) {
-			holding = true;
-			continue;
-		}
-		char err[256], field[64];
-		struct event *ev = event_parse(r->event, r->event_len, err, sizeof(err),
-		    field, sizeof(field));
-		if (ev == NULL) {
-			/* Cannot happen for rows the HTTP layer accepted; do not let
-			 * one block its target forever. */
-			struct queue_row bad = *r;
-			memset(r, 0, sizeof(*r));
-			snprintf(bad_event, sizeof(bad_event), "invalid stored event: %s", err);
-			deliver_dead_letter(d, t, &bad, 1, NULL, bad_event, false);
-			again = true;
-			queue_row_clear(&bad);
-			continue;
-		}
-		ps.events[ps.n] = ev;
-		ps.extras[ps.n] = deliver_extra_parse(r->extra, &ps.items[ps.n].nextra);
-		ps.items[ps.n].ev = ev;
-		ps.items[ps.n].extra = ps.extras[ps.n];
-		ps.n++;
-		send[nsend++] = *r;
-		memset(r, 0, sizeof(*r));
 	}
-	if (ndead > 0) {
-		deliver_dead_letter(d, t, dead, ndead, NULL, "max_age exceeded", true);
-		if (nsend == 0)
-			again = true;         /* rows behind them may be due */
-	}
-	if (bucket > 0) {
-		t->blocked_until = bucket;    /* wake-up scans need not look again before */
-		deliver_due_at(d, bucket);
-		goto out;
-	}
-	if (nsend == 0)
-		goto out;
-
-	const char *channel = t->channel[0] ? t->channel : NULL;
-	if (console) {
-		/* Rows that cannot be rendered are moved to the end of send[]
-		 * and dead-lettered; the others are printed and acknowledged. */
-		size_t printed = 0;
-		for (size_t i = 0; i < nsend; i++) {
-			char *line = slack_render_string(p, channel, &ps.items[i], 1);
-			if (line == NULL) {
-				deliver_dead_letter(d, t, &send[i], 1, NULL, "cannot render payload", false);
-				continue;
-			}
-			fputs(line, stdout);
-			fputc('\n', stdout);
-			free(line);
-			if (printed != i) {
-				struct queue_row tmp = send[printed];
-				send[printed] = send[i];
-				send[i] = tmp;
-			}
-			printed++;
-		}
-		fflush(stdout);
-		deliver_ack(d, t, send, printed, "console");
-		if (n == limit)
-			again = true;
-		goto out;
-	}
-
-	t->payload = slack_render_string(p, channel, ps.items, nsend);
-	if (t->payload == NULL) {
-		deliver_dead_letter(d, t, send, nsend, NULL, "cannot render payload", false);
-		goto out;
-	}
-	t->rows = send;
-	t->nrows = nsend;
-	send = NULL;
-	nsend = 0;
-	if (deliver_post(d, t, p) == 0)
-		deliver_bucket_take(t, p);
-	else
-		deliver_due_at(d, now_m + 1.0);
-out:
-	deliver_parsed_free(&ps);
-	queue_rows_free(send, nsend);
-	queue_rows_free(dead, ndead);
-	queue_rows_free(rows, n);
-	return again;
+	deliver_pass_free(&ps);
+	return ps.again;
 }
 
 /*
@@ -845,16 +877,28 @@ deliver_conf_changed(struct deliver *d, const struct conf *c)
 
 /* ------------------------------------------------------------- completions */
 
-/* Classify the finished attempt of t and move its rows on. */
+/* The most attempts among rows (for the log line of an outcome of them all). */
+static int
+deliver_most_attempts(const struct queue_row *rows, size_t n)
+{
+	int most = 0;
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].attempts > most)
+			most = rows[i].attempts;
+	return most;
+}
+
+/*
+ * Classify t's finished attempt (libcurl's result rc, wall clock now_w for
+ * HTTP dates) into *res; status gets the HTTP status ("" without one).
+ */
 static void
-deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
+deliver_classify(const struct deliver_target *t, CURLcode rc, double now_w, char status[16],
+    struct slack_result *res)
 {
 	struct slack_response resp = {0};
-	struct slack_result res;
 	char transport[CURL_ERROR_SIZE + 64];
-	char status[16] = "";
-	double now_w = util_now();
-
+	status[0] = '\0';
 	if (rc != CURLE_OK) {
 		resp.transport_error = (int)rc;
 		snprintf(transport, sizeof(transport), "%s", t->errbuf[0] ? t->errbuf :
@@ -867,100 +911,133 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 		resp.retry_after = t->retry_after[0] ? t->retry_after : NULL;
 		resp.body = t->body.data ? t->body.data : "";
 		resp.body_len = t->body.len;
-		snprintf(status, sizeof(status), "%ld", code);
+		snprintf(status, 16, "%ld", code);
 	}
 	resp.secrets = t->secrets;
-	slack_classify(t->type, &resp, (time_t)now_w, &res);
+	slack_classify(t->type, &resp, (time_t)now_w, res);
+}
 
-	int max_attempts = d->conf->queue.max_attempts > 0 ? d->conf->queue.max_attempts : 1;
-	int head_attempts = 0;
-	for (size_t i = 0; i < t->nrows; i++)
-		if (t->rows[i].attempts > head_attempts)
-			head_attempts = t->rows[i].attempts;
+/* Rate limited: the rows and the bucket wait Retry-After (capped); no attempt counted. */
+static void
+deliver_rate_limited(struct deliver *d, struct deliver_target *t, const struct slack_result *res,
+    double now_w)
+{
+	double wait = res->retry_after > 0 ? res->retry_after : 1.0;
+	/* An absurd Retry-After must not park the target for decades. */
+	double cap = fmin(DELIVER_RETRY_AFTER_MAX, d->conf->queue.max_age);
+	if (wait > cap) {
+		char got[32], capped[32];
+		snprintf(got, sizeof(got), "%.0f", wait);
+		snprintf(capped, sizeof(capped), "%.0f", cap);
+		log_warn("Retry-After capped", "target", t->label, "retry_after", got,
+		    "capped_to", capped, NULL);
+		wait = cap;
+	}
+	deliver_defer(d, t->rows, t->nrows, NULL, now_w + wait, res->error);
+	/* The bucket waits too: one message at the end of the wait, then the
+	 * configured rate, no burst. */
+	t->stamp = util_mono() + wait;
+	t->tokens = 1.0;
+	metrics_delivery(t->provider, METRICS_RATE_LIMITED, t->nrows);
+	char wbuf[32];
+	snprintf(wbuf, sizeof(wbuf), "%.3f", wait);
+	deliver_log(LOG_LEVEL_WARN, "rate limited", t, t->rows, t->nrows,
+	    deliver_most_attempts(t->rows, t->nrows), res->error, "retry_in", wbuf);
+}
 
+/* Rows with the attempts they count from now on; shallow copies (strings not owned). */
+struct deliver_counted {
+	struct queue_row *rows;
+	int *attempts;
+	size_t n;
+};
+
+static void
+deliver_counted_add(struct deliver_counted *c, const struct queue_row *r, int attempts)
+{
+	c->rows[c->n] = *r;
+	c->attempts[c->n++] = attempts;
+}
+
+/*
+ * A transient failure. Each row counts its own failures: a row that joined
+ * the batch late is not dead-lettered for the head's history. The rows that
+ * reach max_attempts die of it (counting it, so the dead letter shows the
+ * count its log line gives); the others wait their backoff.
+ */
+static void
+deliver_transient(struct deliver *d, struct deliver_target *t, const struct slack_result *res,
+    double now_w)
+{
+	struct deliver_counted dead = { util_calloc(t->nrows, sizeof(*dead.rows)),
+	    util_calloc(t->nrows, sizeof(*dead.attempts)), 0 };
+	struct deliver_counted keep = { util_calloc(t->nrows, sizeof(*keep.rows)),
+	    util_calloc(t->nrows, sizeof(*keep.attempts)), 0 };
+	unsigned worst = 1;
+	for (size_t i = 0; i < t->nrows; i++) {
+		int a = t->rows[i].attempts + 1;
+		bool dies = a >= d->conf->queue.max_attempts;
+		deliver_counted_add(dies ? &dead : &keep, &t->rows[i], a);
+		if (!dies && (unsigned)a > worst)
+			worst = (unsigned)a;
+	}
+	if (keep.n > 0) {
+		double delay = backoff_delay(d->conf->queue.backoff_initial,
+		    d->conf->queue.backoff_max, worst, deliver_random(d));
+		deliver_defer(d, keep.rows, keep.n, keep.attempts, now_w + delay, res->error);
+		metrics_delivery(t->provider, METRICS_RETRIED, keep.n);
+		char dbuf[32];
+		snprintf(dbuf, sizeof(dbuf), "%.3f", delay);
+		/* Log the rows that stay, with their new count. */
+		deliver_log(LOG_LEVEL_WARN, "delivery failed, will retry", t, keep.rows, keep.n,
+		    (int)worst, res->error, "retry_in", dbuf);
+	}
+	deliver_dead_letter(d, t, dead.rows, dead.n, dead.attempts, res->error, false);
+	free(dead.rows);
+	free(dead.attempts);
+	free(keep.rows);
+	free(keep.attempts);
+}
+
+/*
+ * A permanent failure: the rows are dead letters, unless a coalesced message
+ * was refused as too large or invalid; that is not its events' fault, maybe
+ * only one's: they go again one per message, so only an offending event dies.
+ */
+static void
+deliver_permanent(struct deliver *d, struct deliver_target *t, const struct slack_result *res)
+{
+	if (res->oversize && t->nrows > 1) {
+		t->single_through = t->rows[t->nrows - 1].id;
+		deliver_log(LOG_LEVEL_WARN, "message refused as too large or invalid: sending "
+		    "its events one per message", t, t->rows, t->nrows,
+		    deliver_most_attempts(t->rows, t->nrows), res->error, NULL, NULL);
+		return;
+	}
+	deliver_dead_letter(d, t, t->rows, t->nrows, NULL, res->error, false);
+}
+
+/* Classify the finished attempt of t and move its rows on. */
+static void
+deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
+{
+	struct slack_result res;
+	char status[16];
+	double now_w = util_now();
+
+	deliver_classify(t, rc, now_w, status, &res);
 	switch (res.outcome) {
 	case SLACK_DELIVERED:
 		deliver_ack(d, t, t->rows, t->nrows, status);
 		break;
-	case SLACK_RATE_LIMITED: {
-		double wait = res.retry_after > 0 ? res.retry_after : 1.0;
-		/* An absurd Retry-After must not park the target for decades. */
-		double cap = DELIVER_RETRY_AFTER_MAX;
-		if (d->conf->queue.max_age > 0 && d->conf->queue.max_age < cap)
-			cap = d->conf->queue.max_age;
-		if (wait > cap) {
-			char got[32], capped[32];
-			snprintf(got, sizeof(got), "%.0f", wait);
-			snprintf(capped, sizeof(capped), "%.0f", cap);
-			log_warn("Retry-After capped", "target", t->label, "retry_after", got,
-			    "capped_to", capped, NULL);
-			wait = cap;
-		}
-		deliver_defer(d, t->rows, t->nrows, NULL, now_w + wait, res.error);
-		/* The bucket waits too: one message at the end of the wait, then
-		 * the configured rate, no burst. */
-		t->stamp = util_mono() + wait;
-		t->tokens = 1.0;
-		metrics_delivery(t->provider, METRICS_RATE_LIMITED, t->nrows);
-		char wbuf[32];
-		snprintf(wbuf, sizeof(wbuf), "%.3f", wait);
-		deliver_log(LOG_LEVEL_WARN, "rate limited", t, t->rows, t->nrows, head_attempts,
-		    res.error, "retry_in", wbuf);
+	case SLACK_RATE_LIMITED:
+		deliver_rate_limited(d, t, &res, now_w);
 		break;
-	}
-	case SLACK_TRANSIENT: {
-		/* Each row counts its own failures: a row that joined the batch
-		 * late is not dead-lettered for the head's history. This attempt
-		 * counts for the rows that die of it too, so the dead letter
-		 * shows the count its log line gives. */
-		struct queue_row *dead = util_calloc(t->nrows, sizeof(*dead));
-		struct queue_row *keep = util_calloc(t->nrows, sizeof(*keep));
-		int *dead_att = util_calloc(t->nrows, sizeof(*dead_att));
-		int *keep_att = util_calloc(t->nrows, sizeof(*keep_att));
-		size_t ndead = 0, nkeep = 0;
-		unsigned worst = 1;
-		for (size_t i = 0; i < t->nrows; i++) {
-			int a = t->rows[i].attempts + 1;
-			if (a >= max_attempts) {
-				dead_att[ndead] = a;
-				dead[ndead++] = t->rows[i];
-			} else {
-				keep_att[nkeep] = a;
-				keep[nkeep++] = t->rows[i];
-				if ((unsigned)a > worst)
-					worst = (unsigned)a;
-			}
-		}
-		if (nkeep > 0) {
-			double delay = backoff_delay(d->conf->queue.backoff_initial,
-			    d->conf->queue.backoff_max, worst, deliver_random(d));
-			deliver_defer(d, keep, nkeep, keep_att, now_w + delay, res.error);
-			metrics_delivery(t->provider, METRICS_RETRIED, nkeep);
-			char dbuf[32];
-			snprintf(dbuf, sizeof(dbuf), "%.3f", delay);
-			/* Log the rows that stay, with their new count. */
-			deliver_log(LOG_LEVEL_WARN, "delivery failed, will retry", t, keep, nkeep,
-			    (int)worst, res.error, "retry_in", dbuf);
-		}
-		deliver_dead_letter(d, t, dead, ndead, dead_att, res.error, false);
-		/* shallow copies: the strings stay owned by t->rows */
-		free(dead);
-		free(keep);
-		free(dead_att);
-		free(keep_att);
+	case SLACK_TRANSIENT:
+		deliver_transient(d, t, &res, now_w);
 		break;
-	}
 	case SLACK_PERMANENT:
-		if (res.oversize && t->nrows > 1) {
-			/* Not this message's events' fault, maybe only one's: send
-			 * them one per message, so only an offending event dies. */
-			t->single_through = t->rows[t->nrows - 1].id;
-			deliver_log(LOG_LEVEL_WARN, "message refused as too large or invalid: sending "
-			    "its events one per message", t, t->rows, t->nrows, head_attempts,
-			    res.error, NULL, NULL);
-			break;
-		}
-		deliver_dead_letter(d, t, t->rows, t->nrows, NULL, res.error, false);
+		deliver_permanent(d, t, &res);
 		break;
 	}
 	curl_multi_remove_handle(d->multi, t->easy);
