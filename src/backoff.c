@@ -1,8 +1,8 @@
 /*
- * backoff: exponential backoff with full jitter (SPEC §8), as in dma's
- * delivery loop: the cap doubles per transient failure up to backoff_max, and
- * the actual delay is drawn uniformly below the cap so that many deliveries
- * failing together (one Slack outage) do not retry in lockstep.
+ * backoff: exponential backoff with full jitter (SPEC §8): the cap doubles
+ * per transient failure up to backoff_max, and the actual delay is drawn
+ * uniformly below the cap so that many deliveries failing together (one
+ * Slack outage) do not retry in lockstep.
  *
  * Invariants: the result is always finite and within [0, max] for any input,
  * including attempt up to UINT_MAX and nonsense (negative, NaN, infinite)

@@ -9,8 +9,8 @@
  * The window: the first sighting of each key is a row of the queue's dedup
  * table, looked up by its primary key in the writer's open transaction, so
  * sightings earlier in the same batch (not committed yet) count too, and a
- * batch that rolls back leaves none. No copy in memory: a lookup costs the
- * writer about a microsecond (bench/README.md, "Dedup in the writer").
+ * batch that rolls back leaves none. No copy in memory (what a lookup costs:
+ * bench/README.md, "Dedup in the writer").
  */
 #include "dedup.h"
 

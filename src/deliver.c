@@ -66,6 +66,7 @@
 #include "queue.h"
 #include "rules.h"
 #include "slack.h"
+#include "thread.h"
 #include "util.h"
 
 /* Longest response body kept for classification (Slack's answers are tiny). */
@@ -1172,14 +1173,12 @@ deliver_start(const char *state_dir, const struct conf *c, char *err, size_t err
 	deliver_conf_changed(d, c);
 	if (util_random(&d->rng, sizeof(d->rng)) < 0 || d->rng == 0)
 		d->rng = (uint64_t)time(NULL) * 2654435761ULL + 1;
-	int rc = pthread_create(&d->thread, NULL, deliver_main, d);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot start the delivery thread: %s", strerror(rc));
+	if (thread_start(&d->thread, deliver_main, d, "fr-deliver", "the delivery thread", err,
+	    errlen) < 0) {
 		pthread_mutex_destroy(&d->lock);
 		pthread_cond_destroy(&d->cond);
 		goto fail;
 	}
-	pthread_setname_np(d->thread, "fr-deliver");   /* for top -H, perf */
 	return d;
 fail:
 	if (d->multi)

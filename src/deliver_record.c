@@ -32,6 +32,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "thread.h"
 #include "util.h"
 
 /* How often the recorder checkpoints the WAL for the writer (seconds). */
@@ -466,12 +467,7 @@ deliver_record_wait(struct deliver_record *r)
 			due = r->retry_at;
 		if (now_m >= due)
 			return;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		double end = (double)ts.tv_nsec / 1e9 + (due - now_m);
-		ts.tv_sec += (time_t)end;
-		ts.tv_nsec = (long)((end - floor(end)) * 1e9);
-		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+		thread_cond_wait(&r->cond, &r->lock, due - now_m);
 	}
 }
 
@@ -537,20 +533,14 @@ deliver_record_start(const char *state_dir, double dead_max_age, char *err, size
 	if (r->q == NULL)
 		goto fail;
 	atomic_init(&r->dead_max_age, dead_max_age);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	int rc = pthread_create(&r->thread, NULL, deliver_record_main, r);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot start the recorder thread: %s", strerror(rc));
+	thread_cond_init(&r->cond);
+	if (thread_start(&r->thread, deliver_record_main, r, "fr-record", "the recorder thread",
+	    err, errlen) < 0) {
 		pthread_mutex_destroy(&r->lock);
 		pthread_cond_destroy(&r->cond);
 		goto fail;
 	}
-	pthread_setname_np(r->thread, "fr-record");   /* for top -H, perf */
 	return r;
 fail:
 	queue_close(r->q);

@@ -69,6 +69,8 @@ int queue_checkpoint(struct queue *q);
 /* Number of rows in a state (all providers). -1 on error. */
 int64_t queue_count(struct queue *q, enum queue_state state);
 
+/* ---- delivery: the delivery thread (reads) and its recorder (writes) ---- */
+
 /*
  * Per-provider counts for metrics: calls fn for each provider with rows, in
  * provider order (provider, pending, dead). One pass over the index.
@@ -118,6 +120,30 @@ int queue_record(struct queue *q, const struct queue_outcome *o, size_t n);
  */
 int queue_expire_dead(struct queue *q, double before, size_t limit, int64_t *deleted);
 
+/* ---- the CLI (`fluxrelay queue`) ---- */
+
+/*
+ * At most limit rows in a state with id > after_id, id order. Each call
+ * is its own short read transaction, so a long listing never holds the WAL
+ * back from being checkpointed.
+ */
+int queue_list_page(struct queue *q, enum queue_state state, int64_t after_id, size_t limit,
+    struct queue_row **rows, size_t *n);
+/* Dead -> pending (attempts 0, next now, created_at now). n == 0 with ids NULL = all. */
+int queue_retry(struct queue *q, const int64_t *ids, size_t n, int64_t *changed);
+/* Delete dead rows. n == 0 with ids NULL = all. */
+int queue_purge(struct queue *q, const int64_t *ids, size_t n, int64_t *changed);
+
+/* ---- acceptance: the writer thread (queue_writer.c) on its connection ---- */
+
+/* One delivery of an accepted event: the target and what the alerts add. */
+struct queue_item {
+	const char *provider;
+	const char *channel;      /* NULL or "" = none */
+	const char *alerts;       /* comma-separated alert names */
+	const char *extra;        /* JSON object text */
+};
+
 /*
  * A transaction on q: BEGIN IMMEDIATE (waits for the busy timeout, never
  * fails on a read-to-write upgrade), COMMIT (a failed one is rolled back),
@@ -126,6 +152,10 @@ int queue_expire_dead(struct queue *q, double before, size_t limit, int64_t *del
 int queue_begin(struct queue *q);
 int queue_commit(struct queue *q);
 void queue_rollback(struct queue *q);
+
+/* One pending row per item, due now, in the open transaction. 0 / -1. */
+int queue_insert(struct queue *q, const char *event_id, const char *event, size_t event_len,
+    const struct queue_item *items, size_t n, double now);
 
 /*
  * The stored first sighting of a dedup key (SPEC §7; the decision is
@@ -139,32 +169,6 @@ int queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char 
     double first_seen);
 /* Delete the first sightings older than before, in a transaction of its own. 0 / -1. */
 int queue_dedup_expire(struct queue *q, double before);
-
-/*
- * CLI: at most limit rows in a state with id > after_id, id order. Each call
- * is its own short read transaction, so a long listing never holds the WAL
- * back from being checkpointed.
- */
-int queue_list_page(struct queue *q, enum queue_state state, int64_t after_id, size_t limit,
-    struct queue_row **rows, size_t *n);
-/* CLI: dead -> pending (attempts 0, next now, created_at now). n == 0 with ids NULL = all. */
-int queue_retry(struct queue *q, const int64_t *ids, size_t n, int64_t *changed);
-/* CLI: delete dead rows. n == 0 with ids NULL = all. */
-int queue_purge(struct queue *q, const int64_t *ids, size_t n, int64_t *changed);
-
-/* ---- acceptance: the writer thread (queue_writer.c) on its connection ---- */
-
-/* One delivery of an accepted event: the target and what the alerts add. */
-struct queue_item {
-	const char *provider;
-	const char *channel;      /* NULL or "" = none */
-	const char *alerts;       /* comma-separated alert names */
-	const char *extra;        /* JSON object text */
-};
-
-/* One pending row per item, due now, in the open transaction. 0 / -1. */
-int queue_insert(struct queue *q, const char *event_id, const char *event, size_t event_len,
-    const struct queue_item *items, size_t n, double now);
 
 /*
  * The readiness probe: rewrite the meta row "probe" with value, in a

@@ -26,11 +26,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "metrics.h"
+#include "thread.h"
 #include "util.h"
 
 /* Requests taken by the writer per transaction. */
@@ -278,12 +277,7 @@ queue_writer_wait(struct queue_writer *w)
 			wait = queue_writer_probe_due(w) - now_m;
 		if (wait <= 0)
 			return;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		double end = (double)ts.tv_nsec / 1e9 + wait;
-		ts.tv_sec += (time_t)end;
-		ts.tv_nsec = (long)((end - (double)(time_t)end) * 1e9);
-		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+		thread_cond_wait(&w->cond, &w->lock, wait);
 	}
 }
 
@@ -372,20 +366,14 @@ queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
 	w->last_cleanup = w->last_probe = w->last_ok = util_mono();
 	atomic_store(&w->healthy, true);
 
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	int rc = pthread_create(&w->thread, NULL, queue_writer_main, w);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot start the queue writer: %s", strerror(rc));
+	thread_cond_init(&w->cond);
+	if (thread_start(&w->thread, queue_writer_main, w, "fr-writer", "the queue writer", err,
+	    errlen) < 0) {
 		pthread_mutex_destroy(&w->lock);
 		pthread_cond_destroy(&w->cond);
 		goto fail;
 	}
-	pthread_setname_np(w->thread, "fr-writer");   /* for top -H, perf */
 	return w;
 fail:
 	queue_close(w->q);
