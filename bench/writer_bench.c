@@ -1,17 +1,20 @@
 /*
- * writer_bench: what the group-commit writer costs per accepted event, with
- * dedup on, for a fixed workload (bench/README.md, "Dedup in the writer").
- * Without HTTP: one thread submits batches of B requests while the writer
- * is held, releases it and waits for the answers, so every run gives the
- * writer the same batches. Each request has one delivery row (the 909-byte
- * bench/event.json) and a dedup key: every tenth repeats a key of the
+ * writer_bench: what the group-commit writer costs per accepted event for a
+ * fixed workload (bench/README.md, "Dedup in the writer"). Without HTTP: one
+ * thread submits batches of B requests while the writer is held, releases
+ * it and waits for the answers, so every run gives the writer the same
+ * batches. Each request has one delivery row (the 909-byte bench/event.json)
+ * and a dedup key (window -w, 300 s): every tenth repeats a key of the
  * previous batch and every tenth, one of its own batch (both duplicates);
  * the others are new. Before the writer starts, the dedup table is filled
  * with P keys first seen just now (a busy window's worth of earlier
  * events). synchronous=NORMAL, so the figure is the writer's CPU, not the
  * disk's fsync.
  *
- *   bench/writer_bench [-n REQUESTS] [-b BATCH] [-p PREFILL] [-r RUNS] [EVENT.json]
+ *   bench/writer_bench [-n REQUESTS] [-b BATCH] [-p PREFILL] [-w WINDOW] [-r RUNS]
+ *       [EVENT.json]
+ *
+ * -w 0 turns dedup off (no key, no lookup), as bench/run's accepted-path row.
  *
  * Prints the writer's counters and the wall-clock time per request of each
  * run. For instruction counts (the machine is shared: wall clock is noisy),
@@ -121,7 +124,8 @@ bench_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 
 /* One run on a new state directory; the wall-clock seconds per request, or -1. */
 static double
-bench_run(const char *event, size_t event_len, size_t n, size_t batch, size_t prefill)
+bench_run(const char *event, size_t event_len, size_t n, size_t batch, size_t prefill,
+    double window)
 {
 	char dir[] = "/tmp/writer_bench.XXXXXX";
 	char err[512];
@@ -154,8 +158,8 @@ bench_run(const char *event, size_t event_len, size_t n, size_t batch, size_t pr
 			b->req.event_len = event_len;
 			b->req.items = &b->item;
 			b->req.nitems = 1;
-			b->req.has_dedup = true;
-			b->req.dedup_window = 300;
+			b->req.has_dedup = window > 0;
+			b->req.dedup_window = window;
 			if (i % 10 == 3 && done >= batch)
 				num -= batch - 1;     /* a key of the previous batch */
 			else if (i % 10 == 7)
@@ -200,16 +204,18 @@ int
 main(int argc, char **argv)
 {
 	size_t n = 20000, batch = 32, prefill = 0, runs = 5;
+	double window = 300;
 	int opt;
-	while ((opt = getopt(argc, argv, "n:b:p:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:b:p:r:w:")) != -1) {
 		switch (opt) {
 		case 'n': n = strtoul(optarg, NULL, 10); break;
 		case 'b': batch = strtoul(optarg, NULL, 10); break;
 		case 'p': prefill = strtoul(optarg, NULL, 10); break;
 		case 'r': runs = strtoul(optarg, NULL, 10); break;
+		case 'w': window = strtod(optarg, NULL); break;
 		default:
 			fprintf(stderr, "usage: writer_bench [-n REQUESTS] [-b BATCH] [-p PREFILL] "
-			    "[-r RUNS] [EVENT.json]\n");
+			    "[-w WINDOW] [-r RUNS] [EVENT.json]\n");
 			return 2;
 		}
 	}
@@ -225,7 +231,7 @@ main(int argc, char **argv)
 	}
 	double *t = util_calloc(runs, sizeof(*t));
 	for (size_t r = 0; r < runs; r++)
-		if ((t[r] = bench_run(event, len, n, batch, prefill)) < 0)
+		if ((t[r] = bench_run(event, len, n, batch, prefill, window)) < 0)
 			return 1;
 	qsort(t, runs, sizeof(*t), bench_cmp);
 	printf("%zu runs, %zu requests in batches of %zu, %zu keys before: "
