@@ -382,8 +382,11 @@ alerts = ( { name = "all"; providers = [ "hook" ]; severity = "info";
         if os.environ.get("FR_VALGRIND") == "1":
             self.skipTest("memory figures differ under valgrind")
         with open(frtest.BIN, "rb") as f:
-            if b"__asan_init" in f.read():
-                self.skipTest("memory figures differ under AddressSanitizer")
+            binary = f.read()
+        if b"__asan_init" in binary:
+            self.skipTest("memory figures differ under AddressSanitizer")
+        if b"__tsan_init" in binary:
+            self.skipTest("memory figures differ under ThreadSanitizer")
         n = 8000
         self.fill_dead(n, 5000)           # 40 MB of events: 1.5-3x that in memory if loaded whole
         rows = frtest.queue_rows(frtest.run_cli(
