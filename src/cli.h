@@ -1,5 +1,6 @@
 /*
- * cli: the one-shot subcommands of SPEC §2: match and queue.
+ * cli: the one-shot subcommands of SPEC §2, one file each: `fluxrelay match`
+ * (match.c) and `fluxrelay queue` (cli_queue.c). Main thread only.
  */
 #ifndef FLUXRELAY_CLI_H
 #define FLUXRELAY_CLI_H

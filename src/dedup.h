@@ -1,7 +1,6 @@
 /*
- * dedup: the dedup key of SPEC §7 and the in-memory window index. The index is
- * owned by the queue writer thread (which persists keys in the same
- * transaction as the deliveries they admit); it is not thread-safe.
+ * dedup: the dedup key of SPEC §7 (any thread) and the window decision (the
+ * queue writer thread; storage through queue).
  */
 #ifndef FLUXRELAY_DEDUP_H
 #define FLUXRELAY_DEDUP_H
@@ -9,9 +8,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "event.h"
-
 #define DEDUP_KEY_LEN 32
+
+#include "event.h"
+#include "queue.h"
 
 /* SHA-256 over kind, namespace, name, message (durations normalized when asked),
  * and metadata revision, originRevision, token when present. */
@@ -29,23 +29,37 @@ void dedup_key(const struct event *ev, bool normalize_durations,
  */
 char *dedup_normalize(const char *message);
 
-struct dedup_index;
-struct dedup_index *dedup_index_new(void);
-void dedup_index_free(struct dedup_index *ix);
 /*
- * Look a key up: returns 1 and copies the first event's id into event_id when
- * the key was first seen less than window seconds before now; else 0.
+ * The window decision, made by the queue writer thread on its own connection
+ * q while it builds a batch. The first sightings are stored with the queue,
+ * in the same transaction as the deliveries they admit, so the window
+ * survives a restart exactly as far as the acceptance did.
  */
-int dedup_index_check(struct dedup_index *ix, const unsigned char key[DEDUP_KEY_LEN],
-    double now, double window, char event_id[33]);
-/* Record a first sighting (replaces an existing entry for the key: call it
- * only when check said 0, i.e. the old window ran out). event_id is copied
- * (at most 32 characters). */
-void dedup_index_put(struct dedup_index *ix, const unsigned char key[DEDUP_KEY_LEN],
-    double first_seen, const char *event_id);
-/* Drop entries whose window has run out (now - first_seen >= window).
- * O(log n) per dropped entry; cheap enough to call per event. */
-void dedup_index_expire(struct dedup_index *ix, double now, double window);
-size_t dedup_index_size(const struct dedup_index *ix);
+enum dedup_verdict {
+	DEDUP_NEW,          /* not seen within the window: the event goes on */
+	DEDUP_DUPLICATE,    /* seen less than window seconds ago: answered, not delivered */
+	DEDUP_ERROR,        /* the lookup failed (queue_errmsg) */
+};
+
+/*
+ * Whether key was first seen less than window seconds before now, by the
+ * first sightings stored in q, the batch's own uncommitted ones included (a
+ * repeat within one batch is found like any other). The window is fixed
+ * from the first sighting: a duplicate does not extend it. For a duplicate,
+ * event_id gets the first event's id. window <= 0 (dedup off): DEDUP_NEW.
+ */
+enum dedup_verdict dedup_admit(struct queue *q, const unsigned char key[DEDUP_KEY_LEN],
+    double window, double now, char event_id[QUEUE_EVENT_ID_SIZE]);
+
+/*
+ * Record an admitted event as the first sighting of key (replacing one whose
+ * window ran out) in q's open transaction: a batch that rolls back leaves no
+ * key behind. Nothing for window <= 0. 0 / -1.
+ */
+int dedup_record(struct queue *q, const unsigned char key[DEDUP_KEY_LEN], double window,
+    double now, const char *event_id);
+
+/* Forget the first sightings that are window seconds old or more. 0 / -1. */
+int dedup_prune(struct queue *q, double now, double window);
 
 #endif

@@ -18,34 +18,22 @@
  * When the thread looks at the database: after deliver_wake (the writer
  * committed rows), when the earliest known deadline (backoff, Retry-After,
  * token bucket) passes, and at least once a second, so rows changed by
- * `fluxrelay queue retry` in another process are picked up quickly. Finding
- * the targets costs time proportional to the pending rows (SELECT DISTINCT
- * over the index), so scans caused by wake-ups are spaced by four times the
- * last scan's duration: free with a short queue, at most ~20% of a core with
- * a backlog of 100k rows under a flood of commits. When an attempt finishes,
- * only its own target is looked at again (one indexed query), at once.
+ * `fluxrelay queue retry` in another process are picked up quickly. Scans
+ * caused by wake-ups are spaced by four times the last scan's duration, so a
+ * flood of commits cannot keep the thread scanning. When an attempt
+ * finishes, only its own target is looked at again (one indexed query), at
+ * once.
  *
- * Recording outcomes (SPEC §8, at-least-once, not at-least-a-thousand): the
- * delivery thread never writes the database. Each outcome (delivered,
- * deferred, dead) becomes a note in memory, keyed by delivery id, that
- * overrides what the database says about the row: a delivered row is not
- * read back as pending, a deferred one waits its backoff, counted attempts
- * stay counted. The recorder thread (its own connection) writes the notes in
- * batches and forgets each once it is on disk; when the disk refuses writes
- * the notes stay and are written again every second, so a message Slack
- * accepted is never posted again because its acknowledgement could not be
- * written, and a slow fsync or the writer's lock delays recording, never a
- * delivery. Only a restart before the notes reach the disk sends those
- * messages again. The recorder also checkpoints the WAL, deletes dead letters
- * older than queue.dead_max_age, re-counts the queue per provider for the
- * metrics gauges and the pending count (another process, `fluxrelay queue
- * retry`, changes it too), and reports a queue fault (queue.h) once.
+ * Outcomes: the delivery thread never writes the database. Each outcome
+ * (delivered, deferred, dead) is a note for the recorder thread
+ * (deliver_record.h), which writes it; rows are read as the notes say they
+ * are (deliver_record_head), so a delivered row is not read back as pending,
+ * a deferred one waits its backoff, counted attempts stay counted.
  *
  * Threads: deliver_start, deliver_set_conf and deliver_stop are called from
  * the main thread, deliver_wake from any thread. Everything else runs on the
- * delivery thread, except the recorder's loop (deliver_rec_*). The notes are
- * shared by the two under d->rec_lock. The configuration is handed over under
- * d->lock with a generation number; the thread copies what an attempt in
+ * delivery thread. The configuration is handed over under d->lock with a
+ * generation number; the thread copies what an attempt in
  * flight needs (provider name, type, secrets to redact), so an old
  * configuration is not touched once the swap is acknowledged.
  *
@@ -71,26 +59,22 @@
 #include <time.h>
 
 #include "backoff.h"
+#include "deliver_record.h"
 #include "event.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
 #include "rules.h"
 #include "slack.h"
+#include "thread.h"
 #include "util.h"
 
 /* Longest response body kept for classification (Slack's answers are tiny). */
 #define DELIVER_BODY_MAX (64 * 1024)
 /* Longest gap between two looks at the database. */
 #define DELIVER_SCAN_INTERVAL 1.0
-/* How often the recorder checkpoints the WAL for the writer (seconds). */
-#define DELIVER_CHECKPOINT_INTERVAL 0.5
-/* How long the recorder waits before writing notes again after a failure. */
-#define DELIVER_RECORD_RETRY 1.0
 /* Longest Retry-After honoured (SPEC §8; also at most queue.max_age). */
 #define DELIVER_RETRY_AFTER_MAX 3600.0
-/* Dead letters deleted per transaction by dead_max_age. */
-#define DELIVER_EXPIRE_BATCH 1000
 /* Rows printed per pass for the console provider. */
 #define DELIVER_CONSOLE_BATCH 100
 /* Rows examined per pass for a provider that no longer exists. */
@@ -114,7 +98,7 @@ struct deliver_target {
 	/* Rows up to this id go one per message: a coalesced message of them was
 	 * refused as too large or invalid (SPEC §8). */
 	int64_t single_through;
-	/* Rows at its head last found hidden by notes (see deliver_head). */
+	/* Rows at its head last found hidden by notes (deliver_record_head). */
 	size_t hidden_hint;
 
 	/* The attempt in flight (busy) and what its completion needs. */
@@ -130,27 +114,6 @@ struct deliver_target {
 	char retry_after[128];
 	char errbuf[CURL_ERROR_SIZE];
 	double started;               /* monotonic */
-};
-
-/*
- * An outcome of the delivery thread not yet on disk (see the top of this
- * file): the row's state as it should be stored. seq changes with every
- * change; taken is the seq the recorder is writing (0: none).
- */
-struct deliver_note {
-	int64_t id;                   /* 0: empty slot */
-	enum queue_outcome_kind kind;
-	int attempts;
-	double next_attempt_at;       /* DEFER: wall clock */
-	char *error;                  /* NULL keeps the stored one */
-	uint64_t seq, taken;
-};
-
-/* Open addressing with linear probing; cap is a power of two, at most half full. */
-struct deliver_notes {
-	struct deliver_note *slot;
-	size_t cap, n;
-	uint64_t seq;
 };
 
 struct deliver {
@@ -175,23 +138,9 @@ struct deliver {
 	size_t inflight;
 	double next_due;              /* monotonic: earliest reason to look again */
 	double scan_after;            /* monotonic: earliest wake-triggered scan */
-	bool kill_missing;            /* orphaned rows still to dead-letter */
 	uint64_t rng;
 
-	/* The recorder: notes, rec_dirty, rec_stop guarded by rec_lock; rec_cond
-	 * wakes the recorder. */
-	pthread_t rec_thread;
-	pthread_mutex_t rec_lock;
-	pthread_cond_t rec_cond;
-	struct deliver_notes notes;
-	bool rec_dirty;               /* some note has seq != taken */
-	bool rec_stop;
-	_Atomic double dead_max_age;  /* queue.dead_max_age of the current configuration */
-	/* Recorder thread only. */
-	struct queue *rq;             /* its own connection: the only one that writes */
-	bool rec_failing;             /* the last write of notes failed */
-	bool fault_logged;
-	double rec_retry_at, next_checkpoint, next_counts, next_expire, next_fault;
+	struct deliver_record *rec;   /* outcomes go there (any call: delivery thread) */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -350,7 +299,7 @@ deliver_bucket_ready(struct deliver_target *t, const struct conf_provider *p, do
 {
 	if (p->rate <= 0)
 		return 0;
-	double burst = p->burst >= 1 ? p->burst : 1;
+	double burst = p->burst;
 	if (t->tokens < 0) {
 		t->tokens = burst;
 		t->stamp = now_m;
@@ -378,168 +327,6 @@ deliver_due_at(struct deliver *d, double when_m)
 		d->next_due = when_m;
 }
 
-/* ------------------------------------------------------------------ notes */
-
-static size_t
-deliver_notes_hash(const struct deliver_notes *ns, int64_t id)
-{
-	return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ULL) >> 17) & (ns->cap - 1);
-}
-
-/* The note of id, or NULL. Under rec_lock. */
-static struct deliver_note *
-deliver_notes_find(struct deliver_notes *ns, int64_t id)
-{
-	if (ns->n == 0)
-		return NULL;
-	for (size_t i = deliver_notes_hash(ns, id); ns->slot[i].id != 0; i = (i + 1) & (ns->cap - 1))
-		if (ns->slot[i].id == id)
-			return &ns->slot[i];
-	return NULL;
-}
-
-/* The note of id, a new empty one (kind ACK, no error) if there is none. Under rec_lock. */
-static struct deliver_note *
-deliver_notes_get(struct deliver_notes *ns, int64_t id)
-{
-	struct deliver_note *e = deliver_notes_find(ns, id);
-	if (e != NULL)
-		return e;
-	if (2 * (ns->n + 1) > ns->cap) {
-		struct deliver_notes grown = { NULL, ns->cap ? ns->cap * 2 : 64, 0, ns->seq };
-		grown.slot = util_calloc(grown.cap, sizeof(*grown.slot));
-		for (size_t i = 0; i < ns->cap; i++) {
-			if (ns->slot[i].id == 0)
-				continue;
-			size_t j = deliver_notes_hash(&grown, ns->slot[i].id);
-			while (grown.slot[j].id != 0)
-				j = (j + 1) & (grown.cap - 1);
-			grown.slot[j] = ns->slot[i];
-			grown.n++;
-		}
-		free(ns->slot);
-		*ns = grown;
-	}
-	size_t i = deliver_notes_hash(ns, id);
-	while (ns->slot[i].id != 0)
-		i = (i + 1) & (ns->cap - 1);
-	memset(&ns->slot[i], 0, sizeof(ns->slot[i]));
-	ns->slot[i].id = id;
-	ns->n++;
-	return &ns->slot[i];
-}
-
-/* Remove e (a slot of ns), shifting back the entries of its probe run. */
-static void
-deliver_notes_del(struct deliver_notes *ns, struct deliver_note *e)
-{
-	size_t mask = ns->cap - 1, i = (size_t)(e - ns->slot);
-	free(ns->slot[i].error);
-	ns->slot[i].id = 0;
-	ns->slot[i].error = NULL;
-	ns->n--;
-	for (size_t j = (i + 1) & mask; ns->slot[j].id != 0; j = (j + 1) & mask) {
-		size_t home = deliver_notes_hash(ns, ns->slot[j].id);
-		/* Move j into the hole at i unless its home lies cyclically in (i, j]. */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			ns->slot[i] = ns->slot[j];
-			ns->slot[j].id = 0;
-			ns->slot[j].error = NULL;
-			i = j;
-		}
-	}
-}
-
-static void
-deliver_notes_free(struct deliver_notes *ns)
-{
-	for (size_t i = 0; i < ns->cap; i++)
-		free(ns->slot[i].error);
-	free(ns->slot);
-	memset(ns, 0, sizeof(*ns));
-}
-
-/* Note the outcome of a row and let the recorder know. Delivery thread. */
-static void
-deliver_note(struct deliver *d, int64_t id, enum queue_outcome_kind kind, int attempts,
-    double next_attempt_at, const char *error)
-{
-	pthread_mutex_lock(&d->rec_lock);
-	struct deliver_note *e = deliver_notes_get(&d->notes, id);
-	e->kind = kind;
-	e->attempts = attempts;
-	e->next_attempt_at = next_attempt_at;
-	free(e->error);
-	e->error = error ? util_strdup(error) : NULL;
-	e->seq = ++d->notes.seq;
-	d->rec_dirty = true;
-	pthread_cond_signal(&d->rec_cond);
-	pthread_mutex_unlock(&d->rec_lock);
-}
-
-/*
- * The first `limit` pending rows of t as the notes say they are: delivered
- * and dead rows left out, deferred ones with their noted attempts, time and
- * error. Rows hidden by notes are at most a few normally; after the disk
- * refused writes for a while they may be many, so the query asks for as many
- * more as were hidden last time, and again for more while it falls short.
- *
- * The read happens under rec_lock: the recorder forgets a note (under that
- * lock) only after its write committed, so a row read before that commit
- * still finds its note, and one read after it shows the written state. Read
- * and notes are never out of step (a delivered row read back as pending
- * would be sent again).
- */
-static int
-deliver_head(struct deliver *d, struct deliver_target *t, size_t limit,
-    struct queue_row **out, size_t *nout)
-{
-	size_t want = limit + t->hidden_hint;
-	*out = NULL;
-	*nout = 0;
-	for (;;) {
-		struct queue_row *rows = NULL;
-		size_t n = 0, kept = 0, hidden = 0;
-		pthread_mutex_lock(&d->rec_lock);
-		if (queue_target_head(d->q, t->provider, t->channel, want, &rows, &n) < 0) {
-			pthread_mutex_unlock(&d->rec_lock);
-			return -1;
-		}
-		for (size_t i = 0; i < n; i++) {
-			struct deliver_note *e = deliver_notes_find(&d->notes, rows[i].id);
-			if (e != NULL && e->kind != QUEUE_OUTCOME_DEFER) {
-				queue_row_clear(&rows[i]);
-				hidden++;
-				continue;
-			}
-			if (e != NULL) {
-				rows[i].attempts = e->attempts;
-				rows[i].next_attempt_at = e->next_attempt_at;
-				if (e->error != NULL) {
-					free(rows[i].last_error);
-					rows[i].last_error = util_strdup(e->error);
-				}
-			}
-			if (kept < limit) {
-				rows[kept++] = rows[i];
-				if (kept - 1 != i)
-					memset(&rows[i], 0, sizeof(rows[i]));
-			} else {
-				queue_row_clear(&rows[i]);
-			}
-		}
-		pthread_mutex_unlock(&d->rec_lock);
-		t->hidden_hint = hidden;
-		if (kept >= limit || n < want) {
-			*out = rows;
-			*nout = kept;
-			return 0;
-		}
-		queue_rows_free(rows, n);
-		want = want * 2 + hidden;
-	}
-}
-
 /* -------------------------------------------------------- queue transitions */
 
 /* "max_age exceeded; last error: HTTP 500 …" (new string). */
@@ -557,7 +344,7 @@ deliver_error_with_last(const char *error, const struct queue_row *r)
  * (SPEC §8: a dead letter keeps its last HTTP status and Slack error).
  */
 static void
-deliver_kill(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
+deliver_dead_letter(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
     size_t n, const int *attempts, const char *error, bool keep_last)
 {
 	if (n == 0)
@@ -567,7 +354,7 @@ deliver_kill(struct deliver *d, struct deliver_target *t, const struct queue_row
 	for (size_t i = 0; i < n; i++) {
 		int a = attempts ? attempts[i] : rows[i].attempts;
 		char *e = keep_last ? deliver_error_with_last(error, &rows[i]) : NULL;
-		deliver_note(d, rows[i].id, QUEUE_OUTCOME_KILL, a, 0, e ? e : error);
+		deliver_record_note(d->rec, rows[i].id, QUEUE_OUTCOME_DEAD, a, 0, e ? e : error);
 		if (a > most)
 			most = a;
 		if (i == 0)
@@ -590,7 +377,7 @@ deliver_ack(struct deliver *d, struct deliver_target *t, const struct queue_row 
 	if (n == 0)
 		return;
 	for (size_t i = 0; i < n; i++)
-		deliver_note(d, rows[i].id, QUEUE_OUTCOME_ACK, rows[i].attempts, 0, NULL);
+		deliver_record_note(d->rec, rows[i].id, QUEUE_OUTCOME_ACK, rows[i].attempts, 0, NULL);
 	queue_pending_add(-(int64_t)n);
 	metrics_queue_add(t->provider, -(int64_t)n, 0);
 	metrics_delivery(t->provider, METRICS_DELIVERED, n);
@@ -610,7 +397,7 @@ deliver_defer(struct deliver *d, const struct queue_row *rows, size_t n, const i
     double next_w, const char *error)
 {
 	for (size_t i = 0; i < n; i++)
-		deliver_note(d, rows[i].id, QUEUE_OUTCOME_DEFER,
+		deliver_record_note(d->rec, rows[i].id, QUEUE_OUTCOME_DEFER,
 		    attempts ? attempts[i] : rows[i].attempts, next_w, error);
 }
 
@@ -749,16 +536,15 @@ deliver_post(struct deliver *d, struct deliver_target *t, const struct conf_prov
 		goto out;
 
 	if (p->type == CONF_PROVIDER_SLACK_BOT) {
-		url = util_printf("%s/chat.postMessage", p->api_url ? p->api_url :
-		    "https://slack.com/api");
+		url = util_printf("%s/chat.postMessage", p->api_url);
 		t->headers = curl_slist_append(t->headers,
 		    "Content-Type: application/json; charset=utf-8");
-		char *auth = util_printf("Authorization: Bearer %s", p->token ? p->token : "");
+		char *auth = util_printf("Authorization: Bearer %s", p->token);
 		t->headers = curl_slist_append(t->headers, auth);
 		memset(auth, 0, strlen(auth));
 		free(auth);
 	} else {
-		url = util_strdup(p->url ? p->url : "");
+		url = util_strdup(p->url);
 		t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
 	}
 	/* No "Expect: 100-continue" round trip for bodies above 1 KiB. */
@@ -773,10 +559,7 @@ deliver_post(struct deliver *d, struct deliver_target *t, const struct conf_prov
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->payload);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(t->payload));
-	long timeout_ms = p->timeout > 0 ? (long)(p->timeout * 1000.0) : 10000L;
-	if (timeout_ms < 1)
-		timeout_ms = 1;
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(p->timeout * 1000.0));
 	if (p->proxy != NULL)
 		curl_easy_setopt(e, CURLOPT_PROXY, p->proxy);
 	if (p->ca_file != NULL)
@@ -812,21 +595,180 @@ out:
 /* ---------------------------------------------------------------- the pass */
 
 /*
- * Rows of a target whose provider is gone: dead letters, a batch per pass.
- * Returns true when more may be left.
+ * Rows of a target whose provider left the configuration: dead letters
+ * ("provider removed"), a batch per pass. Target by target rather than with
+ * one bulk UPDATE, so that each is logged with its event ids and target
+ * (SPEC §10) and counted in deliveries_total{result="dead"}. A new
+ * configuration asks for a timed scan at once (deliver_apply_conf), which
+ * visits every target with pending rows, deferred ones included, and never
+ * one with an attempt in flight, so no row is both dead-lettered and
+ * acknowledged by its own completion. Returns true when more may be left.
  */
 static bool
 deliver_orphans(struct deliver *d, struct deliver_target *t)
 {
 	struct queue_row *rows = NULL;
 	size_t n = 0;
-	if (deliver_head(d, t, DELIVER_ORPHAN_BATCH, &rows, &n) < 0) {
+	if (deliver_record_head(d->rec, d->q, t->provider, t->channel, DELIVER_ORPHAN_BATCH,
+	    &t->hidden_hint, &rows, &n) < 0) {
 		deliver_read_failed(d, t);
 		return false;
 	}
-	deliver_kill(d, t, rows, n, NULL, "provider removed", true);
+	deliver_dead_letter(d, t, rows, n, NULL, "provider removed", true);
 	queue_rows_free(rows, n);
 	return n == DELIVER_ORPHAN_BATCH;
+}
+
+/* What one pass over a target found at its head, and what it does with it. */
+struct deliver_pass {
+	struct queue_row *rows;       /* the head as read; taken rows are zeroed */
+	size_t n;
+	struct queue_row *send;       /* due and readable: they go out now */
+	size_t nsend;
+	struct deliver_parsed parsed; /* send[]'s events, parallel */
+	struct queue_row *dead;       /* past max_age */
+	size_t ndead;
+	bool again;                   /* more may be due at once */
+};
+
+static void
+deliver_pass_free(struct deliver_pass *ps)
+{
+	deliver_parsed_free(&ps->parsed);
+	queue_rows_free(ps->send, ps->nsend);
+	queue_rows_free(ps->dead, ps->ndead);
+	queue_rows_free(ps->rows, ps->n);
+}
+
+/*
+ * Parse a due row's stored event into the pass and move the row to send[];
+ * an event that cannot be parsed (the HTTP layer accepted it, so this cannot
+ * happen) makes the row a dead letter instead of blocking its target.
+ */
+static void
+deliver_pass_take(struct deliver *d, struct deliver_target *t, struct deliver_pass *ps,
+    struct queue_row *r)
+{
+	char err[256], field[64];
+	struct deliver_parsed *pp = &ps->parsed;
+	struct event *ev = event_parse(r->event, r->event_len, err, sizeof(err), field,
+	    sizeof(field));
+	if (ev == NULL) {
+		char bad_event[300];
+		struct queue_row bad = *r;
+		memset(r, 0, sizeof(*r));
+		snprintf(bad_event, sizeof(bad_event), "invalid stored event: %s", err);
+		deliver_dead_letter(d, t, &bad, 1, NULL, bad_event, false);
+		ps->again = true;
+		queue_row_clear(&bad);
+		return;
+	}
+	pp->events[pp->n] = ev;
+	pp->extras[pp->n] = deliver_extra_parse(r->extra, &pp->items[pp->n].nextra);
+	pp->items[pp->n].ev = ev;
+	pp->items[pp->n].extra = pp->extras[pp->n];
+	pp->n++;
+	ps->send[ps->nsend++] = *r;
+	memset(r, 0, sizeof(*r));
+}
+
+/*
+ * Triage the head in id order: rows past max_age become dead wherever they
+ * are; the due rows from the head on are taken to be sent, up to the first
+ * one that is still waiting (a deferred head holds everything behind it).
+ * Nothing is taken while the bucket is not ready (sending > 0).
+ */
+static void
+deliver_pass_triage(struct deliver *d, struct deliver_target *t, struct deliver_pass *ps,
+    double sending, double now_w, double now_m)
+{
+	double max_age = d->conf->queue.max_age;
+	bool holding = sending > 0;
+	ps->send = util_calloc(ps->n, sizeof(*ps->send));
+	ps->dead = util_calloc(ps->n, sizeof(*ps->dead));
+	ps->parsed.items = util_calloc(ps->n, sizeof(*ps->parsed.items));
+	ps->parsed.events = util_calloc(ps->n, sizeof(*ps->parsed.events));
+	ps->parsed.extras = util_calloc(ps->n, sizeof(*ps->parsed.extras));
+	for (size_t i = 0; i < ps->n; i++) {
+		struct queue_row *r = &ps->rows[i];
+		if (now_w - r->created_at >= max_age) {
+			ps->dead[ps->ndead++] = *r;
+			memset(r, 0, sizeof(*r));
+		} else if (holding) {
+			continue;
+		} else if (r->next_attempt_at > now_w) {
+			holding = true;
+			if (ps->nsend == 0) {
+				t->blocked_until = now_m + (r->next_attempt_at - now_w);
+				deliver_due_at(d, t->blocked_until);
+			}
+		} else if (ps->nsend == 1 && ps->send[0].id <= t->single_through) {
+			/* Rows of a refused coalesced message go one per message. */
+			holding = true;
+		} else {
+			deliver_pass_take(d, t, ps, r);
+		}
+	}
+	if (ps->ndead > 0) {
+		deliver_dead_letter(d, t, ps->dead, ps->ndead, NULL, "max_age exceeded", true);
+		if (ps->nsend == 0)
+			ps->again = true;         /* rows behind them may be due */
+	}
+}
+
+/*
+ * Console: print each row to be sent as one JSON line and acknowledge it; a
+ * row that cannot be rendered is moved behind the printed ones and becomes a
+ * dead letter.
+ */
+static void
+deliver_pass_print(struct deliver *d, struct deliver_target *t,
+    const struct conf_provider *p, struct deliver_pass *ps)
+{
+	const char *channel = t->channel[0] ? t->channel : NULL;
+	size_t printed = 0;
+	for (size_t i = 0; i < ps->nsend; i++) {
+		char *line = slack_render_string(p, channel, &ps->parsed.items[i], 1);
+		if (line == NULL) {
+			deliver_dead_letter(d, t, &ps->send[i], 1, NULL, "cannot render payload",
+			    false);
+			continue;
+		}
+		fputs(line, stdout);
+		fputc('\n', stdout);
+		free(line);
+		if (printed != i) {
+			struct queue_row tmp = ps->send[printed];
+			ps->send[printed] = ps->send[i];
+			ps->send[i] = tmp;
+		}
+		printed++;
+	}
+	fflush(stdout);
+	deliver_ack(d, t, ps->send, printed, "console");
+	if (ps->n == DELIVER_CONSOLE_BATCH)
+		ps->again = true;
+}
+
+/* Render the rows to be sent as one message and start its attempt; t takes the rows. */
+static void
+deliver_pass_post(struct deliver *d, struct deliver_target *t, const struct conf_provider *p,
+    struct deliver_pass *ps, double now_m)
+{
+	const char *channel = t->channel[0] ? t->channel : NULL;
+	t->payload = slack_render_string(p, channel, ps->parsed.items, ps->nsend);
+	if (t->payload == NULL) {
+		deliver_dead_letter(d, t, ps->send, ps->nsend, NULL, "cannot render payload", false);
+		return;
+	}
+	t->rows = ps->send;
+	t->nrows = ps->nsend;
+	ps->send = NULL;
+	ps->nsend = 0;
+	if (deliver_post(d, t, p) == 0)
+		deliver_bucket_take(t, p);
+	else
+		deliver_due_at(d, now_m + 1.0);
 }
 
 /*
@@ -839,151 +781,36 @@ static bool
 deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, double now_m)
 {
 	const struct conf_provider *p = deliver_provider(d, t->provider);
-	struct queue_row *rows = NULL, *send = NULL, *dead = NULL;
-	size_t n = 0, nsend = 0, ndead = 0;
-	struct deliver_parsed ps = {0};
-	bool again = false;
-
+	struct deliver_pass ps = {0};
 	if (p == NULL)
 		return deliver_orphans(d, t);
 	bool console = p->type == CONF_PROVIDER_CONSOLE;
-	size_t limit = DELIVER_CONSOLE_BATCH;
-	double bucket = 0;            /* > 0: nothing may be sent before then */
-	if (!console) {
-		/* A bucket that is not ready (pacing, or a long Retry-After) must
-		 * not keep max_age from dead-lettering the rows it holds: the
-		 * triage below still runs, only sending waits. */
-		bucket = deliver_bucket_ready(t, p, now_m);
-		limit = p->batch_max >= 1 ? (size_t)p->batch_max : 1;
-		if (limit > SLACK_MAX_ATTACHMENTS)
-			limit = SLACK_MAX_ATTACHMENTS;
-	}
-	if (deliver_head(d, t, limit, &rows, &n) < 0) {
+	/* Coalescing: conf bounds batch_max to 1..SLACK_MAX_ATTACHMENTS. */
+	size_t limit = console ? DELIVER_CONSOLE_BATCH : (size_t)p->batch_max;
+	/* A bucket that is not ready (pacing, or a long Retry-After) must not
+	 * keep max_age from dead-lettering the rows it holds: the triage still
+	 * runs, only sending waits. */
+	double sending = console ? 0 : deliver_bucket_ready(t, p, now_m);
+	if (deliver_record_head(d->rec, d->q, t->provider, t->channel, limit, &t->hidden_hint,
+	    &ps.rows, &ps.n) < 0) {
 		deliver_read_failed(d, t);
 		deliver_due_at(d, now_m + DELIVER_SCAN_INTERVAL);
 		return false;
 	}
 	t->blocked_until = 0;
-	if (n == 0)
-		goto out;
-
-	/*
-	 * Triage in id order: rows past max_age become dead wherever they are;
-	 * the due rows from the head on go out, up to the first one that is
-	 * still waiting (a deferred head holds everything behind it).
-	 */
-	send = util_calloc(n, sizeof(*send));
-	dead = util_calloc(n, sizeof(*dead));
-	ps.items = util_calloc(n, sizeof(*ps.items));
-	ps.events = util_calloc(n, sizeof(*ps.events));
-	ps.extras = util_calloc(n, sizeof(*ps.extras));
-	double max_age = d->conf->queue.max_age;
-	bool holding = false;
-	char bad_event[300];
-	for (size_t i = 0; i < n; i++) {
-		struct queue_row *r = &rows[i];
-		if (max_age > 0 && now_w - r->created_at >= max_age) {
-			dead[ndead++] = *r;
-			memset(r, 0, sizeof(*r));
-			continue;
+	if (ps.n > 0) {
+		deliver_pass_triage(d, t, &ps, sending, now_w, now_m);
+		if (sending > 0) {
+			t->blocked_until = sending;   /* wake-up scans need not look before */
+			deliver_due_at(d, sending);
+		} else if (ps.nsend > 0 && console) {
+			deliver_pass_print(d, t, p, &ps);
+		} else if (ps.nsend > 0) {
+			deliver_pass_post(d, t, p, &ps, now_m);
 		}
-		if (holding || bucket > 0)
-			continue;
-		if (r->next_attempt_at > now_w) {
-			holding = true;
-			if (nsend == 0) {
-				t->blocked_until = now_m + (r->next_attempt_at - now_w);
-				deliver_due_at(d, t->blocked_until);
-			}
-			continue;
-		}
-		/* Rows of a refused coalesced message go one per message. */
-		if (nsend == 1 && send[0].id <= t->single_through) {
-			holding = true;
-			continue;
-		}
-		char err[256], field[64];
-		struct event *ev = event_parse(r->event, r->event_len, err, sizeof(err),
-		    field, sizeof(field));
-		if (ev == NULL) {
-			/* Cannot happen for rows the HTTP layer accepted; do not let
-			 * one block its target forever. */
-			struct queue_row bad = *r;
-			memset(r, 0, sizeof(*r));
-			snprintf(bad_event, sizeof(bad_event), "invalid stored event: %s", err);
-			deliver_kill(d, t, &bad, 1, NULL, bad_event, false);
-			again = true;
-			queue_row_clear(&bad);
-			continue;
-		}
-		ps.events[ps.n] = ev;
-		ps.extras[ps.n] = deliver_extra_parse(r->extra, &ps.items[ps.n].nextra);
-		ps.items[ps.n].ev = ev;
-		ps.items[ps.n].extra = ps.extras[ps.n];
-		ps.n++;
-		send[nsend++] = *r;
-		memset(r, 0, sizeof(*r));
 	}
-	if (ndead > 0) {
-		deliver_kill(d, t, dead, ndead, NULL, "max_age exceeded", true);
-		if (nsend == 0)
-			again = true;         /* rows behind them may be due */
-	}
-	if (bucket > 0) {
-		t->blocked_until = bucket;    /* wake-up scans need not look again before */
-		deliver_due_at(d, bucket);
-		goto out;
-	}
-	if (nsend == 0)
-		goto out;
-
-	const char *channel = t->channel[0] ? t->channel : NULL;
-	if (console) {
-		/* Rows that cannot be rendered are moved to the end of send[]
-		 * and dead-lettered; the others are printed and acknowledged. */
-		size_t printed = 0;
-		for (size_t i = 0; i < nsend; i++) {
-			char *line = slack_render_string(p, channel, &ps.items[i], 1);
-			if (line == NULL) {
-				deliver_kill(d, t, &send[i], 1, NULL, "cannot render payload", false);
-				continue;
-			}
-			fputs(line, stdout);
-			fputc('\n', stdout);
-			free(line);
-			if (printed != i) {
-				struct queue_row tmp = send[printed];
-				send[printed] = send[i];
-				send[i] = tmp;
-			}
-			printed++;
-		}
-		fflush(stdout);
-		deliver_ack(d, t, send, printed, "console");
-		if (n == limit)
-			again = true;
-		goto out;
-	}
-
-	t->payload = slack_render_string(p, channel, ps.items, nsend);
-	if (t->payload == NULL) {
-		deliver_kill(d, t, send, nsend, NULL, "cannot render payload", false);
-		goto out;
-	}
-	t->rows = send;
-	t->nrows = nsend;
-	send = NULL;
-	nsend = 0;
-	if (deliver_post(d, t, p) == 0)
-		deliver_bucket_take(t, p);
-	else
-		deliver_due_at(d, now_m + 1.0);
-out:
-	deliver_parsed_free(&ps);
-	queue_rows_free(send, nsend);
-	queue_rows_free(dead, ndead);
-	queue_rows_free(rows, n);
-	return again;
+	deliver_pass_free(&ps);
+	return ps.again;
 }
 
 /*
@@ -1040,257 +867,39 @@ out:
 	d->scan_after = end + 4.0 * (end - now_m);
 }
 
-/* ---------------------------------------------------------------- recorder */
-
-/* Write every dirty note in one transaction; forget what is now on disk. */
-static void
-deliver_rec_write(struct deliver *d)
-{
-	struct queue_outcome *o = NULL;
-	uint64_t *seqs = NULL;
-	size_t n = 0;
-
-	pthread_mutex_lock(&d->rec_lock);
-	d->rec_dirty = false;
-	if (d->notes.n > 0) {
-		o = util_calloc(d->notes.n, sizeof(*o));
-		seqs = util_calloc(d->notes.n, sizeof(*seqs));
-	}
-	for (size_t i = 0; i < d->notes.cap; i++) {
-		struct deliver_note *e = &d->notes.slot[i];
-		if (e->id == 0 || e->taken == e->seq)
-			continue;
-		o[n].id = e->id;
-		o[n].kind = e->kind;
-		o[n].attempts = e->attempts;
-		o[n].next_attempt_at = e->next_attempt_at;
-		o[n].error = e->error ? util_strdup(e->error) : NULL;
-		seqs[n] = e->seq;
-		e->taken = e->seq;
-		n++;
-	}
-	pthread_mutex_unlock(&d->rec_lock);
-	if (n == 0)
-		goto out;
-
-	int rc = queue_record(d->rq, o, n);
-	pthread_mutex_lock(&d->rec_lock);
-	for (size_t i = 0; i < n; i++) {
-		struct deliver_note *e = deliver_notes_find(&d->notes, o[i].id);
-		if (e == NULL)
-			continue;
-		if (rc == 0 && e->seq == seqs[i]) {
-			deliver_notes_del(&d->notes, e);
-		} else if (rc != 0 && e->taken == seqs[i]) {
-			e->taken = 0;             /* to be written again */
-			d->rec_dirty = true;
-		}
-	}
-	size_t left = d->notes.n;
-	pthread_mutex_unlock(&d->rec_lock);
-
-	char nbuf[24];
-	snprintf(nbuf, sizeof(nbuf), "%zu", rc == 0 ? n : left);
-	if (rc != 0) {
-		d->rec_retry_at = util_mono() + DELIVER_RECORD_RETRY;
-		/* Once per failing spell; a queue fault is reported on its own. */
-		if (!d->rec_failing && queue_fault(NULL, 0) == QUEUE_FAULT_NONE)
-			log_error("cannot record delivery outcomes: kept in memory (delivered messages "
-			    "are not sent again) and written again every second", "outcomes", nbuf,
-			    "error", queue_errmsg(d->rq), NULL);
-		d->rec_failing = true;
-	} else if (d->rec_failing) {
-		d->rec_failing = false;
-		log_info("delivery outcomes recorded again", "outcomes", nbuf, NULL);
-	}
-out:
-	for (size_t i = 0; i < n; i++)
-		free((char *)o[i].error);
-	free(o);
-	free(seqs);
-}
-
-struct deliver_rec_counts {
-	const char **names;
-	int64_t *pending, *dead, total;
-	size_t n, cap;
-};
-
-static void
-deliver_rec_count_cb(const char *provider, int64_t pending, int64_t dead, void *arg)
-{
-	struct deliver_rec_counts *c = arg;
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 8;
-		c->names = util_realloc(c->names, c->cap * sizeof(*c->names));
-		c->pending = util_realloc(c->pending, c->cap * sizeof(*c->pending));
-		c->dead = util_realloc(c->dead, c->cap * sizeof(*c->dead));
-	}
-	c->names[c->n] = util_strdup(provider);
-	c->pending[c->n] = pending;
-	c->dead[c->n] = dead;
-	c->total += pending;
-	c->n++;
-}
-
-/*
- * Re-count the queue per provider for the gauges and the pending count:
- * `fluxrelay queue retry` in another process adds rows this process never
- * counted. A batch the writer commits meanwhile is off until the next count.
- * Spaced by fifty times its own duration (a long queue costs a pass over its
- * index), at least a second.
- */
-static void
-deliver_rec_count(struct deliver *d)
-{
-	struct deliver_rec_counts c = {0};
-	double t0 = util_mono();
-	if (queue_count_by_provider(d->rq, deliver_rec_count_cb, &c) == 0) {
-		metrics_queue_sync(c.names, c.pending, c.dead, c.n);
-		queue_pending_set(c.total);
-	}
-	for (size_t i = 0; i < c.n; i++)
-		free((char *)c.names[i]);
-	free(c.names);
-	free(c.pending);
-	free(c.dead);
-	double t1 = util_mono();
-	d->next_counts = t1 + fmax(DELIVER_SCAN_INTERVAL, 50.0 * (t1 - t0));
-}
-
-/* queue.dead_max_age: delete dead letters that have been dead longer. */
-static void
-deliver_rec_expire(struct deliver *d)
-{
-	double age = atomic_load(&d->dead_max_age);
-	double now_m = util_mono();
-	/* Often enough to keep to the age, rarely enough to cost nothing. */
-	d->next_expire = now_m + fmin(60.0, fmax(1.0, age / 10.0));
-	if (age <= 0)
-		return;
-	int64_t deleted = 0, total = 0;
-	do {
-		if (queue_expire_dead(d->rq, util_now() - age, DELIVER_EXPIRE_BATCH, &deleted) < 0)
-			break;
-		total += deleted;
-	} while (deleted == DELIVER_EXPIRE_BATCH && util_mono() - now_m < 0.5);
-	if (deleted == DELIVER_EXPIRE_BATCH)
-		d->next_expire = now_m;       /* more next round */
-	if (total > 0) {
-		char nbuf[24], abuf[32];
-		snprintf(nbuf, sizeof(nbuf), "%lld", (long long)total);
-		snprintf(abuf, sizeof(abuf), "%.0f", age);
-		log_info("dead letters expired", "count", nbuf, "dead_max_age", abuf, NULL);
-		d->next_counts = now_m;       /* the gauges follow at once */
-	}
-}
-
-/* A queue fault (queue.h) is logged once, with what to do. */
-static void
-deliver_rec_fault(struct deliver *d)
-{
-	char msg[768];
-	d->next_fault = util_mono() + DELIVER_SCAN_INTERVAL;
-	if (d->fault_logged || queue_fault(msg, sizeof(msg)) == QUEUE_FAULT_NONE)
-		return;
-	d->fault_logged = true;
-	log_error("queue database unusable: new events are refused (503) and readyz fails",
-	    "problem", msg, NULL);
-}
-
-static void *
-deliver_rec_main(void *arg)
-{
-	struct deliver *d = arg;
-	int final_tries = 0;
-	for (;;) {
-		pthread_mutex_lock(&d->rec_lock);
-		for (;;) {
-			double now_m = util_mono();
-			if (d->rec_stop || (d->rec_dirty && now_m >= d->rec_retry_at))
-				break;
-			double due = fmin(fmin(d->next_checkpoint, d->next_counts),
-			    fmin(d->next_expire, d->next_fault));
-			if (d->rec_dirty && d->rec_retry_at < due)
-				due = d->rec_retry_at;
-			if (now_m >= due)
-				break;
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			double end = (double)ts.tv_nsec / 1e9 + (due - now_m);
-			ts.tv_sec += (time_t)end;
-			ts.tv_nsec = (long)((end - floor(end)) * 1e9);
-			pthread_cond_timedwait(&d->rec_cond, &d->rec_lock, &ts);
-		}
-		bool stop = d->rec_stop;
-		bool write = d->rec_dirty && (stop || util_mono() >= d->rec_retry_at);
-		pthread_mutex_unlock(&d->rec_lock);
-
-		if (write)
-			deliver_rec_write(d);
-		if (stop) {
-			/* The delivery thread is done: what it noted is all there is.
-			 * A few more tries for a disk that is slow to come back. */
-			pthread_mutex_lock(&d->rec_lock);
-			size_t left = d->notes.n;
-			pthread_mutex_unlock(&d->rec_lock);
-			if (left == 0)
-				break;
-			if (++final_tries >= 3) {
-				char nbuf[24];
-				snprintf(nbuf, sizeof(nbuf), "%zu", left);
-				log_error("delivery outcomes not recorded: those messages may be sent "
-				    "again after the next start", "outcomes", nbuf, NULL);
-				break;
-			}
-			struct timespec ts = { 0, 500 * 1000 * 1000 };
-			nanosleep(&ts, NULL);
-			pthread_mutex_lock(&d->rec_lock);
-			d->rec_dirty = true;
-			pthread_mutex_unlock(&d->rec_lock);
-			continue;
-		}
-		double now_m = util_mono();
-		if (now_m >= d->next_fault)
-			deliver_rec_fault(d);
-		if (now_m >= d->next_checkpoint) {
-			/* The writer leaves checkpoints to this thread (queue.h). */
-			queue_checkpoint(d->rq);
-			d->next_checkpoint = util_mono() + DELIVER_CHECKPOINT_INTERVAL;
-		}
-		if (now_m >= d->next_expire)
-			deliver_rec_expire(d);
-		if (util_mono() >= d->next_counts)
-			deliver_rec_count(d);
-	}
-	return NULL;
-}
-
 /* Tell every provider of c to metrics, and the recorder c's dead_max_age. */
 static void
 deliver_conf_changed(struct deliver *d, const struct conf *c)
 {
 	for (size_t i = 0; i < c->nproviders; i++)
 		metrics_provider(c->providers[i].name);
-	atomic_store(&d->dead_max_age, c->queue.dead_max_age);
-	pthread_mutex_lock(&d->rec_lock);
-	d->next_expire = 0;
-	pthread_cond_signal(&d->rec_cond);
-	pthread_mutex_unlock(&d->rec_lock);
+	deliver_record_set_dead_max_age(d->rec, c->queue.dead_max_age);
 }
 
 /* ------------------------------------------------------------- completions */
 
-/* Classify the finished attempt of t and move its rows on. */
+/* The most attempts among rows (for the log line of an outcome of them all). */
+static int
+deliver_most_attempts(const struct queue_row *rows, size_t n)
+{
+	int most = 0;
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].attempts > most)
+			most = rows[i].attempts;
+	return most;
+}
+
+/*
+ * Classify t's finished attempt (libcurl's result rc, wall clock now_w for
+ * HTTP dates) into *res; status gets the HTTP status ("" without one).
+ */
 static void
-deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
+deliver_classify(const struct deliver_target *t, CURLcode rc, double now_w, char status[16],
+    struct slack_result *res)
 {
 	struct slack_response resp = {0};
-	struct slack_result res;
 	char transport[CURL_ERROR_SIZE + 64];
-	char status[16] = "";
-	double now_w = util_now();
-
+	status[0] = '\0';
 	if (rc != CURLE_OK) {
 		resp.transport_error = (int)rc;
 		snprintf(transport, sizeof(transport), "%s", t->errbuf[0] ? t->errbuf :
@@ -1303,100 +912,133 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 		resp.retry_after = t->retry_after[0] ? t->retry_after : NULL;
 		resp.body = t->body.data ? t->body.data : "";
 		resp.body_len = t->body.len;
-		snprintf(status, sizeof(status), "%ld", code);
+		snprintf(status, 16, "%ld", code);
 	}
 	resp.secrets = t->secrets;
-	slack_classify(t->type, &resp, (time_t)now_w, &res);
+	slack_classify(t->type, &resp, (time_t)now_w, res);
+}
 
-	int max_attempts = d->conf->queue.max_attempts > 0 ? d->conf->queue.max_attempts : 1;
-	int head_attempts = 0;
-	for (size_t i = 0; i < t->nrows; i++)
-		if (t->rows[i].attempts > head_attempts)
-			head_attempts = t->rows[i].attempts;
+/* Rate limited: the rows and the bucket wait Retry-After (capped); no attempt counted. */
+static void
+deliver_rate_limited(struct deliver *d, struct deliver_target *t, const struct slack_result *res,
+    double now_w)
+{
+	double wait = res->retry_after > 0 ? res->retry_after : 1.0;
+	/* An absurd Retry-After must not park the target for decades. */
+	double cap = fmin(DELIVER_RETRY_AFTER_MAX, d->conf->queue.max_age);
+	if (wait > cap) {
+		char got[32], capped[32];
+		snprintf(got, sizeof(got), "%.0f", wait);
+		snprintf(capped, sizeof(capped), "%.0f", cap);
+		log_warn("Retry-After capped", "target", t->label, "retry_after", got,
+		    "capped_to", capped, NULL);
+		wait = cap;
+	}
+	deliver_defer(d, t->rows, t->nrows, NULL, now_w + wait, res->error);
+	/* The bucket waits too: one message at the end of the wait, then the
+	 * configured rate, no burst. */
+	t->stamp = util_mono() + wait;
+	t->tokens = 1.0;
+	metrics_delivery(t->provider, METRICS_RATE_LIMITED, t->nrows);
+	char wbuf[32];
+	snprintf(wbuf, sizeof(wbuf), "%.3f", wait);
+	deliver_log(LOG_LEVEL_WARN, "rate limited", t, t->rows, t->nrows,
+	    deliver_most_attempts(t->rows, t->nrows), res->error, "retry_in", wbuf);
+}
 
+/* Rows with the attempts they count from now on; shallow copies (strings not owned). */
+struct deliver_counted {
+	struct queue_row *rows;
+	int *attempts;
+	size_t n;
+};
+
+static void
+deliver_counted_add(struct deliver_counted *c, const struct queue_row *r, int attempts)
+{
+	c->rows[c->n] = *r;
+	c->attempts[c->n++] = attempts;
+}
+
+/*
+ * A transient failure. Each row counts its own failures: a row that joined
+ * the batch late is not dead-lettered for the head's history. The rows that
+ * reach max_attempts die of it (counting it, so the dead letter shows the
+ * count its log line gives); the others wait their backoff.
+ */
+static void
+deliver_transient(struct deliver *d, struct deliver_target *t, const struct slack_result *res,
+    double now_w)
+{
+	struct deliver_counted dead = { util_calloc(t->nrows, sizeof(*dead.rows)),
+	    util_calloc(t->nrows, sizeof(*dead.attempts)), 0 };
+	struct deliver_counted keep = { util_calloc(t->nrows, sizeof(*keep.rows)),
+	    util_calloc(t->nrows, sizeof(*keep.attempts)), 0 };
+	unsigned worst = 1;
+	for (size_t i = 0; i < t->nrows; i++) {
+		int a = t->rows[i].attempts + 1;
+		bool dies = a >= d->conf->queue.max_attempts;
+		deliver_counted_add(dies ? &dead : &keep, &t->rows[i], a);
+		if (!dies && (unsigned)a > worst)
+			worst = (unsigned)a;
+	}
+	if (keep.n > 0) {
+		double delay = backoff_delay(d->conf->queue.backoff_initial,
+		    d->conf->queue.backoff_max, worst, deliver_random(d));
+		deliver_defer(d, keep.rows, keep.n, keep.attempts, now_w + delay, res->error);
+		metrics_delivery(t->provider, METRICS_RETRIED, keep.n);
+		char dbuf[32];
+		snprintf(dbuf, sizeof(dbuf), "%.3f", delay);
+		/* Log the rows that stay, with their new count. */
+		deliver_log(LOG_LEVEL_WARN, "delivery failed, will retry", t, keep.rows, keep.n,
+		    (int)worst, res->error, "retry_in", dbuf);
+	}
+	deliver_dead_letter(d, t, dead.rows, dead.n, dead.attempts, res->error, false);
+	free(dead.rows);
+	free(dead.attempts);
+	free(keep.rows);
+	free(keep.attempts);
+}
+
+/*
+ * A permanent failure: the rows are dead letters, unless a coalesced message
+ * was refused as too large or invalid; that is not its events' fault, maybe
+ * only one's: they go again one per message, so only an offending event dies.
+ */
+static void
+deliver_permanent(struct deliver *d, struct deliver_target *t, const struct slack_result *res)
+{
+	if (res->oversize && t->nrows > 1) {
+		t->single_through = t->rows[t->nrows - 1].id;
+		deliver_log(LOG_LEVEL_WARN, "message refused as too large or invalid: sending "
+		    "its events one per message", t, t->rows, t->nrows,
+		    deliver_most_attempts(t->rows, t->nrows), res->error, NULL, NULL);
+		return;
+	}
+	deliver_dead_letter(d, t, t->rows, t->nrows, NULL, res->error, false);
+}
+
+/* Classify the finished attempt of t and move its rows on. */
+static void
+deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
+{
+	struct slack_result res;
+	char status[16];
+	double now_w = util_now();
+
+	deliver_classify(t, rc, now_w, status, &res);
 	switch (res.outcome) {
 	case SLACK_DELIVERED:
 		deliver_ack(d, t, t->rows, t->nrows, status);
 		break;
-	case SLACK_RATE_LIMITED: {
-		double wait = res.retry_after > 0 ? res.retry_after : 1.0;
-		/* An absurd Retry-After must not park the target for decades. */
-		double cap = DELIVER_RETRY_AFTER_MAX;
-		if (d->conf->queue.max_age > 0 && d->conf->queue.max_age < cap)
-			cap = d->conf->queue.max_age;
-		if (wait > cap) {
-			char got[32], capped[32];
-			snprintf(got, sizeof(got), "%.0f", wait);
-			snprintf(capped, sizeof(capped), "%.0f", cap);
-			log_warn("Retry-After capped", "target", t->label, "retry_after", got,
-			    "capped_to", capped, NULL);
-			wait = cap;
-		}
-		deliver_defer(d, t->rows, t->nrows, NULL, now_w + wait, res.error);
-		/* The bucket waits too: one message at the end of the wait, then
-		 * the configured rate, no burst. */
-		t->stamp = util_mono() + wait;
-		t->tokens = 1.0;
-		metrics_delivery(t->provider, METRICS_RATE_LIMITED, t->nrows);
-		char wbuf[32];
-		snprintf(wbuf, sizeof(wbuf), "%.3f", wait);
-		deliver_log(LOG_LEVEL_WARN, "rate limited", t, t->rows, t->nrows, head_attempts,
-		    res.error, "retry_in", wbuf);
+	case SLACK_RATE_LIMITED:
+		deliver_rate_limited(d, t, &res, now_w);
 		break;
-	}
-	case SLACK_TRANSIENT: {
-		/* Each row counts its own failures: a row that joined the batch
-		 * late is not dead-lettered for the head's history. This attempt
-		 * counts for the rows that die of it too, so the dead letter
-		 * shows the count its log line gives. */
-		struct queue_row *kill = util_calloc(t->nrows, sizeof(*kill));
-		struct queue_row *keep = util_calloc(t->nrows, sizeof(*keep));
-		int *kill_att = util_calloc(t->nrows, sizeof(*kill_att));
-		int *keep_att = util_calloc(t->nrows, sizeof(*keep_att));
-		size_t nkill = 0, nkeep = 0;
-		unsigned worst = 1;
-		for (size_t i = 0; i < t->nrows; i++) {
-			int a = t->rows[i].attempts + 1;
-			if (a >= max_attempts) {
-				kill_att[nkill] = a;
-				kill[nkill++] = t->rows[i];
-			} else {
-				keep_att[nkeep] = a;
-				keep[nkeep++] = t->rows[i];
-				if ((unsigned)a > worst)
-					worst = (unsigned)a;
-			}
-		}
-		if (nkeep > 0) {
-			double delay = backoff_delay(d->conf->queue.backoff_initial,
-			    d->conf->queue.backoff_max, worst, deliver_random(d));
-			deliver_defer(d, keep, nkeep, keep_att, now_w + delay, res.error);
-			metrics_delivery(t->provider, METRICS_RETRIED, nkeep);
-			char dbuf[32];
-			snprintf(dbuf, sizeof(dbuf), "%.3f", delay);
-			/* Log the rows that stay, with their new count. */
-			deliver_log(LOG_LEVEL_WARN, "delivery failed, will retry", t, keep, nkeep,
-			    (int)worst, res.error, "retry_in", dbuf);
-		}
-		deliver_kill(d, t, kill, nkill, kill_att, res.error, false);
-		/* shallow copies: the strings stay owned by t->rows */
-		free(kill);
-		free(keep);
-		free(kill_att);
-		free(keep_att);
+	case SLACK_TRANSIENT:
+		deliver_transient(d, t, &res, now_w);
 		break;
-	}
 	case SLACK_PERMANENT:
-		if (res.oversize && t->nrows > 1) {
-			/* Not this message's events' fault, maybe only one's: send
-			 * them one per message, so only an offending event dies. */
-			t->single_through = t->rows[t->nrows - 1].id;
-			deliver_log(LOG_LEVEL_WARN, "message refused as too large or invalid: sending "
-			    "its events one per message", t, t->rows, t->nrows, head_attempts,
-			    res.error, NULL, NULL);
-			break;
-		}
-		deliver_kill(d, t, t->rows, t->nrows, NULL, res.error, false);
+		deliver_permanent(d, t, &res);
 		break;
 	}
 	curl_multi_remove_handle(d->multi, t->easy);
@@ -1433,22 +1075,6 @@ deliver_collect(struct deliver *d)
 
 /* ------------------------------------------------------------ configuration */
 
-/*
- * A provider left the configuration: its pending rows become dead letters
- * ("provider removed"). Not with one bulk UPDATE, which can log neither the
- * event ids nor the targets (SPEC §10) nor count deliveries_total{result=
- * "dead"}: deliver_orphans does it target by target on the next timed scan,
- * which visits every target with pending rows (deferred ones included) and
- * never one with an attempt in flight, so no row is both dead-lettered and
- * acknowledged by its own completion.
- */
-static void
-deliver_kill_missing(struct deliver *d)
-{
-	d->kill_missing = false;
-	d->next_due = 0;
-}
-
 static void
 deliver_apply_conf(struct deliver *d)
 {
@@ -1456,7 +1082,8 @@ deliver_apply_conf(struct deliver *d)
 	if (d->gen_done != d->gen_req) {
 		d->conf = d->next_conf;
 		d->gen_done = d->gen_req;
-		d->kill_missing = true;
+		/* A timed scan at once: see deliver_orphans. */
+		d->next_due = 0;
 		pthread_cond_broadcast(&d->cond);
 		atomic_store(&d->dirty, true);
 		deliver_conf_changed(d, d->conf);
@@ -1477,8 +1104,6 @@ deliver_main(void *arg)
 		if (stopping && d->inflight == 0)
 			break;
 		if (!stopping) {
-			if (d->kill_missing)
-				deliver_kill_missing(d);
 			double now_m = util_mono();
 			if (now_m >= d->next_due) {
 				atomic_store(&d->dirty, false);
@@ -1522,7 +1147,7 @@ struct deliver *
 deliver_start(const char *state_dir, const struct conf *c, char *err, size_t errlen)
 {
 	struct deliver *d = util_calloc(1, sizeof(*d));
-	bool locks = false, global = false, delivering = false;
+	bool global = false;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		snprintf(err, errlen, "cannot initialize libcurl");
@@ -1532,69 +1157,34 @@ deliver_start(const char *state_dir, const struct conf *c, char *err, size_t err
 	d->q = queue_open(state_dir, false, err, errlen);
 	if (d->q == NULL)
 		goto fail;
-	/* synchronous=NORMAL on the recorder's connection: what it writes (acks,
-	 * deferrals, dead letters) may be lost by a power cut, which at worst sends
-	 * a message again or retries it early: at-least-once holds. Acceptance
-	 * commits keep queue.sync on the writer's own connection, and its next
-	 * fsync makes these earlier WAL frames durable too. */
-	d->rq = queue_open(state_dir, false, err, errlen);
-	if (d->rq == NULL)
+	d->rec = deliver_record_start(state_dir, c->queue.dead_max_age, err, errlen);
+	if (d->rec == NULL)
 		goto fail;
 	d->multi = curl_multi_init();
 	if (d->multi == NULL) {
 		snprintf(err, errlen, "cannot create a curl multi handle");
 		goto fail;
 	}
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
-	pthread_mutex_init(&d->rec_lock, NULL);
-	pthread_cond_init(&d->rec_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	locks = true;
 	d->conf = c;
-	d->kill_missing = true;
 	atomic_init(&d->stopping, false);
 	atomic_init(&d->dirty, true);
-	atomic_init(&d->dead_max_age, c->queue.dead_max_age);
 	deliver_conf_changed(d, c);
 	if (util_random(&d->rng, sizeof(d->rng)) < 0 || d->rng == 0)
 		d->rng = (uint64_t)time(NULL) * 2654435761ULL + 1;
-	int rc = pthread_create(&d->thread, NULL, deliver_main, d);
-	if (rc == 0)
-		pthread_setname_np(d->thread, "fr-deliver");   /* for top -H, perf */
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot start the delivery thread: %s", strerror(rc));
-		goto fail;
-	}
-	delivering = true;
-	rc = pthread_create(&d->rec_thread, NULL, deliver_rec_main, d);
-	if (rc == 0)
-		pthread_setname_np(d->rec_thread, "fr-record");
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot start the recorder thread: %s", strerror(rc));
+	if (thread_start(&d->thread, deliver_main, d, "fr-deliver", "the delivery thread", err,
+	    errlen) < 0) {
+		pthread_mutex_destroy(&d->lock);
+		pthread_cond_destroy(&d->cond);
 		goto fail;
 	}
 	return d;
 fail:
-	if (delivering) {
-		atomic_store(&d->stopping, true);
-		curl_multi_wakeup(d->multi);
-		pthread_join(d->thread, NULL);
-	}
 	if (d->multi)
 		curl_multi_cleanup(d->multi);
+	deliver_record_stop(d->rec);
 	queue_close(d->q);
-	queue_close(d->rq);
-	if (locks) {
-		pthread_mutex_destroy(&d->lock);
-		pthread_cond_destroy(&d->cond);
-		pthread_mutex_destroy(&d->rec_lock);
-		pthread_cond_destroy(&d->rec_cond);
-	}
-	deliver_notes_free(&d->notes);
 	if (global)
 		curl_global_cleanup();
 	free(d);
@@ -1635,11 +1225,7 @@ deliver_stop(struct deliver *d)
 	curl_multi_wakeup(d->multi);
 	pthread_join(d->thread, NULL);
 	/* Then the recorder, which writes what the delivery thread noted last. */
-	pthread_mutex_lock(&d->rec_lock);
-	d->rec_stop = true;
-	pthread_cond_signal(&d->rec_cond);
-	pthread_mutex_unlock(&d->rec_lock);
-	pthread_join(d->rec_thread, NULL);
+	deliver_record_stop(d->rec);
 	while (d->targets) {
 		struct deliver_target *t = d->targets;
 		d->targets = t->next;
@@ -1647,12 +1233,8 @@ deliver_stop(struct deliver *d)
 	}
 	curl_multi_cleanup(d->multi);
 	queue_close(d->q);
-	queue_close(d->rq);
-	deliver_notes_free(&d->notes);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
-	pthread_mutex_destroy(&d->rec_lock);
-	pthread_cond_destroy(&d->rec_cond);
 	free(d);
 	curl_global_cleanup();
 }

@@ -1,13 +1,14 @@
 /*
  * queue: the durable delivery queue of SPEC §7 and §8 in SQLite (WAL mode) at
- * STATE_DIR/queue.db, and the group-commit writer thread.
+ * STATE_DIR/queue.db: the schema, the row operations and the faults. The
+ * group-commit writer thread that accepts events is queue_writer.c.
  *
  * Connections: struct queue is one SQLite connection with its prepared
- * statements, used by one thread at a time (the writer, the delivery thread
- * and the CLI each open their own). Every statement that writes runs inside
- * BEGIN IMMEDIATE so that a busy database is waited for (busy_timeout) instead
- * of failing on a read-to-write upgrade; that is what lets `fluxrelay queue`
- * run beside the daemon.
+ * statements, used by one thread at a time (the writer, the delivery thread,
+ * its recorder and the CLI each open their own). Every statement that writes
+ * runs inside BEGIN IMMEDIATE so that a busy database is waited for
+ * (busy_timeout) instead of failing on a read-to-write upgrade; that is what
+ * lets `fluxrelay queue` run beside the daemon.
  *
  * On-disk format (schema version 1):
  *
@@ -28,8 +29,8 @@
  *       attempts        INTEGER  transient failures so far
  *       next_attempt_at REAL     epoch seconds; 0 = due now. For a dead row:
  *                                when it died (dead_max_age counts from the
- *                                later of this and created_at, so rows killed
- *                                before this was recorded still expire)
+ *                                later of this and created_at, so rows that
+ *                                died before this was recorded still expire)
  *       created_at      REAL     epoch seconds of acceptance (or of `retry`)
  *       last_error      TEXT     NULL when none, e.g. "HTTP 404 channel_not_found")
  *   index deliveries_by_target(state, provider, channel, id)
@@ -44,19 +45,18 @@
  * STATE_DIR/queue.lock (empty) carries the daemon's exclusive flock, so two
  * daemons never share a queue.
  *
- * Row state machine:
+ * Row state machine (the delivery module's outcomes are written by
+ * queue_record, with absolute values, so a write retried after a failure is
+ * still right):
  *
- *     (accepted) --> pending --(delivered: queue_ack)--> deleted
- *                     |  ^  \--(transient/429: queue_defer)--> pending
+ *     (accepted) --> pending --(delivered: ACK)--> deleted
+ *                     |  ^  \--(transient/429: DEFER)--> pending
  *                     |  |
- *   queue_kill:       |  | queue_retry (attempts 0, due now, created_at now)
+ *   DEAD (dead letter):  | queue_retry (attempts 0, due now, created_at now)
  *   permanent error,  v  |
  *   max_attempts,     dead --(queue_purge)--> deleted
- *   max_age, provider removed (queue_kill_missing_providers)
+ *   max_age, provider removed
  *                     dead --(queue_expire_dead: queue.dead_max_age)--> deleted
- *
- * The delivery thread records its outcomes with queue_record (absolute
- * values, so a write retried after a failure is still right).
  *
  * Delivery order per target is id order; a dead row no longer holds its target.
  */
@@ -75,13 +75,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "metrics.h"
 #include "util.h"
 
 #define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_STR(x) QUEUE_STR_(x)
+#define QUEUE_STR_(x) #x
 #define QUEUE_BUSY_TIMEOUT_MS 5000
-/* Requests taken by the writer per transaction. */
-#define QUEUE_BATCH_CAP 1024
 /*
  * WAL size (pages) at which the writer checkpoints by itself, right after
  * its commit. The recorder thread checkpoints (passively) twice a second,
@@ -97,10 +96,6 @@
 #ifndef QUEUE_JOURNAL_SIZE_LIMIT
 #define QUEUE_JOURNAL_SIZE_LIMIT (8 * 1024 * 1024)
 #endif
-/* The writer probes when it has not committed for this long (seconds). */
-#define QUEUE_PROBE_INTERVAL 1.0
-/* How often the writer deletes dedup rows older than the window. */
-#define QUEUE_DEDUP_CLEANUP_INTERVAL 60.0
 
 #define QUEUE_COLUMNS \
 	"id, event_id, provider, channel, alerts, extra, event, state, attempts, " \
@@ -116,21 +111,16 @@ enum queue_stmt_id {
 	QUEUE_ST_TARGET_NEXT,
 	QUEUE_ST_HEAD,
 	QUEUE_ST_ACK,
-	QUEUE_ST_DEFER,
-	QUEUE_ST_KILL,
-	QUEUE_ST_PENDING_PROVIDERS,
-	QUEUE_ST_KILL_PROVIDER,
-	QUEUE_ST_LIST,
 	QUEUE_ST_RETRY_ONE,
 	QUEUE_ST_RETRY_ALL,
 	QUEUE_ST_PURGE_ONE,
 	QUEUE_ST_PURGE_ALL,
 	QUEUE_ST_INSERT,
+	QUEUE_ST_DEDUP_GET,
 	QUEUE_ST_DEDUP_PUT,
-	QUEUE_ST_DEDUP_LOAD,
 	QUEUE_ST_DEDUP_EXPIRE,
 	QUEUE_ST_RECORD_DEFER,
-	QUEUE_ST_RECORD_KILL,
+	QUEUE_ST_RECORD_DEAD,
 	QUEUE_ST_EXPIRE_DEAD,
 	QUEUE_ST_LIST_PAGE,
 	QUEUE_ST_PROBE,
@@ -156,20 +146,6 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	    "SELECT " QUEUE_COLUMNS " FROM deliveries "
 	    "WHERE state = 0 AND provider = ?1 AND channel = ?2 ORDER BY id LIMIT ?3",
 	[QUEUE_ST_ACK] = "DELETE FROM deliveries WHERE id = ?1",
-	[QUEUE_ST_DEFER] =
-	    "UPDATE deliveries SET next_attempt_at = ?2, attempts = attempts + ?3, "
-	    "last_error = coalesce(?4, last_error) WHERE id = ?1 AND state = 0",
-	[QUEUE_ST_KILL] =
-	    "UPDATE deliveries SET state = 1, last_error = ?2, next_attempt_at = ?3 "
-	    "WHERE id = ?1 AND state = 0",
-	[QUEUE_ST_PENDING_PROVIDERS] =
-	    "SELECT DISTINCT provider FROM deliveries WHERE state = 0",
-	[QUEUE_ST_KILL_PROVIDER] =
-	    "UPDATE deliveries SET state = 1, next_attempt_at = ?3, last_error = "
-	    "CASE WHEN last_error IS NULL THEN ?2 ELSE ?2 || '; last error: ' || last_error END "
-	    "WHERE state = 0 AND provider = ?1",
-	[QUEUE_ST_LIST] =
-	    "SELECT " QUEUE_COLUMNS " FROM deliveries WHERE state = ?1 ORDER BY id",
 	[QUEUE_ST_RETRY_ONE] =
 	    "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = 0, "
 	    "created_at = ?2, last_error = NULL WHERE id = ?1 AND state = 1",
@@ -182,14 +158,14 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	    "INSERT INTO deliveries (event_id, provider, channel, alerts, extra, event, "
 	    "state, attempts, next_attempt_at, created_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, ?7)",
+	[QUEUE_ST_DEDUP_GET] = "SELECT event_id, first_seen FROM dedup WHERE key = ?1",
 	[QUEUE_ST_DEDUP_PUT] =
 	    "INSERT OR REPLACE INTO dedup (key, event_id, first_seen) VALUES (?1, ?2, ?3)",
-	[QUEUE_ST_DEDUP_LOAD] = "SELECT key, event_id, first_seen FROM dedup",
 	[QUEUE_ST_DEDUP_EXPIRE] = "DELETE FROM dedup WHERE first_seen < ?1",
 	[QUEUE_ST_RECORD_DEFER] =
 	    "UPDATE deliveries SET attempts = ?2, next_attempt_at = ?3, "
 	    "last_error = coalesce(?4, last_error) WHERE id = ?1 AND state = 0",
-	[QUEUE_ST_RECORD_KILL] =
+	[QUEUE_ST_RECORD_DEAD] =
 	    "UPDATE deliveries SET state = 1, attempts = ?2, next_attempt_at = ?3, "
 	    "last_error = coalesce(?4, last_error) WHERE id = ?1 AND state = 0",
 	[QUEUE_ST_EXPIRE_DEAD] =
@@ -223,7 +199,8 @@ static const char queue_schema[] =
 	"CREATE TABLE IF NOT EXISTS dedup ("
 	"  key BLOB PRIMARY KEY, event_id TEXT NOT NULL, first_seen REAL NOT NULL)"
 	"  WITHOUT ROWID;"
-	"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');";
+	"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '"
+	QUEUE_STR(QUEUE_SCHEMA_VERSION) "');";
 
 struct queue {
 	sqlite3 *db;
@@ -234,6 +211,7 @@ struct queue {
 	dev_t dev, wal_dev;
 	ino_t ino, wal_ino;
 	bool has_wal;
+	bool sync_full;                 /* opened with synchronous=FULL */
 };
 
 /* Pending deliveries in this process; see queue_pending_get. Atomic, no lock. */
@@ -331,13 +309,13 @@ queue_simple(struct queue *q, enum queue_stmt_id id, const char *what)
 	return queue_exec_stmt(q, st, what);
 }
 
-static int
+int
 queue_begin(struct queue *q)
 {
 	return queue_simple(q, QUEUE_ST_BEGIN, "begin");
 }
 
-static int
+int
 queue_commit(struct queue *q)
 {
 	if (queue_simple(q, QUEUE_ST_COMMIT, "commit") < 0) {
@@ -350,7 +328,7 @@ queue_commit(struct queue *q)
 }
 
 /* Roll back after an error, keeping the error message of the failure. */
-static void
+void
 queue_rollback(struct queue *q)
 {
 	if (sqlite3_get_autocommit(q->db))
@@ -405,28 +383,24 @@ queue_read_row(sqlite3_stmt *st, struct queue_row *row)
 static int
 queue_collect_rows(struct queue *q, sqlite3_stmt *st, struct queue_row **rows, size_t *n)
 {
-	struct queue_row *v = NULL;
-	size_t len = 0, cap = 0;
+	struct util_buf b = {0};          /* of struct queue_row */
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 16;
-			v = util_realloc(v, cap * sizeof(*v));
-		}
-		queue_read_row(st, &v[len++]);
+		struct queue_row row;
+		queue_read_row(st, &row);
+		util_buf_append(&b, (const char *)&row, sizeof(row));
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLITE_DONE)
 		queue_fail(q, "select");
-		sqlite3_reset(st);
-		queue_rows_free(v, len);
-		*rows = NULL;
-		*n = 0;
-		return -1;
-	}
 	sqlite3_reset(st);
-	*rows = v;
-	*n = len;
-	return 0;
+	*rows = (struct queue_row *)b.data;
+	*n = b.len / sizeof(**rows);
+	if (rc == SQLITE_DONE)
+		return 0;
+	queue_rows_free(*rows, *n);
+	*rows = NULL;
+	*n = 0;
+	return -1;
 }
 
 /* mkdir -p with mode 0700 for every component created; existing ones are left as they are. */
@@ -586,24 +560,86 @@ queue_rows_free(struct queue_row *rows, size_t n)
  * needed. The connection is in multi-thread mode: use it from one thread at a
  * time. Returns NULL with err filled on failure.
  */
+/* Why q's file cannot be used, after queue_schema_check failed, into err. */
+static void
+queue_open_error(struct queue *q, char *err, size_t errlen)
+{
+	int code = sqlite3_errcode(q->db) & 0xff;
+	if (code == SQLITE_NOTADB)
+		snprintf(err, errlen, "%s: not an SQLite database (%s): not a fluxrelay queue, "
+		    "or damaged beyond repair; move it aside (deliveries still in it are "
+		    "lost) or restore it from a backup", q->path, sqlite3_errmsg(q->db));
+	else if (code == SQLITE_CORRUPT)
+		snprintf(err, errlen, "%s: %s: the file is damaged; move it aside with its -wal "
+		    "and -shm files (deliveries still in it are lost) or restore it from a "
+		    "backup, then start again", q->path, q->err);
+	else
+		snprintf(err, errlen, "%s: %s", q->path, q->err);
+}
+
+/* WAL mode and the pragmas of every connection. 0, or -1 with err filled. */
+static int
+queue_pragmas(struct queue *q, bool sync_full, char *err, size_t errlen)
+{
+	/* journal_mode=WAL answers the mode now in effect; anything else is a failure. */
+	sqlite3_stmt *st = NULL;
+	const char *mode = NULL;
+	int ret = -1;
+	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		mode = (const char *)sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp(mode, "wal") != 0) {
+		snprintf(err, errlen, "%s: cannot enable WAL mode: %s", q->path,
+		    mode ? mode : sqlite3_errmsg(q->db));
+		goto out;
+	}
+	char pragmas[128];
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%d",
+	    sync_full ? "FULL" : "NORMAL", QUEUE_JOURNAL_SIZE_LIMIT);
+	if (sqlite3_exec(q->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", q->path, sqlite3_errmsg(q->db));
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* The files as opened: queue_replaced compares the paths against them. */
+static void
+queue_note_files(struct queue *q)
+{
+	struct stat sb;
+	if (stat(q->path, &sb) == 0) {
+		q->dev = sb.st_dev;
+		q->ino = sb.st_ino;
+	}
+	char *wal = util_printf("%s-wal", q->path);
+	if (stat(wal, &sb) == 0) {
+		q->wal_dev = sb.st_dev;
+		q->wal_ino = sb.st_ino;
+		q->has_wal = true;
+	}
+	free(wal);
+}
+
 struct queue *
 queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 {
-	struct queue *q = NULL;
-	char *path = NULL;
 	if (state_dir == NULL || *state_dir == '\0') {
 		snprintf(err, errlen, "no state directory");
 		return NULL;
 	}
 	if (queue_mkdirs(state_dir, err, errlen) < 0)
 		return NULL;
-	q = util_calloc(1, sizeof(*q));
-	path = util_printf("%s/queue.db", state_dir);
-	q->path = util_strdup(path);
-	int rc = sqlite3_open_v2(path, &q->db,
+	struct queue *q = util_calloc(1, sizeof(*q));
+	q->path = util_printf("%s/queue.db", state_dir);
+	q->sync_full = sync_full;
+	int rc = sqlite3_open_v2(q->path, &q->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
+		snprintf(err, errlen, "cannot open %s: %s", q->path,
 		    q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
@@ -611,61 +647,18 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 	sqlite3_busy_timeout(q->db, QUEUE_BUSY_TIMEOUT_MS);
 	int version = 0;
 	if (queue_schema_check(q, &version) < 0) {
-		int code = sqlite3_errcode(q->db) & 0xff;
-		if (code == SQLITE_NOTADB)
-			snprintf(err, errlen, "%s: not an SQLite database (%s): not a fluxrelay queue, "
-			    "or damaged beyond repair; move it aside (deliveries still in it are "
-			    "lost) or restore it from a backup", path, sqlite3_errmsg(q->db));
-		else if (code == SQLITE_CORRUPT)
-			snprintf(err, errlen, "%s: %s: the file is damaged; move it aside with its -wal "
-			    "and -shm files (deliveries still in it are lost) or restore it from a "
-			    "backup, then start again", path, q->err);
-		else
-			snprintf(err, errlen, "%s: %s", path, q->err);
+		queue_open_error(q, err, errlen);
 		goto fail;
 	}
-
-	/* journal_mode=WAL answers the mode now in effect; anything else is a failure. */
-	sqlite3_stmt *st = NULL;
-	const char *mode = NULL;
-	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		mode = (const char *)sqlite3_column_text(st, 0);
-	if (mode == NULL || strcmp(mode, "wal") != 0) {
-		snprintf(err, errlen, "%s: cannot enable WAL mode: %s", path,
-		    mode ? mode : sqlite3_errmsg(q->db));
-		sqlite3_finalize(st);
+	if (queue_pragmas(q, sync_full, err, errlen) < 0)
 		goto fail;
-	}
-	sqlite3_finalize(st);
-	char pragmas[128];
-	snprintf(pragmas, sizeof(pragmas), "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%d",
-	    sync_full ? "FULL" : "NORMAL", QUEUE_JOURNAL_SIZE_LIMIT);
-	if (sqlite3_exec(q->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
-		goto fail;
-	}
 	if (version == 0 && queue_schema_create(q) < 0) {
-		snprintf(err, errlen, "%s: %s", path, q->err);
+		snprintf(err, errlen, "%s: %s", q->path, q->err);
 		goto fail;
 	}
-	/* The files as opened: queue_replaced compares the paths against them. */
-	struct stat sb;
-	if (stat(path, &sb) == 0) {
-		q->dev = sb.st_dev;
-		q->ino = sb.st_ino;
-	}
-	char *wal = util_printf("%s-wal", path);
-	if (stat(wal, &sb) == 0) {
-		q->wal_dev = sb.st_dev;
-		q->wal_ino = sb.st_ino;
-		q->has_wal = true;
-	}
-	free(wal);
-	free(path);
+	queue_note_files(q);
 	return q;
 fail:
-	free(path);
 	queue_close(q);
 	return NULL;
 }
@@ -689,7 +682,7 @@ queue_close(struct queue *q)
  * nobody will ever read again. Two stat calls.
  */
 static bool
-queue_replaced(struct queue *q, char *why, size_t len)
+queue_replaced(const struct queue *q, char *why, size_t len)
 {
 	struct stat sb;
 	if (stat(q->path, &sb) != 0 || sb.st_dev != q->dev || sb.st_ino != q->ino) {
@@ -708,12 +701,23 @@ queue_replaced(struct queue *q, char *why, size_t len)
 	return replaced;
 }
 
-/*
- * PRAGMA quick_check: every page's structure, without the index-to-table
- * cross-check of integrity_check (bench/README.md has its cost). 0, or -1
- * with q->err saying what is wrong and what to do.
- */
-static int
+bool
+queue_check(struct queue *q)
+{
+	char why[600];
+	if (queue_fault(NULL, 0) != QUEUE_FAULT_NONE)
+		return true;
+	if (!queue_replaced(q, why, sizeof(why)))
+		return false;
+	char msg[768];
+	snprintf(msg, sizeof(msg), "%s: new events are refused until fluxrelay is restarted "
+	    "(a restart opens the file now at that path; deliveries pending in the old one "
+	    "are lost)", why);
+	queue_fault_set(QUEUE_FAULT_REPLACED, msg);
+	return true;
+}
+
+int
 queue_verify(struct queue *q)
 {
 	sqlite3_stmt *st = NULL;
@@ -737,20 +741,16 @@ queue_verify(struct queue *q)
 	return -1;
 }
 
-int64_t
-queue_wal_size(const char *state_dir)
-{
-	char *wal = util_printf("%s/queue.db-wal", state_dir);
-	struct stat sb;
-	int64_t n = stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0;
-	free(wal);
-	return n;
-}
-
 const char *
 queue_errmsg(struct queue *q)
 {
 	return q ? q->err : "no queue";
+}
+
+const char *
+queue_path(const struct queue *q)
+{
+	return q->path;
 }
 
 /* ------------------------------------------------------------- row access */
@@ -790,8 +790,9 @@ queue_count_by_provider(struct queue *q,
 	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_COUNT_BY_PROVIDER);
 	if (st == NULL)
 		return -1;
+	struct util_buf b = {0};          /* of struct queue_provider_count */
 	struct queue_provider_count *v = NULL;
-	size_t len = 0, cap = 0;
+	size_t len = 0;
 	int rc, ret = -1;
 	/* Rows come as (state, provider): merge the two states per provider. */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -802,12 +803,9 @@ queue_count_by_provider(struct queue *q,
 		while (i < len && strcmp(v[i].provider, name) != 0)
 			i++;
 		if (i == len) {
-			if (len == cap) {
-				cap = cap ? cap * 2 : 8;
-				v = util_realloc(v, cap * sizeof(*v));
-			}
-			v[len].provider = util_strdup(name);
-			v[len].n[0] = v[len].n[1] = 0;
+			struct queue_provider_count c = { util_strdup(name), { 0, 0 } };
+			util_buf_append(&b, (const char *)&c, sizeof(c));
+			v = (struct queue_provider_count *)b.data;
 			len++;
 		}
 		v[i].n[state] += sqlite3_column_int64(st, 2);
@@ -832,47 +830,45 @@ out:
 int
 queue_pending_targets(struct queue *q, struct queue_target **out, size_t *n)
 {
+	struct util_buf b = {0};          /* of struct queue_target */
+	struct queue_target *v = NULL;
+	size_t len = 0;
+	int rc = SQLITE_OK, ret = -1;
 	*out = NULL;
 	*n = 0;
-	struct queue_target *v = NULL;
-	size_t len = 0, cap = 0;
 	for (;;) {
 		sqlite3_stmt *st = queue_stmt(q, len == 0 ? QUEUE_ST_TARGETS : QUEUE_ST_TARGET_NEXT);
 		if (st == NULL)
-			goto fail;
+			goto out;
 		if (len > 0) {
 			sqlite3_bind_text(st, 1, v[len - 1].provider, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, v[len - 1].channel, -1, SQLITE_STATIC);
 		}
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+			if (rc != SQLITE_DONE)
+				queue_fail(q, "pending targets");
 			sqlite3_reset(st);
 			break;
 		}
-		if (rc != SQLITE_ROW) {
-			queue_fail(q, "pending targets");
-			sqlite3_reset(st);
-			goto fail;
-		}
-		if (len == cap) {
-			cap = cap ? cap * 2 : 8;
-			v = util_realloc(v, cap * sizeof(*v));
-		}
-		v[len].provider = queue_col_text(st, 0);
-		v[len].channel = queue_col_text(st, 1);
-		if (v[len].provider == NULL)
-			v[len].provider = util_strdup("");
-		if (v[len].channel == NULL)
-			v[len].channel = util_strdup("");
-		len++;
+		struct queue_target t = { queue_col_text(st, 0), queue_col_text(st, 1) };
 		sqlite3_reset(st);
+		if (t.provider == NULL)
+			t.provider = util_strdup("");
+		if (t.channel == NULL)
+			t.channel = util_strdup("");
+		util_buf_append(&b, (const char *)&t, sizeof(t));
+		v = (struct queue_target *)b.data;
+		len++;
 	}
+	if (rc != SQLITE_DONE)
+		goto out;
 	*out = v;
 	*n = len;
-	return 0;
-fail:
+	v = NULL;
+	ret = 0;
+out:
 	queue_targets_free(v, len);
-	return -1;
+	return ret;
 }
 
 void
@@ -912,6 +908,7 @@ queue_each_id(struct queue *q, enum queue_stmt_id id, const int64_t *ids, size_t
     const char *what, int64_t *changed)
 {
 	int64_t total = 0;
+	int ret = -1;
 	if (changed)
 		*changed = 0;
 	if (n == 0)
@@ -921,80 +918,52 @@ queue_each_id(struct queue *q, enum queue_stmt_id id, const int64_t *ids, size_t
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_stmt *st = queue_stmt(q, id);
 		if (st == NULL)
-			goto fail;
+			goto out;
 		sqlite3_bind_int64(st, 1, ids[i]);
 		if (bind_rest)
 			bind_rest(st, arg);
 		if (queue_exec_stmt(q, st, what) < 0)
-			goto fail;
+			goto out;
 		total += sqlite3_changes(q->db);
 	}
-	if (queue_commit(q) < 0)
-		return -1;
-	if (changed)
+	ret = queue_commit(q);
+	if (ret == 0 && changed)
 		*changed = total;
-	return 0;
-fail:
-	queue_rollback(q);
-	return -1;
+out:
+	if (ret < 0)
+		queue_rollback(q);
+	return ret;
 }
 
-int
-queue_ack(struct queue *q, const int64_t *ids, size_t n)
+/*
+ * Run st (prepared and bound; NULL after a failed prepare) alone in a
+ * transaction; *changed (may be NULL) gets the number of rows it changed.
+ * 0 / -1.
+ */
+static int
+queue_exec_alone(struct queue *q, sqlite3_stmt *st, const char *what, int64_t *changed)
 {
-	return queue_each_id(q, QUEUE_ST_ACK, ids, n, NULL, NULL, "ack", NULL);
-}
-
-struct queue_defer_args {
-	double next_attempt_at;
-	int add_attempt;
-	const char *error;
-};
-
-static void
-queue_defer_bind(sqlite3_stmt *st, const void *arg)
-{
-	const struct queue_defer_args *a = arg;
-	sqlite3_bind_double(st, 2, a->next_attempt_at);
-	sqlite3_bind_int(st, 3, a->add_attempt);
-	if (a->error)
-		sqlite3_bind_text(st, 4, a->error, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 4);
-}
-
-/* error NULL keeps the row's previous last_error. */
-int
-queue_defer(struct queue *q, const int64_t *ids, size_t n, int add_attempt,
-    double next_attempt_at, const char *error)
-{
-	struct queue_defer_args a = { next_attempt_at, add_attempt, error };
-	return queue_each_id(q, QUEUE_ST_DEFER, ids, n, queue_defer_bind, &a, "defer", NULL);
-}
-
-struct queue_kill_args {
-	const char *error;
-	double now;
-};
-
-static void
-queue_kill_bind(sqlite3_stmt *st, const void *arg)
-{
-	const struct queue_kill_args *a = arg;
-	sqlite3_bind_text(st, 2, a->error ? a->error : "unknown error", -1, SQLITE_STATIC);
-	sqlite3_bind_double(st, 3, a->now);
-}
-
-int
-queue_kill(struct queue *q, const int64_t *ids, size_t n, const char *error)
-{
-	struct queue_kill_args a = { error, util_now() };
-	return queue_each_id(q, QUEUE_ST_KILL, ids, n, queue_kill_bind, &a, "kill", NULL);
+	int64_t n = 0;
+	int ret = -1;
+	if (changed)
+		*changed = 0;
+	if (st == NULL || queue_begin(q) < 0)
+		return -1;
+	if (queue_exec_stmt(q, st, what) == 0) {
+		n = sqlite3_changes(q->db);
+		ret = queue_commit(q);
+	}
+	if (ret < 0)
+		queue_rollback(q);
+	else if (changed)
+		*changed = n;
+	return ret;
 }
 
 int
 queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 {
+	int ret = -1;
 	if (n == 0)
 		return 0;
 	double now = util_now();
@@ -1002,14 +971,14 @@ queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		enum queue_stmt_id id = o[i].kind == QUEUE_OUTCOME_ACK ? QUEUE_ST_ACK :
-		    o[i].kind == QUEUE_OUTCOME_KILL ? QUEUE_ST_RECORD_KILL : QUEUE_ST_RECORD_DEFER;
+		    o[i].kind == QUEUE_OUTCOME_DEAD ? QUEUE_ST_RECORD_DEAD : QUEUE_ST_RECORD_DEFER;
 		sqlite3_stmt *st = queue_stmt(q, id);
 		if (st == NULL)
-			goto fail;
+			goto out;
 		sqlite3_bind_int64(st, 1, o[i].id);
 		if (o[i].kind != QUEUE_OUTCOME_ACK) {
 			sqlite3_bind_int(st, 2, o[i].attempts);
-			sqlite3_bind_double(st, 3, o[i].kind == QUEUE_OUTCOME_KILL ? now :
+			sqlite3_bind_double(st, 3, o[i].kind == QUEUE_OUTCOME_DEAD ? now :
 			    o[i].next_attempt_at);
 			if (o[i].error != NULL)
 				sqlite3_bind_text(st, 4, o[i].error, -1, SQLITE_STATIC);
@@ -1017,111 +986,26 @@ queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 				sqlite3_bind_null(st, 4);
 		}
 		if (queue_exec_stmt(q, st, "record outcome") < 0)
-			goto fail;
+			goto out;
 	}
-	return queue_commit(q);
-fail:
-	queue_rollback(q);
-	return -1;
+	ret = queue_commit(q);
+out:
+	if (ret < 0)
+		queue_rollback(q);
+	return ret;
 }
 
 int
 queue_expire_dead(struct queue *q, double before, size_t limit, int64_t *deleted)
 {
-	if (deleted)
-		*deleted = 0;
-	if (queue_begin(q) < 0)
-		return -1;
 	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_EXPIRE_DEAD);
-	if (st == NULL)
-		goto fail;
-	sqlite3_bind_double(st, 1, before);
-	sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
-	if (queue_exec_stmt(q, st, "expire dead letters") < 0)
-		goto fail;
-	int64_t n = sqlite3_changes(q->db);
-	if (queue_commit(q) < 0)
-		return -1;
-	if (deleted)
-		*deleted = n;
-	return 0;
-fail:
-	queue_rollback(q);
-	return -1;
+	if (st != NULL) {
+		sqlite3_bind_double(st, 1, before);
+		sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	}
+	return queue_exec_alone(q, st, "expire dead letters", deleted);
 }
 
-int
-queue_kill_missing_providers(struct queue *q, const char *const *names, size_t n,
-    int64_t *killed)
-{
-	char **gone = NULL;
-	size_t ngone = 0, cap = 0;
-	int64_t total = 0;
-	int ret = -1;
-	if (killed)
-		*killed = 0;
-	if (queue_begin(q) < 0)
-		return -1;
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_PENDING_PROVIDERS);
-	if (st == NULL)
-		goto out;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *p = (const char *)sqlite3_column_text(st, 0);
-		bool known = false;
-		for (size_t i = 0; i < n && p; i++)
-			if (strcmp(names[i], p) == 0)
-				known = true;
-		if (known)
-			continue;
-		if (ngone == cap) {
-			cap = cap ? cap * 2 : 4;
-			gone = util_realloc(gone, cap * sizeof(*gone));
-		}
-		gone[ngone++] = util_strdup(p ? p : "");
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		queue_fail(q, "pending providers");
-		goto out;
-	}
-	for (size_t i = 0; i < ngone; i++) {
-		st = queue_stmt(q, QUEUE_ST_KILL_PROVIDER);
-		if (st == NULL)
-			goto out;
-		sqlite3_bind_text(st, 1, gone[i], -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, "provider removed", -1, SQLITE_STATIC);
-		sqlite3_bind_double(st, 3, util_now());
-		if (queue_exec_stmt(q, st, "kill provider") < 0)
-			goto out;
-		total += sqlite3_changes(q->db);
-	}
-	if (queue_commit(q) < 0)
-		goto done;
-	if (killed)
-		*killed = total;
-	ret = 0;
-	goto done;
-out:
-	queue_rollback(q);
-done:
-	for (size_t i = 0; i < ngone; i++)
-		free(gone[i]);
-	free(gone);
-	return ret;
-}
-
-int
-queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n)
-{
-	*rows = NULL;
-	*n = 0;
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_LIST);
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int(st, 1, (int)state);
-	return queue_collect_rows(q, st, rows, n);
-}
 
 int
 queue_list_page(struct queue *q, enum queue_state state, int64_t after_id, size_t limit,
@@ -1149,26 +1033,10 @@ static int
 queue_all(struct queue *q, enum queue_stmt_id id, double now, const char *what,
     int64_t *changed)
 {
-	if (changed)
-		*changed = 0;
-	if (queue_begin(q) < 0)
-		return -1;
 	sqlite3_stmt *st = queue_stmt(q, id);
-	if (st == NULL)
-		goto fail;
-	if (id == QUEUE_ST_RETRY_ALL)
+	if (st != NULL && id == QUEUE_ST_RETRY_ALL)
 		sqlite3_bind_double(st, 1, now);
-	if (queue_exec_stmt(q, st, what) < 0)
-		goto fail;
-	int64_t total = sqlite3_changes(q->db);
-	if (queue_commit(q) < 0)
-		return -1;
-	if (changed)
-		*changed = total;
-	return 0;
-fail:
-	queue_rollback(q);
-	return -1;
+	return queue_exec_alone(q, st, what, changed);
 }
 
 int
@@ -1187,6 +1055,98 @@ queue_purge(struct queue *q, const int64_t *ids, size_t n, int64_t *changed)
 	if (ids == NULL && n == 0)
 		return queue_all(q, QUEUE_ST_PURGE_ALL, 0, "purge", changed);
 	return queue_each_id(q, QUEUE_ST_PURGE_ONE, ids, n, NULL, NULL, "purge", changed);
+}
+
+/* ------------------------------------------------------------- acceptance */
+
+int
+queue_insert(struct queue *q, const char *event_id, const char *event, size_t event_len,
+    const struct queue_item *items, size_t n, double now)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct queue_item *it = &items[i];
+		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INSERT);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, event_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, it->provider ? it->provider : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, it->channel ? it->channel : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, it->alerts ? it->alerts : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, it->extra ? it->extra : "{}", -1, SQLITE_STATIC);
+		sqlite3_bind_blob64(st, 6, event ? event : "", event_len, SQLITE_STATIC);
+		sqlite3_bind_double(st, 7, now);
+		if (queue_exec_stmt(q, st, "insert delivery") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+queue_probe(struct queue *q, uint64_t value)
+{
+	int ret = -1;
+	if (!q->sync_full)
+		sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	if (queue_begin(q) == 0) {
+		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_PROBE);
+		char v[24];
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)value);
+		if (st != NULL)
+			sqlite3_bind_text(st, 1, v, -1, SQLITE_TRANSIENT);
+		if (st != NULL && queue_exec_stmt(q, st, "probe") == 0)
+			ret = queue_commit(q);
+		else
+			queue_rollback(q);
+	}
+	if (!q->sync_full)
+		sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ dedup */
+
+int
+queue_dedup_get(struct queue *q, const void *key, size_t keylen, double *first_seen,
+    char event_id[QUEUE_EVENT_ID_SIZE])
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_GET);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_blob(st, 1, key, (int)keylen, SQLITE_STATIC);
+	int rc = sqlite3_step(st), ret = 0;
+	if (rc == SQLITE_ROW) {
+		const unsigned char *eid = sqlite3_column_text(st, 0);
+		snprintf(event_id, QUEUE_EVENT_ID_SIZE, "%s", eid ? (const char *)eid : "");
+		*first_seen = sqlite3_column_double(st, 1);
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		queue_fail(q, "look up dedup key");
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+int
+queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char *event_id,
+    double first_seen)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_PUT);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_blob(st, 1, key, (int)keylen, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, event_id, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 3, first_seen);
+	return queue_exec_stmt(q, st, "insert dedup key");
+}
+
+int
+queue_dedup_expire(struct queue *q, double before)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_EXPIRE);
+	if (st != NULL)
+		sqlite3_bind_double(st, 1, before);
+	return queue_exec_alone(q, st, "expire dedup keys", NULL);
 }
 
 /* -------------------------------------------------------- pending counter */
@@ -1213,405 +1173,20 @@ queue_pending_set(int64_t value)
 	atomic_store(&queue_pending_count, value);
 }
 
-/* ----------------------------------------------------------- group commit */
-
-/* Open-addressing set of the dedup keys admitted by the batch being built. */
-#define QUEUE_BATCH_KEYS (2 * QUEUE_BATCH_CAP)
-
-struct queue_writer {
-	struct queue *q;                 /* writer thread only (after start) */
-	struct dedup_index *ix;          /* writer thread only */
-	pthread_t thread;
-	void (*on_commit)(void *arg);
-	void *on_commit_arg;
-	_Atomic long max_pending;
-	atomic_bool healthy;             /* see queue_writer_healthy */
-	int lock_fd;                     /* STATE_DIR/queue.lock, flock'ed; -1 none */
-	bool sync_full;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;             /* signalled on submit, pause change and stop */
-	/* Guarded by lock: */
-	struct queue_req *head, *tail;   /* submitted, not yet taken */
-	bool stopping;
-	bool paused;
-	struct queue_writer_stats stats;
-
-	/* Writer thread only: */
-	double dedup_window;             /* window of the latest dedup request; < 0 none yet */
-	double last_cleanup;             /* util_mono() */
-	double last_probe;               /* util_mono() */
-	double last_ok;                  /* util_mono() of the last durable write */
-	uint64_t probes;                 /* the probe row's value */
-	struct queue_req *keys[QUEUE_BATCH_KEYS];
-};
-
-/* Whether the process has a queue fault (sticky; see queue.h). */
-static bool
-queue_writer_faulted(const struct queue_writer *w)
-{
-	(void)w;
-	return queue_fault(NULL, 0) != QUEUE_FAULT_NONE;
-}
-
-/*
- * queue_writer_faulted, after checking that the database file is still the
- * one opened: before each batch and each probe, so at most one batch can
- * land in a deleted file, and an idle daemon notices within a second.
- */
-static bool
-queue_writer_check(struct queue_writer *w)
-{
-	char why[600];
-	if (queue_writer_faulted(w))
-		return true;
-	if (!queue_replaced(w->q, why, sizeof(why)))
-		return false;
-	char msg[768];
-	snprintf(msg, sizeof(msg), "%s: new events are refused until fluxrelay is restarted "
-	    "(a restart opens the file now at that path; deliveries pending in the old one "
-	    "are lost)", why);
-	queue_fault_set(QUEUE_FAULT_REPLACED, msg);
-	atomic_store(&w->healthy, false);
-	return true;
-}
-
-/* Slot of key in w->keys: the one holding it or the empty one where it would go. */
-static size_t
-queue_writer_key_slot(struct queue_writer *w, const unsigned char *key)
-{
-	/* FNV-1a over the whole key: callers' keys need not be uniform bytes. */
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t k = 0; k < DEDUP_KEY_LEN; k++)
-		h = (h ^ key[k]) * 1099511628211ULL;
-	size_t i = (size_t)(h % QUEUE_BATCH_KEYS);
-	while (w->keys[i] != NULL && memcmp(w->keys[i]->dedup_key, key, DEDUP_KEY_LEN) != 0)
-		i = (i + 1) % QUEUE_BATCH_KEYS;
-	return i;
-}
-
-/* Insert one request's rows and its dedup row. 0 / -1 with q->err set. */
 static int
-queue_writer_insert(struct queue *q, struct queue_req *req, double now)
-{
-	for (size_t i = 0; i < req->nitems; i++) {
-		const struct queue_item *it = &req->items[i];
-		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INSERT);
-		if (st == NULL)
-			return -1;
-		sqlite3_bind_text(st, 1, req->event_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, it->provider ? it->provider : "", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, it->channel ? it->channel : "", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, it->alerts ? it->alerts : "", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, it->extra ? it->extra : "{}", -1, SQLITE_STATIC);
-		sqlite3_bind_blob64(st, 6, req->event ? req->event : "", req->event_len,
-		    SQLITE_STATIC);
-		sqlite3_bind_double(st, 7, now);
-		if (queue_exec_stmt(q, st, "insert delivery") < 0)
-			return -1;
-	}
-	if (req->has_dedup && req->dedup_window > 0) {
-		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_PUT);
-		if (st == NULL)
-			return -1;
-		sqlite3_bind_blob(st, 1, req->dedup_key, DEDUP_KEY_LEN, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, req->event_id, -1, SQLITE_STATIC);
-		sqlite3_bind_double(st, 3, now);
-		if (queue_exec_stmt(q, st, "insert dedup key") < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* Delete dedup rows and index entries older than the latest window. */
-static void
-queue_writer_cleanup(struct queue_writer *w)
-{
-	w->last_cleanup = util_mono();
-	if (w->dedup_window < 0)
-		return;
-	double now = util_now();
-	dedup_index_expire(w->ix, now, w->dedup_window);
-	if (queue_begin(w->q) < 0)
-		return;
-	sqlite3_stmt *st = queue_stmt(w->q, QUEUE_ST_DEDUP_EXPIRE);
-	if (st == NULL) {
-		queue_rollback(w->q);
-		return;
-	}
-	sqlite3_bind_double(st, 1, now - w->dedup_window);
-	if (queue_exec_stmt(w->q, st, "expire dedup keys") < 0) {
-		queue_rollback(w->q);
-		return;
-	}
-	/* A failure here only leaves old rows for the next round. */
-	queue_commit(w->q);
-}
-
-/*
- * Decide, insert and commit one batch (a list linked by next), then answer
- * every request. Runs on the writer thread without the lock held.
- */
-static void
-queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t nbatch)
-{
-	struct queue *q = w->q;
-	double now = util_now();
-	long max_pending = atomic_load(&w->max_pending);
-	int64_t pending = queue_pending_get();
-	int64_t added = 0;
-	size_t naccepted = 0, ndup = 0, nfull = 0, nerr = 0;
-	bool in_txn = false, failed = queue_writer_check(w);
-
-	memset(w->keys, 0, sizeof(w->keys));
-	for (struct queue_req *r = batch; r != NULL; r = r->next) {
-		r->result = QUEUE_RESULT_NONE;
-		if (r->event_id[0] == '\0')
-			util_new_id(r->event_id);
-		bool dedup = r->has_dedup && r->dedup_window > 0;
-		size_t slot = 0;
-		if (r->has_dedup)
-			w->dedup_window = r->dedup_window;
-		if (dedup) {
-			slot = queue_writer_key_slot(w, r->dedup_key);
-			if (w->keys[slot] != NULL) {
-				/* Admitted earlier in this very batch. */
-				memcpy(r->event_id, w->keys[slot]->event_id, sizeof(r->event_id));
-				r->result = QUEUE_RESULT_DUPLICATE;
-				continue;
-			}
-			if (dedup_index_check(w->ix, r->dedup_key, now, r->dedup_window,
-			    r->event_id)) {
-				r->result = QUEUE_RESULT_DUPLICATE;
-				continue;
-			}
-		}
-		if (max_pending >= 0 &&
-		    pending + added + (int64_t)r->nitems > (int64_t)max_pending) {
-			r->result = QUEUE_RESULT_FULL;
-			continue;
-		}
-		if (failed)
-			continue;
-		if (!in_txn) {
-			if (queue_begin(q) < 0) {
-				failed = true;
-				continue;
-			}
-			in_txn = true;
-		}
-		if (queue_writer_insert(q, r, now) < 0) {
-			failed = true;
-			continue;
-		}
-		if (dedup)
-			w->keys[slot] = r;
-		added += (int64_t)r->nitems;
-		r->result = QUEUE_RESULT_ACCEPTED;
-	}
-	if (in_txn && !failed && queue_commit(q) < 0)
-		failed = true;
-	/* A fault SQLite found during this batch (queue_fail) answers it too. */
-	if (queue_writer_faulted(w))
-		failed = true;
-	if (failed)
-		atomic_store(&w->healthy, false);
-	else if (in_txn) {
-		atomic_store(&w->healthy, true);
-		w->last_ok = util_mono();
-	}
-	if (failed) {
-		queue_rollback(q);
-		for (struct queue_req *r = batch; r != NULL; r = r->next)
-			r->result = QUEUE_RESULT_ERROR;
-		added = 0;
-	} else {
-		/* Durable now: the in-memory index may learn the new keys. */
-		for (struct queue_req *r = batch; r != NULL; r = r->next) {
-			if (r->result != QUEUE_RESULT_ACCEPTED)
-				continue;
-			if (r->has_dedup && r->dedup_window > 0)
-				dedup_index_put(w->ix, r->dedup_key, now, r->event_id);
-			for (size_t i = 0; i < r->nitems; i++)
-				metrics_queue_add(r->items[i].provider ? r->items[i].provider : "",
-				    1, 0);
-		}
-		queue_pending_add(added);
-	}
-
-	for (struct queue_req *r = batch; r != NULL; r = r->next) {
-		switch (r->result) {
-		case QUEUE_RESULT_ACCEPTED: naccepted++; break;
-		case QUEUE_RESULT_DUPLICATE: ndup++; break;
-		case QUEUE_RESULT_FULL: nfull++; break;
-		default: nerr++; break;
-		}
-	}
-	pthread_mutex_lock(&w->lock);
-	w->stats.batches++;
-	w->stats.requests += nbatch;
-	w->stats.accepted += naccepted;
-	w->stats.duplicates += ndup;
-	w->stats.full += nfull;
-	w->stats.errors += nerr;
-	if (in_txn && !failed)
-		w->stats.commits++;
-	if (nbatch > w->stats.max_batch)
-		w->stats.max_batch = nbatch;
-	if (failed)
-		snprintf(w->stats.last_error, sizeof(w->stats.last_error), "%s", q->err);
-	pthread_mutex_unlock(&w->lock);
-
-	/* After done, the owner may free the request: read next first. */
-	for (struct queue_req *r = batch, *next; r != NULL; r = next) {
-		next = r->next;
-		r->next = NULL;
-		r->done(r);
-	}
-	if (added > 0 && w->on_commit)
-		w->on_commit(w->on_commit_arg);
-}
-
-/*
- * One small write that reaches the disk, fsync included (a changed row,
- * committed with synchronous=FULL whatever queue.sync says), when nothing
- * else committed for QUEUE_PROBE_INTERVAL: readiness follows the disk
- * without traffic, both ways. No request waits for it.
- */
-static void
-queue_writer_probe(struct queue_writer *w)
-{
-	struct queue *q = w->q;
-	w->last_probe = util_mono();
-	if (queue_writer_check(w)) {
-		atomic_store(&w->healthy, false);
-		return;
-	}
-	bool ok = false;
-	if (!w->sync_full)
-		sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
-	if (queue_begin(q) == 0) {
-		sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_PROBE);
-		char v[24];
-		snprintf(v, sizeof(v), "%llu", (unsigned long long)++w->probes);
-		if (st != NULL)
-			sqlite3_bind_text(st, 1, v, -1, SQLITE_TRANSIENT);
-		if (st != NULL && queue_exec_stmt(q, st, "probe") == 0)
-			ok = queue_commit(q) == 0;
-		else
-			queue_rollback(q);
-	}
-	if (!w->sync_full)
-		sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-	if (ok && !queue_writer_faulted(w)) {
-		w->last_ok = util_mono();
-		atomic_store(&w->healthy, true);
-	} else {
-		atomic_store(&w->healthy, false);
-		pthread_mutex_lock(&w->lock);
-		snprintf(w->stats.last_error, sizeof(w->stats.last_error), "%s", q->err);
-		pthread_mutex_unlock(&w->lock);
-	}
-}
-
-/* When the next probe is due (util_mono()). */
-static double
-queue_writer_probe_due(const struct queue_writer *w)
-{
-	double since = w->last_ok > w->last_probe ? w->last_ok : w->last_probe;
-	return since + QUEUE_PROBE_INTERVAL;
-}
-
-static void *
-queue_writer_main(void *arg)
-{
-	struct queue_writer *w = arg;
-	for (;;) {
-		pthread_mutex_lock(&w->lock);
-		while (!w->stopping && (w->head == NULL || w->paused)) {
-			double now_m = util_mono();
-			double wait = QUEUE_DEDUP_CLEANUP_INTERVAL - (now_m - w->last_cleanup);
-			if (!w->paused) {
-				double p = queue_writer_probe_due(w) - now_m;
-				if (p < wait)
-					wait = p;
-			}
-			if (wait <= 0)
-				break;
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			double end = (double)ts.tv_nsec / 1e9 + wait;
-			ts.tv_sec += (time_t)end;
-			ts.tv_nsec = (long)((end - (double)(time_t)end) * 1e9);
-			pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-		}
-		struct queue_req *batch = NULL, *last = NULL;
-		size_t n = 0;
-		if (!w->paused || w->stopping) {
-			batch = w->head;
-			for (struct queue_req *r = batch; r != NULL && n < QUEUE_BATCH_CAP;
-			    r = r->next) {
-				last = r;
-				n++;
-			}
-			if (last != NULL) {
-				w->head = last->next;
-				if (w->head == NULL)
-					w->tail = NULL;
-				last->next = NULL;
-			}
-		}
-		bool stop = w->stopping && batch == NULL;
-		pthread_mutex_unlock(&w->lock);
-		if (stop)
-			break;
-		if (batch != NULL)
-			queue_writer_process(w, batch, n);
-		if (util_mono() - w->last_cleanup >= QUEUE_DEDUP_CLEANUP_INTERVAL)
-			queue_writer_cleanup(w);
-		bool paused;
-		pthread_mutex_lock(&w->lock);
-		paused = w->paused && !w->stopping;
-		pthread_mutex_unlock(&w->lock);
-		if (!paused && util_mono() >= queue_writer_probe_due(w))
-			queue_writer_probe(w);
-	}
-	return NULL;
-}
-
-/* Load every stored dedup key into the index. 0 / -1 with q->err. */
-static int
-queue_writer_load_dedup(struct queue_writer *w)
-{
-	sqlite3_stmt *st = queue_stmt(w->q, QUEUE_ST_DEDUP_LOAD);
-	if (st == NULL)
-		return -1;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_bytes(st, 0) != DEDUP_KEY_LEN)
-			continue;
-		unsigned char key[DEDUP_KEY_LEN];
-		memcpy(key, sqlite3_column_blob(st, 0), DEDUP_KEY_LEN);
-		char event_id[33];
-		const unsigned char *eid = sqlite3_column_text(st, 1);
-		snprintf(event_id, sizeof(event_id), "%s", eid ? (const char *)eid : "");
-		dedup_index_put(w->ix, key, sqlite3_column_double(st, 2), event_id);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		queue_fail(w->q, "load dedup keys");
-		return -1;
-	}
-	return 0;
-}
-
-static int
-queue_writer_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+queue_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	(void)arg;
 	if (pages >= QUEUE_WAL_PAGES_MAX)
 		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return SQLITE_OK;
+}
+
+void
+queue_wal_backstop(struct queue *q)
+{
+	sqlite3_wal_autocheckpoint(q->db, 0);
+	sqlite3_wal_hook(q->db, queue_wal_hook, NULL);
 }
 
 int
@@ -1625,12 +1200,7 @@ queue_checkpoint(struct queue *q)
 	return 0;
 }
 
-/*
- * The state directory's lock: an exclusive flock on STATE_DIR/queue.lock,
- * held (and released by the kernel at exit, even after kill -9) for the
- * writer's life. Returns the descriptor, or -1 with err filled.
- */
-static int
+int
 queue_lock(const char *state_dir, char *err, size_t errlen)
 {
 	if (state_dir == NULL || *state_dir == '\0') {
@@ -1656,140 +1226,10 @@ queue_lock(const char *state_dir, char *err, size_t errlen)
 	return fd;
 }
 
-struct queue_writer *
-queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
+#ifdef FLUXRELAY_UNITTEST
+int
+queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n)
 {
-	struct queue_writer *w = util_calloc(1, sizeof(*w));
-	bool locks = false;
-	w->lock_fd = queue_lock(o->state_dir, err, errlen);
-	if (w->lock_fd < 0)
-		goto fail;
-	w->q = queue_open(o->state_dir, o->sync_full, err, errlen);
-	if (w->q == NULL)
-		goto fail;
-	if (queue_verify(w->q) < 0) {
-		snprintf(err, errlen, "%s: %s", w->q->path, w->q->err);
-		goto fail;
-	}
-	w->sync_full = o->sync_full;
-	/* No checkpoint inside the writer's commits (see QUEUE_WAL_PAGES_MAX). */
-	sqlite3_wal_autocheckpoint(w->q->db, 0);
-	sqlite3_wal_hook(w->q->db, queue_writer_wal_hook, w);
-	w->ix = dedup_index_new();
-	w->on_commit = o->on_commit;
-	w->on_commit_arg = o->on_commit_arg;
-	atomic_store(&w->max_pending, o->max_pending);
-	w->dedup_window = -1;
-	w->last_cleanup = w->last_probe = w->last_ok = util_mono();
-	atomic_store(&w->healthy, true);
-	if (queue_writer_load_dedup(w) < 0) {
-		snprintf(err, errlen, "%s: %s", w->q->path, w->q->err);
-		goto fail;
-	}
-	int64_t pending = queue_count(w->q, QUEUE_PENDING);
-	if (pending < 0) {
-		snprintf(err, errlen, "%s: %s", w->q->path, w->q->err);
-		goto fail;
-	}
-	queue_pending_set(pending);
-
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	locks = true;
-	int rc = pthread_create(&w->thread, NULL, queue_writer_main, w);
-	if (rc == 0)
-		pthread_setname_np(w->thread, "fr-writer");   /* for top -H, perf */
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot start the queue writer: %s", strerror(rc));
-		goto fail;
-	}
-	return w;
-fail:
-	if (locks) {
-		pthread_mutex_destroy(&w->lock);
-		pthread_cond_destroy(&w->cond);
-	}
-	dedup_index_free(w->ix);
-	queue_close(w->q);
-	if (w->lock_fd >= 0)
-		close(w->lock_fd);
-	free(w);
-	return NULL;
+	return queue_list_page(q, state, 0, SIZE_MAX, rows, n);
 }
-
-/*
- * Hand req to the writer; never touches the disk. Once stop has begun the
- * request is answered at once: done(req) runs with QUEUE_RESULT_SHUTDOWN on
- * the calling thread, before submit returns.
- */
-void
-queue_writer_submit(struct queue_writer *w, struct queue_req *req)
-{
-	req->result = QUEUE_RESULT_NONE;
-	req->next = NULL;
-	pthread_mutex_lock(&w->lock);
-	if (w->stopping) {
-		pthread_mutex_unlock(&w->lock);
-		req->result = QUEUE_RESULT_SHUTDOWN;
-		req->done(req);
-		return;
-	}
-	if (w->tail)
-		w->tail->next = req;
-	else
-		w->head = req;
-	w->tail = req;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-void
-queue_writer_stop(struct queue_writer *w)
-{
-	if (w == NULL)
-		return;
-	pthread_mutex_lock(&w->lock);
-	w->stopping = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thread, NULL);
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
-	dedup_index_free(w->ix);
-	queue_close(w->q);
-	close(w->lock_fd);            /* after the last commit: releases the lock */
-	free(w);
-}
-
-bool
-queue_writer_healthy(struct queue_writer *w)
-{
-	return atomic_load(&w->healthy) && !queue_writer_faulted(w);
-}
-
-void
-queue_writer_set_max_pending(struct queue_writer *w, long max_pending)
-{
-	atomic_store(&w->max_pending, max_pending);
-}
-
-void
-queue_writer_get_stats(struct queue_writer *w, struct queue_writer_stats *out)
-{
-	pthread_mutex_lock(&w->lock);
-	*out = w->stats;
-	pthread_mutex_unlock(&w->lock);
-}
-
-void
-queue_writer_pause(struct queue_writer *w, bool paused)
-{
-	pthread_mutex_lock(&w->lock);
-	w->paused = paused;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
+#endif

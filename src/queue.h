@@ -3,14 +3,10 @@
  * STATE_DIR/queue.db. The schema and the row state machine are documented at
  * the top of queue.c.
  *
- * Two layers:
- *  - struct queue: one SQLite connection with prepared statements. Not
- *    thread-safe: each thread (writer, delivery, CLI) opens its own.
- *  - struct queue_writer: the group-commit thread. HTTP threads submit
- *    requests; the writer takes everything that has arrived (up to a cap),
- *    decides dedup, inserts in one transaction with one fsync, then calls each
- *    request's done callback (from the writer thread). It also watches the
- *    database file (readiness, faults below).
+ * struct queue is one SQLite connection with its prepared statements. Not
+ * thread-safe: each thread opens its own: the writer (queue_writer.h, which
+ * accepts events), the delivery thread (reads), its recorder (outcomes) and
+ * the CLI.
  *
  * Faults (SPEC §4): a database that SQLite reports malformed, or whose file
  * was deleted or replaced under the daemon, is a sticky, process-wide fault:
@@ -24,16 +20,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dedup.h"
-
 struct queue;
+
+/* Bytes of an event id: util_new_id's 32 lowercase hex characters and a NUL. */
+#define QUEUE_EVENT_ID_SIZE 33
 
 enum queue_state { QUEUE_PENDING = 0, QUEUE_DEAD = 1 };
 
 /* One stored delivery. Strings are owned by the row (queue_row_clear). */
 struct queue_row {
 	int64_t id;               /* delivery id, increasing in acceptance order */
-	char event_id[33];
+	char event_id[QUEUE_EVENT_ID_SIZE];
 	char *provider;           /* provider name */
 	char *channel;            /* "" when none */
 	char *alerts;             /* comma-separated alert names */
@@ -69,11 +66,10 @@ const char *queue_errmsg(struct queue *q);
  */
 int queue_checkpoint(struct queue *q);
 
-/* Size of queue.db-wal in bytes (0 when absent), for tests and diagnostics. */
-int64_t queue_wal_size(const char *state_dir);
-
 /* Number of rows in a state (all providers). -1 on error. */
 int64_t queue_count(struct queue *q, enum queue_state state);
+
+/* ---- delivery: the delivery thread (reads) and its recorder (writes) ---- */
 
 /*
  * Per-provider counts for metrics: calls fn for each provider with rows, in
@@ -91,21 +87,6 @@ void queue_targets_free(struct queue_target *t, size_t n);
 int queue_target_head(struct queue *q, const char *provider, const char *channel,
     size_t limit, struct queue_row **rows, size_t *n);
 
-/* Delivered: delete the rows. */
-int queue_ack(struct queue *q, const int64_t *ids, size_t n);
-/* Transient failure or rate limit: set next_attempt_at; attempts += add_attempt. */
-int queue_defer(struct queue *q, const int64_t *ids, size_t n, int add_attempt,
-    double next_attempt_at, const char *error);
-/* Permanent failure: state = dead with the error, dead since now. */
-int queue_kill(struct queue *q, const int64_t *ids, size_t n, const char *error);
-/*
- * Every pending row of a provider not in names[] becomes dead with error
- * "provider removed", keeping its previous error after it ("provider removed;
- * last error: HTTP 500 ...").
- */
-int queue_kill_missing_providers(struct queue *q, const char *const *names, size_t n,
-    int64_t *killed);
-
 /*
  * What the delivery thread decided about one row, written by queue_record.
  * The values are absolute (not increments), so writing the same outcome again
@@ -115,139 +96,112 @@ int queue_kill_missing_providers(struct queue *q, const char *const *names, size
 enum queue_outcome_kind {
 	QUEUE_OUTCOME_ACK,        /* delivered: the row is deleted */
 	QUEUE_OUTCOME_DEFER,      /* pending, due again at next_attempt_at */
-	QUEUE_OUTCOME_KILL,       /* dead letter (dead since the write) */
+	QUEUE_OUTCOME_DEAD,       /* dead letter (dead since the write) */
 };
 struct queue_outcome {
 	int64_t id;
 	enum queue_outcome_kind kind;
-	int attempts;             /* DEFER, KILL: the row's attempts from now on */
+	int attempts;             /* DEFER, DEAD: the row's attempts from now on */
 	double next_attempt_at;   /* DEFER: wall-clock seconds */
-	const char *error;        /* DEFER, KILL: last_error; NULL keeps the stored one */
+	const char *error;        /* DEFER, DEAD: last_error; NULL keeps the stored one */
 };
 /*
  * Write outcomes in one transaction (synchronous as the connection was
- * opened). DEFER and KILL only change pending rows. 0, or -1 with nothing
+ * opened). DEFER and DEAD only change pending rows. 0, or -1 with nothing
  * written.
  */
 int queue_record(struct queue *q, const struct queue_outcome *o, size_t n);
 
 /*
  * Delete at most limit dead letters that died before `before` (wall clock;
- * a dead row's next_attempt_at holds when it died, and rows killed by
+ * a dead row's next_attempt_at holds when it died, and rows that died under
  * versions that did not record it count from the later of created_at and
  * next_attempt_at). *deleted (may be NULL) gets the count. 0 / -1.
  */
 int queue_expire_dead(struct queue *q, double before, size_t limit, int64_t *deleted);
 
-/* CLI: list rows in a state, id order (all at once: tests, small queues). */
-int queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n);
+/* ---- the CLI (`fluxrelay queue`) ---- */
+
 /*
- * CLI: at most limit rows in a state with id > after_id, id order. Each call
+ * At most limit rows in a state with id > after_id, id order. Each call
  * is its own short read transaction, so a long listing never holds the WAL
  * back from being checkpointed.
  */
 int queue_list_page(struct queue *q, enum queue_state state, int64_t after_id, size_t limit,
     struct queue_row **rows, size_t *n);
-/* CLI: dead -> pending (attempts 0, next now, created_at now). n == 0 with ids NULL = all. */
+/* Dead -> pending (attempts 0, next now, created_at now). n == 0 with ids NULL = all. */
 int queue_retry(struct queue *q, const int64_t *ids, size_t n, int64_t *changed);
-/* CLI: delete dead rows. n == 0 with ids NULL = all. */
+/* Delete dead rows. n == 0 with ids NULL = all. */
 int queue_purge(struct queue *q, const int64_t *ids, size_t n, int64_t *changed);
 
-/* ---- group commit ---- */
+/* ---- acceptance: the writer thread (queue_writer.c) on its connection ---- */
 
-enum queue_result {
-	QUEUE_RESULT_NONE = 0,
-	QUEUE_RESULT_ACCEPTED,
-	QUEUE_RESULT_DUPLICATE,
-	QUEUE_RESULT_FULL,
-	QUEUE_RESULT_ERROR,
-	QUEUE_RESULT_SHUTDOWN,
-};
-
+/* One delivery of an accepted event: the target and what the alerts add. */
 struct queue_item {
 	const char *provider;
 	const char *channel;      /* NULL or "" = none */
-	const char *alerts;
+	const char *alerts;       /* comma-separated alert names */
 	const char *extra;        /* JSON object text */
 };
 
 /*
- * A request from an HTTP thread. Everything it points to stays valid until
- * done is called. The writer fills result (and, for a duplicate, event_id with
- * the first event's id) before calling done(req) from the writer thread.
+ * A transaction on q: BEGIN IMMEDIATE (waits for the busy timeout, never
+ * fails on a read-to-write upgrade), COMMIT (a failed one is rolled back),
+ * ROLLBACK (keeps the error message of what failed). 0 / -1.
  */
-struct queue_req {
-	char event_id[33];
-	const char *event;        /* event JSON as received */
-	size_t event_len;
-	const struct queue_item *items;
-	size_t nitems;
-	bool has_dedup;
-	unsigned char dedup_key[DEDUP_KEY_LEN];
-	double dedup_window;
-	enum queue_result result;
-	void (*done)(struct queue_req *req);
-	void *arg;                /* for the submitter */
-	struct queue_req *next;   /* writer's list link */
-};
+int queue_begin(struct queue *q);
+int queue_commit(struct queue *q);
+void queue_rollback(struct queue *q);
 
-struct queue_writer;
-
-struct queue_writer_opts {
-	const char *state_dir;
-	bool sync_full;
-	long max_pending;
-	/* Called from the writer thread after each committed batch (may be NULL). */
-	void (*on_commit)(void *arg);
-	void *on_commit_arg;
-};
+/* One pending row per item, due now, in the open transaction. 0 / -1. */
+int queue_insert(struct queue *q, const char *event_id, const char *event, size_t event_len,
+    const struct queue_item *items, size_t n, double now);
 
 /*
- * Takes the state directory's lock (an exclusive flock on STATE/queue.lock,
- * held until stop: a second daemon on the same directory is refused with a
- * message naming the lock; the CLI never takes it), opens its own
- * connection, verifies the database (PRAGMA quick_check: a damaged file is
- * refused with a message naming it and what to do), loads the dedup index,
- * starts the thread. NULL with err filled on failure.
+ * The stored first sighting of a dedup key (SPEC §7; the decision is
+ * dedup_admit's): 1 with *first_seen and event_id filled, 0 when there is
+ * none, -1 on error. Sees the connection's own uncommitted writes.
  */
-struct queue_writer *queue_writer_start(const struct queue_writer_opts *o, char *err,
-    size_t errlen);
-/*
- * Never blocks on disk. After stop has begun, done is called with
- * RESULT_SHUTDOWN at once, on the calling thread, before submit returns.
- */
-void queue_writer_submit(struct queue_writer *w, struct queue_req *req);
-/* Commits what was submitted, stops the thread, closes. Accepts NULL. */
-void queue_writer_stop(struct queue_writer *w);
-/*
- * Readiness (SPEC §4: /readyz 503 when the queue is not writable): the
- * result of the writer's last commit or probe. When no commit succeeded for a
- * second, the writer probes with a write that reaches the disk (a changed
- * meta row, committed with synchronous=FULL, so the fsync happens): a
- * failing disk is noticed within about a second without traffic, and a
- * recovered one too (a not-ready pod gets no traffic). False for good after
- * a fault (see above). An atomic load: any thread, never touches the disk.
- */
-bool queue_writer_healthy(struct queue_writer *w);
-/* Change max_pending on reload. */
-void queue_writer_set_max_pending(struct queue_writer *w, long max_pending);
+int queue_dedup_get(struct queue *q, const void *key, size_t keylen, double *first_seen,
+    char event_id[QUEUE_EVENT_ID_SIZE]);
+/* Store (or replace) the first sighting of a key, in the open transaction. 0 / -1. */
+int queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char *event_id,
+    double first_seen);
+/* Delete the first sightings older than before, in a transaction of its own. 0 / -1. */
+int queue_dedup_expire(struct queue *q, double before);
 
-/* Counters of the writer since start, for tests and diagnostics. */
-struct queue_writer_stats {
-	uint64_t batches;         /* groups of requests taken at once */
-	uint64_t commits;         /* transactions committed (batches that inserted) */
-	uint64_t requests;        /* requests answered by the writer thread */
-	uint64_t accepted, duplicates, full, errors;
-	size_t max_batch;         /* largest group taken at once */
-	char last_error[512];     /* of the last failed transaction; "" when none */
-};
-void queue_writer_get_stats(struct queue_writer *w, struct queue_writer_stats *out);
 /*
- * Hold (true) or release (false) the writer: while held it takes nothing, so
- * requests pile up and the next batch holds all of them. For tests; stop
- * releases it.
+ * The readiness probe: rewrite the meta row "probe" with value, in a
+ * transaction of its own committed with synchronous=FULL whatever the
+ * connection was opened with, so that the fsync happens. 0 / -1.
  */
-void queue_writer_pause(struct queue_writer *w, bool paused);
+int queue_probe(struct queue *q, uint64_t value);
+
+/*
+ * PRAGMA quick_check: every page's structure, without the index-to-table
+ * cross-check of integrity_check (bench/README.md has its cost). 0, or -1
+ * with queue_errmsg saying what is wrong and what to do.
+ */
+int queue_verify(struct queue *q);
+
+/*
+ * No automatic checkpoint inside q's commits; instead a passive one right
+ * after a commit that leaves the WAL past a bound (queue.c): the recorder's
+ * frequent passive checkpoints normally keep it under, but seldom catch up
+ * with a steady stream of commits.
+ */
+void queue_wal_backstop(struct queue *q);
+
+/*
+ * The state directory's lock: an exclusive flock on STATE_DIR/queue.lock,
+ * held (and released by the kernel at exit, even after kill -9) for the
+ * writer's life; a second daemon on the directory is refused with a message
+ * naming the lock. Returns the descriptor, or -1 with err filled.
+ */
+int queue_lock(const char *state_dir, char *err, size_t errlen);
+
+/* The database file's path (for messages). */
+const char *queue_path(const struct queue *q);
 
 /* ---- faults (see the top of this file) ---- */
 
@@ -261,6 +215,12 @@ enum queue_fault {
  * happened, naming the file, and what to do. Any thread.
  */
 enum queue_fault queue_fault(char *msg, size_t len);
+/*
+ * Whether there is a fault, after checking that q's files are still the
+ * ones it opened (two stat calls): a deleted or replaced one becomes
+ * QUEUE_FAULT_REPLACED, so at most one more batch can land in it.
+ */
+bool queue_check(struct queue *q);
 
 /*
  * Process-wide count of pending deliveries, shared by the writer (adds) and
@@ -269,5 +229,13 @@ enum queue_fault queue_fault(char *msg, size_t len);
 int64_t queue_pending_get(void);
 void queue_pending_add(int64_t delta);
 void queue_pending_set(int64_t value);
+
+#ifdef FLUXRELAY_UNITTEST
+/* Every row in a state, id order, all at once. */
+int queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n);
+#endif
+
+/* http.h and main.c still reach the writer through this header. */
+#include "queue_writer.h"
 
 #endif

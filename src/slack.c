@@ -57,6 +57,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "unittest.h"
 #include "util.h"
 
 /* Slack truncates attachment text beyond this; we never send more in total. */
@@ -200,19 +201,6 @@ slack_set(json_t *obj, const char *key, json_t *value)
 	if (value == NULL)
 		return -1;
 	return json_object_set_new(obj, key, value);
-}
-
-char *
-slack_escape(const char *s)
-{
-	struct util_buf b = { 0 };
-
-	if (s == NULL)
-		return NULL;
-	slack_text(&b, s, strlen(s), SIZE_MAX, SLACK_CUT_NONE, 1);
-	if (b.data == NULL)
-		return util_strdup("");
-	return b.data;
 }
 
 static int
@@ -363,36 +351,25 @@ out:
 	return arr;
 }
 
-/*
- * One attachment (new reference) or NULL on allocation failure. budget is
- * the number of message characters shown in text and fallback.
- */
-static json_t *
-slack_attachment(const struct slack_item *it, size_t budget)
+static const char *
+slack_color(enum event_severity severity)
 {
-	const struct event *ev = it->ev;
-	const char *msg = ev->message ? ev->message : "";
-	const char *color;
-	struct util_buf raw = { 0 }, author = { 0 }, b = { 0 };
-	json_t *a = json_object(), *fields = NULL;
-	int rc = a == NULL ? -1 : 0, ferr = 0;
-
-	if (rc != 0)
-		return NULL;
-	switch (ev->severity) {
+	switch (severity) {
 	case EVENT_ERROR:
-		color = "danger";
-		break;
+		return "danger";
 	case EVENT_WARNING:
-		color = "warning";
-		break;
+		return "warning";
 	default:
-		color = "good";
-		break;
+		return "good";
 	}
-	rc |= slack_set(a, "color", json_string(color));
+}
 
-	/* author_name: lowercase(kind)/name[.namespace], escaped */
+/* author_name into out: lowercase(kind)/name[.namespace], bounded, escaped. */
+static void
+slack_author(struct util_buf *out, const struct event *ev)
+{
+	struct util_buf raw = { 0 };
+
 	for (const char *k = ev->kind ? ev->kind : ""; *k; k++) {
 		char c = *k;
 		if (c >= 'A' && c <= 'Z')
@@ -405,8 +382,27 @@ slack_attachment(const struct slack_item *it, size_t budget)
 		util_buf_puts(&raw, ".");
 		util_buf_puts(&raw, ev->namespace);
 	}
-	slack_bounded(&author, raw.data, raw.len, SLACK_MAX_NAME, 1);
+	slack_bounded(out, raw.data, raw.len, SLACK_MAX_NAME, 1);
 	util_buf_free(&raw);
+}
+
+/*
+ * One attachment (new reference) or NULL on allocation failure. budget is
+ * the number of message characters shown in text and fallback.
+ */
+static json_t *
+slack_attachment(const struct slack_item *it, size_t budget)
+{
+	const struct event *ev = it->ev;
+	const char *msg = ev->message ? ev->message : "";
+	struct util_buf author = { 0 }, b = { 0 };
+	json_t *a = json_object(), *fields = NULL;
+	int rc = a == NULL ? -1 : 0, ferr = 0;
+
+	if (rc != 0)
+		return NULL;
+	rc |= slack_set(a, "color", json_string(slack_color(ev->severity)));
+	slack_author(&author, ev);
 	rc |= slack_set(a, "author_name", json_stringn_nocheck(author.data ? author.data : "",
 	    author.len));
 
@@ -629,11 +625,102 @@ slack_api_transient(const char *e)
 	return 0;
 }
 
+UNITTEST double slack_parse_retry_after(const char *value, time_t now);
+
 static double
 slack_retry_after_or_default(const char *value, time_t now)
 {
 	double d = slack_parse_retry_after(value, now);
 	return d < 0 ? 1.0 : d;
+}
+
+/*
+ * The body as a Web API answer: *ok is its boolean "ok" (-1 when the body is
+ * not a JSON object with one) and *api_error its non-empty "error" string
+ * (NULL when none), borrowed from the returned JSON (new reference, may be
+ * NULL), which the caller frees.
+ */
+static json_t *
+slack_body_fields(const struct slack_response *resp, int *ok, const char **api_error)
+{
+	json_t *body = NULL;
+	*ok = -1;
+	*api_error = NULL;
+	if (resp->body == NULL || resp->body_len == 0)
+		return NULL;
+	body = json_loadb(resp->body, resp->body_len, 0, NULL);
+	if (json_is_object(body)) {
+		json_t *j = json_object_get(body, "ok");       /* borrowed */
+		if (json_is_boolean(j))
+			*ok = json_is_true(j);
+		j = json_object_get(body, "error");            /* borrowed */
+		if (json_is_string(j) && json_string_length(j) > 0)
+			*api_error = json_string_value(j);
+	}
+	return body;
+}
+
+/*
+ * The outcome of an HTTP answer with status st (the table at the top of
+ * this file). *unexpected is set for a slack-bot 2xx that is not a Web API
+ * answer: a proxy's page or a truncated answer, Slack may have posted or not.
+ */
+static enum slack_outcome
+slack_http_outcome(enum conf_provider_type type, long st, int ok, const char *api_error,
+    int *unexpected)
+{
+	*unexpected = 0;
+	if (st >= 200 && st <= 299) {
+		if (type != CONF_PROVIDER_SLACK_BOT || ok == 1)
+			return SLACK_DELIVERED;
+		if (ok == -1) {
+			*unexpected = 1;
+			return SLACK_TRANSIENT;
+		}
+		if (api_error == NULL)
+			return SLACK_PERMANENT;
+		if (strcmp(api_error, "ratelimited") == 0)
+			return SLACK_RATE_LIMITED;
+		return slack_api_transient(api_error) ? SLACK_TRANSIENT : SLACK_PERMANENT;
+	}
+	if (st == 429)
+		return SLACK_RATE_LIMITED;
+	if ((st >= 500 && st <= 599) || st == 408)
+		return SLACK_TRANSIENT;
+	return SLACK_PERMANENT;
+}
+
+/*
+ * The error text of an HTTP answer into msg: "HTTP <status>" and the API
+ * error, else the printable body; sets out->oversize for a PERMANENT outcome
+ * that refuses the message as a whole.
+ */
+static void
+slack_http_error(struct util_buf *msg, const struct slack_response *resp,
+    const char *api_error, int unexpected, struct slack_result *out)
+{
+	int permanent = out->outcome == SLACK_PERMANENT;
+	util_buf_printf(msg, "HTTP %ld", resp->status);
+	if (api_error != NULL) {
+		util_buf_puts(msg, " ");
+		slack_printable(msg, api_error, strlen(api_error));
+		if (permanent && slack_oversize_word(api_error, strlen(api_error)))
+			out->oversize = 1;
+	} else {
+		struct util_buf d = { 0 };
+		if (resp->body != NULL)
+			slack_printable(&d, resp->body, resp->body_len);
+		if (unexpected)
+			util_buf_printf(msg, " unexpected response: %s",
+			    d.len > 0 ? d.data : "(empty body)");
+		else if (d.len > 0)
+			util_buf_printf(msg, " %s", d.data);
+		if (permanent && d.len > 0 && slack_oversize_word(d.data, d.len))
+			out->oversize = 1;
+		util_buf_free(&d);
+	}
+	if (permanent && resp->status == 413)
+		out->oversize = 1;
 }
 
 void
@@ -643,8 +730,7 @@ slack_classify(enum conf_provider_type type, const struct slack_response *resp,
 	struct util_buf msg = { 0 };
 	json_t *body = NULL;
 	const char *api_error = NULL;
-	int ok = -1;            /* -1: no boolean "ok" in a JSON object body */
-	int unexpected = 0;     /* slack-bot 2xx that is not a Web API answer */
+	int ok = -1, unexpected = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (resp->transport_error) {
@@ -654,76 +740,17 @@ slack_classify(enum conf_provider_type type, const struct slack_response *resp,
 			slack_printable(&msg, resp->transport_msg, strlen(resp->transport_msg));
 		else
 			util_buf_puts(&msg, "error");
-		slack_redact(&msg, resp->secrets);
-		slack_set_error(out, &msg);
-		goto out;
-	}
-
-	long st = resp->status;
-	if (resp->body != NULL && resp->body_len > 0) {
-		body = json_loadb(resp->body, resp->body_len, 0, NULL);
-		if (json_is_object(body)) {
-			json_t *j = json_object_get(body, "ok");   /* borrowed */
-			if (json_is_boolean(j))
-				ok = json_is_true(j);
-			j = json_object_get(body, "error");        /* borrowed */
-			if (json_is_string(j) && json_string_length(j) > 0)
-				api_error = json_string_value(j);
-		}
-	}
-
-	if (st >= 200 && st <= 299) {
-		if (type != CONF_PROVIDER_SLACK_BOT || ok == 1) {
-			out->outcome = SLACK_DELIVERED;
-			goto out;
-		}
-		if (ok == 0) {
-			if (api_error == NULL)
-				out->outcome = SLACK_PERMANENT;
-			else if (strcmp(api_error, "ratelimited") == 0)
-				out->outcome = SLACK_RATE_LIMITED;
-			else if (slack_api_transient(api_error))
-				out->outcome = SLACK_TRANSIENT;
-			else
-				out->outcome = SLACK_PERMANENT;
-		} else {
-			/* a proxy's page or a truncated answer: Slack may have posted or not */
-			out->outcome = SLACK_TRANSIENT;
-			unexpected = 1;
-			api_error = NULL;
-		}
-	} else if (st == 429)
-		out->outcome = SLACK_RATE_LIMITED;
-	else if ((st >= 500 && st <= 599) || st == 408)
-		out->outcome = SLACK_TRANSIENT;
-	else
-		out->outcome = SLACK_PERMANENT;
-
-	if (out->outcome == SLACK_RATE_LIMITED)
-		out->retry_after = slack_retry_after_or_default(resp->retry_after, now);
-
-	util_buf_printf(&msg, "HTTP %ld", st);
-	if (api_error != NULL) {
-		util_buf_puts(&msg, " ");
-		slack_printable(&msg, api_error, strlen(api_error));
-		if (out->outcome == SLACK_PERMANENT && slack_oversize_word(api_error,
-		    strlen(api_error)))
-			out->oversize = 1;
 	} else {
-		struct util_buf d = { 0 };
-		if (resp->body != NULL)
-			slack_printable(&d, resp->body, resp->body_len);
+		body = slack_body_fields(resp, &ok, &api_error);
+		out->outcome = slack_http_outcome(type, resp->status, ok, api_error, &unexpected);
+		if (out->outcome == SLACK_DELIVERED)
+			goto out;
 		if (unexpected)
-			util_buf_printf(&msg, " unexpected response: %s",
-			    d.len > 0 ? d.data : "(empty body)");
-		else if (d.len > 0)
-			util_buf_printf(&msg, " %s", d.data);
-		if (out->outcome == SLACK_PERMANENT && d.len > 0 && slack_oversize_word(d.data, d.len))
-			out->oversize = 1;
-		util_buf_free(&d);
+			api_error = NULL;
+		if (out->outcome == SLACK_RATE_LIMITED)
+			out->retry_after = slack_retry_after_or_default(resp->retry_after, now);
+		slack_http_error(&msg, resp, api_error, unexpected, out);
 	}
-	if (out->outcome == SLACK_PERMANENT && st == 413)
-		out->oversize = 1;
 	slack_redact(&msg, resp->secrets);
 	slack_set_error(out, &msg);
 out:
@@ -888,6 +915,10 @@ slack_clock(struct slack_cursor *c, struct tm *tm)
  *   RFC 850      "Sunday, 06-Nov-94 08:49:37 GMT"   (yy < 70 -> 20yy)
  *   asctime      "Sun Nov  6 08:49:37 1994"
  * Returns 0 and *t, or -1. Impossible dates (Feb 30, 25:00) are rejected.
+ * Not curl_getdate(): it accepts what the Retry-After table of test_slack.c
+ * rejects (8 of its 29 dates): no zone or "UTC", text after the date, a
+ * one-digit day or hour, an unpadded asctime day, a long weekday before an
+ * IMF-fixdate, and Feb 31 (as Mar 3).
  */
 static int
 slack_http_date(const char *s, size_t n, time_t *t)
@@ -947,7 +978,7 @@ slack_http_date(const char *s, size_t n, time_t *t)
 	return 0;
 }
 
-double
+UNITTEST double
 slack_parse_retry_after(const char *value, time_t now)
 {
 	const char *s = value;
@@ -980,3 +1011,18 @@ slack_parse_retry_after(const char *value, time_t now)
 	double d = difftime(t, now);
 	return d > 0 ? d : 0;
 }
+
+#ifdef FLUXRELAY_UNITTEST
+char *
+slack_escape(const char *s)
+{
+	struct util_buf b = { 0 };
+
+	if (s == NULL)
+		return NULL;
+	slack_text(&b, s, strlen(s), SIZE_MAX, SLACK_CUT_NONE, 1);
+	if (b.data == NULL)
+		return util_strdup("");
+	return b.data;
+}
+#endif

@@ -72,12 +72,6 @@ json_t *slack_render(const struct conf_provider *p, const char *channel,
 char *slack_render_string(const struct conf_provider *p, const char *channel,
     const struct slack_item *items, size_t n);
 
-/*
- * Escape &, <, > for Slack as &amp; &lt; &gt;; invalid UTF-8 bytes become
- * U+FFFD. Caller frees; NULL in, NULL out.
- */
-char *slack_escape(const char *s);
-
 enum slack_outcome {
 	SLACK_DELIVERED,
 	SLACK_RATE_LIMITED,   /* wait retry_after, attempt not counted */
@@ -130,11 +124,19 @@ void slack_classify(enum conf_provider_type type, const struct slack_response *r
 char **slack_secrets(const struct conf_provider *p);
 void slack_secrets_free(char **secrets);
 
+#ifdef FLUXRELAY_UNITTEST
+/*
+ * Escape &, <, > for Slack as &amp; &lt; &gt;; invalid UTF-8 bytes become
+ * U+FFFD, as in every rendered text. Caller frees; NULL in, NULL out.
+ */
+char *slack_escape(const char *s);
+
 /*
  * Parse Retry-After: delta-seconds (digits only; saturating at 2^31-1) or an
  * HTTP-date (IMF-fixdate, RFC 850 or asctime form). Returns seconds from now,
  * 0 for a date in the past, -1 when NULL or invalid.
  */
 double slack_parse_retry_after(const char *value, time_t now);
+#endif
 
 #endif

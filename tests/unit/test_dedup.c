@@ -1,10 +1,11 @@
 /*
  * Unit tests for dedup: which events share a key (table of equal / unequal
  * pairs, with and without duration normalization), a known-answer key, the
- * duration normalization table, and the window index (fixed window, expiry,
- * replacement, 100k+ entries, structured keys).
+ * duration normalization table, and the window decision on a queue in a
+ * temporary directory (fixed window, replacement, transactions, pruning).
  */
 #include <check.h>
+#include <ftw.h>
 #include <gnutls/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "dedup.h"
 #include "event.h"
+#include "queue.h"
 #include "util.h"
 
 static struct event *
@@ -268,7 +270,41 @@ START_TEST(test_dedup_key_long_message)
 }
 END_TEST
 
-/* ---- index -------------------------------------------------------------- */
+/* ---- window ------------------------------------------------------------- */
+
+/* The run's root (made and removed by main) and this test's directory. */
+static char t_root[] = "/tmp/test_dedup.XXXXXX";
+static char t_dir[sizeof(t_root) + 8];
+
+static int
+t_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static void
+t_setup(void)
+{
+	snprintf(t_dir, sizeof(t_dir), "%s/XXXXXX", t_root);
+	ck_assert_ptr_nonnull(mkdtemp(t_dir));
+}
+
+static void
+t_teardown(void)
+{
+	nftw(t_dir, t_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct queue *
+t_open(void)
+{
+	char err[512];
+	struct queue *q = queue_open(t_dir, false, err, sizeof(err));
+
+	ck_assert_msg(q != NULL, "open: %s", err);
+	return q;
+}
 
 static void
 mkkey(unsigned char key[DEDUP_KEY_LEN], unsigned n)
@@ -281,149 +317,113 @@ mkkey(unsigned char key[DEDUP_KEY_LEN], unsigned n)
 	key[DEDUP_KEY_LEN - 1] = (unsigned char)n;
 }
 
-START_TEST(test_dedup_index_window)
+/* Record key as first seen at t (a transaction of its own). */
+static void
+t_record(struct queue *q, unsigned n, double t, const char *id)
 {
-	struct dedup_index *ix = dedup_index_new();
-	unsigned char k1[DEDUP_KEY_LEN], k2[DEDUP_KEY_LEN];
-	char id[33];
+	unsigned char k[DEDUP_KEY_LEN];
 
-	mkkey(k1, 1);
-	mkkey(k2, 2);
-	ck_assert_uint_eq(dedup_index_size(ix), 0);
-	ck_assert_int_eq(dedup_index_check(ix, k1, 1000, 300, id), 0);
-	dedup_index_put(ix, k1, 1000, "0123456789abcdef0123456789abcdef");
-	ck_assert_uint_eq(dedup_index_size(ix), 1);
+	mkkey(k, n);
+	ck_assert_int_eq(queue_begin(q), 0);
+	ck_assert_int_eq(dedup_record(q, k, 300, t, id), 0);
+	ck_assert_int_eq(queue_commit(q), 0);
+}
+
+/* dedup_admit of key n at now with window; the id when a duplicate, else "". */
+static enum dedup_verdict
+t_admit(struct queue *q, unsigned n, double now, double window, char id[QUEUE_EVENT_ID_SIZE])
+{
+	unsigned char k[DEDUP_KEY_LEN];
+
+	mkkey(k, n);
+	strcpy(id, "");
+	return dedup_admit(q, k, window, now, id);
+}
+
+START_TEST(test_dedup_window)
+{
+	struct queue *q = t_open();
+	char id[QUEUE_EVENT_ID_SIZE];
+
+	ck_assert_int_eq(t_admit(q, 1, 1000, 300, id), DEDUP_NEW);
+	t_record(q, 1, 1000, "0123456789abcdef0123456789abcdef");
 
 	/* inside the window: duplicate, with the first event's id */
-	memset(id, 'x', sizeof(id));
-	ck_assert_int_eq(dedup_index_check(ix, k1, 1000, 300, id), 1);
+	ck_assert_int_eq(t_admit(q, 1, 1000, 300, id), DEDUP_DUPLICATE);
 	ck_assert_str_eq(id, "0123456789abcdef0123456789abcdef");
-	ck_assert_int_eq(dedup_index_check(ix, k1, 1299.9, 300, id), 1);
-	ck_assert_int_eq(dedup_index_check(ix, k1, 1299.9, 300, NULL), 1);
+	ck_assert_int_eq(t_admit(q, 1, 1299.9, 300, id), DEDUP_DUPLICATE);
 	/* the window is fixed from the first sighting: checks do not extend it */
-	ck_assert_int_eq(dedup_index_check(ix, k1, 1300, 300, id), 0);
-	ck_assert_int_eq(dedup_index_check(ix, k1, 5000, 300, id), 0);
-	/* other keys are unaffected; window 0 never reports duplicates */
-	ck_assert_int_eq(dedup_index_check(ix, k2, 1000, 300, id), 0);
-	ck_assert_int_eq(dedup_index_check(ix, k1, 1000, 0, id), 0);
-
-	/* a new first sighting after expiry replaces the entry */
-	dedup_index_put(ix, k1, 1400, "ffffffffffffffffffffffffffffffff");
-	ck_assert_uint_eq(dedup_index_size(ix), 1);
-	ck_assert_int_eq(dedup_index_check(ix, k1, 1500, 300, id), 1);
-	ck_assert_str_eq(id, "ffffffffffffffffffffffffffffffff");
-	ck_assert_int_eq(dedup_index_check(ix, k1, 1700, 300, id), 0);
-
-	/* ids are truncated to 32 characters; NULL is an empty id */
-	dedup_index_put(ix, k2, 1400, "0123456789abcdef0123456789abcdefEXTRA");
-	ck_assert_int_eq(dedup_index_check(ix, k2, 1400, 300, id), 1);
-	ck_assert_str_eq(id, "0123456789abcdef0123456789abcdef");
-	dedup_index_put(ix, k2, 1400, NULL);
-	ck_assert_int_eq(dedup_index_check(ix, k2, 1400, 300, id), 1);
+	ck_assert_int_eq(t_admit(q, 1, 1300, 300, id), DEDUP_NEW);
 	ck_assert_str_eq(id, "");
-	dedup_index_free(ix);
-	dedup_index_free(NULL);
+	ck_assert_int_eq(t_admit(q, 1, 5000, 300, id), DEDUP_NEW);
+	/* other keys are unaffected; window 0 never reports duplicates */
+	ck_assert_int_eq(t_admit(q, 2, 1000, 300, id), DEDUP_NEW);
+	ck_assert_int_eq(t_admit(q, 1, 1000, 0, id), DEDUP_NEW);
+
+	/* a new first sighting after expiry replaces the old one */
+	t_record(q, 1, 1400, "ffffffffffffffffffffffffffffffff");
+	ck_assert_int_eq(t_admit(q, 1, 1500, 300, id), DEDUP_DUPLICATE);
+	ck_assert_str_eq(id, "ffffffffffffffffffffffffffffffff");
+	ck_assert_int_eq(t_admit(q, 1, 1700, 300, id), DEDUP_NEW);
+
+	/* window 0 records nothing */
+	unsigned char k[DEDUP_KEY_LEN];
+	mkkey(k, 3);
+	ck_assert_int_eq(dedup_record(q, k, 0, 1000, "x"), 0);
+	ck_assert_int_eq(t_admit(q, 3, 1000, 300, id), DEDUP_NEW);
+	queue_close(q);
 }
 END_TEST
 
-START_TEST(test_dedup_index_expire)
+/* A sighting counts in its own transaction at once, and not after a rollback. */
+START_TEST(test_dedup_transaction)
 {
-	struct dedup_index *ix = dedup_index_new();
+	struct queue *q = t_open();
 	unsigned char k[DEDUP_KEY_LEN];
-	char id[33];
+	char id[QUEUE_EVENT_ID_SIZE];
 
-	/* first_seen 100, 110, ..., 190, put out of order */
+	mkkey(k, 7);
+	ck_assert_int_eq(queue_begin(q), 0);
+	ck_assert_int_eq(dedup_record(q, k, 300, 1000, "seven"), 0);
+	ck_assert_int_eq(t_admit(q, 7, 1001, 300, id), DEDUP_DUPLICATE);
+	ck_assert_str_eq(id, "seven");
+	queue_rollback(q);
+	ck_assert_int_eq(t_admit(q, 7, 1001, 300, id), DEDUP_NEW);
+
+	/* and it survives reopening once committed */
+	t_record(q, 7, 1000, "seven");
+	queue_close(q);
+	q = t_open();
+	ck_assert_int_eq(t_admit(q, 7, 1001, 300, id), DEDUP_DUPLICATE);
+	ck_assert_str_eq(id, "seven");
+	queue_close(q);
+}
+END_TEST
+
+START_TEST(test_dedup_prune)
+{
+	struct queue *q = t_open();
+	char id[QUEUE_EVENT_ID_SIZE];
+
+	/* first_seen 100, 110, ..., 190, recorded out of order */
 	for (unsigned i = 0; i < 10; i++) {
 		unsigned n = (i * 7) % 10;
-		mkkey(k, n);
-		dedup_index_put(ix, k, 100 + 10 * n, "id");
+		t_record(q, n, 100 + 10 * n, "id");
 	}
-	ck_assert_uint_eq(dedup_index_size(ix), 10);
-	dedup_index_expire(ix, 150, 100);          /* nothing is 100 s old */
-	ck_assert_uint_eq(dedup_index_size(ix), 10);
-	dedup_index_expire(ix, 230, 100);          /* drops 100..130 (age >= 100) */
-	ck_assert_uint_eq(dedup_index_size(ix), 6);
-	for (unsigned n = 0; n < 10; n++) {
-		mkkey(k, n);
-		ck_assert_int_eq(dedup_index_check(ix, k, 230, 1e9, id), n >= 4);
-	}
-	/* replacing an entry moves it in the expiry order */
-	mkkey(k, 5);
-	dedup_index_put(ix, k, 1000, "new");
-	dedup_index_expire(ix, 1099, 100);         /* everything but key 5 */
-	ck_assert_uint_eq(dedup_index_size(ix), 1);
-	ck_assert_int_eq(dedup_index_check(ix, k, 1099, 100, id), 1);
+	ck_assert_int_eq(dedup_prune(q, 150, 100), 0);     /* nothing is 100 s old */
+	for (unsigned n = 0; n < 10; n++)
+		ck_assert_int_eq(t_admit(q, n, 150, 1e9, id), DEDUP_DUPLICATE);
+	ck_assert_int_eq(dedup_prune(q, 235, 100), 0);     /* drops 100..130 */
+	for (unsigned n = 0; n < 10; n++)
+		ck_assert_int_eq(t_admit(q, n, 235, 1e9, id),
+		    n >= 4 ? DEDUP_DUPLICATE : DEDUP_NEW);
+	/* a replaced sighting is pruned by its new time */
+	t_record(q, 5, 1000, "new");
+	ck_assert_int_eq(dedup_prune(q, 1099, 100), 0);    /* everything but key 5 */
+	ck_assert_int_eq(t_admit(q, 5, 1099, 1e9, id), DEDUP_DUPLICATE);
 	ck_assert_str_eq(id, "new");
-	/* replacing with an older time (e.g. loading saved keys) moves it forward */
-	mkkey(k, 6);
-	dedup_index_put(ix, k, 1050, "six");
-	mkkey(k, 7);
-	dedup_index_put(ix, k, 1060, "seven");
-	dedup_index_put(ix, k, 900, "seven-older");
-	dedup_index_expire(ix, 1001, 100);         /* drops exactly 7 (at 900) */
-	ck_assert_uint_eq(dedup_index_size(ix), 2);
-	ck_assert_int_eq(dedup_index_check(ix, k, 1001, 1e9, id), 0);
-	mkkey(k, 6);
-	ck_assert_int_eq(dedup_index_check(ix, k, 1001, 1e9, id), 1);
-	dedup_index_expire(ix, 1150, 100);         /* drops 5 (1000) and 6 (1050) */
-	ck_assert_uint_eq(dedup_index_size(ix), 0);
-	mkkey(k, 5);
-	dedup_index_put(ix, k, 1000, "new");
-	/* freed slots are reused */
-	for (unsigned n = 100; n < 200; n++) {
-		mkkey(k, n);
-		dedup_index_put(ix, k, 2000, "again");
-	}
-	ck_assert_uint_eq(dedup_index_size(ix), 101);
-	dedup_index_expire(ix, 1e9, 1);
-	ck_assert_uint_eq(dedup_index_size(ix), 0);
-	mkkey(k, 150);
-	ck_assert_int_eq(dedup_index_check(ix, k, 2000, 300, id), 0);
-	dedup_index_free(ix);
-}
-END_TEST
-
-/* 200k entries, structured keys, incremental expiry: must stay fast (the
- * test timeout bounds it) and exact. */
-START_TEST(test_dedup_index_many)
-{
-	const unsigned n = 200000;
-	struct dedup_index *ix = dedup_index_new();
-	unsigned char k[DEDUP_KEY_LEN];
-	char id[33], want[33];
-
-	for (unsigned i = 0; i < n; i++) {
-		mkkey(k, i);
-		snprintf(want, sizeof(want), "%032u", i);
-		/* one event per second (integral: exact), expiring as we go as
-		 * the writer thread would */
-		dedup_index_expire(ix, i, 60000);
-		ck_assert_int_eq(dedup_index_check(ix, k, i, 60000, id), 0);
-		dedup_index_put(ix, k, i, want);
-	}
-	/* a 60000 s window keeps the last 60,000 */
-	ck_assert_uint_eq(dedup_index_size(ix), 60000);
-	for (unsigned i = 0; i < n; i++) {
-		mkkey(k, i);
-		int dup = dedup_index_check(ix, k, n - 1, 60000, id);
-		ck_assert_int_eq(dup, i >= n - 60000);
-		if (dup) {
-			snprintf(want, sizeof(want), "%032u", i);
-			ck_assert_str_eq(id, want);
-		}
-	}
-	dedup_index_free(ix);
-
-	/* and 150k live at once, then a single sweep */
-	ix = dedup_index_new();
-	for (unsigned i = 0; i < 150000; i++) {
-		mkkey(k, i * 2654435761u);
-		dedup_index_put(ix, k, (double)(i % 1000), "x");
-	}
-	ck_assert_uint_eq(dedup_index_size(ix), 150000);
-	dedup_index_expire(ix, 1000, 500);         /* first_seen <= 500 goes */
-	ck_assert_uint_eq(dedup_index_size(ix), 150000 / 1000 * 499);
-	dedup_index_free(ix);
+	ck_assert_int_eq(t_admit(q, 6, 1099, 1e9, id), DEDUP_NEW);
+	queue_close(q);
 }
 END_TEST
 
@@ -441,9 +441,13 @@ dedup_suite(void)
 	    sizeof(key_cases) / sizeof(key_cases[0]));
 	tcase_add_test(tc, test_dedup_key_format);
 	tcase_add_test(tc, test_dedup_key_long_message);
-	tcase_add_test(tc, test_dedup_index_window);
-	tcase_add_test(tc, test_dedup_index_expire);
-	tcase_add_test(tc, test_dedup_index_many);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("window");
+	tcase_add_checked_fixture(tc, t_setup, t_teardown);
+	tcase_add_test(tc, test_dedup_window);
+	tcase_add_test(tc, test_dedup_transaction);
+	tcase_add_test(tc, test_dedup_prune);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -454,8 +458,11 @@ main(void)
 	SRunner *sr = srunner_create(dedup_suite());
 	int failed;
 
+	if (mkdtemp(t_root) == NULL)
+		return 99;
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	nftw(t_root, t_rm, 16, FTW_DEPTH | FTW_PHYS);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

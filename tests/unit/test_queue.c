@@ -786,6 +786,18 @@ test_get_row(struct queue *q, enum queue_state state, int64_t id, struct queue_r
 	return found;
 }
 
+/* Record the same outcome for every row of ids (queue_record). */
+static void
+test_record(struct queue *q, enum queue_outcome_kind kind, const int64_t *ids, size_t n,
+    int attempts, double next_attempt_at, const char *error)
+{
+	struct queue_outcome *o = util_calloc(n ? n : 1, sizeof(*o));
+	for (size_t i = 0; i < n; i++)
+		o[i] = (struct queue_outcome){ ids[i], kind, attempts, next_attempt_at, error };
+	ck_assert_msg(queue_record(q, o, n) == 0, "%s", queue_errmsg(q));
+	free(o);
+}
+
 START_TEST(t_targets_and_head_order)
 {
 	char ids[TEST_NEVENTS][33];
@@ -829,28 +841,27 @@ START_TEST(t_targets_and_head_order)
 }
 END_TEST
 
-START_TEST(t_ack_defer_kill)
+START_TEST(t_ack_defer_dead)
 {
 	char ids[TEST_NEVENTS][33];
 	test_fill(ids);
 	struct queue *q = test_open();
 	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 8);
 
-	/* ack removes the rows (e0 and e2 on slack). */
+	/* ACK removes the rows (e0 and e2 on slack). */
 	int64_t ack[2] = { test_row_id(q, ids[0], "slack"), test_row_id(q, ids[2], "slack") };
-	ck_assert_int_eq(queue_ack(q, ack, 2), 0);
+	test_record(q, QUEUE_OUTCOME_ACK, ack, 2, 0, 0, NULL);
 	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 6);
 	char *got = test_head_names(q, "slack", "", 10, ids);
 	ck_assert_str_eq(got, "e4");
 	free(got);
-	ck_assert_int_eq(queue_ack(q, NULL, 0), 0);
 
-	/* defer: attempts and error, then a rate-limit defer keeps both. */
+	/* DEFER: attempts and error, then a rate-limit defer keeps the error. */
 	int64_t e4 = test_row_id(q, ids[4], "slack");
 	double later = util_now() + 100;
-	ck_assert_int_eq(queue_defer(q, &e4, 1, 1, later, "HTTP 500"), 0);
-	ck_assert_int_eq(queue_defer(q, &e4, 1, 1, later, "HTTP 503"), 0);
-	ck_assert_int_eq(queue_defer(q, &e4, 1, 0, later + 5, NULL), 0);
+	test_record(q, QUEUE_OUTCOME_DEFER, &e4, 1, 1, later, "HTTP 500");
+	test_record(q, QUEUE_OUTCOME_DEFER, &e4, 1, 2, later, "HTTP 503");
+	test_record(q, QUEUE_OUTCOME_DEFER, &e4, 1, 2, later + 5, NULL);
 	struct queue_row r;
 	ck_assert(test_get_row(q, QUEUE_PENDING, e4, &r));
 	ck_assert_int_eq(r.attempts, 2);
@@ -859,9 +870,9 @@ START_TEST(t_ack_defer_kill)
 	queue_row_clear(&r);
 	queue_row_clear(NULL);
 
-	/* kill: dead with the error; the target no longer holds it. */
+	/* DEAD: dead with the error; the target no longer holds it. */
 	int64_t e1bot = test_row_id(q, ids[1], "bot");
-	ck_assert_int_eq(queue_kill(q, &e1bot, 1, "HTTP 404 channel_not_found"), 0);
+	test_record(q, QUEUE_OUTCOME_DEAD, &e1bot, 1, 0, 0, "HTTP 404 channel_not_found");
 	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 5);
 	ck_assert_int_eq(queue_count(q, QUEUE_DEAD), 1);
 	got = test_head_names(q, "bot", "", 10, ids);
@@ -871,30 +882,13 @@ START_TEST(t_ack_defer_kill)
 	ck_assert_str_eq(r.last_error, "HTTP 404 channel_not_found");
 	ck_assert_int_eq(r.state, QUEUE_DEAD);
 	queue_row_clear(&r);
-	/* Deferring or killing a dead row changes nothing. */
-	ck_assert_int_eq(queue_kill(q, &e1bot, 1, "other"), 0);
-	ck_assert_int_eq(queue_defer(q, &e1bot, 1, 1, later, "other"), 0);
+	/* Deferring or dead-lettering a dead row changes nothing. */
+	test_record(q, QUEUE_OUTCOME_DEAD, &e1bot, 1, 3, 0, "other");
+	test_record(q, QUEUE_OUTCOME_DEFER, &e1bot, 1, 1, later, "other");
 	ck_assert(test_get_row(q, QUEUE_DEAD, e1bot, &r));
 	ck_assert_str_eq(r.last_error, "HTTP 404 channel_not_found");
 	ck_assert_int_eq(r.attempts, 0);
 	queue_row_clear(&r);
-
-	/* kill_missing_providers: "bot" was removed from the config. */
-	const char *const names[] = { "slack", "console" };
-	int64_t killed = -1;
-	ck_assert_int_eq(queue_kill_missing_providers(q, names, 2, &killed), 0);
-	ck_assert_int_eq(killed, 2);
-	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 3);
-	ck_assert_int_eq(queue_count(q, QUEUE_DEAD), 3);
-	ck_assert(test_get_row(q, QUEUE_DEAD, test_row_id(q, ids[5], "bot"), &r));
-	ck_assert_str_eq(r.last_error, "provider removed");
-	queue_row_clear(&r);
-	ck_assert_int_eq(queue_kill_missing_providers(q, names, 2, &killed), 0);
-	ck_assert_int_eq(killed, 0);
-	/* No names at all: everything pending goes. */
-	ck_assert_int_eq(queue_kill_missing_providers(q, NULL, 0, &killed), 0);
-	ck_assert_int_eq(killed, 3);
-	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 0);
 	queue_close(q);
 }
 END_TEST
@@ -922,7 +916,7 @@ START_TEST(t_count_by_provider)
 	test_fill(ids);
 	struct queue *q = test_open();
 	int64_t e5 = test_row_id(q, ids[5], "bot");
-	ck_assert_int_eq(queue_kill(q, &e5, 1, "HTTP 410 channel_is_archived"), 0);
+	test_record(q, QUEUE_OUTCOME_DEAD, &e5, 1, 0, 0, "HTTP 410 channel_is_archived");
 	struct test_counts c = {0};
 	ck_assert_int_eq(queue_count_by_provider(q, test_count_cb, &c), 0);
 	ck_assert_int_eq(c.n, 2);
@@ -945,8 +939,8 @@ START_TEST(t_list_retry_purge)
 		test_row_id(q, ids[0], "slack"), test_row_id(q, ids[1], "bot"),
 		test_row_id(q, ids[3], "bot"), test_row_id(q, ids[5], "bot"),
 	};
-	ck_assert_int_eq(queue_defer(q, &dead[1], 1, 1, util_now() + 1000, "HTTP 500"), 0);
-	ck_assert_int_eq(queue_kill(q, dead, 4, "HTTP 403 action_prohibited"), 0);
+	test_record(q, QUEUE_OUTCOME_DEFER, &dead[1], 1, 1, util_now() + 1000, "HTTP 500");
+	test_record(q, QUEUE_OUTCOME_DEAD, dead, 4, 1, 0, "HTTP 403 action_prohibited");
 
 	struct queue_row *rows = NULL;
 	size_t n = 0;
@@ -989,7 +983,7 @@ START_TEST(t_list_retry_purge)
 	ck_assert_int_eq(changed, 0);
 
 	/* purge by id only deletes dead rows. */
-	ck_assert_int_eq(queue_kill(q, dead, 3, "HTTP 404 no_service"), 0);
+	test_record(q, QUEUE_OUTCOME_DEAD, dead, 3, 0, 0, "HTTP 404 no_service");
 	int64_t purge[2] = { dead[0], pend };
 	ck_assert_int_eq(queue_purge(q, purge, 2, &changed), 0);
 	ck_assert_int_eq(changed, 1);
@@ -1056,9 +1050,8 @@ START_TEST(t_second_connection_beside_writer)
 		for (size_t i = 0; i < n; i++)
 			idv[i] = rows[i].id;
 		if (n > 1)
-			ck_assert_msg(queue_defer(q, idv + n / 2, n - n / 2, 1, 0, "HTTP 500") == 0,
-			    "%s", queue_errmsg(q));
-		ck_assert_msg(queue_ack(q, idv, n) == 0, "%s", queue_errmsg(q));
+			test_record(q, QUEUE_OUTCOME_DEFER, idv + n / 2, n - n / 2, 1, 0, "HTTP 500");
+		test_record(q, QUEUE_OUTCOME_ACK, idv, n, 0, 0, NULL);
 		acked += (int64_t)n;
 		queue_rows_free(rows, n);
 		free(idv);
@@ -1094,7 +1087,7 @@ START_TEST(t_record_outcomes)
 	struct queue_outcome o[] = {
 		{ e0, QUEUE_OUTCOME_ACK, 0, 0, NULL },
 		{ e2, QUEUE_OUTCOME_DEFER, 3, later, "HTTP 500 rollup_error" },
-		{ e4, QUEUE_OUTCOME_KILL, 7, 0, "HTTP 404 channel_not_found" },
+		{ e4, QUEUE_OUTCOME_DEAD, 7, 0, "HTTP 404 channel_not_found" },
 	};
 	double before = util_now();
 	ck_assert_int_eq(queue_record(q, o, 3), 0);
@@ -1119,8 +1112,8 @@ START_TEST(t_record_outcomes)
 	struct queue_outcome again[] = {
 		{ e2, QUEUE_OUTCOME_DEFER, 4, later + 5, NULL },
 		{ e4, QUEUE_OUTCOME_DEFER, 9, 0, "other" },
-		{ e4, QUEUE_OUTCOME_KILL, 9, 0, "other" },
-		{ e5, QUEUE_OUTCOME_KILL, 0, 0, NULL },
+		{ e4, QUEUE_OUTCOME_DEAD, 9, 0, "other" },
+		{ e5, QUEUE_OUTCOME_DEAD, 0, 0, NULL },
 	};
 	ck_assert_int_eq(queue_record(q, again, 4), 0);
 	ck_assert(test_get_row(q, QUEUE_PENDING, e2, &r));
@@ -1146,7 +1139,7 @@ START_TEST(t_expire_dead)
 	int64_t e0 = test_row_id(q, ids[0], "slack"), e2 = test_row_id(q, ids[2], "slack");
 	int64_t e4 = test_row_id(q, ids[4], "slack");
 	int64_t dead[3] = { e0, e2, e4 };
-	ck_assert_int_eq(queue_kill(q, dead, 3, "HTTP 410 channel_is_archived"), 0);
+	test_record(q, QUEUE_OUTCOME_DEAD, dead, 3, 0, 0, "HTTP 410 channel_is_archived");
 	/* e0 died long ago; e2 is an old dead row without a time of death
 	 * (next_attempt_at 0): it counts from created_at. */
 	double now = util_now();
@@ -1446,7 +1439,7 @@ test_queue_suite(void)
 	tcase_add_checked_fixture(tc, test_setup, test_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, t_targets_and_head_order);
-	tcase_add_test(tc, t_ack_defer_kill);
+	tcase_add_test(tc, t_ack_defer_dead);
 	tcase_add_test(tc, t_count_by_provider);
 	tcase_add_test(tc, t_list_retry_purge);
 	tcase_add_test(tc, t_second_connection_beside_writer);

@@ -1,17 +1,16 @@
 /*
- * cli: `fluxrelay queue list|retry|purge` (SPEC §2), the operator's view of
+ * cli_queue: `fluxrelay queue list|retry|purge` (SPEC §2), the operator's view of
  * the queue. Opens its own SQLite connection with the busy timeout, so it
  * works while the daemon runs. A state directory without queue.db is treated
  * as an empty queue and nothing is created: `list` prints an empty list,
  * `retry`/`purge --all` change nothing. Rows never hold webhook URLs or
- * tokens, so nothing printed here is secret. Main thread only; `cli_match`
- * lives in match.c.
+ * tokens, so nothing printed here is secret. Main thread only.
  *
  * `list` streams: rows are read a page at a time (each page its own short
  * read transaction, so the daemon's WAL checkpoints are never held back) and
- * printed as they come, so memory does not grow with the queue (600,000 dead
- * letters are a few megabytes of output buffers, not gigabytes). The table
- * reads the rows twice: once for the column widths, once to print.
+ * printed as they come, so memory does not grow with the queue
+ * (bench/README.md, "Faults"). The table reads the rows twice: once for the
+ * column widths, once to print.
  *
  * Exit status: 0 done; 1 runtime failure, or some ID was not a dead letter
  * (the others are still processed); 2 usage error.
@@ -31,11 +30,11 @@
 #include "queue.h"
 #include "util.h"
 
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAIL 1
-#define CLI_EXIT_USAGE 2
+#define CLI_QUEUE_EXIT_OK 0
+#define CLI_QUEUE_EXIT_FAIL 1
+#define CLI_QUEUE_EXIT_USAGE 2
 /* Rows read per page by `list`. */
-#define CLI_PAGE 500
+#define CLI_QUEUE_PAGE 500
 
 static const char cli_queue_usage_text[] =
 	"usage: fluxrelay queue [-c FILE] [-s DIR] list [--dead] [--json]\n"
@@ -55,7 +54,7 @@ cli_queue_usage(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	fputs(cli_queue_usage_text, stderr);
-	return CLI_EXIT_USAGE;
+	return CLI_QUEUE_EXIT_USAGE;
 }
 
 /* 1 when STATE_DIR/queue.db exists, 0 when not, -1 (message printed) on error. */
@@ -94,7 +93,7 @@ cli_queue_flush(int rc)
 {
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "fluxrelay: queue: cannot write output: %s\n", strerror(errno));
-		return CLI_EXIT_FAIL;
+		return CLI_QUEUE_EXIT_FAIL;
 	}
 	return rc;
 }
@@ -188,38 +187,38 @@ cli_queue_width(const char *s)
 }
 
 enum {
-	CLI_COL_ID, CLI_COL_EVENT, CLI_COL_OBJECT, CLI_COL_PROVIDER, CLI_COL_CHANNEL,
-	CLI_COL_ALERTS, CLI_COL_ATTEMPTS, CLI_COL_AGE, CLI_COL_NEXT, CLI_COL_ERROR, CLI_NCOLS
+	CLI_QUEUE_COL_ID, CLI_QUEUE_COL_EVENT, CLI_QUEUE_COL_OBJECT, CLI_QUEUE_COL_PROVIDER, CLI_QUEUE_COL_CHANNEL,
+	CLI_QUEUE_COL_ALERTS, CLI_QUEUE_COL_ATTEMPTS, CLI_QUEUE_COL_AGE, CLI_QUEUE_COL_NEXT, CLI_QUEUE_COL_ERROR, CLI_QUEUE_NCOLS
 };
 
-static const char *const cli_queue_headers[CLI_NCOLS] = {
+static const char *const cli_queue_headers[CLI_QUEUE_NCOLS] = {
 	"ID", "EVENT", "OBJECT", "PROVIDER", "CHANNEL", "ALERTS", "ATTEMPTS", "AGE",
 	"NEXT ATTEMPT", "LAST ERROR",
 };
 
-/* The cells of one row (CLI_NCOLS new strings). */
+/* The cells of one row (CLI_QUEUE_NCOLS new strings). */
 static void
 cli_queue_row_cells(const struct queue_row *r, double now, char **row)
 {
 	struct cli_queue_event e;
 	cli_queue_event_parse(r, &e);
 	char *obj = cli_queue_object(&e);
-	row[CLI_COL_ID] = util_printf("%" PRId64, r->id);
-	row[CLI_COL_EVENT] = cli_queue_cell(r->event_id);
-	row[CLI_COL_OBJECT] = cli_queue_cell(obj);
-	row[CLI_COL_PROVIDER] = cli_queue_cell(r->provider);
-	row[CLI_COL_CHANNEL] = cli_queue_cell(r->channel);
-	row[CLI_COL_ALERTS] = cli_queue_cell(r->alerts);
-	row[CLI_COL_ATTEMPTS] = util_printf("%d", r->attempts);
-	row[CLI_COL_AGE] = cli_queue_duration(now - r->created_at);
+	row[CLI_QUEUE_COL_ID] = util_printf("%" PRId64, r->id);
+	row[CLI_QUEUE_COL_EVENT] = cli_queue_cell(r->event_id);
+	row[CLI_QUEUE_COL_OBJECT] = cli_queue_cell(obj);
+	row[CLI_QUEUE_COL_PROVIDER] = cli_queue_cell(r->provider);
+	row[CLI_QUEUE_COL_CHANNEL] = cli_queue_cell(r->channel);
+	row[CLI_QUEUE_COL_ALERTS] = cli_queue_cell(r->alerts);
+	row[CLI_QUEUE_COL_ATTEMPTS] = util_printf("%d", r->attempts);
+	row[CLI_QUEUE_COL_AGE] = cli_queue_duration(now - r->created_at);
 	if (r->next_attempt_at <= now) {
-		row[CLI_COL_NEXT] = util_strdup("now");
+		row[CLI_QUEUE_COL_NEXT] = util_strdup("now");
 	} else {
 		char *d = cli_queue_duration(r->next_attempt_at - now + 0.999);
-		row[CLI_COL_NEXT] = util_printf("in %s", d);
+		row[CLI_QUEUE_COL_NEXT] = util_printf("in %s", d);
 		free(d);
 	}
-	row[CLI_COL_ERROR] = cli_queue_cell(r->last_error);
+	row[CLI_QUEUE_COL_ERROR] = cli_queue_cell(r->last_error);
 	free(obj);
 	json_decref(e.root);
 }
@@ -227,7 +226,7 @@ cli_queue_row_cells(const struct queue_row *r, double now, char **row)
 static void
 cli_queue_cells_free(char **row)
 {
-	for (int c = 0; c < CLI_NCOLS; c++) {
+	for (int c = 0; c < CLI_QUEUE_NCOLS; c++) {
 		free(row[c]);
 		row[c] = NULL;
 	}
@@ -237,15 +236,15 @@ cli_queue_cells_free(char **row)
 static void
 cli_queue_print_line(char *const *row, const size_t *width, enum queue_state state)
 {
-	for (int c = 0; c < CLI_NCOLS; c++) {
-		if (c == CLI_COL_NEXT && state == QUEUE_DEAD)
+	for (int c = 0; c < CLI_QUEUE_NCOLS; c++) {
+		if (c == CLI_QUEUE_COL_NEXT && state == QUEUE_DEAD)
 			continue;
 		const char *s = row[c];
-		if (c == CLI_COL_ERROR) {
+		if (c == CLI_QUEUE_COL_ERROR) {
 			fputs(s, stdout);
 			break;
 		}
-		bool right = c == CLI_COL_ID || c == CLI_COL_ATTEMPTS;
+		bool right = c == CLI_QUEUE_COL_ID || c == CLI_QUEUE_COL_ATTEMPTS;
 		size_t w = cli_queue_width(s);
 		size_t pad = width[c] > w ? width[c] - w : 0;
 		if (right)
@@ -267,7 +266,7 @@ cli_queue_each(struct queue *q, enum queue_state state, cli_queue_row_fn fn, voi
 	for (;;) {
 		struct queue_row *rows = NULL;
 		size_t n = 0;
-		if (queue_list_page(q, state, after, CLI_PAGE, &rows, &n) < 0) {
+		if (queue_list_page(q, state, after, CLI_QUEUE_PAGE, &rows, &n) < 0) {
 			fprintf(stderr, "fluxrelay: queue: list: %s\n", queue_errmsg(q));
 			return -1;
 		}
@@ -279,13 +278,13 @@ cli_queue_each(struct queue *q, enum queue_state state, cli_queue_row_fn fn, voi
 		queue_rows_free(rows, n);
 		if (rc != 0)
 			return -1;
-		if (n < CLI_PAGE)
+		if (n < CLI_QUEUE_PAGE)
 			return 0;
 	}
 }
 
 struct cli_queue_table {
-	size_t width[CLI_NCOLS];
+	size_t width[CLI_QUEUE_NCOLS];
 	size_t rows;
 	double now;
 	enum queue_state state;
@@ -295,9 +294,9 @@ static int
 cli_queue_measure_row(const struct queue_row *r, void *arg)
 {
 	struct cli_queue_table *t = arg;
-	char *row[CLI_NCOLS];
+	char *row[CLI_QUEUE_NCOLS];
 	cli_queue_row_cells(r, t->now, row);
-	for (int c = 0; c < CLI_NCOLS; c++) {
+	for (int c = 0; c < CLI_QUEUE_NCOLS; c++) {
 		size_t w = cli_queue_width(row[c]);
 		if (w > t->width[c])
 			t->width[c] = w;
@@ -311,7 +310,7 @@ static int
 cli_queue_print_row(const struct queue_row *r, void *arg)
 {
 	struct cli_queue_table *t = arg;
-	char *row[CLI_NCOLS];
+	char *row[CLI_QUEUE_NCOLS];
 	cli_queue_row_cells(r, t->now, row);
 	cli_queue_print_line(row, t->width, t->state);
 	cli_queue_cells_free(row);
@@ -323,7 +322,7 @@ static int
 cli_queue_print_table(struct queue *q, enum queue_state state)
 {
 	struct cli_queue_table t = { .now = util_now(), .state = state };
-	for (int c = 0; c < CLI_NCOLS; c++)
+	for (int c = 0; c < CLI_QUEUE_NCOLS; c++)
 		t.width[c] = cli_queue_width(cli_queue_headers[c]);
 	if (q != NULL && cli_queue_each(q, state, cli_queue_measure_row, &t) < 0)
 		return -1;
@@ -456,15 +455,15 @@ cli_queue_list(const struct conf *c, int argc, char **argv)
 	struct queue *q = NULL;
 	int exists = cli_queue_db_exists(c->state_dir);
 	if (exists < 0)
-		return CLI_EXIT_FAIL;
+		return CLI_QUEUE_EXIT_FAIL;
 	if (exists) {
 		q = cli_queue_open(c);
 		if (q == NULL)
-			return CLI_EXIT_FAIL;
+			return CLI_QUEUE_EXIT_FAIL;
 	}
 	int rc = as_json ? cli_queue_print_json(q, state) : cli_queue_print_table(q, state);
 	queue_close(q);
-	return cli_queue_flush(rc < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK);
+	return cli_queue_flush(rc < 0 ? CLI_QUEUE_EXIT_FAIL : CLI_QUEUE_EXIT_OK);
 }
 
 /* ----------------------------------------------------------- retry, purge */
@@ -484,84 +483,106 @@ cli_queue_parse_id(const char *s, int64_t *id)
 	return 0;
 }
 
-/* retry and purge: the same shape, one verb apart. */
+/*
+ * The arguments of retry and purge: IDs (into ids, *nids) or --all. 0, or
+ * the usage exit status (message printed).
+ */
 static int
-cli_queue_change(const struct conf *c, int argc, char **argv, bool retry)
+cli_queue_change_args(int argc, char **argv, const char *verb, int64_t *ids, size_t *nids,
+    bool *all)
 {
-	const char *verb = retry ? "retry" : "purge";
-	const char *done_verb = retry ? "retried" : "purged";
-	bool all = false, options_done = false;
-	int64_t *ids = util_calloc((size_t)argc, sizeof(*ids));
-	size_t nids = 0;
-	int rc = CLI_EXIT_OK;
-	struct queue *q = NULL;
-	int64_t total = 0;
-
+	bool options_done = false;
+	*nids = 0;
+	*all = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!options_done && strcmp(a, "--") == 0) {
 			options_done = true;
 		} else if (!options_done && strcmp(a, "--all") == 0) {
-			all = true;
+			*all = true;
 		} else if (!options_done && a[0] == '-') {
 			fprintf(stderr, "fluxrelay: queue: %s: unknown option '%s'\n%s", verb, a,
 			    cli_queue_usage_text);
-			rc = CLI_EXIT_USAGE;
-			goto out;
-		} else if (cli_queue_parse_id(a, &ids[nids]) < 0) {
+			return CLI_QUEUE_EXIT_USAGE;
+		} else if (cli_queue_parse_id(a, &ids[*nids]) < 0) {
 			fprintf(stderr, "fluxrelay: queue: %s: invalid ID '%s'\n%s", verb, a,
 			    cli_queue_usage_text);
-			rc = CLI_EXIT_USAGE;
-			goto out;
+			return CLI_QUEUE_EXIT_USAGE;
 		} else {
-			nids++;
+			(*nids)++;
 		}
 	}
-	if (all == (nids > 0)) {
+	if (*all == (*nids > 0)) {
 		fprintf(stderr, "fluxrelay: queue: %s: give either IDs or --all\n%s", verb,
 		    cli_queue_usage_text);
-		rc = CLI_EXIT_USAGE;
-		goto out;
+		return CLI_QUEUE_EXIT_USAGE;
 	}
+	return 0;
+}
 
+/* Retry (or purge) the dead letters ids[0..n), or all of them (ids NULL); 0 / -1. */
+static int
+cli_queue_change_rows(struct queue *q, bool retry, const int64_t *ids, size_t n,
+    int64_t *changed)
+{
+	return retry ? queue_retry(q, ids, n, changed) : queue_purge(q, ids, n, changed);
+}
+
+/*
+ * Change the dead letters ids[0..n), one transaction each so that each is
+ * reported on its own (q NULL: no database, none is a dead letter); *total
+ * gets how many changed. An ID that is not a dead letter is reported and
+ * makes the status CLI_QUEUE_EXIT_FAIL; the others are still changed.
+ */
+static int
+cli_queue_change_ids(struct queue *q, bool retry, const int64_t *ids, size_t n,
+    int64_t *total)
+{
+	const char *verb = retry ? "retry" : "purge";
+	int rc = CLI_QUEUE_EXIT_OK;
+	for (size_t i = 0; i < n; i++) {
+		int64_t changed = 0;
+		if (q != NULL && cli_queue_change_rows(q, retry, &ids[i], 1, &changed) < 0) {
+			fprintf(stderr, "fluxrelay: queue: %s: %s\n", verb, queue_errmsg(q));
+			return CLI_QUEUE_EXIT_FAIL;
+		}
+		if (changed == 0) {
+			fprintf(stderr, "fluxrelay: queue: %s: %" PRId64 ": no such dead letter\n",
+			    verb, ids[i]);
+			rc = CLI_QUEUE_EXIT_FAIL;
+		}
+		*total += changed;
+	}
+	return rc;
+}
+
+/* retry and purge: the same shape, one verb apart. */
+static int
+cli_queue_change(const struct conf *c, int argc, char **argv, bool retry)
+{
+	int64_t *ids = util_calloc((size_t)argc, sizeof(*ids));
+	size_t nids = 0;
+	bool all = false;
+	struct queue *q = NULL;
+	int64_t total = 0;
+	int rc = cli_queue_change_args(argc, argv, retry ? "retry" : "purge", ids, &nids, &all);
+	if (rc != 0)
+		goto out;
 	int exists = cli_queue_db_exists(c->state_dir);
-	if (exists < 0) {
-		rc = CLI_EXIT_FAIL;
+	if (exists < 0 || (exists && (q = cli_queue_open(c)) == NULL)) {
+		rc = CLI_QUEUE_EXIT_FAIL;
 		goto out;
 	}
-	if (exists) {
-		q = cli_queue_open(c);
-		if (q == NULL) {
-			rc = CLI_EXIT_FAIL;
-			goto out;
-		}
+	if (!all) {
+		rc = cli_queue_change_ids(q, retry, ids, nids, &total);
+	} else if (q != NULL && cli_queue_change_rows(q, retry, NULL, 0, &total) < 0) {
+		fprintf(stderr, "fluxrelay: queue: %s: %s\n", retry ? "retry" : "purge",
+		    queue_errmsg(q));
+		rc = CLI_QUEUE_EXIT_FAIL;
+		goto out;
 	}
-	if (all) {
-		if (q != NULL && (retry ? queue_retry(q, NULL, 0, &total) :
-		    queue_purge(q, NULL, 0, &total)) < 0) {
-			fprintf(stderr, "fluxrelay: queue: %s: %s\n", verb, queue_errmsg(q));
-			rc = CLI_EXIT_FAIL;
-			goto out;
-		}
-	} else {
-		/* One transaction per ID so that each one is reported on its own. */
-		for (size_t i = 0; i < nids; i++) {
-			int64_t changed = 0;
-			if (q != NULL && (retry ? queue_retry(q, &ids[i], 1, &changed) :
-			    queue_purge(q, &ids[i], 1, &changed)) < 0) {
-				fprintf(stderr, "fluxrelay: queue: %s: %s\n", verb, queue_errmsg(q));
-				rc = CLI_EXIT_FAIL;
-				break;
-			}
-			if (changed == 0) {
-				fprintf(stderr, "fluxrelay: queue: %s: %" PRId64
-				    ": no such dead letter\n", verb, ids[i]);
-				rc = CLI_EXIT_FAIL;
-			}
-			total += changed;
-		}
-	}
-	printf("%s %" PRId64 " dead letter%s\n", done_verb, total, total == 1 ? "" : "s");
+	printf("%s %" PRId64 " dead letter%s\n", retry ? "retried" : "purged", total,
+	    total == 1 ? "" : "s");
 	rc = cli_queue_flush(rc);
 out:
 	queue_close(q);
@@ -580,7 +601,7 @@ cli_queue(const struct conf *c, int argc, char **argv)
 		help = strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0;
 	if (help) {
 		fputs(cli_queue_usage_text, stdout);
-		return cli_queue_flush(CLI_EXIT_OK);
+		return cli_queue_flush(CLI_QUEUE_EXIT_OK);
 	}
 	if (strcmp(cmd, "list") == 0)
 		return cli_queue_list(c, argc, argv);

@@ -1,0 +1,566 @@
+/*
+ * deliver_record: the notes (outcomes not yet on disk) and the recorder
+ * thread that writes them (deliver_record.h).
+ *
+ * A note is the row's state as it should be stored. Its seq changes with
+ * every change; taken is the seq the recorder is writing (0: none), so a
+ * note that changed while its older state was being written stays to be
+ * written again, and one whose write failed is taken again. The notes are a
+ * hash table shared by the delivery thread and the recorder under r->lock;
+ * the recorder forgets a note (under the lock) only after its write
+ * committed, and deliver_record_head reads rows under the same lock, so a
+ * row read before that commit still finds its note and one read after it
+ * shows the written state: read and notes are never out of step (a
+ * delivered row read back as pending would be sent again).
+ *
+ * The recorder's connection is opened with synchronous=NORMAL: what it
+ * writes (acks, deferrals, dead letters) may be lost by a power cut, which
+ * at worst sends a message again or retries it early (at-least-once holds).
+ * Acceptance commits keep queue.sync on the writer's own connection, and its
+ * next fsync makes these earlier WAL frames durable too.
+ */
+#include "deliver_record.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "thread.h"
+#include "util.h"
+
+/* How often the recorder checkpoints the WAL for the writer (seconds). */
+#define DELIVER_RECORD_CHECKPOINT_INTERVAL 0.5
+/* How long the recorder waits before writing notes again after a failure. */
+#define DELIVER_RECORD_RETRY 1.0
+/* How often the recorder looks for a queue fault to report (seconds). */
+#define DELIVER_RECORD_FAULT_INTERVAL 1.0
+/* Shortest gap between two counts of the queue (seconds). */
+#define DELIVER_RECORD_COUNT_INTERVAL 1.0
+/* Dead letters deleted per transaction by dead_max_age. */
+#define DELIVER_RECORD_EXPIRE_BATCH 1000
+/* Writes tried at stop for a disk that is slow to come back, half a second apart. */
+#define DELIVER_RECORD_FINAL_TRIES 3
+
+struct deliver_record_note {
+	int64_t id;                   /* 0: empty slot */
+	enum queue_outcome_kind kind;
+	int attempts;
+	double next_attempt_at;       /* DEFER: wall clock */
+	char *error;                  /* NULL keeps the stored one */
+	uint64_t seq, taken;
+};
+
+/* Open addressing with linear probing; cap is a power of two, at most half full. */
+struct deliver_record_notes {
+	struct deliver_record_note *slot;
+	size_t cap, n;
+	uint64_t seq;
+};
+
+struct deliver_record {
+	pthread_t thread;
+	/* Guarded by lock; cond wakes the recorder. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct deliver_record_notes notes;
+	bool dirty;                   /* some note has seq != taken */
+	bool stop;
+	bool expire_now;              /* a new dead_max_age: expire at once */
+	_Atomic double dead_max_age;  /* queue.dead_max_age of the current configuration */
+
+	/* Recorder thread only. */
+	struct queue *q;              /* its own connection */
+	bool failing;                 /* the last write of notes failed */
+	bool fault_logged;
+	double retry_at, next_checkpoint, next_counts, next_expire, next_fault;
+};
+
+/* ------------------------------------------------------------------ notes */
+
+static size_t
+deliver_record_hash(const struct deliver_record_notes *ns, int64_t id)
+{
+	return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ULL) >> 17) & (ns->cap - 1);
+}
+
+/* The note of id, or NULL. Under the lock. */
+static struct deliver_record_note *
+deliver_record_find(struct deliver_record_notes *ns, int64_t id)
+{
+	if (ns->n == 0)
+		return NULL;
+	for (size_t i = deliver_record_hash(ns, id); ns->slot[i].id != 0;
+	    i = (i + 1) & (ns->cap - 1))
+		if (ns->slot[i].id == id)
+			return &ns->slot[i];
+	return NULL;
+}
+
+/* The note of id, a new empty one (kind ACK, no error) if there is none. Under the lock. */
+static struct deliver_record_note *
+deliver_record_get(struct deliver_record_notes *ns, int64_t id)
+{
+	struct deliver_record_note *e = deliver_record_find(ns, id);
+	if (e != NULL)
+		return e;
+	if (2 * (ns->n + 1) > ns->cap) {
+		struct deliver_record_notes grown = { NULL, ns->cap ? ns->cap * 2 : 64, 0, ns->seq };
+		grown.slot = util_calloc(grown.cap, sizeof(*grown.slot));
+		for (size_t i = 0; i < ns->cap; i++) {
+			if (ns->slot[i].id == 0)
+				continue;
+			size_t j = deliver_record_hash(&grown, ns->slot[i].id);
+			while (grown.slot[j].id != 0)
+				j = (j + 1) & (grown.cap - 1);
+			grown.slot[j] = ns->slot[i];
+			grown.n++;
+		}
+		free(ns->slot);
+		*ns = grown;
+	}
+	size_t i = deliver_record_hash(ns, id);
+	while (ns->slot[i].id != 0)
+		i = (i + 1) & (ns->cap - 1);
+	memset(&ns->slot[i], 0, sizeof(ns->slot[i]));
+	ns->slot[i].id = id;
+	ns->n++;
+	return &ns->slot[i];
+}
+
+/* Remove e (a slot of ns), shifting back the entries of its probe run. Under the lock. */
+static void
+deliver_record_del(struct deliver_record_notes *ns, struct deliver_record_note *e)
+{
+	size_t mask = ns->cap - 1, i = (size_t)(e - ns->slot);
+	free(ns->slot[i].error);
+	ns->slot[i].id = 0;
+	ns->slot[i].error = NULL;
+	ns->n--;
+	for (size_t j = (i + 1) & mask; ns->slot[j].id != 0; j = (j + 1) & mask) {
+		size_t home = deliver_record_hash(ns, ns->slot[j].id);
+		/* Move j into the hole at i unless its home lies cyclically in (i, j]. */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			ns->slot[i] = ns->slot[j];
+			ns->slot[j].id = 0;
+			ns->slot[j].error = NULL;
+			i = j;
+		}
+	}
+}
+
+static void
+deliver_record_notes_free(struct deliver_record_notes *ns)
+{
+	for (size_t i = 0; i < ns->cap; i++)
+		free(ns->slot[i].error);
+	free(ns->slot);
+	memset(ns, 0, sizeof(*ns));
+}
+
+void
+deliver_record_note(struct deliver_record *r, int64_t id, enum queue_outcome_kind kind,
+    int attempts, double next_attempt_at, const char *error)
+{
+	pthread_mutex_lock(&r->lock);
+	struct deliver_record_note *e = deliver_record_get(&r->notes, id);
+	e->kind = kind;
+	e->attempts = attempts;
+	e->next_attempt_at = next_attempt_at;
+	free(e->error);
+	e->error = error ? util_strdup(error) : NULL;
+	e->seq = ++r->notes.seq;
+	r->dirty = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/*
+ * Apply the notes to rows[0..n) read under the lock: rows delivered or dead
+ * are cleared, deferred ones take their noted state; the first `limit` left
+ * are moved to the front. Returns how many are there (at most limit);
+ * *hidden gets how many notes hid.
+ */
+static size_t
+deliver_record_apply(struct deliver_record *r, struct queue_row *rows, size_t n, size_t limit,
+    size_t *hidden)
+{
+	size_t kept = 0;
+	*hidden = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct deliver_record_note *e = deliver_record_find(&r->notes, rows[i].id);
+		if (e != NULL && e->kind != QUEUE_OUTCOME_DEFER) {
+			queue_row_clear(&rows[i]);
+			(*hidden)++;
+			continue;
+		}
+		if (e != NULL) {
+			rows[i].attempts = e->attempts;
+			rows[i].next_attempt_at = e->next_attempt_at;
+			if (e->error != NULL) {
+				free(rows[i].last_error);
+				rows[i].last_error = util_strdup(e->error);
+			}
+		}
+		if (kept < limit) {
+			rows[kept++] = rows[i];
+			if (kept - 1 != i)
+				memset(&rows[i], 0, sizeof(rows[i]));
+		} else {
+			queue_row_clear(&rows[i]);
+		}
+	}
+	return kept;
+}
+
+int
+deliver_record_head(struct deliver_record *r, struct queue *q, const char *provider,
+    const char *channel, size_t limit, size_t *hidden_hint, struct queue_row **out,
+    size_t *nout)
+{
+	size_t want = limit + *hidden_hint;
+	*out = NULL;
+	*nout = 0;
+	for (;;) {
+		struct queue_row *rows = NULL;
+		size_t n = 0, kept = 0, hidden = 0;
+		pthread_mutex_lock(&r->lock);
+		if (queue_target_head(q, provider, channel, want, &rows, &n) < 0) {
+			pthread_mutex_unlock(&r->lock);
+			return -1;
+		}
+		kept = deliver_record_apply(r, rows, n, limit, &hidden);
+		pthread_mutex_unlock(&r->lock);
+		*hidden_hint = hidden;
+		if (kept >= limit || n < want) {
+			*out = rows;
+			*nout = kept;
+			return 0;
+		}
+		queue_rows_free(rows, n);
+		want = want * 2 + hidden;
+	}
+}
+
+void
+deliver_record_set_dead_max_age(struct deliver_record *r, double dead_max_age)
+{
+	atomic_store(&r->dead_max_age, dead_max_age);
+	pthread_mutex_lock(&r->lock);
+	r->expire_now = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* ------------------------------------------------------------------ writing */
+
+/* The notes not written yet, as outcomes (errors copied); seqs gets their seq. Under the lock. */
+static size_t
+deliver_record_take(struct deliver_record *r, struct queue_outcome **out, uint64_t **seqs)
+{
+	struct queue_outcome *o = NULL;
+	size_t n = 0;
+	*seqs = NULL;
+	if (r->notes.n > 0) {
+		o = util_calloc(r->notes.n, sizeof(*o));
+		*seqs = util_calloc(r->notes.n, sizeof(**seqs));
+	}
+	for (size_t i = 0; i < r->notes.cap; i++) {
+		struct deliver_record_note *e = &r->notes.slot[i];
+		if (e->id == 0 || e->taken == e->seq)
+			continue;
+		o[n] = (struct queue_outcome){ e->id, e->kind, e->attempts, e->next_attempt_at,
+		    e->error ? util_strdup(e->error) : NULL };
+		(*seqs)[n++] = e->seq;
+		e->taken = e->seq;
+	}
+	*out = o;
+	return n;
+}
+
+/* Log the first failed write of a spell, and the first success after one. */
+static void
+deliver_record_report(struct deliver_record *r, int rc, size_t written, size_t left)
+{
+	char nbuf[24];
+	snprintf(nbuf, sizeof(nbuf), "%zu", rc == 0 ? written : left);
+	if (rc != 0) {
+		r->retry_at = util_mono() + DELIVER_RECORD_RETRY;
+		/* Once per failing spell; a queue fault is reported on its own. */
+		if (!r->failing && queue_fault(NULL, 0) == QUEUE_FAULT_NONE)
+			log_error("cannot record delivery outcomes: kept in memory (delivered messages "
+			    "are not sent again) and written again every second", "outcomes", nbuf,
+			    "error", queue_errmsg(r->q), NULL);
+		r->failing = true;
+	} else if (r->failing) {
+		r->failing = false;
+		log_info("delivery outcomes recorded again", "outcomes", nbuf, NULL);
+	}
+}
+
+/* Write every dirty note in one transaction; forget what is now on disk. */
+static void
+deliver_record_write(struct deliver_record *r)
+{
+	struct queue_outcome *o = NULL;
+	uint64_t *seqs = NULL;
+
+	pthread_mutex_lock(&r->lock);
+	r->dirty = false;
+	size_t n = deliver_record_take(r, &o, &seqs);
+	pthread_mutex_unlock(&r->lock);
+	if (n == 0)
+		goto out;
+
+	int rc = queue_record(r->q, o, n);
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct deliver_record_note *e = deliver_record_find(&r->notes, o[i].id);
+		if (e == NULL)
+			continue;
+		if (rc == 0 && e->seq == seqs[i]) {
+			deliver_record_del(&r->notes, e);
+		} else if (rc != 0 && e->taken == seqs[i]) {
+			e->taken = 0;             /* to be written again */
+			r->dirty = true;
+		}
+	}
+	size_t left = r->notes.n;
+	pthread_mutex_unlock(&r->lock);
+	deliver_record_report(r, rc, n, left);
+out:
+	for (size_t i = 0; i < n; i++)
+		free((char *)o[i].error);
+	free(o);
+	free(seqs);
+}
+
+/* ------------------------------------------------------------ housekeeping */
+
+/* Per-provider counts, parallel arrays for metrics_queue_sync. */
+struct deliver_record_counts {
+	struct util_buf names, pending, dead;   /* of char *, int64_t, int64_t */
+	int64_t total;
+	size_t n;
+};
+
+static void
+deliver_record_count_cb(const char *provider, int64_t pending, int64_t dead, void *arg)
+{
+	struct deliver_record_counts *c = arg;
+	char *name = util_strdup(provider);
+	util_buf_append(&c->names, (const char *)&name, sizeof(name));
+	util_buf_append(&c->pending, (const char *)&pending, sizeof(pending));
+	util_buf_append(&c->dead, (const char *)&dead, sizeof(dead));
+	c->total += pending;
+	c->n++;
+}
+
+/*
+ * Re-count the queue per provider for the gauges and the pending count:
+ * `fluxrelay queue retry` in another process adds rows this process never
+ * counted. A batch the writer commits meanwhile is off until the next count.
+ * Spaced by fifty times its own duration (a long queue costs a pass over its
+ * index), at least DELIVER_RECORD_COUNT_INTERVAL.
+ */
+static void
+deliver_record_count(struct deliver_record *r)
+{
+	struct deliver_record_counts c = {0};
+	double t0 = util_mono();
+	if (queue_count_by_provider(r->q, deliver_record_count_cb, &c) == 0) {
+		metrics_queue_sync((const char *const *)c.names.data, (const int64_t *)c.pending.data,
+		    (const int64_t *)c.dead.data, c.n);
+		queue_pending_set(c.total);
+	}
+	for (size_t i = 0; i < c.n; i++)
+		free(((char **)c.names.data)[i]);
+	util_buf_free(&c.names);
+	util_buf_free(&c.pending);
+	util_buf_free(&c.dead);
+	double t1 = util_mono();
+	r->next_counts = t1 + fmax(DELIVER_RECORD_COUNT_INTERVAL, 50.0 * (t1 - t0));
+}
+
+/* queue.dead_max_age: delete dead letters that have been dead longer. */
+static void
+deliver_record_expire(struct deliver_record *r)
+{
+	double age = atomic_load(&r->dead_max_age);
+	double now_m = util_mono();
+	/* Often enough to keep to the age, rarely enough to cost nothing. */
+	r->next_expire = now_m + fmin(60.0, fmax(1.0, age / 10.0));
+	if (age <= 0)
+		return;
+	int64_t deleted = 0, total = 0;
+	do {
+		if (queue_expire_dead(r->q, util_now() - age, DELIVER_RECORD_EXPIRE_BATCH,
+		    &deleted) < 0)
+			break;
+		total += deleted;
+	} while (deleted == DELIVER_RECORD_EXPIRE_BATCH && util_mono() - now_m < 0.5);
+	if (deleted == DELIVER_RECORD_EXPIRE_BATCH)
+		r->next_expire = now_m;       /* more next round */
+	if (total > 0) {
+		char nbuf[24], abuf[32];
+		snprintf(nbuf, sizeof(nbuf), "%lld", (long long)total);
+		snprintf(abuf, sizeof(abuf), "%.0f", age);
+		log_info("dead letters expired", "count", nbuf, "dead_max_age", abuf, NULL);
+		r->next_counts = now_m;       /* the gauges follow at once */
+	}
+}
+
+/* A queue fault (queue.h) is logged once, with what to do. */
+static void
+deliver_record_fault(struct deliver_record *r)
+{
+	char msg[768];
+	r->next_fault = util_mono() + DELIVER_RECORD_FAULT_INTERVAL;
+	if (r->fault_logged || queue_fault(msg, sizeof(msg)) == QUEUE_FAULT_NONE)
+		return;
+	r->fault_logged = true;
+	log_error("queue database unusable: new events are refused (503) and readyz fails",
+	    "problem", msg, NULL);
+}
+
+/* Whatever of the housekeeping is due. */
+static void
+deliver_record_housekeeping(struct deliver_record *r)
+{
+	double now_m = util_mono();
+	if (now_m >= r->next_fault)
+		deliver_record_fault(r);
+	if (now_m >= r->next_checkpoint) {
+		/* The writer leaves checkpoints to this thread (queue_wal_backstop). */
+		queue_checkpoint(r->q);
+		r->next_checkpoint = util_mono() + DELIVER_RECORD_CHECKPOINT_INTERVAL;
+	}
+	if (now_m >= r->next_expire)
+		deliver_record_expire(r);
+	if (util_mono() >= r->next_counts)
+		deliver_record_count(r);
+}
+
+/* ------------------------------------------------------------------ thread */
+
+/* Wait, lock held, until stop, notes to write, or housekeeping is due. */
+static void
+deliver_record_wait(struct deliver_record *r)
+{
+	for (;;) {
+		double now_m = util_mono();
+		if (r->expire_now) {
+			r->expire_now = false;
+			r->next_expire = 0;
+		}
+		if (r->stop || (r->dirty && now_m >= r->retry_at))
+			return;
+		double due = fmin(fmin(r->next_checkpoint, r->next_counts),
+		    fmin(r->next_expire, r->next_fault));
+		if (r->dirty && r->retry_at < due)
+			due = r->retry_at;
+		if (now_m >= due)
+			return;
+		thread_cond_wait(&r->cond, &r->lock, due - now_m);
+	}
+}
+
+/*
+ * At stop, after a write: whether to try again. The delivery thread is done,
+ * so what it noted is all there is; a disk slow to come back gets a few more
+ * tries, then what is left is logged.
+ */
+static bool
+deliver_record_final(struct deliver_record *r, int *tries)
+{
+	pthread_mutex_lock(&r->lock);
+	size_t left = r->notes.n;
+	pthread_mutex_unlock(&r->lock);
+	if (left == 0)
+		return false;
+	if (++*tries >= DELIVER_RECORD_FINAL_TRIES) {
+		char nbuf[24];
+		snprintf(nbuf, sizeof(nbuf), "%zu", left);
+		log_error("delivery outcomes not recorded: those messages may be sent "
+		    "again after the next start", "outcomes", nbuf, NULL);
+		return false;
+	}
+	struct timespec ts = { 0, 500 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	pthread_mutex_lock(&r->lock);
+	r->dirty = true;
+	pthread_mutex_unlock(&r->lock);
+	return true;
+}
+
+static void *
+deliver_record_main(void *arg)
+{
+	struct deliver_record *r = arg;
+	int final_tries = 0;
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		deliver_record_wait(r);
+		bool stop = r->stop;
+		bool write = r->dirty && (stop || util_mono() >= r->retry_at);
+		pthread_mutex_unlock(&r->lock);
+
+		if (write)
+			deliver_record_write(r);
+		if (stop) {
+			if (deliver_record_final(r, &final_tries))
+				continue;
+			break;
+		}
+		deliver_record_housekeeping(r);
+	}
+	return NULL;
+}
+
+/* --------------------------------------------------------------- interface */
+
+struct deliver_record *
+deliver_record_start(const char *state_dir, double dead_max_age, char *err, size_t errlen)
+{
+	struct deliver_record *r = util_calloc(1, sizeof(*r));
+	r->q = queue_open(state_dir, false, err, errlen);
+	if (r->q == NULL)
+		goto fail;
+	atomic_init(&r->dead_max_age, dead_max_age);
+	pthread_mutex_init(&r->lock, NULL);
+	thread_cond_init(&r->cond);
+	if (thread_start(&r->thread, deliver_record_main, r, "fr-record", "the recorder thread",
+	    err, errlen) < 0) {
+		pthread_mutex_destroy(&r->lock);
+		pthread_cond_destroy(&r->cond);
+		goto fail;
+	}
+	return r;
+fail:
+	queue_close(r->q);
+	free(r);
+	return NULL;
+}
+
+void
+deliver_record_stop(struct deliver_record *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stop = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->thread, NULL);
+	queue_close(r->q);
+	deliver_record_notes_free(&r->notes);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
+}

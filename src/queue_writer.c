@@ -1,0 +1,458 @@
+/*
+ * queue_writer: the group-commit writer thread. Requests pile up on a list
+ * under w->lock; the thread takes all of them at once (at most
+ * QUEUE_WRITER_BATCH_CAP) and, without the lock, decides each one in order,
+ * inserts the accepted ones in one transaction, commits (one fsync for the
+ * whole batch), then answers every request. A request's decision, in order:
+ *
+ *   dedup_admit says duplicate        -> DUPLICATE (nothing stored; answered
+ *                                        even when the queue is full)
+ *   max_pending would be exceeded     -> FULL (nothing stored, no dedup key)
+ *   otherwise                         -> its rows and its dedup key are
+ *                                        inserted; ACCEPTED once committed
+ *
+ * A failure anywhere in the transaction (or a queue fault, queue.h) rolls the
+ * batch back and answers every request of it ERROR. Between batches the
+ * thread prunes old dedup keys (every QUEUE_WRITER_CLEANUP_INTERVAL) and,
+ * when nothing committed for QUEUE_WRITER_PROBE_INTERVAL, probes the disk
+ * for readiness.
+ *
+ * The writer's connection is the only one that accepts events; the delivery
+ * module's recorder writes outcomes on its own (queue.h).
+ */
+#include "queue_writer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "metrics.h"
+#include "thread.h"
+#include "util.h"
+
+/* Requests taken by the writer per transaction. */
+#define QUEUE_WRITER_BATCH_CAP 1024
+/* The writer probes when it has not committed for this long (seconds). */
+#define QUEUE_WRITER_PROBE_INTERVAL 1.0
+/* How often the writer deletes dedup keys older than the window (seconds). */
+#define QUEUE_WRITER_CLEANUP_INTERVAL 60.0
+
+struct queue_writer {
+	struct queue *q;                 /* writer thread only (after start) */
+	pthread_t thread;
+	void (*on_commit)(void *arg);
+	void *on_commit_arg;
+	_Atomic long max_pending;
+	atomic_bool healthy;             /* see queue_writer_healthy */
+	int lock_fd;                     /* queue_lock's descriptor; -1 none */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;             /* signalled on submit, pause change and stop */
+	/* Guarded by lock: */
+	struct queue_req *head, *tail;   /* submitted, not yet taken */
+	bool stopping;
+	bool paused;
+	struct queue_writer_stats stats;
+
+	/* Writer thread only: */
+	double dedup_window;             /* window of the latest dedup request; < 0 none yet */
+	double last_cleanup;             /* util_mono() */
+	double last_probe;               /* util_mono() */
+	double last_ok;                  /* util_mono() of the last durable write */
+	uint64_t probes;                 /* the probe row's value */
+};
+
+/* One batch on its way through queue_writer_process. */
+struct queue_writer_batch {
+	struct queue_req *head;          /* linked by next */
+	size_t n;
+	double now;                      /* wall clock: created_at, first sightings */
+	long max_pending;                /* < 0: no limit */
+	int64_t pending;                 /* pending rows before this batch */
+	int64_t added;                   /* rows it inserted */
+	bool in_txn;                     /* a transaction is open */
+	bool failed;                     /* everything is answered ERROR */
+};
+
+/* ------------------------------------------------------------ one batch */
+
+/*
+ * Decide one request and, when it is accepted, insert it into the batch's
+ * transaction (begun by the first insert). Sets r->result, except when the
+ * batch has failed: then the caller answers everything ERROR.
+ */
+static void
+queue_writer_take(struct queue_writer *w, struct queue_writer_batch *b, struct queue_req *r)
+{
+	r->result = QUEUE_RESULT_NONE;
+	if (r->event_id[0] == '\0')
+		util_new_id(r->event_id);
+	if (r->has_dedup)
+		w->dedup_window = r->dedup_window;
+	/* A failed batch looks nothing up: the file may be the problem. */
+	if (r->has_dedup && !b->failed) {
+		switch (dedup_admit(w->q, r->dedup_key, r->dedup_window, b->now, r->event_id)) {
+		case DEDUP_DUPLICATE:
+			r->result = QUEUE_RESULT_DUPLICATE;
+			return;
+		case DEDUP_ERROR:
+			b->failed = true;
+			break;
+		case DEDUP_NEW:
+			break;
+		}
+	}
+	if (b->max_pending >= 0 &&
+	    b->pending + b->added + (int64_t)r->nitems > (int64_t)b->max_pending) {
+		r->result = QUEUE_RESULT_FULL;
+		return;
+	}
+	if (b->failed)
+		return;
+	if (!b->in_txn) {
+		if (queue_begin(w->q) < 0) {
+			b->failed = true;
+			return;
+		}
+		b->in_txn = true;
+	}
+	if (queue_insert(w->q, r->event_id, r->event, r->event_len, r->items, r->nitems,
+	    b->now) < 0 || (r->has_dedup &&
+	    dedup_record(w->q, r->dedup_key, r->dedup_window, b->now, r->event_id) < 0)) {
+		b->failed = true;
+		return;
+	}
+	b->added += (int64_t)r->nitems;
+	r->result = QUEUE_RESULT_ACCEPTED;
+}
+
+/*
+ * Commit what the batch inserted, or roll all of it back and answer every
+ * request ERROR. Readiness follows: a failed batch is not ready, a
+ * committed one is.
+ */
+static void
+queue_writer_finish(struct queue_writer *w, struct queue_writer_batch *b)
+{
+	if (b->in_txn && !b->failed && queue_commit(w->q) < 0)
+		b->failed = true;
+	/* A fault SQLite found during this batch (queue_fault) answers it too. */
+	if (queue_fault(NULL, 0) != QUEUE_FAULT_NONE)
+		b->failed = true;
+	if (b->failed) {
+		atomic_store(&w->healthy, false);
+		queue_rollback(w->q);
+		for (struct queue_req *r = b->head; r != NULL; r = r->next)
+			r->result = QUEUE_RESULT_ERROR;
+		b->added = 0;
+	} else if (b->in_txn) {
+		atomic_store(&w->healthy, true);
+		w->last_ok = util_mono();
+	}
+}
+
+/* The committed rows join the pending count and the gauges; the batch joins the stats. */
+static void
+queue_writer_count(struct queue_writer *w, const struct queue_writer_batch *b)
+{
+	uint64_t n[QUEUE_RESULT_SHUTDOWN + 1] = { 0 };
+	for (struct queue_req *r = b->head; r != NULL; r = r->next) {
+		n[r->result]++;
+		if (r->result != QUEUE_RESULT_ACCEPTED)
+			continue;
+		for (size_t i = 0; i < r->nitems; i++)
+			metrics_queue_add(r->items[i].provider ? r->items[i].provider : "", 1, 0);
+	}
+	queue_pending_add(b->added);
+
+	pthread_mutex_lock(&w->lock);
+	w->stats.batches++;
+	w->stats.requests += b->n;
+	w->stats.accepted += n[QUEUE_RESULT_ACCEPTED];
+	w->stats.duplicates += n[QUEUE_RESULT_DUPLICATE];
+	w->stats.full += n[QUEUE_RESULT_FULL];
+	w->stats.errors += b->n - n[QUEUE_RESULT_ACCEPTED] - n[QUEUE_RESULT_DUPLICATE] -
+	    n[QUEUE_RESULT_FULL];
+	if (b->in_txn && !b->failed)
+		w->stats.commits++;
+	if (b->n > w->stats.max_batch)
+		w->stats.max_batch = b->n;
+	if (b->failed)
+		snprintf(w->stats.last_error, sizeof(w->stats.last_error), "%s",
+		    queue_errmsg(w->q));
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Call every request's done, then on_commit when rows were added. */
+static void
+queue_writer_answer(struct queue_writer *w, const struct queue_writer_batch *b)
+{
+	/* After done, the owner may free the request: read next first. */
+	for (struct queue_req *r = b->head, *next; r != NULL; r = next) {
+		next = r->next;
+		r->next = NULL;
+		r->done(r);
+	}
+	if (b->added > 0 && w->on_commit)
+		w->on_commit(w->on_commit_arg);
+}
+
+/* Decide, insert and commit one batch, then answer it. Writer thread, lock not held. */
+static void
+queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t n)
+{
+	struct queue_writer_batch b = {
+		.head = batch,
+		.n = n,
+		.now = util_now(),
+		.max_pending = atomic_load(&w->max_pending),
+		.pending = queue_pending_get(),
+		/* At most one batch can land in a deleted file (queue_check). */
+		.failed = queue_check(w->q),
+	};
+	for (struct queue_req *r = batch; r != NULL; r = r->next)
+		queue_writer_take(w, &b, r);
+	queue_writer_finish(w, &b);
+	queue_writer_count(w, &b);
+	queue_writer_answer(w, &b);
+}
+
+/* ---------------------------------------------------------- housekeeping */
+
+/* Delete the dedup keys whose window (the latest one) ran out. */
+static void
+queue_writer_cleanup(struct queue_writer *w)
+{
+	w->last_cleanup = util_mono();
+	/* A failure only leaves old keys for the next round. */
+	if (w->dedup_window >= 0)
+		dedup_prune(w->q, util_now(), w->dedup_window);
+}
+
+/*
+ * The readiness probe (queue_probe: a small write that reaches the disk)
+ * when nothing else committed for QUEUE_WRITER_PROBE_INTERVAL: readiness
+ * follows the disk without traffic, both ways. No request waits for it.
+ */
+static void
+queue_writer_probe(struct queue_writer *w)
+{
+	w->last_probe = util_mono();
+	if (queue_check(w->q)) {
+		atomic_store(&w->healthy, false);
+		return;
+	}
+	if (queue_probe(w->q, ++w->probes) == 0 && queue_fault(NULL, 0) == QUEUE_FAULT_NONE) {
+		w->last_ok = util_mono();
+		atomic_store(&w->healthy, true);
+	} else {
+		atomic_store(&w->healthy, false);
+		pthread_mutex_lock(&w->lock);
+		snprintf(w->stats.last_error, sizeof(w->stats.last_error), "%s",
+		    queue_errmsg(w->q));
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+/* When the next probe is due (util_mono()). */
+static double
+queue_writer_probe_due(const struct queue_writer *w)
+{
+	double since = w->last_ok > w->last_probe ? w->last_ok : w->last_probe;
+	return since + QUEUE_WRITER_PROBE_INTERVAL;
+}
+
+/* ---------------------------------------------------------------- thread */
+
+/* Wait, lock held, until there is something to take, stop, or a timer is due. */
+static void
+queue_writer_wait(struct queue_writer *w)
+{
+	while (!w->stopping && (w->head == NULL || w->paused)) {
+		double now_m = util_mono();
+		double wait = QUEUE_WRITER_CLEANUP_INTERVAL - (now_m - w->last_cleanup);
+		if (!w->paused && queue_writer_probe_due(w) - now_m < wait)
+			wait = queue_writer_probe_due(w) - now_m;
+		if (wait <= 0)
+			return;
+		thread_cond_wait(&w->cond, &w->lock, wait);
+	}
+}
+
+/* Detach, lock held, up to QUEUE_WRITER_BATCH_CAP submitted requests; *n gets how many. */
+static struct queue_req *
+queue_writer_detach(struct queue_writer *w, size_t *n)
+{
+	struct queue_req *batch = w->head, *last = NULL;
+	*n = 0;
+	for (struct queue_req *r = batch; r != NULL && *n < QUEUE_WRITER_BATCH_CAP; r = r->next) {
+		last = r;
+		(*n)++;
+	}
+	if (last == NULL)
+		return NULL;
+	w->head = last->next;
+	if (w->head == NULL)
+		w->tail = NULL;
+	last->next = NULL;
+	return batch;
+}
+
+static void *
+queue_writer_main(void *arg)
+{
+	struct queue_writer *w = arg;
+	for (;;) {
+		struct queue_req *batch = NULL;
+		size_t n = 0;
+		pthread_mutex_lock(&w->lock);
+		queue_writer_wait(w);
+		if (!w->paused || w->stopping)
+			batch = queue_writer_detach(w, &n);
+		bool stop = w->stopping && batch == NULL;
+		pthread_mutex_unlock(&w->lock);
+		if (stop)
+			break;
+		if (batch != NULL)
+			queue_writer_process(w, batch, n);
+		if (util_mono() - w->last_cleanup >= QUEUE_WRITER_CLEANUP_INTERVAL)
+			queue_writer_cleanup(w);
+		pthread_mutex_lock(&w->lock);
+		bool paused = w->paused && !w->stopping;
+		pthread_mutex_unlock(&w->lock);
+		if (!paused && util_mono() >= queue_writer_probe_due(w))
+			queue_writer_probe(w);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------- interface */
+
+/* Lock the state directory, open and check the database, count what is pending. */
+static int
+queue_writer_open(struct queue_writer *w, const struct queue_writer_opts *o, char *err,
+    size_t errlen)
+{
+	w->lock_fd = queue_lock(o->state_dir, err, errlen);
+	if (w->lock_fd < 0)
+		return -1;
+	w->q = queue_open(o->state_dir, o->sync_full, err, errlen);
+	if (w->q == NULL)
+		return -1;
+	int64_t pending = -1;
+	if (queue_verify(w->q) < 0 || (pending = queue_count(w->q, QUEUE_PENDING)) < 0) {
+		snprintf(err, errlen, "%s: %s", queue_path(w->q), queue_errmsg(w->q));
+		return -1;
+	}
+	queue_pending_set(pending);
+	/* No checkpoint inside the writer's commits (queue_wal_backstop). */
+	queue_wal_backstop(w->q);
+	return 0;
+}
+
+struct queue_writer *
+queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
+{
+	struct queue_writer *w = util_calloc(1, sizeof(*w));
+	w->lock_fd = -1;
+	if (queue_writer_open(w, o, err, errlen) < 0)
+		goto fail;
+	w->on_commit = o->on_commit;
+	w->on_commit_arg = o->on_commit_arg;
+	atomic_store(&w->max_pending, o->max_pending);
+	w->dedup_window = -1;
+	w->last_cleanup = w->last_probe = w->last_ok = util_mono();
+	atomic_store(&w->healthy, true);
+
+	pthread_mutex_init(&w->lock, NULL);
+	thread_cond_init(&w->cond);
+	if (thread_start(&w->thread, queue_writer_main, w, "fr-writer", "the queue writer", err,
+	    errlen) < 0) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->cond);
+		goto fail;
+	}
+	return w;
+fail:
+	queue_close(w->q);
+	if (w->lock_fd >= 0)
+		close(w->lock_fd);
+	free(w);
+	return NULL;
+}
+
+/*
+ * Hand req to the writer; never touches the disk. Once stop has begun the
+ * request is answered at once: done(req) runs with QUEUE_RESULT_SHUTDOWN on
+ * the calling thread, before submit returns.
+ */
+void
+queue_writer_submit(struct queue_writer *w, struct queue_req *req)
+{
+	req->result = QUEUE_RESULT_NONE;
+	req->next = NULL;
+	pthread_mutex_lock(&w->lock);
+	if (w->stopping) {
+		pthread_mutex_unlock(&w->lock);
+		req->result = QUEUE_RESULT_SHUTDOWN;
+		req->done(req);
+		return;
+	}
+	if (w->tail)
+		w->tail->next = req;
+	else
+		w->head = req;
+	w->tail = req;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void
+queue_writer_stop(struct queue_writer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	queue_close(w->q);
+	close(w->lock_fd);            /* after the last commit: releases the lock */
+	free(w);
+}
+
+bool
+queue_writer_healthy(struct queue_writer *w)
+{
+	return atomic_load(&w->healthy) && queue_fault(NULL, 0) == QUEUE_FAULT_NONE;
+}
+
+void
+queue_writer_set_max_pending(struct queue_writer *w, long max_pending)
+{
+	atomic_store(&w->max_pending, max_pending);
+}
+
+void
+queue_writer_get_stats(struct queue_writer *w, struct queue_writer_stats *out)
+{
+	pthread_mutex_lock(&w->lock);
+	*out = w->stats;
+	pthread_mutex_unlock(&w->lock);
+}
+
+#ifdef FLUXRELAY_UNITTEST
+void
+queue_writer_pause(struct queue_writer *w, bool paused)
+{
+	pthread_mutex_lock(&w->lock);
+	w->paused = paused;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+#endif
