@@ -186,9 +186,9 @@ dedup_key(const struct event *ev, bool normalize_durations,
 
 enum dedup_verdict
 dedup_admit(struct queue *q, const unsigned char key[DEDUP_KEY_LEN], double window,
-    double now, char event_id[QUEUE_EVENT_ID_SIZE])
+    double now, char event_id[UTIL_ID_SIZE])
 {
-	char first_id[QUEUE_EVENT_ID_SIZE];
+	char first_id[UTIL_ID_SIZE];
 	double first_seen = 0;
 
 	if (!(window > 0))

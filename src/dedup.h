@@ -49,7 +49,7 @@ enum dedup_verdict {
  * event_id gets the first event's id. window <= 0 (dedup off): DEDUP_NEW.
  */
 enum dedup_verdict dedup_admit(struct queue *q, const unsigned char key[DEDUP_KEY_LEN],
-    double window, double now, char event_id[QUEUE_EVENT_ID_SIZE]);
+    double window, double now, char event_id[UTIL_ID_SIZE]);
 
 /*
  * Record an admitted event as the first sighting of key (replacing one whose

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 
 #include "conf.h"
-#include "queue.h"
+#include "queue_writer.h"
 
 struct http;
 

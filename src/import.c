@@ -70,7 +70,7 @@ import_write_at(int dirfd, const char *shown_dir, const char *name, const void *
 	char tmp[NAME_MAX + 1];
 	int fd = -1, rc = -1;
 	for (int tries = 0; fd < 0 && tries < 16; tries++) {
-		char id[33];
+		char id[UTIL_ID_SIZE];
 		util_new_id(id);
 		snprintf(tmp, sizeof(tmp), ".fluxrelay-import-%.16s", id);
 		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);

@@ -31,7 +31,7 @@
 #include "import.h"
 #include "log.h"
 #include "notify.h"
-#include "queue.h"
+#include "queue_writer.h"
 #include "snapshot.h"
 #include "util.h"
 

@@ -1107,7 +1107,7 @@ queue_probe(struct queue *q, uint64_t value)
 
 int
 queue_dedup_get(struct queue *q, const void *key, size_t keylen, double *first_seen,
-    char event_id[QUEUE_EVENT_ID_SIZE])
+    char event_id[UTIL_ID_SIZE])
 {
 	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_GET);
 	if (st == NULL)
@@ -1116,7 +1116,7 @@ queue_dedup_get(struct queue *q, const void *key, size_t keylen, double *first_s
 	int rc = sqlite3_step(st), ret = 0;
 	if (rc == SQLITE_ROW) {
 		const unsigned char *eid = sqlite3_column_text(st, 0);
-		snprintf(event_id, QUEUE_EVENT_ID_SIZE, "%s", eid ? (const char *)eid : "");
+		snprintf(event_id, UTIL_ID_SIZE, "%s", eid ? (const char *)eid : "");
 		*first_seen = sqlite3_column_double(st, 1);
 		ret = 1;
 	} else if (rc != SQLITE_DONE) {

@@ -20,17 +20,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct queue;
+#include "util.h"
 
-/* Bytes of an event id: util_new_id's 32 lowercase hex characters and a NUL. */
-#define QUEUE_EVENT_ID_SIZE 33
+struct queue;
 
 enum queue_state { QUEUE_PENDING = 0, QUEUE_DEAD = 1 };
 
 /* One stored delivery. Strings are owned by the row (queue_row_clear). */
 struct queue_row {
 	int64_t id;               /* delivery id, increasing in acceptance order */
-	char event_id[QUEUE_EVENT_ID_SIZE];
+	char event_id[UTIL_ID_SIZE];
 	char *provider;           /* provider name */
 	char *channel;            /* "" when none */
 	char *alerts;             /* comma-separated alert names */
@@ -163,7 +162,7 @@ int queue_insert(struct queue *q, const char *event_id, const char *event, size_
  * none, -1 on error. Sees the connection's own uncommitted writes.
  */
 int queue_dedup_get(struct queue *q, const void *key, size_t keylen, double *first_seen,
-    char event_id[QUEUE_EVENT_ID_SIZE]);
+    char event_id[UTIL_ID_SIZE]);
 /* Store (or replace) the first sighting of a key, in the open transaction. 0 / -1. */
 int queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char *event_id,
     double first_seen);
@@ -234,8 +233,5 @@ void queue_pending_set(int64_t value);
 /* Every row in a state, id order, all at once. */
 int queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n);
 #endif
-
-/* http.h and main.c still reach the writer through this header. */
-#include "queue_writer.h"
 
 #endif

@@ -35,7 +35,7 @@ enum queue_result {
  * the first event's id) before calling done(req) from the writer thread.
  */
 struct queue_req {
-	char event_id[QUEUE_EVENT_ID_SIZE];   /* "" = the writer makes one */
+	char event_id[UTIL_ID_SIZE];   /* "" = the writer makes one */
 	const char *event;        /* event JSON as received */
 	size_t event_len;
 	const struct queue_item *items;   /* one delivery row each */

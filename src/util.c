@@ -301,7 +301,7 @@ util_random(void *buf, size_t n)
 }
 
 void
-util_new_id(char out[33])
+util_new_id(char out[UTIL_ID_SIZE])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[16];

@@ -72,7 +72,9 @@ int util_hex_decode(const char *hex, size_t n, unsigned char *out);
 /* Fill buf with n random bytes from the kernel; 0 / -1. */
 int util_random(void *buf, size_t n);
 /* A new random event id: 32 lowercase hex characters + NUL. */
-void util_new_id(char out[33]);
+/* An event id: 32 lowercase hex characters and the NUL. */
+#define UTIL_ID_SIZE 33
+void util_new_id(char out[UTIL_ID_SIZE]);
 
 /* Constant-time comparison of equal-length buffers: 1 when equal. */
 int util_ct_equal(const void *a, const void *b, size_t n);

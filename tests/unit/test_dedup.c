@@ -331,7 +331,7 @@ t_record(struct queue *q, unsigned n, double t, const char *id)
 
 /* dedup_admit of key n at now with window; the id when a duplicate, else "". */
 static enum dedup_verdict
-t_admit(struct queue *q, unsigned n, double now, double window, char id[QUEUE_EVENT_ID_SIZE])
+t_admit(struct queue *q, unsigned n, double now, double window, char id[UTIL_ID_SIZE])
 {
 	unsigned char k[DEDUP_KEY_LEN];
 
@@ -343,7 +343,7 @@ t_admit(struct queue *q, unsigned n, double now, double window, char id[QUEUE_EV
 START_TEST(test_dedup_window)
 {
 	struct queue *q = t_open();
-	char id[QUEUE_EVENT_ID_SIZE];
+	char id[UTIL_ID_SIZE];
 
 	ck_assert_int_eq(t_admit(q, 1, 1000, 300, id), DEDUP_NEW);
 	t_record(q, 1, 1000, "0123456789abcdef0123456789abcdef");
@@ -380,7 +380,7 @@ START_TEST(test_dedup_transaction)
 {
 	struct queue *q = t_open();
 	unsigned char k[DEDUP_KEY_LEN];
-	char id[QUEUE_EVENT_ID_SIZE];
+	char id[UTIL_ID_SIZE];
 
 	mkkey(k, 7);
 	ck_assert_int_eq(queue_begin(q), 0);
@@ -403,7 +403,7 @@ END_TEST
 START_TEST(test_dedup_prune)
 {
 	struct queue *q = t_open();
-	char id[QUEUE_EVENT_ID_SIZE];
+	char id[UTIL_ID_SIZE];
 
 	/* first_seen 100, 110, ..., 190, recorded out of order */
 	for (unsigned i = 0; i < 10; i++) {

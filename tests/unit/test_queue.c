@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "queue.h"
+#include "queue_writer.h"
 #include "util.h"
 
 #define TEST_WAIT_SECONDS 60
@@ -176,7 +177,7 @@ test_open(void)
 /* Submit one request and wait for its answer. */
 static enum queue_result
 test_submit1(struct queue_writer *w, const char *name, const char *const *targets,
-    size_t ntargets, int key_byte, double window, char event_id[33])
+    size_t ntargets, int key_byte, double window, char event_id[UTIL_ID_SIZE])
 {
 	struct test_waiter wt;
 	struct test_req t;
@@ -308,7 +309,7 @@ START_TEST(t_persist_across_reopen)
 {
 	static const char *const one[] = { "slack" };
 	static const char *const two[] = { "slack", "bot#ops" };
-	char ids[3][33];
+	char ids[3][UTIL_ID_SIZE];
 	struct queue_writer *w = test_writer(100);
 	ck_assert_int_eq(test_submit1(w, "a", one, 1, -1, 0, ids[0]), QUEUE_RESULT_ACCEPTED);
 	ck_assert_int_eq(test_submit1(w, "b", two, 2, -1, 0, ids[1]), QUEUE_RESULT_ACCEPTED);
@@ -498,7 +499,7 @@ END_TEST
 START_TEST(t_dedup_within_window)
 {
 	static const char *const one[] = { "slack" };
-	char a[33], b[33], c[33], d[33];
+	char a[UTIL_ID_SIZE], b[UTIL_ID_SIZE], c[UTIL_ID_SIZE], d[UTIL_ID_SIZE];
 	struct queue_writer *w = test_writer(1000);
 	ck_assert_int_eq(test_submit1(w, "x", one, 1, 7, 300, a), QUEUE_RESULT_ACCEPTED);
 	ck_assert_int_eq(test_submit1(w, "x", one, 1, 7, 300, b), QUEUE_RESULT_DUPLICATE);
@@ -519,7 +520,7 @@ END_TEST
 START_TEST(t_dedup_after_window)
 {
 	static const char *const one[] = { "slack" };
-	char a[33], b[33], c[33], d[33];
+	char a[UTIL_ID_SIZE], b[UTIL_ID_SIZE], c[UTIL_ID_SIZE], d[UTIL_ID_SIZE];
 	struct queue_writer *w = test_writer(1000);
 	ck_assert_int_eq(test_submit1(w, "x", one, 1, 7, 300, a), QUEUE_RESULT_ACCEPTED);
 	/* Bounded wait so that the first sighting is older than 0.05 s. */
@@ -574,7 +575,7 @@ END_TEST
 START_TEST(t_dedup_survives_restart)
 {
 	static const char *const one[] = { "slack" };
-	char a[33], b[33], c[33];
+	char a[UTIL_ID_SIZE], b[UTIL_ID_SIZE], c[UTIL_ID_SIZE];
 	struct queue_writer *w = test_writer(1000);
 	ck_assert_int_eq(test_submit1(w, "x", one, 1, 0x42, 300, a), QUEUE_RESULT_ACCEPTED);
 	queue_writer_stop(w);
@@ -592,7 +593,7 @@ START_TEST(t_max_pending_full)
 {
 	static const char *const one[] = { "slack" };
 	static const char *const two[] = { "slack", "bot#ops" };
-	char a[33], id[33];
+	char a[UTIL_ID_SIZE], id[UTIL_ID_SIZE];
 	struct queue_writer *w = test_writer(3);
 	ck_assert_int_eq(test_submit1(w, "a", two, 2, 1, 300, a), QUEUE_RESULT_ACCEPTED);
 	ck_assert_int_eq(test_submit1(w, "b", two, 2, 2, 300, id), QUEUE_RESULT_FULL);
@@ -642,7 +643,7 @@ START_TEST(t_failed_commit_answers_error)
 {
 	static const char *const one[] = { "slack" };
 	static const char *const boom[] = { "boom" };
-	char id[33];
+	char id[UTIL_ID_SIZE];
 	struct queue_writer *w = test_writer(1000);
 	/* A second connection makes inserts for provider "boom" fail. */
 	test_sql_exec("CREATE TRIGGER fail_boom BEFORE INSERT ON deliveries "
@@ -720,7 +721,7 @@ static const struct {
 #define TEST_NEVENTS (sizeof(test_events) / sizeof(test_events[0]))
 
 static void
-test_fill(char ids[TEST_NEVENTS][33])
+test_fill(char ids[TEST_NEVENTS][UTIL_ID_SIZE])
 {
 	struct queue_writer *w = test_writer(1000);
 	for (size_t i = 0; i < TEST_NEVENTS; i++)
@@ -732,7 +733,7 @@ test_fill(char ids[TEST_NEVENTS][33])
 /* Ids of the rows of one target, in order, as event names. */
 static char *
 test_head_names(struct queue *q, const char *provider, const char *channel, size_t limit,
-    char ids[TEST_NEVENTS][33])
+    char ids[TEST_NEVENTS][UTIL_ID_SIZE])
 {
 	struct queue_row *rows = NULL;
 	size_t n = 0;
@@ -800,7 +801,7 @@ test_record(struct queue *q, enum queue_outcome_kind kind, const int64_t *ids, s
 
 START_TEST(t_targets_and_head_order)
 {
-	char ids[TEST_NEVENTS][33];
+	char ids[TEST_NEVENTS][UTIL_ID_SIZE];
 	test_fill(ids);
 	struct queue *q = test_open();
 	struct queue_target *t = NULL;
@@ -843,7 +844,7 @@ END_TEST
 
 START_TEST(t_ack_defer_dead)
 {
-	char ids[TEST_NEVENTS][33];
+	char ids[TEST_NEVENTS][UTIL_ID_SIZE];
 	test_fill(ids);
 	struct queue *q = test_open();
 	ck_assert_int_eq(queue_count(q, QUEUE_PENDING), 8);
@@ -912,7 +913,7 @@ test_count_cb(const char *provider, int64_t pending, int64_t dead, void *arg)
 
 START_TEST(t_count_by_provider)
 {
-	char ids[TEST_NEVENTS][33];
+	char ids[TEST_NEVENTS][UTIL_ID_SIZE];
 	test_fill(ids);
 	struct queue *q = test_open();
 	int64_t e5 = test_row_id(q, ids[5], "bot");
@@ -932,7 +933,7 @@ END_TEST
 
 START_TEST(t_list_retry_purge)
 {
-	char ids[TEST_NEVENTS][33];
+	char ids[TEST_NEVENTS][UTIL_ID_SIZE];
 	test_fill(ids);
 	struct queue *q = test_open();
 	int64_t dead[4] = {
@@ -1078,7 +1079,7 @@ END_TEST
 
 START_TEST(t_record_outcomes)
 {
-	char ids[TEST_NEVENTS][33];
+	char ids[TEST_NEVENTS][UTIL_ID_SIZE];
 	test_fill(ids);
 	struct queue *q = test_open();
 	int64_t e0 = test_row_id(q, ids[0], "slack"), e2 = test_row_id(q, ids[2], "slack");
@@ -1133,7 +1134,7 @@ END_TEST
 
 START_TEST(t_expire_dead)
 {
-	char ids[TEST_NEVENTS][33];
+	char ids[TEST_NEVENTS][UTIL_ID_SIZE];
 	test_fill(ids);
 	struct queue *q = test_open();
 	int64_t e0 = test_row_id(q, ids[0], "slack"), e2 = test_row_id(q, ids[2], "slack");
@@ -1169,7 +1170,7 @@ END_TEST
 
 START_TEST(t_list_page)
 {
-	char ids[TEST_NEVENTS][33];
+	char ids[TEST_NEVENTS][UTIL_ID_SIZE];
 	test_fill(ids);
 	struct queue *q = test_open();
 	int64_t after = 0, last = 0;
