@@ -153,13 +153,17 @@ static const char *const http_allow_get[] = { "Allow", "GET, HEAD", NULL };
 static const char *const http_allow_post[] = { "Allow", "POST", NULL };
 static const char *const http_www_bearer[] = { "WWW-Authenticate", "Bearer", NULL };
 
+/* Answer with body: a buffer to free (MHD_RESPMEM_MUST_FREE, freed here on
+ * failure) or a constant (MHD_RESPMEM_PERSISTENT: no copy, nothing to free,
+ * as for the ignored and probe answers, the hot ones). */
 static enum MHD_Result
-http_respond(struct http_req *r, int code, char *body, const char *const *headers)
+http_respond_mem(struct http_req *r, int code, char *body, enum MHD_ResponseMemoryMode mode,
+    const char *const *headers)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body,
-	    MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body, mode);
 	if (resp == NULL) {
-		free(body);
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free(body);
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -170,6 +174,20 @@ http_respond(struct http_req *r, int code, char *body, const char *const *header
 	MHD_destroy_response(resp);
 	r->phase = HTTP_PHASE_ANSWERED;
 	return ret;
+}
+
+/* Takes body (allocated). */
+static enum MHD_Result
+http_respond(struct http_req *r, int code, char *body, const char *const *headers)
+{
+	return http_respond_mem(r, code, body, MHD_RESPMEM_MUST_FREE, headers);
+}
+
+/* A constant body, ending with a newline for curl users. */
+static enum MHD_Result
+http_respond_const(struct http_req *r, int code, const char *body)
+{
+	return http_respond_mem(r, code, (char *)body, MHD_RESPMEM_PERSISTENT, NULL);
 }
 
 /* Takes b's buffer; a body always ends with a newline for curl users. */
@@ -468,8 +486,7 @@ http_process_event(struct http_req *r)
 		if (log_enabled(LOG_LEVEL_DEBUG))
 			log_debug("event ignored", "kind", ev->kind, "name", ev->name, NULL);
 		event_free(ev);
-		return http_respond(r, MHD_HTTP_ACCEPTED, util_strdup("{\"status\":\"ignored\"}\n"),
-		    NULL);
+		return http_respond_const(r, MHD_HTTP_ACCEPTED, "{\"status\":\"ignored\"}\n");
 	}
 	r->ev = ev;
 	r->items = util_calloc(n, sizeof(*r->items));
@@ -511,14 +528,14 @@ http_get(struct http_req *r, enum http_route route)
 	struct http *h = r->h;
 	switch (route) {
 	case HTTP_ROUTE_HEALTHZ:
-		return http_respond(r, MHD_HTTP_OK, util_strdup("{\"status\":\"ok\"}\n"), NULL);
+		return http_respond_const(r, MHD_HTTP_OK, "{\"status\":\"ok\"}\n");
 	case HTTP_ROUTE_READYZ:
 		if (!atomic_load(&h->ready))
 			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL, NULL);
 		if (!queue_writer_healthy(h->writer))
 			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable", NULL,
 			    NULL);
-		return http_respond(r, MHD_HTTP_OK, util_strdup("{\"status\":\"ready\"}\n"), NULL);
+		return http_respond_const(r, MHD_HTTP_OK, "{\"status\":\"ready\"}\n");
 	case HTTP_ROUTE_METRICS: {
 		struct util_buf b = {0};
 		metrics_render(&b);   /* memory only: no disk on an HTTP thread */
@@ -783,13 +800,14 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct http_listener *l = cls;
 	struct http_req *r = *con_cls;
+	double now = util_mono();
 	/* Answered and kept alive: idle until the next request, evictable. */
 	if (!l->metrics_only && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-		http_conn_idle(r != NULL ? r->cx : http_conn_of(conn));
+		http_conn_idle(r != NULL ? r->cx : http_conn_of(conn), now);
 	if (r == NULL)
 		return;
 	if (r->code != 0)
-		metrics_http(r->code, util_mono() - r->started);
+		metrics_http(r->code, now - r->started);
 	rules_result_clear(&r->match);
 	if (r->extras != NULL) {
 		for (size_t i = 0; i < r->qreq.nitems; i++)
