@@ -69,8 +69,12 @@
 #include "snapshot.h"
 #include "util.h"
 
-/* libmicrohttpd daemons started per core, and at most (see http_start). */
+/* libmicrohttpd daemons started per core, and at most (see http_start).
+ * bench/run's (b0) runs the same layout; -DHTTP_DAEMONS_PER_CPU=N to measure
+ * another. */
+#ifndef HTTP_DAEMONS_PER_CPU
 #define HTTP_DAEMONS_PER_CPU 4
+#endif
 #define HTTP_MAX_DAEMONS HTTP_CONN_POOLS
 
 /* A refused request's body is read to its end up to this many times max_body
