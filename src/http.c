@@ -157,17 +157,14 @@ static const char *const http_allow_get[] = { "Allow", "GET, HEAD", NULL };
 static const char *const http_allow_post[] = { "Allow", "POST", NULL };
 static const char *const http_www_bearer[] = { "WWW-Authenticate", "Bearer", NULL };
 
-/* Answer with body: a buffer to free (MHD_RESPMEM_MUST_FREE, freed here on
- * failure) or a constant (MHD_RESPMEM_PERSISTENT: no copy, nothing to free,
- * as for the ignored and probe answers, the hot ones). */
+/* Answer with body, which this takes (allocated). */
 static enum MHD_Result
-http_respond_mem(struct http_req *r, int code, char *body, enum MHD_ResponseMemoryMode mode,
-    const char *const *headers)
+http_respond(struct http_req *r, int code, char *body, const char *const *headers)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body, mode);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body,
+	    MHD_RESPMEM_MUST_FREE);
 	if (resp == NULL) {
-		if (mode == MHD_RESPMEM_MUST_FREE)
-			free(body);
+		free(body);
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -180,18 +177,93 @@ http_respond_mem(struct http_req *r, int code, char *body, enum MHD_ResponseMemo
 	return ret;
 }
 
-/* Takes body (allocated). */
-static enum MHD_Result
-http_respond(struct http_req *r, int code, char *body, const char *const *headers)
+/*
+ * The constant answers (ignored, and the probes), each built once per HTTP
+ * thread and queued again and again: libmicrohttpd counts a response's uses,
+ * under a mutex of the response's own, so one per thread shares no lock.
+ * Building one per request cost five allocations and frees (the response,
+ * its mutex, the Content-Type header) on the hottest path. A thread's
+ * responses are dropped when it exits (the key's destructor); a connection
+ * still holding one keeps it alive until it is done.
+ */
+enum http_const { HTTP_CONST_IGNORED, HTTP_CONST_OK, HTTP_CONST_READY, HTTP_NCONST };
+
+static const char *const http_const_body[HTTP_NCONST] = {
+	[HTTP_CONST_IGNORED] = "{\"status\":\"ignored\"}\n",
+	[HTTP_CONST_OK] = "{\"status\":\"ok\"}\n",
+	[HTTP_CONST_READY] = "{\"status\":\"ready\"}\n",
+};
+
+struct http_const_set {
+	struct MHD_Response *resp[HTTP_NCONST];
+};
+
+static pthread_once_t http_const_once = PTHREAD_ONCE_INIT;
+static pthread_key_t http_const_key;
+static bool http_const_keyed;   /* written once, under http_const_once */
+
+static void
+http_const_free(void *arg)
 {
-	return http_respond_mem(r, code, body, MHD_RESPMEM_MUST_FREE, headers);
+	struct http_const_set *set = arg;
+	for (int i = 0; i < HTTP_NCONST; i++)
+		if (set->resp[i] != NULL)
+			MHD_destroy_response(set->resp[i]);
+	free(set);
 }
 
-/* A constant body, ending with a newline for curl users. */
-static enum MHD_Result
-http_respond_const(struct http_req *r, int code, const char *body)
+static void
+http_const_key_init(void)
 {
-	return http_respond_mem(r, code, (char *)body, MHD_RESPMEM_PERSISTENT, NULL);
+	http_const_keyed = pthread_key_create(&http_const_key, http_const_free) == 0;
+}
+
+static struct MHD_Response *
+http_const_new(enum http_const c)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(http_const_body[c]),
+	    (void *)http_const_body[c], MHD_RESPMEM_PERSISTENT);
+	if (resp != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	return resp;
+}
+
+/* This thread's response with the constant body c; *own when it is a new
+ * one for this answer only (the thread cannot keep one). NULL without memory. */
+static struct MHD_Response *
+http_const_response(enum http_const c, bool *own)
+{
+	pthread_once(&http_const_once, http_const_key_init);
+	struct http_const_set *set = http_const_keyed ? pthread_getspecific(http_const_key) : NULL;
+	if (set == NULL && http_const_keyed) {
+		set = util_calloc(1, sizeof(*set));
+		if (pthread_setspecific(http_const_key, set) != 0) {
+			free(set);
+			set = NULL;
+		}
+	}
+	*own = set == NULL;
+	if (set == NULL)
+		return http_const_new(c);
+	if (set->resp[c] == NULL)
+		set->resp[c] = http_const_new(c);
+	return set->resp[c];
+}
+
+/* Answer with a constant body (ending with a newline for curl users). */
+static enum MHD_Result
+http_respond_const(struct http_req *r, int code, enum http_const c)
+{
+	bool own;
+	struct MHD_Response *resp = http_const_response(c, &own);
+	if (resp == NULL)
+		return MHD_NO;
+	r->code = code;
+	r->phase = HTTP_PHASE_ANSWERED;
+	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
+	if (own)
+		MHD_destroy_response(resp);
+	return ret;
 }
 
 /* Takes b's buffer; a body always ends with a newline for curl users. */
@@ -490,7 +562,7 @@ http_process_event(struct http_req *r)
 		if (log_enabled(LOG_LEVEL_DEBUG))
 			log_debug("event ignored", "kind", ev->kind, "name", ev->name, NULL);
 		event_free(ev);
-		return http_respond_const(r, MHD_HTTP_ACCEPTED, "{\"status\":\"ignored\"}\n");
+		return http_respond_const(r, MHD_HTTP_ACCEPTED, HTTP_CONST_IGNORED);
 	}
 	r->ev = ev;
 	r->items = util_calloc(n, sizeof(*r->items));
@@ -532,14 +604,14 @@ http_get(struct http_req *r, enum http_route route)
 	struct http *h = r->h;
 	switch (route) {
 	case HTTP_ROUTE_HEALTHZ:
-		return http_respond_const(r, MHD_HTTP_OK, "{\"status\":\"ok\"}\n");
+		return http_respond_const(r, MHD_HTTP_OK, HTTP_CONST_OK);
 	case HTTP_ROUTE_READYZ:
 		if (!atomic_load(&h->ready))
 			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL, NULL);
 		if (!queue_writer_healthy(h->writer))
 			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable", NULL,
 			    NULL);
-		return http_respond_const(r, MHD_HTTP_OK, "{\"status\":\"ready\"}\n");
+		return http_respond_const(r, MHD_HTTP_OK, HTTP_CONST_READY);
 	case HTTP_ROUTE_METRICS: {
 		struct util_buf b = {0};
 		metrics_render(&b);   /* memory only: no disk on an HTTP thread */
