@@ -105,7 +105,6 @@ struct http {
 	int port, metrics_port;
 	char *tls_cert, *tls_key, *tls_trust;   /* PEM contents; MHD keeps pointers */
 	bool need_client_cert;
-	atomic_int active;       /* requests between first call and completion */
 	/* Closed connections still read from, for listen.timeout at most. */
 	struct http_linger *linger;
 	/* The main listener's connections: the limit, idle ones, refusals. */
@@ -117,6 +116,12 @@ struct http {
 	/* A socket passed by socket activation, else -1: systemd keeps listening
 	 * on it after we exit, so http_stop must not shut it down (see there). */
 	int inherited_fd;
+	/* Requests between first call and completion: written twice per request
+	 * by every HTTP thread, so kept off the cache lines of the fields above,
+	 * which every request reads. */
+	char pad_active[64];
+	atomic_int active;
+	char pad_end[64];
 };
 
 enum http_route { HTTP_ROUTE_EVENT, HTTP_ROUTE_HEALTHZ, HTTP_ROUTE_READYZ, HTTP_ROUTE_METRICS };

@@ -42,11 +42,18 @@
 
 #include "util.h"
 
-/* The current snapshot (holding one reference), and the acquires between
- * their readers++ and readers--. Separate cache lines: the installer's
- * writes to current do not slow the readers' counter, and the reverse. */
-static _Alignas(64) _Atomic(struct snapshot *) snapshot_current;
-static _Alignas(64) atomic_long snapshot_readers;
+/*
+ * current: the current snapshot (holding one reference), read by every
+ * request. readers: the acquires between their readers++ and readers--,
+ * written twice per request. Each on a cache line of its own, so that the
+ * writes to readers do not evict current (or anything else) from the other
+ * cores' caches.
+ */
+static struct {
+	_Alignas(64) _Atomic(struct snapshot *) current;
+	_Alignas(64) atomic_long readers;
+	_Alignas(64) char end;
+} snapshot_g;
 /* Installs one at a time (main only, in practice). */
 static pthread_mutex_t snapshot_install_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -77,9 +84,9 @@ void
 snapshot_install(struct snapshot *snap)
 {
 	pthread_mutex_lock(&snapshot_install_lock);
-	struct snapshot *old = atomic_exchange(&snapshot_current, snap);
+	struct snapshot *old = atomic_exchange(&snapshot_g.current, snap);
 	/* The grace period: every acquire that may have read old has counted it. */
-	while (atomic_load(&snapshot_readers) != 0)
+	while (atomic_load(&snapshot_g.readers) != 0)
 		sched_yield();
 	pthread_mutex_unlock(&snapshot_install_lock);
 	snapshot_release(old);
@@ -88,11 +95,11 @@ snapshot_install(struct snapshot *snap)
 struct snapshot *
 snapshot_acquire(void)
 {
-	atomic_fetch_add(&snapshot_readers, 1);
-	struct snapshot *snap = atomic_load(&snapshot_current);
+	atomic_fetch_add(&snapshot_g.readers, 1);
+	struct snapshot *snap = atomic_load(&snapshot_g.current);
 	if (snap != NULL)
 		atomic_fetch_add_explicit(&snap->refs, 1, memory_order_relaxed);
-	atomic_fetch_sub(&snapshot_readers, 1);
+	atomic_fetch_sub(&snapshot_g.readers, 1);
 	return snap;
 }
 
