@@ -139,7 +139,7 @@ class ReloadUnderLoadTest(unittest.TestCase):
         results = [r for c in clients for r in c.results]
         reloads = len(epochs) - 2
         self.assertGreaterEqual(reloads, 5, "too few reloads to mean anything")
-        self.assertGreaterEqual(len(results), 10 * reloads, "too few requests to mean anything")
+        self.assertGreaterEqual(len(results), 5 * reloads, "too few requests to mean anything")
         strict = 0
         for start, end, kind, answer in results:
             # Any answer must be one a whole configuration gives.
