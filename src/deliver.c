@@ -385,6 +385,7 @@ deliver_ack(struct deliver *d, struct deliver_target *t, const struct queue_row 
 	int attempts = 0;
 	for (size_t i = 0; i < n; i++) {
 		metrics_delivery_latency(t->provider, now - rows[i].created_at);
+		metrics_notification(rows[i].alerts, METRICS_KIND_EVENT);
 		if (rows[i].attempts > attempts)
 			attempts = rows[i].attempts;
 	}
@@ -867,12 +868,14 @@ out:
 	d->scan_after = end + 4.0 * (end - now_m);
 }
 
-/* Tell every provider of c to metrics, and the recorder c's dead_max_age. */
+/* Tell every provider and alert of c to metrics, and the recorder c's dead_max_age. */
 static void
 deliver_conf_changed(struct deliver *d, const struct conf *c)
 {
 	for (size_t i = 0; i < c->nproviders; i++)
 		metrics_provider(c->providers[i].name);
+	for (size_t i = 0; i < c->nalerts; i++)
+		metrics_alert(c->alerts[i].name);
 	deliver_record_set_dead_max_age(d->rec, c->queue.dead_max_age);
 }
 
