@@ -18,7 +18,8 @@
  * for readiness.
  *
  * The writer's connection is the only one that accepts events; the delivery
- * module's recorder writes outcomes on its own (queue.h).
+ * module's recorder writes outcomes on its own (queue.h). At start, before
+ * its thread runs, it upgrades an older schema in place (queue_upgrade).
  */
 #include "queue_writer.h"
 
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "metrics.h"
 #include "thread.h"
 #include "util.h"
@@ -342,9 +344,19 @@ queue_writer_open(struct queue_writer *w, const struct queue_writer_opts *o, cha
 	if (w->q == NULL)
 		return -1;
 	int64_t pending = -1;
-	if (queue_verify(w->q) < 0 || (pending = queue_count(w->q, QUEUE_PENDING)) < 0) {
+	int from = 0;
+	/* The upgrade after the check: a damaged file is not migrated. */
+	if (queue_verify(w->q) < 0 || queue_upgrade(w->q, &from) < 0 ||
+	    (pending = queue_count(w->q, QUEUE_PENDING)) < 0) {
 		snprintf(err, errlen, "%s: %s", queue_path(w->q), queue_errmsg(w->q));
 		return -1;
+	}
+	if (from != queue_schema_version(w->q)) {
+		char v0[16], v1[16];
+		snprintf(v0, sizeof(v0), "%d", from);
+		snprintf(v1, sizeof(v1), "%d", queue_schema_version(w->q));
+		log_info("queue upgraded in place", "path", queue_path(w->q), "from_version", v0,
+		    "to_version", v1, NULL);
 	}
 	queue_pending_set(pending);
 	/* No checkpoint inside the writer's commits (queue_wal_backstop). */

@@ -64,8 +64,9 @@ struct queue_writer_opts {
  * Takes the state directory's lock (queue_lock: a second daemon on the same
  * directory is refused; the CLI never takes it), opens its own connection,
  * verifies the database (queue_verify: a damaged file is refused with a
- * message naming it and what to do), starts the thread. NULL with err filled
- * on failure.
+ * message naming it and what to do), upgrades an older schema in place
+ * (queue_upgrade, logged), starts the thread. NULL with err filled on
+ * failure.
  */
 struct queue_writer *queue_writer_start(const struct queue_writer_opts *o, char *err,
     size_t errlen);
