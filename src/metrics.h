@@ -79,6 +79,16 @@ void metrics_alert(const char *alert);
  */
 void metrics_notification(const char *alerts, int kind);
 
+/*
+ * incidents_open{alert} (SPEC §12), kept by the queue writer: an alert's
+ * series is exported from metrics_incidents_alert on (at 0 until it has
+ * incidents) and never removed; sync sets every known alert from a count of
+ * the database (those not listed: 0).
+ */
+void metrics_incidents_alert(const char *alert);
+void metrics_incidents_add(const char *alert, int64_t delta);
+void metrics_incidents_sync(const char *const *alerts, const int64_t *n, size_t count);
+
 /* Append the exposition to b. Memory only: never blocks on disk. */
 void metrics_render(struct util_buf *b);
 

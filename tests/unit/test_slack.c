@@ -165,6 +165,8 @@ static const char *const t_fixtures[] = {
 	"06-kustomization-health-check-timed-out-error",
 	"07-configmap-sync-with-object-annotations",
 	"08-kustomization-configured-provider-side",
+	"11-kustomization-reconciliation-succeeded-recovery",
+	"12-helmrelease-rollback-succeeded-still-failing",
 };
 
 START_TEST(test_golden_fixture)
