@@ -183,6 +183,7 @@ enum queue_stmt_id {
 	QUEUE_ST_THR_DROP,
 	QUEUE_ST_THR_PROVIDERS,
 	QUEUE_ST_THR_KEY,
+	QUEUE_ST_THR_TARGET,
 	QUEUE_ST_META_GET,
 	QUEUE_ST_META_PUT,
 	QUEUE_ST_META_DELETE,
@@ -277,6 +278,10 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	[QUEUE_ST_THR_KEY] =
 	    "SELECT " QUEUE_THREAD_COLUMNS " FROM threads WHERE thread_key = ?1 "
 	    "ORDER BY provider, channel",
+	/* A range of the primary key. */
+	[QUEUE_ST_THR_TARGET] =
+	    "SELECT " QUEUE_THREAD_COLUMNS " FROM threads WHERE provider = ?1 AND channel = ?2 "
+	    "ORDER BY thread_key",
 	[QUEUE_ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	[QUEUE_ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[QUEUE_ST_META_DELETE] = "DELETE FROM meta WHERE key = ?1",
@@ -313,6 +318,7 @@ static const char *const queue_sql_v1[QUEUE_ST_N] = {
 	[QUEUE_ST_THR_DROP] = queue_v2_only,
 	[QUEUE_ST_THR_PROVIDERS] = queue_v2_only,
 	[QUEUE_ST_THR_KEY] = queue_v2_only,
+	[QUEUE_ST_THR_TARGET] = queue_v2_only,
 };
 
 /* What version 2 added: created with the rest in a new file, or by queue_upgrade. */
@@ -1252,15 +1258,25 @@ queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 	int ret = -1;
 	if (n == 0)
 		return 0;
-	double now = util_now();
 	if (queue_begin(q) < 0)
 		return -1;
+	if (queue_record_in(q, o, n) == 0)
+		ret = queue_commit(q);
+	if (ret < 0)
+		queue_rollback(q);
+	return ret;
+}
+
+int
+queue_record_in(struct queue *q, const struct queue_outcome *o, size_t n)
+{
+	double now = util_now();
 	for (size_t i = 0; i < n; i++) {
 		enum queue_stmt_id id = o[i].kind == QUEUE_OUTCOME_ACK ? QUEUE_ST_ACK :
 		    o[i].kind == QUEUE_OUTCOME_DEAD ? QUEUE_ST_RECORD_DEAD : QUEUE_ST_RECORD_DEFER;
 		sqlite3_stmt *st = queue_stmt(q, id);
 		if (st == NULL)
-			goto out;
+			return -1;
 		sqlite3_bind_int64(st, 1, o[i].id);
 		if (o[i].kind != QUEUE_OUTCOME_ACK) {
 			sqlite3_bind_int(st, 2, o[i].attempts);
@@ -1272,13 +1288,9 @@ queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 				sqlite3_bind_null(st, 4);
 		}
 		if (queue_exec_stmt(q, st, "record outcome") < 0)
-			goto out;
+			return -1;
 	}
-	ret = queue_commit(q);
-out:
-	if (ret < 0)
-		queue_rollback(q);
-	return ret;
+	return 0;
 }
 
 int
@@ -1842,6 +1854,39 @@ queue_thread_list_key(struct queue *q, const char *thread_key, struct queue_thre
 	if (st == NULL)
 		return -1;
 	queue_bind_str(st, 1, thread_key);
+	struct util_buf b = {0};          /* of struct queue_thread */
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct queue_thread t;
+		queue_read_thread(st, &t);
+		util_buf_append(&b, (const char *)&t, sizeof(t));
+	}
+	if (rc != SQLITE_DONE)
+		queue_fail(q, "list threads");
+	sqlite3_reset(st);
+	*rows = (struct queue_thread *)b.data;
+	*n = b.len / sizeof(**rows);
+	if (rc == SQLITE_DONE)
+		return 0;
+	queue_threads_free(*rows, *n);
+	*rows = NULL;
+	*n = 0;
+	return -1;
+}
+
+int
+queue_thread_list_target(struct queue *q, const char *provider, const char *channel,
+    struct queue_thread **rows, size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	if (q->version < 2)
+		return 0;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_THR_TARGET);
+	if (st == NULL)
+		return -1;
+	queue_bind_str(st, 1, provider);
+	queue_bind_str(st, 2, channel);
 	struct util_buf b = {0};          /* of struct queue_thread */
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

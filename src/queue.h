@@ -142,6 +142,8 @@ struct queue_outcome {
  * written.
  */
 int queue_record(struct queue *q, const struct queue_outcome *o, size_t n);
+/* The same in the caller's open transaction (the recorder writes thread handles with them). */
+int queue_record_in(struct queue *q, const struct queue_outcome *o, size_t n);
 
 /*
  * Delete at most limit dead letters that died before `before` (wall clock;
@@ -321,6 +323,9 @@ int queue_meta_each(struct queue *q, const char *prefix,
 /* At most limit incidents with id > after_id, id order (none on a version 1 database). */
 int queue_incident_list_page(struct queue *q, int64_t after_id, size_t limit,
     struct queue_incident **rows, size_t *n);
+/* Every thread handle of a target (provider, channel), thread key order: a key range. */
+int queue_thread_list_target(struct queue *q, const char *provider, const char *channel,
+    struct queue_thread **rows, size_t *n);
 /* Every thread handle of thread_key, provider and channel order. */
 int queue_thread_list_key(struct queue *q, const char *thread_key, struct queue_thread **rows,
     size_t *n);
