@@ -201,6 +201,13 @@ class Incidents(unittest.TestCase):
         self.start(config(self.emu))
         self.post(helm(*FAIL))
         self.wait_posts(1)
+        # Once the delivery is recorded: a row killed before that is sent
+        # again (at least once), which is not what this test is about.
+        deadline = time.monotonic() + 10
+        while frtest.queue_rows(frtest.run_cli(["queue", "-c", self.d.config_path, "-s",
+                                                self.state, "list", "--json"]).stdout):
+            self.assertLess(time.monotonic(), deadline, "the delivery was never recorded")
+            time.sleep(0.1)
         self.d.kill9()
         self.d.start()
         # Still open after the restart: a repeat is counted, never a second "opened".
