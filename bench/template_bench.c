@@ -58,7 +58,7 @@ main(int argc, char **argv)
 	char err[256], field[128];
 	size_t len, sink = 0;
 	struct conf_provider p;
-	struct slack_item item;
+	struct slack_item item = { 0 };
 	struct template_data d;
 	struct event *ev;
 	char *buf;

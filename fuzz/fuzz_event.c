@@ -176,6 +176,7 @@ fuzz_event_render(const struct event *ev)
 		const struct rules_target *t = &res.targets[i];
 		const struct conf_provider *p = &fuzz_event_conf->providers[t->provider];
 		struct slack_item items[3];
+		memset(items, 0, sizeof(items));
 		for (size_t k = 0; k < 3; k++) {
 			items[k].ev = ev;
 			items[k].extra = t->extra;

@@ -71,6 +71,9 @@
 #define CONF_DEFAULT_BATCH_MAX 10
 #define CONF_DEFAULT_TIMEOUT 10.0
 #define CONF_DEFAULT_MAX_TEXT 3000
+#define CONF_DEFAULT_THREAD_TTL 86400.0        /* 1 day */
+#define CONF_DEFAULT_INCIDENT_TTL 86400.0      /* 1 day */
+#define CONF_MAX_INTERVAL 31536000             /* 1 year: thread_ttl, repeat_interval, incident_ttl */
 #define CONF_DEFAULT_SEVERITY EVENT_ERROR      /* an alert's, and above */
 #define CONF_BUILTIN_SEVERITY EVENT_INFO       /* the built-in alert's, and above */
 
@@ -143,8 +146,16 @@ static const struct conf_scalar conf_scalars[] = {
 	{ "provider", "timeout", 0.001, 3600, CONF_DEFAULT_TIMEOUT, CONF_P(timeout) },
 	/* Slack truncates text at 40,000 characters */
 	{ "provider", "max_text", 100, 40000, CONF_DEFAULT_MAX_TEXT, CONF_P(max_text) },
+	/* slack-bot only: conf_type_keys */
+	{ "provider", "threads", 0, 1, false, CONF_P(threads) },
+	{ "provider", "thread_ttl", 1, CONF_MAX_INTERVAL, CONF_DEFAULT_THREAD_TTL,
+	  CONF_P(thread_ttl) },
 	{ "alert", "commit_status_updates", 0, 1, false, CONF_A(commit_status_updates) },
 	{ "alert", "suspend", 0, 1, false, CONF_A(suspend) },
+	/* notify = "changes" only: conf_alert_notify; repeat_interval 0 = never */
+	{ "alert", "repeat_interval", 0, CONF_MAX_INTERVAL, 0, CONF_A(repeat_interval) },
+	{ "alert", "incident_ttl", 1, CONF_MAX_INTERVAL, CONF_DEFAULT_INCIDENT_TTL,
+	  CONF_A(incident_ttl) },
 };
 #define CONF_NSCALARS (sizeof(conf_scalars) / sizeof(conf_scalars[0]))
 #undef CONF_C
@@ -194,7 +205,7 @@ static const char *const conf_provider_keys[] = {
 };
 static const char *const conf_alert_keys[] = {
 	"name", "providers", "severity", "sources", "reasons", "include", "exclude",
-	"metadata", "summary", "channel", NULL
+	"metadata", "summary", "channel", "notify", "recovery_reasons", NULL
 };
 static const char *const conf_source_keys[] = { "kind", "name", "namespace", NULL };
 
@@ -210,6 +221,8 @@ static const struct {
 	{ "token_file", CONF_PROVIDER_SLACK_BOT },
 	{ "token_env", CONF_PROVIDER_SLACK_BOT },
 	{ "api_url", CONF_PROVIDER_SLACK_BOT },
+	{ "threads", CONF_PROVIDER_SLACK_BOT },
+	{ "thread_ttl", CONF_PROVIDER_SLACK_BOT },
 };
 
 static const char *const conf_type_names[] = {
@@ -1709,6 +1722,66 @@ conf_alert_metadata(struct conf_ctx *x, const config_setting_t *g, const char *s
 	}
 }
 
+/* The reasons of info events that close an incident when an alert names none
+ * (helm-controller's RollbackSucceeded and UninstallSucceeded are not: it
+ * emits them while a release is still failing). */
+static const char *const conf_default_recovery_reasons[] = {
+	"ReconciliationSucceeded", "Succeeded", "InstallSucceeded", "UpgradeSucceeded",
+};
+
+/*
+ * An alert's notify and what only notify = "changes" uses: repeat_interval,
+ * incident_ttl and recovery_reasons on a notify = "events" alert would do
+ * nothing, so they are reported. After conf_scalars_load.
+ */
+static void
+conf_alert_notify(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_alert *a)
+{
+	const char *v = NULL;
+	int rn = conf_get_string(x, g, scope, "notify", &v);
+	if (rn == 1) {
+		if (strcmp(v, "events") == 0) {
+			a->notify = CONF_NOTIFY_EVENTS;
+		} else if (strcmp(v, "changes") == 0) {
+			a->notify = CONF_NOTIFY_CHANGES;
+		} else {
+			conf_report(x, config_setting_get_member(g, "notify"), scope, "notify",
+			    "must be \"events\" or \"changes\"");
+			rn = -1;
+		}
+	}
+	int rr = conf_get_strings(x, g, scope, "recovery_reasons", false, &a->recovery_reasons,
+	    &a->nrecovery_reasons);
+	if (rn < 0)
+		return;   /* which keys belong is unknown */
+	if (a->notify == CONF_NOTIFY_EVENTS) {
+		static const char *const only[] = { "repeat_interval", "incident_ttl" };
+		for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++)
+			if (conf_scalar_found(x, "alert", only[i]) != 0)
+				conf_report(x, config_setting_get_member(g, only[i]), scope, only[i],
+				    "only for notify = \"changes\"");
+		if (rr != 0)
+			conf_report(x, config_setting_get_member(g, "recovery_reasons"), scope,
+			    "recovery_reasons", "only for notify = \"changes\"");
+		return;
+	}
+	if (rr == 0) {
+		size_t n = sizeof(conf_default_recovery_reasons) /
+		    sizeof(conf_default_recovery_reasons[0]);
+		a->recovery_reasons = util_calloc(n, sizeof(*a->recovery_reasons));
+		for (size_t i = 0; i < n; i++)
+			a->recovery_reasons[i] = util_strdup(conf_default_recovery_reasons[i]);
+		a->nrecovery_reasons = n;
+	}
+	/*
+	 * The place for "notify = \"changes\" on an alert whose providers include a
+	 * forwarding provider (generic, generic-hmac) is an error": forwarders pass
+	 * events on and have no messages. No such provider type exists yet; when
+	 * one does, check a->provider_idx here and report at "notify".
+	 */
+}
+
 /* Alert i, from group g: a conf_entry_fn. */
 static char *
 conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
@@ -1735,6 +1808,7 @@ conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	conf_copy_string(x, g, scope, "summary", &a->summary);
 	conf_copy_string(x, g, scope, "channel", &a->channel);
 	conf_scalars_load(x, g, scope, "alert", a);
+	conf_alert_notify(x, g, scope, a);
 out:
 	free(scope);
 	return a->name;
@@ -1773,6 +1847,7 @@ conf_alert_clear(struct conf_alert *a)
 	free(a->metadata);
 	free(a->summary);
 	free(a->channel);
+	conf_strv_free(a->recovery_reasons, a->nrecovery_reasons);
 }
 
 /* ------------------------------------------------------------------------ */

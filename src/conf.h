@@ -30,6 +30,12 @@ enum conf_provider_type {
 	CONF_PROVIDER_CONSOLE,
 };
 
+/* What an alert delivers (SPEC §12): every matching event, or incident transitions. */
+enum conf_notify {
+	CONF_NOTIFY_EVENTS,
+	CONF_NOTIFY_CHANGES,
+};
+
 struct conf_provider {
 	char *name;
 	enum conf_provider_type type;
@@ -47,6 +53,9 @@ struct conf_provider {
 	char *proxy;          /* NULL = libcurl's environment proxies */
 	char *ca_file;        /* NULL = system bundle; absolute path */
 	int max_text;         /* [3000] */
+	/* Threads and in-place updates (slack-bot only; an error on other types). */
+	bool threads;         /* [false] */
+	double thread_ttl;    /* seconds an events thread stays open between events [86400] */
 };
 
 struct conf_source {
@@ -77,6 +86,13 @@ struct conf_alert {
 	char *channel;        /* NULL when unset: provider's channel */
 	bool commit_status_updates;
 	bool suspend;
+	/* Incidents (notify = "changes"; the three below are an error otherwise). */
+	enum conf_notify notify;   /* [events] */
+	double repeat_interval;    /* seconds between reminders; 0 = never [0] */
+	double incident_ttl;       /* seconds without an event before closing silently [86400] */
+	/* Globs on the reason of info events that close an incident; NULL for
+	 * notify = "events", else at least one (defaults: conf.c). */
+	char **recovery_reasons; size_t nrecovery_reasons;
 };
 
 struct conf {

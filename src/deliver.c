@@ -81,6 +81,31 @@
 #define DELIVER_ORPHAN_BATCH 100
 /* A target without pending rows is forgotten after this long (seconds). */
 #define DELIVER_TARGET_IDLE 60.0
+/* Shortest gap between two live counts of one parent (SPEC §12: chat.update is Tier 3). */
+#define DELIVER_COUNT_EVERY 60.0
+/* How often an idle threaded target is looked at for live counts (seconds). */
+#define DELIVER_COUNT_LOOK 5.0
+
+/*
+ * What an attempt is (SPEC §12). A plain message is one request; a row of a
+ * threaded target (slack-bot, threads = true) is a top-level message that
+ * becomes its thread's parent, a reply, or a recovery: chat.update of the
+ * parent and then a reply (or, when the parent cannot be edited, a new
+ * top-level message). A live count is a chat.update without rows.
+ */
+enum deliver_step {
+	DELIVER_STEP_SEND,            /* no thread involved */
+	DELIVER_STEP_PARENT,          /* top-level; its handle is stored */
+	DELIVER_STEP_TOP,             /* top-level, not a parent (a recovery); the handle ends */
+	DELIVER_STEP_REPLY,           /* in the thread; the thread's last_at moves */
+	DELIVER_STEP_UPDATE,          /* recovery: chat.update of the parent, then RECOVERED */
+	DELIVER_STEP_RECOVERED,       /* recovery: the reply after the update; the handle ends */
+	DELIVER_STEP_COUNT,           /* live count: chat.update of the parent, no rows */
+};
+
+static const char *const deliver_step_names[] = {
+	"send", "parent", "top-level", "reply", "update", "recovered", "count",
+};
 
 struct deliver_target {
 	char *provider;
@@ -114,6 +139,15 @@ struct deliver_target {
 	char retry_after[128];
 	char errbuf[CURL_ERROR_SIZE];
 	double started;               /* monotonic */
+
+	/* Threads (SPEC §12): what the attempt is; a recovery's next payloads;
+	 * the thread's handle for replies, updates and counts. */
+	enum deliver_step step;
+	char *reply_payload;          /* STEP_UPDATE: the reply that follows */
+	char *top_payload;            /* STEP_UPDATE: the message when the parent cannot be edited */
+	struct deliver_thread handle;
+	char *count_key;              /* STEP_COUNT: the thread key */
+	double count_after;           /* monotonic: next look for live counts */
 };
 
 struct deliver {
@@ -253,6 +287,14 @@ deliver_target_reset(struct deliver_target *t)
 	t->errbuf[0] = '\0';
 	slack_secrets_free(t->secrets);
 	t->secrets = NULL;
+	t->step = DELIVER_STEP_SEND;
+	free(t->reply_payload);
+	t->reply_payload = NULL;
+	free(t->top_payload);
+	t->top_payload = NULL;
+	free(t->count_key);
+	t->count_key = NULL;
+	memset(&t->handle, 0, sizeof(t->handle));
 }
 
 static void
@@ -354,6 +396,11 @@ deliver_dead_letter(struct deliver *d, struct deliver_target *t, const struct qu
 	for (size_t i = 0; i < n; i++) {
 		int a = attempts ? attempts[i] : rows[i].attempts;
 		char *e = keep_last ? deliver_error_with_last(error, &rows[i]) : NULL;
+		/* A new incident's parent that never made it: its replies must not
+		 * go to an older thread of the object (SPEC §12: top-level instead). */
+		if (rows[i].kind == QUEUE_KIND_OPENED && rows[i].thread_key != NULL &&
+		    rows[i].thread_key[0] != '\0')
+			deliver_record_thread_drop(d->rec, t->provider, t->channel, rows[i].thread_key);
 		deliver_record_note(d->rec, rows[i].id, QUEUE_OUTCOME_DEAD, a, 0, e ? e : error);
 		if (a > most)
 			most = a;
@@ -385,6 +432,7 @@ deliver_ack(struct deliver *d, struct deliver_target *t, const struct queue_row 
 	int attempts = 0;
 	for (size_t i = 0; i < n; i++) {
 		metrics_delivery_latency(t->provider, now - rows[i].created_at);
+		metrics_notification(rows[i].alerts, (int)rows[i].kind);
 		if (rows[i].attempts > attempts)
 			attempts = rows[i].attempts;
 	}
@@ -454,11 +502,44 @@ deliver_extra_free(struct conf_kv *kv, size_t n)
 	free(kv);
 }
 
-/* The events and alert extras of the rows in one message, parallel arrays. */
+/*
+ * A row's incident snapshot (queue.c: the JSON of the deliveries' incident
+ * column) into *inc, its strings borrowed from the returned JSON (new
+ * reference; NULL when there is none or it is not an object, then the item
+ * renders without an incident).
+ */
+static json_t *
+deliver_incident_parse(const char *text, struct slack_incident *inc)
+{
+	memset(inc, 0, sizeof(*inc));
+	if (text == NULL || *text == '\0')
+		return NULL;
+	json_t *o = json_loads(text, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return NULL;
+	}
+	json_t *v;                    /* borrowed */
+	if (json_is_number(v = json_object_get(o, "since")))
+		inc->since = json_number_value(v);
+	if (json_is_number(v = json_object_get(o, "failures")))
+		inc->failures = (long)json_number_value(v);
+	if (json_is_number(v = json_object_get(o, "duration")))
+		inc->duration = json_number_value(v);
+	if (json_is_string(v = json_object_get(o, "last_message")))
+		inc->last_message = json_string_value(v);
+	if (json_is_string(v = json_object_get(o, "revision")))
+		inc->revision = json_string_value(v);
+	return o;
+}
+
+/* The events, alert extras and incidents of the rows in one message, parallel arrays. */
 struct deliver_parsed {
 	struct slack_item *items;
 	struct event **events;
 	struct conf_kv **extras;
+	struct slack_incident *incidents;
+	json_t **incident_json;       /* owns the incidents' strings */
 	size_t n;
 };
 
@@ -468,10 +549,13 @@ deliver_parsed_free(struct deliver_parsed *ps)
 	for (size_t i = 0; i < ps->n; i++) {
 		event_free(ps->events[i]);
 		deliver_extra_free(ps->extras[i], ps->items[i].nextra);
+		json_decref(ps->incident_json[i]);
 	}
 	free(ps->items);
 	free(ps->events);
 	free(ps->extras);
+	free(ps->incidents);
+	free(ps->incident_json);
 	memset(ps, 0, sizeof(*ps));
 }
 
@@ -534,9 +618,17 @@ deliver_post(struct deliver *d, struct deliver_target *t, const struct conf_prov
 		curl_easy_reset(t->easy);     /* keeps the connection and DNS caches */
 	if (t->easy == NULL)
 		goto out;
+	/* What an earlier request of the same attempt (a recovery's update) left. */
+	curl_slist_free_all(t->headers);
+	t->headers = NULL;
+	util_buf_free(&t->body);
+	t->retry_after[0] = '\0';
+	slack_secrets_free(t->secrets);
+	t->secrets = NULL;
 
 	if (p->type == CONF_PROVIDER_SLACK_BOT) {
-		url = util_printf("%s/chat.postMessage", p->api_url);
+		bool update = t->step == DELIVER_STEP_UPDATE || t->step == DELIVER_STEP_COUNT;
+		url = util_printf("%s/%s", p->api_url, update ? "chat.update" : "chat.postMessage");
 		t->headers = curl_slist_append(t->headers,
 		    "Content-Type: application/json; charset=utf-8");
 		char *auth = util_printf("Authorization: Bearer %s", p->token);
@@ -667,6 +759,10 @@ deliver_pass_take(struct deliver *d, struct deliver_target *t, struct deliver_pa
 	pp->extras[pp->n] = deliver_extra_parse(r->extra, &pp->items[pp->n].nextra);
 	pp->items[pp->n].ev = ev;
 	pp->items[pp->n].extra = pp->extras[pp->n];
+	pp->items[pp->n].kind = (enum slack_kind)r->kind;
+	pp->incident_json[pp->n] = deliver_incident_parse(r->incident, &pp->incidents[pp->n]);
+	if (pp->incident_json[pp->n] != NULL)
+		pp->items[pp->n].incident = &pp->incidents[pp->n];
 	pp->n++;
 	ps->send[ps->nsend++] = *r;
 	memset(r, 0, sizeof(*r));
@@ -689,6 +785,8 @@ deliver_pass_triage(struct deliver *d, struct deliver_target *t, struct deliver_
 	ps->parsed.items = util_calloc(ps->n, sizeof(*ps->parsed.items));
 	ps->parsed.events = util_calloc(ps->n, sizeof(*ps->parsed.events));
 	ps->parsed.extras = util_calloc(ps->n, sizeof(*ps->parsed.extras));
+	ps->parsed.incidents = util_calloc(ps->n, sizeof(*ps->parsed.incidents));
+	ps->parsed.incident_json = util_calloc(ps->n, sizeof(*ps->parsed.incident_json));
 	for (size_t i = 0; i < ps->n; i++) {
 		struct queue_row *r = &ps->rows[i];
 		if (now_w - r->created_at >= max_age) {
@@ -771,6 +869,218 @@ deliver_pass_post(struct deliver *d, struct deliver_target *t, const struct conf
 		deliver_due_at(d, now_m + 1.0);
 }
 
+/* ------------------------------------------------------------------ threads */
+
+/* Whether p's messages go in threads (SPEC §12). */
+static bool
+deliver_threaded(const struct conf_provider *p)
+{
+	return p->type == CONF_PROVIDER_SLACK_BOT && p->threads;
+}
+
+/*
+ * Start the attempt of t (rows and payloads already in t) for step; false
+ * when it could not start (t is reset, its rows stay pending for a later pass).
+ */
+static bool
+deliver_start_step(struct deliver *d, struct deliver_target *t, const struct conf_provider *p,
+    enum deliver_step step)
+{
+	t->step = step;
+	if (log_enabled(LOG_LEVEL_DEBUG))
+		log_debug("thread request", "target", t->label, "step", deliver_step_names[step],
+		    "thread", t->count_key ? t->count_key : t->rows ? t->rows[0].thread_key : "",
+		    NULL);
+	if (deliver_post(d, t, p) == 0)
+		return true;
+	deliver_due_at(d, util_mono() + 1.0);
+	return false;
+}
+
+/*
+ * The one row of a threaded target (ps->send[0], SPEC §12), by kind:
+ * opened goes top-level and becomes the parent; reminder, reply and event
+ * are replies when the thread is known (an event only while the thread had
+ * a message less than thread_ttl ago; an error event is broadcast), else
+ * top-level and the new parent; recovered edits the parent and replies, or
+ * is one top-level message when there is no parent. t takes the row.
+ */
+static void
+deliver_thread_post(struct deliver *d, struct deliver_target *t, const struct conf_provider *p,
+    struct deliver_pass *ps, double now_w, double now_m)
+{
+	const struct queue_row *r = &ps->send[0];
+	const struct slack_item *it = &ps->parsed.items[0];
+	const char *channel = t->channel[0] ? t->channel : NULL;
+	struct deliver_thread h;
+	enum deliver_step step;
+
+	int known = deliver_record_thread(d->rec, d->q, t->provider, t->channel, r->thread_key, &h);
+	if (known < 0) {
+		deliver_read_failed(d, t);
+		deliver_due_at(d, now_m + DELIVER_SCAN_INTERVAL);
+		return;                   /* the row stays pending */
+	}
+	if (known && r->kind == QUEUE_KIND_EVENT && now_w - h.last_at >= p->thread_ttl)
+		known = 0;                /* the object's events thread closed */
+	if (r->kind == QUEUE_KIND_OPENED) {
+		step = DELIVER_STEP_PARENT;
+		t->payload = slack_render_string(p, channel, it, 1);
+	} else if (r->kind == QUEUE_KIND_RECOVERED && known) {
+		step = DELIVER_STEP_UPDATE;
+		t->payload = slack_render_update_string(p, h.channel_id, h.ts, it, 1);
+		t->reply_payload = slack_render_reply_string(p, h.channel_id, h.ts, false, it, 1);
+		t->top_payload = slack_render_string(p, channel, it, 1);
+		if (t->reply_payload == NULL || t->top_payload == NULL) {
+			free(t->payload);
+			t->payload = NULL;
+		}
+	} else if (r->kind == QUEUE_KIND_RECOVERED) {
+		step = DELIVER_STEP_TOP;
+		t->payload = slack_render_string(p, channel, it, 1);
+	} else if (known) {
+		step = DELIVER_STEP_REPLY;
+		bool broadcast = r->kind == QUEUE_KIND_EVENT && it->ev->severity == EVENT_ERROR;
+		t->payload = slack_render_reply_string(p, h.channel_id, h.ts, broadcast, it, 1);
+	} else {
+		step = DELIVER_STEP_PARENT;
+		t->payload = slack_render_string(p, channel, it, 1);
+	}
+	if (t->payload == NULL) {
+		deliver_dead_letter(d, t, ps->send, ps->nsend, NULL, "cannot render payload", false);
+		deliver_target_reset(t);
+		return;
+	}
+	if (known)
+		t->handle = h;
+	t->rows = ps->send;
+	t->nrows = ps->nsend;
+	ps->send = NULL;
+	ps->nsend = 0;
+	if (deliver_start_step(d, t, p, step))
+		deliver_bucket_take(t, p);
+}
+
+/*
+ * The object of a thread key, "cluster/kind/namespace/name" (queue.c):
+ * four borrowed pieces cut in place in key (a copy). -1 when malformed.
+ */
+static int
+deliver_thread_object(char *key, char *part[4])
+{
+	part[0] = key;
+	for (int i = 1; i < 4; i++) {
+		char *slash = strchr(part[i - 1], '/');
+		if (slash == NULL)
+			return -1;
+		*slash = '\0';
+		part[i] = slash + 1;
+	}
+	return 0;
+}
+
+/*
+ * The incident shown by a thread of target t: over the notify = "changes"
+ * alerts that deliver to t, the most failures, the earliest opening and the
+ * latest failure (one indexed lookup per alert). 1 when one is open, 0 when
+ * none, -1 on a failed read.
+ */
+static int
+deliver_thread_incident(struct deliver *d, const struct deliver_target *t, const char *key,
+    int64_t *failures, double *since, double *last_at)
+{
+	char *copy = util_strdup(key), *obj[4];
+	int found = 0;
+	if (deliver_thread_object(copy, obj) < 0)
+		goto out;
+	for (size_t i = 0; i < d->conf->nalerts; i++) {
+		const struct conf_alert *a = &d->conf->alerts[i];
+		if (a->notify != CONF_NOTIFY_CHANGES)
+			continue;
+		bool ours = false;
+		for (size_t k = 0; k < a->nproviders && !ours; k++) {
+			const struct conf_provider *p = &d->conf->providers[a->provider_idx[k]];
+			const char *ch = a->channel ? a->channel : p->channel ? p->channel : "";
+			ours = strcmp(p->name, t->provider) == 0 && strcmp(ch, t->channel) == 0;
+		}
+		if (!ours)
+			continue;
+		struct queue_incident in = { 0 };
+		int rc = queue_incident_get(d->q, a->name, obj[0], obj[1], obj[2], obj[3], &in);
+		if (rc < 0) {
+			found = -1;
+			goto out;
+		}
+		if (rc == 1) {
+			if (!found || in.failures > *failures)
+				*failures = in.failures;
+			if (!found || in.opened_at < *since)
+				*since = in.opened_at;
+			if (!found || in.last_at > *last_at)
+				*last_at = in.last_at;
+			found = 1;
+		}
+		queue_incident_clear(&in);
+	}
+out:
+	free(copy);
+	return found;
+}
+
+/*
+ * Best-effort live count (SPEC §12) on idle threaded target t: the first
+ * parent whose incident has more than one failure and counted one since
+ * the parent's last count (if any), which was DELIVER_COUNT_EVERY ago or
+ * more, gets "N failures since HH:MM". Not queued: a count that fails is tried again a minute later,
+ * one lost in a restart is simply not shown. Returns true when an attempt
+ * started.
+ */
+static bool
+deliver_count_pass(struct deliver *d, struct deliver_target *t, const struct conf_provider *p,
+    double now_w, double now_m)
+{
+	struct deliver_thread_entry *v = NULL;
+	size_t n = 0;
+	bool started = false;
+
+	if (!deliver_threaded(p) || t->busy || now_m < t->count_after ||
+	    deliver_bucket_ready(t, p, now_m) > 0)
+		return false;
+	t->count_after = now_m + DELIVER_COUNT_LOOK;
+	if (deliver_record_threads(d->rec, d->q, t->provider, t->channel, &v, &n) < 0) {
+		deliver_read_failed(d, t);
+		return false;
+	}
+	for (size_t i = 0; i < n && !started; i++) {
+		const struct deliver_thread *h = &v[i].h;
+		int64_t failures = 0;
+		double since = 0, last_at = 0;
+		if (now_w - h->updated_at < DELIVER_COUNT_EVERY)
+			continue;
+		int rc = deliver_thread_incident(d, t, v[i].key, &failures, &since, &last_at);
+		if (rc < 0) {
+			deliver_read_failed(d, t);
+			break;
+		}
+		/* The parent says 1 failure; a count says more only when there was one since. */
+		if (rc == 0 || failures < 2 || last_at <= h->updated_at)
+			continue;
+		t->payload = slack_render_count_string(h->channel_id, h->ts, (long)failures, since,
+		    now_w);
+		if (t->payload == NULL)
+			continue;
+		t->handle = *h;
+		t->count_key = util_strdup(v[i].key);
+		started = deliver_start_step(d, t, p, DELIVER_STEP_COUNT);
+		if (started) {
+			deliver_bucket_take(t, p);
+			t->count_after = now_m;   /* the next parent right after this one */
+		}
+	}
+	deliver_record_threads_free(v, n);
+	return started;
+}
+
 /*
  * Look at one idle target: dead-letter what is too old or unreadable, then
  * print (console) or start one attempt with the due rows at its head.
@@ -785,8 +1095,10 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 	if (p == NULL)
 		return deliver_orphans(d, t);
 	bool console = p->type == CONF_PROVIDER_CONSOLE;
-	/* Coalescing: conf bounds batch_max to 1..SLACK_MAX_ATTACHMENTS. */
-	size_t limit = console ? DELIVER_CONSOLE_BATCH : (size_t)p->batch_max;
+	/* Coalescing: conf bounds batch_max to 1..SLACK_MAX_ATTACHMENTS; a
+	 * threaded target sends its rows one at a time (SPEC §12). */
+	size_t limit = console ? DELIVER_CONSOLE_BATCH : deliver_threaded(p) ? 1 :
+	    (size_t)p->batch_max;
 	/* A bucket that is not ready (pacing, or a long Retry-After) must not
 	 * keep max_age from dead-lettering the rows it holds: the triage still
 	 * runs, only sending waits. */
@@ -805,9 +1117,13 @@ deliver_target_pass(struct deliver *d, struct deliver_target *t, double now_w, d
 			deliver_due_at(d, sending);
 		} else if (ps.nsend > 0 && console) {
 			deliver_pass_print(d, t, p, &ps);
+		} else if (ps.nsend > 0 && deliver_threaded(p) && ps.send[0].thread_key[0] != '\0') {
+			deliver_thread_post(d, t, p, &ps, now_w, now_m);
 		} else if (ps.nsend > 0) {
 			deliver_pass_post(d, t, p, &ps, now_m);
 		}
+	} else {
+		deliver_count_pass(d, t, p, now_w, now_m);
 	}
 	deliver_pass_free(&ps);
 	return ps.again;
@@ -828,10 +1144,41 @@ deliver_target_run(struct deliver *d, struct deliver_target *t)
 }
 
 /*
+ * The live counts of threaded targets that have nothing pending (tv: the
+ * targets that have): the targets of notify = "changes" alerts on threaded
+ * providers, each looked at every DELIVER_COUNT_LOOK at most.
+ */
+static void
+deliver_counts(struct deliver *d, const struct queue_target *tv, size_t nt, double now_m)
+{
+	double now_w = util_now();
+	for (size_t i = 0; i < d->conf->nalerts; i++) {
+		const struct conf_alert *a = &d->conf->alerts[i];
+		if (a->notify != CONF_NOTIFY_CHANGES)
+			continue;
+		for (size_t k = 0; k < a->nproviders; k++) {
+			const struct conf_provider *p = &d->conf->providers[a->provider_idx[k]];
+			if (!deliver_threaded(p))
+				continue;
+			const char *ch = a->channel ? a->channel : p->channel ? p->channel : "";
+			bool pending = false;
+			for (size_t j = 0; j < nt && !pending; j++)
+				pending = strcmp(tv[j].provider, p->name) == 0 &&
+				    strcmp(tv[j].channel ? tv[j].channel : "", ch) == 0;
+			if (pending)
+				continue;
+			struct deliver_target *t = deliver_target_get(d, p->name, ch);
+			t->last_seen = now_m;
+			deliver_count_pass(d, t, p, now_w, now_m);
+		}
+	}
+}
+
+/*
  * One look at the database: every target with pending rows that is idle.
  * A scan caused by a wake-up (new rows) skips targets whose head is known to
  * be deferred; a timed scan checks them all, since another process may have
- * changed their rows.
+ * changed their rows, and looks for live counts to show.
  */
 static void
 deliver_scan(struct deliver *d, bool woken)
@@ -857,6 +1204,8 @@ deliver_scan(struct deliver *d, bool woken)
 		}
 		deliver_target_run(d, t);
 	}
+	if (!woken)
+		deliver_counts(d, tv, nt, now_m);
 	queue_targets_free(tv, nt);
 	deliver_targets_gc(d, now_m);
 out:
@@ -867,12 +1216,14 @@ out:
 	d->scan_after = end + 4.0 * (end - now_m);
 }
 
-/* Tell every provider of c to metrics, and the recorder c's dead_max_age. */
+/* Tell every provider and alert of c to metrics, and the recorder c's dead_max_age. */
 static void
 deliver_conf_changed(struct deliver *d, const struct conf *c)
 {
 	for (size_t i = 0; i < c->nproviders; i++)
 		metrics_provider(c->providers[i].name);
+	for (size_t i = 0; i < c->nalerts; i++)
+		metrics_alert(c->alerts[i].name);
 	deliver_record_set_dead_max_age(d->rec, c->queue.dead_max_age);
 }
 
@@ -1018,6 +1369,113 @@ deliver_permanent(struct deliver *d, struct deliver_target *t, const struct slac
 	deliver_dead_letter(d, t, t->rows, t->nrows, NULL, res->error, false);
 }
 
+/*
+ * A delivered request of a threaded row: what it means for the thread's
+ * handle. The handle is noted before the row's acknowledgement (see
+ * deliver_record.c).
+ */
+static void
+deliver_thread_delivered(struct deliver *d, struct deliver_target *t,
+    const struct slack_result *res, double now_w)
+{
+	const char *key = t->rows[0].thread_key;
+	switch (t->step) {
+	case DELIVER_STEP_PARENT:
+		if (res->channel[0] != '\0' && res->ts[0] != '\0') {
+			struct deliver_thread h = { .opened_at = now_w, .last_at = now_w };
+			snprintf(h.channel_id, sizeof(h.channel_id), "%s", res->channel);
+			snprintf(h.ts, sizeof(h.ts), "%s", res->ts);
+			deliver_record_thread_put(d->rec, t->provider, t->channel, key, &h);
+			log_debug("thread parent", "target", t->label, "thread", key, "channel_id",
+			    h.channel_id, "ts", h.ts, NULL);
+		} else {
+			/* Slack answered without a handle: the next reply is top-level. */
+			deliver_record_thread_drop(d->rec, t->provider, t->channel, key);
+		}
+		break;
+	case DELIVER_STEP_REPLY:
+		deliver_record_thread_touch(d->rec, t->provider, t->channel, key, now_w, -1);
+		break;
+	case DELIVER_STEP_TOP:
+	case DELIVER_STEP_RECOVERED:
+		deliver_record_thread_drop(d->rec, t->provider, t->channel, key);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * After a request of a recovery (SPEC §12): the parent's update was done,
+ * so the reply follows; or it cannot be done (message_not_found,
+ * cant_update_message), so a new top-level message says it instead. Returns
+ * true when the row is still in the hands of the next request (or of a
+ * later pass, when it could not start).
+ */
+static bool
+deliver_thread_next(struct deliver *d, struct deliver_target *t, const struct slack_result *res)
+{
+	const struct conf_provider *p = deliver_provider(d, t->provider);
+	char **next = NULL;
+	enum deliver_step step;
+	if (t->step != DELIVER_STEP_UPDATE)
+		return false;
+	if (res->outcome == SLACK_DELIVERED) {
+		next = &t->reply_payload;
+		step = DELIVER_STEP_RECOVERED;
+	} else if (res->repost) {
+		next = &t->top_payload;
+		step = DELIVER_STEP_TOP;
+	} else {
+		return false;
+	}
+	/* Stopping, or the provider left with a reload: the row stays pending,
+	 * and the next pass does the recovery again (chat.update is idempotent). */
+	if (p == NULL || atomic_load(&d->stopping)) {
+		deliver_target_reset(t);
+		return true;
+	}
+	if (step == DELIVER_STEP_TOP)
+		deliver_log(LOG_LEVEL_INFO, "thread parent cannot be edited: posting the recovery "
+		    "as a new message", t, t->rows, t->nrows, t->rows[0].attempts, res->error,
+		    NULL, NULL);
+	free(t->payload);
+	t->payload = *next;
+	*next = NULL;
+	deliver_start_step(d, t, p, step);
+	return true;
+}
+
+/*
+ * A live count's answer: the parent is counted again a minute later,
+ * whatever happened (it is best effort), unless Slack asks to wait or the
+ * parent is gone (then the thread ends: the next reply is a new parent).
+ */
+static void
+deliver_count_done(struct deliver *d, struct deliver_target *t, const struct slack_result *res,
+    double now_w)
+{
+	const struct deliver_thread *h = &t->handle;
+	if (res->outcome == SLACK_RATE_LIMITED) {
+		double wait = fmin(res->retry_after > 0 ? res->retry_after : 1.0,
+		    DELIVER_RETRY_AFTER_MAX);
+		t->stamp = util_mono() + wait;
+		t->tokens = 1.0;
+		return;
+	}
+	if (res->repost) {
+		deliver_record_thread_drop(d->rec, t->provider, t->channel, t->count_key);
+		log_info("thread parent gone: the next message of its object starts a new thread",
+		    "target", t->label, "thread", t->count_key, "error", res->error, NULL);
+		return;
+	}
+	deliver_record_thread_touch(d->rec, t->provider, t->channel, t->count_key, h->last_at,
+	    now_w);
+	if (res->outcome != SLACK_DELIVERED)
+		log_warn("live count not shown", "target", t->label, "thread", t->count_key,
+		    "error", res->error, NULL);
+}
+
 /* Classify the finished attempt of t and move its rows on. */
 static void
 deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
@@ -1027,8 +1485,19 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 	double now_w = util_now();
 
 	deliver_classify(t, rc, now_w, status, &res);
+	curl_multi_remove_handle(d->multi, t->easy);
+	t->busy = false;
+	d->inflight--;
+	if (t->step == DELIVER_STEP_COUNT) {
+		deliver_count_done(d, t, &res, now_w);
+		goto out;
+	}
+	if (deliver_thread_next(d, t, &res))
+		return;
 	switch (res.outcome) {
 	case SLACK_DELIVERED:
+		if (t->step != DELIVER_STEP_SEND)
+			deliver_thread_delivered(d, t, &res, now_w);
 		deliver_ack(d, t, t->rows, t->nrows, status);
 		break;
 	case SLACK_RATE_LIMITED:
@@ -1041,9 +1510,7 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 		deliver_permanent(d, t, &res);
 		break;
 	}
-	curl_multi_remove_handle(d->multi, t->easy);
-	t->busy = false;
-	d->inflight--;
+out:
 	deliver_target_reset(t);
 	/* The target is free: its next rows may go now (or it learns when). */
 	if (!atomic_load(&d->stopping))

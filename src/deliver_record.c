@@ -13,6 +13,13 @@
  * shows the written state: read and notes are never out of step (a
  * delivered row read back as pending would be sent again).
  *
+ * Thread handle notes (deliver_record.h) live in a list beside the row
+ * notes, under the same lock and with the same seq/taken rule, and are
+ * written in the same transaction as the row notes taken with them; a
+ * handle is noted before the acknowledgement of the row that made it, so a
+ * crash between the two writes can at worst send that row again, never
+ * lose the thread of an acknowledged parent.
+ *
  * The recorder's connection is opened with synchronous=NORMAL: what it
  * writes (acks, deferrals, dead letters) may be lost by a power cut, which
  * at worst sends a message again or retries it early (at-least-once holds).
@@ -64,12 +71,32 @@ struct deliver_record_notes {
 	uint64_t seq;
 };
 
+/*
+ * A note of a thread handle (deliver_record.h), with seq/taken as a row's.
+ * They are few (one per thread that changed since the last write), so a
+ * list does.
+ */
+enum deliver_record_op {
+	DELIVER_RECORD_PUT,           /* h is the new handle */
+	DELIVER_RECORD_TOUCH,         /* h.last_at, h.updated_at (< 0: kept) of the stored one */
+	DELIVER_RECORD_DROP,          /* no handle */
+};
+
+struct deliver_record_tnote {
+	struct deliver_record_tnote *next;
+	char *provider, *channel, *key;
+	enum deliver_record_op op;
+	struct deliver_thread h;
+	uint64_t seq, taken;
+};
+
 struct deliver_record {
 	pthread_t thread;
 	/* Guarded by lock; cond wakes the recorder. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct deliver_record_notes notes;
+	struct deliver_record_tnote *tnotes;   /* thread handle notes; seq from notes.seq */
 	bool dirty;                   /* some note has seq != taken */
 	bool stop;
 	bool expire_now;              /* a new dead_max_age: expire at once */
@@ -258,6 +285,205 @@ deliver_record_set_dead_max_age(struct deliver_record *r, double dead_max_age)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* ------------------------------------------------------------ thread notes */
+
+static bool
+deliver_record_tnote_is(const struct deliver_record_tnote *t, const char *provider,
+    const char *channel, const char *key)
+{
+	return strcmp(t->provider, provider) == 0 && strcmp(t->channel, channel) == 0 &&
+	    strcmp(t->key, key) == 0;
+}
+
+/* The note of a handle, or NULL. Under the lock. */
+static struct deliver_record_tnote *
+deliver_record_tnote_find(struct deliver_record *r, const char *provider, const char *channel,
+    const char *key)
+{
+	for (struct deliver_record_tnote *t = r->tnotes; t != NULL; t = t->next)
+		if (deliver_record_tnote_is(t, provider, channel, key))
+			return t;
+	return NULL;
+}
+
+static void
+deliver_record_tnote_free(struct deliver_record_tnote *t)
+{
+	free(t->provider);
+	free(t->channel);
+	free(t->key);
+	free(t);
+}
+
+/*
+ * Note op for a handle (h as the op says; may be NULL for DROP), merged
+ * with an earlier note of it: a touch changes a new handle's times, and
+ * touches nothing once it ended. Wakes the recorder.
+ */
+static void
+deliver_record_tnote(struct deliver_record *r, const char *provider, const char *channel,
+    const char *key, enum deliver_record_op op, const struct deliver_thread *h)
+{
+	pthread_mutex_lock(&r->lock);
+	struct deliver_record_tnote *t = deliver_record_tnote_find(r, provider, channel, key);
+	if (t == NULL) {
+		t = util_calloc(1, sizeof(*t));
+		t->provider = util_strdup(provider);
+		t->channel = util_strdup(channel);
+		t->key = util_strdup(key);
+		t->op = DELIVER_RECORD_DROP;
+		t->next = r->tnotes;
+		r->tnotes = t;
+		if (op == DELIVER_RECORD_TOUCH) {
+			t->op = DELIVER_RECORD_TOUCH;
+			t->h.updated_at = -1;
+		}
+	}
+	if (op == DELIVER_RECORD_TOUCH) {
+		if (t->op == DELIVER_RECORD_DROP)
+			goto out;                 /* nothing to touch */
+		t->h.last_at = h->last_at;
+		if (h->updated_at >= 0)
+			t->h.updated_at = h->updated_at;
+	} else {
+		t->op = op;
+		if (h != NULL)
+			t->h = *h;
+	}
+	t->seq = ++r->notes.seq;
+	r->dirty = true;
+	pthread_cond_signal(&r->cond);
+out:
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+deliver_record_thread_put(struct deliver_record *r, const char *provider,
+    const char *channel, const char *key, const struct deliver_thread *h)
+{
+	deliver_record_tnote(r, provider, channel, key, DELIVER_RECORD_PUT, h);
+}
+
+void
+deliver_record_thread_touch(struct deliver_record *r, const char *provider,
+    const char *channel, const char *key, double last_at, double updated_at)
+{
+	struct deliver_thread h = { .last_at = last_at, .updated_at = updated_at };
+	deliver_record_tnote(r, provider, channel, key, DELIVER_RECORD_TOUCH, &h);
+}
+
+void
+deliver_record_thread_drop(struct deliver_record *r, const char *provider,
+    const char *channel, const char *key)
+{
+	deliver_record_tnote(r, provider, channel, key, DELIVER_RECORD_DROP, NULL);
+}
+
+/* A stored handle as a struct deliver_thread (ids that do not fit are cut: Slack's are short). */
+static void
+deliver_record_from_queue(const struct queue_thread *qt, struct deliver_thread *h)
+{
+	memset(h, 0, sizeof(*h));
+	snprintf(h->channel_id, sizeof(h->channel_id), "%s", qt->channel_id ? qt->channel_id : "");
+	snprintf(h->ts, sizeof(h->ts), "%s", qt->ts ? qt->ts : "");
+	h->opened_at = qt->opened_at;
+	h->last_at = qt->last_at;
+	h->updated_at = qt->updated_at;
+}
+
+/* A touch note's times applied to a handle read from the database. */
+static void
+deliver_record_touch_apply(const struct deliver_record_tnote *t, struct deliver_thread *h)
+{
+	h->last_at = t->h.last_at;
+	if (t->h.updated_at >= 0)
+		h->updated_at = t->h.updated_at;
+}
+
+int
+deliver_record_thread(struct deliver_record *r, struct queue *q, const char *provider,
+    const char *channel, const char *key, struct deliver_thread *h)
+{
+	struct queue_thread qt = { 0 };
+	int found;
+
+	/* Read under the lock, as deliver_record_head: a note is forgotten only
+	 * once its write committed, so notes and reads never disagree. */
+	pthread_mutex_lock(&r->lock);
+	struct deliver_record_tnote *t = deliver_record_tnote_find(r, provider, channel, key);
+	if (t != NULL && t->op != DELIVER_RECORD_TOUCH) {
+		found = t->op == DELIVER_RECORD_PUT;
+		if (found)
+			*h = t->h;
+		goto out;
+	}
+	found = queue_thread_get(q, provider, channel, key, &qt);
+	if (found == 1) {
+		deliver_record_from_queue(&qt, h);
+		if (t != NULL)
+			deliver_record_touch_apply(t, h);
+	}
+	queue_thread_clear(&qt);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return found;
+}
+
+int
+deliver_record_threads(struct deliver_record *r, struct queue *q, const char *provider,
+    const char *channel, struct deliver_thread_entry **out, size_t *n)
+{
+	struct queue_thread *rows = NULL;
+	size_t nrows = 0, len = 0, cap = 0;
+	struct deliver_thread_entry *v = NULL;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&r->lock);
+	if (queue_thread_list_target(q, provider, channel, &rows, &nrows) < 0) {
+		pthread_mutex_unlock(&r->lock);
+		return -1;
+	}
+	cap = nrows;
+	for (struct deliver_record_tnote *t = r->tnotes; t != NULL; t = t->next)
+		cap++;
+	v = util_calloc(cap + 1, sizeof(*v));
+	for (size_t i = 0; i < nrows; i++) {
+		struct deliver_record_tnote *t = deliver_record_tnote_find(r, provider, channel,
+		    rows[i].thread_key);
+		if (t != NULL && t->op != DELIVER_RECORD_TOUCH)
+			continue;                 /* the note says (below) */
+		v[len].key = util_strdup(rows[i].thread_key);
+		deliver_record_from_queue(&rows[i], &v[len].h);
+		if (t != NULL)
+			deliver_record_touch_apply(t, &v[len].h);
+		len++;
+	}
+	for (struct deliver_record_tnote *t = r->tnotes; t != NULL; t = t->next) {
+		if (t->op != DELIVER_RECORD_PUT || strcmp(t->provider, provider) != 0 ||
+		    strcmp(t->channel, channel) != 0)
+			continue;
+		v[len].key = util_strdup(t->key);
+		v[len].h = t->h;
+		len++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	queue_threads_free(rows, nrows);
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+void
+deliver_record_threads_free(struct deliver_thread_entry *v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i].key);
+	free(v);
+}
+
 /* ------------------------------------------------------------------ writing */
 
 /* The notes not written yet, as outcomes (errors copied); seqs gets their seq. Under the lock. */
@@ -304,21 +530,117 @@ deliver_record_report(struct deliver_record *r, int rc, size_t written, size_t l
 	}
 }
 
+/*
+ * The thread notes not written yet, as copies (a list in *out, newest
+ * first; the seq of each is the one taken). Under the lock.
+ */
+static size_t
+deliver_record_take_threads(struct deliver_record *r, struct deliver_record_tnote **out)
+{
+	size_t n = 0;
+	*out = NULL;
+	for (struct deliver_record_tnote *t = r->tnotes; t != NULL; t = t->next) {
+		if (t->taken == t->seq)
+			continue;
+		struct deliver_record_tnote *c = util_calloc(1, sizeof(*c));
+		*c = *t;
+		c->provider = util_strdup(t->provider);
+		c->channel = util_strdup(t->channel);
+		c->key = util_strdup(t->key);
+		c->next = *out;
+		*out = c;
+		t->taken = t->seq;
+		n++;
+	}
+	return n;
+}
+
+/* Write one thread note in the open transaction. 0 / -1. */
+static int
+deliver_record_store_thread(struct queue *q, const struct deliver_record_tnote *t)
+{
+	if (t->op == DELIVER_RECORD_DROP)
+		return queue_thread_delete(q, t->provider, t->channel, t->key);
+	if (t->op == DELIVER_RECORD_TOUCH)
+		return queue_thread_touch(q, t->provider, t->channel, t->key, t->h.last_at,
+		    t->h.updated_at);
+	struct queue_thread qt = {
+		.provider = t->provider, .channel = t->channel, .thread_key = t->key,
+		.channel_id = (char *)t->h.channel_id, .ts = (char *)t->h.ts,
+		.opened_at = t->h.opened_at, .last_at = t->h.last_at, .updated_at = t->h.updated_at,
+	};
+	return queue_thread_put(q, &qt);
+}
+
+/* Outcomes and thread notes in one transaction. 0 / -1 (nothing written). */
+static int
+deliver_record_store(struct deliver_record *r, const struct queue_outcome *o, size_t n,
+    const struct deliver_record_tnote *th)
+{
+	if (th == NULL)
+		return queue_record(r->q, o, n);
+	if (queue_begin(r->q) < 0)
+		return -1;
+	if (queue_record_in(r->q, o, n) < 0)
+		goto fail;
+	for (const struct deliver_record_tnote *t = th; t != NULL; t = t->next)
+		if (deliver_record_store_thread(r->q, t) < 0)
+			goto fail;
+	return queue_commit(r->q);
+fail:
+	queue_rollback(r->q);
+	return -1;
+}
+
+/* After a write (rc) of thread notes th: forget those on disk, or take them again. Under the lock. */
+static void
+deliver_record_written_threads(struct deliver_record *r, int rc,
+    const struct deliver_record_tnote *th)
+{
+	for (const struct deliver_record_tnote *c = th; c != NULL; c = c->next) {
+		struct deliver_record_tnote **pp = &r->tnotes;
+		while (*pp != NULL && !deliver_record_tnote_is(*pp, c->provider, c->channel, c->key))
+			pp = &(*pp)->next;
+		struct deliver_record_tnote *t = *pp;
+		if (t == NULL)
+			continue;
+		if (rc == 0 && t->seq == c->seq) {
+			*pp = t->next;
+			deliver_record_tnote_free(t);
+		} else if (rc != 0 && t->taken == c->seq) {
+			t->taken = 0;
+			r->dirty = true;
+		}
+	}
+}
+
+static void
+deliver_record_tnotes_free(struct deliver_record_tnote *t)
+{
+	while (t != NULL) {
+		struct deliver_record_tnote *next = t->next;
+		deliver_record_tnote_free(t);
+		t = next;
+	}
+}
+
 /* Write every dirty note in one transaction; forget what is now on disk. */
 static void
 deliver_record_write(struct deliver_record *r)
 {
 	struct queue_outcome *o = NULL;
+	struct deliver_record_tnote *th = NULL;
 	uint64_t *seqs = NULL;
 
 	pthread_mutex_lock(&r->lock);
 	r->dirty = false;
 	size_t n = deliver_record_take(r, &o, &seqs);
+	size_t m = deliver_record_take_threads(r, &th);
 	pthread_mutex_unlock(&r->lock);
-	if (n == 0)
+	if (n == 0 && m == 0)
 		goto out;
 
-	int rc = queue_record(r->q, o, n);
+	int rc = deliver_record_store(r, o, n, th);
 	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct deliver_record_note *e = deliver_record_find(&r->notes, o[i].id);
@@ -331,14 +653,18 @@ deliver_record_write(struct deliver_record *r)
 			r->dirty = true;
 		}
 	}
+	deliver_record_written_threads(r, rc, th);
 	size_t left = r->notes.n;
+	for (struct deliver_record_tnote *t = r->tnotes; t != NULL; t = t->next)
+		left++;
 	pthread_mutex_unlock(&r->lock);
-	deliver_record_report(r, rc, n, left);
+	deliver_record_report(r, rc, n + m, left);
 out:
 	for (size_t i = 0; i < n; i++)
 		free((char *)o[i].error);
 	free(o);
 	free(seqs);
+	deliver_record_tnotes_free(th);
 }
 
 /* ------------------------------------------------------------ housekeeping */
@@ -481,6 +807,8 @@ deliver_record_final(struct deliver_record *r, int *tries)
 {
 	pthread_mutex_lock(&r->lock);
 	size_t left = r->notes.n;
+	for (struct deliver_record_tnote *t = r->tnotes; t != NULL; t = t->next)
+		left++;
 	pthread_mutex_unlock(&r->lock);
 	if (left == 0)
 		return false;
@@ -560,6 +888,7 @@ deliver_record_stop(struct deliver_record *r)
 	pthread_join(r->thread, NULL);
 	queue_close(r->q);
 	deliver_record_notes_free(&r->notes);
+	deliver_record_tnotes_free(r->tnotes);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);

@@ -18,9 +18,10 @@
  * process, `fluxrelay queue retry`, changes it too), and logs a queue fault
  * (queue.h) once.
  *
- * Threads: start and stop from the main thread; note, head and
- * set_dead_max_age from the delivery thread (set_dead_max_age also before it
- * starts). The notes are shared with the recorder under a lock.
+ * Threads: start and stop from the main thread; note, head, the thread
+ * handle functions and set_dead_max_age from the delivery thread
+ * (set_dead_max_age also before it starts). The notes are shared with the
+ * recorder under a lock.
  */
 #ifndef FLUXRELAY_DELIVER_RECORD_H
 #define FLUXRELAY_DELIVER_RECORD_H
@@ -68,5 +69,57 @@ int deliver_record_head(struct deliver_record *r, struct queue *q, const char *p
 
 /* queue.dead_max_age of a new configuration (0 = forever); expiry runs at once. */
 void deliver_record_set_dead_max_age(struct deliver_record *r, double dead_max_age);
+
+/*
+ * Thread handles (SPEC §12): the parent message of a thread, per target
+ * (provider, channel as configured) and thread key, stored in the threads
+ * table. They go to disk like outcomes: the delivery thread notes a new
+ * handle, a change of its times, or its end; the recorder writes the notes
+ * it takes in the same transaction as the outcomes it takes with them; and
+ * deliver_record_thread reads handles as the notes say they are. So the
+ * delivery thread never writes the database, and a handle it just learned
+ * is used for the next reply even while the disk refuses writes.
+ */
+struct deliver_thread {
+	char channel_id[32];          /* as chat.postMessage answered */
+	char ts[32];
+	double opened_at;             /* epoch seconds the parent was posted */
+	double last_at;               /* epoch seconds of the thread's last message */
+	double updated_at;            /* epoch seconds of the last live count; 0: never */
+};
+
+/*
+ * The handle of (provider, channel, key), read on q (the delivery thread's
+ * connection) as the notes say it is: 1 with *h filled, 0 when there is
+ * none, -1 on a failed read (queue_errmsg(q)).
+ */
+int deliver_record_thread(struct deliver_record *r, struct queue *q, const char *provider,
+    const char *channel, const char *key, struct deliver_thread *h);
+
+/* A new parent for (provider, channel, key), replacing any handle it had. */
+void deliver_record_thread_put(struct deliver_record *r, const char *provider,
+    const char *channel, const char *key, const struct deliver_thread *h);
+/*
+ * New times of a handle (updated_at < 0 keeps it); nothing when the handle
+ * is gone by the time it is written (a reload dropped it).
+ */
+void deliver_record_thread_touch(struct deliver_record *r, const char *provider,
+    const char *channel, const char *key, double last_at, double updated_at);
+/* The thread of (provider, channel, key) ends: its handle is deleted. */
+void deliver_record_thread_drop(struct deliver_record *r, const char *provider,
+    const char *channel, const char *key);
+
+/* One handle of a target with its key (deliver_record_threads). */
+struct deliver_thread_entry {
+	char *key;
+	struct deliver_thread h;
+};
+/*
+ * Every handle of a target as the notes say, for the live counts: 0 with
+ * *out (free with deliver_record_threads_free) and *n, -1 on a failed read.
+ */
+int deliver_record_threads(struct deliver_record *r, struct queue *q, const char *provider,
+    const char *channel, struct deliver_thread_entry **out, size_t *n);
+void deliver_record_threads_free(struct deliver_thread_entry *v, size_t n);
 
 #endif

@@ -63,6 +63,7 @@
 #include "event.h"
 #include "http_conn.h"
 #include "http_linger.h"
+#include "incident.h"
 #include "log.h"
 #include "metrics.h"
 #include "rules.h"
@@ -154,6 +155,9 @@ struct http_req {
 	struct rules_result match;
 	struct queue_item *items;
 	char **extras;
+	size_t nextras;
+	char *thread_key;              /* of the event's object, when a target has threads */
+	struct incident_req *inc;      /* notify = "changes" hits: the writer plans the rows */
 	struct queue_req qreq;
 	char peer[64];
 };
@@ -430,19 +434,24 @@ http_log_accepted(struct http_req *r, const struct event *ev)
 	if (!log_enabled(LOG_LEVEL_INFO))
 		return;
 	struct util_buf targets = {0}, alerts = {0};
-	for (size_t i = 0; i < r->match.ntargets; i++) {
-		const struct queue_item *it = &r->items[i];
+	for (size_t i = 0; i < r->qreq.nitems; i++) {
+		const struct queue_item *it = &r->qreq.items[i];
 		char *label = rules_target_label(it->provider, it->channel);
-		util_buf_printf(&targets, "%s%s", i ? "," : "", label);
+		util_buf_printf(&targets, "%s%s%s%s", i ? "," : "", label,
+		    it->kind != QUEUE_KIND_EVENT ? ":" : "",
+		    it->kind != QUEUE_KIND_EVENT ? queue_kind_name(it->kind) : "");
 		free(label);
 	}
-	for (size_t i = 0; i < r->match.nalerts; i++)
-		util_buf_printf(&alerts, "%s%s", i ? "," : "", r->match.alerts[i]);
+	size_t nalerts = r->inc ? r->inc->nalerts : r->match.nalerts;
+	for (size_t i = 0; i < nalerts; i++)
+		util_buf_printf(&alerts, "%s%s", i ? "," : "",
+		    r->inc ? r->inc->alerts[i] : r->match.alerts[i]);
 	char *object = util_printf("%s/%s%s%s", ev->kind, ev->namespace ? ev->namespace : "",
 	    ev->namespace ? "/" : "", ev->name);
 	log_info("event accepted", "event_id", r->qreq.event_id, "object", object,
 	    "severity", event_severity_name(ev->severity), "reason", ev->reason,
-	    "alerts", alerts.data, "targets", targets.data, NULL);
+	    "alerts", alerts.data ? alerts.data : "", "targets", targets.data ? targets.data : "",
+	    NULL);
 	free(object);
 	util_buf_free(&targets);
 	util_buf_free(&alerts);
@@ -460,10 +469,11 @@ http_answer_committed(struct http_req *r)
 		struct util_buf b = {0};
 		util_buf_printf(&b, "{\"status\":\"accepted\",\"id\":\"%s\",\"alerts\":[",
 		    r->qreq.event_id);
-		for (size_t i = 0; i < r->match.nalerts; i++) {
+		size_t nalerts = r->inc ? r->inc->nalerts : r->match.nalerts;
+		for (size_t i = 0; i < nalerts; i++) {
 			if (i > 0)
 				util_buf_puts(&b, ",");
-			util_buf_json_string(&b, r->match.alerts[i]);
+			util_buf_json_string(&b, r->inc ? r->inc->alerts[i] : r->match.alerts[i]);
 		}
 		util_buf_puts(&b, "]}");
 		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
@@ -475,6 +485,12 @@ http_answer_committed(struct http_req *r)
 		util_buf_printf(&b, "{\"status\":\"duplicate\",\"id\":\"%s\"}", r->qreq.event_id);
 		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
 	}
+	case QUEUE_RESULT_IGNORED:
+		/* notify = "changes" alerts only, with nothing to say (SPEC §12). */
+		metrics_event(METRICS_EVENT_IGNORED);
+		if (log_enabled(LOG_LEVEL_DEBUG))
+			log_debug("event ignored", "kind", r->ev->kind, "name", r->ev->name, NULL);
+		return http_respond_const(r, MHD_HTTP_ACCEPTED, HTTP_CONST_IGNORED);
 	case QUEUE_RESULT_FULL:
 		metrics_event(METRICS_EVENT_REJECTED);
 		log_warn("event refused: queue full", "remote", http_remote(r), NULL);
@@ -487,23 +503,6 @@ http_answer_committed(struct http_req *r)
 		log_error("event not stored: queue write failed", "remote", http_remote(r), NULL);
 		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue write failed", NULL, NULL);
 	}
-}
-
-/* The alert metadata of a target as the JSON object the queue stores. */
-static char *
-http_extra_json(const struct rules_target *t)
-{
-	struct util_buf b = {0};
-	util_buf_puts(&b, "{");
-	for (size_t i = 0; i < t->nextra; i++) {
-		if (i > 0)
-			util_buf_puts(&b, ",");
-		util_buf_json_string(&b, t->extra[i].key);
-		util_buf_puts(&b, ":");
-		util_buf_json_string(&b, t->extra[i].value);
-	}
-	util_buf_puts(&b, "}");
-	return b.data;
 }
 
 /*
@@ -562,7 +561,7 @@ http_process_event(struct http_req *r)
 		return http_error(r, MHD_HTTP_BAD_REQUEST, err, field[0] ? field : NULL, NULL);
 	}
 	size_t n = rules_match(r->snap->rules, ev, &r->match);
-	if (n == 0) {
+	if (n == 0 && r->match.nchanges == 0) {
 		metrics_event(METRICS_EVENT_IGNORED);
 		if (log_enabled(LOG_LEVEL_DEBUG))
 			log_debug("event ignored", "kind", ev->kind, "name", ev->name, NULL);
@@ -570,17 +569,38 @@ http_process_event(struct http_req *r)
 		return http_respond_const(r, MHD_HTTP_ACCEPTED, HTTP_CONST_IGNORED);
 	}
 	r->ev = ev;
-	r->items = util_calloc(n, sizeof(*r->items));
-	r->extras = util_calloc(n, sizeof(*r->extras));
+	struct queue_req *q = &r->qreq;
+	const char *cluster = incident_cluster(ev);
+	if (r->match.nchanges > 0) {
+		/* Whether and where it delivers depends on the stored incidents:
+		 * the writer plans the rows, EVENT hits' included (incident.h). */
+		r->inc = util_calloc(1, sizeof(*r->inc));
+		r->inc->conf = c;
+		r->inc->ev = ev;
+		r->inc->cluster = cluster;
+		r->inc->hits = r->match.hits;
+		r->inc->nhits = r->match.nhits;
+		n = 0;
+	}
+	r->items = util_calloc(n ? n : 1, sizeof(*r->items));
+	r->extras = util_calloc(n ? n : 1, sizeof(*r->extras));
+	r->nextras = n;
 	for (size_t i = 0; i < n; i++) {
 		const struct rules_target *t = &r->match.targets[i];
-		r->extras[i] = http_extra_json(t);
-		r->items[i].provider = c->providers[t->provider].name;
+		const struct conf_provider *p = &c->providers[t->provider];
+		r->extras[i] = rules_extra_json(t);
+		r->items[i].provider = p->name;
 		r->items[i].channel = t->channel;
 		r->items[i].alerts = t->alerts;
 		r->items[i].extra = r->extras[i];
+		/* notify = "events" threads are per object too (SPEC §12). */
+		if (rules_threaded(p)) {
+			if (r->thread_key == NULL)
+				r->thread_key = incident_thread_key(cluster, ev);
+			r->items[i].thread_key = r->thread_key;
+		}
 	}
-	struct queue_req *q = &r->qreq;
+	q->incident = r->inc;
 	util_new_id(q->event_id);
 	q->event = r->body ? r->body : "";
 	q->event_len = r->len;
@@ -891,11 +911,14 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		metrics_http(r->code, now - r->started);
 	rules_result_clear(&r->match);
 	if (r->extras != NULL) {
-		for (size_t i = 0; i < r->qreq.nitems; i++)
+		for (size_t i = 0; i < r->nextras; i++)
 			free(r->extras[i]);
 		free(r->extras);
 	}
 	free(r->items);
+	free(r->thread_key);
+	incident_req_clear(r->inc);
+	free(r->inc);
 	free(r->body);
 	free(r->pending_msg);
 	event_free(r->ev);

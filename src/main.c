@@ -55,6 +55,8 @@ main_usage(FILE *f)
 	    "       fluxrelay queue [-c FILE] [-s DIR] list [--dead] [--json]\n"
 	    "       fluxrelay queue [-c FILE] [-s DIR] retry ID... | --all\n"
 	    "       fluxrelay queue [-c FILE] [-s DIR] purge ID... | --all\n"
+	    "       fluxrelay incidents [-c FILE] [-s DIR] [--json]\n"
+	    "       fluxrelay incidents [-c FILE] [-s DIR] close ID... | --all\n"
 	    "       fluxrelay import [-o FILE] [--secrets-dir DIR] MANIFEST.yaml... | -\n"
 	    "       fluxrelay --version | --help\n"
 	    "\n"
@@ -247,6 +249,7 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 	struct snapshot *mine = snapshot_acquire();
 	deliver_set_conf(d, mine->conf);
 	queue_writer_set_max_pending(w, mine->conf->queue.max_pending);
+	queue_writer_set_snapshot(w, snapshot_acquire());
 	snapshot_release(*deliver_snap);
 	*deliver_snap = mine;
 	log_info("configuration reloaded", "config", o->config, NULL);
@@ -291,6 +294,7 @@ main_start(struct main_run *run)
 		.max_pending = c->queue.max_pending,
 		.on_commit = main_wake_deliver,
 		.on_commit_arg = NULL,
+		.snap = snapshot_acquire(),
 	};
 	run->w = queue_writer_start(&wo, err, sizeof(err));
 	if (run->w == NULL) {
@@ -503,6 +507,8 @@ main_subcommand(const char *cmd, int argc, char **argv)
 	}
 	if (strcmp(cmd, "match") == 0)
 		rc = cli_match(c, n, rest);
+	else if (strcmp(cmd, "incidents") == 0)
+		rc = cli_incidents(c, n, rest);
 	else
 		rc = cli_queue(c, n, rest);
 	conf_free(c);
@@ -579,7 +585,8 @@ main_check_config(const struct main_opts *o)
 int
 main(int argc, char **argv)
 {
-	if (argc >= 2 && (strcmp(argv[1], "match") == 0 || strcmp(argv[1], "queue") == 0))
+	if (argc >= 2 && (strcmp(argv[1], "match") == 0 || strcmp(argv[1], "queue") == 0 ||
+	    strcmp(argv[1], "incidents") == 0))
 		return main_subcommand(argv[1], argc - 2, argv + 2);
 	/* No config: import writes one (from Flux manifests). */
 	if (argc >= 2 && strcmp(argv[1], "import") == 0)

@@ -241,6 +241,192 @@ metrics_gauge_render(struct util_buf *b, const char *name, bool dead)
 	}
 }
 
+/* ---- notifications_total{alert,kind} ----
+ * A table of alerts of its own (every alert, not only the changes ones
+ * of incidents_open), like the providers' (claimed once under
+ * metrics_notif_lock, never moved; readers check `used` with acquire order);
+ * alerts beyond METRICS_MAX_NOTIF_ALERTS share the last slot, labelled "other".
+ */
+#define METRICS_MAX_NOTIF_ALERTS 256
+
+struct metrics_notif {
+	char name[128];               /* written once, before used is set */
+	atomic_int used;
+	atomic_uint_fast64_t kind[METRICS_NKIND];
+};
+
+static pthread_mutex_t metrics_notif_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct metrics_notif metrics_notif_alerts[METRICS_MAX_NOTIF_ALERTS + 1];
+static const char *const metrics_kind_names[] = {
+	"event", "opened", "reminder", "recovered", "reply",
+};
+
+/* The slot of the alert named name[0..n). */
+static struct metrics_notif *
+metrics_notif_slot(const char *name, size_t n)
+{
+	char key[128];
+	if (n >= sizeof(key))
+		n = sizeof(key) - 1;
+	memcpy(key, name, n);
+	key[n] = '\0';
+	for (int i = 0; i < METRICS_MAX_NOTIF_ALERTS; i++) {
+		struct metrics_notif *a = &metrics_notif_alerts[i];
+		if (!atomic_load_explicit(&a->used, memory_order_acquire))
+			break;
+		if (strcmp(a->name, key) == 0)
+			return a;
+	}
+	pthread_mutex_lock(&metrics_notif_lock);
+	struct metrics_notif *found = &metrics_notif_alerts[METRICS_MAX_NOTIF_ALERTS];
+	for (int i = 0; i < METRICS_MAX_NOTIF_ALERTS; i++) {
+		struct metrics_notif *a = &metrics_notif_alerts[i];
+		if (!atomic_load_explicit(&a->used, memory_order_acquire)) {
+			snprintf(a->name, sizeof(a->name), "%s", key);
+			atomic_store_explicit(&a->used, 1, memory_order_release);
+			found = a;
+			break;
+		}
+		if (strcmp(a->name, key) == 0) {
+			found = a;
+			break;
+		}
+	}
+	if (found == &metrics_notif_alerts[METRICS_MAX_NOTIF_ALERTS] &&
+	    !atomic_load_explicit(&found->used, memory_order_acquire)) {
+		snprintf(found->name, sizeof(found->name), "other");
+		atomic_store_explicit(&found->used, 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&metrics_notif_lock);
+	return found;
+}
+
+void
+metrics_alert(const char *alert)
+{
+	metrics_notif_slot(alert, strlen(alert));
+}
+
+void
+metrics_notification(const char *alerts, int kind)
+{
+	if (alerts == NULL)
+		return;
+	if (kind < 0 || kind >= METRICS_NKIND)
+		kind = METRICS_KIND_EVENT;
+	for (const char *s = alerts; *s;) {
+		size_t n = strcspn(s, ",");
+		if (n > 0)
+			atomic_fetch_add_explicit(&metrics_notif_slot(s, n)->kind[kind], 1,
+			    memory_order_relaxed);
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+}
+
+static void
+metrics_notifications_render(struct util_buf *b)
+{
+	util_buf_puts(b, "# HELP fluxrelay_notifications_total Messages delivered per alert, "
+	    "by kind.\n# TYPE fluxrelay_notifications_total counter\n");
+	for (int i = 0; i <= METRICS_MAX_NOTIF_ALERTS; i++) {
+		struct metrics_notif *a = &metrics_notif_alerts[i];
+		if (!atomic_load_explicit(&a->used, memory_order_acquire))
+			continue;
+		for (int k = 0; k < METRICS_NKIND; k++) {
+			util_buf_puts(b, "fluxrelay_notifications_total{alert=\"");
+			metrics_label(b, a->name);
+			util_buf_printf(b, "\",kind=\"%s\"} %llu\n", metrics_kind_names[k],
+			    (unsigned long long)atomic_load_explicit(&a->kind[k],
+			    memory_order_relaxed));
+		}
+	}
+}
+
+/* ---- incidents_open{alert} ------------------------------------------------
+ * The same append-only slot table as the providers', of its own: a slot is
+ * claimed under metrics_incidents_lock (name first, then `used` with release
+ * order) and never moves. Alerts beyond METRICS_MAX_ALERTS share "other". */
+
+#define METRICS_MAX_ALERTS 64
+
+struct metrics_alert {
+	char name[128];               /* written once, before used is set */
+	atomic_int used;
+	_Atomic int64_t open;         /* gauge */
+};
+
+static pthread_mutex_t metrics_incidents_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct metrics_alert metrics_alerts[METRICS_MAX_ALERTS + 1];
+
+static struct metrics_alert *
+metrics_alert_slot(const char *name)
+{
+	struct metrics_alert *found = &metrics_alerts[METRICS_MAX_ALERTS];
+	pthread_mutex_lock(&metrics_incidents_lock);
+	for (int i = 0; i < METRICS_MAX_ALERTS; i++) {
+		struct metrics_alert *a = &metrics_alerts[i];
+		if (!atomic_load_explicit(&a->used, memory_order_acquire)) {
+			snprintf(a->name, sizeof(a->name), "%s", name);
+			atomic_store_explicit(&a->used, 1, memory_order_release);
+			found = a;
+			break;
+		}
+		if (strcmp(a->name, name) == 0) {
+			found = a;
+			break;
+		}
+	}
+	if (!atomic_load_explicit(&found->used, memory_order_acquire)) {
+		snprintf(found->name, sizeof(found->name), "other");
+		atomic_store_explicit(&found->used, 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&metrics_incidents_lock);
+	return found;
+}
+
+void
+metrics_incidents_alert(const char *alert)
+{
+	metrics_alert_slot(alert);
+}
+
+void
+metrics_incidents_add(const char *alert, int64_t delta)
+{
+	if (delta != 0)
+		atomic_fetch_add_explicit(&metrics_alert_slot(alert)->open, delta,
+		    memory_order_relaxed);
+}
+
+void
+metrics_incidents_sync(const char *const *alerts, const int64_t *n, size_t count)
+{
+	int64_t sum[METRICS_MAX_ALERTS + 1] = {0};
+	for (size_t i = 0; i < count; i++)
+		sum[metrics_alert_slot(alerts[i]) - metrics_alerts] += n[i];
+	for (int i = 0; i <= METRICS_MAX_ALERTS; i++)
+		if (atomic_load_explicit(&metrics_alerts[i].used, memory_order_acquire))
+			atomic_store_explicit(&metrics_alerts[i].open, sum[i], memory_order_relaxed);
+}
+
+static void
+metrics_incidents_render(struct util_buf *b)
+{
+	util_buf_puts(b, "# HELP fluxrelay_incidents_open Open incidents of notify = \"changes\" "
+	    "alerts.\n# TYPE fluxrelay_incidents_open gauge\n");
+	for (int i = 0; i <= METRICS_MAX_ALERTS; i++) {
+		struct metrics_alert *a = &metrics_alerts[i];
+		if (!atomic_load_explicit(&a->used, memory_order_acquire))
+			continue;
+		int64_t v = atomic_load_explicit(&a->open, memory_order_relaxed);
+		util_buf_puts(b, "fluxrelay_incidents_open{alert=\"");
+		metrics_label(b, a->name);
+		util_buf_printf(b, "\"} %lld\n", (long long)(v < 0 ? 0 : v));
+	}
+}
+
 void
 metrics_render(struct util_buf *b)
 {
@@ -308,4 +494,6 @@ metrics_render(struct util_buf *b)
 		    metrics_latency_buckets);
 		util_buf_free(&lab);
 	}
+	metrics_notifications_render(b);
+	metrics_incidents_render(b);
 }

@@ -55,6 +55,40 @@ void metrics_queue_add(const char *provider, int64_t pending, int64_t dead);
 void metrics_queue_sync(const char *const *providers, const int64_t *pending,
     const int64_t *dead, size_t n);
 
+/* ---- notifications_total{alert,kind} (SPEC §10, §12) ---- */
+
+/* The kinds, numbered as the queue's delivery kinds (enum slack_kind). */
+enum metrics_kind {
+	METRICS_KIND_EVENT,
+	METRICS_KIND_OPENED,
+	METRICS_KIND_REMINDER,
+	METRICS_KIND_RECOVERED,
+	METRICS_KIND_REPLY,
+	METRICS_NKIND
+};
+
+/*
+ * A configured alert: notifications_total of every kind is exported for it
+ * from now on, at 0 until something is delivered. Series are never removed.
+ */
+void metrics_alert(const char *alert);
+
+/*
+ * A delivered message for the comma-separated alerts of one delivery: each
+ * alert counts it once under kind (a kind out of range counts as event).
+ */
+void metrics_notification(const char *alerts, int kind);
+
+/*
+ * incidents_open{alert} (SPEC §12), kept by the queue writer: an alert's
+ * series is exported from metrics_incidents_alert on (at 0 until it has
+ * incidents) and never removed; sync sets every known alert from a count of
+ * the database (those not listed: 0).
+ */
+void metrics_incidents_alert(const char *alert);
+void metrics_incidents_add(const char *alert, int64_t delta);
+void metrics_incidents_sync(const char *const *alerts, const int64_t *n, size_t count);
+
 /* Append the exposition to b. Memory only: never blocks on disk. */
 void metrics_render(struct util_buf *b);
 

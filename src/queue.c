@@ -10,12 +10,15 @@
  * (busy_timeout) instead of failing on a read-to-write upgrade; that is what
  * lets `fluxrelay queue` run beside the daemon.
  *
- * On-disk format (schema version 1):
+ * On-disk format (schema version 2):
  *
  *   meta(key TEXT PRIMARY KEY, value TEXT)
- *       ("schema_version", "1"); a newer version is refused at open, and an
+ *       ("schema_version", "2"); a newer version is refused at open, and an
  *       SQLite file without it is not ours: refused, never adopted.
  *       ("probe", counter): rewritten by the writer's readiness probe.
+ *       ("alert:NAME", what the incidents of a notify = "changes" alert
+ *       depend on in the configuration; written by the writer, which drops
+ *       the alert's incidents when it changes: incident.c).
  *   deliveries(
  *       id              INTEGER PRIMARY KEY AUTOINCREMENT  -- acceptance order,
  *                                                          -- never reused
@@ -32,13 +35,44 @@
  *                                later of this and created_at, so rows that
  *                                died before this was recorded still expire)
  *       created_at      REAL     epoch seconds of acceptance (or of `retry`)
- *       last_error      TEXT     NULL when none, e.g. "HTTP 404 channel_not_found")
+ *       last_error      TEXT     NULL when none, e.g. "HTTP 404 channel_not_found"
+ *       kind            INTEGER  enum queue_kind: 0 event, 1 opened, 2 reminder,
+ *                                3 recovered, 4 reply                    (v2)
+ *       thread_key      TEXT     "cluster/kind/namespace/name" for a target
+ *                                with threads (slack-bot, threads = true),
+ *                                else ""                                  (v2)
+ *       incident        TEXT     NULL for events; for the other kinds a JSON
+ *                                object for rendering: {"alert", "state" (the
+ *                                kind's name), "since" (epoch seconds the
+ *                                incident opened), "failures", "last_message",
+ *                                "reason", "revision", and for recovered
+ *                                "duration" (seconds open)}               (v2)
  *   index deliveries_by_target(state, provider, channel, id)
  *       serves the per-target FIFO head, the target list and the counts.
  *   dedup(key BLOB PRIMARY KEY, event_id TEXT, first_seen REAL) WITHOUT ROWID
  *       first sighting of each dedup key (SPEC §7); written in the same
  *       transaction as the deliveries it admits, so the window survives a
  *       restart exactly as far as the acceptance did.
+ *   incidents(                                                           (v2)
+ *       id INTEGER PRIMARY KEY, alert, cluster ("" until client identities
+ *       exist), kind, namespace ("" when absent), name, opened_at, last_at,
+ *       last_notified_at (REAL epoch seconds), failures INTEGER,
+ *       last_message, last_norm (hex of a hash of the normalized message),
+ *       last_reason, last_revision,
+ *       UNIQUE(alert, cluster, kind, namespace, name))
+ *       the open incidents of notify = "changes" alerts (SPEC §12), written
+ *       in the same transaction as the deliveries they cause; looked up by
+ *       the unique index only.
+ *   index incidents_by_age(alert, last_at): the expiry sweep.
+ *   threads(provider, channel, thread_key, channel_id, ts, opened_at,       (v2)
+ *       last_at, updated_at, PRIMARY KEY(provider, channel, thread_key))
+ *       WITHOUT ROWID: the parent message of each thread (slack-bot with
+ *       threads = true): the channel id and ts Slack answered.
+ *
+ * Version 1 (the first stage) had neither the three columns nor the two
+ * tables. queue_upgrade adds them in place, in one transaction, at daemon
+ * start; other connections read a version 1 file as it is (the columns'
+ * defaults, no incidents).
  *
  * Webhook URLs and tokens are never stored: rows name the provider only.
  *
@@ -77,7 +111,7 @@
 
 #include "util.h"
 
-#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_SCHEMA_VERSION 2
 #define QUEUE_STR(x) QUEUE_STR_(x)
 #define QUEUE_STR_(x) #x
 #define QUEUE_BUSY_TIMEOUT_MS 5000
@@ -97,9 +131,17 @@
 #define QUEUE_JOURNAL_SIZE_LIMIT (8 * 1024 * 1024)
 #endif
 
-#define QUEUE_COLUMNS \
+#define QUEUE_COLUMNS_V1 \
 	"id, event_id, provider, channel, alerts, extra, event, state, attempts, " \
 	"next_attempt_at, created_at, last_error"
+#define QUEUE_COLUMNS QUEUE_COLUMNS_V1 ", kind, thread_key, incident"
+/* A version 1 file's rows, with the defaults of the version 2 columns. */
+#define QUEUE_COLUMNS_AS_V2 QUEUE_COLUMNS_V1 ", 0, '', NULL"
+#define QUEUE_INCIDENT_COLUMNS \
+	"id, alert, cluster, kind, namespace, name, opened_at, last_at, last_notified_at, " \
+	"failures, last_message, last_norm, last_reason, last_revision"
+#define QUEUE_THREAD_COLUMNS \
+	"provider, channel, thread_key, channel_id, ts, opened_at, last_at, updated_at"
 
 enum queue_stmt_id {
 	QUEUE_ST_BEGIN,
@@ -124,6 +166,28 @@ enum queue_stmt_id {
 	QUEUE_ST_EXPIRE_DEAD,
 	QUEUE_ST_LIST_PAGE,
 	QUEUE_ST_PROBE,
+	QUEUE_ST_INC_GET,
+	QUEUE_ST_INC_INSERT,
+	QUEUE_ST_INC_UPDATE,
+	QUEUE_ST_INC_DELETE,
+	QUEUE_ST_INC_EXPIRE,
+	QUEUE_ST_INC_DROP,
+	QUEUE_ST_INC_COUNTS,
+	QUEUE_ST_INC_PAGE,
+	QUEUE_ST_INC_CLOSE_ALL,
+	QUEUE_ST_THR_GET,
+	QUEUE_ST_THR_PUT,
+	QUEUE_ST_THR_TOUCH,
+	QUEUE_ST_THR_DELETE,
+	QUEUE_ST_THR_EXPIRE,
+	QUEUE_ST_THR_DROP,
+	QUEUE_ST_THR_PROVIDERS,
+	QUEUE_ST_THR_KEY,
+	QUEUE_ST_THR_TARGET,
+	QUEUE_ST_META_GET,
+	QUEUE_ST_META_PUT,
+	QUEUE_ST_META_DELETE,
+	QUEUE_ST_META_EACH,
 	QUEUE_ST_N
 };
 
@@ -156,8 +220,8 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	[QUEUE_ST_PURGE_ALL] = "DELETE FROM deliveries WHERE state = 1",
 	[QUEUE_ST_INSERT] =
 	    "INSERT INTO deliveries (event_id, provider, channel, alerts, extra, event, "
-	    "state, attempts, next_attempt_at, created_at) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, ?7)",
+	    "state, attempts, next_attempt_at, created_at, kind, thread_key, incident) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, ?7, ?8, ?9, ?10)",
 	[QUEUE_ST_DEDUP_GET] = "SELECT event_id, first_seen FROM dedup WHERE key = ?1",
 	[QUEUE_ST_DEDUP_PUT] =
 	    "INSERT OR REPLACE INTO dedup (key, event_id, first_seen) VALUES (?1, ?2, ?3)",
@@ -176,8 +240,119 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	    "ORDER BY id LIMIT ?3",
 	[QUEUE_ST_PROBE] =
 	    "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?1)",
+	/* The unique index, whole key: one seek. */
+	[QUEUE_ST_INC_GET] =
+	    "SELECT " QUEUE_INCIDENT_COLUMNS " FROM incidents WHERE alert = ?1 AND cluster = ?2 "
+	    "AND kind = ?3 AND namespace = ?4 AND name = ?5",
+	[QUEUE_ST_INC_INSERT] =
+	    "INSERT INTO incidents (alert, cluster, kind, namespace, name, opened_at, last_at, "
+	    "last_notified_at, failures, last_message, last_norm, last_reason, last_revision) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	[QUEUE_ST_INC_UPDATE] =
+	    "UPDATE incidents SET opened_at = ?2, last_at = ?3, last_notified_at = ?4, "
+	    "failures = ?5, last_message = ?6, last_norm = ?7, last_reason = ?8, "
+	    "last_revision = ?9 WHERE id = ?1",
+	[QUEUE_ST_INC_DELETE] = "DELETE FROM incidents WHERE id = ?1",
+	/* incidents_by_age: a range of one alert's entries. */
+	[QUEUE_ST_INC_EXPIRE] = "DELETE FROM incidents WHERE alert = ?1 AND last_at <= ?2",
+	[QUEUE_ST_INC_DROP] = "DELETE FROM incidents WHERE alert = ?1",
+	/* In index order: one pass, no sort. */
+	[QUEUE_ST_INC_COUNTS] = "SELECT alert, count(*) FROM incidents GROUP BY alert",
+	[QUEUE_ST_INC_PAGE] =
+	    "SELECT " QUEUE_INCIDENT_COLUMNS " FROM incidents WHERE id > ?1 ORDER BY id LIMIT ?2",
+	[QUEUE_ST_INC_CLOSE_ALL] = "DELETE FROM incidents",
+	[QUEUE_ST_THR_GET] =
+	    "SELECT " QUEUE_THREAD_COLUMNS " FROM threads WHERE provider = ?1 AND channel = ?2 "
+	    "AND thread_key = ?3",
+	[QUEUE_ST_THR_PUT] =
+	    "INSERT OR REPLACE INTO threads (" QUEUE_THREAD_COLUMNS ") "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[QUEUE_ST_THR_TOUCH] =
+	    "UPDATE threads SET last_at = ?4, updated_at = coalesce(?5, updated_at) "
+	    "WHERE provider = ?1 AND channel = ?2 AND thread_key = ?3",
+	[QUEUE_ST_THR_DELETE] =
+	    "DELETE FROM threads WHERE provider = ?1 AND channel = ?2 AND thread_key = ?3",
+	[QUEUE_ST_THR_EXPIRE] = "DELETE FROM threads WHERE provider = ?1 AND last_at <= ?2",
+	[QUEUE_ST_THR_DROP] = "DELETE FROM threads WHERE provider = ?1",
+	[QUEUE_ST_THR_PROVIDERS] = "SELECT DISTINCT provider FROM threads ORDER BY provider",
+	[QUEUE_ST_THR_KEY] =
+	    "SELECT " QUEUE_THREAD_COLUMNS " FROM threads WHERE thread_key = ?1 "
+	    "ORDER BY provider, channel",
+	/* A range of the primary key. */
+	[QUEUE_ST_THR_TARGET] =
+	    "SELECT " QUEUE_THREAD_COLUMNS " FROM threads WHERE provider = ?1 AND channel = ?2 "
+	    "ORDER BY thread_key",
+	[QUEUE_ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[QUEUE_ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+	[QUEUE_ST_META_DELETE] = "DELETE FROM meta WHERE key = ?1",
+	/* ?1 <= key < ?1 || char(0x10FFFF): a range of the primary key. */
+	[QUEUE_ST_META_EACH] =
+	    "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?1 || char(1114111) "
+	    "ORDER BY key",
 };
 
+/* What a version 1 file needs instead (queue_open reads one as it is). */
+static const char queue_v2_only[] = "";   /* no such statement on version 1 */
+static const char *const queue_sql_v1[QUEUE_ST_N] = {
+	[QUEUE_ST_HEAD] =
+	    "SELECT " QUEUE_COLUMNS_AS_V2 " FROM deliveries "
+	    "WHERE state = 0 AND provider = ?1 AND channel = ?2 ORDER BY id LIMIT ?3",
+	[QUEUE_ST_LIST_PAGE] =
+	    "SELECT " QUEUE_COLUMNS_AS_V2 " FROM deliveries WHERE state = ?1 AND id > ?2 "
+	    "ORDER BY id LIMIT ?3",
+	[QUEUE_ST_INSERT] = queue_v2_only,
+	[QUEUE_ST_INC_GET] = queue_v2_only,
+	[QUEUE_ST_INC_INSERT] = queue_v2_only,
+	[QUEUE_ST_INC_UPDATE] = queue_v2_only,
+	[QUEUE_ST_INC_DELETE] = queue_v2_only,
+	[QUEUE_ST_INC_EXPIRE] = queue_v2_only,
+	[QUEUE_ST_INC_DROP] = queue_v2_only,
+	[QUEUE_ST_INC_COUNTS] = queue_v2_only,
+	[QUEUE_ST_INC_PAGE] = queue_v2_only,
+	[QUEUE_ST_INC_CLOSE_ALL] = queue_v2_only,
+	[QUEUE_ST_THR_GET] = queue_v2_only,
+	[QUEUE_ST_THR_PUT] = queue_v2_only,
+	[QUEUE_ST_THR_TOUCH] = queue_v2_only,
+	[QUEUE_ST_THR_DELETE] = queue_v2_only,
+	[QUEUE_ST_THR_EXPIRE] = queue_v2_only,
+	[QUEUE_ST_THR_DROP] = queue_v2_only,
+	[QUEUE_ST_THR_PROVIDERS] = queue_v2_only,
+	[QUEUE_ST_THR_KEY] = queue_v2_only,
+	[QUEUE_ST_THR_TARGET] = queue_v2_only,
+};
+
+/* What version 2 added: created with the rest in a new file, or by queue_upgrade. */
+#define QUEUE_SCHEMA_V2_TABLES \
+	"CREATE TABLE IF NOT EXISTS incidents (" \
+	"  id INTEGER PRIMARY KEY," \
+	"  alert TEXT NOT NULL," \
+	"  cluster TEXT NOT NULL DEFAULT ''," \
+	"  kind TEXT NOT NULL," \
+	"  namespace TEXT NOT NULL DEFAULT ''," \
+	"  name TEXT NOT NULL," \
+	"  opened_at REAL NOT NULL," \
+	"  last_at REAL NOT NULL," \
+	"  last_notified_at REAL NOT NULL," \
+	"  failures INTEGER NOT NULL," \
+	"  last_message TEXT NOT NULL DEFAULT ''," \
+	"  last_norm TEXT NOT NULL DEFAULT ''," \
+	"  last_reason TEXT NOT NULL DEFAULT ''," \
+	"  last_revision TEXT NOT NULL DEFAULT ''," \
+	"  UNIQUE (alert, cluster, kind, namespace, name));" \
+	"CREATE INDEX IF NOT EXISTS incidents_by_age ON incidents (alert, last_at);" \
+	"CREATE TABLE IF NOT EXISTS threads (" \
+	"  provider TEXT NOT NULL," \
+	"  channel TEXT NOT NULL," \
+	"  thread_key TEXT NOT NULL," \
+	"  channel_id TEXT NOT NULL," \
+	"  ts TEXT NOT NULL," \
+	"  opened_at REAL NOT NULL," \
+	"  last_at REAL NOT NULL," \
+	"  updated_at REAL NOT NULL DEFAULT 0," \
+	"  PRIMARY KEY (provider, channel, thread_key)) WITHOUT ROWID;"
+
+/* A new file: the current schema. The version 2 columns of deliveries come
+ * last, where ALTER TABLE puts them in a migrated file. */
 static const char queue_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta ("
 	"  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -193,14 +368,26 @@ static const char queue_schema[] =
 	"  attempts INTEGER NOT NULL DEFAULT 0,"
 	"  next_attempt_at REAL NOT NULL DEFAULT 0,"
 	"  created_at REAL NOT NULL,"
-	"  last_error TEXT);"
+	"  last_error TEXT,"
+	"  kind INTEGER NOT NULL DEFAULT 0,"
+	"  thread_key TEXT NOT NULL DEFAULT '',"
+	"  incident TEXT);"
 	"CREATE INDEX IF NOT EXISTS deliveries_by_target"
 	"  ON deliveries (state, provider, channel, id);"
 	"CREATE TABLE IF NOT EXISTS dedup ("
 	"  key BLOB PRIMARY KEY, event_id TEXT NOT NULL, first_seen REAL NOT NULL)"
 	"  WITHOUT ROWID;"
+	QUEUE_SCHEMA_V2_TABLES
 	"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '"
 	QUEUE_STR(QUEUE_SCHEMA_VERSION) "');";
+
+/* Version 1 -> 2, in place: ADD COLUMN with a constant default rewrites no row. */
+static const char queue_migrate_v2[] =
+	"ALTER TABLE deliveries ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE deliveries ADD COLUMN thread_key TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE deliveries ADD COLUMN incident TEXT;"
+	QUEUE_SCHEMA_V2_TABLES
+	"UPDATE meta SET value = '2' WHERE key = 'schema_version';";
 
 struct queue {
 	sqlite3 *db;
@@ -212,6 +399,7 @@ struct queue {
 	ino_t ino, wal_ino;
 	bool has_wal;
 	bool sync_full;                 /* opened with synchronous=FULL */
+	int version;                    /* the file's schema version (queue_sql_v1) */
 };
 
 /* Pending deliveries in this process; see queue_pending_get. Atomic, no lock. */
@@ -273,7 +461,16 @@ static sqlite3_stmt *
 queue_stmt(struct queue *q, enum queue_stmt_id id)
 {
 	if (q->st[id] == NULL) {
-		if (sqlite3_prepare_v3(q->db, queue_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+		const char *sql = queue_sql[id];
+		if (q->version < 2 && queue_sql_v1[id] != NULL) {
+			if (queue_sql_v1[id] == queue_v2_only) {
+				snprintf(q->err, sizeof(q->err), "%s has schema version %d: the daemon "
+				    "upgrades it when it starts", q->path, q->version);
+				return NULL;
+			}
+			sql = queue_sql_v1[id];
+		}
+		if (sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
 		    &q->st[id], NULL) != SQLITE_OK) {
 			queue_fail(q, "prepare");
 			q->st[id] = NULL;
@@ -374,6 +571,12 @@ queue_read_row(sqlite3_stmt *st, struct queue_row *row)
 	row->next_attempt_at = sqlite3_column_double(st, 9);
 	row->created_at = sqlite3_column_double(st, 10);
 	row->last_error = queue_col_text(st, 11);
+	int kind = sqlite3_column_int(st, 12);
+	row->kind = kind >= 0 && kind < QUEUE_NKINDS ? (enum queue_kind)kind : QUEUE_KIND_EVENT;
+	row->thread_key = queue_col_text(st, 13);
+	if (row->thread_key == NULL)
+		row->thread_key = util_strdup("");
+	row->incident = queue_col_text(st, 14);
 }
 
 /*
@@ -542,6 +745,8 @@ queue_row_clear(struct queue_row *row)
 	free(row->extra);
 	free(row->event);
 	free(row->last_error);
+	free(row->thread_key);
+	free(row->incident);
 	memset(row, 0, sizeof(*row));
 }
 
@@ -656,11 +861,98 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", q->path, q->err);
 		goto fail;
 	}
+	q->version = version == 0 ? QUEUE_SCHEMA_VERSION : version;
 	queue_note_files(q);
 	return q;
 fail:
 	queue_close(q);
 	return NULL;
+}
+
+/* The version the schema_version row says, inside the caller's transaction; -1 on error. */
+static int
+queue_read_version(struct queue *q)
+{
+	sqlite3_stmt *st = NULL;
+	int version = -1;
+	if (sqlite3_prepare_v2(q->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
+	    &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		version = atoi((const char *)sqlite3_column_text(st, 0));
+	else
+		queue_fail(q, "read schema version");
+	sqlite3_finalize(st);
+	return version;
+}
+
+/* Forget every prepared statement: the next use prepares the SQL of q->version. */
+static void
+queue_unprepare(struct queue *q)
+{
+	for (int i = 0; i < QUEUE_ST_N; i++) {
+		sqlite3_finalize(q->st[i]);
+		q->st[i] = NULL;
+	}
+}
+
+int
+queue_upgrade(struct queue *q, int *from)
+{
+	if (from != NULL)
+		*from = q->version;
+	if (q->version >= QUEUE_SCHEMA_VERSION)
+		return 0;
+	if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(q, "upgrade schema");
+		return -1;
+	}
+	/* Read again under the write lock: what was opened may be stale. */
+	int version = queue_read_version(q);
+	if (version < 0)
+		goto fail;
+	if (version == 1 && sqlite3_exec(q->db, queue_migrate_v2, NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(q, "upgrade schema from version 1");
+		goto fail;
+	}
+	if (version != 1 && version != QUEUE_SCHEMA_VERSION) {
+		snprintf(q->err, sizeof(q->err), "cannot upgrade schema version %d", version);
+		goto fail;
+	}
+	if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(q, "upgrade schema");
+		goto fail;
+	}
+	if (from != NULL)
+		*from = version;
+	q->version = QUEUE_SCHEMA_VERSION;
+	queue_unprepare(q);
+	return 0;
+fail:
+	if (!sqlite3_get_autocommit(q->db)) {
+		char saved[sizeof(q->err)];
+		memcpy(saved, q->err, sizeof(saved));
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		memcpy(q->err, saved, sizeof(saved));
+	}
+	return -1;
+}
+
+int
+queue_schema_version(const struct queue *q)
+{
+	return q->version;
+}
+
+const char *
+queue_kind_name(enum queue_kind k)
+{
+	static const char *const names[QUEUE_NKINDS] = {
+		[QUEUE_KIND_EVENT] = "event",
+		[QUEUE_KIND_OPENED] = "opened",
+		[QUEUE_KIND_REMINDER] = "reminder",
+		[QUEUE_KIND_RECOVERED] = "recovered",
+		[QUEUE_KIND_REPLY] = "reply",
+	};
+	return (unsigned)k < QUEUE_NKINDS ? names[k] : names[QUEUE_KIND_EVENT];
 }
 
 void
@@ -966,15 +1258,25 @@ queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 	int ret = -1;
 	if (n == 0)
 		return 0;
-	double now = util_now();
 	if (queue_begin(q) < 0)
 		return -1;
+	if (queue_record_in(q, o, n) == 0)
+		ret = queue_commit(q);
+	if (ret < 0)
+		queue_rollback(q);
+	return ret;
+}
+
+int
+queue_record_in(struct queue *q, const struct queue_outcome *o, size_t n)
+{
+	double now = util_now();
 	for (size_t i = 0; i < n; i++) {
 		enum queue_stmt_id id = o[i].kind == QUEUE_OUTCOME_ACK ? QUEUE_ST_ACK :
 		    o[i].kind == QUEUE_OUTCOME_DEAD ? QUEUE_ST_RECORD_DEAD : QUEUE_ST_RECORD_DEFER;
 		sqlite3_stmt *st = queue_stmt(q, id);
 		if (st == NULL)
-			goto out;
+			return -1;
 		sqlite3_bind_int64(st, 1, o[i].id);
 		if (o[i].kind != QUEUE_OUTCOME_ACK) {
 			sqlite3_bind_int(st, 2, o[i].attempts);
@@ -986,13 +1288,9 @@ queue_record(struct queue *q, const struct queue_outcome *o, size_t n)
 				sqlite3_bind_null(st, 4);
 		}
 		if (queue_exec_stmt(q, st, "record outcome") < 0)
-			goto out;
+			return -1;
 	}
-	ret = queue_commit(q);
-out:
-	if (ret < 0)
-		queue_rollback(q);
-	return ret;
+	return 0;
 }
 
 int
@@ -1075,6 +1373,12 @@ queue_insert(struct queue *q, const char *event_id, const char *event, size_t ev
 		sqlite3_bind_text(st, 5, it->extra ? it->extra : "{}", -1, SQLITE_STATIC);
 		sqlite3_bind_blob64(st, 6, event ? event : "", event_len, SQLITE_STATIC);
 		sqlite3_bind_double(st, 7, now);
+		sqlite3_bind_int(st, 8, (int)it->kind);
+		sqlite3_bind_text(st, 9, it->thread_key ? it->thread_key : "", -1, SQLITE_STATIC);
+		if (it->incident != NULL)
+			sqlite3_bind_text(st, 10, it->incident, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 10);
 		if (queue_exec_stmt(q, st, "insert delivery") < 0)
 			return -1;
 	}
@@ -1147,6 +1451,513 @@ queue_dedup_expire(struct queue *q, double before)
 	if (st != NULL)
 		sqlite3_bind_double(st, 1, before);
 	return queue_exec_alone(q, st, "expire dedup keys", NULL);
+}
+
+/* -------------------------------------------------------------- incidents */
+
+/* Bind text, "" for NULL (the key and text columns are NOT NULL). */
+static void
+queue_bind_str(sqlite3_stmt *st, int i, const char *s)
+{
+	sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
+}
+
+/* A text column as a new string, "" for NULL. */
+static char *
+queue_col_str(sqlite3_stmt *st, int col)
+{
+	char *s = queue_col_text(st, col);
+	return s ? s : util_strdup("");
+}
+
+void
+queue_incident_clear(struct queue_incident *in)
+{
+	if (in == NULL)
+		return;
+	free(in->alert);
+	free(in->cluster);
+	free(in->kind);
+	free(in->namespace);
+	free(in->name);
+	free(in->last_message);
+	free(in->last_norm);
+	free(in->last_reason);
+	free(in->last_revision);
+	memset(in, 0, sizeof(*in));
+}
+
+void
+queue_incidents_free(struct queue_incident *v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		queue_incident_clear(&v[i]);
+	free(v);
+}
+
+/* Fill in from the current row of a QUEUE_INCIDENT_COLUMNS select. */
+static void
+queue_read_incident(sqlite3_stmt *st, struct queue_incident *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->id = sqlite3_column_int64(st, 0);
+	in->alert = queue_col_str(st, 1);
+	in->cluster = queue_col_str(st, 2);
+	in->kind = queue_col_str(st, 3);
+	in->namespace = queue_col_str(st, 4);
+	in->name = queue_col_str(st, 5);
+	in->opened_at = sqlite3_column_double(st, 6);
+	in->last_at = sqlite3_column_double(st, 7);
+	in->last_notified_at = sqlite3_column_double(st, 8);
+	in->failures = sqlite3_column_int64(st, 9);
+	in->last_message = queue_col_str(st, 10);
+	in->last_norm = queue_col_str(st, 11);
+	in->last_reason = queue_col_str(st, 12);
+	in->last_revision = queue_col_str(st, 13);
+}
+
+int
+queue_incident_get(struct queue *q, const char *alert, const char *cluster,
+    const char *kind, const char *namespace, const char *name, struct queue_incident *out)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_GET);
+	if (st == NULL)
+		return -1;
+	queue_bind_str(st, 1, alert);
+	queue_bind_str(st, 2, cluster);
+	queue_bind_str(st, 3, kind);
+	queue_bind_str(st, 4, namespace);
+	queue_bind_str(st, 5, name);
+	int rc = sqlite3_step(st), ret = 0;
+	if (rc == SQLITE_ROW) {
+		queue_read_incident(st, out);
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		queue_fail(q, "look up incident");
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+/* The columns after the key, from ?first on, as INC_INSERT and INC_UPDATE order them. */
+static void
+queue_bind_incident_state(sqlite3_stmt *st, int first, const struct queue_incident *in)
+{
+	sqlite3_bind_double(st, first, in->opened_at);
+	sqlite3_bind_double(st, first + 1, in->last_at);
+	sqlite3_bind_double(st, first + 2, in->last_notified_at);
+	sqlite3_bind_int64(st, first + 3, in->failures);
+	queue_bind_str(st, first + 4, in->last_message);
+	queue_bind_str(st, first + 5, in->last_norm);
+	queue_bind_str(st, first + 6, in->last_reason);
+	queue_bind_str(st, first + 7, in->last_revision);
+}
+
+int
+queue_incident_insert(struct queue *q, struct queue_incident *in)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_INSERT);
+	if (st == NULL)
+		return -1;
+	queue_bind_str(st, 1, in->alert);
+	queue_bind_str(st, 2, in->cluster);
+	queue_bind_str(st, 3, in->kind);
+	queue_bind_str(st, 4, in->namespace);
+	queue_bind_str(st, 5, in->name);
+	queue_bind_incident_state(st, 6, in);
+	if (queue_exec_stmt(q, st, "insert incident") < 0)
+		return -1;
+	in->id = sqlite3_last_insert_rowid(q->db);
+	return 0;
+}
+
+int
+queue_incident_update(struct queue *q, const struct queue_incident *in)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_UPDATE);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, in->id);
+	queue_bind_incident_state(st, 2, in);
+	return queue_exec_stmt(q, st, "update incident");
+}
+
+int
+queue_incident_delete(struct queue *q, int64_t id)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_DELETE);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	return queue_exec_stmt(q, st, "delete incident");
+}
+
+/* Run st (bound, or NULL after a failed prepare) in the caller's transaction; *n gets the changes. */
+static int
+queue_exec_count(struct queue *q, sqlite3_stmt *st, const char *what, int64_t *n)
+{
+	if (n != NULL)
+		*n = 0;
+	if (st == NULL || queue_exec_stmt(q, st, what) < 0)
+		return -1;
+	if (n != NULL)
+		*n = sqlite3_changes(q->db);
+	return 0;
+}
+
+int
+queue_incident_expire(struct queue *q, const char *alert, double before, int64_t *n)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_EXPIRE);
+	if (st != NULL) {
+		queue_bind_str(st, 1, alert);
+		sqlite3_bind_double(st, 2, before);
+	}
+	return queue_exec_count(q, st, "expire incidents", n);
+}
+
+int
+queue_incident_drop_alert(struct queue *q, const char *alert, int64_t *n)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_DROP);
+	if (st != NULL)
+		queue_bind_str(st, 1, alert);
+	return queue_exec_count(q, st, "drop incidents", n);
+}
+
+int
+queue_incident_counts(struct queue *q,
+    void (*fn)(const char *alert, int64_t n, void *arg), void *arg)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_COUNTS);
+	if (st == NULL)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *a = sqlite3_column_text(st, 0);
+		fn(a ? (const char *)a : "", sqlite3_column_int64(st, 1), arg);
+	}
+	if (rc != SQLITE_DONE)
+		queue_fail(q, "count incidents");
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+queue_incident_list_page(struct queue *q, int64_t after_id, size_t limit,
+    struct queue_incident **rows, size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	if (q->version < 2)
+		return 0;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_PAGE);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	struct util_buf b = {0};          /* of struct queue_incident */
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct queue_incident in;
+		queue_read_incident(st, &in);
+		util_buf_append(&b, (const char *)&in, sizeof(in));
+	}
+	if (rc != SQLITE_DONE)
+		queue_fail(q, "list incidents");
+	sqlite3_reset(st);
+	*rows = (struct queue_incident *)b.data;
+	*n = b.len / sizeof(**rows);
+	if (rc == SQLITE_DONE)
+		return 0;
+	queue_incidents_free(*rows, *n);
+	*rows = NULL;
+	*n = 0;
+	return -1;
+}
+
+int
+queue_incident_close(struct queue *q, const int64_t *ids, size_t n, int64_t *changed)
+{
+	if (changed != NULL)
+		*changed = 0;
+	if (q->version < 2)
+		return 0;
+	if (ids == NULL && n == 0)
+		return queue_exec_alone(q, queue_stmt(q, QUEUE_ST_INC_CLOSE_ALL), "close incidents",
+		    changed);
+	return queue_each_id(q, QUEUE_ST_INC_DELETE, ids, n, NULL, NULL, "close incident",
+	    changed);
+}
+
+/* ---------------------------------------------------------------- threads */
+
+void
+queue_thread_clear(struct queue_thread *t)
+{
+	if (t == NULL)
+		return;
+	free(t->provider);
+	free(t->channel);
+	free(t->thread_key);
+	free(t->channel_id);
+	free(t->ts);
+	memset(t, 0, sizeof(*t));
+}
+
+void
+queue_threads_free(struct queue_thread *v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		queue_thread_clear(&v[i]);
+	free(v);
+}
+
+static void
+queue_read_thread(sqlite3_stmt *st, struct queue_thread *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->provider = queue_col_str(st, 0);
+	t->channel = queue_col_str(st, 1);
+	t->thread_key = queue_col_str(st, 2);
+	t->channel_id = queue_col_str(st, 3);
+	t->ts = queue_col_str(st, 4);
+	t->opened_at = sqlite3_column_double(st, 5);
+	t->last_at = sqlite3_column_double(st, 6);
+	t->updated_at = sqlite3_column_double(st, 7);
+}
+
+/* Bind (provider, channel, thread_key) as ?1..?3. */
+static void
+queue_bind_thread_key(sqlite3_stmt *st, const char *provider, const char *channel,
+    const char *thread_key)
+{
+	queue_bind_str(st, 1, provider);
+	queue_bind_str(st, 2, channel);
+	queue_bind_str(st, 3, thread_key);
+}
+
+int
+queue_thread_get(struct queue *q, const char *provider, const char *channel,
+    const char *thread_key, struct queue_thread *out)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_THR_GET);
+	if (st == NULL)
+		return -1;
+	queue_bind_thread_key(st, provider, channel, thread_key);
+	int rc = sqlite3_step(st), ret = 0;
+	if (rc == SQLITE_ROW) {
+		queue_read_thread(st, out);
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		queue_fail(q, "look up thread");
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+int
+queue_thread_put(struct queue *q, const struct queue_thread *t)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_THR_PUT);
+	if (st == NULL)
+		return -1;
+	queue_bind_thread_key(st, t->provider, t->channel, t->thread_key);
+	queue_bind_str(st, 4, t->channel_id);
+	queue_bind_str(st, 5, t->ts);
+	sqlite3_bind_double(st, 6, t->opened_at);
+	sqlite3_bind_double(st, 7, t->last_at);
+	sqlite3_bind_double(st, 8, t->updated_at);
+	return queue_exec_stmt(q, st, "store thread");
+}
+
+int
+queue_thread_touch(struct queue *q, const char *provider, const char *channel,
+    const char *thread_key, double last_at, double updated_at)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_THR_TOUCH);
+	if (st == NULL)
+		return -1;
+	queue_bind_thread_key(st, provider, channel, thread_key);
+	sqlite3_bind_double(st, 4, last_at);
+	if (updated_at >= 0)
+		sqlite3_bind_double(st, 5, updated_at);
+	else
+		sqlite3_bind_null(st, 5);
+	return queue_exec_stmt(q, st, "touch thread");
+}
+
+int
+queue_thread_delete(struct queue *q, const char *provider, const char *channel,
+    const char *thread_key)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_THR_DELETE);
+	if (st == NULL)
+		return -1;
+	queue_bind_thread_key(st, provider, channel, thread_key);
+	return queue_exec_stmt(q, st, "delete thread");
+}
+
+int
+queue_thread_expire(struct queue *q, const char *provider, double before, int64_t *n)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_THR_EXPIRE);
+	if (st != NULL) {
+		queue_bind_str(st, 1, provider);
+		sqlite3_bind_double(st, 2, before);
+	}
+	return queue_exec_count(q, st, "expire threads", n);
+}
+
+int
+queue_thread_drop_provider(struct queue *q, const char *provider, int64_t *n)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_THR_DROP);
+	if (st != NULL)
+		queue_bind_str(st, 1, provider);
+	return queue_exec_count(q, st, "drop threads", n);
+}
+
+int
+queue_thread_providers(struct queue *q, void (*fn)(const char *provider, void *arg),
+    void *arg)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_THR_PROVIDERS);
+	if (st == NULL)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *p = sqlite3_column_text(st, 0);
+		fn(p ? (const char *)p : "", arg);
+	}
+	if (rc != SQLITE_DONE)
+		queue_fail(q, "list thread providers");
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+queue_thread_list_key(struct queue *q, const char *thread_key, struct queue_thread **rows,
+    size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	if (q->version < 2)
+		return 0;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_THR_KEY);
+	if (st == NULL)
+		return -1;
+	queue_bind_str(st, 1, thread_key);
+	struct util_buf b = {0};          /* of struct queue_thread */
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct queue_thread t;
+		queue_read_thread(st, &t);
+		util_buf_append(&b, (const char *)&t, sizeof(t));
+	}
+	if (rc != SQLITE_DONE)
+		queue_fail(q, "list threads");
+	sqlite3_reset(st);
+	*rows = (struct queue_thread *)b.data;
+	*n = b.len / sizeof(**rows);
+	if (rc == SQLITE_DONE)
+		return 0;
+	queue_threads_free(*rows, *n);
+	*rows = NULL;
+	*n = 0;
+	return -1;
+}
+
+int
+queue_thread_list_target(struct queue *q, const char *provider, const char *channel,
+    struct queue_thread **rows, size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	if (q->version < 2)
+		return 0;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_THR_TARGET);
+	if (st == NULL)
+		return -1;
+	queue_bind_str(st, 1, provider);
+	queue_bind_str(st, 2, channel);
+	struct util_buf b = {0};          /* of struct queue_thread */
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct queue_thread t;
+		queue_read_thread(st, &t);
+		util_buf_append(&b, (const char *)&t, sizeof(t));
+	}
+	if (rc != SQLITE_DONE)
+		queue_fail(q, "list threads");
+	sqlite3_reset(st);
+	*rows = (struct queue_thread *)b.data;
+	*n = b.len / sizeof(**rows);
+	if (rc == SQLITE_DONE)
+		return 0;
+	queue_threads_free(*rows, *n);
+	*rows = NULL;
+	*n = 0;
+	return -1;
+}
+
+/* ------------------------------------------------------------------- meta */
+
+int
+queue_meta_get(struct queue *q, const char *key, char **value)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_META_GET);
+	if (st == NULL)
+		return -1;
+	queue_bind_str(st, 1, key);
+	int rc = sqlite3_step(st), ret = 0;
+	if (rc == SQLITE_ROW) {
+		*value = queue_col_str(st, 0);
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		queue_fail(q, "read meta");
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+int
+queue_meta_put(struct queue *q, const char *key, const char *value)
+{
+	sqlite3_stmt *st = queue_stmt(q, value ? QUEUE_ST_META_PUT : QUEUE_ST_META_DELETE);
+	if (st == NULL)
+		return -1;
+	queue_bind_str(st, 1, key);
+	if (value != NULL)
+		queue_bind_str(st, 2, value);
+	return queue_exec_stmt(q, st, "write meta");
+}
+
+int
+queue_meta_each(struct queue *q, const char *prefix,
+    void (*fn)(const char *key, const char *value, void *arg), void *arg)
+{
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_META_EACH);
+	if (st == NULL)
+		return -1;
+	queue_bind_str(st, 1, prefix);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *k = sqlite3_column_text(st, 0);
+		const unsigned char *v = sqlite3_column_text(st, 1);
+		fn(k ? (const char *)k : "", v ? (const char *)v : "", arg);
+	}
+	if (rc != SQLITE_DONE)
+		queue_fail(q, "read meta");
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* -------------------------------------------------------- pending counter */
@@ -1231,5 +2042,52 @@ int
 queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n)
 {
 	return queue_list_page(q, state, 0, SIZE_MAX, rows, n);
+}
+
+char *
+queue_plan(struct queue *q, const char *function)
+{
+	static const struct { const char *name; enum queue_stmt_id id; } map[] = {
+		{ "insert", QUEUE_ST_INSERT },
+		{ "dedup_get", QUEUE_ST_DEDUP_GET },
+		{ "dedup_put", QUEUE_ST_DEDUP_PUT },
+		{ "incident_get", QUEUE_ST_INC_GET },
+		{ "incident_insert", QUEUE_ST_INC_INSERT },
+		{ "incident_update", QUEUE_ST_INC_UPDATE },
+		{ "incident_delete", QUEUE_ST_INC_DELETE },
+		{ "incident_expire", QUEUE_ST_INC_EXPIRE },
+		{ "incident_drop_alert", QUEUE_ST_INC_DROP },
+		{ "incident_counts", QUEUE_ST_INC_COUNTS },
+		{ "thread_get", QUEUE_ST_THR_GET },
+		{ "thread_put", QUEUE_ST_THR_PUT },
+		{ "thread_touch", QUEUE_ST_THR_TOUCH },
+		{ "thread_delete", QUEUE_ST_THR_DELETE },
+		{ "thread_expire", QUEUE_ST_THR_EXPIRE },
+		{ "thread_drop_provider", QUEUE_ST_THR_DROP },
+		{ "meta_get", QUEUE_ST_META_GET },
+		{ "meta_each", QUEUE_ST_META_EACH },
+	};
+	const char *sql = NULL;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].name, function) == 0)
+			sql = queue_sql[map[i].id];
+	if (sql == NULL)
+		return NULL;
+	char *explain = util_printf("EXPLAIN QUERY PLAN %s", sql);
+	sqlite3_stmt *st = NULL;
+	struct util_buf b = {0};
+	util_buf_puts(&b, "");
+	int rc = sqlite3_prepare_v2(q->db, explain, -1, &st, NULL);
+	free(explain);
+	if (rc != SQLITE_OK) {
+		util_buf_free(&b);
+		return NULL;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *d = sqlite3_column_text(st, 3);
+		util_buf_printf(&b, "%s\n", d ? (const char *)d : "");
+	}
+	sqlite3_finalize(st);
+	return b.data;
 }
 #endif

@@ -26,6 +26,21 @@ struct queue;
 
 enum queue_state { QUEUE_PENDING = 0, QUEUE_DEAD = 1 };
 
+/*
+ * What a delivery says (SPEC §12): a plain event, or a transition of an
+ * incident of a notify = "changes" alert. Stored as these numbers.
+ */
+enum queue_kind {
+	QUEUE_KIND_EVENT = 0,
+	QUEUE_KIND_OPENED = 1,
+	QUEUE_KIND_REMINDER = 2,
+	QUEUE_KIND_RECOVERED = 3,
+	QUEUE_KIND_REPLY = 4,     /* a differing failure, for threaded targets only */
+};
+#define QUEUE_NKINDS 5
+/* "event", "opened", "reminder", "recovered", "reply" ("event" for anything else). */
+const char *queue_kind_name(enum queue_kind k);
+
 /* One stored delivery. Strings are owned by the row (queue_row_clear). */
 struct queue_row {
 	int64_t id;               /* delivery id, increasing in acceptance order */
@@ -41,6 +56,9 @@ struct queue_row {
 	double next_attempt_at;   /* wall-clock seconds; 0 = now */
 	double created_at;        /* wall-clock seconds of acceptance */
 	char *last_error;         /* NULL when none */
+	enum queue_kind kind;
+	char *thread_key;         /* "" when the target has no threads */
+	char *incident;           /* JSON snapshot of the incident (queue.c); NULL for events */
 };
 void queue_row_clear(struct queue_row *row);
 void queue_rows_free(struct queue_row *rows, size_t n);
@@ -50,9 +68,23 @@ void queue_rows_free(struct queue_row *rows, size_t n);
  * selects PRAGMA synchronous=FULL, else NORMAL. busy timeout is set so the CLI
  * can run beside the daemon. NULL with err filled on failure, naming the file:
  * an SQLite file without fluxrelay's meta table is refused ("not a fluxrelay
- * queue"), never adopted; so is a file that is not an SQLite database.
+ * queue"), never adopted; so is a file that is not an SQLite database, and
+ * one with a newer schema than this build knows.
+ *
+ * An older schema is opened as it is, never changed (only queue_upgrade
+ * changes it): rows read from it have the defaults of the newer columns,
+ * and it has no incidents or thread handles.
  */
 struct queue *queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen);
+/*
+ * Migrate an older schema in place to the current one, in one transaction
+ * (pending deliveries and dead letters are kept). The queue writer calls it
+ * at daemon start, on its connection; the CLI never does. *from (may be
+ * NULL) gets the version found. 0, or -1 with nothing changed.
+ */
+int queue_upgrade(struct queue *q, int *from);
+/* The schema version of q's database as last opened or upgraded. */
+int queue_schema_version(const struct queue *q);
 void queue_close(struct queue *q);    /* accepts NULL */
 const char *queue_errmsg(struct queue *q);
 
@@ -110,6 +142,8 @@ struct queue_outcome {
  * written.
  */
 int queue_record(struct queue *q, const struct queue_outcome *o, size_t n);
+/* The same in the caller's open transaction (the recorder writes thread handles with them). */
+int queue_record_in(struct queue *q, const struct queue_outcome *o, size_t n);
 
 /*
  * Delete at most limit dead letters that died before `before` (wall clock;
@@ -141,6 +175,9 @@ struct queue_item {
 	const char *channel;      /* NULL or "" = none */
 	const char *alerts;       /* comma-separated alert names */
 	const char *extra;        /* JSON object text */
+	enum queue_kind kind;     /* 0: QUEUE_KIND_EVENT */
+	const char *thread_key;   /* NULL or "" = none */
+	const char *incident;     /* JSON object text; NULL for events */
 };
 
 /*
@@ -202,6 +239,99 @@ int queue_lock(const char *state_dir, char *err, size_t errlen);
 /* The database file's path (for messages). */
 const char *queue_path(const struct queue *q);
 
+/* ---- incidents (SPEC §12): the writer, in its open transaction ---- */
+
+/*
+ * One open incident of a notify = "changes" alert, keyed by the alert and the
+ * object (cluster, kind, namespace, name). Strings are owned
+ * (queue_incident_clear); namespace and cluster are "" when absent.
+ */
+struct queue_incident {
+	int64_t id;
+	char *alert, *cluster, *kind, *namespace, *name;
+	double opened_at, last_at, last_notified_at;   /* epoch seconds */
+	int64_t failures;
+	char *last_message;       /* as received */
+	char *last_norm;          /* dedup_normalize of it */
+	char *last_reason, *last_revision;   /* "" when absent */
+};
+void queue_incident_clear(struct queue_incident *in);
+void queue_incidents_free(struct queue_incident *v, size_t n);
+
+/*
+ * The incident of (alert, object): 1 with *out filled, 0 when there is none,
+ * -1 on error. A lookup by the unique index, never a scan; sees the
+ * connection's own uncommitted writes.
+ */
+int queue_incident_get(struct queue *q, const char *alert, const char *cluster,
+    const char *kind, const char *namespace, const char *name, struct queue_incident *out);
+/* Insert in (its id is set), update every column but the key of in->id, delete by id. 0 / -1. */
+int queue_incident_insert(struct queue *q, struct queue_incident *in);
+int queue_incident_update(struct queue *q, const struct queue_incident *in);
+int queue_incident_delete(struct queue *q, int64_t id);
+/* Delete an alert's incidents whose last_at <= before (expiry), or all of them. *n (may be NULL) gets how many. 0 / -1. */
+int queue_incident_expire(struct queue *q, const char *alert, double before, int64_t *n);
+int queue_incident_drop_alert(struct queue *q, const char *alert, int64_t *n);
+/* fn for each alert that has incidents, with their number, in alert order. 0 / -1. */
+int queue_incident_counts(struct queue *q,
+    void (*fn)(const char *alert, int64_t n, void *arg), void *arg);
+
+/* ---- thread handles (SPEC §12): in the caller's open transaction ---- */
+
+/*
+ * The Slack message that is the parent of a thread: per target (provider,
+ * channel as configured) and thread key (queue_item.thread_key), the
+ * channel id and ts chat.postMessage answered. Strings owned
+ * (queue_thread_clear).
+ */
+struct queue_thread {
+	char *provider, *channel, *thread_key;
+	char *channel_id, *ts;
+	double opened_at, last_at, updated_at;   /* epoch seconds; updated_at 0: never */
+};
+void queue_thread_clear(struct queue_thread *t);
+void queue_threads_free(struct queue_thread *v, size_t n);
+/* By the primary key: 1 with *out, 0 when none, -1 on error. */
+int queue_thread_get(struct queue *q, const char *provider, const char *channel,
+    const char *thread_key, struct queue_thread *out);
+/* Store t, replacing the handle of its key. 0 / -1. */
+int queue_thread_put(struct queue *q, const struct queue_thread *t);
+/* Set last_at (and updated_at when >= 0) of a handle, if there is one. 0 / -1. */
+int queue_thread_touch(struct queue *q, const char *provider, const char *channel,
+    const char *thread_key, double last_at, double updated_at);
+int queue_thread_delete(struct queue *q, const char *provider, const char *channel,
+    const char *thread_key);
+/* Delete a provider's handles with last_at <= before, or all of them. *n (may be NULL) gets how many. 0 / -1. */
+int queue_thread_expire(struct queue *q, const char *provider, double before, int64_t *n);
+int queue_thread_drop_provider(struct queue *q, const char *provider, int64_t *n);
+/* fn for each provider that has handles, in provider order. 0 / -1. */
+int queue_thread_providers(struct queue *q, void (*fn)(const char *provider, void *arg),
+    void *arg);
+
+/* ---- meta rows (key, value): in the caller's open transaction ---- */
+
+/* 1 with *value (new string), 0 when absent, -1 on error. */
+int queue_meta_get(struct queue *q, const char *key, char **value);
+/* value NULL deletes the row. 0 / -1. */
+int queue_meta_put(struct queue *q, const char *key, const char *value);
+/* fn for each row whose key starts with prefix, in key order. 0 / -1. */
+int queue_meta_each(struct queue *q, const char *prefix,
+    void (*fn)(const char *key, const char *value, void *arg), void *arg);
+
+/* ---- the CLI (`fluxrelay incidents`): each call its own transaction ---- */
+
+/* At most limit incidents with id > after_id, id order (none on a version 1 database). */
+int queue_incident_list_page(struct queue *q, int64_t after_id, size_t limit,
+    struct queue_incident **rows, size_t *n);
+/* Every thread handle of a target (provider, channel), thread key order: a key range. */
+int queue_thread_list_target(struct queue *q, const char *provider, const char *channel,
+    struct queue_thread **rows, size_t *n);
+/* Every thread handle of thread_key, provider and channel order. */
+int queue_thread_list_key(struct queue *q, const char *thread_key, struct queue_thread **rows,
+    size_t *n);
+/* Delete incidents (silently). n == 0 with ids NULL = all. *changed gets how many. */
+int queue_incident_close(struct queue *q, const int64_t *ids, size_t n, int64_t *changed);
+
 /* ---- faults (see the top of this file) ---- */
 
 enum queue_fault {
@@ -232,6 +362,12 @@ void queue_pending_set(int64_t value);
 #ifdef FLUXRELAY_UNITTEST
 /* Every row in a state, id order, all at once. */
 int queue_list(struct queue *q, enum queue_state state, struct queue_row **rows, size_t *n);
+/*
+ * EXPLAIN QUERY PLAN of the statement behind a function, by the function's
+ * name without "queue_" ("incident_get", "thread_touch", ...): the plan's
+ * steps, one per line. New string; NULL for an unknown name or an error.
+ */
+char *queue_plan(struct queue *q, const char *function);
 #endif
 
 #endif

@@ -5,20 +5,28 @@
  * inserts the accepted ones in one transaction, commits (one fsync for the
  * whole batch), then answers every request. A request's decision, in order:
  *
+ *   (an event of notify = "changes" alerts: incident_plan decides it first,
+ *    in the transaction; nothing to deliver and no incident changed ->
+ *    IGNORED; an incident changed -> no dedup check)
  *   dedup_admit says duplicate        -> DUPLICATE (nothing stored; answered
  *                                        even when the queue is full)
  *   max_pending would be exceeded     -> FULL (nothing stored, no dedup key)
  *   otherwise                         -> its rows and its dedup key are
- *                                        inserted; ACCEPTED once committed
+ *                                        inserted (and the incidents
+ *                                        changed: incident_apply);
+ *                                        ACCEPTED once committed
  *
  * A failure anywhere in the transaction (or a queue fault, queue.h) rolls the
  * batch back and answers every request of it ERROR. Between batches the
- * thread prunes old dedup keys (every QUEUE_WRITER_CLEANUP_INTERVAL) and,
+ * thread prunes old dedup keys and sweeps expired incidents and thread
+ * handles (every QUEUE_WRITER_CLEANUP_INTERVAL), applies a reloaded
+ * configuration to the stored incidents (incident_conf_apply) and,
  * when nothing committed for QUEUE_WRITER_PROBE_INTERVAL, probes the disk
  * for readiness.
  *
  * The writer's connection is the only one that accepts events; the delivery
- * module's recorder writes outcomes on its own (queue.h).
+ * module's recorder writes outcomes on its own (queue.h). At start, before
+ * its thread runs, it upgrades an older schema in place (queue_upgrade).
  */
 #include "queue_writer.h"
 
@@ -28,7 +36,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "metrics.h"
+#include "snapshot.h"
 #include "thread.h"
 #include "util.h"
 
@@ -54,9 +64,11 @@ struct queue_writer {
 	struct queue_req *head, *tail;   /* submitted, not yet taken */
 	bool stopping;
 	bool paused;
+	struct snapshot *next_snap;      /* set_snapshot's, not yet applied */
 	struct queue_writer_stats stats;
 
 	/* Writer thread only: */
+	struct snapshot *snap;           /* the configuration in force; may be NULL */
 	double dedup_window;             /* window of the latest dedup request; < 0 none yet */
 	double last_cleanup;             /* util_mono() */
 	double last_probe;               /* util_mono() */
@@ -78,6 +90,20 @@ struct queue_writer_batch {
 
 /* ------------------------------------------------------------ one batch */
 
+/* Open the batch's transaction unless it is open. 0, or -1 with the batch failed. */
+static int
+queue_writer_begin(struct queue_writer *w, struct queue_writer_batch *b)
+{
+	if (b->in_txn)
+		return 0;
+	if (queue_begin(w->q) < 0) {
+		b->failed = true;
+		return -1;
+	}
+	b->in_txn = true;
+	return 0;
+}
+
 /*
  * Decide one request and, when it is accepted, insert it into the batch's
  * transaction (begun by the first insert). Sets r->result, except when the
@@ -91,8 +117,26 @@ queue_writer_take(struct queue_writer *w, struct queue_writer_batch *b, struct q
 		util_new_id(r->event_id);
 	if (r->has_dedup)
 		w->dedup_window = r->dedup_window;
+	bool changes = false;
+	if (r->incident != NULL) {
+		/* Planned in the transaction, so it sees the batch's own changes
+		 * and nobody else's write comes between the plan and its apply. */
+		if (b->failed || queue_writer_begin(w, b) < 0)
+			return;
+		if (incident_plan(w->q, r->incident, w->snap ? w->snap->conf : NULL, b->now) < 0) {
+			b->failed = true;
+			return;
+		}
+		r->items = r->incident->items;
+		r->nitems = r->incident->nitems;
+		changes = r->incident->changes;
+		if (!changes && r->nitems == 0) {
+			r->result = QUEUE_RESULT_IGNORED;
+			return;
+		}
+	}
 	/* A failed batch looks nothing up: the file may be the problem. */
-	if (r->has_dedup && !b->failed) {
+	if (r->has_dedup && !b->failed && !changes) {
 		switch (dedup_admit(w->q, r->dedup_key, r->dedup_window, b->now, r->event_id)) {
 		case DEDUP_DUPLICATE:
 			r->result = QUEUE_RESULT_DUPLICATE;
@@ -109,17 +153,11 @@ queue_writer_take(struct queue_writer *w, struct queue_writer_batch *b, struct q
 		r->result = QUEUE_RESULT_FULL;
 		return;
 	}
-	if (b->failed)
+	if (b->failed || queue_writer_begin(w, b) < 0)
 		return;
-	if (!b->in_txn) {
-		if (queue_begin(w->q) < 0) {
-			b->failed = true;
-			return;
-		}
-		b->in_txn = true;
-	}
-	if (queue_insert(w->q, r->event_id, r->event, r->event_len, r->items, r->nitems,
-	    b->now) < 0 || (r->has_dedup &&
+	if ((changes && incident_apply(w->q, r->incident, b->now) < 0) ||
+	    (r->nitems > 0 && queue_insert(w->q, r->event_id, r->event, r->event_len, r->items,
+	    r->nitems, b->now) < 0) || (r->has_dedup && r->nitems > 0 &&
 	    dedup_record(w->q, r->dedup_key, r->dedup_window, b->now, r->event_id) < 0)) {
 		b->failed = true;
 		return;
@@ -157,11 +195,13 @@ queue_writer_finish(struct queue_writer *w, struct queue_writer_batch *b)
 static void
 queue_writer_count(struct queue_writer *w, const struct queue_writer_batch *b)
 {
-	uint64_t n[QUEUE_RESULT_SHUTDOWN + 1] = { 0 };
+	uint64_t n[QUEUE_RESULT_IGNORED + 1] = { 0 };
 	for (struct queue_req *r = b->head; r != NULL; r = r->next) {
 		n[r->result]++;
 		if (r->result != QUEUE_RESULT_ACCEPTED)
 			continue;
+		if (r->incident != NULL)
+			incident_committed(r->incident, r->event_id);
 		for (size_t i = 0; i < r->nitems; i++)
 			metrics_queue_add(r->items[i].provider ? r->items[i].provider : "", 1, 0);
 	}
@@ -173,8 +213,9 @@ queue_writer_count(struct queue_writer *w, const struct queue_writer_batch *b)
 	w->stats.accepted += n[QUEUE_RESULT_ACCEPTED];
 	w->stats.duplicates += n[QUEUE_RESULT_DUPLICATE];
 	w->stats.full += n[QUEUE_RESULT_FULL];
+	w->stats.ignored += n[QUEUE_RESULT_IGNORED];
 	w->stats.errors += b->n - n[QUEUE_RESULT_ACCEPTED] - n[QUEUE_RESULT_DUPLICATE] -
-	    n[QUEUE_RESULT_FULL];
+	    n[QUEUE_RESULT_FULL] - n[QUEUE_RESULT_IGNORED];
 	if (b->in_txn && !b->failed)
 		w->stats.commits++;
 	if (b->n > w->stats.max_batch)
@@ -221,14 +262,27 @@ queue_writer_process(struct queue_writer *w, struct queue_req *batch, size_t n)
 
 /* ---------------------------------------------------------- housekeeping */
 
-/* Delete the dedup keys whose window (the latest one) ran out. */
+/* Delete the dedup keys whose window (the latest one) ran out; sweep expired incidents. */
 static void
 queue_writer_cleanup(struct queue_writer *w)
 {
 	w->last_cleanup = util_mono();
-	/* A failure only leaves old keys for the next round. */
+	/* A failure only leaves old keys (or incidents) for the next round. */
 	if (w->dedup_window >= 0)
 		dedup_prune(w->q, util_now(), w->dedup_window);
+	if (w->snap != NULL && incident_sweep(w->q, w->snap->conf, util_now()) < 0)
+		log_warn("incident sweep failed", "error", queue_errmsg(w->q), NULL);
+}
+
+/* A reloaded configuration: the stored state follows it, then it is the one in force. */
+static void
+queue_writer_apply_snapshot(struct queue_writer *w, struct snapshot *snap)
+{
+	if (incident_conf_apply(w->q, snap->conf) < 0)
+		log_warn("incidents not adjusted to the new configuration", "error",
+		    queue_errmsg(w->q), NULL);
+	snapshot_release(w->snap);
+	w->snap = snap;
 }
 
 /*
@@ -270,7 +324,7 @@ queue_writer_probe_due(const struct queue_writer *w)
 static void
 queue_writer_wait(struct queue_writer *w)
 {
-	while (!w->stopping && (w->head == NULL || w->paused)) {
+	while (!w->stopping && (w->head == NULL || w->paused) && w->next_snap == NULL) {
 		double now_m = util_mono();
 		double wait = QUEUE_WRITER_CLEANUP_INTERVAL - (now_m - w->last_cleanup);
 		if (!w->paused && queue_writer_probe_due(w) - now_m < wait)
@@ -311,8 +365,12 @@ queue_writer_main(void *arg)
 		queue_writer_wait(w);
 		if (!w->paused || w->stopping)
 			batch = queue_writer_detach(w, &n);
+		struct snapshot *snap = w->next_snap;
+		w->next_snap = NULL;
 		bool stop = w->stopping && batch == NULL;
 		pthread_mutex_unlock(&w->lock);
+		if (snap != NULL)
+			queue_writer_apply_snapshot(w, snap);
 		if (stop)
 			break;
 		if (batch != NULL)
@@ -342,11 +400,25 @@ queue_writer_open(struct queue_writer *w, const struct queue_writer_opts *o, cha
 	if (w->q == NULL)
 		return -1;
 	int64_t pending = -1;
-	if (queue_verify(w->q) < 0 || (pending = queue_count(w->q, QUEUE_PENDING)) < 0) {
+	int from = 0;
+	/* The upgrade after the check: a damaged file is not migrated. */
+	if (queue_verify(w->q) < 0 || queue_upgrade(w->q, &from) < 0 ||
+	    (pending = queue_count(w->q, QUEUE_PENDING)) < 0) {
 		snprintf(err, errlen, "%s: %s", queue_path(w->q), queue_errmsg(w->q));
 		return -1;
 	}
+	if (from != queue_schema_version(w->q)) {
+		char v0[16], v1[16];
+		snprintf(v0, sizeof(v0), "%d", from);
+		snprintf(v1, sizeof(v1), "%d", queue_schema_version(w->q));
+		log_info("queue upgraded in place", "path", queue_path(w->q), "from_version", v0,
+		    "to_version", v1, NULL);
+	}
 	queue_pending_set(pending);
+	if (o->snap != NULL && incident_conf_apply(w->q, o->snap->conf) < 0) {
+		snprintf(err, errlen, "%s: %s", queue_path(w->q), queue_errmsg(w->q));
+		return -1;
+	}
 	/* No checkpoint inside the writer's commits (queue_wal_backstop). */
 	queue_wal_backstop(w->q);
 	return 0;
@@ -357,6 +429,7 @@ queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
 {
 	struct queue_writer *w = util_calloc(1, sizeof(*w));
 	w->lock_fd = -1;
+	w->snap = o->snap;
 	if (queue_writer_open(w, o, err, errlen) < 0)
 		goto fail;
 	w->on_commit = o->on_commit;
@@ -376,6 +449,7 @@ queue_writer_start(const struct queue_writer_opts *o, char *err, size_t errlen)
 	}
 	return w;
 fail:
+	snapshot_release(w->snap);
 	queue_close(w->q);
 	if (w->lock_fd >= 0)
 		close(w->lock_fd);
@@ -421,6 +495,8 @@ queue_writer_stop(struct queue_writer *w)
 	pthread_join(w->thread, NULL);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
+	snapshot_release(w->next_snap);
+	snapshot_release(w->snap);
 	queue_close(w->q);
 	close(w->lock_fd);            /* after the last commit: releases the lock */
 	free(w);
@@ -436,6 +512,17 @@ void
 queue_writer_set_max_pending(struct queue_writer *w, long max_pending)
 {
 	atomic_store(&w->max_pending, max_pending);
+}
+
+void
+queue_writer_set_snapshot(struct queue_writer *w, struct snapshot *snap)
+{
+	pthread_mutex_lock(&w->lock);
+	struct snapshot *old = w->next_snap;
+	w->next_snap = snap;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	snapshot_release(old);
 }
 
 void

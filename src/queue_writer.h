@@ -7,7 +7,8 @@
  * also holds the state directory's lock and watches the database (readiness,
  * faults: queue.h).
  *
- * Threads: start, stop, set_max_pending and get_stats from the main thread;
+ * Threads: start, stop, set_max_pending, set_snapshot and get_stats from the
+ * main thread;
  * submit and healthy from any thread.
  */
 #ifndef FLUXRELAY_QUEUE_WRITER_H
@@ -18,7 +19,10 @@
 #include <stdint.h>
 
 #include "dedup.h"
+#include "incident.h"
 #include "queue.h"
+
+struct snapshot;
 
 enum queue_result {
 	QUEUE_RESULT_NONE = 0,
@@ -27,6 +31,7 @@ enum queue_result {
 	QUEUE_RESULT_FULL,
 	QUEUE_RESULT_ERROR,
 	QUEUE_RESULT_SHUTDOWN,
+	QUEUE_RESULT_IGNORED,     /* nothing to deliver and no incident changed */
 };
 
 /*
@@ -40,6 +45,14 @@ struct queue_req {
 	size_t event_len;
 	const struct queue_item *items;   /* one delivery row each */
 	size_t nitems;
+	/*
+	 * An event with FAILURE/RECOVERY hits (notify = "changes" alerts), else
+	 * NULL. The writer decides it (incident.h) and replaces items and nitems
+	 * by the plan's rows: an event that changes an incident is never a
+	 * duplicate (its dedup key is still recorded when it delivers); one
+	 * that neither delivers nor changes anything is IGNORED.
+	 */
+	struct incident_req *incident;
 	bool has_dedup;
 	unsigned char dedup_key[DEDUP_KEY_LEN];
 	double dedup_window;
@@ -55,6 +68,12 @@ struct queue_writer_opts {
 	const char *state_dir;
 	bool sync_full;
 	long max_pending;
+	/*
+	 * The configuration in force (a reference the writer takes over; may be
+	 * NULL in tests): incidents are checked against it at start
+	 * (incident_conf_apply) and swept by its alerts' incident_ttl.
+	 */
+	struct snapshot *snap;
 	/* Called from the writer thread after each committed batch (may be NULL). */
 	void (*on_commit)(void *arg);
 	void *on_commit_arg;
@@ -64,8 +83,9 @@ struct queue_writer_opts {
  * Takes the state directory's lock (queue_lock: a second daemon on the same
  * directory is refused; the CLI never takes it), opens its own connection,
  * verifies the database (queue_verify: a damaged file is refused with a
- * message naming it and what to do), starts the thread. NULL with err filled
- * on failure.
+ * message naming it and what to do), upgrades an older schema in place
+ * (queue_upgrade, logged), starts the thread. NULL with err filled on
+ * failure.
  */
 struct queue_writer *queue_writer_start(const struct queue_writer_opts *o, char *err,
     size_t errlen);
@@ -87,13 +107,20 @@ void queue_writer_stop(struct queue_writer *w);
 bool queue_writer_healthy(struct queue_writer *w);
 /* Change max_pending on reload. */
 void queue_writer_set_max_pending(struct queue_writer *w, long max_pending);
+/*
+ * A reload's configuration (takes the caller's reference): the writer
+ * thread applies it to the stored incidents and thread handles
+ * (incident_conf_apply: dropped when their alert or provider changed)
+ * before it takes the next request.
+ */
+void queue_writer_set_snapshot(struct queue_writer *w, struct snapshot *snap);
 
 /* Counters of the writer since start, for tests and diagnostics. */
 struct queue_writer_stats {
 	uint64_t batches;         /* groups of requests taken at once */
 	uint64_t commits;         /* transactions committed (batches that inserted) */
 	uint64_t requests;        /* requests answered by the writer thread */
-	uint64_t accepted, duplicates, full, errors;
+	uint64_t accepted, duplicates, full, errors, ignored;
 	size_t max_batch;         /* largest group taken at once */
 	char last_error[512];     /* of the last failed transaction; "" when none */
 };

@@ -8,6 +8,11 @@
  * created lazily, per call, only when a regex has to run, and the result is
  * built only for matching alerts. Clauses are tested cheapest first; the
  * regexes last.
+ *
+ * Each alert has a role (rules.h): notify = "events" alerts fire as §6 says;
+ * notify = "changes" alerts report failures and recoveries, whose targets
+ * the queue writer merges once it knows the incident's state (rules_merge,
+ * the same merge rules_match does for events).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
@@ -248,14 +253,29 @@ rules_extra_add(struct rules_target *t, const char *key, const char *value)
 	t->nextra++;
 }
 
-/* Merge alert a (already known to fire) into the result. */
+bool
+rules_threaded(const struct conf_provider *p)
+{
+	return p->type == CONF_PROVIDER_SLACK_BOT && p->threads;
+}
+
 static void
-rules_result_add(const struct conf *c, const struct conf_alert *a,
-    struct rules_result *out)
+rules_add_name(struct rules_result *out, const char *name)
 {
 	out->alerts = util_realloc(out->alerts, (out->nalerts + 1) * sizeof(*out->alerts));
-	out->alerts[out->nalerts++] = util_strdup(a->name);
+	out->alerts[out->nalerts++] = util_strdup(name);
+}
 
+/*
+ * Merge the targets of alert a into the result (pick: its index among the
+ * picks, rank: its rank; threaded_only: only targets with threads). Returns
+ * how many targets it joined.
+ */
+static size_t
+rules_result_add(const struct conf *c, const struct conf_alert *a, size_t pick, int rank,
+    bool threaded_only, struct rules_result *out)
+{
+	size_t joined = 0;
 	for (size_t k = 0; k < a->nproviders; k++) {
 		const char *ch = rules_channel(c, a, k);
 		struct rules_target *t = NULL;
@@ -265,6 +285,8 @@ rules_result_add(const struct conf *c, const struct conf_alert *a,
 		for (size_t j = 0; j < k && !seen; j++)
 			seen = a->provider_idx[j] == a->provider_idx[k];
 		if (seen)
+			continue;
+		if (threaded_only && !rules_threaded(&c->providers[a->provider_idx[k]]))
 			continue;
 
 		for (size_t i = 0; i < out->ntargets && t == NULL; i++)
@@ -279,11 +301,18 @@ rules_result_add(const struct conf *c, const struct conf_alert *a,
 			t->provider = a->provider_idx[k];
 			t->channel = util_strdup(ch);
 			t->alerts = util_strdup(a->name);
+			t->rank = rank;
+			t->pick = pick;
 		} else {
 			char *s = util_printf("%s,%s", t->alerts, a->name);
 			free(t->alerts);
 			t->alerts = s;
+			if (rank > t->rank) {
+				t->rank = rank;
+				t->pick = pick;
+			}
 		}
+		joined++;
 		/* the alert's own summary beats its metadata key "summary" */
 		for (size_t m = 0; m < a->nmetadata; m++) {
 			if (a->summary != NULL && strcmp(a->metadata[m].key, "summary") == 0)
@@ -293,6 +322,39 @@ rules_result_add(const struct conf *c, const struct conf_alert *a,
 		if (a->summary != NULL)
 			rules_extra_add(t, "summary", a->summary);
 	}
+	return joined;
+}
+
+/*
+ * RECOVERY (rules.h): judged by the sources only, and the severity and
+ * reason a recovery has. kustomize-controller's per-reconcile success is a
+ * commit-status update, which must still close the incident.
+ */
+static bool
+rules_alert_recovers(const struct conf_alert *a, const struct event *ev)
+{
+	bool ok = false;
+	if (a->suspend || ev->severity != EVENT_INFO)
+		return false;
+	for (size_t i = 0; i < a->nrecovery_reasons && !ok; i++)
+		ok = rules_glob(a->recovery_reasons[i], ev->reason);
+	if (!ok)
+		return false;
+	for (size_t i = 0; i < a->nsources; i++)
+		if (rules_source_match(&a->sources[i], ev))
+			return true;
+	return false;
+}
+
+/* The role of alert a for the event, or -1 when it has none. */
+static int
+rules_role(const struct conf_alert *a, const struct rules_alert *ra, struct rules_ctx *ctx)
+{
+	if (a->notify == CONF_NOTIFY_EVENTS)
+		return rules_alert_fires(a, ra, ctx) ? RULES_EVENT : -1;
+	if (ctx->ev->severity == EVENT_ERROR)
+		return rules_alert_fires(a, ra, ctx) ? RULES_FAILURE : -1;
+	return rules_alert_recovers(a, ctx->ev) ? RULES_RECOVERY : -1;
 }
 
 size_t
@@ -302,12 +364,50 @@ rules_match(const struct rules *r, const struct event *ev, struct rules_result *
 	struct rules_ctx ctx = { .ev = ev, .msglen = (size_t)-1, .md = NULL };
 
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < c->nalerts; i++)
-		if (rules_alert_fires(&c->alerts[i], &r->alerts[i], &ctx))
-			rules_result_add(c, &c->alerts[i], out);
+	for (size_t i = 0; i < c->nalerts; i++) {
+		int role = rules_role(&c->alerts[i], &r->alerts[i], &ctx);
+		if (role < 0)
+			continue;
+		rules_add_name(out, c->alerts[i].name);
+		out->hits = util_realloc(out->hits, (out->nhits + 1) * sizeof(*out->hits));
+		out->hits[out->nhits++] = (struct rules_hit){ i, (enum rules_role)role };
+		if (role == RULES_EVENT)
+			rules_result_add(c, &c->alerts[i], 0, 0, false, out);
+		else
+			out->nchanges++;
+	}
 	if (ctx.md != NULL)
 		pcre2_match_data_free(ctx.md);
 	return out->ntargets;
+}
+
+size_t
+rules_merge(const struct conf *c, const struct rules_pick *picks, size_t n,
+    struct rules_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_alert *a = &c->alerts[picks[i].alert];
+		if (rules_result_add(c, a, i, picks[i].rank, picks[i].threaded_only, out) > 0)
+			rules_add_name(out, a->name);
+	}
+	return out->ntargets;
+}
+
+char *
+rules_extra_json(const struct rules_target *t)
+{
+	struct util_buf b = {0};
+	util_buf_puts(&b, "{");
+	for (size_t i = 0; i < t->nextra; i++) {
+		if (i > 0)
+			util_buf_puts(&b, ",");
+		util_buf_json_string(&b, t->extra[i].key);
+		util_buf_puts(&b, ":");
+		util_buf_json_string(&b, t->extra[i].value);
+	}
+	util_buf_puts(&b, "}");
+	return b.data;
 }
 
 void
@@ -329,6 +429,7 @@ rules_result_clear(struct rules_result *res)
 	for (size_t i = 0; i < res->nalerts; i++)
 		free(res->alerts[i]);
 	free(res->alerts);
+	free(res->hits);
 	memset(res, 0, sizeof(*res));
 }
 

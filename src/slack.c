@@ -26,12 +26,19 @@
  *  slack-bot  2xx + JSON ok:false, error internal_error,   TRANSIENT     "HTTP 200 internal_error"
  *             service_unavailable, request_timeout,
  *             fatal_error
+ *  slack-bot  2xx + JSON ok:false, error message_not_found PERMANENT     "HTTP 200 message_not_found"
+ *             or cant_update_message (chat.update)         + repost
  *  slack-bot  2xx + JSON ok:false, any other error         PERMANENT     "HTTP 200 channel_not_found"
  *  slack-bot  2xx, body not JSON or without boolean ok     TRANSIENT     "HTTP 200 unexpected response: <body>"
  *  slack-bot  429                                          RATE_LIMITED  "HTTP 429 <error>"
  *  slack-bot  5xx, 408                                     TRANSIENT     "HTTP 500 <error>"
  *  slack-bot  other 4xx, 3xx, 1xx                          PERMANENT     "HTTP 403 <error>"
- *  (console is classified like slack.)
+ *  (console is classified like slack; chat.update like chat.postMessage.)
+ *
+ * A slack-bot DELIVERED answer gives the message's "channel" id and "ts"
+ * (the handle a thread's replies and chat.update need); repost says that a
+ * chat.update's message is gone or not editable, so a new top-level message
+ * must say what the update would have (SPEC §12).
  *
  * RATE_LIMITED waits Retry-After (delta-seconds or HTTP-date; 1 s when absent
  * or invalid; 0 when the date is past) and does not use up an attempt.
@@ -209,6 +216,172 @@ slack_nonempty(const char *s)
 	return s != NULL && s[0] != '\0';
 }
 
+/* ---- kinds (SPEC §12) ---- */
+
+static const char *slack_color(enum event_severity severity);
+
+char *
+slack_duration(double seconds, char buf[32])
+{
+	long long s = seconds > 0 && seconds < 1e15 ? (long long)seconds : 0;
+
+	if (s < 60)
+		snprintf(buf, 32, "%llds", s);
+	else if (s < 3600)
+		snprintf(buf, 32, "%lldm", s / 60);
+	else if (s < 86400)
+		snprintf(buf, 32, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, 32, "%lldd%lldh", s / 86400, s % 86400 / 3600);
+	return buf;
+}
+
+/*
+ * "HH:MM UTC" of epoch seconds t, "YYYY-MM-DD HH:MM UTC" when t is not on
+ * the UTC day of ref (a reader cannot tell which 10:04 it was).
+ */
+static void
+slack_clock_text(struct util_buf *out, double t, double ref)
+{
+	time_t tt = (time_t)t, rt = (time_t)ref;
+	struct tm tm, rm;
+	char buf[48];
+
+	if (gmtime_r(&tt, &tm) == NULL || gmtime_r(&rt, &rm) == NULL) {
+		util_buf_puts(out, "?");
+		return;
+	}
+	if (tm.tm_year != rm.tm_year || tm.tm_yday != rm.tm_yday)
+		strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M UTC", &tm);
+	else
+		strftime(buf, sizeof(buf), "%H:%M UTC", &tm);
+	util_buf_puts(out, buf);
+}
+
+/*
+ * What an item's kind decides in its attachment, as raw text (escaped when
+ * placed): the colour; the title (has_title; else the reason); the lead of
+ * the text, before the body ("" for an event); and the body, which is what
+ * max_text and the total budget cut (the message; a recovery shows the last
+ * error instead). Free with slack_parts_free.
+ */
+struct slack_parts {
+	const char *color;
+	bool has_title;
+	struct util_buf title;
+	struct util_buf lead;
+	const char *body;
+};
+
+static void
+slack_parts_free(struct slack_parts *k)
+{
+	util_buf_free(&k->title);
+	util_buf_free(&k->lead);
+}
+
+/* "N failure(s)" */
+static void
+slack_failures(struct util_buf *out, long failures)
+{
+	util_buf_printf(out, "%ld failure%s", failures, failures == 1 ? "" : "s");
+}
+
+/*
+ * reminder: "Still failing: <reason>"; the text starts with
+ * "Failing since 10:04 UTC (3h05m), 42 failures." and goes on with the
+ * message. The time open is the incident's duration, else the event's
+ * time minus since (nothing when the event has no time).
+ */
+static void
+slack_parts_reminder(const struct slack_item *it, struct slack_parts *k)
+{
+	const struct event *ev = it->ev;
+	const struct slack_incident *inc = it->incident;
+
+	k->color = "danger";
+	k->has_title = true;
+	util_buf_puts(&k->title, "Still failing");
+	if (slack_nonempty(ev->reason)) {
+		util_buf_puts(&k->title, ": ");
+		util_buf_puts(&k->title, ev->reason);
+	}
+	if (inc == NULL)
+		return;
+	double open = inc->duration > 0 ? inc->duration :
+	    ev->has_timestamp ? (double)ev->timestamp - inc->since : -1;
+	util_buf_puts(&k->lead, "Failing since ");
+	slack_clock_text(&k->lead, inc->since, open >= 0 ? inc->since + open : inc->since);
+	if (open >= 0) {
+		char d[32];
+		util_buf_printf(&k->lead, " (%s)", slack_duration(open, d));
+	}
+	util_buf_puts(&k->lead, ", ");
+	slack_failures(&k->lead, inc->failures);
+	util_buf_puts(&k->lead, ".\n");
+}
+
+/*
+ * recovered: "Recovered: <Kind>/<name>", colour good; the text is
+ * "Recovered after 12m (5 failures)." then "Revision: <rev>" (the
+ * incident's, unless the event's "revision" field shows it already) and
+ * "Last error: <message>", which is the body. Without an incident:
+ * "Recovered." and the event's message.
+ */
+static void
+slack_parts_recovered(const struct slack_item *it, struct slack_parts *k)
+{
+	const struct event *ev = it->ev;
+	const struct slack_incident *inc = it->incident;
+
+	k->color = "good";
+	k->has_title = true;
+	util_buf_printf(&k->title, "Recovered: %s/%s", ev->kind ? ev->kind : "",
+	    ev->name ? ev->name : "");
+	if (inc == NULL) {
+		util_buf_puts(&k->lead, "Recovered.\n");
+		return;
+	}
+	char d[32];
+	util_buf_printf(&k->lead, "Recovered after %s (", slack_duration(inc->duration, d));
+	slack_failures(&k->lead, inc->failures);
+	util_buf_puts(&k->lead, ").");
+	/* The event's own revision is already a field. */
+	const char *rev = inc->revision, *shown = event_meta_get(ev, "revision");
+	if (slack_nonempty(rev) && (shown == NULL || strcmp(rev, shown) != 0)) {
+		util_buf_puts(&k->lead, "\nRevision: ");
+		slack_bounded(&k->lead, rev, strlen(rev), SLACK_MAX_NAME, 0);
+	}
+	k->body = "";
+	if (slack_nonempty(inc->last_message)) {
+		util_buf_puts(&k->lead, "\nLast error: ");
+		k->body = inc->last_message;
+	}
+}
+
+/* The parts of one item (see struct slack_parts). */
+static void
+slack_parts(const struct slack_item *it, struct slack_parts *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->color = slack_color(it->ev->severity);
+	k->body = it->ev->message ? it->ev->message : "";
+	switch (it->kind) {
+	case SLACK_KIND_OPENED:
+		k->color = "danger";
+		break;
+	case SLACK_KIND_REMINDER:
+		slack_parts_reminder(it, k);
+		break;
+	case SLACK_KIND_RECOVERED:
+		slack_parts_recovered(it, k);
+		break;
+	case SLACK_KIND_EVENT:
+	case SLACK_KIND_REPLY:
+		break;
+	}
+}
+
 /* Characters of all rendered attachment texts when each shows budget characters. */
 static size_t
 slack_total_text(const struct slack_item *items, size_t n, size_t budget)
@@ -216,8 +389,12 @@ slack_total_text(const struct slack_item *items, size_t n, size_t budget)
 	size_t total = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const char *m = items[i].ev->message ? items[i].ev->message : "";
-		total += slack_text(NULL, m, strlen(m), budget, SLACK_CUT_COUNT, 1);
+		struct slack_parts k;
+		slack_parts(&items[i], &k);
+		total += slack_text(NULL, k.lead.data ? k.lead.data : "", k.lead.len, SIZE_MAX,
+		    SLACK_CUT_NONE, 1);
+		total += slack_text(NULL, k.body, strlen(k.body), budget, SLACK_CUT_COUNT, 1);
+		slack_parts_free(&k);
 	}
 	return total;
 }
@@ -292,6 +469,10 @@ slack_fields(const struct slack_item *it, int *err)
 	f = util_calloc(cap, sizeof(*f));
 	for (size_t i = 0; i < ev->nmeta; i++) {
 		if (event_meta_hidden(ev->meta[i].key))
+			continue;
+		/* kustomize-controller's recovery is a commit-status update:
+		 * nothing a reader of "Recovered" needs */
+		if (it->kind == SLACK_KIND_RECOVERED && strcmp(ev->meta[i].key, "commit_status") == 0)
 			continue;
 		f[nf].key = ev->meta[i].key;
 		f[nf].value = ev->meta[i].value ? ev->meta[i].value : "";
@@ -394,32 +575,40 @@ static json_t *
 slack_attachment(const struct slack_item *it, size_t budget)
 {
 	const struct event *ev = it->ev;
-	const char *msg = ev->message ? ev->message : "";
 	struct util_buf author = { 0 }, b = { 0 };
+	struct slack_parts k;
 	json_t *a = json_object(), *fields = NULL;
 	int rc = a == NULL ? -1 : 0, ferr = 0;
 
 	if (rc != 0)
 		return NULL;
-	rc |= slack_set(a, "color", json_string(slack_color(ev->severity)));
+	slack_parts(it, &k);
+	const char *msg = k.body, *lead = k.lead.data ? k.lead.data : "";
+	rc |= slack_set(a, "color", json_string(k.color));
 	slack_author(&author, ev);
 	rc |= slack_set(a, "author_name", json_stringn_nocheck(author.data ? author.data : "",
 	    author.len));
 
-	if (slack_nonempty(ev->reason))
+	if (k.has_title)
+		rc |= slack_set(a, "title", slack_json_bounded(k.title.data, SLACK_MAX_NAME, 1));
+	else if (slack_nonempty(ev->reason))
 		rc |= slack_set(a, "title", slack_json_bounded(ev->reason, SLACK_MAX_NAME, 1));
 
+	slack_text(&b, lead, k.lead.len, SIZE_MAX, SLACK_CUT_NONE, 1);
 	slack_text(&b, msg, strlen(msg), budget, SLACK_CUT_COUNT, 1);
 	rc |= slack_set(a, "text", slack_buf_json(&b));
 
-	/* fallback: "<author>: <first line>", the line bounded like the text */
-	size_t line = strcspn(msg, "\n");
-	if (line > 0 && msg[line - 1] == '\r')
+	/* fallback: "<author>: <first line>", the line bounded like the text;
+	 * a kind's lead is its first line (it says what happened) */
+	const char *first = k.lead.len > 0 ? lead : msg;
+	size_t line = strcspn(first, "\n");
+	if (line > 0 && first[line - 1] == '\r')
 		line--;
 	util_buf_append(&b, author.data, author.len);
 	util_buf_puts(&b, ": ");
-	slack_text(&b, msg, line, budget, SLACK_CUT_ELLIPSIS, 1);
+	slack_text(&b, first, line, k.lead.len > 0 ? SIZE_MAX : budget, SLACK_CUT_ELLIPSIS, 1);
 	util_buf_free(&author);
+	slack_parts_free(&k);
 	rc |= slack_set(a, "fallback", slack_buf_json(&b));
 
 	json_t *mrkdwn = json_array();
@@ -516,6 +705,104 @@ slack_render_string(const struct conf_provider *p, const char *channel,
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	return s;
+}
+
+/* ---- replies and updates (SPEC §12) ---- */
+
+/* A compact serialization of j (then freed), or NULL. */
+static char *
+slack_dump(json_t *j)
+{
+	char *s;
+
+	if (j == NULL)
+		return NULL;
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return s;
+}
+
+char *
+slack_render_reply_string(const struct conf_provider *p, const char *channel_id,
+    const char *thread_ts, bool broadcast, const struct slack_item *items, size_t n)
+{
+	json_t *root;
+	int rc = 0;
+
+	if (!slack_nonempty(channel_id) || !slack_nonempty(thread_ts))
+		return NULL;
+	root = slack_render(p, channel_id, items, n);
+	if (root == NULL)
+		return NULL;
+	rc |= slack_set(root, "thread_ts", slack_json_text(thread_ts, 0));
+	if (broadcast)
+		rc |= slack_set(root, "reply_broadcast", json_true());
+	if (rc != 0) {
+		json_decref(root);
+		return NULL;
+	}
+	return slack_dump(root);
+}
+
+char *
+slack_render_update_string(const struct conf_provider *p, const char *channel_id,
+    const char *ts, const struct slack_item *items, size_t n)
+{
+	json_t *full = NULL, *root = NULL, *text;
+	int rc = 0;
+
+	if (!slack_nonempty(channel_id) || !slack_nonempty(ts))
+		return NULL;
+	full = slack_render(p, channel_id, items, n);
+	root = json_object();
+	if (full == NULL || root == NULL)
+		goto fail;
+	rc |= slack_set(root, "channel", slack_json_text(channel_id, 0));
+	rc |= slack_set(root, "ts", slack_json_text(ts, 0));
+	text = json_object_get(full, "text");                      /* borrowed */
+	rc |= slack_set(root, "text", text != NULL ? json_incref(text) : json_string(""));
+	/* Only the content: whatever else slack_render adds (username, icons)
+	 * is not chat.update's to take. */
+	static const char *const content[] = { "attachments", "blocks" };
+	for (size_t i = 0; i < sizeof(content) / sizeof(content[0]); i++) {
+		json_t *v = json_object_get(full, content[i]);     /* borrowed */
+		if (v != NULL)
+			rc |= json_object_set(root, content[i], v);
+	}
+	if (rc != 0)
+		goto fail;
+	json_decref(full);
+	return slack_dump(root);
+fail:
+	json_decref(full);
+	json_decref(root);
+	return NULL;
+}
+
+char *
+slack_render_count_string(const char *channel_id, const char *ts, long failures,
+    double since, double now)
+{
+	struct util_buf b = { 0 };
+	json_t *root;
+	int rc = 0;
+
+	if (!slack_nonempty(channel_id) || !slack_nonempty(ts))
+		return NULL;
+	root = json_object();
+	if (root == NULL)
+		return NULL;
+	slack_failures(&b, failures);
+	util_buf_puts(&b, " since ");
+	slack_clock_text(&b, since, now);
+	rc |= slack_set(root, "channel", slack_json_text(channel_id, 0));
+	rc |= slack_set(root, "ts", slack_json_text(ts, 0));
+	rc |= slack_set(root, "text", slack_buf_json(&b));
+	if (rc != 0) {
+		json_decref(root);
+		return NULL;
+	}
+	return slack_dump(root);
 }
 
 /* ---- classification ---- */
@@ -723,6 +1010,42 @@ slack_http_error(struct util_buf *msg, const struct slack_response *resp,
 		out->oversize = 1;
 }
 
+/*
+ * Copy v into dst (size 32) when it is a string of Slack's form for what it
+ * names: a channel id is upper-case letters and digits; a ts is digits, a
+ * dot and digits. Else dst stays "".
+ */
+static void
+slack_handle_copy(char dst[32], json_t *v, bool is_ts)
+{
+	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+	size_t n = s ? strlen(s) : 0, dots = 0;
+
+	if (n == 0 || n >= 32)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (is_ts ? !(c >= '0' && c <= '9') && !(c == '.' && ++dots == 1 && i > 0 &&
+		    i + 1 < n) : !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9'))
+			return;
+	}
+	if (is_ts && dots != 1)
+		return;
+	memcpy(dst, s, n + 1);
+}
+
+/* The channel id and ts of a Web API success answer (borrowed body, may be NULL). */
+static void
+slack_handle(json_t *body, struct slack_result *out)
+{
+	if (!json_is_object(body))
+		return;
+	slack_handle_copy(out->channel, json_object_get(body, "channel"), false);
+	slack_handle_copy(out->ts, json_object_get(body, "ts"), true);
+	if (out->channel[0] == '\0' || out->ts[0] == '\0')
+		out->channel[0] = out->ts[0] = '\0';
+}
+
 void
 slack_classify(enum conf_provider_type type, const struct slack_response *resp,
     time_t now, struct slack_result *out)
@@ -743,10 +1066,18 @@ slack_classify(enum conf_provider_type type, const struct slack_response *resp,
 	} else {
 		body = slack_body_fields(resp, &ok, &api_error);
 		out->outcome = slack_http_outcome(type, resp->status, ok, api_error, &unexpected);
-		if (out->outcome == SLACK_DELIVERED)
+		if (out->outcome == SLACK_DELIVERED) {
+			if (type == CONF_PROVIDER_SLACK_BOT)
+				slack_handle(body, out);
 			goto out;
+		}
 		if (unexpected)
 			api_error = NULL;
+		if (out->outcome == SLACK_PERMANENT && type == CONF_PROVIDER_SLACK_BOT &&
+		    api_error != NULL &&
+		    (strcmp(api_error, "message_not_found") == 0 ||
+		    strcmp(api_error, "cant_update_message") == 0))
+			out->repost = 1;
 		if (out->outcome == SLACK_RATE_LIMITED)
 			out->retry_after = slack_retry_after_or_default(resp->retry_after, now);
 		slack_http_error(&msg, resp, api_error, unexpected, out);

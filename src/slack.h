@@ -7,6 +7,7 @@
 #define FLUXRELAY_SLACK_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -14,15 +15,45 @@
 #include "event.h"
 
 /*
+ * What a message says about the object's health (SPEC §12); the values are
+ * the queue's delivery kinds. A plain event, and a reply (a differing failure
+ * in a thread), render as today; opened, reminder and recovered have their
+ * own colour, title and text (slack.c, "kinds").
+ */
+enum slack_kind {
+	SLACK_KIND_EVENT = 0,
+	SLACK_KIND_OPENED = 1,
+	SLACK_KIND_REMINDER = 2,
+	SLACK_KIND_RECOVERED = 3,
+	SLACK_KIND_REPLY = 4,
+};
+
+/* The incident a message of kind opened, reminder or recovered is about. */
+struct slack_incident {
+	double since;                 /* epoch seconds it opened */
+	long failures;                /* failures counted, the first included */
+	double duration;              /* seconds open: recovered (and reminder; 0 = from
+	                                 the event's time) */
+	const char *last_message;     /* the last failure's message; NULL when unknown */
+	const char *revision;         /* recovered: the recovery's revision, shown unless
+	                                 the event's "revision" field is the same; may be NULL */
+};
+
+/*
  * One event in a message, with what the matching alerts add to it. The extra
  * pairs are shown as fields next to the event's metadata; on a clash they
  * beat annotation-origin keys and lose to plain and controller keys (Flux's
  * precedence), and a later pair beats an earlier one with the same key.
+ * kind and incident are zero for a plain event (an item initialized with
+ * { ev, extra, nextra } is one); a kind other than event or reply without
+ * an incident renders as an event of that kind's colour and title.
  */
 struct slack_item {
 	const struct event *ev;
 	const struct conf_kv *extra;   /* alert metadata + summary; may be NULL */
 	size_t nextra;
+	enum slack_kind kind;                       /* issue 13: SLACK_KIND_EVENT (0) … */
+	const struct slack_incident *incident;      /* issue 13: NULL for plain events */
 };
 
 /* Most attachments in one message (Slack's limit is 100). */
@@ -72,6 +103,42 @@ json_t *slack_render(const struct conf_provider *p, const char *channel,
 char *slack_render_string(const struct conf_provider *p, const char *channel,
     const struct slack_item *items, size_t n);
 
+/*
+ * A reply in the thread of the parent (channel_id, thread_ts): the payload
+ * of slack_render for channel_id, then "thread_ts" and, when broadcast,
+ * "reply_broadcast": true (the channel sees it too). chat.postMessage;
+ * type-checks as ChatPostMessageArguments. NULL as for slack_render, or
+ * when channel_id or thread_ts is empty. Caller frees with free().
+ */
+char *slack_render_reply_string(const struct conf_provider *p, const char *channel_id,
+    const char *thread_ts, bool broadcast, const struct slack_item *items, size_t n);
+
+/*
+ * A chat.update of the message (channel_id, ts) to the rendering of items:
+ * "channel", "ts", "text" (slack_render's, "" when it has none) and its
+ * "attachments" (or "blocks") only: no username, icons, thread_ts or unfurl
+ * fields, which chat.update does not take (ChatUpdateArguments). NULL as for
+ * slack_render, or when channel_id or ts is empty. Caller frees.
+ */
+char *slack_render_update_string(const struct conf_provider *p, const char *channel_id,
+    const char *ts, const struct slack_item *items, size_t n);
+
+/*
+ * The live count of a parent: a chat.update of (channel_id, ts) with only
+ * "channel", "ts" and "text" = "<failures> failures since HH:MM UTC" (the
+ * date too when since is not the same UTC day as now); Slack keeps the
+ * attachments of a message when an update does not give them. NULL when an
+ * argument is empty. Caller frees.
+ */
+char *slack_render_count_string(const char *channel_id, const char *ts, long failures,
+    double since, double now);
+
+/*
+ * A duration as messages show it: "45s", "12m", "3h05m", "2d4h" (rounded
+ * down; negative is "0s"). Returns buf.
+ */
+char *slack_duration(double seconds, char buf[32]);
+
 enum slack_outcome {
 	SLACK_DELIVERED,
 	SLACK_RATE_LIMITED,   /* wait retry_after, attempt not counted */
@@ -102,6 +169,15 @@ struct slack_result {
 	char error[256];          /* "HTTP 404 channel_not_found", "transport: ..."; "" when
 	                             delivered; printable ASCII, never the request URL, every
 	                             secret replaced by "[redacted]" before it is cut to fit */
+	/* SLACK_PERMANENT with the Web API error message_not_found or
+	 * cant_update_message: a chat.update whose message is gone or not
+	 * editable; post a new top-level message instead (SPEC §12). */
+	int repost;
+	/* slack-bot SLACK_DELIVERED: the posted message's channel id and ts from
+	 * the answer; "" when absent or not of Slack's form (then the message
+	 * cannot be a thread's parent). */
+	char channel[32];
+	char ts[32];
 };
 
 /*

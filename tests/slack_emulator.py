@@ -1,9 +1,30 @@
 #!/usr/bin/env python3
 """A scriptable Slack emulator for fluxrelay's tests (stdlib only, 127.0.0.1 only).
 
-It answers incoming-webhook POSTs (any path) and Web API chat.postMessage POSTs
-(paths ending in "/chat.postMessage") like Slack does, records every request,
-and can be scripted per path with a queue of responses followed by a default.
+It answers incoming-webhook POSTs (any path) and the Web API's chat.postMessage
+and chat.update (paths ending in "/chat.postMessage", "/chat.update") like
+Slack does, records every request, and can be scripted per path with a queue
+of responses followed by a default.
+
+Web API messages are kept like Slack keeps them: chat.postMessage answers
+with the channel's id ("#name" maps to a stable "C…" id per name; an id is
+kept as given) and an increasing ts ("1700000000.000100" style), and stores
+the message under (channel id, ts); a post with thread_ts is a reply in that
+thread. chat.update edits a stored message by channel id and ts: "text",
+"attachments" and "blocks" given replace the old ones, absent ones are kept
+(as Slack does); the answer is ok with channel and ts, or message_not_found
+(unknown ts, or a deleted message), cant_update_message (a message made
+uneditable with lock_message), channel_not_found (a "#name" instead of an id,
+or an unknown id). Errors and rate limits are scripted as for any path:
+emu.script(base + "/chat.update", Response.bot_ratelimited(2)).
+
+    emu.channel_id("#flux")         # the id chat.postMessage answers for "#flux"
+    emu.top_level("#flux")          # [Message] not in a thread (broadcast replies too)
+    emu.thread("#flux", ts)         # [parent, reply, ...] in ts order
+    emu.message("#flux", ts)        # Message: .text .attachments .blocks .edits ...
+    emu.wait_for(lambda: ..., timeout=10)
+    emu.delete_message("#flux", ts) # later updates answer message_not_found
+    emu.lock_message("#flux", ts)   # later updates answer cant_update_message
 
 Importable:
 
@@ -25,8 +46,8 @@ wait_* helpers take a timeout.
 """
 import argparse
 import email.utils
+import hashlib
 import http.server
-import itertools
 import json
 import signal
 import socket
@@ -96,6 +117,15 @@ class Response:
     def bot_error(cls, error, status=200, headers=None):
         return cls(status, {"ok": False, "error": error}, headers)
 
+    @classmethod
+    def bot_ratelimited(cls, retry_after=None, status=429):
+        """The Web API's rate limit: HTTP 429 (or 200) with error
+        "ratelimited" and Retry-After (seconds) unless None."""
+        headers = {}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return cls(status, {"ok": False, "error": "ratelimited"}, headers)
+
 
 def http_date(epoch):
     """An HTTP-date (IMF-fixdate) for a Retry-After header."""
@@ -116,6 +146,7 @@ class Request:
         except ValueError:
             self.json = None
         self.answer = None            # the Response used
+        self.result = None            # the JSON answered for a Web API call (dict), if any
 
     def attachments(self):
         if isinstance(self.json, dict):
@@ -125,6 +156,40 @@ class Request:
     def __repr__(self):
         return "Request(%s %s, %d bytes, answer=%r)" % (self.method, self.path,
                                                       len(self.body), self.answer)
+
+
+class Message:
+    """One Web API message as Slack stores it (the emulator's view)."""
+
+    def __init__(self, channel, ts, payload, thread_ts=None):
+        self.channel = channel        # channel id
+        self.ts = ts
+        self.thread_ts = thread_ts    # parent's ts for a reply, else None
+        self.broadcast = bool(payload.get("reply_broadcast")) if thread_ts else False
+        self.text = payload.get("text")
+        self.attachments = payload.get("attachments")
+        self.blocks = payload.get("blocks")
+        self.posted = payload         # the chat.postMessage body
+        self.edits = []               # chat.update bodies applied, in order
+        self.deleted = False
+        self.locked = False
+
+    def apply_update(self, payload):
+        for key in ("text", "attachments", "blocks"):
+            if key in payload:
+                setattr(self, key, payload[key])
+        self.edits.append(payload)
+
+    def colors(self):
+        return [a.get("color") for a in self.attachments or []]
+
+    def titles(self):
+        return [a.get("title") for a in self.attachments or []]
+
+    def __repr__(self):
+        return "Message(%s %s%s, text=%r, titles=%r, edits=%d)" % (
+            self.channel, self.ts, " in %s" % self.thread_ts if self.thread_ts else "",
+            self.text, self.titles(), len(self.edits))
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -195,10 +260,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body_out = resp.body
         if callable(body_out):
             body_out = body_out(req)
-        if body_out is None:       # bot_ok: fill ts and channel from the request
-            channel = req.json.get("channel") if isinstance(req.json, dict) else None
-            body_out = {"ok": True, "channel": channel or "C0000000",
-                        "ts": "%d.%06d" % (time.time(), emu._next_ts())}
+        if body_out is None:       # bot_ok: Slack's own answer, from the message store
+            body_out = emu._web_api(req)
+        if isinstance(body_out, dict):
+            req.result = body_out
         try:
             self._answer(resp.status, body_out, resp.headers)
         except OSError:
@@ -226,7 +291,9 @@ class SlackEmulator:
         self._default = None          # for every other path; None = by path kind
         self._rules = {}              # path -> fn(Request) -> Response or None
         self._stopping = threading.Event()
-        self._ts = itertools.count(1)
+        self._last_ts = 0             # microseconds of the last ts handed out
+        self._channels = {}           # "#name" -> id
+        self._messages = {}           # (channel id, ts) -> Message
         self.requests = []
         self.count = 0
         self.server = None
@@ -289,6 +356,7 @@ class SlackEmulator:
             self._default = None
             self.requests = []
             self.count = 0
+            self._messages.clear()
 
     def _next_response(self, req):
         path = req.path
@@ -305,13 +373,71 @@ class SlackEmulator:
                 return self._defaults[path]
             if self._default is not None:
                 return self._default
-        if path.endswith("/chat.postMessage"):
+        if path.endswith("/chat.postMessage") or path.endswith("/chat.update"):
             return Response.bot_ok()
         return Response.ok()
 
-    def _next_ts(self):
+    def _new_ts(self):
+        """An increasing ts near the wall clock, in steps of at least 100 µs."""
         with self._lock:
-            return next(self._ts)
+            now = int(time.time() * 10000) * 100
+            self._last_ts = max(now, self._last_ts + 100)
+            return "%d.%06d" % divmod(self._last_ts, 1000000)
+
+    @staticmethod
+    def _id_for(name):
+        return "C" + hashlib.sha1(name.encode()).hexdigest()[:10].upper()
+
+    def _resolve(self, channel, create):
+        """The id of a channel given as "#name", "name" or an id (None when
+        unknown and not create)."""
+        if not isinstance(channel, str) or channel == "":
+            return None
+        if channel[0] in "CDG" and channel[1:].isalnum() and channel.upper() == channel:
+            return channel
+        name = channel if channel.startswith("#") else "#" + channel
+        with self._lock:
+            if name not in self._channels:
+                if not create:
+                    return None
+                self._channels[name] = self._id_for(name)
+            return self._channels[name]
+
+    def _web_api(self, req):
+        """Slack's answer to a successful-by-default Web API call, with the
+        message store updated (under the lock)."""
+        body = req.json if isinstance(req.json, dict) else {}
+        if req.path.endswith("/chat.update"):
+            return self._update(body)
+        channel = self._resolve(body.get("channel"), True)
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        ts = self._new_ts()
+        thread_ts = body.get("thread_ts")
+        with self._lock:
+            self._messages[(channel, ts)] = Message(channel, ts, body, thread_ts or None)
+            self._lock.notify_all()
+        return {"ok": True, "channel": channel, "ts": ts,
+                "message": {"type": "message", "text": body.get("text", "")}}
+
+    def _update(self, body):
+        channel = body.get("channel")
+        ts = body.get("ts")
+        # chat.update takes an id only: a "#name" is not found.
+        if not isinstance(channel, str) or channel.startswith("#"):
+            return {"ok": False, "error": "channel_not_found"}
+        with self._lock:
+            if channel not in self._channels.values() and not any(
+                    c == channel for (c, _) in self._messages):
+                return {"ok": False, "error": "channel_not_found"}
+            m = self._messages.get((channel, ts))
+            if m is None or m.deleted:
+                return {"ok": False, "error": "message_not_found"}
+            if m.locked:
+                return {"ok": False, "error": "cant_update_message"}
+            m.apply_update(body)
+            self._lock.notify_all()
+            return {"ok": True, "channel": channel, "ts": ts, "text": m.text or ""}
 
     def _record(self, req):
         with self._lock:
@@ -334,8 +460,73 @@ class SlackEmulator:
                 continue
             if isinstance(a.body, dict) and not a.body.get("ok", False):
                 continue
+            if isinstance(r.result, dict) and not r.result.get("ok", False):
+                continue
             out.append(r)
         return out
+
+    # ---- the Web API's messages ----
+    def channel_id(self, channel):
+        """The id chat.postMessage answers for channel ("#name" or an id)."""
+        if isinstance(channel, str) and not channel.startswith("#") and \
+                channel[:1] in "CDG" and channel.upper() == channel:
+            return channel
+        name = channel if channel.startswith("#") else "#" + channel
+        return self._id_for(name)
+
+    def messages(self, channel=None):
+        """Every stored message (of a channel), in ts order."""
+        cid = None if channel is None else self.channel_id(channel)
+        with self._lock:
+            ms = [m for m in self._messages.values() if cid is None or m.channel == cid]
+        return sorted(ms, key=lambda m: (m.channel, float(m.ts)))
+
+    def message(self, channel, ts):
+        with self._lock:
+            return self._messages.get((self.channel_id(channel), ts))
+
+    def top_level(self, channel=None):
+        """What the channel shows: messages not in a thread, and broadcast replies."""
+        return [m for m in self.messages(channel)
+                if m.thread_ts is None or m.broadcast]
+
+    def parents(self, channel=None):
+        """Messages that are not replies, in ts order."""
+        return [m for m in self.messages(channel) if m.thread_ts is None]
+
+    def thread(self, channel, ts):
+        """[parent, reply, ...] in ts order ([] when no such parent)."""
+        cid = self.channel_id(channel)
+        with self._lock:
+            parent = self._messages.get((cid, ts))
+            replies = [m for m in self._messages.values()
+                       if m.channel == cid and m.thread_ts == ts]
+        if parent is None:
+            return []
+        return [parent] + sorted(replies, key=lambda m: float(m.ts))
+
+    def delete_message(self, channel, ts):
+        with self._lock:
+            self._messages[(self.channel_id(channel), ts)].deleted = True
+
+    def lock_message(self, channel, ts):
+        with self._lock:
+            self._messages[(self.channel_id(channel), ts)].locked = True
+
+    def wait_for(self, predicate, timeout=10.0, what="condition"):
+        """Wait until predicate() (called without the lock) is true; return its
+        value. Raises AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = predicate()
+            if v:
+                return v
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("emulator: %s not reached after %ss; messages: %r" % (
+                    what, timeout, self.messages()[-8:]))
+            with self._lock:
+                self._lock.wait(min(left, 0.1))
 
     def wait_requests(self, count, path=None, timeout=10.0, delivered=False):
         """Wait until `count` requests (to path, or anywhere) were received (or

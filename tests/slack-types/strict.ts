@@ -2,7 +2,7 @@
 // each line below is a mistake tsc must reject (an unused @ts-expect-error is
 // itself an error, so a type that stopped catching it fails the run).
 import type { IncomingWebhookSendArguments } from '@slack/webhook';
-import type { ChatPostMessageArguments } from '@slack/web-api';
+import type { ChatPostMessageArguments, ChatUpdateArguments } from '@slack/web-api';
 import type { MessageAttachment } from '@slack/types';
 
 // @ts-expect-error ts is a string of epoch seconds, not a number
@@ -17,3 +17,15 @@ export const badMrkdwn: MessageAttachment = { mrkdwn_in: ['title'] };
 export const badTop: IncomingWebhookSendArguments = { text: 'x', footer: 'y' };
 // @ts-expect-error chat.postMessage requires a channel
 export const badBot: ChatPostMessageArguments = { text: 'x' };
+// @ts-expect-error chat.update takes no username (the message keeps its author)
+export const badUpdateUser: ChatUpdateArguments = { channel: 'C1', ts: '1.2', text: '', username: 'Flux' };
+// @ts-expect-error chat.update takes no icon
+export const badUpdateIcon: ChatUpdateArguments = { channel: 'C1', ts: '1.2', text: '', icon_emoji: ':x:' };
+// @ts-expect-error chat.update takes no thread_ts
+export const badUpdateThread: ChatUpdateArguments = { channel: 'C1', ts: '1.2', text: '', thread_ts: '1.1' };
+// @ts-expect-error chat.update takes no unfurl fields
+export const badUpdateUnfurl: ChatUpdateArguments = { channel: 'C1', ts: '1.2', text: '', unfurl_links: false };
+// @ts-expect-error chat.update needs the message's ts
+export const badUpdateTs: ChatUpdateArguments = { channel: 'C1', text: '' };
+// @ts-expect-error reply_broadcast is a boolean
+export const badBroadcast: ChatPostMessageArguments = { channel: 'C1', text: 'x', thread_ts: '1.2', reply_broadcast: 'true' };

@@ -944,6 +944,112 @@ START_TEST(test_dead_max_age)
 }
 END_TEST
 
+/* Incidents and threads (notify, repeat_interval, incident_ttl, recovery_reasons;
+ * threads, thread_ttl): defaults, values, and every misuse with its line. */
+#define INC_PROVIDERS \
+	"providers = (\n" \
+	"  { name = \"hook\"; type = \"slack\"; url = \"https://hooks.example.com/x\"; },\n" \
+	"  { name = \"bot\"; type = \"slack-bot\"; token = \"xoxb-1\"; channel = \"#ops\"; },\n" \
+	"  { name = \"out\"; type = \"console\"; }\n" \
+	");\n"
+
+START_TEST(test_incident_keys)
+{
+	struct conf *c = load_ok(INC_PROVIDERS
+	    "alerts = (\n"
+	    "  { name = \"ev\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } ); },\n"
+	    "  { name = \"ch\"; providers = [ \"out\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "    notify = \"changes\"; }\n"
+	    ");\n");
+	ck_assert_int_eq(c->alerts[0].notify, CONF_NOTIFY_EVENTS);
+	ck_assert(c->alerts[0].repeat_interval == 0 && c->alerts[0].incident_ttl == 86400);
+	ck_assert_ptr_null(c->alerts[0].recovery_reasons);
+	ck_assert_uint_eq(c->alerts[0].nrecovery_reasons, 0);
+	ck_assert_int_eq(c->alerts[1].notify, CONF_NOTIFY_CHANGES);
+	ck_assert(c->alerts[1].repeat_interval == 0 && c->alerts[1].incident_ttl == 86400);
+	ck_assert_uint_eq(c->alerts[1].nrecovery_reasons, 4);
+	ck_assert_str_eq(c->alerts[1].recovery_reasons[0], "ReconciliationSucceeded");
+	ck_assert_str_eq(c->alerts[1].recovery_reasons[1], "Succeeded");
+	ck_assert_str_eq(c->alerts[1].recovery_reasons[2], "InstallSucceeded");
+	ck_assert_str_eq(c->alerts[1].recovery_reasons[3], "UpgradeSucceeded");
+	for (size_t i = 0; i < 3; i++)
+		ck_assert(!c->providers[i].threads && c->providers[i].thread_ttl == 86400);
+	conf_free(c);
+
+	c = load_ok(INC_PROVIDERS
+	    "alerts = ( { name = \"ch\"; providers = [ \"bot\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "  notify = \"changes\"; repeat_interval = 14400; incident_ttl = 3600.5;\n"
+	    "  recovery_reasons = [ \"ReconciliationSucceeded\", \"Upgrade*\" ]; } );\n");
+	ck_assert(c->alerts[0].repeat_interval == 14400 && c->alerts[0].incident_ttl == 3600.5);
+	ck_assert_uint_eq(c->alerts[0].nrecovery_reasons, 2);
+	ck_assert_str_eq(c->alerts[0].recovery_reasons[1], "Upgrade*");
+	conf_free(c);
+
+	c = load_ok("providers = ( { name = \"bot\"; type = \"slack-bot\"; token = \"t\";\n"
+	    "  channel = \"#ops\"; threads = true; thread_ttl = 600; } );\n");
+	ck_assert(c->providers[0].threads && c->providers[0].thread_ttl == 600);
+	conf_free(c);
+
+	c = conf_default();
+	ck_assert_int_eq(c->alerts[0].notify, CONF_NOTIFY_EVENTS);
+	ck_assert(!c->providers[0].threads);
+	conf_free(c);
+}
+END_TEST
+
+START_TEST(test_incident_errors)
+{
+	char *err = load_bad(INC_PROVIDERS
+	    "alerts = (\n"
+	    "  { name = \"a\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "    notify = \"sometimes\";\n"
+	    "    repeat_interval = 60; },\n"
+	    "  { name = \"b\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "    repeat_interval = 60;\n"
+	    "    incident_ttl = 60;\n"
+	    "    recovery_reasons = [ \"Succeeded\" ]; },\n"
+	    "  { name = \"c\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "    notify = \"events\"; repeat_interval = 0; },\n"
+	    "  { name = \"d\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "    notify = \"changes\";\n"
+	    "    incident_ttl = 0;\n"
+	    "    repeat_interval = -1;\n"
+	    "    recovery_reasons = [ ];\n"
+	    "    notifiy = \"x\"; },\n"
+	    "  { name = \"e\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "    notify = true; }\n"
+	    ");\n");
+	ck_assert_str_eq(err,
+	    "@FILE@:8: alert \"a\": notify: must be \"events\" or \"changes\"\n"
+	    "@FILE@:11: alert \"b\": repeat_interval: only for notify = \"changes\"\n"
+	    "@FILE@:12: alert \"b\": incident_ttl: only for notify = \"changes\"\n"
+	    "@FILE@:13: alert \"b\": recovery_reasons: only for notify = \"changes\"\n"
+	    "@FILE@:15: alert \"c\": repeat_interval: only for notify = \"changes\"\n"
+	    "@FILE@:18: alert \"d\": incident_ttl: must be between 1 and 31536000\n"
+	    "@FILE@:19: alert \"d\": repeat_interval: must be between 0 and 31536000\n"
+	    "@FILE@:20: alert \"d\": recovery_reasons: must not be an empty list\n"
+	    "@FILE@:21: alert \"d\": notifiy: unknown key (did you mean \"notify\"?)\n"
+	    "@FILE@:23: alert \"e\": notify: must be a string\n");
+	free(err);
+
+	err = load_bad("providers = (\n"
+	    "  { name = \"hook\"; type = \"slack\"; url = \"https://hooks.example.com/x\";\n"
+	    "    threads = true; },\n"
+	    "  { name = \"out\"; type = \"console\";\n"
+	    "    thread_ttl = 60; },\n"
+	    "  { name = \"bot\"; type = \"slack-bot\"; token = \"t\"; channel = \"#c\";\n"
+	    "    threads = 1;\n"
+	    "    thread_ttl = 0; }\n"
+	    ");\n");
+	ck_assert_str_eq(err,
+	    "@FILE@:3: provider \"hook\": threads: not valid for type \"slack\"\n"
+	    "@FILE@:5: provider \"out\": thread_ttl: not valid for type \"console\"\n"
+	    "@FILE@:7: provider \"bot\": threads: must be true or false\n"
+	    "@FILE@:8: provider \"bot\": thread_ttl: must be between 1 and 31536000\n");
+	free(err);
+}
+END_TEST
+
 static Suite *
 conf_suite(void)
 {
@@ -973,6 +1079,8 @@ conf_suite(void)
 	tcase_add_test(tc, test_load_twice);
 	tcase_add_test(tc, test_dead_max_age);
 	tcase_add_test(tc, test_tls_unreadable_each_named);
+	tcase_add_test(tc, test_incident_keys);
+	tcase_add_test(tc, test_incident_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }

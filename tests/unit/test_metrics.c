@@ -65,6 +65,42 @@ START_TEST(test_counters)
 END_TEST
 
 /* SPEC §10: every configured provider's series exist at 0 from start-up. */
+/* notifications_total: every kind at 0 once an alert is known; merged counts once per alert. */
+START_TEST(test_notifications)
+{
+	metrics_alert("errors");
+	metrics_alert("we\"ird");
+	char *out = render();
+	const char *kinds[] = { "event", "opened", "reminder", "recovered", "reply" };
+	ck_assert_ptr_nonnull(strstr(out, "# TYPE fluxrelay_notifications_total counter\n"));
+	ck_assert_ptr_nonnull(strstr(out, "# HELP fluxrelay_notifications_total "));
+	for (size_t k = 0; k < 5; k++) {
+		char line[128];
+		snprintf(line, sizeof(line), "fluxrelay_notifications_total{alert=\"errors\",kind=\"%s\"} 0\n",
+		    kinds[k]);
+		ck_assert_msg(strstr(out, line) != NULL, "no %s", line);
+		snprintf(line, sizeof(line), "fluxrelay_notifications_total{alert=\"we\\\"ird\",kind=\"%s\"} 0\n",
+		    kinds[k]);
+		ck_assert_msg(strstr(out, line) != NULL, "no %s", line);
+	}
+	free(out);
+
+	metrics_notification("errors,changes", METRICS_KIND_OPENED);
+	metrics_notification("errors", METRICS_KIND_OPENED);
+	metrics_notification("changes", METRICS_KIND_RECOVERED);
+	metrics_notification("errors,,", 99);          /* out of range: an event */
+	metrics_notification(NULL, METRICS_KIND_REPLY);
+	out = render();
+	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"errors\",kind=\"opened\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"errors\",kind=\"event\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"changes\",kind=\"opened\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"changes\",kind=\"recovered\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"changes\",kind=\"reply\"} 0\n"));
+	ck_assert_ptr_null(strstr(out, "alert=\"\""));
+	free(out);
+}
+END_TEST
+
 START_TEST(test_provider_series_at_zero)
 {
 	metrics_provider("quiet");
@@ -158,6 +194,7 @@ main(void)
 	Suite *s = suite_create("metrics");
 	TCase *tc = tcase_create("metrics");
 	tcase_add_test(tc, test_counters);
+	tcase_add_test(tc, test_notifications);
 	tcase_add_test(tc, test_provider_series_at_zero);
 	tcase_add_test(tc, test_queue_gauges);
 	tcase_add_test(tc, test_concurrent_claims);

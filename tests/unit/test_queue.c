@@ -271,9 +271,10 @@ START_TEST(t_open_wal_and_schema)
 	sqlite3_close(db);
 	free(path);
 	ck_assert_int_eq(test_sql_int(
-	    "SELECT value FROM meta WHERE key = 'schema_version'"), 1);
+	    "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
 	ck_assert_int_eq(test_sql_int(
-	    "SELECT count(*) FROM sqlite_master WHERE name = 'deliveries_by_target'"), 1);
+	    "SELECT count(*) FROM sqlite_master WHERE name IN ('deliveries_by_target', "
+	    "'incidents', 'incidents_by_age', 'threads')"), 4);
 }
 END_TEST
 
@@ -351,6 +352,435 @@ START_TEST(t_persist_across_reopen)
 	ck_assert_int_eq(queue_pending_get(), 4);
 	queue_writer_stop(w);
 	queue_writer_stop(NULL);
+}
+END_TEST
+
+/* ------------------------------------------------ schema v2 and upgrade */
+
+/* The first stage's schema, exactly as version 1 created it. */
+static const char test_schema_v1[] =
+	"CREATE TABLE IF NOT EXISTS meta ("
+	"  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS deliveries ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  event_id TEXT NOT NULL,"
+	"  provider TEXT NOT NULL,"
+	"  channel TEXT NOT NULL DEFAULT '',"
+	"  alerts TEXT NOT NULL DEFAULT '',"
+	"  extra TEXT NOT NULL DEFAULT '{}',"
+	"  event BLOB NOT NULL,"
+	"  state INTEGER NOT NULL DEFAULT 0,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at REAL NOT NULL DEFAULT 0,"
+	"  created_at REAL NOT NULL,"
+	"  last_error TEXT);"
+	"CREATE INDEX IF NOT EXISTS deliveries_by_target"
+	"  ON deliveries (state, provider, channel, id);"
+	"CREATE TABLE IF NOT EXISTS dedup ("
+	"  key BLOB PRIMARY KEY, event_id TEXT NOT NULL, first_seen REAL NOT NULL)"
+	"  WITHOUT ROWID;"
+	"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');";
+
+/* A version 1 queue.db in WAL mode, as the first stage left it: 3 pending rows
+ * (two targets), 2 dead letters, a dedup key. */
+static void
+test_make_v1(void)
+{
+	char *path = util_printf("%s/queue.db", test_dir);
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, test_schema_v1, NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+	    "INSERT INTO deliveries (event_id, provider, channel, alerts, extra, event, state, "
+	    "attempts, next_attempt_at, created_at, last_error) VALUES "
+	    "('e1', 'slack', '', 'errors', '{}', '{\"n\":1}', 0, 0, 0, 1000, NULL),"
+	    "('e2', 'slack', '', 'errors', '{}', '{\"n\":2}', 1, 3, 1100, 1001, 'HTTP 404 no_service'),"
+	    "('e3', 'bot', '#ops', 'all', '{\"a\":\"b\"}', '{\"n\":3}', 0, 2, 5000, 1002, 'HTTP 500'),"
+	    "('e4', 'slack', '', 'errors', '{}', '{\"n\":4}', 1, 0, 1200, 1003, 'HTTP 403 action_prohibited'),"
+	    "('e5', 'slack', '', 'errors', '{}', '{\"n\":5}', 0, 0, 0, 1004, NULL);"
+	    "INSERT INTO dedup (key, event_id, first_seen) VALUES (x'0102', 'e1', 1000);",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	free(path);
+}
+
+/* Rows of a state as "event_id:provider:channel:attempts:last_error:kind:thread_key:incident". */
+static char *
+test_rows_text(struct queue *q, enum queue_state state)
+{
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	struct util_buf b = {0};
+	util_buf_puts(&b, "");
+	ck_assert_int_eq(queue_list(q, state, &rows, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		util_buf_printf(&b, "%s%s:%s:%s:%d:%s:%d:%s:%s", i ? " " : "", rows[i].event_id,
+		    rows[i].provider, rows[i].channel, rows[i].attempts,
+		    rows[i].last_error ? rows[i].last_error : "-", (int)rows[i].kind,
+		    rows[i].thread_key, rows[i].incident ? rows[i].incident : "-");
+	queue_rows_free(rows, n);
+	return b.data;
+}
+
+#define TEST_V1_PENDING "e1:slack::0:-:0::- e3:bot:#ops:2:HTTP 500:0::- e5:slack::0:-:0::-"
+#define TEST_V1_DEAD "e2:slack::3:HTTP 404 no_service:0::- " \
+	"e4:slack::0:HTTP 403 action_prohibited:0::-"
+
+/* The CLI's view of a version 1 file: read as it is, never changed. */
+START_TEST(t_v1_read_as_is)
+{
+	test_make_v1();
+	struct queue *q = test_open();
+	ck_assert_int_eq(queue_schema_version(q), 1);
+	char *t = test_rows_text(q, QUEUE_PENDING);
+	ck_assert_str_eq(t, TEST_V1_PENDING);
+	free(t);
+	t = test_rows_text(q, QUEUE_DEAD);
+	ck_assert_str_eq(t, TEST_V1_DEAD);
+	free(t);
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(queue_target_head(q, "bot", "#ops", 10, &rows, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	queue_rows_free(rows, n);
+	/* No incidents, no threads; closing them changes nothing. */
+	struct queue_incident *inc = NULL;
+	ck_assert_int_eq(queue_incident_list_page(q, 0, 100, &inc, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	struct queue_thread *th = NULL;
+	ck_assert_int_eq(queue_thread_list_key(q, "/Kustomization/apps/web", &th, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	int64_t changed = -1;
+	ck_assert_int_eq(queue_incident_close(q, NULL, 0, &changed), 0);
+	ck_assert_int_eq(changed, 0);
+	/* Retry and purge work on it as before. */
+	int64_t id4 = test_sql_int("SELECT id FROM deliveries WHERE event_id = 'e4'");
+	ck_assert_int_eq(queue_retry(q, &id4, 1, &changed), 0);
+	ck_assert_int_eq(changed, 1);
+	/* Writing what version 1 has no room for is refused, with a reason. */
+	struct queue_incident in = { 0 };
+	ck_assert_int_eq(queue_incident_get(q, "a", "", "K", "", "n", &in), -1);
+	ck_assert_msg(strstr(queue_errmsg(q), "schema version 1") != NULL, "%s", queue_errmsg(q));
+	queue_close(q);
+	ck_assert_int_eq(test_sql_int("SELECT value FROM meta WHERE key = 'schema_version'"), 1);
+	ck_assert_int_eq(test_sql_int(
+	    "SELECT count(*) FROM sqlite_master WHERE name IN ('incidents', 'threads')"), 0);
+}
+END_TEST
+
+/* The daemon's writer upgrades in place: rows, dead letters and dedup keys stay. */
+START_TEST(t_v1_upgrade_by_writer)
+{
+	test_make_v1();
+	queue_pending_set(0);
+	struct queue_writer *w = test_writer(100);
+	ck_assert_int_eq(queue_pending_get(), 3);
+	queue_writer_stop(w);
+	ck_assert_int_eq(test_sql_int("SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+	ck_assert_int_eq(test_sql_int(
+	    "SELECT count(*) FROM sqlite_master WHERE name IN ('incidents', 'incidents_by_age', "
+	    "'threads')"), 3);
+	ck_assert_int_eq(test_sql_int("SELECT count(*) FROM dedup WHERE event_id = 'e1'"), 1);
+
+	/* Opened twice more: nothing to do, nothing lost. */
+	for (int round = 0; round < 2; round++) {
+		w = test_writer(100);
+		queue_writer_stop(w);
+		struct queue *q = test_open();
+		int from = -1;
+		ck_assert_int_eq(queue_upgrade(q, &from), 0);
+		ck_assert_int_eq(from, 2);
+		char *t = test_rows_text(q, QUEUE_PENDING);
+		ck_assert_str_eq(t, TEST_V1_PENDING);
+		free(t);
+		t = test_rows_text(q, QUEUE_DEAD);
+		ck_assert_str_eq(t, TEST_V1_DEAD);
+		free(t);
+		queue_close(q);
+	}
+
+	/* The new columns take the new writes beside the old rows. */
+	static const char *const one[] = { "slack" };
+	w = test_writer(100);
+	ck_assert_int_eq(test_submit1(w, "x", one, 1, -1, 0, NULL), QUEUE_RESULT_ACCEPTED);
+	queue_writer_stop(w);
+	ck_assert_int_eq(test_sql_int("SELECT count(*) FROM deliveries WHERE state = 0"), 4);
+}
+END_TEST
+
+/* A connection that opened version 1 keeps working while the writer upgrades. */
+START_TEST(t_v1_reader_beside_upgrade)
+{
+	test_make_v1();
+	struct queue *q = test_open();
+	char *t = test_rows_text(q, QUEUE_PENDING);
+	free(t);
+	struct queue_writer *w = test_writer(100);
+	t = test_rows_text(q, QUEUE_PENDING);
+	ck_assert_str_eq(t, TEST_V1_PENDING);
+	free(t);
+	queue_writer_stop(w);
+	queue_close(q);
+}
+END_TEST
+
+START_TEST(t_upgrade_refuses_newer)
+{
+	test_make_v1();
+	struct queue_writer *w = test_writer(100);
+	queue_writer_stop(w);
+	test_sql_exec("UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+	char err[512] = "";
+	ck_assert_ptr_null(queue_open(test_dir, true, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "schema version 3") != NULL, "%s", err);
+	struct queue_writer_opts o = { .state_dir = test_dir, .sync_full = true, .max_pending = 10 };
+	err[0] = '\0';
+	ck_assert_ptr_null(queue_writer_start(&o, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "understands up to 2") != NULL, "%s", err);
+	ck_assert_int_eq(test_sql_int("SELECT value FROM meta WHERE key = 'schema_version'"), 3);
+}
+END_TEST
+
+/* A migrated file and a new one have the same columns, in the same order. */
+START_TEST(t_v1_upgrade_same_as_new)
+{
+	test_make_v1();
+	struct queue_writer *w = test_writer(100);
+	queue_writer_stop(w);
+	char *migrated_path = util_printf("%s/queue.db", test_dir);
+	char *fresh_dir = util_printf("%s/fresh", test_dir);
+	char err[512] = "";
+	struct queue *f = queue_open(fresh_dir, true, err, sizeof(err));
+	ck_assert_msg(f != NULL, "%s", err);
+	queue_close(f);
+	char *fresh_path = util_printf("%s/queue.db", fresh_dir);
+	const char *tables[] = { "deliveries", "incidents", "threads", "dedup", "meta" };
+	for (size_t i = 0; i < 5; i++) {
+		char *cols[2];
+		const char *paths[2] = { migrated_path, fresh_path };
+		for (int k = 0; k < 2; k++) {
+			sqlite3 *db = NULL;
+			sqlite3_stmt *st = NULL;
+			struct util_buf b = {0};
+			util_buf_puts(&b, "");
+			char *sql = util_printf("SELECT name, type, \"notnull\", dflt_value, pk FROM "
+			    "pragma_table_info('%s')", tables[i]);
+			ck_assert_int_eq(sqlite3_open(paths[k], &db), SQLITE_OK);
+			ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+			while (sqlite3_step(st) == SQLITE_ROW)
+				for (int c = 0; c < 5; c++)
+					util_buf_printf(&b, "%s%c", sqlite3_column_text(st, c) ?
+					    (const char *)sqlite3_column_text(st, c) : "NULL",
+					    c == 4 ? ';' : ',');
+			sqlite3_finalize(st);
+			sqlite3_close(db);
+			free(sql);
+			cols[k] = b.data;
+		}
+		ck_assert_msg(strcmp(cols[0], cols[1]) == 0, "%s: %s vs %s", tables[i], cols[0],
+		    cols[1]);
+		free(cols[0]);
+		free(cols[1]);
+	}
+	free(migrated_path);
+	free(fresh_path);
+	free(fresh_dir);
+}
+END_TEST
+
+/* kind, thread_key and the incident snapshot go in and come back out. */
+START_TEST(t_insert_kinds)
+{
+	struct queue *q = test_open();
+	struct queue_item items[2] = {
+		{ .provider = "bot", .channel = "#ops", .alerts = "inc", .extra = "{}",
+		  .kind = QUEUE_KIND_RECOVERED, .thread_key = "/Kustomization/apps/web",
+		  .incident = "{\"state\":\"recovered\",\"failures\":3}" },
+		{ .provider = "slack", .alerts = "all", .extra = "{}" },
+	};
+	ck_assert_int_eq(queue_begin(q), 0);
+	ck_assert_int_eq(queue_insert(q, "abc", "{}", 2, items, 2, util_now()), 0);
+	ck_assert_int_eq(queue_commit(q), 0);
+	char *t = test_rows_text(q, QUEUE_PENDING);
+	ck_assert_str_eq(t, "abc:bot:#ops:0:-:3:/Kustomization/apps/web:"
+	    "{\"state\":\"recovered\",\"failures\":3} abc:slack::0:-:0::-");
+	free(t);
+	ck_assert_str_eq(queue_kind_name(QUEUE_KIND_OPENED), "opened");
+	ck_assert_str_eq(queue_kind_name(QUEUE_KIND_REPLY), "reply");
+	ck_assert_str_eq(queue_kind_name((enum queue_kind)42), "event");
+	queue_close(q);
+}
+END_TEST
+
+START_TEST(t_incident_rows)
+{
+	struct queue *q = test_open();
+	struct queue_incident in = {
+		.alert = "inc", .cluster = "", .kind = "Kustomization", .namespace = "apps",
+		.name = "web", .opened_at = 100, .last_at = 100, .last_notified_at = 100,
+		.failures = 1, .last_message = "boom", .last_norm = "n1", .last_reason = "Failed",
+		.last_revision = "main@sha1:1",
+	};
+	struct queue_incident got;
+	ck_assert_int_eq(queue_begin(q), 0);
+	ck_assert_int_eq(queue_incident_get(q, "inc", "", "Kustomization", "apps", "web", &got), 0);
+	ck_assert_int_eq(queue_incident_insert(q, &in), 0);
+	ck_assert_int_gt(in.id, 0);
+	/* Seen inside the transaction that wrote it. */
+	ck_assert_int_eq(queue_incident_get(q, "inc", "", "Kustomization", "apps", "web", &got), 1);
+	ck_assert_int_eq(got.id, in.id);
+	ck_assert_str_eq(got.last_message, "boom");
+	queue_incident_clear(&got);
+	in.failures = 5;
+	in.last_at = 200;
+	in.last_message = "boom again";
+	ck_assert_int_eq(queue_incident_update(q, &in), 0);
+	struct queue_incident other = in;
+	other.alert = "inc2";
+	other.last_at = 50;
+	ck_assert_int_eq(queue_incident_insert(q, &other), 0);
+	ck_assert_int_eq(queue_commit(q), 0);
+
+	ck_assert_int_eq(queue_incident_get(q, "inc", "", "Kustomization", "apps", "web", &got), 1);
+	ck_assert_int_eq(got.failures, 5);
+	ck_assert(got.last_at == 200 && got.opened_at == 100);
+	ck_assert_str_eq(got.last_message, "boom again");
+	ck_assert_str_eq(got.last_reason, "Failed");
+	ck_assert_str_eq(got.last_revision, "main@sha1:1");
+	queue_incident_clear(&got);
+	/* Another object, another alert: not the same incident. */
+	ck_assert_int_eq(queue_incident_get(q, "inc", "", "Kustomization", "apps", "api", &got), 0);
+	ck_assert_int_eq(queue_incident_get(q, "inc", "c1", "Kustomization", "apps", "web", &got), 0);
+
+	int64_t n = -1;
+	ck_assert_int_eq(queue_begin(q), 0);
+	ck_assert_int_eq(queue_incident_expire(q, "inc", 199, &n), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(queue_incident_expire(q, "inc2", 50, &n), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(queue_commit(q), 0);
+
+	struct queue_incident *rows = NULL;
+	size_t nrows = 0;
+	ck_assert_int_eq(queue_incident_list_page(q, 0, 10, &rows, &nrows), 0);
+	ck_assert_uint_eq(nrows, 1);
+	ck_assert_str_eq(rows[0].alert, "inc");
+	queue_incidents_free(rows, nrows);
+	int64_t ids[2] = { in.id, 999 };
+	ck_assert_int_eq(queue_incident_close(q, ids, 2, &n), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(queue_incident_list_page(q, 0, 10, &rows, &nrows), 0);
+	ck_assert_uint_eq(nrows, 0);
+	queue_close(q);
+}
+END_TEST
+
+START_TEST(t_thread_rows)
+{
+	struct queue *q = test_open();
+	struct queue_thread t = {
+		.provider = "bot", .channel = "#ops", .thread_key = "/K/apps/web",
+		.channel_id = "C1", .ts = "1.0001", .opened_at = 10, .last_at = 10,
+	};
+	struct queue_thread got;
+	ck_assert_int_eq(queue_thread_put(q, &t), 0);
+	t.channel = "#dev";
+	t.ts = "1.0002";
+	ck_assert_int_eq(queue_thread_put(q, &t), 0);
+	ck_assert_int_eq(queue_thread_get(q, "bot", "#ops", "/K/apps/web", &got), 1);
+	ck_assert_str_eq(got.channel_id, "C1");
+	ck_assert_str_eq(got.ts, "1.0001");
+	ck_assert(got.updated_at == 0);
+	queue_thread_clear(&got);
+	ck_assert_int_eq(queue_thread_touch(q, "bot", "#ops", "/K/apps/web", 20, 15), 0);
+	ck_assert_int_eq(queue_thread_touch(q, "bot", "#ops", "/K/apps/web", 30, -1), 0);
+	ck_assert_int_eq(queue_thread_get(q, "bot", "#ops", "/K/apps/web", &got), 1);
+	ck_assert(got.last_at == 30 && got.updated_at == 15);
+	queue_thread_clear(&got);
+	/* Replacing keeps one handle per key. */
+	t.channel = "#ops";
+	t.ts = "2.0000";
+	ck_assert_int_eq(queue_thread_put(q, &t), 0);
+	struct queue_thread *rows = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(queue_thread_list_key(q, "/K/apps/web", &rows, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(rows[0].channel, "#dev");
+	ck_assert_str_eq(rows[1].ts, "2.0000");
+	queue_threads_free(rows, n);
+	int64_t gone = -1;
+	ck_assert_int_eq(queue_thread_expire(q, "bot", 10, &gone), 0);
+	ck_assert_int_eq(gone, 2);
+	ck_assert_int_eq(queue_thread_get(q, "bot", "#ops", "/K/apps/web", &got), 0);
+	ck_assert_int_eq(queue_thread_put(q, &t), 0);
+	ck_assert_int_eq(queue_thread_delete(q, "bot", "#ops", "/K/apps/web"), 0);
+	ck_assert_int_eq(queue_thread_get(q, "bot", "#ops", "/K/apps/web", &got), 0);
+	queue_close(q);
+}
+END_TEST
+
+static void
+test_meta_collect(const char *key, const char *value, void *arg)
+{
+	util_buf_printf(arg, "%s=%s;", key, value);
+}
+
+START_TEST(t_meta_rows)
+{
+	struct queue *q = test_open();
+	ck_assert_int_eq(queue_meta_put(q, "alert:b", "2"), 0);
+	ck_assert_int_eq(queue_meta_put(q, "alert:a", "1"), 0);
+	ck_assert_int_eq(queue_meta_put(q, "alerts", "x"), 0);
+	ck_assert_int_eq(queue_meta_put(q, "alert;", "y"), 0);
+	char *v = NULL;
+	ck_assert_int_eq(queue_meta_get(q, "alert:a", &v), 1);
+	ck_assert_str_eq(v, "1");
+	free(v);
+	struct util_buf b = {0};
+	util_buf_puts(&b, "");
+	ck_assert_int_eq(queue_meta_each(q, "alert:", test_meta_collect, &b), 0);
+	ck_assert_str_eq(b.data, "alert:a=1;alert:b=2;");
+	util_buf_free(&b);
+	ck_assert_int_eq(queue_meta_put(q, "alert:a", NULL), 0);
+	ck_assert_int_eq(queue_meta_get(q, "alert:a", &v), 0);
+	queue_close(q);
+}
+END_TEST
+
+/* What is looked up per event is looked up by an index, never by a scan. */
+START_TEST(t_lookups_never_scan)
+{
+	struct queue *q = test_open();
+	static const char *const per_event[] = {
+		"insert", "dedup_get", "dedup_put", "incident_get", "incident_insert",
+		"incident_update", "incident_delete", "incident_expire", "incident_drop_alert",
+		"thread_get", "thread_put", "thread_touch", "thread_delete", "thread_expire",
+		"thread_drop_provider", "meta_get", "meta_each",
+	};
+	for (size_t i = 0; i < sizeof(per_event) / sizeof(per_event[0]); i++) {
+		char *plan = queue_plan(q, per_event[i]);
+		ck_assert_msg(plan != NULL, "%s: no plan", per_event[i]);
+		ck_assert_msg(strstr(plan, "SCAN") == NULL, "%s scans: %s", per_event[i], plan);
+		free(plan);
+	}
+	char *plan = queue_plan(q, "incident_get");
+	ck_assert_msg(strstr(plan, "SEARCH incidents USING INDEX sqlite_autoindex_incidents_1 "
+	    "(alert=? AND cluster=? AND kind=? AND namespace=? AND name=?)") != NULL, "%s", plan);
+	free(plan);
+	plan = queue_plan(q, "incident_expire");
+	ck_assert_msg(strstr(plan, "incidents_by_age (alert=? AND last_at<?)") != NULL, "%s", plan);
+	free(plan);
+	plan = queue_plan(q, "thread_touch");
+	ck_assert_msg(strstr(plan, "SEARCH threads USING PRIMARY KEY (provider=? AND channel=? "
+	    "AND thread_key=?)") != NULL, "%s", plan);
+	free(plan);
+	/* The counts read the index in order: no sort. */
+	plan = queue_plan(q, "incident_counts");
+	ck_assert_msg(strstr(plan, "TEMP B-TREE") == NULL, "%s", plan);
+	free(plan);
+	ck_assert_ptr_null(queue_plan(q, "no_such_function"));
+	queue_close(q);
 }
 END_TEST
 
@@ -1418,6 +1848,21 @@ test_queue_suite(void)
 	tcase_add_test(tc, t_open_refuses_newer_schema);
 	tcase_add_test(tc, t_open_fails_on_file_as_dir);
 	tcase_add_test(tc, t_persist_across_reopen);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("schema v2");
+	tcase_add_checked_fixture(tc, test_setup, test_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, t_v1_read_as_is);
+	tcase_add_test(tc, t_v1_upgrade_by_writer);
+	tcase_add_test(tc, t_v1_reader_beside_upgrade);
+	tcase_add_test(tc, t_upgrade_refuses_newer);
+	tcase_add_test(tc, t_v1_upgrade_same_as_new);
+	tcase_add_test(tc, t_insert_kinds);
+	tcase_add_test(tc, t_incident_rows);
+	tcase_add_test(tc, t_thread_rows);
+	tcase_add_test(tc, t_meta_rows);
+	tcase_add_test(tc, t_lookups_never_scan);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("writer");

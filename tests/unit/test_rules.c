@@ -36,6 +36,8 @@ struct talert {
 	const char *channel;
 	bool csu;
 	bool suspend;
+	bool changes;            /* notify = "changes" */
+	const char *recovery;    /* recovery_reasons ("\n"-separated); NULL: conf's defaults */
 };
 
 static const char *const provider_names[] = { "slack", "bot", "console" };
@@ -140,6 +142,12 @@ build_alert(struct conf_alert *a, const struct talert *t)
 	a->channel = util_strdup(t->channel);
 	a->commit_status_updates = t->csu;
 	a->suspend = t->suspend;
+	if (t->changes) {
+		a->notify = CONF_NOTIFY_CHANGES;
+		a->recovery_reasons = split(t->recovery ? t->recovery :
+		    "ReconciliationSucceeded\nSucceeded\nInstallSucceeded\nUpgradeSucceeded", '\n',
+		    &a->nrecovery_reasons);
+	}
 }
 
 #define MAXALERTS 4
@@ -199,6 +207,11 @@ render(const struct conf *c, const struct rules_result *res)
 	util_buf_puts(&b, " |");
 	for (size_t i = 0; i < res->nalerts; i++)
 		util_buf_printf(&b, " %s", res->alerts[i]);
+	/* The hits of notify = "changes" alerts, with their role. */
+	for (size_t i = 0; i < res->nhits; i++)
+		if (res->hits[i].role != RULES_EVENT)
+			util_buf_printf(&b, " %s=%s", c->alerts[res->hits[i].alert].name,
+			    res->hits[i].role == RULES_FAILURE ? "failure" : "recovery");
 	return b.data;
 }
 
@@ -464,6 +477,66 @@ static const struct rcase {
 	  KS_ERR, "slack##flux:a,b{} | a b" },
 	{ "no alerts at all", { { .name = NULL } }, KS_ERR, MISS },
 
+	/* ---- notify = "changes": roles (SPEC §12) ---- */
+	{ "changes: a matching error is a failure, no targets yet",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true } },
+	  KS_ERR, " | a a=failure" },
+	{ "changes: every clause still holds for a failure",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true,
+	      .reasons = "*Failed", .exclude = "Deployment" } }, KS_ERR, MISS },
+	{ "changes: a warning is no failure, even at level warning",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true,
+	      .severity = "warning" } }, KS("warning", "Progressing", "m"), MISS },
+	{ "changes: an info event that is not a recovery does nothing",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true,
+	      .severity = "info" } }, KS("info", "Progressing", "m"), MISS },
+	{ "changes: recovery",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true } },
+	  KS("info", "ReconciliationSucceeded", "Reconciliation finished in 2.08s"),
+	  " | a a=recovery" },
+	{ "changes: severity, reasons, include, exclude do not hide a recovery",
+	  { { .name = "a", .providers = "slack", .sources = "Kustomization|web*|apps",
+	      .changes = true, .severity = "error", .reasons = "*Failed",
+	      .include = "^never$", .exclude = "finished" } },
+	  KS("info", "ReconciliationSucceeded", "Reconciliation finished in 2.08s"),
+	  " | a a=recovery" },
+	{ "changes: a commit-status update still recovers",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true } },
+	  EV("Kustomization", "webapp", NS("apps"), "info", "ReconciliationSucceeded", "ok",
+	      ",\"metadata\":{\"kustomize.toolkit.fluxcd.io/commit_status\":\"update\"}"),
+	  " | a a=recovery" },
+	{ "changes: recovery judged by sources",
+	  { { .name = "a", .providers = "slack", .sources = "HelmRelease", .changes = true } },
+	  KS("info", "ReconciliationSucceeded", "ok"), MISS },
+	{ "changes: RollbackSucceeded is no recovery by default",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true } },
+	  KS("info", "RollbackSucceeded", "ok"), MISS },
+	{ "changes: own recovery reasons",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true,
+	      .recovery = "Upgrade*\nRollback*" } }, KS("info", "RollbackSucceeded", "ok"),
+	  " | a a=recovery" },
+	{ "changes: a recovery is info, not trace",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true,
+	      .severity = "trace" } }, KS("trace", "ReconciliationSucceeded", "ok"), MISS },
+	{ "changes: a recovery is info, not error",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true,
+	      .reasons = "Nope" } }, KS("error", "ReconciliationSucceeded", "ok"), MISS },
+	{ "changes: suspended, no failure",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true,
+	      .suspend = true } }, KS_ERR, MISS },
+	{ "changes: suspended, no recovery",
+	  { { .name = "a", .providers = "slack", .sources = "*", .changes = true,
+	      .suspend = true } }, KS("info", "ReconciliationSucceeded", "ok"), MISS },
+	{ "changes beside events: only events give targets here",
+	  { { .name = "a", .providers = "slack", .sources = "*" },
+	    { .name = "b", .providers = "slack\nbot", .sources = "*", .changes = true },
+	    { .name = "c", .providers = "bot", .sources = "*", .severity = "info" } },
+	  KS_ERR, "slack##flux:a{} bot##bot:c{} | a b c b=failure" },
+	{ "changes beside events: recovery",
+	  { { .name = "a", .providers = "slack", .sources = "*", .severity = "info" },
+	    { .name = "b", .providers = "slack", .sources = "*", .changes = true } },
+	  KS("info", "UpgradeSucceeded", "ok"), "slack##flux:a{} | a b b=recovery" },
+
 	/* ---- extra metadata ---- */
 	{ "metadata in file order, then summary",
 	  { { .name = "a", .providers = "slack", .sources = "*",
@@ -707,6 +780,116 @@ START_TEST(test_rules_huge_message)
 }
 END_TEST
 
+/* Fixtures 11 and 12 (SPEC §12): kustomize-controller's per-reconcile success
+ * (a commit-status update) closes an incident; helm-controller's
+ * RollbackSucceeded does not. 01 (an error) opens one. */
+static struct event *
+fixture_event(const char *name)
+{
+	char err[256], field[64];
+	size_t len = 0;
+	char *path = util_printf("%s/tests/fixtures/events/%s", FR_SRCDIR, name);
+	char *buf = util_read_file(path, &len, err, sizeof(err));
+	ck_assert_msg(buf != NULL, "%s: %s", path, err);
+	struct event *ev = event_parse(buf, len, err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s: %s", name, err);
+	free(buf);
+	free(path);
+	return ev;
+}
+
+START_TEST(test_rules_recovery_fixtures)
+{
+	static const struct { const char *file; const char *want; } fx[] = {
+		{ "01-kustomization-validation-failed-generic-webhook.json", " | inc inc=failure" },
+		{ "11-kustomization-reconciliation-succeeded-recovery.json", " | inc inc=recovery" },
+		{ "12-helmrelease-rollback-succeeded-still-failing.json", MISS },
+	};
+	const struct talert alerts[] = {
+		{ .name = "inc", .providers = "slack", .sources = "Kustomization\nHelmRelease",
+		  .changes = true },
+		{ .name = NULL },
+	};
+	struct conf *c = build_conf(alerts);
+	struct rules *r = rules_new(c, NULL, 0);
+	ck_assert_ptr_nonnull(r);
+	for (size_t i = 0; i < sizeof(fx) / sizeof(fx[0]); i++) {
+		struct event *ev = fixture_event(fx[i].file);
+		struct rules_result res;
+		rules_match(r, ev, &res);
+		char *got = render(c, &res);
+		ck_assert_msg(strcmp(got, fx[i].want) == 0, "%s: got \"%s\"", fx[i].file, got);
+		free(got);
+		rules_result_clear(&res);
+		event_free(ev);
+	}
+	rules_free(r);
+	conf_free(c);
+}
+END_TEST
+
+/* rules_merge: picks in order, ranks per target, threaded-only picks, names of
+ * the picks that gave a target. "bot" has threads here. */
+START_TEST(test_rules_merge)
+{
+	const struct talert alerts[] = {
+		{ .name = "ev", .providers = "slack", .sources = "*", .metadata = "k=ev" },
+		{ .name = "inc", .providers = "slack\nbot", .sources = "*", .changes = true,
+		  .metadata = "k=inc\nj=inc" },
+		{ .name = "rep", .providers = "slack\nbot\nconsole", .sources = "*",
+		  .changes = true },
+		{ .name = NULL },
+	};
+	struct conf *c = build_conf(alerts);
+	c->providers[1].type = CONF_PROVIDER_SLACK_BOT;
+	c->providers[1].threads = true;
+	ck_assert(rules_threaded(&c->providers[1]));
+	ck_assert(!rules_threaded(&c->providers[0]));
+	c->providers[0].threads = true;   /* threads count on slack-bot only */
+	ck_assert(!rules_threaded(&c->providers[0]));
+	c->providers[0].threads = false;
+
+	struct rules_result res;
+	const struct rules_pick picks[] = {
+		{ .alert = 0, .rank = 0 },
+		{ .alert = 1, .rank = 4 },
+		{ .alert = 2, .rank = 1, .threaded_only = true },
+	};
+	ck_assert_uint_eq(rules_merge(c, picks, 3, &res), 2);
+	char *got = render(c, &res);
+	ck_assert_str_eq(got, "slack##flux:ev,inc{k=ev;j=inc} bot##bot:inc,rep{k=inc;j=inc} "
+	    "| ev inc rep");
+	free(got);
+	ck_assert_int_eq(res.targets[0].rank, 4);
+	ck_assert_uint_eq(res.targets[0].pick, 1);
+	ck_assert_int_eq(res.targets[1].rank, 4);
+	ck_assert_uint_eq(res.targets[1].pick, 1);
+	char *json = rules_extra_json(&res.targets[0]);
+	ck_assert_str_eq(json, "{\"k\":\"ev\",\"j\":\"inc\"}");
+	free(json);
+	rules_result_clear(&res);
+
+	/* A higher rank later wins the target; a threaded-only pick with no
+	 * threaded target gives nothing and is not named. */
+	const struct rules_pick later[] = {
+		{ .alert = 2, .rank = 1, .threaded_only = true },
+		{ .alert = 0, .rank = 0, .threaded_only = true },
+		{ .alert = 1, .rank = 3 },
+	};
+	ck_assert_uint_eq(rules_merge(c, later, 3, &res), 2);
+	got = render(c, &res);
+	ck_assert_str_eq(got, "bot##bot:rep,inc{k=inc;j=inc} slack##flux:inc{k=inc;j=inc} "
+	    "| rep inc");
+	free(got);
+	ck_assert_int_eq(res.targets[0].rank, 3);
+	ck_assert_uint_eq(res.targets[0].pick, 2);
+	rules_result_clear(&res);
+	ck_assert_uint_eq(rules_merge(c, NULL, 0, &res), 0);
+	rules_result_clear(&res);
+	conf_free(c);
+}
+END_TEST
+
 static Suite *
 rules_suite(void)
 {
@@ -721,6 +904,8 @@ rules_suite(void)
 	tcase_add_test(tc, test_rules_default_conf);
 	tcase_add_test(tc, test_rules_threads);
 	tcase_add_test(tc, test_rules_huge_message);
+	tcase_add_test(tc, test_rules_recovery_fixtures);
+	tcase_add_test(tc, test_rules_merge);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -3,7 +3,9 @@
  * coalesced and slack-bot forms, channel / username / icon rules, escaping of
  * every rendered text, truncation on code points with its marker, the
  * 40,000-character total, hidden keys, field order and precedence; then the
- * response classification table for both provider types and Retry-After.
+ * response classification table for both provider types and Retry-After;
+ * then the kinds of SPEC §12 (opened, reminder, recovered, reply), thread
+ * replies, chat.update payloads and the answers of chat.update.
  */
 #include <check.h>
 #include <dirent.h>
@@ -119,7 +121,7 @@ t_render(const struct conf_provider *p, const char *channel, const struct slack_
 static json_t *
 t_render1(const struct conf_provider *p, const struct event *ev)
 {
-	struct slack_item it = { ev, NULL, 0 };
+	struct slack_item it = { .ev = ev, .extra = NULL, .nextra = 0 };
 	return t_render(p, NULL, &it, 1);
 }
 
@@ -163,6 +165,8 @@ static const char *const t_fixtures[] = {
 	"06-kustomization-health-check-timed-out-error",
 	"07-configmap-sync-with-object-annotations",
 	"08-kustomization-configured-provider-side",
+	"11-kustomization-reconciliation-succeeded-recovery",
+	"12-helmrelease-rollback-succeeded-still-failing",
 };
 
 START_TEST(test_golden_fixture)
@@ -171,7 +175,7 @@ START_TEST(test_golden_fixture)
 	char *fixture = util_printf("%s.json", t_fixtures[_i]);
 	char *golden = util_printf("payload-%s.json", t_fixtures[_i]);
 	struct event *ev = t_fixture(fixture);
-	struct slack_item it = { ev, NULL, 0 };
+	struct slack_item it = { .ev = ev, .extra = NULL, .nextra = 0 };
 	char *got = slack_render_string(&p, NULL, &it, 1);
 
 	t_golden(golden, got);
@@ -221,7 +225,7 @@ START_TEST(test_golden_coalesced)
 	struct event *e1 = t_fixture("01-kustomization-validation-failed-generic-webhook.json");
 	struct event *e6 = t_fixture("06-kustomization-health-check-timed-out-error.json");
 	struct event *e7 = t_fixture("07-configmap-sync-with-object-annotations.json");
-	struct slack_item items[] = { { e1, extra, 2 }, { e6, extra, 2 }, { e7, extra, 2 } };
+	struct slack_item items[] = { { .ev = e1, .extra = extra, .nextra = 2 }, { .ev = e6, .extra = extra, .nextra = 2 }, { .ev = e7, .extra = extra, .nextra = 2 } };
 
 	p.username = "Flux";
 	p.icon_emoji = ":rocket:";
@@ -238,7 +242,7 @@ START_TEST(test_golden_bot)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
 	struct event *e1 = t_fixture("01-kustomization-validation-failed-generic-webhook.json");
-	struct slack_item it = { e1, NULL, 0 };
+	struct slack_item it = { .ev = e1, .extra = NULL, .nextra = 0 };
 
 	p.channel = "#flux-bot";
 	p.icon_url = "https://example.com/flux.png";
@@ -259,7 +263,7 @@ START_TEST(test_coalesced_order)
 		t_event("HelmRelease", "b", "ns", EVENT_INFO, "R2", "second"),
 		t_event("GitRepository", "c", NULL, EVENT_WARNING, "R3", "third"),
 	};
-	struct slack_item items[3] = { { &ev[0], NULL, 0 }, { &ev[1], NULL, 0 }, { &ev[2], NULL, 0 } };
+	struct slack_item items[3] = { { .ev = &ev[0], .extra = NULL, .nextra = 0 }, { .ev = &ev[1], .extra = NULL, .nextra = 0 }, { .ev = &ev[2], .extra = NULL, .nextra = 0 } };
 	static const char *const msgs[] = { "first", "second", "third" };
 	static const char *const authors[] = { "kustomization/a.ns", "helmrelease/b.ns", "gitrepository/c" };
 	static const char *const colors[] = { "danger", "good", "warning" };
@@ -342,7 +346,7 @@ START_TEST(test_attachment_shape)
 	/* top-level key order */
 	p.username = "Flux";
 	p.icon_emoji = ":x:";
-	struct slack_item items[2] = { { &ev, NULL, 0 }, { &ev, NULL, 0 } };
+	struct slack_item items[2] = { { .ev = &ev, .extra = NULL, .nextra = 0 }, { .ev = &ev, .extra = NULL, .nextra = 0 } };
 	j = t_render(&p, NULL, items, 2);
 	static const char *const top[] = { "channel", "username", "icon_emoji", "text", "attachments" };
 	k = 0;
@@ -382,7 +386,7 @@ START_TEST(test_channel)
 	struct event ev = t_event("Kustomization", "a", "b", EVENT_INFO, "", "m");
 
 	p.channel = (char *)t_channel_cases[_i].provider_channel;
-	struct slack_item it = { &ev, NULL, 0 };
+	struct slack_item it = { .ev = &ev, .extra = NULL, .nextra = 0 };
 	json_t *j = t_render(&p, t_channel_cases[_i].channel_arg, &it, 1);
 	const char *got = t_str(j, "channel");
 	if (t_channel_cases[_i].want == NULL)
@@ -400,7 +404,7 @@ START_TEST(test_bot_without_channel)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
 	struct event ev = t_event("Kustomization", "a", "b", EVENT_INFO, "", "m");
-	struct slack_item it = { &ev, NULL, 0 };
+	struct slack_item it = { .ev = &ev, .extra = NULL, .nextra = 0 };
 
 	p.channel = NULL;
 	ck_assert_ptr_null(slack_render(&p, NULL, &it, 1));
@@ -415,7 +419,7 @@ START_TEST(test_username)
 		t_event("Kustomization", "a", "b", EVENT_INFO, "", "m"),
 		t_event("HelmRelease", "a", "b", EVENT_INFO, "", "m"),
 	};
-	struct slack_item items[2] = { { &ev[0], NULL, 0 }, { &ev[1], NULL, 0 } };
+	struct slack_item items[2] = { { .ev = &ev[0], .extra = NULL, .nextra = 0 }, { .ev = &ev[1], .extra = NULL, .nextra = 0 } };
 	json_t *j;
 
 	ev[0].reporting_controller = "kustomize-controller";
@@ -526,7 +530,7 @@ START_TEST(test_escape_everywhere)
 	    "a & b < c > d\nsecond <line>");
 	struct event_kv meta[] = { { "k<1>", "v&1", EVENT_META_PLAIN } };
 	struct conf_kv extra[] = { { "s&t", "<u>" } };
-	struct slack_item it = { &ev, extra, 1 };
+	struct slack_item it = { .ev = &ev, .extra = extra, .nextra = 1 };
 
 	ev.meta = meta;
 	ev.nmeta = 1;
@@ -707,7 +711,7 @@ START_TEST(test_total_limit_edges)
 	struct slack_item items[14];
 	for (size_t i = 0; i < 14; i++) {
 		ev[i] = t_event("Kustomization", "w", "ns", EVENT_ERROR, "", msg);
-		items[i] = (struct slack_item){ &ev[i], NULL, 0 };
+		items[i] = (struct slack_item){ .ev = &ev[i], .extra = NULL, .nextra = 0 };
 	}
 	/* 13 × 3000 = 39,000: untouched */
 	json_t *j = t_render(&p, NULL, items, 13);
@@ -732,7 +736,7 @@ START_TEST(test_attachment_count)
 	struct slack_item items[SLACK_MAX_ATTACHMENTS + 1];
 
 	for (size_t i = 0; i < SLACK_MAX_ATTACHMENTS + 1; i++)
-		items[i] = (struct slack_item){ &ev, NULL, 0 };
+		items[i] = (struct slack_item){ .ev = &ev, .extra = NULL, .nextra = 0 };
 	ck_assert_ptr_null(slack_render(&p, NULL, items, SLACK_MAX_ATTACHMENTS + 1));
 	ck_assert_ptr_null(slack_render(&p, NULL, items, 0));
 	json_t *j = slack_render(&p, NULL, items, SLACK_MAX_ATTACHMENTS);
@@ -811,7 +815,7 @@ START_TEST(test_field_precedence)
 		{ "d", "x-d2" },                      /* a later duplicate wins */
 		{ "summary", "production" },
 	};
-	struct slack_item it = { &ev, extra, 6 };
+	struct slack_item it = { .ev = &ev, .extra = extra, .nextra = 6 };
 	static const char *const want[][2] = {
 		{ "Zeta", "ev-Z" },        /* strcmp order: upper case first */
 		{ "a", "x-a" },            /* alert extra beats annotations */
@@ -1218,7 +1222,7 @@ START_TEST(test_bounds_huge_event)
 	ev.reporting_controller = name;
 	ev.meta = meta;
 	ev.nmeta = NKEYS;
-	struct slack_item it = { &ev, NULL, 0 };
+	struct slack_item it = { .ev = &ev, .extra = NULL, .nextra = 0 };
 	char *s = slack_render_string(&p, NULL, &it, 1);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_msg(strlen(s) < 20000, "payload of %zu bytes", strlen(s));
@@ -1353,6 +1357,488 @@ START_TEST(test_classify_redacts_secrets)
 }
 END_TEST
 
+/* ---- kinds, replies and updates (SPEC §12) ---- */
+
+/* Fixture 01's time (2022-10-28T07:26:19Z). */
+#define T_EV01 1666941979.0
+
+/* shared/fixtures/events/11: the recovery of fixture 01's object. */
+static const char t_recovery_json[] =
+    "{\"involvedObject\":{\"apiVersion\":\"kustomize.toolkit.fluxcd.io/v1\","
+    "\"kind\":\"Kustomization\",\"name\":\"webapp\",\"namespace\":\"apps\","
+    "\"uid\":\"7d0cdc51-ddcf-4743-b223-83ca5c699632\"},\"metadata\":{"
+    "\"kustomize.toolkit.fluxcd.io/revision\":\"main@sha1:9b1e4c7d2a5f8e3b6c0d1a4e7f2b5c8d9e0a3f6b\","
+    "\"kustomize.toolkit.fluxcd.io/commit_status\":\"update\","
+    "\"kustomize.toolkit.fluxcd.io/token\":\"4c8a2e7f0d1b3a5c\"},\"severity\":\"info\","
+    "\"reason\":\"ReconciliationSucceeded\",\"message\":\"Reconciliation finished in 2.08s, "
+    "next run in 10m0s\",\"reportingController\":\"kustomize-controller\","
+    "\"reportingInstance\":\"kustomize-controller-7c7b47f5f-8bhrp\","
+    "\"timestamp\":\"2022-10-28T07:41:03Z\"}";
+
+static struct event *
+t_recovery_event(void)
+{
+	char err[256], field[64];
+	struct event *ev = event_parse(t_recovery_json, strlen(t_recovery_json), err, sizeof(err),
+	    field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s (%s)", err, field);
+	return ev;
+}
+
+/* The last error of the recovered goldens: fixture 01's message. */
+static const char t_last_error[] =
+    "service/apps/webapp validation error: spec.type: Unsupported value: Ingress";
+
+/* opened (webhook): fixture 01 as the first failure of an incident. */
+START_TEST(test_golden_kind_opened)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event *e1 = t_fixture("01-kustomization-validation-failed-generic-webhook.json");
+	struct slack_incident inc = { .since = T_EV01, .failures = 1 };
+	struct slack_item it = { .ev = e1, .kind = SLACK_KIND_OPENED, .incident = &inc };
+
+	char *got = slack_render_string(&p, NULL, &it, 1);
+	t_golden("payload-kind-opened.json", got);
+	/* console prints exactly what a webhook gets */
+	p.type = CONF_PROVIDER_CONSOLE;
+	char *console = slack_render_string(&p, NULL, &it, 1);
+	ck_assert_str_eq(console, got);
+	free(console);
+	free(got);
+	event_free(e1);
+}
+END_TEST
+
+/* reminder (webhook): 42 failures, open for 3h05m at fixture 01's time. */
+START_TEST(test_golden_kind_reminder)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event *e1 = t_fixture("01-kustomization-validation-failed-generic-webhook.json");
+	struct slack_incident inc = { .since = T_EV01 - 11100, .failures = 42 };
+	struct slack_item it = { .ev = e1, .kind = SLACK_KIND_REMINDER, .incident = &inc };
+
+	char *got = slack_render_string(&p, NULL, &it, 1);
+	t_golden("payload-kind-reminder.json", got);
+	free(got);
+	event_free(e1);
+}
+END_TEST
+
+/* recovered (webhook): fixture 11 closes an incident open 14m with 5 failures. */
+START_TEST(test_golden_kind_recovered)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event *ev = t_recovery_event();
+	struct slack_incident inc = { .since = T_EV01, .failures = 5, .duration = 884,
+	    .last_message = t_last_error };
+	struct slack_item it = { .ev = ev, .kind = SLACK_KIND_RECOVERED, .incident = &inc };
+
+	char *got = slack_render_string(&p, NULL, &it, 1);
+	t_golden("payload-kind-recovered.json", got);
+	free(got);
+	event_free(ev);
+}
+END_TEST
+
+/* A webhook's coalesced message of the three transition kinds. */
+START_TEST(test_golden_kinds_coalesced)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event *e1 = t_fixture("01-kustomization-validation-failed-generic-webhook.json");
+	struct event *e6 = t_fixture("06-kustomization-health-check-timed-out-error.json");
+	struct event *rec = t_recovery_event();
+	struct slack_incident opened = { .since = T_EV01, .failures = 1 };
+	struct slack_incident reminder = { .since = T_EV01 - 90000, .failures = 310,
+	    .duration = 90000 };
+	struct slack_incident recovered = { .since = T_EV01, .failures = 5, .duration = 884,
+	    .last_message = t_last_error };
+	struct slack_item items[] = {
+		{ .ev = e1, .kind = SLACK_KIND_OPENED, .incident = &opened },
+		{ .ev = e6, .kind = SLACK_KIND_REMINDER, .incident = &reminder },
+		{ .ev = rec, .kind = SLACK_KIND_RECOVERED, .incident = &recovered },
+	};
+
+	char *got = slack_render_string(&p, "#devops-alerts", items, 3);
+	t_golden("payload-kinds-coalesced.json", got);
+	free(got);
+	event_free(e1);
+	event_free(e6);
+	event_free(rec);
+}
+END_TEST
+
+/* A reply in a thread (slack-bot): an error event broadcast to the channel. */
+START_TEST(test_golden_bot_reply)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	struct event *e1 = t_fixture("01-kustomization-validation-failed-generic-webhook.json");
+	struct slack_item it = { .ev = e1, .kind = SLACK_KIND_REPLY };
+
+	p.channel = "#flux-bot";
+	p.icon_emoji = ":rocket:";
+	char *got = slack_render_reply_string(&p, "C0123ABCDEF", "1666941979.000100", true, &it, 1);
+	t_golden("payload-bot-reply.json", got);
+	free(got);
+	event_free(e1);
+}
+END_TEST
+
+/* chat.update of a parent to its recovered state. */
+START_TEST(test_golden_update_recovered)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	struct event *ev = t_recovery_event();
+	struct slack_incident inc = { .since = T_EV01, .failures = 5, .duration = 884,
+	    .last_message = t_last_error };
+	struct slack_item it = { .ev = ev, .kind = SLACK_KIND_RECOVERED, .incident = &inc };
+
+	p.channel = "#flux-bot";
+	p.username = "Flux";
+	p.icon_url = "https://example.com/flux.png";
+	char *got = slack_render_update_string(&p, "C0123ABCDEF", "1666941979.000100", &it, 1);
+	t_golden("payload-update-recovered.json", got);
+	free(got);
+	event_free(ev);
+}
+END_TEST
+
+/* The live count of a parent. */
+START_TEST(test_golden_update_count)
+{
+	char *got = slack_render_count_string("C0123ABCDEF", "1666941979.000100", 12, T_EV01,
+	    T_EV01 + 720);
+	t_golden("payload-update-count.json", got);
+	free(got);
+}
+END_TEST
+
+static const struct {
+	double seconds;
+	const char *want;
+} t_duration_cases[] = {
+	{ 0, "0s" }, { 0.9, "0s" }, { 45, "45s" }, { 59.99, "59s" }, { 60, "1m" },
+	{ 720, "12m" }, { 3599, "59m" }, { 3600, "1h00m" }, { 11100, "3h05m" },
+	{ 86399, "23h59m" }, { 86400, "1d0h" }, { 187200, "2d4h" }, { 190799, "2d4h" },
+	{ 3650.0 * 86400, "3650d0h" }, { -5, "0s" }, { 1e300, "0s" },
+};
+
+START_TEST(test_duration_table)
+{
+	char buf[32];
+	ck_assert_str_eq(slack_duration(t_duration_cases[_i].seconds, buf), t_duration_cases[_i].want);
+}
+END_TEST
+
+/*
+ * What each kind renders: colour, title, text and fallback of one item.
+ * since/duration are relative to the event's time (T_EV01); has_inc 0
+ * renders the kind without an incident.
+ */
+static const struct {
+	enum slack_kind kind;
+	enum event_severity sev;
+	const char *reason;
+	const char *msg;
+	int has_inc;
+	double since_ago;
+	long failures;
+	double duration;
+	const char *last;
+	const char *rev;
+	const char *color, *title, *text, *fallback;
+} t_kind_cases[] = {
+	/* event and reply render alike, by severity */
+	{ SLACK_KIND_EVENT, EVENT_ERROR, "Failed", "boom", 0, 0, 0, 0, NULL, NULL,
+	  "danger", "Failed", "boom", "kustomization/w.ns: boom" },
+	{ SLACK_KIND_REPLY, EVENT_WARNING, "Slow", "slow", 0, 0, 0, 0, NULL, NULL,
+	  "warning", "Slow", "slow", "kustomization/w.ns: slow" },
+	{ SLACK_KIND_REPLY, EVENT_INFO, "", "fine", 1, 60, 3, 0, "x", NULL,
+	  "good", NULL, "fine", "kustomization/w.ns: fine" },
+	/* opened: danger whatever the severity, title the reason */
+	{ SLACK_KIND_OPENED, EVENT_INFO, "Failed", "boom", 1, 0, 1, 0, NULL, NULL,
+	  "danger", "Failed", "boom", "kustomization/w.ns: boom" },
+	{ SLACK_KIND_OPENED, EVENT_ERROR, "", "boom", 0, 0, 0, 0, NULL, NULL,
+	  "danger", NULL, "boom", "kustomization/w.ns: boom" },
+	/* reminder */
+	{ SLACK_KIND_REMINDER, EVENT_ERROR, "Failed", "boom\nmore", 1, 11100, 42, 0, NULL, NULL,
+	  "danger", "Still failing: Failed",
+	  "Failing since 04:21 UTC (3h05m), 42 failures.\nboom\nmore",
+	  "kustomization/w.ns: Failing since 04:21 UTC (3h05m), 42 failures." },
+	{ SLACK_KIND_REMINDER, EVENT_ERROR, "", "boom", 1, 60, 1, 0, NULL, NULL,
+	  "danger", "Still failing", "Failing since 07:25 UTC (1m), 1 failure.\nboom",
+	  "kustomization/w.ns: Failing since 07:25 UTC (1m), 1 failure." },
+	/* the incident's duration wins over the event's time; another day shows the date */
+	{ SLACK_KIND_REMINDER, EVENT_ERROR, "F", "boom", 1, 90000, 300, 90000, NULL, NULL,
+	  "danger", "Still failing: F",
+	  "Failing since 2022-10-27 06:26 UTC (1d1h), 300 failures.\nboom",
+	  "kustomization/w.ns: Failing since 2022-10-27 06:26 UTC (1d1h), 300 failures." },
+	{ SLACK_KIND_REMINDER, EVENT_ERROR, "F", "boom", 0, 0, 0, 0, NULL, NULL,
+	  "danger", "Still failing: F", "boom", "kustomization/w.ns: boom" },
+	{ SLACK_KIND_REMINDER, EVENT_ERROR, "<F&>", "a<b", 1, 30, 2, 0, NULL, NULL,
+	  "danger", "Still failing: &lt;F&amp;&gt;",
+	  "Failing since 07:25 UTC (30s), 2 failures.\na&lt;b",
+	  "kustomization/w.ns: Failing since 07:25 UTC (30s), 2 failures." },
+	/* recovered */
+	{ SLACK_KIND_RECOVERED, EVENT_INFO, "ReconciliationSucceeded", "done", 1, 720, 5, 720,
+	  "was broken", NULL, "good", "Recovered: Kustomization/w",
+	  "Recovered after 12m (5 failures).\nLast error: was broken",
+	  "kustomization/w.ns: Recovered after 12m (5 failures)." },
+	{ SLACK_KIND_RECOVERED, EVENT_INFO, "R", "done", 1, 45, 1, 45, "", "main@sha1:<abc>",
+	  "good", "Recovered: Kustomization/w",
+	  "Recovered after 45s (1 failure).\nRevision: main@sha1:&lt;abc&gt;",
+	  "kustomization/w.ns: Recovered after 45s (1 failure)." },
+	{ SLACK_KIND_RECOVERED, EVENT_INFO, "R", "done", 1, 45, 1, 45, NULL, "",
+	  "good", "Recovered: Kustomization/w", "Recovered after 45s (1 failure).",
+	  "kustomization/w.ns: Recovered after 45s (1 failure)." },
+	{ SLACK_KIND_RECOVERED, EVENT_INFO, "R", "done", 0, 0, 0, 0, NULL, NULL,
+	  "good", "Recovered: Kustomization/w", "Recovered.\ndone", "kustomization/w.ns: Recovered." },
+};
+
+START_TEST(test_kind_table)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("Kustomization", "w", "ns", t_kind_cases[_i].sev,
+	    t_kind_cases[_i].reason, t_kind_cases[_i].msg);
+	ev.has_timestamp = true;
+	ev.timestamp = (time_t)T_EV01;
+	struct slack_incident inc = { .since = T_EV01 - t_kind_cases[_i].since_ago,
+	    .failures = t_kind_cases[_i].failures, .duration = t_kind_cases[_i].duration,
+	    .last_message = t_kind_cases[_i].last, .revision = t_kind_cases[_i].rev };
+	struct slack_item it = { .ev = &ev, .kind = t_kind_cases[_i].kind,
+	    .incident = t_kind_cases[_i].has_inc ? &inc : NULL };
+	json_t *j = t_render(&p, NULL, &it, 1);
+	json_t *a = t_att(j, 0);
+
+	ck_assert_str_eq(t_str(a, "color"), t_kind_cases[_i].color);
+	if (t_kind_cases[_i].title == NULL)
+		ck_assert_ptr_null(t_str(a, "title"));
+	else
+		ck_assert_str_eq(t_str(a, "title"), t_kind_cases[_i].title);
+	ck_assert_str_eq(t_str(a, "text"), t_kind_cases[_i].text);
+	ck_assert_str_eq(t_str(a, "fallback"), t_kind_cases[_i].fallback);
+	ck_assert_str_eq(t_str(a, "ts"), "1666941979");
+	ck_assert_str_eq(t_str(a, "author_name"), "kustomization/w.ns");
+	json_decref(j);
+}
+END_TEST
+
+/* A reply renders byte for byte as the same event would. */
+START_TEST(test_reply_like_event)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event *e7 = t_fixture("07-configmap-sync-with-object-annotations.json");
+	struct slack_incident inc = { .since = 1, .failures = 9, .last_message = "x" };
+	struct slack_item ev = { .ev = e7 };
+	struct slack_item reply = { .ev = e7, .kind = SLACK_KIND_REPLY, .incident = &inc };
+	char *a = slack_render_string(&p, NULL, &ev, 1), *b = slack_render_string(&p, NULL, &reply, 1);
+	ck_assert_str_eq(a, b);
+	free(a);
+	free(b);
+	event_free(e7);
+}
+END_TEST
+
+/* max_text cuts a recovery's last error, with its marker, after the lead. */
+START_TEST(test_kind_truncation)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("Kustomization", "w", "ns", EVENT_INFO, "R", "done");
+	struct slack_incident inc = { .since = 0, .failures = 2, .duration = 60,
+	    .last_message = "0123456789&&" };
+	struct slack_item it = { .ev = &ev, .kind = SLACK_KIND_RECOVERED, .incident = &inc };
+	p.max_text = 10;
+	json_t *j = t_render(&p, NULL, &it, 1);
+	ck_assert_str_eq(t_str(t_att(j, 0), "text"),
+	    "Recovered after 1m (2 failures).\nLast error: 0123456789\xe2\x80\xa6 (2 more characters)");
+	json_decref(j);
+
+	/* a revision is bounded like a name */
+	char rev[400];
+	memset(rev, 'r', sizeof(rev) - 1);
+	rev[sizeof(rev) - 1] = '\0';
+	inc.revision = rev;
+	inc.last_message = NULL;
+	j = t_render(&p, NULL, &it, 1);
+	const char *text = t_str(t_att(j, 0), "text");
+	const char *r = strstr(text, "Revision: ");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(t_codepoints(r + strlen("Revision: ")), SLACK_MAX_NAME);
+	json_decref(j);
+}
+END_TEST
+
+/* 100 recoveries with 39,000-character last errors stay within 40,000 characters. */
+START_TEST(test_kind_total_limit)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	char *msg = util_malloc(39001);
+	memset(msg, '<', 39000);
+	msg[39000] = '\0';
+	struct event ev = t_event("Kustomization", "w", "ns", EVENT_INFO, "R", msg);
+	struct slack_incident inc = { .since = 0, .failures = 7, .duration = 99999,
+	    .last_message = msg, .revision = "main@sha1:9b1e4c7d2a5f8e3b6c0d1a4e7f2b5c8d9e0a3f6b" };
+	struct slack_item *items = util_calloc(SLACK_MAX_ATTACHMENTS, sizeof(*items));
+	for (size_t i = 0; i < SLACK_MAX_ATTACHMENTS; i++)
+		items[i] = (struct slack_item){ .ev = &ev, .kind = i % 2 ? SLACK_KIND_RECOVERED :
+		    SLACK_KIND_REMINDER, .incident = &inc };
+	json_t *j = t_render(&p, NULL, items, SLACK_MAX_ATTACHMENTS);
+	size_t total = t_total_text(j);
+	ck_assert_msg(total <= 40000, "total %zu > 40000", total);
+	ck_assert_msg(total > 30000, "total %zu: the budget is far too small", total);
+	json_decref(j);
+	free(items);
+	free(msg);
+}
+END_TEST
+
+/* Keys of a JSON object, comma-separated, in order (new string). */
+static char *
+t_keys(json_t *o)
+{
+	struct util_buf b = { 0 };
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v) {
+		(void)v;
+		util_buf_printf(&b, "%s%s", b.len ? "," : "", k);
+	}
+	return b.data ? b.data : util_strdup("");
+}
+
+START_TEST(test_reply_payload)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	struct event ev = t_event("Kustomization", "w", "ns", EVENT_INFO, "R", "m");
+	struct slack_item it = { .ev = &ev, .kind = SLACK_KIND_EVENT };
+	p.username = "Flux";
+
+	char *s = slack_render_reply_string(&p, "C1", "1.5", false, &it, 1);
+	json_t *j = json_loads(s, 0, NULL);
+	char *keys = t_keys(j);
+	ck_assert_str_eq(keys, "channel,username,attachments,thread_ts");
+	ck_assert_str_eq(t_str(j, "channel"), "C1");   /* the id, not the provider's #flux */
+	ck_assert_str_eq(t_str(j, "thread_ts"), "1.5");
+	free(keys);
+	json_decref(j);
+	free(s);
+
+	s = slack_render_reply_string(&p, "C1", "1.5", true, &it, 1);
+	j = json_loads(s, 0, NULL);
+	ck_assert(json_is_true(json_object_get(j, "reply_broadcast")));
+	json_decref(j);
+	free(s);
+
+	ck_assert_ptr_null(slack_render_reply_string(&p, "", "1.5", true, &it, 1));
+	ck_assert_ptr_null(slack_render_reply_string(&p, "C1", NULL, true, &it, 1));
+	ck_assert_ptr_null(slack_render_reply_string(&p, "C1", "1.5", true, &it, 0));
+}
+END_TEST
+
+START_TEST(test_update_payload)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	struct event ev = t_event("Kustomization", "w", "ns", EVENT_INFO, "R", "m");
+	struct slack_incident inc = { .since = 0, .failures = 2, .duration = 60 };
+	struct slack_item it[2] = { { .ev = &ev, .kind = SLACK_KIND_RECOVERED, .incident = &inc },
+	    { .ev = &ev } };
+	p.username = "Flux";
+	p.icon_emoji = ":x:";
+
+	char *s = slack_render_update_string(&p, "C1", "1.5", it, 1);
+	json_t *j = json_loads(s, 0, NULL);
+	char *keys = t_keys(j);
+	ck_assert_str_eq(keys, "channel,ts,text,attachments");
+	ck_assert_str_eq(t_str(j, "channel"), "C1");
+	ck_assert_str_eq(t_str(j, "ts"), "1.5");
+	ck_assert_str_eq(t_str(j, "text"), "");
+	ck_assert_str_eq(t_str(t_att(j, 0), "color"), "good");
+	free(keys);
+	json_decref(j);
+	free(s);
+
+	/* a coalesced rendering keeps its text */
+	s = slack_render_update_string(&p, "C1", "1.5", it, 2);
+	j = json_loads(s, 0, NULL);
+	ck_assert_str_eq(t_str(j, "text"), "2 events");
+	json_decref(j);
+	free(s);
+
+	ck_assert_ptr_null(slack_render_update_string(&p, "C1", "", it, 1));
+	ck_assert_ptr_null(slack_render_update_string(&p, NULL, "1.5", it, 1));
+}
+END_TEST
+
+START_TEST(test_count_payload)
+{
+	char *s = slack_render_count_string("C1", "1.5", 1, T_EV01, T_EV01 + 5);
+	ck_assert_str_eq(s, "{\"channel\":\"C1\",\"ts\":\"1.5\",\"text\":\"1 failure since 07:26 UTC\"}");
+	free(s);
+	s = slack_render_count_string("C1", "1.5", 1200, T_EV01, T_EV01 + 86400);
+	ck_assert_str_eq(s, "{\"channel\":\"C1\",\"ts\":\"1.5\",\"text\":"
+	    "\"1200 failures since 2022-10-28 07:26 UTC\"}");
+	free(s);
+	ck_assert_ptr_null(slack_render_count_string("", "1.5", 1, 0, 0));
+	ck_assert_ptr_null(slack_render_count_string("C1", NULL, 1, 0, 0));
+}
+END_TEST
+
+/*
+ * chat.update and chat.postMessage answers: classification (as §8), repost
+ * for an update whose message is gone, the handle of a posted message.
+ */
+static const struct {
+	enum conf_provider_type type;
+	long status;
+	const char *body;
+	enum slack_outcome want;
+	int repost;
+	const char *channel, *ts;
+} t_update_cases[] = {
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"C024BE91L\",\"ts\":\"1401383885.000061\"}",
+	  SLACK_DELIVERED, 0, "C024BE91L", "1401383885.000061" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"C024BE91L\",\"ts\":\"1401383885.000061\","
+	  "\"message\":{\"text\":\"x\"}}", SLACK_DELIVERED, 0, "C024BE91L", "1401383885.000061" },
+	{ T_BOT, 200, "{\"ok\":true}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"C1\"}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"ts\":\"1.2\"}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"#flux\",\"ts\":\"1.2\"}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"c1\",\"ts\":\"1.2\"}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"C1\",\"ts\":1.2}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"C1\",\"ts\":\"12\"}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"C1\",\"ts\":\"1.2.3\"}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"C1\",\"ts\":\".2\"}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"C1\",\"ts\":\"2.\"}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"C1\",\"ts\":\"1.2\\n\"}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":true,\"channel\":\"C1234567890123456789012345678901\",\"ts\":\"1.2\"}",
+	  SLACK_DELIVERED, 0, "", "" },
+	{ T_HOOK, 200, "{\"ok\":true,\"channel\":\"C1\",\"ts\":\"1.2\"}", SLACK_DELIVERED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":false,\"error\":\"message_not_found\"}", SLACK_PERMANENT, 1, "", "" },
+	{ T_BOT, 200, "{\"ok\":false,\"error\":\"cant_update_message\"}", SLACK_PERMANENT, 1, "", "" },
+	{ T_BOT, 404, "{\"ok\":false,\"error\":\"message_not_found\"}", SLACK_PERMANENT, 1, "", "" },
+	{ T_BOT, 200, "{\"ok\":false,\"error\":\"edit_window_closed\"}", SLACK_PERMANENT, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":false,\"error\":\"channel_not_found\"}", SLACK_PERMANENT, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":false,\"error\":\"message_not_found_x\"}", SLACK_PERMANENT, 0, "", "" },
+	{ T_BOT, 429, "{\"ok\":false,\"error\":\"ratelimited\"}", SLACK_RATE_LIMITED, 0, "", "" },
+	{ T_BOT, 200, "{\"ok\":false,\"error\":\"internal_error\"}", SLACK_TRANSIENT, 0, "", "" },
+	{ T_BOT, 503, "{\"ok\":false,\"error\":\"message_not_found\"}", SLACK_TRANSIENT, 0, "", "" },
+	{ T_HOOK, 404, "{\"ok\":false,\"error\":\"message_not_found\"}", SLACK_PERMANENT, 0, "", "" },
+};
+
+START_TEST(test_classify_update_table)
+{
+	struct slack_response r = { 0 };
+	struct slack_result out;
+	r.status = t_update_cases[_i].status;
+	r.body = t_update_cases[_i].body;
+	r.body_len = strlen(r.body);
+	slack_classify(t_update_cases[_i].type, &r, T_NOW, &out);
+	ck_assert_int_eq(out.outcome, t_update_cases[_i].want);
+	ck_assert_int_eq(out.repost, t_update_cases[_i].repost);
+	ck_assert_str_eq(out.channel, t_update_cases[_i].channel);
+	ck_assert_str_eq(out.ts, t_update_cases[_i].ts);
+}
+END_TEST
+
 #define T_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *
@@ -1384,6 +1870,26 @@ slack_suite(void)
 	tcase_add_test(tc, test_bounds_names);
 	tcase_add_test(tc, test_bounds_fields);
 	tcase_add_test(tc, test_bounds_huge_event);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("kinds");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_golden_kind_opened);
+	tcase_add_test(tc, test_golden_kind_reminder);
+	tcase_add_test(tc, test_golden_kind_recovered);
+	tcase_add_test(tc, test_golden_kinds_coalesced);
+	tcase_add_test(tc, test_golden_bot_reply);
+	tcase_add_test(tc, test_golden_update_recovered);
+	tcase_add_test(tc, test_golden_update_count);
+	tcase_add_loop_test(tc, test_duration_table, 0, T_N(t_duration_cases));
+	tcase_add_loop_test(tc, test_kind_table, 0, T_N(t_kind_cases));
+	tcase_add_test(tc, test_reply_like_event);
+	tcase_add_test(tc, test_kind_truncation);
+	tcase_add_test(tc, test_kind_total_limit);
+	tcase_add_test(tc, test_reply_payload);
+	tcase_add_test(tc, test_update_payload);
+	tcase_add_test(tc, test_count_payload);
+	tcase_add_loop_test(tc, test_classify_update_table, 0, T_N(t_update_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("classify");

@@ -1,0 +1,677 @@
+/*
+ * incident: the state machine of notify = "changes" alerts (SPEC §12), run by
+ * the queue writer in the transaction that stores the deliveries it causes.
+ *
+ * Per request: incident_plan looks up each FAILURE/RECOVERY hit's incident by
+ * the unique index (alert, cluster, kind, namespace, name), decides
+ * (incident_decide) and builds the delivery rows: the targets of every alert
+ * that delivers are merged per target as rules_match merges events
+ * (rules_merge), each target getting the most significant kind of the alerts
+ * merged into it (incident_kind_rank) and that alert's incident snapshot.
+ * incident_apply then writes the decisions; nothing is written by the plan,
+ * so a request refused after it (queue full) leaves the state alone.
+ *
+ * The snapshot (the deliveries' incident column, queue.c) is what rendering
+ * needs once the incident row may be gone: {"alert", "state", "since",
+ * "failures", "last_message", "reason", "revision", "duration"}.
+ *
+ * Housekeeping: incident_sweep (expiry; the writer calls it at least once a
+ * minute) and incident_conf_apply (start and reload): the meta row
+ * "alert:NAME" keeps what an alert's incidents depend on (notify and
+ * sources), so a change is noticed across restarts too.
+ */
+#include "incident.h"
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dedup.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+/* One FAILURE/RECOVERY (or EVENT) hit of a request. */
+struct incident_step {
+	size_t alert;                    /* index into req->conf->alerts */
+	enum rules_role role;
+	struct incident_decision d;
+	bool have;                       /* cur was found (open or expired) */
+	struct queue_incident cur;
+	char *json;                      /* the snapshot its deliveries carry; NULL: none */
+};
+
+/* ---------------------------------------------------------------- pure */
+
+struct incident_decision
+incident_decide(enum rules_role role, const struct queue_incident *cur, const char *norm,
+    double now, double repeat_interval, double ttl)
+{
+	struct incident_decision d = { INCIDENT_NONE, QUEUE_KIND_EVENT, false };
+	bool open = cur != NULL && cur->last_at + ttl > now;
+	if (role == RULES_FAILURE) {
+		if (!open) {
+			d.action = INCIDENT_OPEN;
+			d.kind = QUEUE_KIND_OPENED;
+			d.replaces = cur != NULL;
+			return d;
+		}
+		d.action = INCIDENT_COUNT;
+		if (repeat_interval > 0 && now - cur->last_notified_at >= repeat_interval)
+			d.kind = QUEUE_KIND_REMINDER;
+		else if (strcmp(norm, cur->last_norm ? cur->last_norm : "") != 0)
+			d.kind = QUEUE_KIND_REPLY;
+		return d;
+	}
+	/* An expired incident is left to the sweep: its recovery says nothing. */
+	if (role == RULES_RECOVERY && open) {
+		d.action = INCIDENT_CLOSE;
+		d.kind = QUEUE_KIND_RECOVERED;
+	}
+	return d;
+}
+
+int
+incident_kind_rank(enum queue_kind kind)
+{
+	switch (kind) {
+	case QUEUE_KIND_OPENED: return 4;
+	case QUEUE_KIND_RECOVERED: return 3;
+	case QUEUE_KIND_REMINDER: return 2;
+	case QUEUE_KIND_REPLY: return 1;
+	default: return 0;
+	}
+}
+
+/* The kind of a rank (the inverse of incident_kind_rank). */
+static enum queue_kind
+incident_rank_kind(int rank)
+{
+	static const enum queue_kind k[] = { QUEUE_KIND_EVENT, QUEUE_KIND_REPLY,
+		QUEUE_KIND_REMINDER, QUEUE_KIND_RECOVERED, QUEUE_KIND_OPENED };
+	return rank >= 0 && rank <= 4 ? k[rank] : QUEUE_KIND_EVENT;
+}
+
+const char *
+incident_cluster(const struct event *ev)
+{
+	(void)ev;   /* client identities (SPEC §14) will name it */
+	return "";
+}
+
+char *
+incident_thread_key(const char *cluster, const struct event *ev)
+{
+	return util_printf("%s/%s/%s/%s", cluster ? cluster : "", ev->kind,
+	    ev->namespace ? ev->namespace : "", ev->name);
+}
+
+void
+incident_norm(const char *message, bool normalize_durations, char norm[33])
+{
+	char *n = normalize_durations ? dedup_normalize(message ? message : "") :
+	    util_strdup(message ? message : "");
+	unsigned char h[32];
+	(void)gnutls_hash_fast(GNUTLS_DIG_SHA256, n, strlen(n), h);
+	free(n);
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 16; i++) {
+		norm[2 * i] = hex[h[i] >> 4];
+		norm[2 * i + 1] = hex[h[i] & 15];
+	}
+	norm[32] = '\0';
+}
+
+/* ---------------------------------------------------------------- plan */
+
+static const char *
+incident_revision(const struct event *ev)
+{
+	const char *r = event_meta_get(ev, "revision");
+	return r ? r : "";
+}
+
+/* The snapshot of step s's incident for its deliveries. */
+static char *
+incident_snapshot(const struct conf_alert *a, const struct incident_step *s,
+    const struct event *ev, double now)
+{
+	const struct queue_incident *cur = s->have ? &s->cur : NULL;
+	double since = now;
+	int64_t failures = 1;
+	const char *last = ev->message, *reason = ev->reason;
+	if (s->d.action == INCIDENT_COUNT) {
+		since = cur->opened_at;
+		failures = cur->failures + 1;
+	} else if (s->d.action == INCIDENT_CLOSE) {
+		since = cur->opened_at;
+		failures = cur->failures;
+		last = cur->last_message;
+		reason = cur->last_reason;
+	}
+	struct util_buf b = {0};
+	util_buf_puts(&b, "{\"alert\":");
+	util_buf_json_string(&b, a->name);
+	util_buf_puts(&b, ",\"state\":");
+	util_buf_json_string(&b, queue_kind_name(s->d.kind));
+	util_buf_printf(&b, ",\"since\":%.3f,\"failures\":%" PRId64 ",\"last_message\":", since,
+	    failures);
+	util_buf_json_string(&b, last ? last : "");
+	util_buf_puts(&b, ",\"reason\":");
+	util_buf_json_string(&b, reason ? reason : "");
+	util_buf_puts(&b, ",\"revision\":");
+	util_buf_json_string(&b, incident_revision(ev));
+	if (s->d.action != INCIDENT_OPEN)
+		util_buf_printf(&b, ",\"duration\":%.3f", now - since);
+	util_buf_puts(&b, "}");
+	return b.data;
+}
+
+/* Forget the plan (steps, merged targets, rows), keep the request. */
+static void
+incident_plan_clear(struct incident_req *req)
+{
+	for (size_t i = 0; i < req->nsteps; i++) {
+		queue_incident_clear(&req->steps[i].cur);
+		free(req->steps[i].json);
+	}
+	free(req->steps);
+	req->steps = NULL;
+	req->nsteps = 0;
+	for (size_t i = 0; i < req->nitems; i++)
+		free(req->extras[i]);
+	free(req->extras);
+	req->extras = NULL;
+	free(req->items);
+	req->items = NULL;
+	req->nitems = 0;
+	free(req->alerts);
+	req->alerts = NULL;
+	req->nalerts = 0;
+	rules_result_clear(&req->merged);
+	req->changes = false;
+}
+
+void
+incident_req_clear(struct incident_req *req)
+{
+	if (req == NULL)
+		return;
+	incident_plan_clear(req);
+	free(req->thread_key);
+	req->thread_key = NULL;
+}
+
+/* Whether the writer's configuration still has alert a as a changes alert. */
+static bool
+incident_still_changes(const struct conf *current, const struct conf_alert *a)
+{
+	if (current == NULL)
+		return true;
+	for (size_t i = 0; i < current->nalerts; i++)
+		if (strcmp(current->alerts[i].name, a->name) == 0)
+			return current->alerts[i].notify == CONF_NOTIFY_CHANGES;
+	return false;
+}
+
+/* Decide every hit (q NULL: no incident is open anywhere), then merge the targets. */
+static int
+incident_plan_with(struct queue *q, struct incident_req *req, const struct conf *current,
+    double now)
+{
+	const struct conf *c = req->conf;
+	const struct event *ev = req->ev;
+	const char *cluster = req->cluster ? req->cluster : "";
+	char norm[33];
+	incident_plan_clear(req);
+	if (req->thread_key == NULL)
+		req->thread_key = incident_thread_key(cluster, ev);
+	incident_norm(ev->message, c->dedup.normalize_durations, norm);
+
+	req->steps = util_calloc(req->nhits ? req->nhits : 1, sizeof(*req->steps));
+	struct rules_pick *picks = util_calloc(req->nhits ? req->nhits : 1, sizeof(*picks));
+	size_t npicks = 0;
+	for (size_t i = 0; i < req->nhits; i++) {
+		const struct conf_alert *a = &c->alerts[req->hits[i].alert];
+		struct incident_step *s = &req->steps[req->nsteps];
+		s->alert = req->hits[i].alert;
+		s->role = req->hits[i].role;
+		if (s->role == RULES_EVENT) {
+			req->nsteps++;
+			picks[npicks++] = (struct rules_pick){ s->alert, 0, false };
+			continue;
+		}
+		if (a->notify != CONF_NOTIFY_CHANGES || !incident_still_changes(current, a))
+			continue;
+		if (q != NULL) {
+			int rc = queue_incident_get(q, a->name, cluster, ev->kind,
+			    ev->namespace ? ev->namespace : "", ev->name, &s->cur);
+			if (rc < 0) {
+				free(picks);
+				return -1;
+			}
+			s->have = rc == 1;
+		}
+		s->d = incident_decide(s->role, s->have ? &s->cur : NULL, norm, now,
+		    a->repeat_interval, a->incident_ttl);
+		req->nsteps++;
+		if (s->d.action != INCIDENT_NONE)
+			req->changes = true;
+		if (s->d.kind == QUEUE_KIND_EVENT)
+			continue;
+		s->json = incident_snapshot(a, s, ev, now);
+		picks[npicks++] = (struct rules_pick){ s->alert, incident_kind_rank(s->d.kind),
+			s->d.kind == QUEUE_KIND_REPLY };
+	}
+
+	size_t n = rules_merge(c, picks, npicks, &req->merged);
+	req->items = util_calloc(n ? n : 1, sizeof(*req->items));
+	req->extras = util_calloc(n ? n : 1, sizeof(*req->extras));
+	for (size_t i = 0; i < n; i++) {
+		const struct rules_target *t = &req->merged.targets[i];
+		const struct conf_provider *p = &c->providers[t->provider];
+		struct queue_item *it = &req->items[i];
+		req->extras[i] = rules_extra_json(t);
+		it->provider = p->name;
+		it->channel = t->channel;
+		it->alerts = t->alerts;
+		it->extra = req->extras[i];
+		it->kind = incident_rank_kind(t->rank);
+		it->thread_key = rules_threaded(p) ? req->thread_key : "";
+		it->incident = NULL;
+		/* The snapshot of the pick that gave the target its kind. */
+		for (size_t k = 0; k < req->nsteps && it->kind != QUEUE_KIND_EVENT; k++)
+			if (req->steps[k].alert == picks[t->pick].alert && req->steps[k].json) {
+				it->incident = req->steps[k].json;
+				break;
+			}
+	}
+	req->nitems = n;
+	free(picks);
+
+	/* The alerts that deliver or change state, config order. */
+	req->alerts = util_calloc(req->nsteps ? req->nsteps : 1, sizeof(*req->alerts));
+	for (size_t k = 0; k < req->nsteps; k++) {
+		const struct incident_step *s = &req->steps[k];
+		const char *name = c->alerts[s->alert].name;
+		bool delivers = false;
+		for (size_t j = 0; j < req->merged.nalerts && !delivers; j++)
+			delivers = strcmp(req->merged.alerts[j], name) == 0;
+		if (delivers || s->d.action != INCIDENT_NONE)
+			req->alerts[req->nalerts++] = name;
+	}
+	return 0;
+}
+
+int
+incident_plan(struct queue *q, struct incident_req *req, const struct conf *current,
+    double now)
+{
+	return incident_plan_with(q, req, current, now);
+}
+
+void
+incident_plan_stateless(struct incident_req *req, double now)
+{
+	(void)incident_plan_with(NULL, req, NULL, now);
+}
+
+/* ---------------------------------------------------------------- apply */
+
+/* Keep the handles of a failing object's threads alive (thread_ttl), per threaded target of a. */
+static int
+incident_touch_threads(struct queue *q, const struct conf *c, const struct conf_alert *a,
+    const char *thread_key, double now)
+{
+	for (size_t k = 0; k < a->nproviders; k++) {
+		const struct conf_provider *p = &c->providers[a->provider_idx[k]];
+		if (!rules_threaded(p))
+			continue;
+		const char *ch = a->channel ? a->channel : p->channel;
+		if (queue_thread_touch(q, p->name, ch ? ch : "", thread_key, now, -1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+incident_apply(struct queue *q, struct incident_req *req, double now)
+{
+	const struct event *ev = req->ev;
+	char norm[33];
+	incident_norm(ev->message, req->conf->dedup.normalize_durations, norm);
+	for (size_t i = 0; i < req->nsteps; i++) {
+		struct incident_step *s = &req->steps[i];
+		const struct conf_alert *a = &req->conf->alerts[s->alert];
+		struct queue_incident *cur = &s->cur;
+		switch (s->d.action) {
+		case INCIDENT_NONE:
+			break;
+		case INCIDENT_OPEN: {
+			if (s->d.replaces && queue_incident_delete(q, cur->id) < 0)
+				return -1;
+			struct queue_incident in = {
+				.alert = (char *)a->name,
+				.cluster = (char *)(req->cluster ? req->cluster : ""),
+				.kind = ev->kind,
+				.namespace = ev->namespace ? ev->namespace : "",
+				.name = ev->name,
+				.opened_at = now, .last_at = now, .last_notified_at = now,
+				.failures = 1,
+				.last_message = ev->message,
+				.last_norm = norm,
+				.last_reason = ev->reason,
+				.last_revision = (char *)incident_revision(ev),
+			};
+			if (queue_incident_insert(q, &in) < 0)
+				return -1;
+			break;
+		}
+		case INCIDENT_COUNT: {
+			struct queue_incident in = *cur;
+			in.failures = cur->failures + 1;
+			in.last_at = now;
+			if (s->d.kind == QUEUE_KIND_REMINDER)
+				in.last_notified_at = now;
+			in.last_message = ev->message;
+			in.last_norm = norm;
+			in.last_reason = ev->reason;
+			in.last_revision = (char *)incident_revision(ev);
+			if (queue_incident_update(q, &in) < 0 ||
+			    incident_touch_threads(q, req->conf, a, req->thread_key, now) < 0)
+				return -1;
+			break;
+		}
+		case INCIDENT_CLOSE:
+			if (queue_incident_delete(q, cur->id) < 0)
+				return -1;
+			break;
+		}
+	}
+	return 0;
+}
+
+void
+incident_committed(const struct incident_req *req, const char *event_id)
+{
+	const struct event *ev = req->ev;
+	char *object = NULL;
+	for (size_t i = 0; i < req->nsteps; i++) {
+		const struct incident_step *s = &req->steps[i];
+		const char *alert = req->conf->alerts[s->alert].name;
+		if (s->d.action == INCIDENT_NONE)
+			continue;
+		if (object == NULL)
+			object = util_printf("%s/%s%s%s", ev->kind, ev->namespace ? ev->namespace : "",
+			    ev->namespace ? "/" : "", ev->name);
+		char failures[24];
+		switch (s->d.action) {
+		case INCIDENT_OPEN:
+			if (!s->d.replaces)
+				metrics_incidents_add(alert, 1);
+			log_info("incident opened", "alert", alert, "object", object, "event_id",
+			    event_id, "reason", ev->reason, NULL);
+			break;
+		case INCIDENT_COUNT:
+			snprintf(failures, sizeof(failures), "%" PRId64, s->cur.failures + 1);
+			if (s->d.kind == QUEUE_KIND_REMINDER)
+				log_info("incident reminder", "alert", alert, "object", object,
+				    "event_id", event_id, "failures", failures, NULL);
+			else if (log_enabled(LOG_LEVEL_DEBUG))
+				log_debug("incident failure counted", "alert", alert, "object", object,
+				    "event_id", event_id, "failures", failures, NULL);
+			break;
+		case INCIDENT_CLOSE:
+			metrics_incidents_add(alert, -1);
+			snprintf(failures, sizeof(failures), "%" PRId64, s->cur.failures);
+			log_info("incident recovered", "alert", alert, "object", object, "event_id",
+			    event_id, "failures", failures, NULL);
+			break;
+		default:
+			break;
+		}
+	}
+	free(object);
+}
+
+/* ---------------------------------------------------------- housekeeping */
+
+/* The alerts with incidents and their numbers, as queue_incident_counts gives them. */
+struct incident_counts {
+	const char **names;
+	int64_t *n;
+	size_t len;
+};
+
+static void
+incident_counts_cb(const char *alert, int64_t n, void *arg)
+{
+	struct incident_counts *c = arg;
+	c->names = util_realloc(c->names, (c->len + 1) * sizeof(*c->names));
+	c->n = util_realloc(c->n, (c->len + 1) * sizeof(*c->n));
+	c->names[c->len] = util_strdup(alert);
+	c->n[c->len++] = n;
+}
+
+/* Set the incidents_open gauges from the database (which counts what the CLI closed too). */
+static int
+incident_sync_gauges(struct queue *q)
+{
+	struct incident_counts c = {0};
+	int rc = queue_incident_counts(q, incident_counts_cb, &c);
+	if (rc == 0)
+		metrics_incidents_sync(c.names, c.n, c.len);
+	for (size_t i = 0; i < c.len; i++)
+		free((char *)c.names[i]);
+	free(c.names);
+	free(c.n);
+	return rc;
+}
+
+int
+incident_sweep(struct queue *q, const struct conf *c, double now)
+{
+	int ret = -1;
+	if (queue_schema_version(q) < 2)
+		return 0;
+	if (queue_begin(q) < 0)
+		return -1;
+	for (size_t i = 0; i < c->nalerts; i++) {
+		const struct conf_alert *a = &c->alerts[i];
+		int64_t n = 0;
+		if (a->notify != CONF_NOTIFY_CHANGES)
+			continue;
+		if (queue_incident_expire(q, a->name, now - a->incident_ttl, &n) < 0)
+			goto out;
+		if (n > 0) {
+			char num[24];
+			snprintf(num, sizeof(num), "%" PRId64, n);
+			log_info("incidents expired: closed silently", "alert", a->name, "count", num,
+			    NULL);
+		}
+	}
+	for (size_t i = 0; i < c->nproviders; i++) {
+		const struct conf_provider *p = &c->providers[i];
+		int64_t n = 0;
+		if (!rules_threaded(p))
+			continue;
+		if (queue_thread_expire(q, p->name, now - p->thread_ttl, &n) < 0)
+			goto out;
+		if (n > 0 && log_enabled(LOG_LEVEL_DEBUG)) {
+			char num[24];
+			snprintf(num, sizeof(num), "%" PRId64, n);
+			log_debug("thread handles expired", "provider", p->name, "count", num, NULL);
+		}
+	}
+	if (queue_commit(q) < 0)
+		return -1;
+	return incident_sync_gauges(q);
+out:
+	queue_rollback(q);
+	return ret;
+}
+
+/* What an alert's incidents depend on: its notify and its sources. Caller frees. */
+static char *
+incident_fingerprint(const struct conf_alert *a)
+{
+	struct util_buf b = {0};
+	util_buf_puts(&b, a->notify == CONF_NOTIFY_CHANGES ? "changes" : "events");
+	for (size_t i = 0; i < a->nsources; i++) {
+		const struct conf_source *s = &a->sources[i];
+		util_buf_puts(&b, " ");
+		util_buf_json_string(&b, s->kind);
+		util_buf_puts(&b, "/");
+		util_buf_json_string(&b, s->namespace ? s->namespace : "*");
+		util_buf_puts(&b, "/");
+		util_buf_json_string(&b, s->name ? s->name : "*");
+	}
+	return b.data;
+}
+
+static const struct conf_alert *
+incident_find_changes(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->nalerts; i++)
+		if (strcmp(c->alerts[i].name, name) == 0)
+			return c->alerts[i].notify == CONF_NOTIFY_CHANGES ? &c->alerts[i] : NULL;
+	return NULL;
+}
+
+/* A list of names collected by a queue callback. */
+struct incident_names {
+	char **v;
+	char **values;
+	size_t n;
+};
+
+static void
+incident_names_add(struct incident_names *l, const char *name, const char *value)
+{
+	l->v = util_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->values = util_realloc(l->values, (l->n + 1) * sizeof(*l->values));
+	l->v[l->n] = util_strdup(name);
+	l->values[l->n++] = util_strdup(value);
+}
+
+static void
+incident_names_free(struct incident_names *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i]);
+		free(l->values[i]);
+	}
+	free(l->v);
+	free(l->values);
+	memset(l, 0, sizeof(*l));
+}
+
+static void
+incident_meta_cb(const char *key, const char *value, void *arg)
+{
+	incident_names_add(arg, key + strlen("alert:"), value);
+}
+
+static void
+incident_count_cb(const char *alert, int64_t n, void *arg)
+{
+	(void)n;
+	incident_names_add(arg, alert, "");
+}
+
+static void
+incident_provider_cb(const char *provider, void *arg)
+{
+	incident_names_add(arg, provider, "");
+}
+
+static int
+incident_drop(struct queue *q, const char *alert, const char *why)
+{
+	int64_t n = 0;
+	if (queue_incident_drop_alert(q, alert, &n) < 0)
+		return -1;
+	if (n > 0) {
+		char num[24];
+		snprintf(num, sizeof(num), "%" PRId64, n);
+		log_info("incidents dropped", "alert", alert, "count", num, "why", why, NULL);
+	}
+	return 0;
+}
+
+int
+incident_conf_apply(struct queue *q, const struct conf *c)
+{
+	struct incident_names meta = {0}, counted = {0}, providers = {0};
+	int ret = -1;
+	if (queue_schema_version(q) < 2)
+		return 0;
+	if (queue_begin(q) < 0)
+		return -1;
+	if (queue_meta_each(q, "alert:", incident_meta_cb, &meta) < 0 ||
+	    queue_incident_counts(q, incident_count_cb, &counted) < 0 ||
+	    queue_thread_providers(q, incident_provider_cb, &providers) < 0)
+		goto out;
+	/* Alerts known before: gone, no longer changes, or other sources. */
+	for (size_t i = 0; i < meta.n; i++) {
+		const struct conf_alert *a = incident_find_changes(c, meta.v[i]);
+		char *fp = a ? incident_fingerprint(a) : NULL;
+		bool same = fp != NULL && strcmp(fp, meta.values[i]) == 0;
+		free(fp);
+		if (same)
+			continue;
+		char *key = util_printf("alert:%s", meta.v[i]);
+		int rc = queue_meta_put(q, key, NULL);
+		free(key);
+		if (rc < 0 || incident_drop(q, meta.v[i], a == NULL ?
+		    "alert removed, renamed or no longer notify = \"changes\"" :
+		    "the alert's sources changed") < 0)
+			goto out;
+	}
+	/* Incidents of an alert the configuration no longer has as changes. */
+	for (size_t i = 0; i < counted.n; i++)
+		if (incident_find_changes(c, counted.v[i]) == NULL &&
+		    incident_drop(q, counted.v[i],
+		    "alert removed, renamed or no longer notify = \"changes\"") < 0)
+			goto out;
+	for (size_t i = 0; i < c->nalerts; i++) {
+		const struct conf_alert *a = &c->alerts[i];
+		if (a->notify != CONF_NOTIFY_CHANGES)
+			continue;
+		char *key = util_printf("alert:%s", a->name), *fp = incident_fingerprint(a);
+		int rc = queue_meta_put(q, key, fp);
+		free(key);
+		free(fp);
+		if (rc < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < providers.n; i++) {
+		long k = conf_provider_find(c, providers.v[i]);
+		if (k >= 0 && rules_threaded(&c->providers[k]))
+			continue;
+		int64_t n = 0;
+		if (queue_thread_drop_provider(q, providers.v[i], &n) < 0)
+			goto out;
+		char num[24];
+		snprintf(num, sizeof(num), "%" PRId64, n);
+		log_info("thread handles dropped", "provider", providers.v[i], "count", num, "why",
+		    k < 0 ? "provider removed" : "threads turned off", NULL);
+	}
+	if (queue_commit(q) < 0)
+		goto done;
+	for (size_t i = 0; i < c->nalerts; i++)
+		if (c->alerts[i].notify == CONF_NOTIFY_CHANGES)
+			metrics_incidents_alert(c->alerts[i].name);
+	ret = incident_sync_gauges(q);
+	goto done;
+out:
+	queue_rollback(q);
+done:
+	incident_names_free(&meta);
+	incident_names_free(&counted);
+	incident_names_free(&providers);
+	return ret;
+}
