@@ -196,7 +196,7 @@ class Threads(unittest.TestCase):
         # The same failure again: counted, shown as the parent's live count.
         self.post(failure("webapp", "validation error: spec.type: Unsupported value"))
         self.emu.wait_for(lambda: parent.text and parent.text.startswith("2 failures since"),
-                          10, "the live count on the parent")
+                          20, "the live count on the parent")
         self.assertRegex(parent.text, r"^2 failures since (\d{4}-\d\d-\d\d )?\d\d:\d\d UTC$")
         self.assertEqual(parent.colors(), ["danger"], "the count keeps the attachments")
         count_update = self.updates()[-1]
@@ -424,6 +424,9 @@ class Threads(unittest.TestCase):
                    ',\n  { name = "out"; type = "console"; }' % self.emu.url(hook),
                    more_alert_providers=', "hook", "out"')
         self.post(failure("webapp", "broken"))
+        # One at a time: both pending together would be coalesced into one post.
+        self.emu.wait_requests(1, path=hook)
+        self.d.wait_out(r"^\{", count=1)
         self.post(recovery("webapp"))
         reqs = self.emu.wait_requests(2, path=hook)
         self.d.wait_out(r"^\{", count=2)
