@@ -28,12 +28,20 @@ enum conf_provider_type {
 	CONF_PROVIDER_SLACK,
 	CONF_PROVIDER_SLACK_BOT,
 	CONF_PROVIDER_CONSOLE,
+	CONF_PROVIDER_GENERIC,        /* forwards the event as received (SPEC: forwarding) */
+	CONF_PROVIDER_GENERIC_HMAC,   /* the same, signed with X-Signature */
+};
+
+/* One custom header of a forwarding provider. */
+struct conf_header {
+	char *name;           /* an HTTP token; unique, case-insensitively */
+	char *value;          /* no CR, LF or NUL; may be a secret (never logged) */
 };
 
 struct conf_provider {
 	char *name;
 	enum conf_provider_type type;
-	char *url;            /* slack: webhook URL (secret), else NULL */
+	char *url;            /* slack: webhook URL; generic*: address (secret), else NULL */
 	char *token;          /* slack-bot: bearer token (secret), else NULL */
 	char *api_url;        /* slack-bot: ["https://slack.com/api"], no trailing '/' */
 	char *channel;        /* NULL when unset */
@@ -47,7 +55,22 @@ struct conf_provider {
 	char *proxy;          /* NULL = libcurl's environment proxies */
 	char *ca_file;        /* NULL = system bundle; absolute path */
 	int max_text;         /* [3000] */
+	/* generic, generic-hmac: headers = { ... } or headers_file, in that order
+	 * of the file; NULL when none. */
+	struct conf_header *headers; size_t nheaders;
+	/* generic-hmac: the signing key (secret), bytes exactly as given: a
+	 * hmac_key_file is NOT stripped of its trailing newline, as Flux signs
+	 * with a Secret's bytes as stored. NULL otherwise. */
+	unsigned char *hmac_key; size_t hmac_key_len;
 };
+
+/* generic and generic-hmac: the event is forwarded, not rendered, and never
+ * coalesced (batch 1); they have no channel. */
+static inline bool
+conf_provider_forwards(const struct conf_provider *p)
+{
+	return p->type == CONF_PROVIDER_GENERIC || p->type == CONF_PROVIDER_GENERIC_HMAC;
+}
 
 struct conf_source {
 	char *kind;           /* glob, required */

@@ -230,6 +230,9 @@ rules_streq(const char *a, const char *b)
 static const char *
 rules_channel(const struct conf *c, const struct conf_alert *a, size_t k)
 {
+	/* A forwarder sends the event itself: no channel, one target. */
+	if (conf_provider_forwards(&c->providers[a->provider_idx[k]]))
+		return NULL;
 	if (a->channel != NULL)
 		return a->channel;
 	return c->providers[a->provider_idx[k]].channel;
