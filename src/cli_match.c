@@ -81,7 +81,7 @@ cli_match_one(const struct conf *c, const struct rules *r, const char *name, con
 				cli_match_forward(p, ev, t->alerts, len);
 				continue;
 			}
-			struct slack_item item = { ev, t->extra, t->nextra };
+			struct slack_item item = { ev, t->extra, t->nextra, ev->cluster };
 			char *payload = slack_render_string(p, t->channel, &item, 1);
 			printf("  target: %s (%s)%s%s alerts=%s\n  %s\n", p->name,
 			    conf_provider_type_name(p->type), t->channel ? " channel=" : "",

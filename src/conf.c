@@ -185,8 +185,16 @@ static const char *const conf_listen_keys[] = {
 static const char *const conf_auth_keys[] = {
 	"hmac_key", "hmac_key_file", "hmac_key_env",
 	"hmac_key_previous", "hmac_key_previous_file", "hmac_key_previous_env",
+	"token", "token_file", "token_env", "clients", NULL
+};
+static const char *const conf_client_keys[] = {
+	"name", "hmac_key", "hmac_key_file", "hmac_key_env",
+	"hmac_key_previous", "hmac_key_previous_file", "hmac_key_previous_env",
 	"token", "token_file", "token_env", NULL
 };
+/* More clients than this with an HMAC key and no token is a warning: every
+ * request that no token identifies tries their keys in turn. */
+#define CONF_HMAC_ONLY_CLIENTS_WARN 16
 static const char *const conf_queue_keys[] = { "sync", NULL };
 static const char *const conf_dedup_keys[] = { NULL };
 static const char *const conf_log_keys[] = { "level", "format", NULL };
@@ -200,7 +208,7 @@ static const char *const conf_alert_keys[] = {
 	"name", "providers", "severity", "sources", "reasons", "include", "exclude",
 	"metadata", "summary", "channel", NULL
 };
-static const char *const conf_source_keys[] = { "kind", "name", "namespace", NULL };
+static const char *const conf_source_keys[] = { "kind", "name", "namespace", "cluster", NULL };
 
 /* Keys that belong to some provider types only: the types' bits. */
 #define CONF_T(t) (1u << (t))
@@ -248,6 +256,13 @@ static const char *const conf_type_names[] = {
 /* Problems                                                                 */
 
 static char *conf_resolve(const struct conf_ctx *x, const char *p);
+/* Lists of named groups (providers, alerts, auth.clients): see below. */
+typedef char *conf_entry_fn(struct conf_ctx *x, const config_setting_t *g, size_t i,
+    const config_setting_t *const *entries, char *const *names);
+static char *conf_entry_scope(const char *what, const config_setting_t *g, size_t i);
+static void conf_entry_name(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    size_t i, const config_setting_t *const *entries, char *const *names, char **dst);
+static void conf_entries(struct conf_ctx *x, const config_setting_t *l, conf_entry_fn *fn);
 
 /* Record a problem's line (0: none) and text (taken). */
 static void
@@ -1242,6 +1257,100 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 }
 
 static void
+conf_client_clear(struct conf_client *cl)
+{
+	free(cl->name);
+	conf_secret_free_str(cl->token);
+	conf_secret_free(cl->hmac_key, cl->hmac_key_len);
+	conf_secret_free(cl->hmac_key_raw, cl->hmac_key_raw_len);
+	conf_secret_free(cl->hmac_key_previous, cl->hmac_key_previous_len);
+	conf_secret_free(cl->hmac_key_previous_raw, cl->hmac_key_previous_raw_len);
+}
+
+/*
+ * Client i of auth.clients (a conf_entry_fn): a name, and a token and/or an
+ * HMAC key given as the top-level ones are.
+ */
+static char *
+conf_client(struct conf_ctx *x, const config_setting_t *g, size_t i,
+    const config_setting_t *const *entries, char *const *names)
+{
+	struct conf_client *cl = &x->c->auth.clients[i];
+	char *scope = conf_entry_scope("auth.clients", g, i);
+	char *s = NULL, *raw = NULL;
+	size_t n = 0, nraw = 0;
+	if (!config_setting_is_group(g)) {
+		conf_report(x, g, scope, NULL, "must be a group { name = \"...\"; ... }");
+		goto out;
+	}
+	conf_check_keys(x, g, scope, conf_client_keys, NULL);
+	conf_entry_name(x, g, scope, i, entries, names, &cl->name);
+	int rk = conf_get_secret(x, g, scope, "hmac_key", true, &s, &n, &raw, &nraw);
+	if (rk == 1) {
+		cl->hmac_key = (unsigned char *)s;
+		cl->hmac_key_len = n;
+		cl->hmac_key_raw = (unsigned char *)raw;
+		cl->hmac_key_raw_len = nraw;
+	}
+	s = raw = NULL;
+	int rp = conf_get_secret(x, g, scope, "hmac_key_previous", true, &s, &n, &raw, &nraw);
+	if (rp == 1) {
+		cl->hmac_key_previous = (unsigned char *)s;
+		cl->hmac_key_previous_len = n;
+		cl->hmac_key_previous_raw = (unsigned char *)raw;
+		cl->hmac_key_previous_raw_len = nraw;
+	}
+	if (rp != 0 && rk == 0)
+		conf_report(x, g, scope, "hmac_key_previous", "needs hmac_key (the new key)");
+	s = NULL;
+	int rt = conf_get_secret(x, g, scope, "token", false, &s, &n, NULL, NULL);
+	if (rt == 1)
+		cl->token = s;
+	if (rk == 0 && rt == 0)
+		conf_report(x, g, scope, NULL, "needs a token (token, token_file or token_env) "
+		    "or an HMAC key (hmac_key, hmac_key_file or hmac_key_env)");
+out:
+	free(scope);
+	return cl->name;
+}
+
+/* auth.clients: each client's credentials name the cluster its events come from. */
+static void
+conf_auth_clients(struct conf_ctx *x, const config_setting_t *g)
+{
+	struct conf *c = x->c;
+	const config_setting_t *l = conf_get_group_list(x, g, "auth.", "clients");
+	if (l == NULL)
+		return;
+	c->auth.nclients = (size_t)config_setting_length(l);
+	c->auth.clients = util_calloc(c->auth.nclients, sizeof(*c->auth.clients));
+	conf_entries(x, l, conf_client);
+	size_t hmac_only = 0;
+	for (size_t i = 0; i < c->auth.nclients; i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		if (!config_setting_is_group(e))
+			continue;
+		bool key = config_setting_get_member(e, "hmac_key") ||
+		    config_setting_get_member(e, "hmac_key_file") ||
+		    config_setting_get_member(e, "hmac_key_env");
+		bool token = config_setting_get_member(e, "token") ||
+		    config_setting_get_member(e, "token_file") ||
+		    config_setting_get_member(e, "token_env");
+		if (key && !token)
+			hmac_only++;
+	}
+	if (hmac_only > CONF_HMAC_ONLY_CLIENTS_WARN) {
+		char *w = util_printf("%s%s:%u: auth.clients: warning: %zu clients have an HMAC key "
+		    "and no token: a request that no token identifies tries their keys one after "
+		    "the other (more than %d slows every such request down; give them tokens)\n",
+		    c->warnings ? c->warnings : "", x->path, config_setting_source_line(l), hmac_only,
+		    CONF_HMAC_ONLY_CLIENTS_WARN);
+		free(c->warnings);
+		c->warnings = w;
+	}
+}
+
+static void
 conf_auth(struct conf_ctx *x, const config_setting_t *root)
 {
 	static const char scope[] = "auth.";
@@ -1274,6 +1383,7 @@ conf_auth(struct conf_ctx *x, const config_setting_t *root)
 	s = NULL;
 	if (conf_get_secret(x, g, scope, "token", false, &s, &n, NULL, NULL) == 1)
 		c->auth.token = s;
+	conf_auth_clients(x, g);
 }
 
 static void
@@ -1874,6 +1984,7 @@ conf_alert_sources(struct conf_ctx *x, const config_setting_t *g, const char *sc
 			conf_report(x, s, sub, "kind", "required");
 		conf_copy_string(x, s, sub, "name", &src->name);
 		conf_copy_string(x, s, sub, "namespace", &src->namespace);
+		conf_copy_string(x, s, sub, "cluster", &src->cluster);
 		free(sub);
 	}
 }
@@ -1980,6 +2091,7 @@ conf_alert_clear(struct conf_alert *a)
 		free(a->sources[i].kind);
 		free(a->sources[i].name);
 		free(a->sources[i].namespace);
+		free(a->sources[i].cluster);
 	}
 	free(a->sources);
 	conf_strv_free(a->reasons, a->nreasons);
@@ -2238,6 +2350,10 @@ conf_free(struct conf *c)
 	conf_secret_free(c->auth.hmac_key_raw, c->auth.hmac_key_raw_len);
 	conf_secret_free(c->auth.hmac_key_previous_raw, c->auth.hmac_key_previous_raw_len);
 	conf_secret_free_str(c->auth.token);
+	for (size_t i = 0; i < c->auth.nclients; i++)
+		conf_client_clear(&c->auth.clients[i]);
+	free(c->auth.clients);
+	free(c->warnings);
 	for (size_t i = 0; i < c->nproviders; i++)
 		conf_provider_clear(&c->providers[i]);
 	free(c->providers);

@@ -76,6 +76,7 @@ struct conf_source {
 	char *kind;           /* glob, required */
 	char *name;           /* glob ["*"] */
 	char *namespace;      /* glob ["*"] */
+	char *cluster;        /* glob on the sending client's name (auth.clients); NULL = "*" */
 };
 
 struct conf_kv {
@@ -100,6 +101,20 @@ struct conf_alert {
 	char *channel;        /* NULL when unset: provider's channel */
 	bool commit_status_updates;
 	bool suspend;
+};
+
+/*
+ * One client of auth.clients: a name (the events' cluster), a token and/or an
+ * HMAC key (with its rotation and newline variants, as the top-level keys).
+ * With CONF_SKIP_SECRETS the secrets given by file or environment stay NULL.
+ */
+struct conf_client {
+	char *name;
+	char *token;                                    /* NULL when none */
+	unsigned char *hmac_key; size_t hmac_key_len;   /* NULL when none */
+	unsigned char *hmac_key_raw; size_t hmac_key_raw_len;
+	unsigned char *hmac_key_previous; size_t hmac_key_previous_len;
+	unsigned char *hmac_key_previous_raw; size_t hmac_key_previous_raw_len;
 };
 
 struct conf {
@@ -130,6 +145,8 @@ struct conf {
 		unsigned char *hmac_key_raw; size_t hmac_key_raw_len;
 		unsigned char *hmac_key_previous_raw; size_t hmac_key_previous_raw_len;
 		char *token;                                     /* NULL when unset */
+		/* auth.clients in file order (names unique); NULL when none. */
+		struct conf_client *clients; size_t nclients;
 	} auth;
 	struct {
 		bool sync_full;   /* "full" [true] / "normal" */
@@ -150,6 +167,9 @@ struct conf {
 	} log;
 	struct conf_provider *providers; size_t nproviders;
 	struct conf_alert *alerts;       size_t nalerts;
+	/* What is valid but worth a word: "FILE:LINE: path: warning: text" lines,
+	 * each ending in '\n'; NULL when none. */
+	char *warnings;
 };
 
 /*

@@ -692,9 +692,12 @@ deliver_pass_take(struct deliver *d, struct deliver_target *t, struct deliver_pa
 		queue_row_clear(&bad);
 		return;
 	}
+	/* The row's strings move to send[] with it: the cluster stays valid. */
+	ev->cluster = r->cluster ? r->cluster : "";
 	pp->events[pp->n] = ev;
 	pp->extras[pp->n] = deliver_extra_parse(r->extra, &pp->items[pp->n].nextra);
 	pp->items[pp->n].ev = ev;
+	pp->items[pp->n].cluster = ev->cluster;
 	pp->items[pp->n].extra = pp->extras[pp->n];
 	pp->n++;
 	ps->send[ps->nsend++] = *r;

@@ -55,6 +55,16 @@ void metrics_queue_add(const char *provider, int64_t pending, int64_t dead);
 void metrics_queue_sync(const char *const *providers, const int64_t *pending,
     const int64_t *dead, size_t n);
 
+/*
+ * A client of auth.clients: client_events_total{cluster,status} is exported
+ * for it from now on, at 0 for every status (and the family only once some
+ * client exists). At most METRICS_MAX_CLIENTS names; beyond, "other".
+ */
+#define METRICS_MAX_CLIENTS 1024
+void metrics_client(const char *cluster);
+/* An event from a client, by outcome (events_received_total counts it too). */
+void metrics_client_event(const char *cluster, enum metrics_event_status s);
+
 /* Append the exposition to b. Memory only: never blocks on disk. */
 void metrics_render(struct util_buf *b);
 

@@ -32,7 +32,10 @@
  *                                later of this and created_at, so rows that
  *                                died before this was recorded still expire)
  *       created_at      REAL     epoch seconds of acceptance (or of `retry`)
- *       last_error      TEXT     NULL when none, e.g. "HTTP 404 channel_not_found")
+ *       last_error      TEXT     NULL when none, e.g. "HTTP 404 channel_not_found"
+ *       cluster         TEXT     the sending client's name (auth.clients), "" when
+ *                                none; added to version 1 later, so an older
+ *                                file gets it at open (queue_add_cluster_column))
  *   index deliveries_by_target(state, provider, channel, id)
  *       serves the per-target FIFO head, the target list and the counts.
  *   dedup(key BLOB PRIMARY KEY, event_id TEXT, first_seen REAL) WITHOUT ROWID
@@ -99,7 +102,7 @@
 
 #define QUEUE_COLUMNS \
 	"id, event_id, provider, channel, alerts, extra, event, state, attempts, " \
-	"next_attempt_at, created_at, last_error"
+	"next_attempt_at, created_at, last_error, cluster"
 
 enum queue_stmt_id {
 	QUEUE_ST_BEGIN,
@@ -156,8 +159,8 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	[QUEUE_ST_PURGE_ALL] = "DELETE FROM deliveries WHERE state = 1",
 	[QUEUE_ST_INSERT] =
 	    "INSERT INTO deliveries (event_id, provider, channel, alerts, extra, event, "
-	    "state, attempts, next_attempt_at, created_at) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, ?7)",
+	    "state, attempts, next_attempt_at, created_at, cluster) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, ?7, ?8)",
 	[QUEUE_ST_DEDUP_GET] = "SELECT event_id, first_seen FROM dedup WHERE key = ?1",
 	[QUEUE_ST_DEDUP_PUT] =
 	    "INSERT OR REPLACE INTO dedup (key, event_id, first_seen) VALUES (?1, ?2, ?3)",
@@ -193,7 +196,8 @@ static const char queue_schema[] =
 	"  attempts INTEGER NOT NULL DEFAULT 0,"
 	"  next_attempt_at REAL NOT NULL DEFAULT 0,"
 	"  created_at REAL NOT NULL,"
-	"  last_error TEXT);"
+	"  last_error TEXT,"
+	"  cluster TEXT NOT NULL DEFAULT '');"
 	"CREATE INDEX IF NOT EXISTS deliveries_by_target"
 	"  ON deliveries (state, provider, channel, id);"
 	"CREATE TABLE IF NOT EXISTS dedup ("
@@ -374,6 +378,9 @@ queue_read_row(sqlite3_stmt *st, struct queue_row *row)
 	row->next_attempt_at = sqlite3_column_double(st, 9);
 	row->created_at = sqlite3_column_double(st, 10);
 	row->last_error = queue_col_text(st, 11);
+	row->cluster = queue_col_text(st, 12);
+	if (row->cluster == NULL)
+		row->cluster = util_strdup("");
 }
 
 /*
@@ -529,6 +536,43 @@ out:
 	return ret;
 }
 
+/*
+ * deliveries.cluster (auth.clients) came after schema version 1 was first
+ * written: a database made before it gets the column, empty for the rows it
+ * has. Old and new versions both name their columns, so either can use the
+ * file afterwards. Checked inside the write transaction: two processes
+ * opening at once add it once.
+ */
+static int
+queue_add_cluster_column(struct queue *q)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(q->db, "SELECT cluster FROM deliveries LIMIT 0", -1, &st,
+	    NULL) == SQLITE_OK) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(q, "add column cluster");
+		return -1;
+	}
+	if (sqlite3_prepare_v2(q->db, "SELECT cluster FROM deliveries LIMIT 0", -1, &st,
+	    NULL) != SQLITE_OK && sqlite3_exec(q->db, "ALTER TABLE deliveries ADD COLUMN "
+	    "cluster TEXT NOT NULL DEFAULT ''", NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(q, "add column cluster");
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(q, "add column cluster");
+		if (!sqlite3_get_autocommit(q->db))
+			sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------- connection */
 
 void
@@ -542,6 +586,7 @@ queue_row_clear(struct queue_row *row)
 	free(row->extra);
 	free(row->event);
 	free(row->last_error);
+	free(row->cluster);
 	memset(row, 0, sizeof(*row));
 }
 
@@ -653,6 +698,10 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 	if (queue_pragmas(q, sync_full, err, errlen) < 0)
 		goto fail;
 	if (version == 0 && queue_schema_create(q) < 0) {
+		snprintf(err, errlen, "%s: %s", q->path, q->err);
+		goto fail;
+	}
+	if (version != 0 && queue_add_cluster_column(q) < 0) {
 		snprintf(err, errlen, "%s: %s", q->path, q->err);
 		goto fail;
 	}
@@ -1075,6 +1124,7 @@ queue_insert(struct queue *q, const char *event_id, const char *event, size_t ev
 		sqlite3_bind_text(st, 5, it->extra ? it->extra : "{}", -1, SQLITE_STATIC);
 		sqlite3_bind_blob64(st, 6, event ? event : "", event_len, SQLITE_STATIC);
 		sqlite3_bind_double(st, 7, now);
+		sqlite3_bind_text(st, 8, it->cluster ? it->cluster : "", -1, SQLITE_STATIC);
 		if (queue_exec_stmt(q, st, "insert delivery") < 0)
 			return -1;
 	}

@@ -41,6 +41,7 @@ struct queue_row {
 	double next_attempt_at;   /* wall-clock seconds; 0 = now */
 	double created_at;        /* wall-clock seconds of acceptance */
 	char *last_error;         /* NULL when none */
+	char *cluster;            /* the sending client (auth.clients), "" when none */
 };
 void queue_row_clear(struct queue_row *row);
 void queue_rows_free(struct queue_row *rows, size_t n);
@@ -141,6 +142,7 @@ struct queue_item {
 	const char *channel;      /* NULL or "" = none */
 	const char *alerts;       /* comma-separated alert names */
 	const char *extra;        /* JSON object text */
+	const char *cluster;      /* the sending client's name; NULL or "" = none */
 };
 
 /*

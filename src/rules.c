@@ -150,6 +150,8 @@ rules_source_match(const struct conf_source *src, const struct event *ev)
 {
 	if (!rules_glob(src->kind, ev->kind) || !rules_glob(src->name, ev->name))
 		return false;
+	if (src->cluster != NULL && !rules_glob(src->cluster, ev->cluster ? ev->cluster : ""))
+		return false;
 	if (ev->namespace == NULL)
 		return src->namespace == NULL || strcmp(src->namespace, "*") == 0;
 	return rules_glob(src->namespace, ev->namespace);

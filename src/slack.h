@@ -23,6 +23,9 @@ struct slack_item {
 	const struct event *ev;
 	const struct conf_kv *extra;   /* alert metadata + summary; may be NULL */
 	size_t nextra;
+	/* The sending client's name (auth.clients); NULL or "" = none. Shown
+	 * as the first field, "cluster"; it hides any other "cluster" key. */
+	const char *cluster;
 };
 
 /* Most attachments in one message (Slack's limit is 100). */

@@ -119,7 +119,7 @@ t_render(const struct conf_provider *p, const char *channel, const struct slack_
 static json_t *
 t_render1(const struct conf_provider *p, const struct event *ev)
 {
-	struct slack_item it = { ev, NULL, 0 };
+	struct slack_item it = { ev, NULL, 0, NULL };
 	return t_render(p, NULL, &it, 1);
 }
 
@@ -171,7 +171,7 @@ START_TEST(test_golden_fixture)
 	char *fixture = util_printf("%s.json", t_fixtures[_i]);
 	char *golden = util_printf("payload-%s.json", t_fixtures[_i]);
 	struct event *ev = t_fixture(fixture);
-	struct slack_item it = { ev, NULL, 0 };
+	struct slack_item it = { ev, NULL, 0, NULL };
 	char *got = slack_render_string(&p, NULL, &it, 1);
 
 	t_golden(golden, got);
@@ -221,7 +221,8 @@ START_TEST(test_golden_coalesced)
 	struct event *e1 = t_fixture("01-kustomization-validation-failed-generic-webhook.json");
 	struct event *e6 = t_fixture("06-kustomization-health-check-timed-out-error.json");
 	struct event *e7 = t_fixture("07-configmap-sync-with-object-annotations.json");
-	struct slack_item items[] = { { e1, extra, 2 }, { e6, extra, 2 }, { e7, extra, 2 } };
+	struct slack_item items[] = { { e1, extra, 2, NULL }, { e6, extra, 2, NULL },
+	    { e7, extra, 2, NULL } };
 
 	p.username = "Flux";
 	p.icon_emoji = ":rocket:";
@@ -238,7 +239,7 @@ START_TEST(test_golden_bot)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
 	struct event *e1 = t_fixture("01-kustomization-validation-failed-generic-webhook.json");
-	struct slack_item it = { e1, NULL, 0 };
+	struct slack_item it = { e1, NULL, 0, NULL };
 
 	p.channel = "#flux-bot";
 	p.icon_url = "https://example.com/flux.png";
@@ -259,7 +260,8 @@ START_TEST(test_coalesced_order)
 		t_event("HelmRelease", "b", "ns", EVENT_INFO, "R2", "second"),
 		t_event("GitRepository", "c", NULL, EVENT_WARNING, "R3", "third"),
 	};
-	struct slack_item items[3] = { { &ev[0], NULL, 0 }, { &ev[1], NULL, 0 }, { &ev[2], NULL, 0 } };
+	struct slack_item items[3] = { { &ev[0], NULL, 0, NULL }, { &ev[1], NULL, 0, NULL },
+	    { &ev[2], NULL, 0, NULL } };
 	static const char *const msgs[] = { "first", "second", "third" };
 	static const char *const authors[] = { "kustomization/a.ns", "helmrelease/b.ns", "gitrepository/c" };
 	static const char *const colors[] = { "danger", "good", "warning" };
@@ -342,7 +344,7 @@ START_TEST(test_attachment_shape)
 	/* top-level key order */
 	p.username = "Flux";
 	p.icon_emoji = ":x:";
-	struct slack_item items[2] = { { &ev, NULL, 0 }, { &ev, NULL, 0 } };
+	struct slack_item items[2] = { { &ev, NULL, 0, NULL }, { &ev, NULL, 0, NULL } };
 	j = t_render(&p, NULL, items, 2);
 	static const char *const top[] = { "channel", "username", "icon_emoji", "text", "attachments" };
 	k = 0;
@@ -382,7 +384,7 @@ START_TEST(test_channel)
 	struct event ev = t_event("Kustomization", "a", "b", EVENT_INFO, "", "m");
 
 	p.channel = (char *)t_channel_cases[_i].provider_channel;
-	struct slack_item it = { &ev, NULL, 0 };
+	struct slack_item it = { &ev, NULL, 0, NULL };
 	json_t *j = t_render(&p, t_channel_cases[_i].channel_arg, &it, 1);
 	const char *got = t_str(j, "channel");
 	if (t_channel_cases[_i].want == NULL)
@@ -400,7 +402,7 @@ START_TEST(test_bot_without_channel)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
 	struct event ev = t_event("Kustomization", "a", "b", EVENT_INFO, "", "m");
-	struct slack_item it = { &ev, NULL, 0 };
+	struct slack_item it = { &ev, NULL, 0, NULL };
 
 	p.channel = NULL;
 	ck_assert_ptr_null(slack_render(&p, NULL, &it, 1));
@@ -415,7 +417,7 @@ START_TEST(test_username)
 		t_event("Kustomization", "a", "b", EVENT_INFO, "", "m"),
 		t_event("HelmRelease", "a", "b", EVENT_INFO, "", "m"),
 	};
-	struct slack_item items[2] = { { &ev[0], NULL, 0 }, { &ev[1], NULL, 0 } };
+	struct slack_item items[2] = { { &ev[0], NULL, 0, NULL }, { &ev[1], NULL, 0, NULL } };
 	json_t *j;
 
 	ev[0].reporting_controller = "kustomize-controller";
@@ -526,7 +528,7 @@ START_TEST(test_escape_everywhere)
 	    "a & b < c > d\nsecond <line>");
 	struct event_kv meta[] = { { "k<1>", "v&1", EVENT_META_PLAIN } };
 	struct conf_kv extra[] = { { "s&t", "<u>" } };
-	struct slack_item it = { &ev, extra, 1 };
+	struct slack_item it = { &ev, extra, 1, NULL };
 
 	ev.meta = meta;
 	ev.nmeta = 1;
@@ -707,7 +709,7 @@ START_TEST(test_total_limit_edges)
 	struct slack_item items[14];
 	for (size_t i = 0; i < 14; i++) {
 		ev[i] = t_event("Kustomization", "w", "ns", EVENT_ERROR, "", msg);
-		items[i] = (struct slack_item){ &ev[i], NULL, 0 };
+		items[i] = (struct slack_item){ &ev[i], NULL, 0, NULL };
 	}
 	/* 13 × 3000 = 39,000: untouched */
 	json_t *j = t_render(&p, NULL, items, 13);
@@ -732,7 +734,7 @@ START_TEST(test_attachment_count)
 	struct slack_item items[SLACK_MAX_ATTACHMENTS + 1];
 
 	for (size_t i = 0; i < SLACK_MAX_ATTACHMENTS + 1; i++)
-		items[i] = (struct slack_item){ &ev, NULL, 0 };
+		items[i] = (struct slack_item){ &ev, NULL, 0, NULL };
 	ck_assert_ptr_null(slack_render(&p, NULL, items, SLACK_MAX_ATTACHMENTS + 1));
 	ck_assert_ptr_null(slack_render(&p, NULL, items, 0));
 	json_t *j = slack_render(&p, NULL, items, SLACK_MAX_ATTACHMENTS);
@@ -811,7 +813,7 @@ START_TEST(test_field_precedence)
 		{ "d", "x-d2" },                      /* a later duplicate wins */
 		{ "summary", "production" },
 	};
-	struct slack_item it = { &ev, extra, 6 };
+	struct slack_item it = { &ev, extra, 6, NULL };
 	static const char *const want[][2] = {
 		{ "Zeta", "ev-Z" },        /* strcmp order: upper case first */
 		{ "a", "x-a" },            /* alert extra beats annotations */
@@ -1218,7 +1220,7 @@ START_TEST(test_bounds_huge_event)
 	ev.reporting_controller = name;
 	ev.meta = meta;
 	ev.nmeta = NKEYS;
-	struct slack_item it = { &ev, NULL, 0 };
+	struct slack_item it = { &ev, NULL, 0, NULL };
 	char *s = slack_render_string(&p, NULL, &it, 1);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_msg(strlen(s) < 20000, "payload of %zu bytes", strlen(s));
