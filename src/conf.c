@@ -1306,7 +1306,7 @@ conf_client(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	int rt = conf_get_secret(x, g, scope, "token", false, &s, &n, NULL, NULL);
 	if (rt == 1)
 		cl->token = s;
-	if (rk == 0 && rt == 0)
+	if (rk == 0 && rt == 0 && rp == 0)
 		conf_report(x, g, scope, NULL, "needs a token (token, token_file or token_env) "
 		    "or an HMAC key (hmac_key, hmac_key_file or hmac_key_env)");
 out:
@@ -1325,6 +1325,25 @@ conf_auth_clients(struct conf_ctx *x, const config_setting_t *g)
 	c->auth.nclients = (size_t)config_setting_length(l);
 	c->auth.clients = util_calloc(c->auth.nclients, sizeof(*c->auth.clients));
 	conf_entries(x, l, conf_client);
+	/* A token or key two clients share would always name the first. */
+	for (size_t i = 0; i < c->auth.nclients; i++) {
+		const struct conf_client *a = &c->auth.clients[i];
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		char *scope = conf_entry_scope("auth.clients", e, i);
+		for (size_t j = 0; j < i; j++) {
+			const struct conf_client *b = &c->auth.clients[j];
+			const char *bn = b->name ? b->name : "?";
+			if (a->token != NULL && b->token != NULL && strcmp(a->token, b->token) == 0)
+				conf_report(x, e, scope, NULL, "same token as client \"%s\"", bn);
+			else if (a->token == NULL && b->token == NULL && a->hmac_key != NULL &&
+			    b->hmac_key != NULL && a->hmac_key_len == b->hmac_key_len &&
+			    memcmp(a->hmac_key, b->hmac_key, a->hmac_key_len) == 0)
+				conf_report(x, e, scope, NULL, "same HMAC key as client \"%s\"", bn);
+		}
+		if (a->token != NULL && c->auth.token != NULL && strcmp(a->token, c->auth.token) == 0)
+			conf_report(x, e, scope, NULL, "same token as auth.token");
+		free(scope);
+	}
 	size_t hmac_only = 0;
 	for (size_t i = 0; i < c->auth.nclients; i++) {
 		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);

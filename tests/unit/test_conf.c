@@ -637,7 +637,7 @@ static const char *const broken[] = {
 	"broken-unknown-keys", "broken-types", "broken-types-alerts", "broken-bounds",
 	"broken-backoff", "broken-backoff-default", "broken-secrets", "broken-providers",
 	"broken-alerts", "broken-severity", "broken-regex", "broken-tls", "broken-tls-key",
-	"broken-tls-pem",
+	"broken-tls-pem", "broken-clients",
 	"broken-many",
 };
 

@@ -277,6 +277,48 @@ START_TEST(t_open_wal_and_schema)
 }
 END_TEST
 
+/*
+ * deliveries.cluster: stored and read back; a queue file written before the
+ * column existed gets it at open, its rows with an empty cluster.
+ */
+START_TEST(t_cluster_column)
+{
+	struct queue *q = test_open();
+	const struct queue_item items[] = {
+		{ "slack", "", "a", "{}", "prod-eu-1" },
+		{ "slack", "", "a", "{}", NULL },
+	};
+	ck_assert_int_eq(queue_begin(q), 0);
+	ck_assert_int_eq(queue_insert(q, "0123456789abcdef0123456789abcdef", "{}", 2, items, 2,
+	    1000.0), 0);
+	ck_assert_int_eq(queue_commit(q), 0);
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(queue_list(q, QUEUE_PENDING, &rows, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(rows[0].cluster, "prod-eu-1");
+	ck_assert_str_eq(rows[1].cluster, "");
+	queue_rows_free(rows, n);
+	queue_close(q);
+
+	/* As a version-1 file from before the column. */
+	test_sql_exec("ALTER TABLE deliveries DROP COLUMN cluster");
+	ck_assert_int_eq(test_sql_int(
+	    "SELECT count(*) FROM pragma_table_info('deliveries') WHERE name = 'cluster'"), 0);
+	q = test_open();
+	ck_assert_int_eq(test_sql_int(
+	    "SELECT count(*) FROM pragma_table_info('deliveries') WHERE name = 'cluster'"), 1);
+	ck_assert_int_eq(queue_list(q, QUEUE_PENDING, &rows, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(rows[0].cluster, "");
+	queue_rows_free(rows, n);
+	queue_close(q);
+	/* Opening again changes nothing. */
+	q = test_open();
+	queue_close(q);
+}
+END_TEST
+
 START_TEST(t_open_refuses_newer_schema)
 {
 	struct queue *q = test_open();
@@ -1415,6 +1457,7 @@ test_queue_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, t_open_creates_nested_dir);
 	tcase_add_test(tc, t_open_wal_and_schema);
+	tcase_add_test(tc, t_cluster_column);
 	tcase_add_test(tc, t_open_refuses_newer_schema);
 	tcase_add_test(tc, t_open_fails_on_file_as_dir);
 	tcase_add_test(tc, t_persist_across_reopen);
