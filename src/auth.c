@@ -108,21 +108,32 @@ auth_check_hmac(const struct auth_key *keys, size_t nkeys, const char *header,
 	return ok ? AUTH_OK : AUTH_INVALID;
 }
 
-enum auth_result
-auth_check_token(const char *token, const char *header)
+/* The token of an "Authorization: Bearer <token>" header, trimmed: NULL when missing. */
+static const char *
+auth_bearer(const char *header, size_t *glen)
 {
 	if (header == NULL || *header == '\0')
-		return AUTH_MISSING;
+		return NULL;
 	while (isspace((unsigned char)*header))
 		header++;
 	if (strncasecmp(header, "Bearer", 6) != 0 || !isspace((unsigned char)header[6]))
-		return AUTH_MISSING;
+		return NULL;
 	const char *given = header + 7;
 	while (isspace((unsigned char)*given))
 		given++;
-	size_t glen = strlen(given);
-	while (glen > 0 && isspace((unsigned char)given[glen - 1]))
-		glen--;
+	*glen = strlen(given);
+	while (*glen > 0 && isspace((unsigned char)given[*glen - 1]))
+		(*glen)--;
+	return given;
+}
+
+enum auth_result
+auth_check_token(const char *token, const char *header)
+{
+	size_t glen;
+	const char *given = auth_bearer(header, &glen);
+	if (given == NULL)
+		return AUTH_MISSING;
 	/* Compare digests, so the comparison takes the same time whatever the
 	 * lengths are. */
 	unsigned char a[32], b[32];
@@ -130,4 +141,33 @@ auth_check_token(const char *token, const char *header)
 	    gnutls_hash_fast(GNUTLS_DIG_SHA256, token, strlen(token), b) != 0)
 		return AUTH_INVALID;
 	return util_ct_equal(a, b, sizeof(a)) ? AUTH_OK : AUTH_INVALID;
+}
+
+long
+auth_find_token(const char *const *tokens, size_t n, const char *header, enum auth_result *res)
+{
+	size_t glen;
+	const char *given = auth_bearer(header, &glen);
+	long found = -1;
+	*res = AUTH_MISSING;
+	if (given == NULL)
+		return -1;
+	*res = AUTH_INVALID;
+	unsigned char a[32], b[32];
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, given, glen, a) != 0)
+		return -1;
+	/* Every token is compared, whichever matched: the time taken says
+	 * nothing about which one did, or how far the list was read. */
+	for (size_t i = 0; i < n; i++) {
+		if (tokens[i] == NULL)
+			continue;
+		if (gnutls_hash_fast(GNUTLS_DIG_SHA256, tokens[i], strlen(tokens[i]), b) != 0)
+			continue;
+		int eq = util_ct_equal(a, b, sizeof(a));
+		if (eq && found < 0)
+			found = (long)i;
+	}
+	if (found >= 0)
+		*res = AUTH_OK;
+	return found;
 }

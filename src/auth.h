@@ -41,4 +41,14 @@ enum auth_result auth_check_hmac(const struct auth_key *keys, size_t nkeys,
 /* Verify "Authorization: Bearer <token>" (NULL header = missing). */
 enum auth_result auth_check_token(const char *token, const char *header);
 
+/*
+ * Which of tokens[0..n) (NULL entries skipped) "Authorization: Bearer
+ * <token>" carries (NULL header = missing): every token is compared, in
+ * constant time, whatever matched before. Returns the index of the first that
+ * matches, else -1; *res gets AUTH_OK, AUTH_MISSING (no bearer token in the
+ * header) or AUTH_INVALID (one that matches none).
+ */
+long auth_find_token(const char *const *tokens, size_t n, const char *header,
+    enum auth_result *res);
+
 #endif

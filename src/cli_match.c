@@ -29,6 +29,27 @@ cli_match_read_stdin(size_t *len)
 	return b.data;
 }
 
+/*
+ * A forwarding target: the request it would get. Header values other than
+ * fluxrelay's own are not printed (they may be credentials), nor is the
+ * address (it may be one too).
+ */
+static void
+cli_match_forward(const struct conf_provider *p, const struct event *ev, const char *alerts,
+    size_t len)
+{
+	printf("  target: %s (%s) alerts=%s\n  forward: POST of the event as received "
+	    "(%zu bytes); headers: Content-Type: application/json", p->name,
+	    conf_provider_type_name(p->type), alerts, len);
+	if (ev->reporting_controller[0] != '\0')
+		printf(", Gotk-Component: %s", ev->reporting_controller);
+	for (size_t i = 0; i < p->nheaders; i++)
+		printf(", %s", p->headers[i].name);
+	if (p->type == CONF_PROVIDER_GENERIC_HMAC)
+		printf(", X-Signature: sha256=<HMAC-SHA256 of the body>");
+	printf("\n");
+}
+
 /* 1 when at least one alert matched, 0 when none, -1 when the event is bad. */
 static int
 cli_match_one(const struct conf *c, const struct rules *r, const char *name, const char *buf,
@@ -56,7 +77,12 @@ cli_match_one(const struct conf *c, const struct rules *r, const char *name, con
 		for (size_t i = 0; i < res.ntargets; i++) {
 			const struct rules_target *t = &res.targets[i];
 			const struct conf_provider *p = &c->providers[t->provider];
-			struct slack_item item = { .ev = ev, .extra = t->extra, .nextra = t->nextra };
+			if (conf_provider_forwards(p)) {
+				cli_match_forward(p, ev, t->alerts, len);
+				continue;
+			}
+			struct slack_item item = { .ev = ev, .extra = t->extra, .nextra = t->nextra,
+			    .cluster = ev->cluster };
 			char *payload = slack_render_string(p, t->channel, &item, 1);
 			printf("  target: %s (%s)%s%s alerts=%s\n  %s\n", p->name,
 			    conf_provider_type_name(p->type), t->channel ? " channel=" : "",

@@ -23,6 +23,7 @@
 #include "conf.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -194,47 +196,86 @@ static const char *const conf_listen_keys[] = {
 static const char *const conf_auth_keys[] = {
 	"hmac_key", "hmac_key_file", "hmac_key_env",
 	"hmac_key_previous", "hmac_key_previous_file", "hmac_key_previous_env",
+	"token", "token_file", "token_env", "clients", NULL
+};
+static const char *const conf_client_keys[] = {
+	"name", "hmac_key", "hmac_key_file", "hmac_key_env",
+	"hmac_key_previous", "hmac_key_previous_file", "hmac_key_previous_env",
 	"token", "token_file", "token_env", NULL
 };
+/* More clients than this with an HMAC key and no token is a warning: every
+ * request that no token identifies tries their keys in turn. */
+#define CONF_HMAC_ONLY_CLIENTS_WARN 16
 static const char *const conf_queue_keys[] = { "sync", NULL };
 static const char *const conf_dedup_keys[] = { NULL };
 static const char *const conf_log_keys[] = { "level", "format", NULL };
 static const char *const conf_provider_keys[] = {
 	"name", "type", "url", "url_file", "url_env", "token", "token_file", "token_env",
-	"api_url", "channel", "username", "icon_emoji", "icon_url", "proxy", "ca_file", NULL
+	"api_url", "channel", "username", "icon_emoji", "icon_url", "proxy", "ca_file",
+	"address", "address_file", "address_env", "headers", "headers_file",
+	"hmac_key", "hmac_key_file", "hmac_key_env", NULL
 };
 static const char *const conf_alert_keys[] = {
 	"name", "providers", "severity", "sources", "reasons", "include", "exclude",
 	"metadata", "summary", "channel", "notify", "recovery_reasons", NULL
 };
-static const char *const conf_source_keys[] = { "kind", "name", "namespace", NULL };
+static const char *const conf_source_keys[] = { "kind", "name", "namespace", "cluster", NULL };
 
-/* Keys that belong to one provider type only. */
+/* Keys that belong to some provider types only: the types' bits. */
+#define CONF_T(t) (1u << (t))
+#define CONF_T_MESSAGES (CONF_T(CONF_PROVIDER_SLACK) | CONF_T(CONF_PROVIDER_SLACK_BOT) | \
+	CONF_T(CONF_PROVIDER_CONSOLE))
+#define CONF_T_FORWARD (CONF_T(CONF_PROVIDER_GENERIC) | CONF_T(CONF_PROVIDER_GENERIC_HMAC))
 static const struct {
 	const char *key;
-	enum conf_provider_type type;
+	unsigned types;
 } conf_type_keys[] = {
-	{ "url", CONF_PROVIDER_SLACK },
-	{ "url_file", CONF_PROVIDER_SLACK },
-	{ "url_env", CONF_PROVIDER_SLACK },
-	{ "token", CONF_PROVIDER_SLACK_BOT },
-	{ "token_file", CONF_PROVIDER_SLACK_BOT },
-	{ "token_env", CONF_PROVIDER_SLACK_BOT },
-	{ "api_url", CONF_PROVIDER_SLACK_BOT },
-	{ "threads", CONF_PROVIDER_SLACK_BOT },
-	{ "thread_ttl", CONF_PROVIDER_SLACK_BOT },
+	{ "url", CONF_T(CONF_PROVIDER_SLACK) },
+	{ "url_file", CONF_T(CONF_PROVIDER_SLACK) },
+	{ "url_env", CONF_T(CONF_PROVIDER_SLACK) },
+	{ "token", CONF_T(CONF_PROVIDER_SLACK_BOT) },
+	{ "token_file", CONF_T(CONF_PROVIDER_SLACK_BOT) },
+	{ "token_env", CONF_T(CONF_PROVIDER_SLACK_BOT) },
+	{ "api_url", CONF_T(CONF_PROVIDER_SLACK_BOT) },
+	{ "threads", CONF_T(CONF_PROVIDER_SLACK_BOT) },
+	{ "thread_ttl", CONF_T(CONF_PROVIDER_SLACK_BOT) },
+	/* A forwarder sends the event as received: nothing of a message applies. */
+	{ "channel", CONF_T_MESSAGES },
+	{ "username", CONF_T_MESSAGES },
+	{ "icon_emoji", CONF_T_MESSAGES },
+	{ "icon_url", CONF_T_MESSAGES },
+	{ "batch_max", CONF_T_MESSAGES },
+	{ "max_text", CONF_T_MESSAGES },
+	{ "address", CONF_T_FORWARD },
+	{ "address_file", CONF_T_FORWARD },
+	{ "address_env", CONF_T_FORWARD },
+	{ "headers", CONF_T_FORWARD },
+	{ "headers_file", CONF_T_FORWARD },
+	{ "hmac_key", CONF_T(CONF_PROVIDER_GENERIC_HMAC) },
+	{ "hmac_key_file", CONF_T(CONF_PROVIDER_GENERIC_HMAC) },
+	{ "hmac_key_env", CONF_T(CONF_PROVIDER_GENERIC_HMAC) },
 };
 
 static const char *const conf_type_names[] = {
 	[CONF_PROVIDER_SLACK] = "slack",
 	[CONF_PROVIDER_SLACK_BOT] = "slack-bot",
 	[CONF_PROVIDER_CONSOLE] = "console",
+	[CONF_PROVIDER_GENERIC] = "generic",
+	[CONF_PROVIDER_GENERIC_HMAC] = "generic-hmac",
 };
+#define CONF_NTYPES (sizeof(conf_type_names) / sizeof(conf_type_names[0]))
 
 /* ------------------------------------------------------------------------ */
 /* Problems                                                                 */
 
 static char *conf_resolve(const struct conf_ctx *x, const char *p);
+/* Lists of named groups (providers, alerts, auth.clients): see below. */
+typedef char *conf_entry_fn(struct conf_ctx *x, const config_setting_t *g, size_t i,
+    const config_setting_t *const *entries, char *const *names);
+static char *conf_entry_scope(const char *what, const config_setting_t *g, size_t i);
+static void conf_entry_name(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    size_t i, const config_setting_t *const *entries, char *const *names, char **dst);
+static void conf_entries(struct conf_ctx *x, const config_setting_t *l, conf_entry_fn *fn);
 
 /* Record a problem's line (0: none) and text (taken). */
 static void
@@ -1229,6 +1270,119 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 }
 
 static void
+conf_client_clear(struct conf_client *cl)
+{
+	free(cl->name);
+	conf_secret_free_str(cl->token);
+	conf_secret_free(cl->hmac_key, cl->hmac_key_len);
+	conf_secret_free(cl->hmac_key_raw, cl->hmac_key_raw_len);
+	conf_secret_free(cl->hmac_key_previous, cl->hmac_key_previous_len);
+	conf_secret_free(cl->hmac_key_previous_raw, cl->hmac_key_previous_raw_len);
+}
+
+/*
+ * Client i of auth.clients (a conf_entry_fn): a name, and a token and/or an
+ * HMAC key given as the top-level ones are.
+ */
+static char *
+conf_client(struct conf_ctx *x, const config_setting_t *g, size_t i,
+    const config_setting_t *const *entries, char *const *names)
+{
+	struct conf_client *cl = &x->c->auth.clients[i];
+	char *scope = conf_entry_scope("auth.clients", g, i);
+	char *s = NULL, *raw = NULL;
+	size_t n = 0, nraw = 0;
+	if (!config_setting_is_group(g)) {
+		conf_report(x, g, scope, NULL, "must be a group { name = \"...\"; ... }");
+		goto out;
+	}
+	conf_check_keys(x, g, scope, conf_client_keys, NULL);
+	conf_entry_name(x, g, scope, i, entries, names, &cl->name);
+	int rk = conf_get_secret(x, g, scope, "hmac_key", true, &s, &n, &raw, &nraw);
+	if (rk == 1) {
+		cl->hmac_key = (unsigned char *)s;
+		cl->hmac_key_len = n;
+		cl->hmac_key_raw = (unsigned char *)raw;
+		cl->hmac_key_raw_len = nraw;
+	}
+	s = raw = NULL;
+	int rp = conf_get_secret(x, g, scope, "hmac_key_previous", true, &s, &n, &raw, &nraw);
+	if (rp == 1) {
+		cl->hmac_key_previous = (unsigned char *)s;
+		cl->hmac_key_previous_len = n;
+		cl->hmac_key_previous_raw = (unsigned char *)raw;
+		cl->hmac_key_previous_raw_len = nraw;
+	}
+	if (rp != 0 && rk == 0)
+		conf_report(x, g, scope, "hmac_key_previous", "needs hmac_key (the new key)");
+	s = NULL;
+	int rt = conf_get_secret(x, g, scope, "token", false, &s, &n, NULL, NULL);
+	if (rt == 1)
+		cl->token = s;
+	if (rk == 0 && rt == 0 && rp == 0)
+		conf_report(x, g, scope, NULL, "needs a token (token, token_file or token_env) "
+		    "or an HMAC key (hmac_key, hmac_key_file or hmac_key_env)");
+out:
+	free(scope);
+	return cl->name;
+}
+
+/* auth.clients: each client's credentials name the cluster its events come from. */
+static void
+conf_auth_clients(struct conf_ctx *x, const config_setting_t *g)
+{
+	struct conf *c = x->c;
+	const config_setting_t *l = conf_get_group_list(x, g, "auth.", "clients");
+	if (l == NULL)
+		return;
+	c->auth.nclients = (size_t)config_setting_length(l);
+	c->auth.clients = util_calloc(c->auth.nclients, sizeof(*c->auth.clients));
+	conf_entries(x, l, conf_client);
+	/* A token or key two clients share would always name the first. */
+	for (size_t i = 0; i < c->auth.nclients; i++) {
+		const struct conf_client *a = &c->auth.clients[i];
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		char *scope = conf_entry_scope("auth.clients", e, i);
+		for (size_t j = 0; j < i; j++) {
+			const struct conf_client *b = &c->auth.clients[j];
+			const char *bn = b->name ? b->name : "?";
+			if (a->token != NULL && b->token != NULL && strcmp(a->token, b->token) == 0)
+				conf_report(x, e, scope, NULL, "same token as client \"%s\"", bn);
+			else if (a->token == NULL && b->token == NULL && a->hmac_key != NULL &&
+			    b->hmac_key != NULL && a->hmac_key_len == b->hmac_key_len &&
+			    memcmp(a->hmac_key, b->hmac_key, a->hmac_key_len) == 0)
+				conf_report(x, e, scope, NULL, "same HMAC key as client \"%s\"", bn);
+		}
+		if (a->token != NULL && c->auth.token != NULL && strcmp(a->token, c->auth.token) == 0)
+			conf_report(x, e, scope, NULL, "same token as auth.token");
+		free(scope);
+	}
+	size_t hmac_only = 0;
+	for (size_t i = 0; i < c->auth.nclients; i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		if (!config_setting_is_group(e))
+			continue;
+		bool key = config_setting_get_member(e, "hmac_key") ||
+		    config_setting_get_member(e, "hmac_key_file") ||
+		    config_setting_get_member(e, "hmac_key_env");
+		bool token = config_setting_get_member(e, "token") ||
+		    config_setting_get_member(e, "token_file") ||
+		    config_setting_get_member(e, "token_env");
+		if (key && !token)
+			hmac_only++;
+	}
+	if (hmac_only > CONF_HMAC_ONLY_CLIENTS_WARN) {
+		char *w = util_printf("%s%s:%u: auth.clients: warning: %zu clients have an HMAC key "
+		    "and no token: a request that no token identifies tries their keys one after "
+		    "the other (more than %d slows every such request down; give them tokens)\n",
+		    c->warnings ? c->warnings : "", x->path, config_setting_source_line(l), hmac_only,
+		    CONF_HMAC_ONLY_CLIENTS_WARN);
+		free(c->warnings);
+		c->warnings = w;
+	}
+}
+
+static void
 conf_auth(struct conf_ctx *x, const config_setting_t *root)
 {
 	static const char scope[] = "auth.";
@@ -1261,6 +1415,7 @@ conf_auth(struct conf_ctx *x, const config_setting_t *root)
 	s = NULL;
 	if (conf_get_secret(x, g, scope, "token", false, &s, &n, NULL, NULL) == 1)
 		c->auth.token = s;
+	conf_auth_clients(x, g);
 }
 
 static void
@@ -1357,6 +1512,12 @@ conf_provider_clear(struct conf_provider *p)
 	free(p->icon_url);
 	free(p->proxy);
 	free(p->ca_file);
+	for (size_t i = 0; i < p->nheaders; i++) {
+		free(p->headers[i].name);
+		conf_secret_free_str(p->headers[i].value);
+	}
+	free(p->headers);
+	conf_secret_free(p->hmac_key, p->hmac_key_len);
 }
 
 /* Scope of a list entry: `provider "NAME": ` when it has a usable name, else `provider #N: `. */
@@ -1439,21 +1600,22 @@ conf_provider_type(struct conf_ctx *x, const config_setting_t *g, const char *sc
 	const char *t = NULL;
 	int type = -1, r = conf_get_string(x, g, scope, "type", &t);
 	if (r == 0)
-		conf_report(x, g, scope, "type", "required (slack, slack-bot or console)");
+		conf_report(x, g, scope, "type",
+		    "required (slack, slack-bot, console, generic or generic-hmac)");
 	if (r != 1)
 		return -1;
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < (int)CONF_NTYPES; k++)
 		if (strcmp(t, conf_type_names[k]) == 0)
 			type = k;
 	if (type < 0) {
 		conf_report(x, config_setting_get_member(g, "type"), scope, "type",
-		    "must be one of slack, slack-bot, console");
+		    "must be one of slack, slack-bot, console, generic, generic-hmac");
 		return -1;
 	}
 	p->type = (enum conf_provider_type)type;
 	for (size_t k = 0; k < sizeof(conf_type_keys) / sizeof(conf_type_keys[0]); k++) {
 		const config_setting_t *s = config_setting_get_member(g, conf_type_keys[k].key);
-		if (s != NULL && (int)conf_type_keys[k].type != type)
+		if (s != NULL && (conf_type_keys[k].types & CONF_T(type)) == 0)
 			conf_report(x, s, scope, conf_type_keys[k].key, "not valid for type \"%s\"",
 			    conf_type_names[type]);
 	}
@@ -1498,6 +1660,188 @@ conf_provider_bot(struct conf_ctx *x, const config_setting_t *g, const char *sco
 		conf_report(x, g, scope, "channel", "required for type \"slack-bot\"");
 }
 
+/* An HTTP header name: a token (RFC 9110 §5.6.2). */
+static bool
+conf_header_name_ok(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!(isalnum((unsigned char)*s) || strchr("!#$%&'*+-.^_`|~", *s) != NULL))
+			return false;
+	return true;
+}
+
+/*
+ * Add header name: value to p, or report why not (at, key: where it was
+ * given). Headers that fluxrelay sets itself, or that would change how the
+ * body is framed, are refused rather than silently replaced.
+ */
+static void
+conf_header_add(struct conf_ctx *x, const config_setting_t *at, const char *scope,
+    const char *key, struct conf_provider *p, const char *name, const char *value,
+    size_t vlen)
+{
+	static const char *const reserved[] = {
+		"Content-Type", "Content-Length", "Transfer-Encoding", "Host", "Expect",
+		"X-Signature", NULL
+	};
+	if (!conf_header_name_ok(name)) {
+		conf_report(x, at, scope, key, "\"%s\" is not a valid header name", name);
+		return;
+	}
+	for (size_t i = 0; reserved[i] != NULL; i++) {
+		if (strcasecmp(name, reserved[i]) == 0) {
+			conf_report(x, at, scope, key, "header %s is set by fluxrelay", reserved[i]);
+			return;
+		}
+	}
+	for (size_t i = 0; i < p->nheaders; i++) {
+		if (strcasecmp(p->headers[i].name, name) == 0) {
+			conf_report(x, at, scope, key, "header %s given twice", name);
+			return;
+		}
+	}
+	for (size_t i = 0; i < vlen; i++) {
+		unsigned char ch = (unsigned char)value[i];
+		if (ch == '\r' || ch == '\n' || ch == '\0') {
+			/* Never the value: it may be a credential. */
+			conf_report(x, at, scope, key, "the value of header %s holds a line break "
+			    "or NUL byte", name);
+			return;
+		}
+	}
+	p->headers = util_realloc(p->headers, (p->nheaders + 1) * sizeof(*p->headers));
+	p->headers[p->nheaders].name = util_strdup(name);
+	p->headers[p->nheaders].value = util_strndup(value, vlen);
+	p->nheaders++;
+}
+
+/* headers = { Name = "value"; ... } */
+static void
+conf_provider_headers_group(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_provider *p)
+{
+	const config_setting_t *h = config_setting_get_member(g, "headers");
+	if (h == NULL)
+		return;
+	if (!config_setting_is_group(h)) {
+		conf_report(x, h, scope, "headers", "must be a group { Name = \"value\"; ... }");
+		return;
+	}
+	for (int i = 0; i < config_setting_length(h); i++) {
+		const config_setting_t *e = config_setting_get_elem(h, (unsigned)i);
+		const char *name = config_setting_name(e);
+		char *key = util_printf("headers.%s", name);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			conf_report(x, e, scope, key, "must be a string");
+		else
+			conf_header_add(x, e, scope, key, p, name, config_setting_get_string(e),
+			    strlen(config_setting_get_string(e)));
+		free(key);
+	}
+}
+
+/* headers_file: lines "Name: value" (blank lines and lines starting '#' skipped). */
+static void
+conf_provider_headers_file(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_provider *p)
+{
+	const config_setting_t *at = config_setting_get_member(g, "headers_file");
+	char *path = NULL, *data = NULL, err[512];
+	size_t n = 0;
+	if (conf_get_path(x, g, scope, "headers_file", true, &path) != 1)
+		goto out;
+	if (x->skip_secrets)
+		goto out;
+	data = util_read_file(path, &n, err, sizeof(err));
+	if (data == NULL) {
+		conf_report(x, at, scope, "headers_file", "%s", err);
+		goto out;
+	}
+	unsigned lineno = 0;
+	for (char *line = data, *end = data + n; line < end; ) {
+		char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t llen = nl ? (size_t)(nl - line) : (size_t)(end - line);
+		lineno++;
+		if (llen > 0 && line[llen - 1] == '\r')
+			llen--;
+		char *stop = line + llen;
+		char *colon = memchr(line, ':', llen);
+		char *k = line;
+		while (k < stop && (*k == ' ' || *k == '\t'))
+			k++;
+		if (k == stop || *k == '#') {
+			line = nl ? nl + 1 : end;
+			continue;
+		}
+		char keybuf[64];
+		snprintf(keybuf, sizeof(keybuf), "headers_file line %u", lineno);
+		if (colon == NULL) {
+			conf_report(x, at, scope, keybuf, "%s: expected \"Name: value\"", path);
+		} else {
+			char *ke = colon;
+			while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t'))
+				ke--;
+			char *name = util_strndup(k, (size_t)(ke - k));
+			char *v = colon + 1;
+			char *ve = stop;
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			conf_header_add(x, at, scope, keybuf, p, name, v, (size_t)(ve - v));
+			free(name);
+		}
+		line = nl ? nl + 1 : end;
+	}
+out:
+	if (data != NULL)
+		conf_secret_free(data, n);
+	free(path);
+}
+
+/*
+ * A forwarding provider (generic, generic-hmac): address (address_file,
+ * address_env), headers and headers_file, and for generic-hmac the key.
+ */
+static void
+conf_provider_forward(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_provider *p)
+{
+	size_t n;
+	int r = conf_get_secret(x, g, scope, "address", false, &p->url, &n, NULL, NULL);
+	if (r == 0) {
+		conf_report(x, g, scope, "address", "required (address, address_file or address_env)");
+	} else if (r == 1 && !conf_is_http_url(p->url)) {
+		const char *k = config_setting_get_member(g, "address") ? "address"
+		    : config_setting_get_member(g, "address_file") ? "address_file" : "address_env";
+		conf_report(x, config_setting_get_member(g, k), scope, k,
+		    "must start with http:// or https://");
+	}
+	conf_provider_headers_group(x, g, scope, p);
+	conf_provider_headers_file(x, g, scope, p);
+	if (p->type != CONF_PROVIDER_GENERIC_HMAC)
+		return;
+	char *key = NULL, *raw = NULL;
+	size_t nraw = 0;
+	r = conf_get_secret(x, g, scope, "hmac_key", true, &key, &n, &raw, &nraw);
+	if (r == 0) {
+		conf_report(x, g, scope, "hmac_key", "required for type \"generic-hmac\" "
+		    "(hmac_key, hmac_key_file or hmac_key_env)");
+	} else if (r == 1) {
+		/* Flux signs with the Secret's bytes as stored: a file's own
+		 * trailing newline is part of the key here. */
+		if (raw != NULL) {
+			conf_secret_free(key, n);
+			key = raw;
+			n = nraw;
+		}
+		p->hmac_key = (unsigned char *)key;
+		p->hmac_key_len = n;
+	}
+}
+
 /* Provider i, from group g: a conf_entry_fn. */
 static char *
 conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
@@ -1518,6 +1862,8 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 		conf_provider_webhook(x, g, scope, p);
 	else if (type == CONF_PROVIDER_SLACK_BOT)
 		conf_provider_bot(x, g, scope, p);
+	else if (type == CONF_PROVIDER_GENERIC || type == CONF_PROVIDER_GENERIC_HMAC)
+		conf_provider_forward(x, g, scope, p);
 	conf_copy_string(x, g, scope, "channel", &p->channel);
 	conf_copy_string(x, g, scope, "username", &p->username);
 	int re = conf_copy_string(x, g, scope, "icon_emoji", &p->icon_emoji);
@@ -1526,6 +1872,8 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 		conf_report(x, config_setting_get_member(g, "icon_url"), scope, "icon_url",
 		    "cannot be combined with icon_emoji");
 	conf_scalars_load(x, g, scope, "provider", p);
+	if (conf_provider_forwards(p))
+		p->batch_max = 1;     /* never coalesced: one event, one request */
 	conf_copy_string(x, g, scope, "proxy", &p->proxy);
 	if (conf_get_path(x, g, scope, "ca_file", true, &p->ca_file) == 1)
 		conf_check_readable(x, g, scope, "ca_file", p->ca_file);
@@ -1668,6 +2016,7 @@ conf_alert_sources(struct conf_ctx *x, const config_setting_t *g, const char *sc
 			conf_report(x, s, sub, "kind", "required");
 		conf_copy_string(x, s, sub, "name", &src->name);
 		conf_copy_string(x, s, sub, "namespace", &src->namespace);
+		conf_copy_string(x, s, sub, "cluster", &src->cluster);
 		free(sub);
 	}
 }
@@ -1774,12 +2123,15 @@ conf_alert_notify(struct conf_ctx *x, const config_setting_t *g, const char *sco
 			a->recovery_reasons[i] = util_strdup(conf_default_recovery_reasons[i]);
 		a->nrecovery_reasons = n;
 	}
-	/*
-	 * The place for "notify = \"changes\" on an alert whose providers include a
-	 * forwarding provider (generic, generic-hmac) is an error": forwarders pass
-	 * events on and have no messages. No such provider type exists yet; when
-	 * one does, check a->provider_idx here and report at "notify".
-	 */
+	/* Forwarders pass events on as received: they have no messages to
+	 * open, remind or close. */
+	for (size_t i = 0; a->provider_idx != NULL && i < a->nproviders; i++) {
+		const struct conf_provider *p = &x->c->providers[a->provider_idx[i]];
+		if (conf_provider_forwards(p))
+			conf_report(x, config_setting_get_member(g, "notify"), scope, "notify",
+			    "notify = \"changes\" cannot deliver to provider \"%s\" (type %s "
+			    "forwards events as received)", p->name, conf_provider_type_name(p->type));
+	}
 }
 
 /* Alert i, from group g: a conf_entry_fn. */
@@ -1835,6 +2187,7 @@ conf_alert_clear(struct conf_alert *a)
 		free(a->sources[i].kind);
 		free(a->sources[i].name);
 		free(a->sources[i].namespace);
+		free(a->sources[i].cluster);
 	}
 	free(a->sources);
 	conf_strv_free(a->reasons, a->nreasons);
@@ -2094,6 +2447,10 @@ conf_free(struct conf *c)
 	conf_secret_free(c->auth.hmac_key_raw, c->auth.hmac_key_raw_len);
 	conf_secret_free(c->auth.hmac_key_previous_raw, c->auth.hmac_key_previous_raw_len);
 	conf_secret_free_str(c->auth.token);
+	for (size_t i = 0; i < c->auth.nclients; i++)
+		conf_client_clear(&c->auth.clients[i]);
+	free(c->auth.clients);
+	free(c->warnings);
 	for (size_t i = 0; i < c->nproviders; i++)
 		conf_provider_clear(&c->providers[i]);
 	free(c->providers);

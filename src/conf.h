@@ -28,6 +28,14 @@ enum conf_provider_type {
 	CONF_PROVIDER_SLACK,
 	CONF_PROVIDER_SLACK_BOT,
 	CONF_PROVIDER_CONSOLE,
+	CONF_PROVIDER_GENERIC,        /* forwards the event as received (SPEC: forwarding) */
+	CONF_PROVIDER_GENERIC_HMAC,   /* the same, signed with X-Signature */
+};
+
+/* One custom header of a forwarding provider. */
+struct conf_header {
+	char *name;           /* an HTTP token; unique, case-insensitively */
+	char *value;          /* no CR, LF or NUL; may be a secret (never logged) */
 };
 
 /* What an alert delivers (SPEC §12): every matching event, or incident transitions. */
@@ -39,7 +47,7 @@ enum conf_notify {
 struct conf_provider {
 	char *name;
 	enum conf_provider_type type;
-	char *url;            /* slack: webhook URL (secret), else NULL */
+	char *url;            /* slack: webhook URL; generic*: address (secret), else NULL */
 	char *token;          /* slack-bot: bearer token (secret), else NULL */
 	char *api_url;        /* slack-bot: ["https://slack.com/api"], no trailing '/' */
 	char *channel;        /* NULL when unset */
@@ -56,12 +64,28 @@ struct conf_provider {
 	/* Threads and in-place updates (slack-bot only; an error on other types). */
 	bool threads;         /* [false] */
 	double thread_ttl;    /* seconds an events thread stays open between events [86400] */
+	/* generic, generic-hmac: headers = { ... } or headers_file, in that order
+	 * of the file; NULL when none. */
+	struct conf_header *headers; size_t nheaders;
+	/* generic-hmac: the signing key (secret), bytes exactly as given: a
+	 * hmac_key_file is NOT stripped of its trailing newline, as Flux signs
+	 * with a Secret's bytes as stored. NULL otherwise. */
+	unsigned char *hmac_key; size_t hmac_key_len;
 };
+
+/* generic and generic-hmac: the event is forwarded, not rendered, and never
+ * coalesced (batch 1); they have no channel. */
+static inline bool
+conf_provider_forwards(const struct conf_provider *p)
+{
+	return p->type == CONF_PROVIDER_GENERIC || p->type == CONF_PROVIDER_GENERIC_HMAC;
+}
 
 struct conf_source {
 	char *kind;           /* glob, required */
 	char *name;           /* glob ["*"] */
 	char *namespace;      /* glob ["*"] */
+	char *cluster;        /* glob on the sending client's name (auth.clients); NULL = "*" */
 };
 
 struct conf_kv {
@@ -95,6 +119,20 @@ struct conf_alert {
 	char **recovery_reasons; size_t nrecovery_reasons;
 };
 
+/*
+ * One client of auth.clients: a name (the events' cluster), a token and/or an
+ * HMAC key (with its rotation and newline variants, as the top-level keys).
+ * With CONF_SKIP_SECRETS the secrets given by file or environment stay NULL.
+ */
+struct conf_client {
+	char *name;
+	char *token;                                    /* NULL when none */
+	unsigned char *hmac_key; size_t hmac_key_len;   /* NULL when none */
+	unsigned char *hmac_key_raw; size_t hmac_key_raw_len;
+	unsigned char *hmac_key_previous; size_t hmac_key_previous_len;
+	unsigned char *hmac_key_previous_raw; size_t hmac_key_previous_raw_len;
+};
+
 struct conf {
 	char *path;           /* NULL for the built-in defaults */
 	bool builtin;         /* true when no file was read */
@@ -123,6 +161,8 @@ struct conf {
 		unsigned char *hmac_key_raw; size_t hmac_key_raw_len;
 		unsigned char *hmac_key_previous_raw; size_t hmac_key_previous_raw_len;
 		char *token;                                     /* NULL when unset */
+		/* auth.clients in file order (names unique); NULL when none. */
+		struct conf_client *clients; size_t nclients;
 	} auth;
 	struct {
 		bool sync_full;   /* "full" [true] / "normal" */
@@ -143,6 +183,9 @@ struct conf {
 	} log;
 	struct conf_provider *providers; size_t nproviders;
 	struct conf_alert *alerts;       size_t nalerts;
+	/* What is valid but worth a word: "FILE:LINE: path: warning: text" lines,
+	 * each ending in '\n'; NULL when none. */
+	char *warnings;
 };
 
 /*

@@ -23,6 +23,7 @@
 #include "util.h"
 
 #define DEDUP_TAG "fluxrelay-dedup-v1"
+#define DEDUP_TAG_CLUSTER "fluxrelay-dedup-v1-cluster"
 
 /* ---- key ---------------------------------------------------------------- */
 
@@ -157,7 +158,15 @@ dedup_key(const struct event *ev, bool normalize_durations,
 	static const char *const metakeys[] = { "revision", "originRevision", "token" };
 	struct util_buf b = { 0 };
 
-	util_buf_append(&b, DEDUP_TAG, sizeof(DEDUP_TAG));
+	/* An event from a client (auth.clients) has its cluster in the key,
+	 * under a tag of its own; without one the key is what it always was,
+	 * so the windows stored before clients existed still hold. */
+	if (ev->cluster != NULL && ev->cluster[0] != '\0') {
+		util_buf_append(&b, DEDUP_TAG_CLUSTER, sizeof(DEDUP_TAG_CLUSTER));
+		dedup_put_field(&b, ev->cluster);
+	} else {
+		util_buf_append(&b, DEDUP_TAG, sizeof(DEDUP_TAG));
+	}
 	dedup_put_field(&b, ev->kind);
 	dedup_put_field(&b, ev->namespace);
 	dedup_put_field(&b, ev->name);

@@ -13,8 +13,9 @@
 #include "event.h"
 #include "queue.h"
 
-/* SHA-256 over kind, namespace, name, message (durations normalized when asked),
- * and metadata revision, originRevision, token when present. */
+/* SHA-256 over the cluster (when not empty), kind, namespace, name, message
+ * (durations normalized when asked), and metadata revision, originRevision,
+ * token when present. */
 void dedup_key(const struct event *ev, bool normalize_durations,
     unsigned char out[DEDUP_KEY_LEN]);
 

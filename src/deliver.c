@@ -61,6 +61,7 @@
 #include "backoff.h"
 #include "deliver_record.h"
 #include "event.h"
+#include "forward.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
@@ -134,6 +135,9 @@ struct deliver_target {
 	struct queue_row *rows;       /* the rows in the message, id order */
 	size_t nrows;
 	char *payload;
+	size_t payload_len;           /* forwarding: the event's bytes; 0 = strlen(payload) */
+	char *component;              /* forwarding: Gotk-Component (reportingController) */
+	bool ratelimit_reset;         /* the answer carried X-RateLimit-Reset */
 	struct curl_slist *headers;
 	struct util_buf body;         /* response body, at most DELIVER_BODY_MAX */
 	char retry_after[128];
@@ -280,6 +284,10 @@ deliver_target_reset(struct deliver_target *t)
 	t->nrows = 0;
 	free(t->payload);
 	t->payload = NULL;
+	t->payload_len = 0;
+	free(t->component);
+	t->component = NULL;
+	t->ratelimit_reset = false;
 	curl_slist_free_all(t->headers);
 	t->headers = NULL;
 	util_buf_free(&t->body);
@@ -418,8 +426,8 @@ deliver_dead_letter(struct deliver *d, struct deliver_target *t, const struct qu
 }
 
 static void
-deliver_ack(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
-    size_t n, const char *status)
+deliver_ack_msg(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
+    size_t n, const char *msg, const char *status)
 {
 	if (n == 0)
 		return;
@@ -436,7 +444,14 @@ deliver_ack(struct deliver *d, struct deliver_target *t, const struct queue_row 
 		if (rows[i].attempts > attempts)
 			attempts = rows[i].attempts;
 	}
-	deliver_log(LOG_LEVEL_INFO, "delivered", t, rows, n, attempts, NULL, "status", status);
+	deliver_log(LOG_LEVEL_INFO, msg, t, rows, n, attempts, NULL, "status", status);
+}
+
+static void
+deliver_ack(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
+    size_t n, const char *status)
+{
+	deliver_ack_msg(d, t, rows, n, "delivered", status);
 }
 
 /* Rows stay pending, due again at next_w (wall clock), each with its attempts. */
@@ -583,8 +598,13 @@ deliver_header_cb(char *data, size_t size, size_t nitems, void *arg)
 	/* A new status line (e.g. after "100 Continue") starts a new response. */
 	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
 		t->retry_after[0] = '\0';
+		t->ratelimit_reset = false;
 		return n;
 	}
+	/* notification-controller's rate limiter marks its duplicate 429s so. */
+	static const char reset[] = "x-ratelimit-reset:";
+	if (n >= sizeof(reset) - 1 && strncasecmp(data, reset, sizeof(reset) - 1) == 0)
+		t->ratelimit_reset = true;
 	static const char name[] = "retry-after:";
 	if (n > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
 		const char *v = data + sizeof(name) - 1;
@@ -635,6 +655,14 @@ deliver_post(struct deliver *d, struct deliver_target *t, const struct conf_prov
 		t->headers = curl_slist_append(t->headers, auth);
 		memset(auth, 0, strlen(auth));
 		free(auth);
+	} else if (conf_provider_forwards(p)) {
+		url = util_strdup(p->url);
+		char **h = forward_headers(p, t->component, t->payload, t->payload_len);
+		if (h == NULL)
+			goto out;
+		for (size_t i = 0; h[i] != NULL; i++)
+			t->headers = curl_slist_append(t->headers, h[i]);
+		forward_headers_free(h);
 	} else {
 		url = util_strdup(p->url);
 		t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
@@ -650,7 +678,8 @@ deliver_post(struct deliver *d, struct deliver_target *t, const struct conf_prov
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->payload);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(t->payload));
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+	    (curl_off_t)(t->payload_len ? t->payload_len : strlen(t->payload)));
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(p->timeout * 1000.0));
 	if (p->proxy != NULL)
 		curl_easy_setopt(e, CURLOPT_PROXY, p->proxy);
@@ -668,7 +697,7 @@ deliver_post(struct deliver *d, struct deliver_target *t, const struct conf_prov
 		goto out;
 	t->busy = true;
 	t->type = p->type;
-	t->secrets = slack_secrets(p);
+	t->secrets = conf_provider_forwards(p) ? forward_secrets(p) : slack_secrets(p);
 	t->started = util_mono();
 	d->inflight++;
 	ret = 0;
@@ -755,9 +784,12 @@ deliver_pass_take(struct deliver *d, struct deliver_target *t, struct deliver_pa
 		queue_row_clear(&bad);
 		return;
 	}
+	/* The row's strings move to send[] with it: the cluster stays valid. */
+	ev->cluster = r->cluster ? r->cluster : "";
 	pp->events[pp->n] = ev;
 	pp->extras[pp->n] = deliver_extra_parse(r->extra, &pp->items[pp->n].nextra);
 	pp->items[pp->n].ev = ev;
+	pp->items[pp->n].cluster = ev->cluster;
 	pp->items[pp->n].extra = pp->extras[pp->n];
 	pp->items[pp->n].kind = (enum slack_kind)r->kind;
 	pp->incident_json[pp->n] = deliver_incident_parse(r->incident, &pp->incidents[pp->n]);
@@ -854,7 +886,14 @@ deliver_pass_post(struct deliver *d, struct deliver_target *t, const struct conf
     struct deliver_pass *ps, double now_m)
 {
 	const char *channel = t->channel[0] ? t->channel : NULL;
-	t->payload = slack_render_string(p, channel, ps->parsed.items, ps->nsend);
+	if (conf_provider_forwards(p)) {
+		/* The event as received, one per request (batch_max is 1). */
+		t->payload = util_strndup(ps->send[0].event, ps->send[0].event_len);
+		t->payload_len = ps->send[0].event_len;
+		t->component = util_strdup(ps->parsed.events[0]->reporting_controller);
+	} else {
+		t->payload = slack_render_string(p, channel, ps->parsed.items, ps->nsend);
+	}
 	if (t->payload == NULL) {
 		deliver_dead_letter(d, t, ps->send, ps->nsend, NULL, "cannot render payload", false);
 		return;
@@ -1246,7 +1285,7 @@ deliver_most_attempts(const struct queue_row *rows, size_t n)
  */
 static void
 deliver_classify(const struct deliver_target *t, CURLcode rc, double now_w, char status[16],
-    struct slack_result *res)
+    struct slack_result *res, bool *duplicate)
 {
 	struct slack_response resp = {0};
 	char transport[CURL_ERROR_SIZE + 64];
@@ -1266,7 +1305,11 @@ deliver_classify(const struct deliver_target *t, CURLcode rc, double now_w, char
 		snprintf(status, 16, "%ld", code);
 	}
 	resp.secrets = t->secrets;
-	slack_classify(t->type, &resp, (time_t)now_w, res);
+	*duplicate = false;
+	if (t->type == CONF_PROVIDER_GENERIC || t->type == CONF_PROVIDER_GENERIC_HMAC)
+		forward_classify(&resp, t->ratelimit_reset, (time_t)now_w, res, duplicate);
+	else
+		slack_classify(t->type, &resp, (time_t)now_w, res);
 }
 
 /* Rate limited: the rows and the bucket wait Retry-After (capped); no attempt counted. */
@@ -1483,8 +1526,9 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 	struct slack_result res;
 	char status[16];
 	double now_w = util_now();
+	bool duplicate;
 
-	deliver_classify(t, rc, now_w, status, &res);
+	deliver_classify(t, rc, now_w, status, &res, &duplicate);
 	curl_multi_remove_handle(d->multi, t->easy);
 	t->busy = false;
 	d->inflight--;
@@ -1498,7 +1542,10 @@ deliver_complete(struct deliver *d, struct deliver_target *t, CURLcode rc)
 	case SLACK_DELIVERED:
 		if (t->step != DELIVER_STEP_SEND)
 			deliver_thread_delivered(d, t, &res, now_w);
-		deliver_ack(d, t, t->rows, t->nrows, status);
+		/* A forwarding receiver's rate limiter (notification-controller)
+		 * already has this event: done, and said so. */
+		deliver_ack_msg(d, t, t->rows, t->nrows, duplicate ?
+		    "delivered: duplicate dropped by the receiver" : "delivered", status);
 		break;
 	case SLACK_RATE_LIMITED:
 		deliver_rate_limited(d, t, &res, now_w);

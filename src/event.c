@@ -485,6 +485,7 @@ event_build(const struct event_values *vals, const struct event_mtmp *mt, size_t
 		    v->p != NULL || f->empty_if_absent ? event_put(&cur, v->p, v->n) : NULL;
 	}
 	ev->severity = vals->severity;
+	ev->cluster = "";
 	ev->has_timestamp = vals->has_ts;
 	ev->timestamp = vals->ts;
 	for (size_t i = 0; i < nmeta; i++) {

@@ -46,6 +46,12 @@ struct event {
 	char *reporting_instance;   /* "" when absent */
 	struct event_kv *meta;      /* normalized, sorted by key, unique keys */
 	size_t nmeta;
+	/* The sending client's name (auth.clients), "" when none: not part of
+	 * the JSON and not owned. event_parse sets ""; the HTTP layer points it
+	 * at the client's name in its configuration snapshot, the delivery
+	 * thread at the stored row's cluster. Part of the dedup key and of the
+	 * incident object key, matched by a source's cluster glob. */
+	const char *cluster;
 };
 
 /* Maximum JSON nesting accepted (jansson's own limit is higher). */

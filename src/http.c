@@ -151,6 +151,10 @@ struct http_req {
 	char *pending_msg;
 	const char *const *pending_headers;
 	struct snapshot *snap;
+	/* auth.clients: the client the request comes from (index), else
+	 * HTTP_CLIENT_NONE (no client: the top-level credentials or none), or
+	 * HTTP_CLIENT_BY_SIGNATURE while its X-Signature is to decide. */
+	long client;
 	struct event *ev;              /* kept until answered, for the "accepted" line */
 	struct rules_result match;
 	struct queue_item *items;
@@ -161,6 +165,9 @@ struct http_req {
 	struct queue_req qreq;
 	char peer[64];
 };
+
+#define HTTP_CLIENT_NONE (-1)
+#define HTTP_CLIENT_BY_SIGNATURE (-2)
 
 static const char *const http_allow_get[] = { "Allow", "GET, HEAD", NULL };
 static const char *const http_allow_post[] = { "Allow", "POST", NULL };
@@ -319,10 +326,28 @@ http_remote(struct http_req *r)
 	return r->peer;
 }
 
+/* The request's cluster: its client's name, "" without one. */
+static const char *
+http_cluster(const struct http_req *r)
+{
+	if (r->snap == NULL || r->client < 0)
+		return "";
+	return r->snap->conf->auth.clients[r->client].name;
+}
+
+/* events_received_total, and client_events_total when a client sent it. */
+static void
+http_count(const struct http_req *r, enum metrics_event_status s)
+{
+	metrics_event(s);
+	if (r->snap != NULL && r->client >= 0)
+		metrics_client_event(http_cluster(r), s);
+}
+
 static void
 http_reject(struct http_req *r, const char *why, const char *detail)
 {
-	metrics_event(METRICS_EVENT_REJECTED);
+	http_count(r, METRICS_EVENT_REJECTED);
 	log_info("event rejected", "remote", http_remote(r), "error", why,
 	    detail ? "field" : NULL, detail, NULL);
 }
@@ -464,7 +489,7 @@ http_answer_committed(struct http_req *r)
 {
 	switch (r->qreq.result) {
 	case QUEUE_RESULT_ACCEPTED: {
-		metrics_event(METRICS_EVENT_ACCEPTED);
+		http_count(r, METRICS_EVENT_ACCEPTED);
 		http_log_accepted(r, r->ev);
 		struct util_buf b = {0};
 		util_buf_printf(&b, "{\"status\":\"accepted\",\"id\":\"%s\",\"alerts\":[",
@@ -479,7 +504,7 @@ http_answer_committed(struct http_req *r)
 		return http_respond_buf(r, MHD_HTTP_ACCEPTED, &b, NULL);
 	}
 	case QUEUE_RESULT_DUPLICATE: {
-		metrics_event(METRICS_EVENT_DUPLICATE);
+		http_count(r, METRICS_EVENT_DUPLICATE);
 		log_info("event duplicate", "event_id", r->qreq.event_id, "remote", http_remote(r), NULL);
 		struct util_buf b = {0};
 		util_buf_printf(&b, "{\"status\":\"duplicate\",\"id\":\"%s\"}", r->qreq.event_id);
@@ -487,40 +512,38 @@ http_answer_committed(struct http_req *r)
 	}
 	case QUEUE_RESULT_IGNORED:
 		/* notify = "changes" alerts only, with nothing to say (SPEC §12). */
-		metrics_event(METRICS_EVENT_IGNORED);
+		http_count(r, METRICS_EVENT_IGNORED);
 		if (log_enabled(LOG_LEVEL_DEBUG))
 			log_debug("event ignored", "kind", r->ev->kind, "name", r->ev->name, NULL);
 		return http_respond_const(r, MHD_HTTP_ACCEPTED, HTTP_CONST_IGNORED);
 	case QUEUE_RESULT_FULL:
-		metrics_event(METRICS_EVENT_REJECTED);
+		http_count(r, METRICS_EVENT_REJECTED);
 		log_warn("event refused: queue full", "remote", http_remote(r), NULL);
 		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue full", NULL, NULL);
 	case QUEUE_RESULT_SHUTDOWN:
-		metrics_event(METRICS_EVENT_REJECTED);
+		http_count(r, METRICS_EVENT_REJECTED);
 		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL);
 	default:
-		metrics_event(METRICS_EVENT_REJECTED);
+		http_count(r, METRICS_EVENT_REJECTED);
 		log_error("event not stored: queue write failed", "remote", http_remote(r), NULL);
 		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue write failed", NULL, NULL);
 	}
 }
 
 /*
- * X-Signature against every configured key in one pass, so each
+ * X-Signature against one credential's keys in one pass, so each
  * algorithm's HMAC is computed once per key: the current key, the
  * previous one during a rotation, and each one's bytes as stored when its
- * file ended in a newline.
+ * file ended in a newline. k and klen: those four, in that order (NULL
+ * when absent).
  */
 static enum auth_result
-http_check_signature(struct http_req *r, const struct conf *c)
+http_check_keys(struct http_req *r, const unsigned char *const k[AUTH_MAX_KEYS],
+    const size_t klen[AUTH_MAX_KEYS])
 {
 	struct auth_key keys[AUTH_MAX_KEYS];
 	bool previous[AUTH_MAX_KEYS];
 	size_t n = 0;
-	const unsigned char *const k[] = { c->auth.hmac_key, c->auth.hmac_key_raw,
-		c->auth.hmac_key_previous, c->auth.hmac_key_previous_raw };
-	const size_t klen[] = { c->auth.hmac_key_len, c->auth.hmac_key_raw_len,
-		c->auth.hmac_key_previous_len, c->auth.hmac_key_previous_raw_len };
 	for (size_t i = 0; i < AUTH_MAX_KEYS; i++) {
 		if (k[i] == NULL)
 			continue;
@@ -531,7 +554,70 @@ http_check_signature(struct http_req *r, const struct conf *c)
 	struct auth_stats st;
 	enum auth_result a = auth_check_hmac(keys, n, sig, r->body ? r->body : "", r->len, &st);
 	if (a == AUTH_OK && previous[st.key])
-		log_debug("signature made with auth.hmac_key_previous", "remote", http_remote(r), NULL);
+		log_debug("signature made with hmac_key_previous", "remote", http_remote(r),
+		    "cluster", http_cluster(r), NULL);
+	return a;
+}
+
+/* The top-level auth.hmac_key*. */
+static enum auth_result
+http_check_signature(struct http_req *r, const struct conf *c)
+{
+	const unsigned char *const k[] = { c->auth.hmac_key, c->auth.hmac_key_raw,
+		c->auth.hmac_key_previous, c->auth.hmac_key_previous_raw };
+	const size_t klen[] = { c->auth.hmac_key_len, c->auth.hmac_key_raw_len,
+		c->auth.hmac_key_previous_len, c->auth.hmac_key_previous_raw_len };
+	return http_check_keys(r, k, klen);
+}
+
+/* The hmac_key* of client i. */
+static enum auth_result
+http_check_client_signature(struct http_req *r, const struct conf *c, size_t i)
+{
+	const struct conf_client *cl = &c->auth.clients[i];
+	const unsigned char *const k[] = { cl->hmac_key, cl->hmac_key_raw,
+		cl->hmac_key_previous, cl->hmac_key_previous_raw };
+	const size_t klen[] = { cl->hmac_key_len, cl->hmac_key_raw_len,
+		cl->hmac_key_previous_len, cl->hmac_key_previous_raw_len };
+	return http_check_keys(r, k, klen);
+}
+
+/*
+ * The signature step of authentication, once the body is here. A client a
+ * token identified has only its own key tried; a request no token
+ * identified tries the keys of the clients that have no token, in
+ * configuration order (the first that verifies names the client), then the
+ * top-level key when it has no token of its own. Each key costs at most one
+ * HMAC per algorithm the header names (auth_check_hmac), and a header of
+ * too many items is refused before any. AUTH_OK, or the reason to refuse.
+ */
+static enum auth_result
+http_authenticate_body(struct http_req *r, const struct conf *c)
+{
+	if (r->client >= 0) {
+		if (c->auth.clients[r->client].hmac_key == NULL)
+			return AUTH_OK;
+		return http_check_client_signature(r, c, (size_t)r->client);
+	}
+	if (r->client == HTTP_CLIENT_NONE)
+		return c->auth.hmac_key != NULL ? http_check_signature(r, c) : AUTH_OK;
+	enum auth_result a = AUTH_MISSING;
+	for (size_t i = 0; i < c->auth.nclients; i++) {
+		const struct conf_client *cl = &c->auth.clients[i];
+		if (cl->token != NULL || cl->hmac_key == NULL)
+			continue;
+		a = http_check_client_signature(r, c, i);
+		if (a == AUTH_OK) {
+			r->client = (long)i;
+			return AUTH_OK;
+		}
+		if (a != AUTH_INVALID)
+			return a;     /* missing, or too many items: no key can help */
+	}
+	if (c->auth.token == NULL && c->auth.hmac_key != NULL) {
+		r->client = HTTP_CLIENT_NONE;
+		a = http_check_signature(r, c);
+	}
 	return a;
 }
 
@@ -540,8 +626,8 @@ static enum MHD_Result
 http_process_event(struct http_req *r)
 {
 	const struct conf *c = r->snap->conf;
-	if (c->auth.hmac_key != NULL) {
-		enum auth_result a = http_check_signature(r, c);
+	{
+		enum auth_result a = http_authenticate_body(r, c);
 		if (a != AUTH_OK) {
 			char msg[64];
 			if (a == AUTH_TOO_MANY)
@@ -560,9 +646,10 @@ http_process_event(struct http_req *r)
 		http_reject(r, err, field[0] ? field : NULL);
 		return http_error(r, MHD_HTTP_BAD_REQUEST, err, field[0] ? field : NULL, NULL);
 	}
+	ev->cluster = http_cluster(r);   /* lives as long as r->snap */
 	size_t n = rules_match(r->snap->rules, ev, &r->match);
 	if (n == 0 && r->match.nchanges == 0) {
-		metrics_event(METRICS_EVENT_IGNORED);
+		http_count(r, METRICS_EVENT_IGNORED);
 		if (log_enabled(LOG_LEVEL_DEBUG))
 			log_debug("event ignored", "kind", ev->kind, "name", ev->name, NULL);
 		event_free(ev);
@@ -599,6 +686,7 @@ http_process_event(struct http_req *r)
 				r->thread_key = incident_thread_key(cluster, ev);
 			r->items[i].thread_key = r->thread_key;
 		}
+		r->items[i].cluster = ev->cluster;
 	}
 	q->incident = r->inc;
 	util_new_id(q->event_id);
@@ -613,7 +701,7 @@ http_process_event(struct http_req *r)
 	q->done = http_on_committed;
 	q->arg = r;
 	if (!atomic_load(&r->h->ready)) {
-		metrics_event(METRICS_EVENT_REJECTED);
+		http_count(r, METRICS_EVENT_REJECTED);
 		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL);
 	}
 	r->phase = HTTP_PHASE_QUEUED;
@@ -720,6 +808,46 @@ http_declared_length(const struct http_req *r, size_t *declared)
 }
 
 /*
+ * The token step of authentication, before the body: sets r->client.
+ * Without auth.clients, the top-level token when there is one. With them,
+ * the bearer token is compared with every client's token and the top-level
+ * one, each in constant time: a match names the client (or none, for the
+ * top-level token). Without a match the request may still be signed by a
+ * client that has only an HMAC key, or with a top-level key that has no
+ * token: the signature decides once the body is here; when no such key
+ * exists, the request is refused now. AUTH_OK, or why it is refused.
+ */
+static enum auth_result
+http_authenticate_headers(struct http_req *r, const struct conf *c)
+{
+	const char *hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	r->client = HTTP_CLIENT_NONE;
+	if (c->auth.nclients == 0)
+		return c->auth.token == NULL ? AUTH_OK : auth_check_token(c->auth.token, hdr);
+	const char **tokens = util_calloc(c->auth.nclients + 1, sizeof(*tokens));
+	bool by_signature = c->auth.token == NULL && c->auth.hmac_key != NULL;
+	for (size_t i = 0; i < c->auth.nclients; i++) {
+		tokens[i] = c->auth.clients[i].token;
+		if (tokens[i] == NULL && c->auth.clients[i].hmac_key != NULL)
+			by_signature = true;
+	}
+	tokens[c->auth.nclients] = c->auth.token;
+	enum auth_result a;
+	long found = auth_find_token(tokens, c->auth.nclients + 1, hdr, &a);
+	free(tokens);
+	if (found >= 0) {
+		r->client = found < (long)c->auth.nclients ? found : HTTP_CLIENT_NONE;
+		return AUTH_OK;
+	}
+	if (by_signature) {
+		r->client = HTTP_CLIENT_BY_SIGNATURE;
+		return AUTH_OK;
+	}
+	return a;
+}
+
+/*
  * An event's headers are in: client certificate, readiness, Content-Type,
  * Content-Length, bearer token, in this order, each refused before the body.
  * The token comes before anything that costs: no HMAC, no buffer for a
@@ -735,7 +863,7 @@ http_event_headers(struct http_req *r)
 		return http_refuse(r, MHD_HTTP_UNAUTHORIZED, "client certificate required", NULL);
 	}
 	if (!atomic_load(&h->ready)) {
-		metrics_event(METRICS_EVENT_REJECTED);
+		http_count(r, METRICS_EVENT_REJECTED);
 		return http_refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL);
 	}
 	if (!http_is_json(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -752,9 +880,7 @@ http_event_headers(struct http_req *r)
 		return ret;
 	}
 	r->snap = snapshot_acquire();
-	const char *token = r->snap->conf->auth.token;
-	enum auth_result a = token == NULL ? AUTH_OK : auth_check_token(token,
-	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+	enum auth_result a = http_authenticate_headers(r, r->snap->conf);
 	if (a != AUTH_OK) {
 		const char *msg = a == AUTH_MISSING ? "missing bearer token" : "invalid bearer token";
 		http_reject(r, msg, NULL);
@@ -803,6 +929,7 @@ http_req_new(struct http_listener *l, struct MHD_Connection *conn)
 	r->h = l->h;
 	r->conn = conn;
 	r->metrics_only = l->metrics_only;
+	r->client = HTTP_CLIENT_NONE;
 	r->started = util_mono();
 	if (!l->metrics_only) {
 		r->cx = http_conn_of(conn);

@@ -98,8 +98,7 @@ incident_rank_kind(int rank)
 const char *
 incident_cluster(const struct event *ev)
 {
-	(void)ev;   /* client identities (SPEC §14) will name it */
-	return "";
+	return ev->cluster ? ev->cluster : "";
 }
 
 char *
@@ -279,6 +278,7 @@ incident_plan_with(struct queue *q, struct incident_req *req, const struct conf 
 		it->channel = t->channel;
 		it->alerts = t->alerts;
 		it->extra = req->extras[i];
+		it->cluster = cluster;
 		it->kind = incident_rank_kind(t->rank);
 		it->thread_key = rules_threaded(p) ? req->thread_key : "";
 		it->incident = NULL;

@@ -30,6 +30,7 @@
 #include "http.h"
 #include "import.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "queue_writer.h"
 #include "snapshot.h"
@@ -195,6 +196,25 @@ main_same_str(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/*
+ * What a configuration the daemon starts or reloads with brings besides
+ * its settings: its warnings (logged), and its clients' metrics series.
+ */
+static void
+main_conf_applied(const struct conf *c)
+{
+	for (size_t i = 0; i < c->auth.nclients; i++)
+		metrics_client(c->auth.clients[i].name);
+	for (const char *w = c->warnings; w != NULL && *w != '\0'; ) {
+		const char *nl = strchr(w, '\n');
+		size_t n = nl ? (size_t)(nl - w) : strlen(w);
+		char *line = util_strndup(w, n);
+		log_warn("configuration warning", "warning", line, NULL);
+		free(line);
+		w += n + (nl != NULL);
+	}
+}
+
 /* SIGHUP: a valid file replaces the rules for the next event; an invalid one
  * is reported and the running configuration stays. */
 static void
@@ -247,6 +267,7 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 	log_setup(snap->conf->log.level, snap->conf->log.format);
 	snapshot_install(snap);
 	struct snapshot *mine = snapshot_acquire();
+	main_conf_applied(mine->conf);
 	deliver_set_conf(d, mine->conf);
 	queue_writer_set_max_pending(w, mine->conf->queue.max_pending);
 	queue_writer_set_snapshot(w, snapshot_acquire());
@@ -307,6 +328,7 @@ main_start(struct main_run *run)
 		return -1;
 	}
 	atomic_store(&main_deliver, run->d);
+	main_conf_applied(c);
 	run->listen_fd = notify_listen_fd();
 	run->h = http_start(c, run->w, run->listen_fd, err, sizeof(err));
 	if (run->h == NULL) {
@@ -568,6 +590,8 @@ main_check_config(const struct main_opts *o)
 	struct conf *c = main_load_conf(o, &code, NULL);
 	if (c == NULL)
 		return code;
+	if (c->warnings != NULL)
+		fputs(c->warnings, stderr);
 	char err[512];
 	struct snapshot *snap = snapshot_new(c, err, sizeof(err));
 	if (snap == NULL) {

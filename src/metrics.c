@@ -56,6 +56,16 @@ static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_provider metrics_providers[METRICS_MAX_PROVIDERS + 1];
 #define METRICS_OTHER (&metrics_providers[METRICS_MAX_PROVIDERS])
 
+/* client_events_total: one slot per client name, claimed as metrics_provider
+ * claims its; never freed, so a scrape may read them without a lock. */
+struct metrics_client {
+	char name[128];
+	atomic_int used;
+	atomic_uint_fast64_t events[METRICS_EVENT_NSTATUS];
+};
+static struct metrics_client metrics_clients[METRICS_MAX_CLIENTS + 1];
+#define METRICS_CLIENT_OTHER (&metrics_clients[METRICS_MAX_CLIENTS])
+
 /* fluxrelay_connections_refused_total (SPEC §4). */
 static atomic_uint_fast64_t metrics_refused;
 
@@ -141,6 +151,54 @@ void
 metrics_provider(const char *provider)
 {
 	metrics_provider_slot(provider);
+}
+
+static struct metrics_client *
+metrics_client_slot(const char *name)
+{
+	for (int i = 0; i < METRICS_MAX_CLIENTS; i++) {
+		struct metrics_client *c = &metrics_clients[i];
+		if (!atomic_load_explicit(&c->used, memory_order_acquire))
+			break;
+		if (strcmp(c->name, name) == 0)
+			return c;
+	}
+	pthread_mutex_lock(&metrics_lock);
+	struct metrics_client *found = METRICS_CLIENT_OTHER;
+	for (int i = 0; i < METRICS_MAX_CLIENTS; i++) {
+		struct metrics_client *c = &metrics_clients[i];
+		if (!atomic_load_explicit(&c->used, memory_order_acquire)) {
+			snprintf(c->name, sizeof(c->name), "%s", name);
+			atomic_store_explicit(&c->used, 1, memory_order_release);
+			found = c;
+			break;
+		}
+		if (strcmp(c->name, name) == 0) {
+			found = c;
+			break;
+		}
+	}
+	if (found == METRICS_CLIENT_OTHER &&
+	    !atomic_load_explicit(&found->used, memory_order_acquire)) {
+		snprintf(found->name, sizeof(found->name), "other");
+		atomic_store_explicit(&found->used, 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&metrics_lock);
+	return found;
+}
+
+void
+metrics_client(const char *cluster)
+{
+	metrics_client_slot(cluster);
+}
+
+void
+metrics_client_event(const char *cluster, enum metrics_event_status s)
+{
+	if (s < METRICS_EVENT_NSTATUS)
+		atomic_fetch_add_explicit(&metrics_client_slot(cluster)->events[s], 1,
+		    memory_order_relaxed);
 }
 
 void
@@ -440,6 +498,27 @@ metrics_render(struct util_buf *b)
 		util_buf_printf(b, "fluxrelay_events_received_total{status=\"%s\"} %llu\n",
 		    metrics_event_names[i],
 		    (unsigned long long)atomic_load_explicit(&metrics_events[i], memory_order_relaxed));
+
+	bool clients = false;
+	for (int i = 0; i <= METRICS_MAX_CLIENTS && !clients; i++)
+		clients = atomic_load_explicit(&metrics_clients[i].used, memory_order_acquire);
+	if (clients) {
+		util_buf_puts(b, "# HELP fluxrelay_client_events_total Events received from each "
+		    "client of auth.clients, by outcome.\n"
+		    "# TYPE fluxrelay_client_events_total counter\n");
+		for (int i = 0; i <= METRICS_MAX_CLIENTS; i++) {
+			struct metrics_client *c = &metrics_clients[i];
+			if (!atomic_load_explicit(&c->used, memory_order_acquire))
+				continue;
+			for (int s = 0; s < METRICS_EVENT_NSTATUS; s++) {
+				util_buf_puts(b, "fluxrelay_client_events_total{cluster=\"");
+				metrics_label(b, c->name);
+				util_buf_printf(b, "\",status=\"%s\"} %llu\n", metrics_event_names[s],
+				    (unsigned long long)atomic_load_explicit(&c->events[s],
+				    memory_order_relaxed));
+			}
+		}
+	}
 
 	util_buf_puts(b, "# HELP fluxrelay_http_requests_total HTTP requests answered, by status code.\n"
 	    "# TYPE fluxrelay_http_requests_total counter\n");

@@ -88,6 +88,15 @@ void metrics_notification(const char *alerts, int kind);
 void metrics_incidents_alert(const char *alert);
 void metrics_incidents_add(const char *alert, int64_t delta);
 void metrics_incidents_sync(const char *const *alerts, const int64_t *n, size_t count);
+/*
+ * A client of auth.clients: client_events_total{cluster,status} is exported
+ * for it from now on, at 0 for every status (and the family only once some
+ * client exists). At most METRICS_MAX_CLIENTS names; beyond, "other".
+ */
+#define METRICS_MAX_CLIENTS 1024
+void metrics_client(const char *cluster);
+/* An event from a client, by outcome (events_received_total counts it too). */
+void metrics_client_event(const char *cluster, enum metrics_event_status s);
 
 /* Append the exposition to b. Memory only: never blocks on disk. */
 void metrics_render(struct util_buf *b);

@@ -47,6 +47,8 @@
  *                                incident opened), "failures", "last_message",
  *                                "reason", "revision", and for recovered
  *                                "duration" (seconds open)}               (v2)
+ *       cluster         TEXT     the sending client's name (auth.clients), ""
+ *                                when none                                (v2)
  *   index deliveries_by_target(state, provider, channel, id)
  *       serves the per-target FIFO head, the target list and the counts.
  *   dedup(key BLOB PRIMARY KEY, event_id TEXT, first_seen REAL) WITHOUT ROWID
@@ -134,9 +136,9 @@
 #define QUEUE_COLUMNS_V1 \
 	"id, event_id, provider, channel, alerts, extra, event, state, attempts, " \
 	"next_attempt_at, created_at, last_error"
-#define QUEUE_COLUMNS QUEUE_COLUMNS_V1 ", kind, thread_key, incident"
+#define QUEUE_COLUMNS QUEUE_COLUMNS_V1 ", kind, thread_key, incident, cluster"
 /* A version 1 file's rows, with the defaults of the version 2 columns. */
-#define QUEUE_COLUMNS_AS_V2 QUEUE_COLUMNS_V1 ", 0, '', NULL"
+#define QUEUE_COLUMNS_AS_V2 QUEUE_COLUMNS_V1 ", 0, '', NULL, ''"
 #define QUEUE_INCIDENT_COLUMNS \
 	"id, alert, cluster, kind, namespace, name, opened_at, last_at, last_notified_at, " \
 	"failures, last_message, last_norm, last_reason, last_revision"
@@ -220,8 +222,8 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	[QUEUE_ST_PURGE_ALL] = "DELETE FROM deliveries WHERE state = 1",
 	[QUEUE_ST_INSERT] =
 	    "INSERT INTO deliveries (event_id, provider, channel, alerts, extra, event, "
-	    "state, attempts, next_attempt_at, created_at, kind, thread_key, incident) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, ?7, ?8, ?9, ?10)",
+	    "state, attempts, next_attempt_at, created_at, kind, thread_key, incident, cluster) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, ?7, ?8, ?9, ?10, ?11)",
 	[QUEUE_ST_DEDUP_GET] = "SELECT event_id, first_seen FROM dedup WHERE key = ?1",
 	[QUEUE_ST_DEDUP_PUT] =
 	    "INSERT OR REPLACE INTO dedup (key, event_id, first_seen) VALUES (?1, ?2, ?3)",
@@ -371,7 +373,8 @@ static const char queue_schema[] =
 	"  last_error TEXT,"
 	"  kind INTEGER NOT NULL DEFAULT 0,"
 	"  thread_key TEXT NOT NULL DEFAULT '',"
-	"  incident TEXT);"
+	"  incident TEXT,"
+	"  cluster TEXT NOT NULL DEFAULT '');"
 	"CREATE INDEX IF NOT EXISTS deliveries_by_target"
 	"  ON deliveries (state, provider, channel, id);"
 	"CREATE TABLE IF NOT EXISTS dedup ("
@@ -386,6 +389,7 @@ static const char queue_migrate_v2[] =
 	"ALTER TABLE deliveries ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE deliveries ADD COLUMN thread_key TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE deliveries ADD COLUMN incident TEXT;"
+	"ALTER TABLE deliveries ADD COLUMN cluster TEXT NOT NULL DEFAULT '';"
 	QUEUE_SCHEMA_V2_TABLES
 	"UPDATE meta SET value = '2' WHERE key = 'schema_version';";
 
@@ -577,6 +581,9 @@ queue_read_row(sqlite3_stmt *st, struct queue_row *row)
 	if (row->thread_key == NULL)
 		row->thread_key = util_strdup("");
 	row->incident = queue_col_text(st, 14);
+	row->cluster = queue_col_text(st, 15);
+	if (row->cluster == NULL)
+		row->cluster = util_strdup("");
 }
 
 /*
@@ -747,6 +754,7 @@ queue_row_clear(struct queue_row *row)
 	free(row->last_error);
 	free(row->thread_key);
 	free(row->incident);
+	free(row->cluster);
 	memset(row, 0, sizeof(*row));
 }
 
@@ -1379,6 +1387,7 @@ queue_insert(struct queue *q, const char *event_id, const char *event, size_t ev
 			sqlite3_bind_text(st, 10, it->incident, -1, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 10);
+		sqlite3_bind_text(st, 11, it->cluster ? it->cluster : "", -1, SQLITE_STATIC);
 		if (queue_exec_stmt(q, st, "insert delivery") < 0)
 			return -1;
 	}

@@ -59,6 +59,7 @@ struct queue_row {
 	enum queue_kind kind;
 	char *thread_key;         /* "" when the target has no threads */
 	char *incident;           /* JSON snapshot of the incident (queue.c); NULL for events */
+	char *cluster;            /* the sending client (auth.clients), "" when none */
 };
 void queue_row_clear(struct queue_row *row);
 void queue_rows_free(struct queue_row *rows, size_t n);
@@ -178,6 +179,7 @@ struct queue_item {
 	enum queue_kind kind;     /* 0: QUEUE_KIND_EVENT */
 	const char *thread_key;   /* NULL or "" = none */
 	const char *incident;     /* JSON object text; NULL for events */
+	const char *cluster;      /* the sending client's name; NULL or "" = none */
 };
 
 /*

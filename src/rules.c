@@ -155,6 +155,8 @@ rules_source_match(const struct conf_source *src, const struct event *ev)
 {
 	if (!rules_glob(src->kind, ev->kind) || !rules_glob(src->name, ev->name))
 		return false;
+	if (src->cluster != NULL && !rules_glob(src->cluster, ev->cluster ? ev->cluster : ""))
+		return false;
 	if (ev->namespace == NULL)
 		return src->namespace == NULL || strcmp(src->namespace, "*") == 0;
 	return rules_glob(src->namespace, ev->namespace);
@@ -235,6 +237,9 @@ rules_streq(const char *a, const char *b)
 static const char *
 rules_channel(const struct conf *c, const struct conf_alert *a, size_t k)
 {
+	/* A forwarder sends the event itself: no channel, one target. */
+	if (conf_provider_forwards(&c->providers[a->provider_idx[k]]))
+		return NULL;
 	if (a->channel != NULL)
 		return a->channel;
 	return c->providers[a->provider_idx[k]].channel;

@@ -459,20 +459,31 @@ static json_t *
 slack_fields(const struct slack_item *it, int *err)
 {
 	const struct event *ev = it->ev;
-	size_t cap = ev->nmeta + it->nextra, nf = 0;
+	bool cluster = it->cluster != NULL && it->cluster[0] != '\0';
+	size_t cap = ev->nmeta + it->nextra + 1, nf = 0, first = 0;
 	struct slack_field *f = NULL;
 	json_t *arr = NULL;
 
 	*err = 0;
-	if (cap == 0)
+	if (cap == 1 && !cluster)
 		return NULL;
 	f = util_calloc(cap, sizeof(*f));
+	if (cluster) {
+		/* The client's cluster comes first and is the only "cluster". */
+		f[nf].key = "cluster";
+		f[nf].value = it->cluster;
+		f[nf].seq = nf;
+		nf++;
+		first = 1;
+	}
 	for (size_t i = 0; i < ev->nmeta; i++) {
 		if (event_meta_hidden(ev->meta[i].key))
 			continue;
 		/* kustomize-controller's recovery is a commit-status update:
 		 * nothing a reader of "Recovered" needs */
 		if (it->kind == SLACK_KIND_RECOVERED && strcmp(ev->meta[i].key, "commit_status") == 0)
+			continue;
+		if (cluster && strcmp(ev->meta[i].key, "cluster") == 0)
 			continue;
 		f[nf].key = ev->meta[i].key;
 		f[nf].value = ev->meta[i].value ? ev->meta[i].value : "";
@@ -483,6 +494,8 @@ slack_fields(const struct slack_item *it, int *err)
 	for (size_t i = 0; i < it->nextra; i++) {
 		if (it->extra[i].key == NULL)
 			continue;
+		if (cluster && strcmp(it->extra[i].key, "cluster") == 0)
+			continue;
 		f[nf].key = it->extra[i].key;
 		f[nf].value = it->extra[i].value ? it->extra[i].value : "";
 		f[nf].rank = 1;
@@ -491,10 +504,10 @@ slack_fields(const struct slack_item *it, int *err)
 	}
 	if (nf == 0)
 		goto out;
-	qsort(f, nf, sizeof(*f), slack_field_cmp);
+	qsort(f + first, nf - first, sizeof(*f), slack_field_cmp);
 	/* Keep one entry per key (the last of a run has the highest precedence). */
-	size_t nkeep = 0;
-	for (size_t i = 0; i < nf; i++)
+	size_t nkeep = first;
+	for (size_t i = first; i < nf; i++)
 		if (i + 1 == nf || strcmp(f[i].key, f[i + 1].key) != 0)
 			f[nkeep++] = f[i];
 	size_t nshow = nkeep, hidden = 0;

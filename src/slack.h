@@ -54,6 +54,9 @@ struct slack_item {
 	size_t nextra;
 	enum slack_kind kind;                       /* issue 13: SLACK_KIND_EVENT (0) … */
 	const struct slack_incident *incident;      /* issue 13: NULL for plain events */
+	/* The sending client's name (auth.clients); NULL or "" = none. Shown
+	 * as the first field, "cluster"; it hides any other "cluster" key. */
+	const char *cluster;
 };
 
 /* Most attachments in one message (Slack's limit is 100). */

@@ -48,6 +48,12 @@ SRC = os.path.abspath(frtest.SRCDIR)
 K8S = os.path.join(SRC, "docker", "k8s")
 SIDECAR = os.path.join(K8S, "sidecar")
 STANDALONE = os.path.join(K8S, "standalone")
+DIRECT = os.path.join(K8S, "direct")
+# The Flux controllers that record events (--events-addr), as gotk-components
+# names their Deployments.
+FLUX_EVENT_CONTROLLERS = ("source-controller", "kustomize-controller", "helm-controller",
+                          "image-reflector-controller", "image-automation-controller")
+FLUX_EVENTS_ADDR = "--events-addr=http://notification-controller.flux-system.svc.cluster.local./"
 
 # notification-controller's listeners (fluxcd/notification-controller main.go
 # and config/manager/deployment.yaml): (flag, default port, containerPort name).
@@ -946,7 +952,7 @@ class StaticChecks(unittest.TestCase):
                 if isinstance(docs[0], list):
                     # A JSON6902 patch: only as a patch of its kustomization.
                     self.assertEqual(len(docs), 1, f)
-                    self.assertIn(f, [p["path"] for p in kustomization(root).get("patches", [])])
+                    self.assertIn(f, [p.get("path") for p in kustomization(root).get("patches", [])])
                     for op in docs[0]:
                         self.assertIn(op["op"], ("test", "add", "replace", "remove"), f)
                         self.assertTrue(op["path"].startswith("/"), f)
@@ -1494,6 +1500,123 @@ def local_sidecar_conf(text):
     return text
 
 
+def flux_controller_deployment(name):
+    """A Flux controller's Deployment as gotk-components has it, reduced to
+    what direct mode patches: its manager container and its arguments."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "flux-system"},
+            "spec": {"template": {"spec": {"containers": [{
+                "name": "manager", "image": "ghcr.io/fluxcd/%s" % name,
+                "args": [FLUX_EVENTS_ADDR, "--watch-all-namespaces=true", "--log-level=info"]}]}}}}
+
+
+def last_flag(args, flag):
+    """The value Flux's flag parsing keeps: the last one given."""
+    vals = [a.split("=", 1)[1] for a in args if a.startswith(flag + "=")]
+    return vals[-1] if vals else None
+
+
+class DirectMode(unittest.TestCase):
+    """docker/k8s/direct: the controllers post to fluxrelay, which forwards
+    every event to notification-controller (docs/deploy.md, direct mode)."""
+
+    def setUp(self):
+        self.k = kustomization(DIRECT)
+        self.conf = libconfig_load(read(os.path.join(DIRECT, "fluxrelay.conf")))
+        _, self.sdocs = manifests_of(STANDALONE)
+
+    def fluxrelay_url(self):
+        """The Service URL the controllers must post to."""
+        svc = find(self.sdocs, "Service", "fluxrelay")
+        (port,) = svc["spec"]["ports"]
+        return "http://%s.flux-system.svc.cluster.local.:%d/" % (svc["metadata"]["name"],
+                                                                 port["port"])
+
+    def test_static(self):
+        self.assertEqual(self.k["kind"], "Component")
+        self.assertEqual(self.k["resources"], ["../standalone"])
+        (gen,) = self.k["configMapGenerator"]
+        self.assertEqual((gen["name"], gen["behavior"], gen["files"]),
+                         ("fluxrelay-config", "replace", ["fluxrelay.conf"]))
+        # The patch reaches every controller that records events, and not
+        # notification-controller.
+        (addr,) = [p for p in self.k["patches"] if p.get("path") == "events-addr-patch.yaml"]
+        rx = re.compile(addr["target"]["name"])
+        for name in FLUX_EVENT_CONTROLLERS:
+            self.assertTrue(rx.fullmatch(name), name)
+        self.assertFalse(rx.fullmatch("notification-controller"))
+        (ops,) = load_manifest(os.path.join(DIRECT, "events-addr-patch.yaml"))
+        dep = json6902_apply(flux_controller_deployment("kustomize-controller"), ops)
+        args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        self.assertEqual(last_flag(args, "--events-addr"), self.fluxrelay_url())
+        # fluxrelay listens where the Service sends (all addresses, the
+        # container's port), without auth: the controllers sign nothing.
+        lay, _ = load_standalone()
+        port = [p for p in lay.c["ports"] if p["name"] == "http"][0]
+        self.assertEqual(conf_listen(self.conf), ("0.0.0.0", port["containerPort"]))
+        self.assertNotIn("auth", self.conf)
+
+    def test_forwards_everything_to_notification_controller(self):
+        provs = {p["name"]: p for p in self.conf["providers"]}
+        fwd = [p for p in provs.values() if p["type"] == "generic"]
+        self.assertEqual(len(fwd), 1, provs)
+        host, port, _ = (re.fullmatch(r"http://([^/:]+)(?::(\d+))?(/.*)", fwd[0]["address"])
+                         .groups())
+        (svc,) = [d for d in flux_services() if d["metadata"]["name"] == "notification-controller"]
+        self.assertEqual(host, "notification-controller.flux-system.svc.cluster.local.")
+        (sport,) = svc["spec"]["ports"]
+        self.assertEqual(int(port or 80), sport["port"])
+        # ... whose target port is the container port of its event server.
+        spec = gotk_nc_deployment()["spec"]["template"]["spec"]
+        cport = [p for p in container(spec, "manager")["ports"] if p["name"] == sport["targetPort"]]
+        self.assertEqual(cport[0]["containerPort"],
+                         flag_port(container(spec, "manager")["args"], "--events-addr", 9090))
+        # One alert sends it every event, commit-status updates included
+        # (notification-controller's generic and Git providers need them).
+        alerts = [a for a in self.conf["alerts"] if fwd[0]["name"] in a["providers"]]
+        self.assertEqual(len(alerts), 1)
+        a = alerts[0]
+        self.assertEqual(a.get("severity"), "info")
+        self.assertEqual(a["sources"], [{"kind": "*"}])
+        self.assertIs(a.get("commit_status_updates"), True)
+        for k in ("reasons", "include", "exclude"):
+            self.assertNotIn(k, a)
+
+    def test_renders(self):
+        if not shutil.which("kubectl"):
+            self.skipTest("kubectl not installed (kubectl kustomize renders the layouts)")
+        import json
+        tmp = tempfile.mkdtemp(prefix="frtest-direct-")
+        try:
+            fleet = os.path.join(tmp, "flux-system")
+            os.makedirs(fleet)
+            shutil.copytree(DIRECT, os.path.join(fleet, "fluxrelay-direct"))
+            shutil.copytree(STANDALONE, os.path.join(fleet, "standalone"))
+            docs = ([flux_controller_deployment(n) for n in FLUX_EVENT_CONTROLLERS] +
+                    [gotk_nc_deployment()] + flux_services())
+            with open(os.path.join(fleet, "gotk-components.yaml"), "w") as f:
+                f.write("---\n".join(json.dumps(d) + "\n" for d in docs))
+            with open(os.path.join(fleet, "kustomization.yaml"), "w") as f:
+                f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                        "resources:\n  - gotk-components.yaml\n"
+                        "components:\n  - fluxrelay-direct\n")
+            out = rendered(fleet)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for name in FLUX_EVENT_CONTROLLERS:
+            args = find(out, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["args"]
+            self.assertEqual(last_flag(args, "--events-addr"), self.fluxrelay_url(), name)
+        nc = find(out, "Deployment", "notification-controller")
+        self.assertEqual(nc, gotk_nc_deployment(), "notification-controller changed")
+        # No Provider/Alert sending notification-controller's events back.
+        self.assertFalse([d for d in out if d["kind"] in ("Provider", "Alert")])
+        (cm,) = [d for d in out if d["kind"] == "ConfigMap"]
+        self.assertEqual(cm["data"]["fluxrelay.conf"], read(os.path.join(DIRECT, "fluxrelay.conf")))
+        dep = find(out, "Deployment", "fluxrelay")
+        vol = volumes_by_name(dep["spec"]["template"]["spec"])["fluxrelay-config"]
+        self.assertEqual(vol["configMap"]["name"], cm["metadata"]["name"])
+
+
 class CheckConfig(unittest.TestCase):
     """fluxrelay --check-config on every configuration that ships."""
 
@@ -1526,7 +1649,8 @@ class CheckConfig(unittest.TestCase):
 
     def configs(self):
         out = [("sidecar", os.path.join(SIDECAR, "fluxrelay.conf")),
-               ("standalone", os.path.join(STANDALONE, "fluxrelay.conf"))]
+               ("standalone", os.path.join(STANDALONE, "fluxrelay.conf")),
+               ("direct", os.path.join(DIRECT, "fluxrelay.conf"))]
         etc = os.path.join(SRC, "etc", "fluxrelay.conf")
         if has_settings(read(etc)):
             out.append(("etc", etc))

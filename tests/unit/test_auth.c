@@ -188,6 +188,25 @@ START_TEST(test_token)
 }
 END_TEST
 
+/* auth.clients: every token compared, the first match named. */
+START_TEST(test_find_token)
+{
+	const char *tokens[] = { "alpha", NULL, "beta", "beta", "gamma" };
+	enum auth_result a;
+	ck_assert_int_eq(auth_find_token(tokens, 5, "Bearer beta", &a), 2);
+	ck_assert_int_eq(a, AUTH_OK);
+	ck_assert_int_eq(auth_find_token(tokens, 5, "bearer  gamma ", &a), 4);
+	ck_assert_int_eq(auth_find_token(tokens, 5, "Bearer alph", &a), -1);
+	ck_assert_int_eq(a, AUTH_INVALID);
+	ck_assert_int_eq(auth_find_token(tokens, 5, NULL, &a), -1);
+	ck_assert_int_eq(a, AUTH_MISSING);
+	ck_assert_int_eq(auth_find_token(tokens, 5, "Basic YTpi", &a), -1);
+	ck_assert_int_eq(a, AUTH_MISSING);
+	ck_assert_int_eq(auth_find_token(tokens, 0, "Bearer alpha", &a), -1);
+	ck_assert_int_eq(a, AUTH_INVALID);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -199,6 +218,7 @@ main(void)
 	tcase_add_test(tc, test_hmac_once_per_key_and_alg);
 	tcase_add_test(tc, test_hmac_several_keys);
 	tcase_add_test(tc, test_token);
+	tcase_add_test(tc, test_find_token);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

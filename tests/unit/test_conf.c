@@ -637,7 +637,7 @@ static const char *const broken[] = {
 	"broken-unknown-keys", "broken-types", "broken-types-alerts", "broken-bounds",
 	"broken-backoff", "broken-backoff-default", "broken-secrets", "broken-providers",
 	"broken-alerts", "broken-severity", "broken-regex", "broken-tls", "broken-tls-key",
-	"broken-tls-pem",
+	"broken-tls-pem", "broken-clients",
 	"broken-many",
 };
 
@@ -1030,6 +1030,21 @@ START_TEST(test_incident_errors)
 	    "@FILE@:20: alert \"d\": recovery_reasons: must not be an empty list\n"
 	    "@FILE@:21: alert \"d\": notifiy: unknown key (did you mean \"notify\"?)\n"
 	    "@FILE@:23: alert \"e\": notify: must be a string\n");
+	free(err);
+
+	/* A forwarder has no messages to open, remind or close. */
+	err = load_bad("providers = (\n"
+	    "  { name = \"hook\"; type = \"slack\"; url = \"https://hooks.example.com/x\"; },\n"
+	    "  { name = \"nc\"; type = \"generic\"; address = \"http://127.0.0.1:9/\"; }\n"
+	    ");\n"
+	    "alerts = (\n"
+	    "  { name = \"a\"; providers = [ \"hook\", \"nc\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "    notify = \"changes\"; },\n"
+	    "  { name = \"b\"; providers = [ \"nc\" ]; sources = ( { kind = \"*\"; } ); }\n"
+	    ");\n");
+	ck_assert_str_eq(err,
+	    "@FILE@:7: alert \"a\": notify: notify = \"changes\" cannot deliver to provider "
+	    "\"nc\" (type generic forwards events as received)\n");
 	free(err);
 
 	err = load_bad("providers = (\n"

@@ -241,6 +241,42 @@ START_TEST(test_dedup_key_format)
 }
 END_TEST
 
+/*
+ * The cluster (auth.clients) is part of the key when there is one, under a
+ * tag of its own; without one the key is the one above (stored windows from
+ * before clients existed still hold).
+ */
+START_TEST(test_dedup_key_cluster)
+{
+	struct event *ev = parse_event(EVN("Kustomization", "webapp", NS("apps"), "failed", ""));
+	unsigned char none[DEDUP_KEY_LEN], a[DEDUP_KEY_LEN], a2[DEDUP_KEY_LEN], b[DEDUP_KEY_LEN];
+	unsigned char want[DEDUP_KEY_LEN];
+	struct util_buf buf = { 0 };
+
+	ck_assert_str_eq(ev->cluster, "");
+	dedup_key(ev, true, none);
+	ev->cluster = "prod-eu-1";
+	dedup_key(ev, true, a);
+	dedup_key(ev, true, a2);
+	ev->cluster = "staging";
+	dedup_key(ev, true, b);
+	ck_assert(memcmp(a, a2, DEDUP_KEY_LEN) == 0);
+	ck_assert(memcmp(a, b, DEDUP_KEY_LEN) != 0);
+	ck_assert(memcmp(a, none, DEDUP_KEY_LEN) != 0);
+	util_buf_append(&buf, "fluxrelay-dedup-v1", sizeof("fluxrelay-dedup-v1"));
+	put_field(&buf, "Kustomization");
+	put_field(&buf, "apps");
+	put_field(&buf, "webapp");
+	put_field(&buf, "failed");
+	util_buf_append(&buf, "\0\0\0", 3);
+	ck_assert_int_eq(gnutls_hash_fast(GNUTLS_DIG_SHA256, buf.data, buf.len, want), 0);
+	ck_assert(memcmp(none, want, DEDUP_KEY_LEN) == 0);
+	util_buf_free(&buf);
+	ev->cluster = "";
+	event_free(ev);
+}
+END_TEST
+
 /* A message past any internal stack buffer hashes like a short one would. */
 START_TEST(test_dedup_key_long_message)
 {
@@ -440,6 +476,7 @@ dedup_suite(void)
 	tcase_add_loop_test(tc, test_dedup_key_table, 0,
 	    sizeof(key_cases) / sizeof(key_cases[0]));
 	tcase_add_test(tc, test_dedup_key_format);
+	tcase_add_test(tc, test_dedup_key_cluster);
 	tcase_add_test(tc, test_dedup_key_long_message);
 	suite_add_tcase(s, tc);
 

@@ -278,6 +278,33 @@ START_TEST(t_open_wal_and_schema)
 }
 END_TEST
 
+/*
+ * deliveries.cluster: stored and read back; a version 1 file gets the column
+ * with the other version 2 columns (t_v1_upgrade_by_writer), its rows empty.
+ */
+START_TEST(t_cluster_column)
+{
+	struct queue *q = test_open();
+	const struct queue_item items[] = {
+		{ .provider = "slack", .channel = "", .alerts = "a", .extra = "{}",
+		  .cluster = "prod-eu-1" },
+		{ .provider = "slack", .channel = "", .alerts = "a", .extra = "{}" },
+	};
+	ck_assert_int_eq(queue_begin(q), 0);
+	ck_assert_int_eq(queue_insert(q, "0123456789abcdef0123456789abcdef", "{}", 2, items, 2,
+	    1000.0), 0);
+	ck_assert_int_eq(queue_commit(q), 0);
+	struct queue_row *rows = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(queue_list(q, QUEUE_PENDING, &rows, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(rows[0].cluster, "prod-eu-1");
+	ck_assert_str_eq(rows[1].cluster, "");
+	queue_rows_free(rows, n);
+	queue_close(q);
+}
+END_TEST
+
 START_TEST(t_open_refuses_newer_schema)
 {
 	struct queue *q = test_open();
@@ -482,6 +509,9 @@ START_TEST(t_v1_upgrade_by_writer)
 	    "SELECT count(*) FROM sqlite_master WHERE name IN ('incidents', 'incidents_by_age', "
 	    "'threads')"), 3);
 	ck_assert_int_eq(test_sql_int("SELECT count(*) FROM dedup WHERE event_id = 'e1'"), 1);
+	ck_assert_int_eq(test_sql_int(
+	    "SELECT count(*) FROM deliveries WHERE cluster = '' AND kind = 0 AND thread_key = ''"
+	    " AND incident IS NULL"), test_sql_int("SELECT count(*) FROM deliveries"));
 
 	/* Opened twice more: nothing to do, nothing lost. */
 	for (int round = 0; round < 2; round++) {
@@ -1845,6 +1875,7 @@ test_queue_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, t_open_creates_nested_dir);
 	tcase_add_test(tc, t_open_wal_and_schema);
+	tcase_add_test(tc, t_cluster_column);
 	tcase_add_test(tc, t_open_refuses_newer_schema);
 	tcase_add_test(tc, t_open_fails_on_file_as_dir);
 	tcase_add_test(tc, t_persist_across_reopen);

@@ -27,7 +27,7 @@ struct talert {
 	const char *name;
 	const char *providers;   /* "slack\nbot" */
 	const char *severity;    /* "info" = level, "=error,warn" = exact list */
-	const char *sources;     /* "Kind|name|ns\n..." ("Kind" alone: name, ns "*") */
+	const char *sources;     /* "Kind|name|ns|cluster\n..." ("Kind" alone: name, ns "*") */
 	const char *reasons;
 	const char *include;
 	const char *exclude;
@@ -123,6 +123,7 @@ build_alert(struct conf_alert *a, const struct talert *t)
 		a->sources[i].kind = util_strdup(f[0]);
 		a->sources[i].name = util_strdup(nf > 1 ? f[1] : "*");
 		a->sources[i].namespace = util_strdup(nf > 2 ? f[2] : "*");
+		a->sources[i].cluster = nf > 3 ? util_strdup(f[3]) : NULL;
 		free_strv(f, nf);
 	}
 	free_strv(v, n);
@@ -641,6 +642,48 @@ START_TEST(test_rules_bad_regex)
 }
 END_TEST
 
+/*
+ * A source's cluster glob against the sender's cluster (auth.clients; "" for
+ * none, which only "*" matches); and a forwarding provider gets no channel,
+ * whatever the alert's.
+ */
+START_TEST(test_rules_cluster)
+{
+	static const struct talert alerts[] = {
+		{ .name = "prod", .providers = "slack", .severity = "info",
+		  .sources = "Kustomization|*|*|prod-*" },
+		{ .name = "any", .providers = "bot", .severity = "info",
+		  .sources = "Kustomization|*|*|*", .channel = "#x" },
+		{ 0 },
+	};
+	struct conf *c = build_conf(alerts);
+	c->providers[1].type = CONF_PROVIDER_GENERIC;
+	char err[256];
+	struct rules *r = rules_new(c, err, sizeof(err));
+	ck_assert_msg(r != NULL, "%s", err);
+	struct event *ev = parse_event("{\"involvedObject\":{\"kind\":\"Kustomization\","
+	    "\"name\":\"a\"},\"severity\":\"error\",\"message\":\"m\"}");
+	static const struct { const char *cluster, *want; } ccases[] = {
+		{ "", "bot:any{} | any" },
+		{ "prod-eu-1", "slack##flux:prod{} bot:any{} | prod any" },
+		{ "staging", "bot:any{} | any" },
+	};
+	for (size_t i = 0; i < sizeof(ccases) / sizeof(ccases[0]); i++) {
+		struct rules_result res;
+		ev->cluster = ccases[i].cluster;
+		rules_match(r, ev, &res);
+		char *got = render(c, &res);
+		ck_assert_msg(strcmp(got, ccases[i].want) == 0, "cluster \"%s\": got \"%s\"",
+		    ccases[i].cluster, got);
+		free(got);
+		rules_result_clear(&res);
+	}
+	event_free(ev);
+	rules_free(r);
+	conf_free(c);
+}
+END_TEST
+
 START_TEST(test_rules_target_label)
 {
 	static const struct { const char *p, *ch, *want; } kc[] = {
@@ -901,6 +944,7 @@ rules_suite(void)
 	tcase_add_loop_test(tc, test_rules_bad_regex, 0,
 	    sizeof(bad_regex) / sizeof(bad_regex[0]));
 	tcase_add_test(tc, test_rules_target_label);
+	tcase_add_test(tc, test_rules_cluster);
 	tcase_add_test(tc, test_rules_default_conf);
 	tcase_add_test(tc, test_rules_threads);
 	tcase_add_test(tc, test_rules_huge_message);

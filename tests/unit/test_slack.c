@@ -522,6 +522,39 @@ START_TEST(test_escape_table)
 }
 END_TEST
 
+/*
+ * A client's cluster is the first field and the only "cluster": an alert's
+ * metadata cluster (and an event's) is shown only without one.
+ */
+START_TEST(test_cluster_field_first)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event("Kustomization", "app", "apps", EVENT_ERROR, "R", "m");
+	struct event_kv meta[] = { { "cluster", "from-event", EVENT_META_PLAIN },
+		{ "a", "1", EVENT_META_PLAIN } };
+	struct conf_kv extra[] = { { "cluster", "from-alert" } };
+	struct slack_item it = { .ev = &ev, .extra = extra, .nextra = 1, .cluster = "prod-eu-1" };
+
+	ev.meta = meta;
+	ev.nmeta = 2;
+	json_t *j = t_render(&p, NULL, &it, 1);
+	json_t *f = json_object_get(t_att(j, 0), "fields");
+	ck_assert_uint_eq(json_array_size(f), 2);
+	ck_assert_str_eq(t_str(json_array_get(f, 0), "title"), "cluster");
+	ck_assert_str_eq(t_str(json_array_get(f, 0), "value"), "prod-eu-1");
+	ck_assert_str_eq(t_str(json_array_get(f, 1), "title"), "a");
+	json_decref(j);
+	/* Without a client: the metadata's cluster, sorted with the rest. */
+	it.cluster = "";
+	j = t_render(&p, NULL, &it, 1);
+	f = json_object_get(t_att(j, 0), "fields");
+	ck_assert_uint_eq(json_array_size(f), 2);
+	ck_assert_str_eq(t_str(json_array_get(f, 0), "title"), "a");
+	ck_assert_str_eq(t_str(json_array_get(f, 1), "value"), "from-event");
+	json_decref(j);
+}
+END_TEST
+
 /* Every text Slack renders is escaped: author, title, text, fallback, fields. */
 START_TEST(test_escape_everywhere)
 {
@@ -1859,6 +1892,7 @@ slack_suite(void)
 	tcase_add_test(tc, test_icons);
 	tcase_add_loop_test(tc, test_escape_table, 0, T_N(t_escape_cases));
 	tcase_add_test(tc, test_escape_everywhere);
+	tcase_add_test(tc, test_cluster_field_first);
 	tcase_add_test(tc, test_invalid_utf8);
 	tcase_add_loop_test(tc, test_truncation_table, 0, T_N(t_trunc_cases));
 	tcase_add_test(tc, test_truncation_default);
