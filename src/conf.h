@@ -30,6 +30,15 @@ enum conf_provider_type {
 	CONF_PROVIDER_CONSOLE,
 };
 
+/* How a provider's messages are laid out (SPEC §9, §13). */
+enum conf_format {
+	CONF_FORMAT_ATTACHMENTS,   /* ["attachments"] legacy attachments */
+	CONF_FORMAT_BLOCKS,        /* "blocks": Block Kit (slack_blocks.h) */
+};
+
+/* A compiled alert template (template.h). */
+struct template;
+
 struct conf_provider {
 	char *name;
 	enum conf_provider_type type;
@@ -47,6 +56,7 @@ struct conf_provider {
 	char *proxy;          /* NULL = libcurl's environment proxies */
 	char *ca_file;        /* NULL = system bundle; absolute path */
 	int max_text;         /* [3000] */
+	enum conf_format format;   /* [CONF_FORMAT_ATTACHMENTS] */
 };
 
 struct conf_source {
@@ -59,6 +69,15 @@ struct conf_kv {
 	char *key;
 	char *value;
 };
+
+/* One of an alert's links (SPEC §13): two compiled templates. */
+struct conf_link {
+	struct template *text;   /* NULL when unset: the link shows its URL */
+	struct template *url;    /* compiled with TEMPLATE_URL */
+};
+
+/* Most links an alert may have. */
+#define CONF_MAX_LINKS 10
 
 struct conf_alert {
 	char *name;
@@ -77,6 +96,12 @@ struct conf_alert {
 	char *channel;        /* NULL when unset: provider's channel */
 	bool commit_status_updates;
 	bool suspend;
+	/* Templates (SPEC §13), compiled at load; NULL / 0 when unset (the
+	 * default rendering). Immutable: any thread may render them. */
+	struct template *title;
+	struct template *text;
+	struct conf_link *links; size_t nlinks;
+	char *mention;        /* literal Slack mentions, space-separated; NULL when unset */
 };
 
 struct conf {

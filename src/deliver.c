@@ -66,6 +66,7 @@
 #include "queue.h"
 #include "rules.h"
 #include "slack.h"
+#include "slack_look.h"
 #include "thread.h"
 #include "util.h"
 
@@ -454,11 +455,12 @@ deliver_extra_free(struct conf_kv *kv, size_t n)
 	free(kv);
 }
 
-/* The events and alert extras of the rows in one message, parallel arrays. */
+/* The events, alert extras and looks of the rows in one message, parallel arrays. */
 struct deliver_parsed {
 	struct slack_item *items;
 	struct event **events;
 	struct conf_kv **extras;
+	struct slack_look **looks;    /* NULL entries: the default rendering */
 	size_t n;
 };
 
@@ -468,10 +470,12 @@ deliver_parsed_free(struct deliver_parsed *ps)
 	for (size_t i = 0; i < ps->n; i++) {
 		event_free(ps->events[i]);
 		deliver_extra_free(ps->extras[i], ps->items[i].nextra);
+		slack_look_free(ps->looks[i]);
 	}
 	free(ps->items);
 	free(ps->events);
 	free(ps->extras);
+	free(ps->looks);
 	memset(ps, 0, sizeof(*ps));
 }
 
@@ -667,6 +671,11 @@ deliver_pass_take(struct deliver *d, struct deliver_target *t, struct deliver_pa
 	pp->extras[pp->n] = deliver_extra_parse(r->extra, &pp->items[pp->n].nextra);
 	pp->items[pp->n].ev = ev;
 	pp->items[pp->n].extra = pp->extras[pp->n];
+	/* The alerts' templates, rendered here on the delivery thread with the
+	 * configuration in force now (SPEC §13); never on an HTTP thread. */
+	pp->looks[pp->n] = slack_look_new(d->conf, r->alerts, deliver_provider(d, t->provider),
+	    &pp->items[pp->n], NULL);
+	pp->items[pp->n].look = pp->looks[pp->n];
 	pp->n++;
 	ps->send[ps->nsend++] = *r;
 	memset(r, 0, sizeof(*r));
@@ -689,6 +698,7 @@ deliver_pass_triage(struct deliver *d, struct deliver_target *t, struct deliver_
 	ps->parsed.items = util_calloc(ps->n, sizeof(*ps->parsed.items));
 	ps->parsed.events = util_calloc(ps->n, sizeof(*ps->parsed.events));
 	ps->parsed.extras = util_calloc(ps->n, sizeof(*ps->parsed.extras));
+	ps->parsed.looks = util_calloc(ps->n, sizeof(*ps->parsed.looks));
 	for (size_t i = 0; i < ps->n; i++) {
 		struct queue_row *r = &ps->rows[i];
 		if (now_w - r->created_at >= max_age) {
@@ -750,19 +760,28 @@ deliver_pass_print(struct deliver *d, struct deliver_target *t,
 		ps->again = true;
 }
 
-/* Render the rows to be sent as one message and start its attempt; t takes the rows. */
+/*
+ * Render the rows to be sent as one message and start its attempt; t takes
+ * the rows the message holds. A Block Kit message holds at most 50 blocks:
+ * the rows that did not fit stay pending, untouched, and go in the next
+ * message once this one is answered (SPEC §13: coalescing splits rather than
+ * drops).
+ */
 static void
 deliver_pass_post(struct deliver *d, struct deliver_target *t, const struct conf_provider *p,
     struct deliver_pass *ps, double now_m)
 {
 	const char *channel = t->channel[0] ? t->channel : NULL;
-	t->payload = slack_render_string(p, channel, ps->parsed.items, ps->nsend);
+	size_t used = 0;
+	t->payload = slack_render_fit(p, channel, ps->parsed.items, ps->nsend, &used);
 	if (t->payload == NULL) {
 		deliver_dead_letter(d, t, ps->send, ps->nsend, NULL, "cannot render payload", false);
 		return;
 	}
+	for (size_t i = used; i < ps->nsend; i++)
+		queue_row_clear(&ps->send[i]);
 	t->rows = ps->send;
-	t->nrows = ps->nsend;
+	t->nrows = used;
 	ps->send = NULL;
 	ps->nsend = 0;
 	if (deliver_post(d, t, p) == 0)
