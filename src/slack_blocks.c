@@ -13,8 +13,9 @@
  *             message escaped and cut at max_text with "… (N more
  *             characters)"; a default message with a newline in it is a
  *             code block (```…```). Split into sections of at most
- *             SLACK_BLOCKS_MAX_TEXT characters, preferably after a newline;
- *             none when the text is blank
+ *             SLACK_BLOCKS_MAX_TEXT characters, preferably after a newline,
+ *             at most SLACK_BLOCKS_MAX_MESSAGE of them (the last then ends
+ *             in "… (N more characters)"); none when the text is blank
  *   section…  the fields, "*key*\nvalue", in the order and with the bounds of
  *             the attachments (slack_fields_sorted), at most
  *             SLACK_BLOCKS_MAX_FIELDS per section
@@ -31,8 +32,10 @@
  * Characters are counted as Slack counts the text it receives: code points
  * of the escaped text (an entity is 4 or 5), and a cut never splits a
  * UTF-8 sequence, an entity or a <…> link or mention (slack_blocks_prefix).
- * An event takes at most 1 + 14 + 5 + 1 = 21 blocks (max_text is at most
- * 40,000: 14 sections; 50 fields: 5 sections), so one always fits in 50.
+ * An event takes at most 1 + 20 + 5 + 1 = 27 blocks (50 fields: 5
+ * sections), so one always fits in 50. max_text counts characters before
+ * escaping (SPEC §9), so its 40,000 may need 200,000 as sent (all '&'):
+ * hence the cap on message sections rather than on max_text alone.
  */
 #include "slack_blocks.h"
 
@@ -44,10 +47,15 @@
 
 #include "event.h"
 #include "slack_internal.h"
+#include "template.h"
 #include "util.h"
 
 static const char slack_blocks_ellipsis[] = "\xe2\x80\xa6";   /* U+2026 */
 static const char slack_blocks_fence[] = "```";
+
+/* Most sections of one message text; room kept in the last for its marker. */
+#define SLACK_BLOCKS_MAX_MESSAGE 20
+#define SLACK_BLOCKS_MARKER_ROOM 40
 
 static const char *
 slack_blocks_marker(enum event_severity severity)
@@ -232,7 +240,8 @@ slack_blocks_blank(const char *s, size_t n)
 /*
  * The message in sections of at most SLACK_BLOCKS_MAX_TEXT characters, each
  * a code block of its own when code is set. A piece ends after its last
- * newline when that keeps at least half of it, so lines stay whole.
+ * newline when that keeps at least half of it, so lines stay whole. The
+ * last of SLACK_BLOCKS_MAX_MESSAGE sections says how much is left out.
  */
 static int
 slack_blocks_message(json_t *blocks, const struct slack_item *it, size_t max_text)
@@ -247,9 +256,11 @@ slack_blocks_message(json_t *blocks, const struct slack_item *it, size_t max_tex
 	size_t room = SLACK_BLOCKS_MAX_TEXT - (code ? 2 * strlen(slack_blocks_fence) : 0);
 	const char *s = text.data;
 	size_t n = text.len;
-	while (rc == 0 && n > 0 && !slack_blocks_blank(s, n)) {
-		size_t cps, cut = slack_blocks_prefix(s, n, room, &cps);
-		if (cut < n) {
+	for (int k = 1; rc == 0 && n > 0 && !slack_blocks_blank(s, n); k++) {
+		bool last = k == SLACK_BLOCKS_MAX_MESSAGE;
+		size_t cps, cut = slack_blocks_prefix(s, n,
+		    room - (last ? SLACK_BLOCKS_MARKER_ROOM : 0), &cps);
+		if (cut < n && !last) {
 			const char *nl = memrchr(s, '\n', cut);
 			if (nl != NULL && (size_t)(nl - s) + 1 >= cut / 2)
 				cut = (size_t)(nl - s) + 1;
@@ -258,11 +269,16 @@ slack_blocks_message(json_t *blocks, const struct slack_item *it, size_t max_tex
 		if (code)
 			util_buf_puts(&b, slack_blocks_fence);
 		util_buf_append(&b, s, cut);
+		if (last && cut < n)
+			util_buf_printf(&b, "%s (%zu more characters)", slack_blocks_ellipsis,
+			    template_chars(s + cut, n - cut));
 		if (code)
 			util_buf_puts(&b, slack_blocks_fence);
 		rc = slack_blocks_section(blocks, &b);
 		s += cut;
 		n -= cut;
+		if (last)
+			break;
 	}
 	util_buf_free(&text);
 	return rc;

@@ -21,7 +21,7 @@
 
 /*
  * The payload (new reference) of the first *used items of items[0..n) that
- * fit in SLACK_BLOCKS_MAX blocks (at least one: an event takes at most 21),
+ * fit in SLACK_BLOCKS_MAX blocks (at least one: an event takes at most 27),
  * in order, or NULL as slack_render says (no item, an item without an
  * event, a slack-bot provider without a channel) or on allocation failure.
  * Keys in order: channel, username, icon_emoji|icon_url, text, blocks,

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Type-check every tests/golden/payload-*.json against Slack's official SDK
-# types (SPEC §9): IncomingWebhookSendArguments (@slack/webhook) with
-# MessageAttachment (@slack/types), and ChatPostMessageArguments
+# types (SPEC §9, §13): IncomingWebhookSendArguments (@slack/webhook) with
+# MessageAttachment and KnownBlock (@slack/types), and ChatPostMessageArguments
 # (@slack/web-api) for the slack-bot goldens (*bot*), with tsc --noEmit.
 # strict.ts proves the types reject the mistakes we guard against.
 #

@@ -3,7 +3,7 @@
 // itself an error, so a type that stopped catching it fails the run).
 import type { IncomingWebhookSendArguments } from '@slack/webhook';
 import type { ChatPostMessageArguments } from '@slack/web-api';
-import type { MessageAttachment } from '@slack/types';
+import type { KnownBlock, MessageAttachment } from '@slack/types';
 
 // @ts-expect-error ts is a string of epoch seconds, not a number
 export const badTs: MessageAttachment = { ts: 1666941979 };
@@ -17,3 +17,11 @@ export const badMrkdwn: MessageAttachment = { mrkdwn_in: ['title'] };
 export const badTop: IncomingWebhookSendArguments = { text: 'x', footer: 'y' };
 // @ts-expect-error chat.postMessage requires a channel
 export const badBot: ChatPostMessageArguments = { text: 'x' };
+// @ts-expect-error a section's text is a text object, not a string
+export const badSection: KnownBlock = { type: 'section', text: 'x' };
+// @ts-expect-error context elements are text objects or images
+export const badContext: KnownBlock = { type: 'context', elements: ['x'] };
+// @ts-expect-error a block type Slack does not define
+export const badBlock: KnownBlock = { type: 'paragraph' };
+// @ts-expect-error unfurl_links is a boolean
+export const badUnfurl: IncomingWebhookSendArguments = { text: 'x', unfurl_links: 'false' };
