@@ -1,10 +1,11 @@
 /*
  * mhd_bare: the ceiling of fluxrelay's HTTP layer. The same libmicrohttpd
- * setup as src/http.c (one epoll daemon per core on SO_REUSEPORT sockets,
- * body read in full) answering 202 {"status":"ignored"} without parsing,
- * matching or anything else. Optionally parses the body with jansson
- * (argv[2] = "json") to show what JSON parsing alone costs.
- *   mhd_bare PORT [json]
+ * layout as src/http.c (HTTP_DAEMONS_PER_CPU epoll daemons per core, each
+ * with its own thread and SO_REUSEPORT socket: bench/run sets NDAEMONS to
+ * match; body read in full) answering 202 {"status":"ignored"} from a
+ * constant without parsing, matching or anything else. Optionally parses the
+ * body with jansson (argv[2] = "json") to show what JSON parsing alone costs.
+ *   NDAEMONS=N mhd_bare PORT [json]
  */
 #include <arpa/inet.h>
 #include <jansson.h>

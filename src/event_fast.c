@@ -202,6 +202,21 @@ event_fast_unescape(const unsigned char *p, const unsigned char *end, char *dst)
 }
 
 /*
+ * Nonzero when one of the 8 bytes of w may end a string's plain run: a
+ * control character, a byte >= 0x80, '"' or '\\'. It never misses one; a
+ * plain byte next to one may be flagged too (a borrow between bytes), which
+ * only sends the caller to its byte loop a little early.
+ */
+static uint64_t
+event_fast_special8(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull;
+	const uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+
+	return ((w - ones * 0x20) | (q - ones) | (b - ones) | w) & (ones * 0x80);
+}
+
+/*
  * The string token at the cursor (on its opening quote): validate it as
  * jansson does and move past its closing quote. With out, also deliver its
  * decoded value: borrowed from the body when it has no escape and nul is
@@ -217,7 +232,13 @@ event_fast_string(struct event_fast *f, struct event_str *out, bool nul)
 	char *dst;
 
 	for (;;) {
-		/* the common case first: a run of printable ASCII */
+		/* the common case first: a run of printable ASCII, 8 bytes at a
+		 * time (a third of the ignored path's parsing time went here) */
+		for (uint64_t w; end - p >= 8; p += 8) {
+			memcpy(&w, p, sizeof(w));
+			if (event_fast_special8(w) != 0)
+				break;
+		}
 		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
 			p++;
 		if (p == end)

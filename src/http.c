@@ -69,8 +69,12 @@
 #include "snapshot.h"
 #include "util.h"
 
-/* libmicrohttpd daemons started per core, and at most (see http_start). */
+/* libmicrohttpd daemons started per core, and at most (see http_start).
+ * bench/run's (b0) runs the same layout; -DHTTP_DAEMONS_PER_CPU=N to measure
+ * another. */
+#ifndef HTTP_DAEMONS_PER_CPU
 #define HTTP_DAEMONS_PER_CPU 4
+#endif
 #define HTTP_MAX_DAEMONS HTTP_CONN_POOLS
 
 /* A refused request's body is read to its end up to this many times max_body
@@ -101,7 +105,6 @@ struct http {
 	int port, metrics_port;
 	char *tls_cert, *tls_key, *tls_trust;   /* PEM contents; MHD keeps pointers */
 	bool need_client_cert;
-	atomic_int active;       /* requests between first call and completion */
 	/* Closed connections still read from, for listen.timeout at most. */
 	struct http_linger *linger;
 	/* The main listener's connections: the limit, idle ones, refusals. */
@@ -113,6 +116,12 @@ struct http {
 	/* A socket passed by socket activation, else -1: systemd keeps listening
 	 * on it after we exit, so http_stop must not shut it down (see there). */
 	int inherited_fd;
+	/* Requests between first call and completion: written twice per request
+	 * by every HTTP thread, so kept off the cache lines of the fields above,
+	 * which every request reads. */
+	char pad_active[64];
+	atomic_int active;
+	char pad_end[64];
 };
 
 enum http_route { HTTP_ROUTE_EVENT, HTTP_ROUTE_HEALTHZ, HTTP_ROUTE_READYZ, HTTP_ROUTE_METRICS };
@@ -153,6 +162,7 @@ static const char *const http_allow_get[] = { "Allow", "GET, HEAD", NULL };
 static const char *const http_allow_post[] = { "Allow", "POST", NULL };
 static const char *const http_www_bearer[] = { "WWW-Authenticate", "Bearer", NULL };
 
+/* Answer with body, which this takes (allocated). */
 static enum MHD_Result
 http_respond(struct http_req *r, int code, char *body, const char *const *headers)
 {
@@ -169,6 +179,95 @@ http_respond(struct http_req *r, int code, char *body, const char *const *header
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
 	MHD_destroy_response(resp);
 	r->phase = HTTP_PHASE_ANSWERED;
+	return ret;
+}
+
+/*
+ * The constant answers (ignored, and the probes), each built once per HTTP
+ * thread and queued again and again: libmicrohttpd counts a response's uses,
+ * under a mutex of the response's own, so one per thread shares no lock.
+ * Building one per request cost five allocations and frees (the response,
+ * its mutex, the Content-Type header) on the hottest path. A thread's
+ * responses are dropped when it exits (the key's destructor); a connection
+ * still holding one keeps it alive until it is done.
+ */
+enum http_const { HTTP_CONST_IGNORED, HTTP_CONST_OK, HTTP_CONST_READY, HTTP_NCONST };
+
+static const char *const http_const_body[HTTP_NCONST] = {
+	[HTTP_CONST_IGNORED] = "{\"status\":\"ignored\"}\n",
+	[HTTP_CONST_OK] = "{\"status\":\"ok\"}\n",
+	[HTTP_CONST_READY] = "{\"status\":\"ready\"}\n",
+};
+
+struct http_const_set {
+	struct MHD_Response *resp[HTTP_NCONST];
+};
+
+static pthread_once_t http_const_once = PTHREAD_ONCE_INIT;
+static pthread_key_t http_const_key;
+static bool http_const_keyed;   /* written once, under http_const_once */
+
+static void
+http_const_free(void *arg)
+{
+	struct http_const_set *set = arg;
+	for (int i = 0; i < HTTP_NCONST; i++)
+		if (set->resp[i] != NULL)
+			MHD_destroy_response(set->resp[i]);
+	free(set);
+}
+
+static void
+http_const_key_init(void)
+{
+	http_const_keyed = pthread_key_create(&http_const_key, http_const_free) == 0;
+}
+
+static struct MHD_Response *
+http_const_new(enum http_const c)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(http_const_body[c]),
+	    (void *)http_const_body[c], MHD_RESPMEM_PERSISTENT);
+	if (resp != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	return resp;
+}
+
+/* This thread's response with the constant body c; *own when it is a new
+ * one for this answer only (the thread cannot keep one). NULL without memory. */
+static struct MHD_Response *
+http_const_response(enum http_const c, bool *own)
+{
+	pthread_once(&http_const_once, http_const_key_init);
+	struct http_const_set *set = http_const_keyed ? pthread_getspecific(http_const_key) : NULL;
+	if (set == NULL && http_const_keyed) {
+		set = util_calloc(1, sizeof(*set));
+		if (pthread_setspecific(http_const_key, set) != 0) {
+			free(set);
+			set = NULL;
+		}
+	}
+	*own = set == NULL;
+	if (set == NULL)
+		return http_const_new(c);
+	if (set->resp[c] == NULL)
+		set->resp[c] = http_const_new(c);
+	return set->resp[c];
+}
+
+/* Answer with a constant body (ending with a newline for curl users). */
+static enum MHD_Result
+http_respond_const(struct http_req *r, int code, enum http_const c)
+{
+	bool own;
+	struct MHD_Response *resp = http_const_response(c, &own);
+	if (resp == NULL)
+		return MHD_NO;
+	r->code = code;
+	r->phase = HTTP_PHASE_ANSWERED;
+	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
+	if (own)
+		MHD_destroy_response(resp);
 	return ret;
 }
 
@@ -468,8 +567,7 @@ http_process_event(struct http_req *r)
 		if (log_enabled(LOG_LEVEL_DEBUG))
 			log_debug("event ignored", "kind", ev->kind, "name", ev->name, NULL);
 		event_free(ev);
-		return http_respond(r, MHD_HTTP_ACCEPTED, util_strdup("{\"status\":\"ignored\"}\n"),
-		    NULL);
+		return http_respond_const(r, MHD_HTTP_ACCEPTED, HTTP_CONST_IGNORED);
 	}
 	r->ev = ev;
 	r->items = util_calloc(n, sizeof(*r->items));
@@ -511,14 +609,14 @@ http_get(struct http_req *r, enum http_route route)
 	struct http *h = r->h;
 	switch (route) {
 	case HTTP_ROUTE_HEALTHZ:
-		return http_respond(r, MHD_HTTP_OK, util_strdup("{\"status\":\"ok\"}\n"), NULL);
+		return http_respond_const(r, MHD_HTTP_OK, HTTP_CONST_OK);
 	case HTTP_ROUTE_READYZ:
 		if (!atomic_load(&h->ready))
 			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL, NULL);
 		if (!queue_writer_healthy(h->writer))
 			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable", NULL,
 			    NULL);
-		return http_respond(r, MHD_HTTP_OK, util_strdup("{\"status\":\"ready\"}\n"), NULL);
+		return http_respond_const(r, MHD_HTTP_OK, HTTP_CONST_READY);
 	case HTTP_ROUTE_METRICS: {
 		struct util_buf b = {0};
 		metrics_render(&b);   /* memory only: no disk on an HTTP thread */
@@ -783,13 +881,14 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct http_listener *l = cls;
 	struct http_req *r = *con_cls;
+	double now = util_mono();
 	/* Answered and kept alive: idle until the next request, evictable. */
 	if (!l->metrics_only && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-		http_conn_idle(r != NULL ? r->cx : http_conn_of(conn));
+		http_conn_idle(r != NULL ? r->cx : http_conn_of(conn), now);
 	if (r == NULL)
 		return;
 	if (r->code != 0)
-		metrics_http(r->code, util_mono() - r->started);
+		metrics_http(r->code, now - r->started);
 	rules_result_clear(&r->match);
 	if (r->extras != NULL) {
 		for (size_t i = 0; i < r->qreq.nitems; i++)

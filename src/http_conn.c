@@ -129,14 +129,14 @@ http_conn_busy(struct http_conn *cx)
 }
 
 void
-http_conn_idle(struct http_conn *cx)
+http_conn_idle(struct http_conn *cx, double now)
 {
 	if (cx == NULL)
 		return;
 	struct http_pool *p = cx->pool;
 	pthread_mutex_lock(&p->lock);
 	if (!cx->evicted && !atomic_load_explicit(&cx->idle, memory_order_relaxed)) {
-		cx->idle_since = util_mono();
+		cx->idle_since = now;
 		cx->prev = p->tail;
 		cx->next = NULL;
 		if (p->tail != NULL)

@@ -45,8 +45,9 @@ void *http_conn_pool(struct http_conns *cs, int i);
 struct http_conn *http_conn_of(struct MHD_Connection *conn);
 /* A request starts on cx: not idle. Accepts NULL. */
 void http_conn_busy(struct http_conn *cx);
-/* A request on cx was answered: idle until the next one, evictable. Accepts NULL. */
-void http_conn_idle(struct http_conn *cx);
+/* A request on cx was answered at now (util_mono): idle until the next one,
+ * evictable. Accepts NULL. */
+void http_conn_idle(struct http_conn *cx, double now);
 /* When cx closes, linger on it (the client may still be writing). Accepts NULL. */
 void http_conn_linger(struct http_conn *cx);
 

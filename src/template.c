@@ -1134,18 +1134,6 @@ tp_utf8_put(uint32_t c, char *out)
 	return 4;
 }
 
-static int
-tp_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Go's strconv.Unquote of a "…" or `…` token into the arena. */
 static int
 tp_unquote(struct tp_parser *p, const struct tp_token *tk, struct tp_arg *a)
@@ -1200,7 +1188,7 @@ tp_unquote(struct tp_parser *p, const struct tp_token *tk, struct tp_arg *a)
 			goto bad;
 		}
 		for (int k = 0; k < digits; k++) {
-			if (++i >= n || (h = tp_hex(s[i])) < 0)
+			if (++i >= n || (h = util_hex_digit((unsigned char)s[i])) < 0)
 				goto bad;
 			v = v * 16 + (uint32_t)h;
 		}
@@ -2240,7 +2228,7 @@ tp_is_hex(const char *s, size_t n)
 	if (n == 0)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (tp_hex(s[i]) < 0)
+		if (util_hex_digit((unsigned char)s[i]) < 0)
 			return false;
 	return true;
 }

@@ -85,13 +85,14 @@ class QueueCli(unittest.TestCase):
         msgs = ["%s-%d" % (tag, i) for i in range(n)]
         for m in msgs:
             self.assertEqual(self.post("app-" + tag, m)["status"], "accepted")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + frtest.patience(10)
         while len(self.dead()) < before + n:
             self.assertLess(time.monotonic(), deadline, "dead letters did not appear")
             time.sleep(0.1)
         return self.dead()[-n:]      # id order: the newest n
 
     def wait_delivered(self, msgs, timeout):
+        timeout = frtest.patience(timeout)
         deadline = time.monotonic() + timeout
         while True:
             got = [a.get("text") for r in self.emu.delivered(HOOK) for a in r.attachments()]
@@ -118,14 +119,11 @@ class QueueCli(unittest.TestCase):
         # retry one while the daemon runs: delivered within 2 s
         self.emu.set_default(Response.ok(), path=HOOK)
         self.ok("retry", ids[0])
-        t0 = time.monotonic()
         self.wait_delivered(["dl-0"], timeout=2.5)
-        self.assertLess(time.monotonic() - t0, 2.5)
         self.assertEqual(sorted(str(r["id"]) for r in self.dead()), sorted(ids[1:]))
 
         # retry --all
         self.ok("retry", "--all")
-        t0 = time.monotonic()
         self.wait_delivered(["dl-1", "dl-2"], timeout=2.5)
         self.assertEqual(self.dead(), [])
         delivered = [a.get("text") for r in self.emu.delivered(HOOK) for a in r.attachments()]
@@ -225,7 +223,7 @@ alerts = ( %(alerts)s );
         return frtest.queue_rows(r.stdout.decode())
 
     def wait_dead(self, n, timeout=8):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + frtest.patience(timeout)
         while True:
             rows = self.dead()
             if len(rows) >= n:
@@ -313,13 +311,13 @@ alerts = ( { name = "all"; providers = [ "hook" ]; severity = "info";
         self.emu.set_default(Response.error(404, "no_service"), path=HOOK)
         for i in range(3):
             self.d.post(event("app%d" % i, "gone %d" % i))
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + frtest.patience(5)
         while len(self.dead()) < 3:
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.05)
         t0 = time.monotonic()
         self.assertEqual(len(self.dead()), 3)       # kept for 1.5 s ...
-        self.d.wait_err(r'msg="?dead letters expired"?.*count=3', timeout=6)
+        self.d.wait_err(r'msg="?dead letters expired"?.*count=3', timeout=frtest.patience(6))
         self.assertEqual(self.dead(), [])           # ... then deleted
         self.assertGreater(time.monotonic() - t0, 0.5)
         status, _, body = self.d.request("GET", "/metrics")
@@ -333,7 +331,7 @@ alerts = ( { name = "all"; providers = [ "hook" ]; severity = "info";
         self.d = frtest.Daemon(self.conf("0"), workdir=self.workdir, state_dir=self.state)
         self.emu.set_default(Response.error(404, "no_service"), path=HOOK)
         self.d.post(event("app", "kept"))
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + frtest.patience(5)
         while len(self.dead()) < 1:
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.05)
