@@ -275,6 +275,8 @@ START_TEST(test_full)
 	ck_assert_int_eq(p->batch_max, 10);
 	ck_assert(p->timeout == 10.0);
 	ck_assert_int_eq(p->max_text, 3000);
+	ck_assert_int_eq(p->format, CONF_FORMAT_BLOCKS);
+	ck_assert_int_eq(c->providers[0].format, CONF_FORMAT_ATTACHMENTS);
 
 	p = &c->providers[2];
 	ck_assert_str_eq(p->name, "bot-file");
@@ -333,6 +335,8 @@ START_TEST(test_full)
 	ck_assert_uint_eq(a->provider_idx[2], 2);
 	ck_assert_uint_eq(a->severity_mask, SEV(EVENT_ERROR) | SEV(EVENT_TRACE));
 	ck_assert_uint_eq(a->nexclude, 0);
+	ck_assert(a->title != NULL && a->text != NULL && a->nlinks == 1);
+	ck_assert_str_eq(a->mention, "<!here>");
 
 	a = &c->alerts[2];
 	ck_assert_str_eq(a->name, "defaults");
@@ -341,6 +345,7 @@ START_TEST(test_full)
 	ck_assert_ptr_null(a->channel);
 	ck_assert(!a->suspend && !a->commit_status_updates);
 	ck_assert_uint_eq(a->nreasons + a->ninclude + a->nexclude + a->nmetadata, 0);
+	ck_assert(a->title == NULL && a->text == NULL && a->nlinks == 0 && a->mention == NULL);
 
 	ck_assert_int_eq(conf_provider_find(c, "slack"), 0);
 	ck_assert_int_eq(conf_provider_find(c, "out_1"), 4);
