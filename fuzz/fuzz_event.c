@@ -229,10 +229,11 @@ fuzz_event_render(const struct event *ev)
 	for (size_t i = 0; i < res.ntargets; i++) {
 		const struct rules_target *t = &res.targets[i];
 		const struct conf_provider *p = &fuzz_event_conf->providers[t->provider];
-		struct slack_item items[3] = { { ev, t->extra, t->nextra, NULL } };
+		struct slack_item items[3] = { { .ev = ev, .extra = t->extra, .nextra = t->nextra } };
 		struct slack_look *look = slack_look_new(fuzz_event_conf, t->alerts, p, items, NULL);
 		for (size_t k = 0; k < 3; k++)
-			items[k] = (struct slack_item){ ev, t->extra, t->nextra, look };
+			items[k] = (struct slack_item){ .ev = ev, .extra = t->extra,
+			    .nextra = t->nextra, .look = look };
 		size_t used = 0;
 		fuzz_event_check_payload(slack_render_fit(p, t->channel, items, 1, &used), 1,
 		    p->format);

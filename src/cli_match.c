@@ -58,7 +58,7 @@ cli_match_one(const struct conf *c, const struct rules *r, const char *name, con
 		for (size_t i = 0; i < res.ntargets; i++) {
 			const struct rules_target *t = &res.targets[i];
 			const struct conf_provider *p = &c->providers[t->provider];
-			struct slack_item item = { ev, t->extra, t->nextra, NULL };
+			struct slack_item item = { .ev = ev, .extra = t->extra, .nextra = t->nextra };
 			struct slack_look *look = slack_look_new(c, t->alerts, p, &item, NULL);
 			item.look = look;
 			char *payload = slack_render_string(p, t->channel, &item, 1);

@@ -200,7 +200,7 @@ START_TEST(test_golden_webhook)
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
 	struct event *ev = t_fixture("tests/fixtures/events",
 	    "01-kustomization-validation-failed-generic-webhook.json");
-	struct slack_item it = { ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = ev };
 	char *got = slack_render_string(&p, NULL, &it, 1);
 	t_golden("payload-blocks-webhook.json", got);
 	/* the console provider prints what the webhook gets */
@@ -218,7 +218,7 @@ START_TEST(test_golden_bot)
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
 	struct event *ev = t_fixture("tests/fixtures/events",
 	    "06-kustomization-health-check-timed-out-error.json");
-	struct slack_item it = { ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = ev };
 	p.channel = "#flux-bot";
 	p.icon_url = "https://example.com/flux.png";
 	char *got = slack_render_string(&p, NULL, &it, 1);
@@ -238,8 +238,9 @@ START_TEST(test_golden_coalesced)
 	    "06-kustomization-health-check-timed-out-error.json");
 	struct event *e7 = t_fixture("tests/fixtures/events",
 	    "07-configmap-sync-with-object-annotations.json");
-	struct slack_item items[] = { { e1, extra, 2, NULL }, { e6, extra, 2, NULL },
-	    { e7, extra, 2, NULL } };
+	struct slack_item items[] = { { .ev = e1, .extra = extra, .nextra = 2 },
+	    { .ev = e6, .extra = extra, .nextra = 2 },
+	    { .ev = e7, .extra = extra, .nextra = 2 } };
 	p.username = "Flux";
 	p.icon_emoji = ":rocket:";
 	char *got = slack_render_string(&p, "#devops-alerts", items, 3);
@@ -255,7 +256,7 @@ START_TEST(test_golden_multiline)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
 	struct event *ev = t_fixture("tests/fixtures/templates", "helmrelease-upgrade-failed.json");
-	struct slack_item it = { ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = ev };
 	char *got = slack_render_string(&p, NULL, &it, 1);
 	t_golden("payload-blocks-multiline.json", got);
 	free(got);
@@ -280,7 +281,7 @@ START_TEST(test_fixtures_within_limits)
 		struct conf_provider p = t_provider((enum conf_provider_type)type);
 		for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
 			struct event *ev = t_fixture("tests/fixtures/events", fixtures[i]);
-			struct slack_item it = { ev, NULL, 0, NULL };
+			struct slack_item it = { .ev = ev };
 			json_t *j = t_render(&p, &it, 1);
 			t_check_limits(j);
 			ck_assert(json_object_get(j, "attachments") == NULL);
@@ -307,7 +308,7 @@ START_TEST(test_marker)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
 	struct event ev = t_event(t_markers[_i].sev, "Progressing", "m");
-	struct slack_item it = { &ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = &ev };
 	json_t *j = t_render(&p, &it, 1);
 	const char *head = t_section(j, 0);
 	ck_assert_msg(strncmp(head, t_markers[_i].marker, strlen(t_markers[_i].marker)) == 0,
@@ -321,7 +322,7 @@ START_TEST(test_head)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
 	struct event ev = t_event(EVENT_ERROR, "", "m");
-	struct slack_item it = { &ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = &ev };
 	/* no reason: the author is the title, said once */
 	json_t *j = t_render(&p, &it, 1);
 	ck_assert_str_eq(t_section(j, 0), ":red_circle: *kustomization/webapp.apps*");
@@ -355,7 +356,7 @@ START_TEST(test_code_block)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
 	struct event ev = t_event(EVENT_ERROR, "UpgradeFailed", "upgrade failed:\n<x> & y");
-	struct slack_item it = { &ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = &ev };
 	json_t *j = t_render(&p, &it, 1);
 	ck_assert_str_eq(t_section(j, 1), "```upgrade failed:\n&lt;x&gt; &amp; y```");
 	json_decref(j);
@@ -378,7 +379,7 @@ START_TEST(test_empty_message)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
 	struct event ev = t_event(EVENT_INFO, "R", "");
-	struct slack_item it = { &ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = &ev };
 	ev.reporting_controller = "";
 	/* head only: no message section (Slack refuses empty text), no context */
 	json_t *j = t_render(&p, &it, 1);
@@ -400,7 +401,7 @@ START_TEST(test_split_sections)
 	for (int i = 0; i < 2000; i++)
 		util_buf_puts(&m, "ab&cd<\xc3\xa9 ");     /* 8 characters, 15 escaped */
 	struct event ev = t_event(EVENT_ERROR, "R", m.data);
-	struct slack_item it = { &ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = &ev };
 	p.max_text = 40000;
 	json_t *j = t_render(&p, &it, 1);
 	t_check_limits(j);
@@ -442,7 +443,7 @@ START_TEST(test_split_lines)
 		util_buf_printf(&m, "%03d %s\n", i,
 		    "0123456789012345678901234567890123456789012345678901234567890123456789");
 	struct event ev = t_event(EVENT_ERROR, "R", m.data);
-	struct slack_item it = { &ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = &ev };
 	p.max_text = 40000;
 	json_t *j = t_render(&p, &it, 1);
 	t_check_limits(j);
@@ -474,7 +475,7 @@ START_TEST(test_fields)
 		extra[i].key = keys[i];
 		extra[i].value = i == 0 ? big.data : "v";
 	}
-	struct slack_item it = { &ev, extra, 60, NULL };
+	struct slack_item it = { .ev = &ev, .extra = extra, .nextra = 60 };
 	json_t *j = t_render(&p, &it, 1);
 	t_check_limits(j);
 	/* 49 fields and "11 more fields not shown": 5 sections of 10 */
@@ -510,7 +511,7 @@ START_TEST(test_context)
 	struct event ev = t_event(EVENT_INFO, "R", "m");
 	struct slack_link links[] = { { "https://a", "A" }, { "https://b", "" } };
 	struct slack_look look = { NULL, NULL, links, 2, NULL };
-	struct slack_item it = { &ev, NULL, 0, &look };
+	struct slack_item it = { .ev = &ev, .look = &look };
 	ev.has_timestamp = true;
 	ev.timestamp = 1666941979;
 	json_t *j = t_render(&p, &it, 1);
@@ -535,8 +536,8 @@ START_TEST(test_text_and_mentions)
 	struct event info = t_event(EVENT_INFO, "R", "fine");
 	struct slack_look a = { NULL, NULL, NULL, 0, "<!here> <@U1>" };
 	struct slack_look b = { NULL, NULL, NULL, 0, "<@U1> <!subteam^S1>" };
-	struct slack_item items[] = { { &err, NULL, 0, &a }, { &info, NULL, 0, &a },
-	    { &err, NULL, 0, &b } };
+	struct slack_item items[] = { { .ev = &err, .look = &a }, { .ev = &info, .look = &a },
+	    { .ev = &err, .look = &b } };
 
 	json_t *j = t_render(&p, items, 1);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
@@ -576,7 +577,7 @@ START_TEST(test_fifty_blocks)
 	}
 	struct slack_item items[10];
 	for (int i = 0; i < 10; i++)
-		items[i] = (struct slack_item){ &ev, extra, 45, NULL };
+		items[i] = (struct slack_item){ .ev = &ev, .extra = extra, .nextra = 45 };
 	/* each event: head, message, 5 field sections, context = 8 blocks */
 	size_t used = 0;
 	char *s = slack_render_fit(&p, NULL, items, 10, &used);
@@ -611,7 +612,7 @@ START_TEST(test_fifty_blocks)
 		many[i].value = "v";
 	}
 	struct event huge = t_event(EVENT_ERROR, "R", m.data);
-	struct slack_item h = { &huge, many, 60, NULL };
+	struct slack_item h = { .ev = &huge, .extra = many, .nextra = 60 };
 	p.format = CONF_FORMAT_BLOCKS;
 	p.max_text = 40000;
 	j = t_render(&p, &h, 1);
@@ -625,14 +626,15 @@ START_TEST(test_invalid)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
 	struct event ev = t_event(EVENT_ERROR, "R", "m");
-	struct slack_item it = { &ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = &ev };
 	size_t used = 7;
 	p.channel = NULL;
 	ck_assert_ptr_null(slack_render_fit(&p, NULL, &it, 1, &used));
 	ck_assert_uint_eq(used, 0);
 	ck_assert_ptr_null(slack_render(&p, NULL, &it, 1));
-	ck_assert_ptr_nonnull(slack_render(&p, "C0123", &it, 1));
-	json_decref(slack_render(&p, "C0123", &it, 1));
+	json_t *j = slack_render(&p, "C0123", &it, 1);
+	ck_assert_ptr_nonnull(j);
+	json_decref(j);
 	ck_assert_ptr_null(slack_render(&p, "C0123", &it, 0));
 	it.ev = NULL;
 	ck_assert_ptr_null(slack_render(&p, "C0123", &it, 1));

@@ -112,7 +112,7 @@ t_payload(const struct conf *c, const char *provider, const char *alerts, const 
 {
 	const struct conf_provider *p = t_provider(c, provider);
 	struct event *ev = t_fixture(fixture);
-	struct slack_item it = { ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = ev };
 	struct slack_look *look = slack_look_new(c, alerts, p, &it, NULL);
 	it.look = look;
 	char *s = slack_render_string(p, NULL, &it, 1);
@@ -209,7 +209,7 @@ START_TEST(test_merge_first_in_config_order)
 {
 	struct conf *c = t_conf_text(t_merge_conf);
 	struct event *ev = t_fixture("kustomization-health-failed.json");
-	struct slack_item it = { ev, NULL, 0, NULL };
+	struct slack_item it = { .ev = ev };
 	const struct conf_provider *p = t_provider(c, "c");
 
 	/* the order of the names does not matter: config order does */
@@ -268,7 +268,7 @@ START_TEST(test_bounds)
 	for (int i = 0; i < 100; i++)
 		util_buf_puts(&big, "0123456789");
 	extra[0].value = big.data;
-	struct slack_item it = { ev, extra, 1, NULL };
+	struct slack_item it = { .ev = ev, .extra = extra, .nextra = 1 };
 	struct slack_look *l = slack_look_new(c, "x", p, &it, NULL);
 
 	/* a title is cut to 249 characters and "…"; so is a link text */
@@ -302,7 +302,7 @@ START_TEST(test_escaping)
 	const struct conf_provider *p = t_provider(c, "c");
 	struct event *ev = t_fixture("kustomization-reconciled.json");
 	struct conf_kv extra[] = { { "t", "a<b>&c|d e" } };
-	struct slack_item it = { ev, extra, 1, NULL };
+	struct slack_item it = { .ev = ev, .extra = extra, .nextra = 1 };
 	struct slack_look *l = slack_look_new(c, "x", p, &it, NULL);
 
 	/* what actions print is escaped; the template's own text is not */
@@ -336,7 +336,7 @@ START_TEST(test_data)
 	const struct conf_provider *p = t_provider(c, "c");
 	struct event *ev = t_fixture("kustomization-health-failed.json");
 	struct conf_kv extra[] = { { "team", "web" }, { "summary", "Production" } };
-	struct slack_item it = { ev, extra, 2, NULL };
+	struct slack_item it = { .ev = ev, .extra = extra, .nextra = 2 };
 	struct slack_look *l = slack_look_new(c, "prod-errors", p, &it, NULL);
 	ck_assert_str_eq(l->text, "prod-errors web Production main 731f7ea .");
 	slack_look_free(l);
@@ -357,8 +357,8 @@ START_TEST(test_attachments_placement)
 	struct event *info = t_fixture("kustomization-reconciled.json");
 	struct slack_link links[] = { { "https://a", "A" }, { "https://b", "" } };
 	struct slack_look look = { "T", "some *text*", links, 2, "<!here>" };
-	struct slack_item items[] = { { err, NULL, 0, &look }, { info, NULL, 0, &look },
-	    { err, NULL, 0, &look } };
+	struct slack_item items[] = { { .ev = err, .look = &look }, { .ev = info, .look = &look },
+	    { .ev = err, .look = &look } };
 
 	json_t *j = t_json(slack_render_string(p, NULL, items, 1));
 	json_t *a = json_array_get(json_object_get(j, "attachments"), 0);
@@ -394,7 +394,7 @@ START_TEST(test_attachments_placement)
 	/* NULL parts keep the defaults */
 	struct slack_look none = { 0 };
 	items[1].look = &none;
-	struct slack_item plain = { info, NULL, 0, NULL };
+	struct slack_item plain = { .ev = info };
 	char *s1 = slack_render_string(p, NULL, &items[1], 1);
 	char *s2 = slack_render_string(p, NULL, &plain, 1);
 	ck_assert_str_eq(s1, s2);
@@ -425,7 +425,7 @@ START_TEST(test_attachments_total)
 	struct slack_look look = { NULL, t.data, links, 2, NULL };
 	struct slack_item items[10];
 	for (int i = 0; i < 10; i++)
-		items[i] = (struct slack_item){ ev, NULL, 0, &look };
+		items[i] = (struct slack_item){ .ev = ev, .look = &look };
 	json_t *j = t_json(slack_render_string(&p, NULL, items, 10));
 	size_t total = 0;
 	for (size_t i = 0; i < 10; i++) {
