@@ -220,6 +220,21 @@ class MatchAndCheck(unittest.TestCase):
             for prov, g in goldens.items():
                 self.assertEqual(printed[prov], golden(g), (fixture, prov))
 
+    def test_readme_example_is_the_tested_one(self):
+        """The README's example alert is the one tested here, line for line."""
+        with open(os.path.join(SRC, "README.md")) as f:
+            readme = f.read()
+        sec = readme[readme.index("## Templates, links and mentions"):]
+        block = re.search(r"(?s)```\n(providers = .*?)```", sec).group(1)
+        with open(CONF) as f:
+            conf = f.read()
+        lines = [l.split("#")[0].strip() for l in block.split("\n")]
+        keys = ("title =", "url =", "{ text =", "mention =", "sources =", "{ kind =")
+        tested = [l for l in lines if l.startswith(keys)]
+        self.assertGreaterEqual(len(tested), 7, tested)
+        for l in tested:
+            self.assertIn(l, conf)
+
     def test_check_config_reports_column(self):
         path = os.path.join(SRC, "tests", "configs", "broken-templates.conf")
         r = frtest.run_cli(["--check-config", "-c", path])
