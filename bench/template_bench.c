@@ -16,25 +16,29 @@
 
 #include "event.h"
 #include "slack.h"
+#include "slack_look.h"
 #include "template.h"
 #include "util.h"
 
 static const struct {
 	const char *what, *src;
 	size_t limit;
+	unsigned flags;
 } bench_templates[] = {
 	{ "title",
 	  "{{ .involvedObject.kind | lower }}/{{ .involvedObject.name }}"
-	  "{{ with .involvedObject.namespace }}.{{ . }}{{ end }}: {{ .reason }}", 250 },
+	  "{{ with .involvedObject.namespace }}.{{ . }}{{ end }}: {{ .reason }}", 250, 0 },
 	{ "text",
 	  "{{ .message | trunc 200 }}{{ if .revision.sha }} (commit {{ link (printf "
 	  "\"https://github.com/acme/fleet/commit/%s\" .revision.sha) .revision.short }}){{ end }}"
-	  "{{ if eq .severity \"error\" }} <!here>{{ end }}", 3000 },
-	{ "links[0].url", "https://github.com/acme/fleet/commit/{{ .revision.sha }}", 0 },
-	{ "links[0].text", "commit {{ .revision.short }}", 250 },
+	  "{{ if eq .severity \"error\" }} <!here>{{ end }}", 3000, 0 },
+	{ "links[0].url", "https://github.com/acme/fleet/commit/{{ .revision.sha }}", 0,
+	  TEMPLATE_URL },
+	{ "links[0].text", "commit {{ .revision.short }}", 250, 0 },
 	{ "links[1].url",
 	  "https://grafana.example.com/d/flux?var-namespace={{ .involvedObject.namespace }}"
-	  "&var-name={{ .involvedObject.name }}&var-cluster={{ .metadata.cluster | default \"prod\" }}", 0 },
+	  "&var-name={{ .involvedObject.name }}&var-cluster={{ .metadata.cluster | default \"prod\" }}", 0,
+	  TEMPLATE_URL },
 };
 #define BENCH_NT (sizeof(bench_templates) / sizeof(bench_templates[0]))
 
@@ -75,7 +79,8 @@ main(int argc, char **argv)
 	}
 	t0 = bench_now();
 	for (size_t i = 0; i < BENCH_NT; i++) {
-		t[i] = template_compile(bench_templates[i].src, 0, err, sizeof(err));
+		t[i] = template_compile(bench_templates[i].src, bench_templates[i].flags, err,
+		    sizeof(err));
 		if (t[i] == NULL) {
 			fprintf(stderr, "template_bench: %s: %s\n", bench_templates[i].what, err);
 			return 1;
@@ -117,6 +122,7 @@ main(int argc, char **argv)
 	p.type = CONF_PROVIDER_SLACK;
 	p.url = "https://hooks.slack.com/services/T0/B0/x";
 	p.max_text = 3000;
+	memset(&item, 0, sizeof(item));
 	item.ev = ev;
 	item.extra = extra;
 	item.nextra = 2;
@@ -128,6 +134,46 @@ main(int argc, char **argv)
 	}
 	printf("for scale, the default slack_render_string of the same event: %.2f us\n",
 	    (bench_now() - t0) / (double)(n / 4 + 1) * 1e6);
+
+	/*
+	 * Whole messages as the delivery thread builds them: the templates above
+	 * as one alert's title, text and two links with a mention,
+	 * slack_look_new() then slack_render_string(), as attachments and as
+	 * Block Kit; and Block Kit without templates.
+	 */
+	struct conf_link links[2] = { { .text = t[3], .url = t[2] }, { .url = t[4] } };
+	struct conf_alert a;
+	struct conf c;
+	memset(&a, 0, sizeof(a));
+	a.name = "errors";
+	a.title = t[0];
+	a.text = t[1];
+	a.links = links;
+	a.nlinks = 2;
+	a.mention = "<!here>";
+	memset(&c, 0, sizeof(c));
+	c.alerts = &a;
+	c.nalerts = 1;
+	static const char *const what[] = {
+		"templated message, attachments", "templated message, Block Kit",
+		"default message, Block Kit",
+	};
+	for (int f = 0; f < 3; f++) {
+		p.format = f == 0 ? CONF_FORMAT_ATTACHMENTS : CONF_FORMAT_BLOCKS;
+		t0 = bench_now();
+		for (long k = 0; k < n / 4 + 1; k++) {
+			struct slack_look *l = f < 2
+			    ? slack_look_new(&c, "errors", &p, &item, "prod-eu-1") : NULL;
+			item.look = l;
+			char *s = slack_render_string(&p, NULL, &item, 1);
+			sink += strlen(s);
+			free(s);
+			slack_look_free(l);
+			item.look = NULL;
+		}
+		printf("%s (slack_look_new + slack_render_string): %.2f us\n", what[f],
+		    (bench_now() - t0) / (double)(n / 4 + 1) * 1e6);
+	}
 
 	for (size_t i = 0; i < BENCH_NT; i++)
 		template_free(t[i]);

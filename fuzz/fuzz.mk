@@ -38,13 +38,17 @@ FUZZ_ENV = ASAN_SYMBOLIZER_PATH="$(FUZZ_SYMBOLIZER)" FUZZ_TMPDIR=`pwd`/fuzz/work
 FUZZ_HDRS = $(top_srcdir)/src/util.h $(top_srcdir)/src/log.h $(top_srcdir)/src/conf.h \
 	$(top_srcdir)/src/event.h $(top_srcdir)/src/event_internal.h \
 	$(top_srcdir)/src/rules.h $(top_srcdir)/src/dedup.h \
-	$(top_srcdir)/src/slack.h $(top_srcdir)/src/auth.h $(top_srcdir)/src/queue.h
+	$(top_srcdir)/src/slack.h $(top_srcdir)/src/auth.h $(top_srcdir)/src/queue.h \
+	$(top_srcdir)/src/template.h $(top_srcdir)/src/slack_blocks.h \
+	$(top_srcdir)/src/slack_look.h $(top_srcdir)/src/slack_internal.h
+# conf.c compiles the alerts' templates: template.c goes with it.
 FUZZ_BASE_SRCS = $(top_srcdir)/src/util.c $(top_srcdir)/src/log.c $(top_srcdir)/src/conf.c \
-	$(top_srcdir)/src/event.c $(top_srcdir)/src/event_fast.c $(top_srcdir)/src/rules.c
+	$(top_srcdir)/src/event.c $(top_srcdir)/src/event_fast.c $(top_srcdir)/src/rules.c \
+	$(top_srcdir)/src/template.c
 # dedup.c's window decision reads the queue (SQLite): linked, never called.
 FUZZ_EVENT_SRCS = $(top_srcdir)/fuzz/fuzz_event.c $(FUZZ_BASE_SRCS) \
 	$(top_srcdir)/src/dedup.c $(top_srcdir)/src/slack.c $(top_srcdir)/src/auth.c \
-	$(top_srcdir)/src/queue.c
+	$(top_srcdir)/src/queue.c $(top_srcdir)/src/slack_blocks.c $(top_srcdir)/src/slack_look.c
 FUZZ_CONF_SRCS = $(top_srcdir)/fuzz/fuzz_conf.c $(FUZZ_BASE_SRCS)
 
 fuzz/fuzz_event: $(FUZZ_EVENT_SRCS) $(FUZZ_HDRS)
@@ -199,10 +203,9 @@ EXTRA_DIST += fuzz/fuzz_import.c
 #   make fuzz              also runs it for FUZZ_SECONDS (fuzz-template)
 #   make fuzz-regress      also replays fuzz/regressions/template and
 #                          fuzz/corpus/template through it (fuzz-regress-template)
-FUZZ_TEMPLATE_SRCS = $(top_srcdir)/fuzz/fuzz_template.c $(FUZZ_BASE_SRCS) \
-	$(top_srcdir)/src/template.c
+FUZZ_TEMPLATE_SRCS = $(top_srcdir)/fuzz/fuzz_template.c $(FUZZ_BASE_SRCS)
 
-fuzz/fuzz_template: $(FUZZ_TEMPLATE_SRCS) $(FUZZ_HDRS) $(top_srcdir)/src/template.h
+fuzz/fuzz_template: $(FUZZ_TEMPLATE_SRCS) $(FUZZ_HDRS)
 	@$(FUZZ_CHECK_CC)
 	@$(MKDIR_P) fuzz
 	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_TEMPLATE_SRCS) $(FUZZ_LIBS)

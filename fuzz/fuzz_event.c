@@ -3,9 +3,10 @@
  * network peer reaches: event_parse() on the raw body, then everything that
  * follows a successful parse without I/O — rules_match() against a fixed
  * rule set (globs, PCRE2 include/exclude, severity lists, channels, alert
- * metadata), dedup_key()/dedup_normalize(), and slack_render_string() in the
- * single and coalesced forms. auth_check_hmac() also sees the input as its
- * signature header.
+ * metadata), dedup_key()/dedup_normalize(), the alerts' templates
+ * (slack_look_new) and slack_render_string() in the single and coalesced
+ * forms, as attachments and as Block Kit. auth_check_hmac() also sees the
+ * input as its signature header.
  *
  * Besides "no crash, no leak, no UB" (ASan/UBSan/LeakSanitizer), it checks the
  * properties other modules rely on, and abort()s when one breaks:
@@ -15,7 +16,9 @@
  *   - a parsed event has non-empty kind and name, a known severity, metadata
  *     sorted by key with unique keys, each found by event_meta_get();
  *   - every rendered Slack payload is valid JSON with one attachment per
- *     event (it goes to Slack verbatim).
+ *     event (it goes to Slack verbatim); a Block Kit one holds at least one
+ *     event in at most 50 blocks, each text within Slack's limits (3,000
+ *     characters a section or context element, 2,000 a field, 10 fields).
  * Input: the HTTP body, as is (seeds: tests/fixtures/events/ and fuzz/corpus/event/).
  * Single-threaded; see fuzz/README.md for how it is built and run.
  */
@@ -32,6 +35,8 @@
 #include "event.h"
 #include "rules.h"
 #include "slack.h"
+#include "slack_blocks.h"
+#include "slack_look.h"
 #include "util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -53,7 +58,8 @@ static const char fuzz_event_conf_text[] =
 	"    max_text = 100; },\n"
 	"  { name = \"bot\"; type = \"slack-bot\"; token = \"xoxb-fuzz\"; channel = \"C0123\";\n"
 	"    icon_url = \"https://example.com/i.png\"; },\n"
-	"  { name = \"out\"; type = \"console\"; }\n"
+	"  { name = \"out\"; type = \"console\"; },\n"
+	"  { name = \"kit\"; type = \"console\"; format = \"blocks\"; max_text = 40000; }\n"
 	");\n"
 	"alerts = (\n"
 	"  { name = \"all\"; providers = [ \"out\" ]; severity = \"trace\";\n"
@@ -66,6 +72,13 @@ static const char fuzz_event_conf_text[] =
 	"    exclude = [ \"^Dependencies do not meet\" ];\n"
 	"    metadata = { cluster = \"prod-eu-1\"; revision = \"alert-side\"; };\n"
 	"    summary = \"production\"; channel = \"#devops-alerts\"; },\n"
+	"  { name = \"templated\"; providers = [ \"hook\", \"kit\" ]; severity = \"trace\";\n"
+	"    sources = ( { kind = \"*\"; } );\n"
+	"    title = \"{{ .involvedObject.kind | lower }} {{ .reason | trunc 300 }}\";\n"
+	"    text = \"{{ .message }}{{ range $k, $v := .metadata }}\\n{{ $k }}={{ $v }}{{ end }}\";\n"
+	"    links = ( { text = \"{{ .revision.short }}\"; url = \"https://x/{{ .revision.sha }}\"; },\n"
+	"              { text = \"{{ .message }}\"; url = \"{{ .metadata.url }}\"; } );\n"
+	"    mention = \"<!here>\"; },\n"
 	"  { name = \"mixed\"; providers = [ \"hook\", \"out\" ]; severity = [ \"warning\", \"info\" ];\n"
 	"    sources = ( { kind = \"Git*\"; namespace = \"flux-[a-z]*\"; },\n"
 	"                { kind = \"?*\"; name = \"web*\"; } );\n"
@@ -148,9 +161,46 @@ fuzz_event_check_event(const struct event *ev)
 	}
 }
 
-/* A payload must parse as a JSON object with n attachments. */
+/* Code points of a JSON string member (0 when absent). */
+static size_t
+fuzz_event_cps(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	size_t n = 0;
+	for (; s != NULL && *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/* Slack's Block Kit limits, for every block of a payload. */
 static void
-fuzz_event_check_payload(char *s, size_t n)
+fuzz_event_check_blocks(json_t *blocks)
+{
+	size_t i, k;
+	json_t *b, *e;
+	if (!json_is_array(blocks) || json_array_size(blocks) == 0 ||
+	    json_array_size(blocks) > SLACK_BLOCKS_MAX)
+		fuzz_event_fail("Block Kit payload without 1..50 blocks", NULL);
+	json_array_foreach(blocks, i, b) {
+		json_t *t = json_object_get(b, "text"), *f = json_object_get(b, "fields");
+		json_t *el = json_object_get(b, "elements");
+		if (t != NULL && (fuzz_event_cps(t, "text") == 0 ||
+		    fuzz_event_cps(t, "text") > SLACK_BLOCKS_MAX_TEXT))
+			fuzz_event_fail("section text empty or beyond 3,000 characters", NULL);
+		if (f != NULL && json_array_size(f) > SLACK_BLOCKS_MAX_FIELDS)
+			fuzz_event_fail("more than 10 fields in a section", NULL);
+		json_array_foreach(f, k, e)
+			if (fuzz_event_cps(e, "text") > SLACK_BLOCKS_MAX_FIELD)
+				fuzz_event_fail("field beyond 2,000 characters", NULL);
+		json_array_foreach(el, k, e)
+			if (fuzz_event_cps(e, "text") > SLACK_BLOCKS_MAX_TEXT)
+				fuzz_event_fail("context element beyond 3,000 characters", NULL);
+	}
+}
+
+/* A payload must parse as a JSON object with n attachments (or valid blocks). */
+static void
+fuzz_event_check_payload(char *s, size_t n, enum conf_format format)
 {
 	if (s == NULL)
 		fuzz_event_fail("slack_render_string returned NULL", NULL);
@@ -158,9 +208,13 @@ fuzz_event_check_payload(char *s, size_t n)
 	json_t *doc = json_loads(s, 0, &e);
 	if (doc == NULL)
 		fuzz_event_fail("payload is not valid JSON", e.text);
-	json_t *att = json_object_get(doc, "attachments");
-	if (!json_is_array(att) || json_array_size(att) != n)
-		fuzz_event_fail("payload does not carry one attachment per event", NULL);
+	if (format == CONF_FORMAT_BLOCKS) {
+		fuzz_event_check_blocks(json_object_get(doc, "blocks"));
+	} else {
+		json_t *att = json_object_get(doc, "attachments");
+		if (!json_is_array(att) || json_array_size(att) != n)
+			fuzz_event_fail("payload does not carry one attachment per event", NULL);
+	}
 	json_decref(doc);
 	free(s);
 }
@@ -175,15 +229,21 @@ fuzz_event_render(const struct event *ev)
 	for (size_t i = 0; i < res.ntargets; i++) {
 		const struct rules_target *t = &res.targets[i];
 		const struct conf_provider *p = &fuzz_event_conf->providers[t->provider];
-		struct slack_item items[3];
-		memset(items, 0, sizeof(items));
-		for (size_t k = 0; k < 3; k++) {
-			items[k].ev = ev;
-			items[k].extra = t->extra;
-			items[k].nextra = t->nextra;
-		}
-		fuzz_event_check_payload(slack_render_string(p, t->channel, items, 1), 1);
-		fuzz_event_check_payload(slack_render_string(p, t->channel, items, 3), 3);
+		struct slack_item items[3] = { { .ev = ev, .extra = t->extra, .nextra = t->nextra } };
+		struct slack_look *look = slack_look_new(fuzz_event_conf, t->alerts, p, items, NULL);
+		for (size_t k = 0; k < 3; k++)
+			items[k] = (struct slack_item){ .ev = ev, .extra = t->extra,
+			    .nextra = t->nextra, .look = look };
+		size_t used = 0;
+		fuzz_event_check_payload(slack_render_fit(p, t->channel, items, 1, &used), 1,
+		    p->format);
+		if (used != 1)
+			fuzz_event_fail("a message does not hold one event", NULL);
+		fuzz_event_check_payload(slack_render_fit(p, t->channel, items, 3, &used), used,
+		    p->format);
+		if (used < 1 || used > 3 || (p->format != CONF_FORMAT_BLOCKS && used != 3))
+			fuzz_event_fail("slack_render_fit used a wrong count", NULL);
+		slack_look_free(look);
 		free(rules_target_label(p->name, t->channel));
 	}
 	rules_result_clear(&res);

@@ -1,7 +1,8 @@
 /*
  * cli_match: `fluxrelay match` — a dry run of the rules on event files: which
- * alerts fire and the payload each target would receive. Nothing is stored or
- * sent. Main thread only.
+ * alerts fire and the payload each target would receive, templates (SPEC §13)
+ * rendered as the delivery thread renders them, so a template can be tried
+ * without a server. Nothing is stored or sent. Main thread only.
  */
 #include "cli.h"
 
@@ -13,6 +14,7 @@
 #include "event.h"
 #include "rules.h"
 #include "slack.h"
+#include "slack_look.h"
 #include "util.h"
 
 static char *
@@ -83,7 +85,10 @@ cli_match_one(const struct conf *c, const struct rules *r, const char *name, con
 			}
 			struct slack_item item = { .ev = ev, .extra = t->extra, .nextra = t->nextra,
 			    .cluster = ev->cluster };
+			struct slack_look *look = slack_look_new(c, t->alerts, p, &item, ev->cluster);
+			item.look = look;
 			char *payload = slack_render_string(p, t->channel, &item, 1);
+			slack_look_free(look);
 			printf("  target: %s (%s)%s%s alerts=%s\n  %s\n", p->name,
 			    conf_provider_type_name(p->type), t->channel ? " channel=" : "",
 			    t->channel ? t->channel : "", t->alerts, payload ? payload : "(render failed)");

@@ -44,6 +44,7 @@
 
 #include "event.h"
 #include "log.h"
+#include "template.h"
 #include "util.h"
 
 /* Options every include/exclude pattern is validated with; rules uses the same. */
@@ -213,13 +214,15 @@ static const char *const conf_provider_keys[] = {
 	"name", "type", "url", "url_file", "url_env", "token", "token_file", "token_env",
 	"api_url", "channel", "username", "icon_emoji", "icon_url", "proxy", "ca_file",
 	"address", "address_file", "address_env", "headers", "headers_file",
-	"hmac_key", "hmac_key_file", "hmac_key_env", NULL
+	"hmac_key", "hmac_key_file", "hmac_key_env", "format", NULL
 };
 static const char *const conf_alert_keys[] = {
 	"name", "providers", "severity", "sources", "reasons", "include", "exclude",
-	"metadata", "summary", "channel", "notify", "recovery_reasons", NULL
+	"metadata", "summary", "channel", "notify", "recovery_reasons",
+	"title", "text", "links", "mention", NULL
 };
 static const char *const conf_source_keys[] = { "kind", "name", "namespace", "cluster", NULL };
+static const char *const conf_link_keys[] = { "text", "url", NULL };
 
 /* Keys that belong to some provider types only: the types' bits. */
 #define CONF_T(t) (1u << (t))
@@ -246,6 +249,7 @@ static const struct {
 	{ "icon_url", CONF_T_MESSAGES },
 	{ "batch_max", CONF_T_MESSAGES },
 	{ "max_text", CONF_T_MESSAGES },
+	{ "format", CONF_T_MESSAGES },
 	{ "address", CONF_T_FORWARD },
 	{ "address_file", CONF_T_FORWARD },
 	{ "address_env", CONF_T_FORWARD },
@@ -1842,6 +1846,23 @@ conf_provider_forward(struct conf_ctx *x, const config_setting_t *g, const char 
 	}
 }
 
+/* The layout of a provider's messages: "attachments" [default] or "blocks". */
+static void
+conf_provider_format(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_provider *p)
+{
+	const char *v = NULL;
+	if (conf_get_string(x, g, scope, "format", &v) != 1)
+		return;
+	if (strcmp(v, "attachments") == 0)
+		p->format = CONF_FORMAT_ATTACHMENTS;
+	else if (strcmp(v, "blocks") == 0)
+		p->format = CONF_FORMAT_BLOCKS;
+	else
+		conf_report(x, config_setting_get_member(g, "format"), scope, "format",
+		    "must be \"attachments\" or \"blocks\"");
+}
+
 /* Provider i, from group g: a conf_entry_fn. */
 static char *
 conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
@@ -1874,6 +1895,7 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	conf_scalars_load(x, g, scope, "provider", p);
 	if (conf_provider_forwards(p))
 		p->batch_max = 1;     /* never coalesced: one event, one request */
+	conf_provider_format(x, g, scope, p);
 	conf_copy_string(x, g, scope, "proxy", &p->proxy);
 	if (conf_get_path(x, g, scope, "ca_file", true, &p->ca_file) == 1)
 		conf_check_readable(x, g, scope, "ca_file", p->ca_file);
@@ -2134,6 +2156,118 @@ conf_alert_notify(struct conf_ctx *x, const config_setting_t *g, const char *sco
 	}
 }
 
+/*
+ * Compile the template at g's member key into *dst; a compile error is
+ * reported as `SCOPE KEY: column N: problem` at the setting's line.
+ * 1 compiled, 0 absent, -1 reported.
+ */
+static int
+conf_template(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, unsigned flags, struct template **dst)
+{
+	const char *src = NULL;
+	char err[256];
+	int r = conf_get_string(x, g, scope, key, &src);
+	if (r != 1)
+		return r;
+	*dst = template_compile(src, flags, err, sizeof(err));
+	if (*dst == NULL) {
+		conf_report(x, config_setting_get_member(g, key), scope, key, "%s", err);
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * An alert's links: a list of { text = "…"; url = "…"; } (url required),
+ * each a template, at most CONF_MAX_LINKS.
+ */
+static void
+conf_alert_links(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    unsigned flags, struct conf_alert *a)
+{
+	const config_setting_t *l = conf_get_group_list(x, g, scope, "links");
+	if (l == NULL)
+		return;
+	size_t n = (size_t)config_setting_length(l);
+	if (n > CONF_MAX_LINKS) {
+		conf_report(x, l, scope, "links", "must have at most %d entries", CONF_MAX_LINKS);
+		return;
+	}
+	a->links = util_calloc(n ? n : 1, sizeof(*a->links));
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		struct conf_link *k = &a->links[a->nlinks];
+		char *sub = util_printf("%slinks[%zu].", scope, i);
+		if (!config_setting_is_group(e)) {
+			char key[48];
+			snprintf(key, sizeof(key), "links[%zu]", i);
+			conf_report(x, e, scope, key, "must be a group { text = \"...\"; url = \"...\"; }");
+			free(sub);
+			continue;
+		}
+		conf_check_keys(x, e, sub, conf_link_keys, NULL);
+		if (config_setting_get_member(e, "url") == NULL)
+			conf_report(x, e, sub, "url", "required");
+		conf_template(x, e, sub, "url", flags | TEMPLATE_URL, &k->url);
+		conf_template(x, e, sub, "text", flags, &k->text);
+		if (k->url != NULL)
+			a->nlinks++;
+		else {
+			template_free(k->text);
+			k->text = NULL;
+		}
+		free(sub);
+	}
+}
+
+/*
+ * Whether s is literal Slack mention syntax: one or more of <!here>,
+ * <!channel>, <!subteam^ID>, <@USER_ID> (each "<!" or "<@", no '<' or '>'
+ * inside, "|label" allowed), separated by single spaces. A plain "@here"
+ * notifies nobody: it is better refused at load than silently useless.
+ */
+static bool
+conf_mention_ok(const char *s)
+{
+	while (*s != '\0') {
+		if (s[0] != '<' || (s[1] != '!' && s[1] != '@') || s[2] == '>' || s[2] == '\0')
+			return false;
+		const char *p = s + 2;
+		while (*p != '\0' && *p != '>' && *p != '<' && *p != ' ' &&
+		    (unsigned char)*p >= 0x20 && *p != 0x7f)
+			p++;
+		if (*p != '>')
+			return false;
+		s = p + 1;
+		if (*s == ' ' && s[1] != '\0')
+			s++;
+		else if (*s != '\0')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * An alert's title, text, links and mention (SPEC §13). Templates of a
+ * notify = "changes" alert may use .incident.* (TEMPLATE_INCIDENT); until
+ * the incidents work (issue 13) adds notify, no alert may.
+ */
+static void
+conf_alert_look(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    struct conf_alert *a)
+{
+	unsigned flags = a->notify == CONF_NOTIFY_CHANGES ? TEMPLATE_INCIDENT : 0;
+	conf_template(x, g, scope, "title", flags, &a->title);
+	conf_template(x, g, scope, "text", flags, &a->text);
+	conf_alert_links(x, g, scope, flags, a);
+	if (conf_copy_string(x, g, scope, "mention", &a->mention) == 1 &&
+	    !conf_mention_ok(a->mention))
+		conf_report(x, config_setting_get_member(g, "mention"), scope, "mention",
+		    "must be Slack mention syntax: <!here>, <!channel>, <!subteam^ID> or "
+		    "<@USER_ID>, separated by spaces");
+}
+
 /* Alert i, from group g: a conf_entry_fn. */
 static char *
 conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
@@ -2161,6 +2295,7 @@ conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	conf_copy_string(x, g, scope, "channel", &a->channel);
 	conf_scalars_load(x, g, scope, "alert", a);
 	conf_alert_notify(x, g, scope, a);
+	conf_alert_look(x, g, scope, a);
 out:
 	free(scope);
 	return a->name;
@@ -2201,6 +2336,14 @@ conf_alert_clear(struct conf_alert *a)
 	free(a->summary);
 	free(a->channel);
 	conf_strv_free(a->recovery_reasons, a->nrecovery_reasons);
+	template_free(a->title);
+	template_free(a->text);
+	for (size_t i = 0; i < a->nlinks; i++) {
+		template_free(a->links[i].text);
+		template_free(a->links[i].url);
+	}
+	free(a->links);
+	free(a->mention);
 }
 
 /* ------------------------------------------------------------------------ */

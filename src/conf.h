@@ -44,6 +44,15 @@ enum conf_notify {
 	CONF_NOTIFY_CHANGES,
 };
 
+/* How a provider's messages are laid out (SPEC §9, §13). */
+enum conf_format {
+	CONF_FORMAT_ATTACHMENTS,   /* ["attachments"] legacy attachments */
+	CONF_FORMAT_BLOCKS,        /* "blocks": Block Kit (slack_blocks.h) */
+};
+
+/* A compiled alert template (template.h). */
+struct template;
+
 struct conf_provider {
 	char *name;
 	enum conf_provider_type type;
@@ -71,6 +80,7 @@ struct conf_provider {
 	 * hmac_key_file is NOT stripped of its trailing newline, as Flux signs
 	 * with a Secret's bytes as stored. NULL otherwise. */
 	unsigned char *hmac_key; size_t hmac_key_len;
+	enum conf_format format;   /* [CONF_FORMAT_ATTACHMENTS] */
 };
 
 /* generic and generic-hmac: the event is forwarded, not rendered, and never
@@ -92,6 +102,15 @@ struct conf_kv {
 	char *key;
 	char *value;
 };
+
+/* One of an alert's links (SPEC §13): two compiled templates. */
+struct conf_link {
+	struct template *text;   /* NULL when unset: the link shows its URL */
+	struct template *url;    /* compiled with TEMPLATE_URL */
+};
+
+/* Most links an alert may have. */
+#define CONF_MAX_LINKS 10
 
 struct conf_alert {
 	char *name;
@@ -117,6 +136,12 @@ struct conf_alert {
 	/* Globs on the reason of info events that close an incident; NULL for
 	 * notify = "events", else at least one (defaults: conf.c). */
 	char **recovery_reasons; size_t nrecovery_reasons;
+	/* Templates (SPEC §13), compiled at load; NULL / 0 when unset (the
+	 * default rendering). Immutable: any thread may render them. */
+	struct template *title;
+	struct template *text;
+	struct conf_link *links; size_t nlinks;
+	char *mention;        /* literal Slack mentions, space-separated; NULL when unset */
 };
 
 /*

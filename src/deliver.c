@@ -67,6 +67,7 @@
 #include "queue.h"
 #include "rules.h"
 #include "slack.h"
+#include "slack_look.h"
 #include "thread.h"
 #include "util.h"
 
@@ -548,13 +549,14 @@ deliver_incident_parse(const char *text, struct slack_incident *inc)
 	return o;
 }
 
-/* The events, alert extras and incidents of the rows in one message, parallel arrays. */
+/* The events, alert extras, incidents and looks of the rows in one message, parallel arrays. */
 struct deliver_parsed {
 	struct slack_item *items;
 	struct event **events;
 	struct conf_kv **extras;
 	struct slack_incident *incidents;
 	json_t **incident_json;       /* owns the incidents' strings */
+	struct slack_look **looks;    /* NULL entries: the default rendering */
 	size_t n;
 };
 
@@ -565,12 +567,14 @@ deliver_parsed_free(struct deliver_parsed *ps)
 		event_free(ps->events[i]);
 		deliver_extra_free(ps->extras[i], ps->items[i].nextra);
 		json_decref(ps->incident_json[i]);
+		slack_look_free(ps->looks[i]);
 	}
 	free(ps->items);
 	free(ps->events);
 	free(ps->extras);
 	free(ps->incidents);
 	free(ps->incident_json);
+	free(ps->looks);
 	memset(ps, 0, sizeof(*ps));
 }
 
@@ -795,6 +799,14 @@ deliver_pass_take(struct deliver *d, struct deliver_target *t, struct deliver_pa
 	pp->incident_json[pp->n] = deliver_incident_parse(r->incident, &pp->incidents[pp->n]);
 	if (pp->incident_json[pp->n] != NULL)
 		pp->items[pp->n].incident = &pp->incidents[pp->n];
+	/* The alerts' templates, rendered here on the delivery thread with the
+	 * configuration in force now (SPEC §13), after the kind and incident
+	 * they may show; never on an HTTP thread. A forwarder renders nothing. */
+	const struct conf_provider *p = deliver_provider(d, t->provider);
+	if (p != NULL && !conf_provider_forwards(p))
+		pp->looks[pp->n] = slack_look_new(d->conf, r->alerts, p, &pp->items[pp->n],
+		    ev->cluster);
+	pp->items[pp->n].look = pp->looks[pp->n];
 	pp->n++;
 	ps->send[ps->nsend++] = *r;
 	memset(r, 0, sizeof(*r));
@@ -819,6 +831,7 @@ deliver_pass_triage(struct deliver *d, struct deliver_target *t, struct deliver_
 	ps->parsed.extras = util_calloc(ps->n, sizeof(*ps->parsed.extras));
 	ps->parsed.incidents = util_calloc(ps->n, sizeof(*ps->parsed.incidents));
 	ps->parsed.incident_json = util_calloc(ps->n, sizeof(*ps->parsed.incident_json));
+	ps->parsed.looks = util_calloc(ps->n, sizeof(*ps->parsed.looks));
 	for (size_t i = 0; i < ps->n; i++) {
 		struct queue_row *r = &ps->rows[i];
 		if (now_w - r->created_at >= max_age) {
@@ -880,26 +893,35 @@ deliver_pass_print(struct deliver *d, struct deliver_target *t,
 		ps->again = true;
 }
 
-/* Render the rows to be sent as one message and start its attempt; t takes the rows. */
+/*
+ * Render the rows to be sent as one message and start its attempt; t takes
+ * the rows the message holds. A Block Kit message holds at most 50 blocks:
+ * the rows that did not fit stay pending, untouched, and go in the next
+ * message once this one is answered (SPEC §13: coalescing splits rather than
+ * drops).
+ */
 static void
 deliver_pass_post(struct deliver *d, struct deliver_target *t, const struct conf_provider *p,
     struct deliver_pass *ps, double now_m)
 {
 	const char *channel = t->channel[0] ? t->channel : NULL;
+	size_t used = 1;
 	if (conf_provider_forwards(p)) {
 		/* The event as received, one per request (batch_max is 1). */
 		t->payload = util_strndup(ps->send[0].event, ps->send[0].event_len);
 		t->payload_len = ps->send[0].event_len;
 		t->component = util_strdup(ps->parsed.events[0]->reporting_controller);
 	} else {
-		t->payload = slack_render_string(p, channel, ps->parsed.items, ps->nsend);
+		t->payload = slack_render_fit(p, channel, ps->parsed.items, ps->nsend, &used);
 	}
 	if (t->payload == NULL) {
 		deliver_dead_letter(d, t, ps->send, ps->nsend, NULL, "cannot render payload", false);
 		return;
 	}
+	for (size_t i = used; i < ps->nsend; i++)
+		queue_row_clear(&ps->send[i]);
 	t->rows = ps->send;
-	t->nrows = ps->nsend;
+	t->nrows = used;
 	ps->send = NULL;
 	ps->nsend = 0;
 	if (deliver_post(d, t, p) == 0)

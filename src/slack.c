@@ -56,6 +56,7 @@
  * The delivery thread then sends a coalesced message's events one by one.
  */
 #include "slack.h"
+#include "slack_internal.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -64,21 +65,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "slack_blocks.h"
+#include "template.h"
 #include "unittest.h"
 #include "util.h"
 
-/* Slack truncates attachment text beyond this; we never send more in total. */
-#define SLACK_MAX_TOTAL_TEXT 40000
-
 /* Retry-After delta-seconds saturate here (RFC 9110 §10.2.3 asks for 2^31). */
 #define SLACK_RETRY_AFTER_MAX 2147483647.0
-
-/* How a text that exceeds its budget ends. */
-enum slack_cut {
-	SLACK_CUT_NONE,      /* never truncated (limit ignored) */
-	SLACK_CUT_COUNT,     /* "… (N more characters)" */
-	SLACK_CUT_ELLIPSIS,  /* "…" */
-};
 
 static const char slack_ellipsis[] = "\xe2\x80\xa6";   /* U+2026 */
 static const char slack_replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
@@ -97,14 +90,8 @@ slack_utf8_count(const unsigned char *s, size_t n)
 	return count;
 }
 
-/*
- * Render the first `limit` characters of s[0..n) into out (when out is not
- * NULL): invalid UTF-8 replaced by U+FFFD, &<> escaped when escape is set,
- * and when characters remain, the `cut` marker appended. Returns the number
- * of characters (code points) the rendered text has, entities and marker
- * included, so callers can size budgets without rendering.
- */
-static size_t
+/* slack_internal.h */
+size_t
 slack_text(struct util_buf *out, const char *str, size_t n, size_t limit,
     enum slack_cut cut, int escape)
 {
@@ -161,7 +148,7 @@ slack_text(struct util_buf *out, const char *str, size_t n, size_t limit,
 }
 
 /* A new JSON string (new reference) from a util_buf, "" when it is empty. */
-static json_t *
+json_t *
 slack_buf_json(struct util_buf *b)
 {
 	json_t *j = json_stringn_nocheck(b->data ? b->data : "", b->len);
@@ -170,7 +157,7 @@ slack_buf_json(struct util_buf *b)
 }
 
 /* A new JSON string (new reference): s cleaned to valid UTF-8, escaped or not. */
-static json_t *
+json_t *
 slack_json_text(const char *s, int escape)
 {
 	struct util_buf b = { 0 };
@@ -183,7 +170,7 @@ slack_json_text(const char *s, int escape)
  * Render s[0..n) into out bounded to max characters counted before escaping:
  * whole when it fits, else its first max - 1 characters and "…".
  */
-static void
+void
 slack_bounded(struct util_buf *out, const char *s, size_t n, size_t max, int escape)
 {
 	size_t limit = slack_utf8_count((const unsigned char *)s, n) <= max ? SIZE_MAX : max - 1;
@@ -192,7 +179,7 @@ slack_bounded(struct util_buf *out, const char *s, size_t n, size_t max, int esc
 }
 
 /* A new JSON string (new reference): s bounded as slack_bounded. */
-static json_t *
+json_t *
 slack_json_bounded(const char *s, size_t max, int escape)
 {
 	struct util_buf b = { 0 };
@@ -202,7 +189,7 @@ slack_json_bounded(const char *s, size_t max, int escape)
 }
 
 /* Steals value; returns -1 when value is NULL or the set fails. */
-static int
+int
 slack_set(json_t *obj, const char *key, json_t *value)
 {
 	if (value == NULL)
@@ -210,7 +197,7 @@ slack_set(json_t *obj, const char *key, json_t *value)
 	return json_object_set_new(obj, key, value);
 }
 
-static int
+int
 slack_nonempty(const char *s)
 {
 	return s != NULL && s[0] != '\0';
@@ -382,19 +369,174 @@ slack_parts(const struct slack_item *it, struct slack_parts *k)
 	}
 }
 
+const char *
+slack_item_color(const struct slack_item *it)
+{
+	struct slack_parts k;
+	slack_parts(it, &k);
+	const char *color = k.color;     /* a literal */
+	slack_parts_free(&k);
+	return color;
+}
+
+int
+slack_item_title(struct util_buf *out, const struct slack_item *it)
+{
+	struct slack_parts k;
+	slack_parts(it, &k);
+	int has = k.has_title;
+	if (has)
+		slack_bounded(out, k.title.data ? k.title.data : "", k.title.len, SLACK_MAX_NAME, 1);
+	slack_parts_free(&k);
+	return has;
+}
+
+size_t
+slack_max_text(const struct conf_provider *p)
+{
+	return p->max_text > 0 ? (size_t)p->max_text : SLACK_MAX_TOTAL_TEXT;
+}
+
+/* The "… (N more characters)" marker for rest characters cut. */
+static size_t
+slack_marker(char *buf, size_t len, size_t rest)
+{
+	int m = snprintf(buf, len, "%s (%zu more characters)", slack_ellipsis, rest);
+	return m < 0 ? 0 : (size_t)m;
+}
+
+size_t
+slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget)
+{
+	const char *t = it->look != NULL ? it->look->text : NULL;
+	if (t == NULL) {
+		/* The kind's lead (what happened, never cut), then the body, cut
+		 * to the budget. A template's text replaces both: .incident.*
+		 * lets it say the same. */
+		struct slack_parts k;
+		slack_parts(it, &k);
+		size_t n = slack_text(out, k.lead.data ? k.lead.data : "", k.lead.len, SIZE_MAX,
+		    SLACK_CUT_NONE, 1);
+		n += slack_text(out, k.body, strlen(k.body), budget, SLACK_CUT_COUNT, 1);
+		slack_parts_free(&k);
+		return n;
+	}
+	/* A rendered template: counted and cut as the template module counts. */
+	size_t len = strlen(t), chars = template_chars(t, len);
+	if (chars <= budget) {
+		if (out != NULL)
+			util_buf_append(out, t, len);
+		return chars;
+	}
+	if (out != NULL) {
+		size_t start = out->len;
+		util_buf_append(out, t, len);
+		template_cut(out, start, budget);
+	}
+	/* what template_cut keeps, and its marker: all ASCII but the ellipsis
+	 * (3 bytes, 1 character) */
+	char marker[64];
+	size_t kept = template_chars(t, template_fit(t, len, budget));
+	return kept + slack_marker(marker, sizeof(marker), chars - kept) - 2;
+}
+
+size_t
+slack_links_cap(size_t n)
+{
+	size_t share = SLACK_MAX_TOTAL_TEXT / 2 / (n ? n : 1);
+	return share < SLACK_MAX_LINKS_LINE ? share : SLACK_MAX_LINKS_LINE;
+}
+
+size_t
+slack_links_line(struct util_buf *out, const struct slack_look *look, size_t cap)
+{
+	static const char sep[] = " \xc2\xb7 ";   /* " · ", 3 characters */
+	size_t chars = 0;
+
+	for (size_t i = 0; look != NULL && i < look->nlinks; i++) {
+		const struct slack_link *l = &look->links[i];
+		size_t ul = strlen(l->url), tl = strlen(l->text);
+		/* "<" url ["|" text] ">", and the separator before all but the first */
+		size_t c = template_chars(l->url, ul) + 2 + (tl ? 1 + template_chars(l->text, tl) : 0);
+		size_t add = c + (chars ? 3 : 0);
+		if (chars + add > cap)
+			break;
+		if (out != NULL) {
+			if (chars)
+				util_buf_puts(out, sep);
+			util_buf_puts(out, "<");
+			util_buf_append(out, l->url, ul);
+			if (tl) {
+				util_buf_puts(out, "|");
+				util_buf_append(out, l->text, tl);
+			}
+			util_buf_puts(out, ">");
+		}
+		chars += add;
+	}
+	return chars;
+}
+
+/*
+ * Whether an item's mention goes out: error events, opened and reminder
+ * messages; never info events or recovered ones (SPEC §13).
+ */
+static int
+slack_item_mentions(const struct slack_item *it)
+{
+	if (it->look == NULL || !slack_nonempty(it->look->mention))
+		return 0;
+	switch (it->kind) {
+	case SLACK_KIND_OPENED:
+	case SLACK_KIND_REMINDER:
+		return 1;
+	case SLACK_KIND_RECOVERED:
+		return 0;
+	case SLACK_KIND_EVENT:
+	case SLACK_KIND_REPLY:
+		break;
+	}
+	return it->ev->severity == EVENT_ERROR;
+}
+
+int
+slack_mentions(struct util_buf *out, const struct slack_item *items, size_t n)
+{
+	size_t start = out->len;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!slack_item_mentions(&items[i]))
+			continue;
+		for (const char *m = items[i].look->mention; *m != '\0';) {
+			size_t l = strcspn(m, " ");
+			bool seen = false;
+			/* the tokens so far, each followed by a space or the end */
+			for (const char *p = out->data ? out->data + start : NULL;
+			    p != NULL && p < out->data + out->len && !seen;) {
+				size_t pl = strcspn(p, " ");
+				seen = pl == l && memcmp(p, m, l) == 0;
+				p += pl + (p[pl] == ' ');
+			}
+			if (l > 0 && !seen) {
+				if (out->len > start)
+					util_buf_puts(out, " ");
+				util_buf_append(out, m, l);
+			}
+			m += l + (m[l] == ' ');
+		}
+	}
+	return out->len > start;
+}
+
 /* Characters of all rendered attachment texts when each shows budget characters. */
 static size_t
 slack_total_text(const struct slack_item *items, size_t n, size_t budget)
 {
-	size_t total = 0;
+	size_t total = 0, cap = slack_links_cap(n);
 
 	for (size_t i = 0; i < n; i++) {
-		struct slack_parts k;
-		slack_parts(&items[i], &k);
-		total += slack_text(NULL, k.lead.data ? k.lead.data : "", k.lead.len, SIZE_MAX,
-		    SLACK_CUT_NONE, 1);
-		total += slack_text(NULL, k.body, strlen(k.body), budget, SLACK_CUT_COUNT, 1);
-		slack_parts_free(&k);
+		size_t links = slack_links_line(NULL, items[i].look, cap);
+		total += slack_item_text(NULL, &items[i], budget) + (links ? links + 1 : 0);
 	}
 	return total;
 }
@@ -425,14 +567,8 @@ slack_budget(const struct slack_item *items, size_t n, size_t max_text)
 	return lo;
 }
 
-/* One candidate field: rank orders precedence, seq breaks ties (later wins). */
-struct slack_field {
-	const char *key;
-	const char *value;
-	int rank;
-	size_t seq;
-};
-
+/* A struct slack_field is one candidate: rank orders precedence, seq breaks
+ * ties (later wins). */
 static int
 slack_field_cmp(const void *a, const void *b)
 {
@@ -447,24 +583,20 @@ slack_field_cmp(const void *a, const void *b)
 }
 
 /*
- * The "fields" array (new reference) of one item; NULL with *err == 0 when
- * there is nothing to show, NULL with *err == 1 on allocation failure.
- * Sorted by key (strcmp), one entry per key. Precedence, low to
- * high, as notification-controller's: annotation keys < alert extra
- * (metadata, then summary) < plain and controller keys. Hidden event keys
- * (token, checksum, digest) are dropped before merging, so an alert that
- * names such a key explicitly still shows it.
+ * Precedence, low to high, as notification-controller's: annotation keys <
+ * alert extra (metadata, then summary) < plain and controller keys. Hidden
+ * event keys (token, checksum, digest) are dropped before merging, so an
+ * alert that names such a key explicitly still shows it.
  */
-static json_t *
-slack_fields(const struct slack_item *it, int *err)
+struct slack_field *
+slack_fields_sorted(const struct slack_item *it, size_t *nshow, size_t *hidden)
 {
 	const struct event *ev = it->ev;
 	bool cluster = it->cluster != NULL && it->cluster[0] != '\0';
 	size_t cap = ev->nmeta + it->nextra + 1, nf = 0, first = 0;
 	struct slack_field *f = NULL;
-	json_t *arr = NULL;
 
-	*err = 0;
+	*nshow = *hidden = 0;
 	if (cap == 1 && !cluster)
 		return NULL;
 	f = util_calloc(cap, sizeof(*f));
@@ -502,19 +634,39 @@ slack_fields(const struct slack_item *it, int *err)
 		f[nf].seq = nf;
 		nf++;
 	}
-	if (nf == 0)
-		goto out;
+	if (nf == 0) {
+		free(f);
+		return NULL;
+	}
 	qsort(f + first, nf - first, sizeof(*f), slack_field_cmp);
 	/* Keep one entry per key (the last of a run has the highest precedence). */
 	size_t nkeep = first;
 	for (size_t i = first; i < nf; i++)
 		if (i + 1 == nf || strcmp(f[i].key, f[i + 1].key) != 0)
 			f[nkeep++] = f[i];
-	size_t nshow = nkeep, hidden = 0;
+	*nshow = nkeep;
 	if (nkeep > SLACK_MAX_FIELDS) {
-		nshow = SLACK_MAX_FIELDS - 1;
-		hidden = nkeep - nshow;
+		*nshow = SLACK_MAX_FIELDS - 1;
+		*hidden = nkeep - *nshow;
 	}
+	return f;
+}
+
+/*
+ * The "fields" array (new reference) of one item (slack_fields_sorted);
+ * NULL with *err == 0 when there is nothing to show, NULL with *err == 1 on
+ * allocation failure.
+ */
+static json_t *
+slack_fields(const struct slack_item *it, int *err)
+{
+	size_t nshow, hidden;
+	struct slack_field *f = slack_fields_sorted(it, &nshow, &hidden);
+	json_t *arr = NULL;
+
+	*err = 0;
+	if (f == NULL)
+		return NULL;
 	arr = json_array();
 	if (arr == NULL) {
 		*err = 1;
@@ -559,7 +711,7 @@ slack_color(enum event_severity severity)
 }
 
 /* author_name into out: lowercase(kind)/name[.namespace], bounded, escaped. */
-static void
+void
 slack_author(struct util_buf *out, const struct event *ev)
 {
 	struct util_buf raw = { 0 };
@@ -580,14 +732,29 @@ slack_author(struct util_buf *out, const struct event *ev)
 	util_buf_free(&raw);
 }
 
+void
+slack_fallback(struct util_buf *out, const struct event *ev, size_t budget)
+{
+	const char *msg = ev->message ? ev->message : "";
+	size_t line = strcspn(msg, "\n");
+
+	if (line > 0 && msg[line - 1] == '\r')
+		line--;
+	slack_author(out, ev);
+	util_buf_puts(out, ": ");
+	slack_text(out, msg, line, budget, SLACK_CUT_ELLIPSIS, 1);
+}
+
 /*
  * One attachment (new reference) or NULL on allocation failure. budget is
- * the number of message characters shown in text and fallback.
+ * the number of message characters shown in text and fallback; links_cap
+ * bounds the links line under the text (a look's).
  */
 static json_t *
-slack_attachment(const struct slack_item *it, size_t budget)
+slack_attachment(const struct slack_item *it, size_t budget, size_t links_cap)
 {
 	const struct event *ev = it->ev;
+	const struct slack_look *look = it->look;
 	struct util_buf author = { 0 }, b = { 0 };
 	struct slack_parts k;
 	json_t *a = json_object(), *fields = NULL;
@@ -596,30 +763,41 @@ slack_attachment(const struct slack_item *it, size_t budget)
 	if (rc != 0)
 		return NULL;
 	slack_parts(it, &k);
-	const char *msg = k.body, *lead = k.lead.data ? k.lead.data : "";
+	const char *lead = k.lead.data ? k.lead.data : "";
 	rc |= slack_set(a, "color", json_string(k.color));
 	slack_author(&author, ev);
-	rc |= slack_set(a, "author_name", json_stringn_nocheck(author.data ? author.data : "",
-	    author.len));
+	rc |= slack_set(a, "author_name", slack_buf_json(&author));
 
-	if (k.has_title)
+	if (look != NULL && look->title != NULL) {
+		if (look->title[0] != '\0')
+			rc |= slack_set(a, "title", json_string_nocheck(look->title));
+	} else if (k.has_title) {
 		rc |= slack_set(a, "title", slack_json_bounded(k.title.data, SLACK_MAX_NAME, 1));
-	else if (slack_nonempty(ev->reason))
+	} else if (slack_nonempty(ev->reason)) {
 		rc |= slack_set(a, "title", slack_json_bounded(ev->reason, SLACK_MAX_NAME, 1));
+	}
 
-	slack_text(&b, lead, k.lead.len, SIZE_MAX, SLACK_CUT_NONE, 1);
-	slack_text(&b, msg, strlen(msg), budget, SLACK_CUT_COUNT, 1);
+	/* the text, then the links on a line of their own */
+	slack_item_text(&b, it, budget);
+	size_t mark = b.len;
+	if (b.len > 0)
+		util_buf_puts(&b, "\n");
+	if (slack_links_line(&b, look, links_cap) == 0)
+		b.len = mark;
 	rc |= slack_set(a, "text", slack_buf_json(&b));
 
 	/* fallback: "<author>: <first line>", the line bounded like the text;
 	 * a kind's lead is its first line (it says what happened) */
-	const char *first = k.lead.len > 0 ? lead : msg;
-	size_t line = strcspn(first, "\n");
-	if (line > 0 && first[line - 1] == '\r')
-		line--;
-	util_buf_append(&b, author.data, author.len);
-	util_buf_puts(&b, ": ");
-	slack_text(&b, first, line, k.lead.len > 0 ? SIZE_MAX : budget, SLACK_CUT_ELLIPSIS, 1);
+	if (k.lead.len > 0) {
+		size_t line = strcspn(lead, "\n");
+		if (line > 0 && lead[line - 1] == '\r')
+			line--;
+		slack_author(&b, ev);
+		util_buf_puts(&b, ": ");
+		slack_text(&b, lead, line, SIZE_MAX, SLACK_CUT_ELLIPSIS, 1);
+	} else {
+		slack_fallback(&b, ev, budget);
+	}
 	util_buf_free(&author);
 	slack_parts_free(&k);
 	rc |= slack_set(a, "fallback", slack_buf_json(&b));
@@ -648,13 +826,13 @@ slack_attachment(const struct slack_item *it, size_t budget)
 }
 
 json_t *
-slack_render(const struct conf_provider *p, const char *channel,
+slack_root(const struct conf_provider *p, const char *channel,
     const struct slack_item *items, size_t n)
 {
-	json_t *root = NULL, *atts = NULL;
+	json_t *root = NULL;
 	int rc = 0;
 
-	if (p == NULL || items == NULL || n == 0 || n > SLACK_MAX_ATTACHMENTS)
+	if (p == NULL || items == NULL || n == 0)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (items[i].ev == NULL)
@@ -681,20 +859,42 @@ slack_render(const struct conf_provider *p, const char *channel,
 		rc |= slack_set(root, "icon_emoji", slack_json_text(p->icon_emoji, 0));
 	else if (slack_nonempty(p->icon_url))
 		rc |= slack_set(root, "icon_url", slack_json_text(p->icon_url, 0));
-	if (n > 1) {
-		char text[48];
-		snprintf(text, sizeof(text), "%zu events", n);
-		rc |= slack_set(root, "text", json_string(text));
+	if (rc != 0) {
+		json_decref(root);
+		return NULL;
 	}
+	return root;
+}
 
-	size_t max_text = p->max_text > 0 ? (size_t)p->max_text : SLACK_MAX_TOTAL_TEXT;
-	size_t budget = slack_budget(items, n, max_text);
+/* The attachments form (SPEC §9). */
+static json_t *
+slack_render_attachments(const struct conf_provider *p, const char *channel,
+    const struct slack_item *items, size_t n)
+{
+	json_t *root = NULL, *atts = NULL;
+	struct util_buf text = { 0 };
+	int rc = 0;
+
+	if (n > SLACK_MAX_ATTACHMENTS)
+		return NULL;
+	root = slack_root(p, channel, items, n);
+	if (root == NULL)
+		return NULL;
+	/* Slack notifies from the top-level text: the mentions go there (SPEC §13) */
+	slack_mentions(&text, items, n);
+	if (n > 1)
+		util_buf_printf(&text, "%s%zu events", text.len ? " " : "", n);
+	if (text.len > 0)
+		rc |= slack_set(root, "text", slack_buf_json(&text));
+
+	size_t budget = slack_budget(items, n, slack_max_text(p));
+	size_t links_cap = slack_links_cap(n);
 
 	atts = json_array();
 	if (atts == NULL)
 		rc = -1;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		json_t *a = slack_attachment(&items[i], budget);
+		json_t *a = slack_attachment(&items[i], budget, links_cap);
 		if (a == NULL || json_array_append_new(atts, a) != 0)
 			rc = -1;
 	}
@@ -706,23 +906,22 @@ slack_render(const struct conf_provider *p, const char *channel,
 	return root;
 }
 
-char *
-slack_render_string(const struct conf_provider *p, const char *channel,
+json_t *
+slack_render(const struct conf_provider *p, const char *channel,
     const struct slack_item *items, size_t n)
 {
-	json_t *j = slack_render(p, channel, items, n);
-	char *s;
-
-	if (j == NULL)
-		return NULL;
-	s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	return s;
+	if (p != NULL && p->format == CONF_FORMAT_BLOCKS) {
+		size_t used = 0;
+		json_t *j = slack_blocks_render(p, channel, items, n, &used);
+		if (j != NULL && used < n) {
+			json_decref(j);
+			return NULL;
+		}
+		return j;
+	}
+	return slack_render_attachments(p, channel, items, n);
 }
 
-/* ---- replies and updates (SPEC §12) ---- */
-
-/* A compact serialization of j (then freed), or NULL. */
 static char *
 slack_dump(json_t *j)
 {
@@ -816,6 +1015,26 @@ slack_render_count_string(const char *channel_id, const char *ts, long failures,
 		return NULL;
 	}
 	return slack_dump(root);
+}
+
+char *
+slack_render_string(const struct conf_provider *p, const char *channel,
+    const struct slack_item *items, size_t n)
+{
+	return slack_dump(slack_render(p, channel, items, n));
+}
+
+char *
+slack_render_fit(const struct conf_provider *p, const char *channel,
+    const struct slack_item *items, size_t n, size_t *used)
+{
+	*used = 0;
+	if (p != NULL && p->format == CONF_FORMAT_BLOCKS)
+		return slack_dump(slack_blocks_render(p, channel, items, n, used));
+	char *s = slack_dump(slack_render_attachments(p, channel, items, n));
+	if (s != NULL)
+		*used = n;
+	return s;
 }
 
 /* ---- classification ---- */

@@ -14,6 +14,30 @@
 #include "conf.h"
 #include "event.h"
 
+/* A link under a message; both parts rendered (Slack-escaped, valid UTF-8). */
+struct slack_link {
+	char *url;                     /* never empty */
+	char *text;                    /* "" : the link shows its URL */
+};
+
+/*
+ * What an alert's templates make of one event (SPEC §13), rendered before
+ * slack_render (slack_look.h) so that this module only places strings. Each
+ * part replaces its default; NULL (or no links) keeps it. Every string is
+ * already Slack-escaped valid UTF-8 and is placed as it is, never escaped
+ * again; title is bounded by SLACK_MAX_NAME, text by the provider's max_text
+ * (with the truncation marker of SPEC §9).
+ */
+struct slack_look {
+	char *title;                   /* "" : no title */
+	char *text;
+	struct slack_link *links;
+	size_t nlinks;
+	/* Literal Slack mentions, space-separated: in the message's top-level
+	 * text (where Slack notifies from) for error events only. */
+	char *mention;
+};
+
 /*
  * What a message says about the object's health (SPEC §12); the values are
  * the queue's delivery kinds. A plain event, and a reply (a differing failure
@@ -57,6 +81,7 @@ struct slack_item {
 	/* The sending client's name (auth.clients); NULL or "" = none. Shown
 	 * as the first field, "cluster"; it hides any other "cluster" key. */
 	const char *cluster;
+	const struct slack_look *look; /* issue 14: templates; NULL = defaults */
 };
 
 /* Most attachments in one message (Slack's limit is 100). */
@@ -105,6 +130,24 @@ json_t *slack_render(const struct conf_provider *p, const char *channel,
  */
 char *slack_render_string(const struct conf_provider *p, const char *channel,
     const struct slack_item *items, size_t n);
+
+/*
+ * A provider with format = "blocks" gets Block Kit instead (slack_blocks.h),
+ * from the same three functions; its payload must hold every item in at most
+ * SLACK_BLOCKS_MAX blocks, else NULL. slack_render_fit renders the first
+ * *used items (1..n) that one message holds: all of them for attachments, as
+ * many as fit for blocks; the rest go in a later message (SPEC §13:
+ * coalescing splits rather than drops). NULL as for slack_render.
+ */
+char *slack_render_fit(const struct conf_provider *p, const char *channel,
+    const struct slack_item *items, size_t n, size_t *used);
+
+/*
+ * Links with a look: under the message text, "<url|text> · <url|text>" on
+ * one line; the links that would take the line beyond this many characters
+ * (and beyond a coalesced message's share of the total) are left out.
+ */
+#define SLACK_MAX_LINKS_LINE 3000
 
 /*
  * A reply in the thread of the parent (channel_id, thread_ts): the payload

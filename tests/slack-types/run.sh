@@ -1,9 +1,9 @@
 #!/bin/sh
 # Type-check every tests/golden/payload-*.json against Slack's official SDK
-# types (SPEC §9, §12): IncomingWebhookSendArguments (@slack/webhook) with
-# MessageAttachment (@slack/types), ChatPostMessageArguments (@slack/web-api)
-# for the slack-bot goldens (*bot*) and ChatUpdateArguments for the
-# chat.update ones (*update*), with tsc --noEmit.
+# types (SPEC §9, §12, §13): IncomingWebhookSendArguments (@slack/webhook) with
+# MessageAttachment and KnownBlock (@slack/types), ChatPostMessageArguments
+# (@slack/web-api) for the slack-bot goldens (*bot*) and ChatUpdateArguments
+# for the chat.update ones (*update*), with tsc --noEmit.
 # strict.ts proves the types reject the mistakes we guard against.
 #
 # Installs into a work directory outside the source tree (SLACK_TYPES_DIR,

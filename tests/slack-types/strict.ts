@@ -3,7 +3,7 @@
 // itself an error, so a type that stopped catching it fails the run).
 import type { IncomingWebhookSendArguments } from '@slack/webhook';
 import type { ChatPostMessageArguments, ChatUpdateArguments } from '@slack/web-api';
-import type { MessageAttachment } from '@slack/types';
+import type { KnownBlock, MessageAttachment } from '@slack/types';
 
 // @ts-expect-error ts is a string of epoch seconds, not a number
 export const badTs: MessageAttachment = { ts: 1666941979 };
@@ -29,3 +29,11 @@ export const badUpdateUnfurl: ChatUpdateArguments = { channel: 'C1', ts: '1.2', 
 export const badUpdateTs: ChatUpdateArguments = { channel: 'C1', text: '' };
 // @ts-expect-error reply_broadcast is a boolean
 export const badBroadcast: ChatPostMessageArguments = { channel: 'C1', text: 'x', thread_ts: '1.2', reply_broadcast: 'true' };
+// @ts-expect-error a section's text is a text object, not a string
+export const badSection: KnownBlock = { type: 'section', text: 'x' };
+// @ts-expect-error context elements are text objects or images
+export const badContext: KnownBlock = { type: 'context', elements: ['x'] };
+// @ts-expect-error a block type Slack does not define
+export const badBlock: KnownBlock = { type: 'paragraph' };
+// @ts-expect-error unfurl_links is a boolean
+export const badUnfurl: IncomingWebhookSendArguments = { text: 'x', unfurl_links: 'false' };

@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "event.h"
 #include "log.h"
+#include "template.h"
 #include "util.h"
 
 #define CONFIGS FR_SRCDIR "/tests/configs"
@@ -274,6 +275,8 @@ START_TEST(test_full)
 	ck_assert_int_eq(p->batch_max, 10);
 	ck_assert(p->timeout == 10.0);
 	ck_assert_int_eq(p->max_text, 3000);
+	ck_assert_int_eq(p->format, CONF_FORMAT_BLOCKS);
+	ck_assert_int_eq(c->providers[0].format, CONF_FORMAT_ATTACHMENTS);
 
 	p = &c->providers[2];
 	ck_assert_str_eq(p->name, "bot-file");
@@ -332,6 +335,8 @@ START_TEST(test_full)
 	ck_assert_uint_eq(a->provider_idx[2], 2);
 	ck_assert_uint_eq(a->severity_mask, SEV(EVENT_ERROR) | SEV(EVENT_TRACE));
 	ck_assert_uint_eq(a->nexclude, 0);
+	ck_assert(a->title != NULL && a->text != NULL && a->nlinks == 1);
+	ck_assert_str_eq(a->mention, "<!here>");
 
 	a = &c->alerts[2];
 	ck_assert_str_eq(a->name, "defaults");
@@ -340,6 +345,7 @@ START_TEST(test_full)
 	ck_assert_ptr_null(a->channel);
 	ck_assert(!a->suspend && !a->commit_status_updates);
 	ck_assert_uint_eq(a->nreasons + a->ninclude + a->nexclude + a->nmetadata, 0);
+	ck_assert(a->title == NULL && a->text == NULL && a->nlinks == 0 && a->mention == NULL);
 
 	ck_assert_int_eq(conf_provider_find(c, "slack"), 0);
 	ck_assert_int_eq(conf_provider_find(c, "out_1"), 4);
@@ -631,13 +637,67 @@ START_TEST(test_missing_file)
 }
 END_TEST
 
+/* Templates, links, mention and format (SPEC §13): compiled at load, defaults when absent. */
+START_TEST(test_templates)
+{
+	char *err = NULL;
+	struct conf *c = conf_load(CONFIGS "/valid-templates.conf", &err);
+	ck_assert_msg(c != NULL, "%s", err);
+	ck_assert_int_eq(c->providers[0].format, CONF_FORMAT_BLOCKS);
+	ck_assert_int_eq(c->providers[1].format, CONF_FORMAT_BLOCKS);
+	ck_assert_int_eq(c->providers[2].format, CONF_FORMAT_ATTACHMENTS);
+	const struct conf_alert *a = &c->alerts[0];
+	ck_assert_ptr_nonnull(a->title);
+	ck_assert_ptr_null(a->text);
+	ck_assert_uint_eq(a->nlinks, 2);
+	ck_assert_ptr_nonnull(a->links[0].text);
+	ck_assert_ptr_nonnull(a->links[0].url);
+	ck_assert_str_eq(a->mention, "<!subteam^S0123ABCD>");
+
+	/* the compiled templates render what the file says */
+	char buf[] = "{\"involvedObject\":{\"kind\":\"Kustomization\",\"name\":\"web\"},"
+	    "\"severity\":\"error\",\"message\":\"m\",\"metadata\":{\"revision\":"
+	    "\"main@sha1:731f7eaddfb6af01cb2173e18f0f75b0ba780ef1\"}}";
+	char perr[128], field[64];
+	struct event *ev = event_parse(buf, strlen(buf), perr, sizeof(perr), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s", perr);
+	struct template_data d = { .ev = ev, .alert = a->name };
+	char *t = template_render_string(a->title, &d, 0);
+	ck_assert_str_eq(t, "Kustomization web at 731f7ea");
+	free(t);
+	t = template_render_string(a->links[0].url, &d, 0);
+	ck_assert_str_eq(t, "https://github.com/acme/fleet/commit/"
+	    "731f7eaddfb6af01cb2173e18f0f75b0ba780ef1");
+	free(t);
+	event_free(ev);
+	conf_free(c);
+
+	/* absent: nothing compiled, attachments */
+	c = load_ok(
+	    "providers = ( { name = \"c\"; type = \"console\"; } );\n"
+	    "alerts = ( { name = \"a\"; providers = [\"c\"]; sources = ( { kind = \"*\"; } ); "
+	    "links = (); mention = \"<!here> <@U012AB3CD|ann> <!subteam^S1|@ops>\"; } );\n");
+	ck_assert_int_eq(c->providers[0].format, CONF_FORMAT_ATTACHMENTS);
+	ck_assert_ptr_null(c->alerts[0].title);
+	ck_assert_ptr_null(c->alerts[0].text);
+	ck_assert_uint_eq(c->alerts[0].nlinks, 0);
+	ck_assert_str_eq(c->alerts[0].mention, "<!here> <@U012AB3CD|ann> <!subteam^S1|@ops>");
+	conf_free(c);
+	c = conf_default();
+	ck_assert_int_eq(c->providers[0].format, CONF_FORMAT_ATTACHMENTS);
+	ck_assert_ptr_null(c->alerts[0].title);
+	ck_assert_ptr_null(c->alerts[0].mention);
+	conf_free(c);
+}
+END_TEST
+
 /* Every tests/configs/broken-*.conf with its golden tests/golden/conf-broken-*.txt. */
 static const char *const broken[] = {
 	"broken-syntax", "broken-duplicate-setting", "broken-mixed-array",
 	"broken-unknown-keys", "broken-types", "broken-types-alerts", "broken-bounds",
 	"broken-backoff", "broken-backoff-default", "broken-secrets", "broken-providers",
 	"broken-alerts", "broken-severity", "broken-regex", "broken-tls", "broken-tls-key",
-	"broken-tls-pem", "broken-clients",
+	"broken-tls-pem", "broken-clients", "broken-templates",
 	"broken-many",
 };
 
@@ -1084,6 +1144,7 @@ conf_suite(void)
 	tcase_add_test(tc, test_include);
 	tcase_add_loop_test(tc, test_severity, 0, sizeof(severity_cases) / sizeof(severity_cases[0]));
 	tcase_add_test(tc, test_missing_file);
+	tcase_add_test(tc, test_templates);
 	tcase_add_loop_test(tc, test_broken_golden, 0, sizeof(broken) / sizeof(broken[0]));
 	tcase_add_test(tc, test_secret_not_in_errors);
 	tcase_add_test(tc, test_unknown_key_suggestion);

@@ -1,0 +1,680 @@
+/*
+ * Unit tests for slack_blocks (format = "blocks"): golden payloads
+ * (tests/golden/payload-blocks-*.json, type-checked by tests/slack-types),
+ * the layout (markers, head, code block, fields, context, top-level text and
+ * mentions, no header block, unfurl off) and Slack's limits: sections of at
+ * most 3,000 characters that never split an entity, fields of at most 2,000
+ * and 10 per section, at most 50 blocks with the rest left for the next
+ * message.
+ *
+ * FR_UPDATE_GOLDEN=1 rewrites the goldens from the output instead of
+ * comparing (then check the diff by eye).
+ */
+#include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "slack.h"
+#include "slack_blocks.h"
+#include "util.h"
+
+/* ---- helpers ---- */
+
+static struct conf_provider
+t_provider(enum conf_provider_type type)
+{
+	struct conf_provider p;
+
+	memset(&p, 0, sizeof(p));
+	p.name = "test";
+	p.type = type;
+	p.channel = "#flux";
+	p.max_text = 3000;
+	p.batch_max = 10;
+	p.format = CONF_FORMAT_BLOCKS;
+	if (type == CONF_PROVIDER_SLACK_BOT) {
+		p.token = "xoxb-test";
+		p.api_url = "https://slack.com/api";
+	} else if (type == CONF_PROVIDER_SLACK)
+		p.url = "https://hooks.slack.com/services/T0/B0/secret";
+	return p;
+}
+
+/* A hand-built event; strings are borrowed, no metadata. */
+static struct event
+t_event(enum event_severity sev, const char *reason, const char *msg)
+{
+	struct event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = "Kustomization";
+	ev.name = "webapp";
+	ev.namespace = "apps";
+	ev.severity = sev;
+	ev.reason = (char *)reason;
+	ev.message = (char *)msg;
+	ev.reporting_controller = "kustomize-controller";
+	ev.reporting_instance = "";
+	return ev;
+}
+
+static char *
+t_read(const char *dir, const char *name, size_t *len)
+{
+	char err[256];
+	char *path = util_printf("%s/%s/%s", FR_SRCDIR, dir, name);
+	char *buf = util_read_file(path, len, err, sizeof(err));
+
+	ck_assert_msg(buf != NULL, "%s: %s", path, err);
+	free(path);
+	return buf;
+}
+
+static struct event *
+t_fixture(const char *dir, const char *name)
+{
+	size_t len;
+	char err[256], field[128];
+	char *buf = t_read(dir, name, &len);
+	struct event *ev = event_parse(buf, len, err, sizeof(err), field, sizeof(field));
+
+	ck_assert_msg(ev != NULL, "%s: %s (%s)", name, err, field);
+	free(buf);
+	return ev;
+}
+
+static void
+t_golden(const char *name, const char *got)
+{
+	ck_assert_msg(got != NULL, "%s: render failed", name);
+	if (getenv("FR_UPDATE_GOLDEN") != NULL) {
+		char *path = util_printf("%s/tests/golden/%s", FR_SRCDIR, name);
+		FILE *f = fopen(path, "w");
+		ck_assert_msg(f != NULL, "%s", path);
+		fprintf(f, "%s\n", got);
+		fclose(f);
+		free(path);
+		return;
+	}
+	size_t len;
+	char *want = t_read("tests/golden", name, &len);
+	if (len > 0 && want[len - 1] == '\n')
+		want[--len] = '\0';
+	ck_assert_msg(strcmp(got, want) == 0, "%s differs:\n got: %s\nwant: %s", name, got, want);
+	free(want);
+}
+
+/* Render all items and parse back (new reference); also checks the limits. */
+static json_t *
+t_render(const struct conf_provider *p, const struct slack_item *items, size_t n)
+{
+	char *s = slack_render_string(p, NULL, items, n);
+	json_error_t jerr;
+
+	ck_assert_msg(s != NULL, "render failed");
+	json_t *j = json_loads(s, 0, &jerr);
+	ck_assert_msg(j != NULL, "invalid JSON (%s): %s", jerr.text, s);
+	free(s);
+	return j;
+}
+
+static json_t *
+t_blocks(json_t *j)
+{
+	json_t *b = json_object_get(j, "blocks");
+	ck_assert(json_is_array(b));
+	return b;
+}
+
+/* The mrkdwn text of block i (a section with text). */
+static const char *
+t_section(json_t *j, size_t i)
+{
+	json_t *b = json_array_get(t_blocks(j), i);
+	ck_assert_str_eq(json_string_value(json_object_get(b, "type")), "section");
+	json_t *t = json_object_get(b, "text");
+	ck_assert_str_eq(json_string_value(json_object_get(t, "type")), "mrkdwn");
+	return json_string_value(json_object_get(t, "text"));
+}
+
+/* Code points of s. */
+static size_t
+t_cps(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* Every block within Slack's limits (the reference's, counted in code points). */
+static void
+t_check_limits(json_t *j)
+{
+	json_t *blocks = t_blocks(j), *b;
+	size_t i;
+
+	ck_assert_uint_le(json_array_size(blocks), SLACK_BLOCKS_MAX);
+	ck_assert_uint_ge(json_array_size(blocks), 1);
+	json_array_foreach(blocks, i, b) {
+		const char *type = json_string_value(json_object_get(b, "type"));
+		ck_assert_str_ne(type, "header");
+		json_t *t = json_object_get(b, "text"), *f = json_object_get(b, "fields");
+		if (t != NULL) {
+			const char *s = json_string_value(json_object_get(t, "text"));
+			ck_assert_uint_ge(strlen(s), 1);
+			ck_assert_uint_le(t_cps(s), SLACK_BLOCKS_MAX_TEXT);
+		}
+		if (f != NULL) {
+			size_t k;
+			json_t *e;
+			ck_assert_uint_le(json_array_size(f), SLACK_BLOCKS_MAX_FIELDS);
+			ck_assert_uint_ge(json_array_size(f), 1);
+			json_array_foreach(f, k, e)
+				ck_assert_uint_le(t_cps(json_string_value(json_object_get(e, "text"))),
+				    SLACK_BLOCKS_MAX_FIELD);
+		}
+		json_t *el = json_object_get(b, "elements");
+		if (el != NULL) {
+			size_t k;
+			json_t *e;
+			ck_assert_uint_le(json_array_size(el), 10);
+			json_array_foreach(el, k, e)
+				ck_assert_uint_le(t_cps(json_string_value(json_object_get(e, "text"))),
+				    SLACK_BLOCKS_MAX_TEXT);
+		}
+	}
+	ck_assert(json_is_false(json_object_get(j, "unfurl_links")));
+	ck_assert(json_is_false(json_object_get(j, "unfurl_media")));
+	ck_assert(json_string_length(json_object_get(j, "text")) > 0);
+}
+
+/* ---- golden payloads ---- */
+
+START_TEST(test_golden_webhook)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event *ev = t_fixture("tests/fixtures/events",
+	    "01-kustomization-validation-failed-generic-webhook.json");
+	struct slack_item it = { .ev = ev };
+	char *got = slack_render_string(&p, NULL, &it, 1);
+	t_golden("payload-blocks-webhook.json", got);
+	/* the console provider prints what the webhook gets */
+	p.type = CONF_PROVIDER_CONSOLE;
+	char *console = slack_render_string(&p, NULL, &it, 1);
+	ck_assert_str_eq(console, got);
+	free(console);
+	free(got);
+	event_free(ev);
+}
+END_TEST
+
+START_TEST(test_golden_bot)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	struct event *ev = t_fixture("tests/fixtures/events",
+	    "06-kustomization-health-check-timed-out-error.json");
+	struct slack_item it = { .ev = ev };
+	p.channel = "#flux-bot";
+	p.icon_url = "https://example.com/flux.png";
+	char *got = slack_render_string(&p, NULL, &it, 1);
+	t_golden("payload-blocks-bot.json", got);
+	free(got);
+	event_free(ev);
+}
+END_TEST
+
+START_TEST(test_golden_coalesced)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct conf_kv extra[] = { { "cluster", "prod-eu-1" }, { "summary", "production" } };
+	struct event *e1 = t_fixture("tests/fixtures/events",
+	    "01-kustomization-validation-failed-generic-webhook.json");
+	struct event *e6 = t_fixture("tests/fixtures/events",
+	    "06-kustomization-health-check-timed-out-error.json");
+	struct event *e7 = t_fixture("tests/fixtures/events",
+	    "07-configmap-sync-with-object-annotations.json");
+	struct slack_item items[] = { { .ev = e1, .extra = extra, .nextra = 2 },
+	    { .ev = e6, .extra = extra, .nextra = 2 },
+	    { .ev = e7, .extra = extra, .nextra = 2 } };
+	p.username = "Flux";
+	p.icon_emoji = ":rocket:";
+	char *got = slack_render_string(&p, "#devops-alerts", items, 3);
+	t_golden("payload-blocks-coalesced.json", got);
+	free(got);
+	event_free(e1);
+	event_free(e6);
+	event_free(e7);
+}
+END_TEST
+
+START_TEST(test_golden_multiline)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event *ev = t_fixture("tests/fixtures/templates", "helmrelease-upgrade-failed.json");
+	struct slack_item it = { .ev = ev };
+	char *got = slack_render_string(&p, NULL, &it, 1);
+	t_golden("payload-blocks-multiline.json", got);
+	free(got);
+	event_free(ev);
+}
+END_TEST
+
+/* Every fixture renders within the limits, for each provider type. */
+START_TEST(test_fixtures_within_limits)
+{
+	static const char *const fixtures[] = {
+		"01-kustomization-validation-failed-generic-webhook.json",
+		"02-gitrepository-fetched-revision-legacy.json",
+		"03-gitrepository-webapp-notifier-testevent.json",
+		"04-bucket-event-server-test.json",
+		"05-kustomization-health-check-passed-with-revision.json",
+		"06-kustomization-health-check-timed-out-error.json",
+		"07-configmap-sync-with-object-annotations.json",
+		"08-kustomization-configured-provider-side.json",
+	};
+	for (int type = 0; type < 3; type++) {
+		struct conf_provider p = t_provider((enum conf_provider_type)type);
+		for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+			struct event *ev = t_fixture("tests/fixtures/events", fixtures[i]);
+			struct slack_item it = { .ev = ev };
+			json_t *j = t_render(&p, &it, 1);
+			t_check_limits(j);
+			ck_assert(json_object_get(j, "attachments") == NULL);
+			json_decref(j);
+			event_free(ev);
+		}
+	}
+}
+END_TEST
+
+/* ---- layout ---- */
+
+static const struct {
+	enum event_severity sev;
+	const char *marker;
+} t_markers[] = {
+	{ EVENT_ERROR, ":red_circle: *" },
+	{ EVENT_WARNING, ":large_yellow_circle: *" },
+	{ EVENT_INFO, ":large_green_circle: *" },
+	{ EVENT_TRACE, ":large_green_circle: *" },
+};
+
+START_TEST(test_marker)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
+	struct event ev = t_event(t_markers[_i].sev, "Progressing", "m");
+	struct slack_item it = { .ev = &ev };
+	json_t *j = t_render(&p, &it, 1);
+	const char *head = t_section(j, 0);
+	ck_assert_msg(strncmp(head, t_markers[_i].marker, strlen(t_markers[_i].marker)) == 0,
+	    "%s", head);
+	ck_assert_str_eq(strchr(head, '*'), "*Progressing*\nkustomization/webapp.apps");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_head)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
+	struct event ev = t_event(EVENT_ERROR, "", "m");
+	struct slack_item it = { .ev = &ev };
+	/* no reason: the author is the title, said once */
+	json_t *j = t_render(&p, &it, 1);
+	ck_assert_str_eq(t_section(j, 0), ":red_circle: *kustomization/webapp.apps*");
+	json_decref(j);
+	/* a templated title: author and reason on the second line */
+	struct slack_look look = { "Web &amp; app", NULL, NULL, 0, NULL };
+	ev.reason = "Failed&";
+	it.look = &look;
+	j = t_render(&p, &it, 1);
+	ck_assert_str_eq(t_section(j, 0),
+	    ":red_circle: *Web &amp; app*\nkustomization/webapp.apps \xc2\xb7 Failed&amp;");
+	json_decref(j);
+	/* a pathological head stays within one section's limit */
+	struct util_buf amp = { 0 };
+	for (int i = 0; i < 300; i++)
+		util_buf_puts(&amp, "&");
+	ev.name = amp.data;
+	ev.reason = amp.data;
+	it.look = NULL;
+	j = t_render(&p, &it, 1);
+	t_check_limits(j);
+	const char *head = t_section(j, 0);
+	ck_assert(strcmp(head + strlen(head) - 3, "\xe2\x80\xa6") == 0);
+	ck_assert_ptr_null(strstr(head, "&amp\xe2\x80\xa6"));
+	json_decref(j);
+	util_buf_free(&amp);
+}
+END_TEST
+
+START_TEST(test_code_block)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
+	struct event ev = t_event(EVENT_ERROR, "UpgradeFailed", "upgrade failed:\n<x> & y");
+	struct slack_item it = { .ev = &ev };
+	json_t *j = t_render(&p, &it, 1);
+	ck_assert_str_eq(t_section(j, 1), "```upgrade failed:\n&lt;x&gt; &amp; y```");
+	json_decref(j);
+	/* one line: plain mrkdwn */
+	ev.message = "upgrade failed: <x>";
+	j = t_render(&p, &it, 1);
+	ck_assert_str_eq(t_section(j, 1), "upgrade failed: &lt;x&gt;");
+	json_decref(j);
+	/* a templated text is placed as written, never in a code block */
+	struct slack_look look = { NULL, "*bold*\n<https://x|link>", NULL, 0, NULL };
+	ev.message = "a\nb";
+	it.look = &look;
+	j = t_render(&p, &it, 1);
+	ck_assert_str_eq(t_section(j, 1), "*bold*\n<https://x|link>");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_empty_message)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
+	struct event ev = t_event(EVENT_INFO, "R", "");
+	struct slack_item it = { .ev = &ev };
+	ev.reporting_controller = "";
+	/* head only: no message section (Slack refuses empty text), no context */
+	json_t *j = t_render(&p, &it, 1);
+	ck_assert_uint_eq(json_array_size(t_blocks(j)), 1);
+	t_check_limits(j);
+	json_decref(j);
+	ev.message = " \n\t ";
+	j = t_render(&p, &it, 1);
+	ck_assert_uint_eq(json_array_size(t_blocks(j)), 1);
+	json_decref(j);
+}
+END_TEST
+
+/* Sections of at most 3,000 characters, entities whole, the text complete. */
+START_TEST(test_split_sections)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
+	struct util_buf m = { 0 }, want = { 0 }, got = { 0 };
+	for (int i = 0; i < 2000; i++)
+		util_buf_puts(&m, "ab&cd<\xc3\xa9 ");     /* 8 characters, 15 escaped */
+	struct event ev = t_event(EVENT_ERROR, "R", m.data);
+	struct slack_item it = { .ev = &ev };
+	p.max_text = 40000;
+	json_t *j = t_render(&p, &it, 1);
+	t_check_limits(j);
+	size_t n = json_array_size(t_blocks(j));
+	/* 2000 * 15 = 30,000 characters as sent: 10 full sections */
+	ck_assert_uint_eq(n, 1 + 10 + 1);
+	for (size_t i = 1; i + 1 < n; i++) {
+		const char *s = t_section(j, i);
+		util_buf_puts(&got, s);
+		/* never ends inside an entity */
+		size_t l = strlen(s);
+		const char *amp = strrchr(s, '&');
+		ck_assert(amp == NULL || strchr(amp, ';') != NULL);
+		ck_assert_uint_gt(l, 0);
+	}
+	for (int i = 0; i < 2000; i++)
+		util_buf_puts(&want, "ab&amp;cd&lt;\xc3\xa9 ");
+	ck_assert_str_eq(got.data, want.data);
+	json_decref(j);
+
+	/* the marker of max_text, after the last piece */
+	p.max_text = 5000;
+	j = t_render(&p, &it, 1);
+	n = json_array_size(t_blocks(j));
+	ck_assert_ptr_nonnull(strstr(t_section(j, n - 2), "\xe2\x80\xa6 (11000 more characters)"));
+	json_decref(j);
+	util_buf_free(&m);
+	util_buf_free(&want);
+	util_buf_free(&got);
+}
+END_TEST
+
+/* A code block is split after whole lines, each piece fenced. */
+START_TEST(test_split_lines)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
+	struct util_buf m = { 0 };
+	for (int i = 0; i < 100; i++)
+		util_buf_printf(&m, "%03d %s\n", i,
+		    "0123456789012345678901234567890123456789012345678901234567890123456789");
+	struct event ev = t_event(EVENT_ERROR, "R", m.data);
+	struct slack_item it = { .ev = &ev };
+	p.max_text = 40000;
+	json_t *j = t_render(&p, &it, 1);
+	t_check_limits(j);
+	size_t n = json_array_size(t_blocks(j));
+	ck_assert_uint_eq(n, 1 + 3 + 1);
+	for (size_t i = 1; i < n - 1; i++) {
+		const char *s = t_section(j, i);
+		size_t l = strlen(s);
+		ck_assert(strncmp(s, "```", 3) == 0 && strcmp(s + l - 3, "```") == 0);
+		ck_assert_msg(s[l - 4] == '\n', "piece %zu does not end a line", i);
+		ck_assert_msg(s[3] != '\n' && (i == 1 || strncmp(s + 3, "0", 1) == 0), "%.10s", s);
+	}
+	json_decref(j);
+	util_buf_free(&m);
+}
+END_TEST
+
+START_TEST(test_fields)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
+	struct event ev = t_event(EVENT_INFO, "R", "m");
+	struct conf_kv extra[60];
+	char keys[60][8];
+	struct util_buf big = { 0 };
+	for (int i = 0; i < 3000; i++)
+		util_buf_puts(&big, "&");
+	for (int i = 0; i < 60; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%02d", 59 - i);
+		extra[i].key = keys[i];
+		extra[i].value = i == 0 ? big.data : "v";
+	}
+	struct slack_item it = { .ev = &ev, .extra = extra, .nextra = 60 };
+	json_t *j = t_render(&p, &it, 1);
+	t_check_limits(j);
+	/* 49 fields and "11 more fields not shown": 5 sections of 10 */
+	for (size_t s = 0; s < 5; s++) {
+		json_t *f = json_object_get(json_array_get(t_blocks(j), 2 + s), "fields");
+		ck_assert_uint_eq(json_array_size(f), 10);
+	}
+	json_t *f0 = json_object_get(json_array_get(t_blocks(j), 2), "fields");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(f0, 0), "text")),
+	    "*k00*\nv");
+	json_t *f4 = json_object_get(json_array_get(t_blocks(j), 6), "fields");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(f4, 9), "text")),
+	    "*11 more fields not shown*");
+	json_decref(j);
+
+	/* the huge value, shown: bounded to one field's limit, entities whole */
+	extra[0].key = "a";
+	it.nextra = 1;
+	j = t_render(&p, &it, 1);
+	json_t *f = json_object_get(json_array_get(t_blocks(j), 2), "fields");
+	const char *text = json_string_value(json_object_get(json_array_get(f, 0), "text"));
+	ck_assert_uint_le(t_cps(text), SLACK_BLOCKS_MAX_FIELD);
+	ck_assert_uint_ge(t_cps(text), SLACK_BLOCKS_MAX_FIELD - 5);
+	ck_assert(strcmp(text + strlen(text) - 8, "&amp;\xe2\x80\xa6") == 0);
+	json_decref(j);
+	util_buf_free(&big);
+}
+END_TEST
+
+START_TEST(test_context)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
+	struct event ev = t_event(EVENT_INFO, "R", "m");
+	struct slack_link links[] = { { "https://a", "A" }, { "https://b", "" } };
+	struct slack_look look = { NULL, NULL, links, 2, NULL };
+	struct slack_item it = { .ev = &ev, .look = &look };
+	ev.has_timestamp = true;
+	ev.timestamp = 1666941979;
+	json_t *j = t_render(&p, &it, 1);
+	json_t *ctx = json_array_get(t_blocks(j), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(ctx, "type")), "context");
+	json_t *el = json_object_get(ctx, "elements");
+	ck_assert_uint_eq(json_array_size(el), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(el, 0), "text")),
+	    "kustomize-controller");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(el, 1), "text")),
+	    "<!date^1666941979^{date_short_pretty} {time_secs}|2022-10-28T07:26:19Z>");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(el, 2), "text")),
+	    "<https://a|A> \xc2\xb7 <https://b>");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_text_and_mentions)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event err = t_event(EVENT_ERROR, "R", "first line\nsecond");
+	struct event info = t_event(EVENT_INFO, "R", "fine");
+	struct slack_look a = { NULL, NULL, NULL, 0, "<!here> <@U1>" };
+	struct slack_look b = { NULL, NULL, NULL, 0, "<@U1> <!subteam^S1>" };
+	struct slack_item items[] = { { .ev = &err, .look = &a }, { .ev = &info, .look = &a },
+	    { .ev = &err, .look = &b } };
+
+	json_t *j = t_render(&p, items, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
+	    "<!here> <@U1> kustomization/webapp.apps: first line");
+	json_decref(j);
+	/* never on info */
+	j = t_render(&p, &items[1], 1);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
+	    "kustomization/webapp.apps: fine");
+	json_decref(j);
+	/* coalesced: each distinct mention of the error events once, then "N events" */
+	j = t_render(&p, items, 3);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
+	    "<!here> <@U1> <!subteam^S1> 3 events");
+	/* one divider between events */
+	size_t i;
+	json_t *blk;
+	int dividers = 0;
+	json_array_foreach(t_blocks(j), i, blk)
+		dividers += strcmp(json_string_value(json_object_get(blk, "type")), "divider") == 0;
+	ck_assert_int_eq(dividers, 2);
+	json_decref(j);
+}
+END_TEST
+
+/* At most 50 blocks: the events that do not fit are left for the next message. */
+START_TEST(test_fifty_blocks)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event ev = t_event(EVENT_ERROR, "R", "m");
+	struct conf_kv extra[45];
+	char keys[45][8];
+	for (int i = 0; i < 45; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%02d", i);
+		extra[i].key = keys[i];
+		extra[i].value = "v";
+	}
+	struct slack_item items[10];
+	for (int i = 0; i < 10; i++)
+		items[i] = (struct slack_item){ .ev = &ev, .extra = extra, .nextra = 45 };
+	/* each event: head, message, 5 field sections, context = 8 blocks */
+	size_t used = 0;
+	char *s = slack_render_fit(&p, NULL, items, 10, &used);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(used, 5);                      /* 5 * 8 + 4 dividers = 44 */
+	json_t *j = json_loads(s, 0, NULL);
+	free(s);
+	t_check_limits(j);
+	ck_assert_uint_eq(json_array_size(t_blocks(j)), 44);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "text")), "5 events");
+	json_decref(j);
+	/* the rest, next: all of them fit */
+	s = slack_render_fit(&p, NULL, items + 5, 5, &used);
+	ck_assert_uint_eq(used, 5);
+	free(s);
+	/* all of them at once do not: slack_render refuses */
+	ck_assert_ptr_null(slack_render(&p, NULL, items, 10));
+	/* attachments hold them all */
+	p.format = CONF_FORMAT_ATTACHMENTS;
+	s = slack_render_fit(&p, NULL, items, 10, &used);
+	ck_assert_uint_eq(used, 10);
+	free(s);
+	/* the largest single event fits alone */
+	struct util_buf m = { 0 };
+	for (int i = 0; i < 40000; i++)
+		util_buf_puts(&m, i % 100 == 99 ? "\n" : "&");
+	struct conf_kv many[60];
+	char mkeys[60][8];
+	for (int i = 0; i < 60; i++) {
+		snprintf(mkeys[i], sizeof(mkeys[i]), "m%02d", i);
+		many[i].key = mkeys[i];
+		many[i].value = "v";
+	}
+	struct event huge = t_event(EVENT_ERROR, "R", m.data);
+	struct slack_item h = { .ev = &huge, .extra = many, .nextra = 60 };
+	p.format = CONF_FORMAT_BLOCKS;
+	p.max_text = 40000;
+	j = t_render(&p, &h, 1);
+	t_check_limits(j);
+	json_decref(j);
+	util_buf_free(&m);
+}
+END_TEST
+
+START_TEST(test_invalid)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	struct event ev = t_event(EVENT_ERROR, "R", "m");
+	struct slack_item it = { .ev = &ev };
+	size_t used = 7;
+	p.channel = NULL;
+	ck_assert_ptr_null(slack_render_fit(&p, NULL, &it, 1, &used));
+	ck_assert_uint_eq(used, 0);
+	ck_assert_ptr_null(slack_render(&p, NULL, &it, 1));
+	json_t *j = slack_render(&p, "C0123", &it, 1);
+	ck_assert_ptr_nonnull(j);
+	json_decref(j);
+	ck_assert_ptr_null(slack_render(&p, "C0123", &it, 0));
+	it.ev = NULL;
+	ck_assert_ptr_null(slack_render(&p, "C0123", &it, 1));
+}
+END_TEST
+
+#define T_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static Suite *
+blocks_suite(void)
+{
+	Suite *s = suite_create("slack_blocks");
+	TCase *tc = tcase_create("blocks");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_golden_webhook);
+	tcase_add_test(tc, test_golden_bot);
+	tcase_add_test(tc, test_golden_coalesced);
+	tcase_add_test(tc, test_golden_multiline);
+	tcase_add_test(tc, test_fixtures_within_limits);
+	tcase_add_loop_test(tc, test_marker, 0, T_N(t_markers));
+	tcase_add_test(tc, test_head);
+	tcase_add_test(tc, test_code_block);
+	tcase_add_test(tc, test_empty_message);
+	tcase_add_test(tc, test_split_sections);
+	tcase_add_test(tc, test_split_lines);
+	tcase_add_test(tc, test_fields);
+	tcase_add_test(tc, test_context);
+	tcase_add_test(tc, test_text_and_mentions);
+	tcase_add_test(tc, test_fifty_blocks);
+	tcase_add_test(tc, test_invalid);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(blocks_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
