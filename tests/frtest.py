@@ -101,7 +101,8 @@ class Daemon:
                          daemon=True).start()
         threading.Thread(target=self._reader, args=(self.proc.stderr, self.lines_err),
                          daemon=True).start()
-        line = self.wait_err(r'msg"?[=:]"?listening"?.*port"?[=:]"?(\d+)', timeout)
+        line = self.wait_err(r'msg"?[=:]"?listening"?.*port"?[=:]"?(\d+)',
+                             patience(timeout) if self.valgrind else timeout)
         self.port = int(re.search(r'port"?[=:]"?(\d+)', line).group(1))
         return self
 

@@ -356,7 +356,8 @@ class DamagedDatabase(FaultCase):
         return os.path.join(self.state, "queue.db")
 
     def start_once(self):
-        return run_once(self.d.command(), self.d.env, self.workdir, timeout=5)
+        return run_once(self.d.command(), self.d.env, self.workdir,
+                        timeout=frtest.patience(5))
 
     def test_corrupted_pages_refused_at_start(self):
         db = self.make_queue()
