@@ -316,7 +316,7 @@ struct metrics_notif {
 static pthread_mutex_t metrics_notif_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_notif metrics_notif_alerts[METRICS_MAX_NOTIF_ALERTS + 1];
 static const char *const metrics_kind_names[] = {
-	"event", "opened", "reminder", "recovered", "reply",
+	"event", "opened", "reminder", "recovered",
 };
 
 /* The slot of the alert named name[0..n). */
@@ -370,7 +370,9 @@ metrics_notification(const char *alerts, int kind)
 {
 	if (alerts == NULL)
 		return;
-	if (kind < 0 || kind >= METRICS_NKIND)
+	/* A reply in a thread is a failure message like an event: the kinds
+	 * shown are those of SPEC §10. */
+	if (kind < 0 || kind >= METRICS_NKIND || kind == METRICS_KIND_REPLY)
 		kind = METRICS_KIND_EVENT;
 	for (const char *s = alerts; *s;) {
 		size_t n = strcspn(s, ",");
@@ -392,7 +394,7 @@ metrics_notifications_render(struct util_buf *b)
 		struct metrics_notif *a = &metrics_notif_alerts[i];
 		if (!atomic_load_explicit(&a->used, memory_order_acquire))
 			continue;
-		for (int k = 0; k < METRICS_NKIND; k++) {
+		for (int k = 0; k < METRICS_KIND_REPLY; k++) {
 			util_buf_puts(b, "fluxrelay_notifications_total{alert=\"");
 			metrics_label(b, a->name);
 			util_buf_printf(b, "\",kind=\"%s\"} %llu\n", metrics_kind_names[k],
