@@ -21,8 +21,9 @@
  * for which queue_busy polls in steps of 100 us (1 ms after the first 10 ms)
  * up to QUEUE_BUSY_TIMEOUT_MS. No connection checkpoints inside its commits
  * (wal_autocheckpoint 0), which would hold the mutex through a checkpoint's
- * fsyncs: the recorder checkpoints outside any transaction, and the writer's
- * backstop (queue_wal_backstop) inside its own commit only.
+ * fsyncs: the recorder checkpoints outside any transaction (queue_checkpoint:
+ * its short second pass with the mutex held lets the WAL start over), and
+ * the writer's backstop (queue_wal_backstop) runs inside its own commit only.
  *
  * On-disk format (schema version 1):
  *
