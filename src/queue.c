@@ -423,10 +423,13 @@ queue_get_lock_stats(struct queue_lock_stats *out)
 int
 queue_begin(struct queue *q)
 {
+	/* A begin inside an open transaction fails, and leaves it its lock. */
+	bool held = q->holds_write;
 	if (queue_write_acquire(q) < 0)
 		return -1;
 	if (queue_simple(q, QUEUE_ST_BEGIN, "begin") < 0) {
-		queue_write_release(q);
+		if (!held)
+			queue_write_release(q);
 		return -1;
 	}
 	return 0;
