@@ -98,11 +98,12 @@
 #define QUEUE_BUSY_TIMEOUT_MS 5000
 /*
  * WAL size (pages) at which the writer checkpoints by itself, right after
- * its commit. The recorder thread checkpoints (passively) twice a second,
- * which copies pages but under a steady stream of commits seldom catches
- * the WAL's end, and SQLite only starts the WAL over once every frame is
- * copied: this backstop, paid at most once per this many pages, is what
- * bounds the WAL under load (bench/README.md, "Faults").
+ * its commit. A passive checkpoint under a steady stream of commits seldom
+ * catches the WAL's end, and SQLite only starts the WAL over once every
+ * frame is copied; the recorder's checkpoints (queue_checkpoint) catch it
+ * with a second pass under the write lock when the disk is quick. When it is
+ * not, this backstop, paid at most once per this many pages, is what bounds
+ * the WAL (bench/README.md, "Faults" and "Tail latency").
  */
 #ifndef QUEUE_WAL_PAGES_MAX
 #define QUEUE_WAL_PAGES_MAX 2048

@@ -148,9 +148,11 @@ struct queue_item {
 };
 
 /*
- * A transaction on q: BEGIN IMMEDIATE (waits for the busy timeout, never
- * fails on a read-to-write upgrade), COMMIT (a failed one is rolled back),
- * ROLLBACK (keeps the error message of what failed). 0 / -1.
+ * A transaction on q: BEGIN IMMEDIATE (waits up to 5 s for the process's
+ * write lock, then for other processes', never fails on a read-to-write
+ * upgrade), COMMIT (a failed one is rolled back), ROLLBACK (keeps the error
+ * message of what failed); the lock is held from begin to commit or
+ * rollback. 0 / -1.
  */
 int queue_begin(struct queue *q);
 int queue_commit(struct queue *q);
