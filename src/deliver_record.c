@@ -36,12 +36,13 @@
 #include "util.h"
 
 /*
- * How often the recorder checkpoints the WAL (seconds). It holds the write
- * lock meanwhile (queue_checkpoint), so the checkpoint copies the whole WAL
- * and the writer's next commit starts it over: the WAL stays small and is
- * rewritten in place, and the writer's own checkpoint (queue_wal_backstop,
- * tens of milliseconds inside a commit) is not reached. Often, so that each
- * one copies little and holds the writer for little.
+ * How often the recorder checkpoints the WAL (seconds). The checkpoint's
+ * second pass holds the write lock (queue_checkpoint), so the whole WAL is
+ * copied and the writer's next commit starts it over: the WAL stays small
+ * and is rewritten in place, and the writer's own checkpoint
+ * (queue_wal_backstop, tens of milliseconds inside a commit) is not
+ * reached. Often, so that each pass copies little and holds the writer for
+ * little.
  */
 #define DELIVER_RECORD_CHECKPOINT_INTERVAL 0.1
 /*
