@@ -5,7 +5,11 @@
  * match; body read in full) answering 202 {"status":"ignored"} from a
  * constant without parsing, matching or anything else. Optionally parses the
  * body with jansson (argv[2] = "json") to show what JSON parsing alone costs.
- *   NDAEMONS=N mhd_bare PORT [json]
+ * With MHD_BARE_FR_OPTIONS=1 the daemons also get the options fluxrelay's
+ * main listener sets (suspend/resume allowed, the idle timeout, the memory
+ * and connection limits of the defaults), to tell libmicrohttpd's cost of
+ * those from fluxrelay's own code (bench/README.md, "Tail latency").
+ *   NDAEMONS=N [MHD_BARE_FR_OPTIONS=1] mhd_bare PORT [json]
  */
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -77,11 +81,22 @@ main(int argc, char **argv)
 	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
 	/* NDAEMONS: how many daemons (fluxrelay runs 4 per core). */
 	long n = getenv("NDAEMONS") ? atol(getenv("NDAEMONS")) : 4 * sysconf(_SC_NPROCESSORS_ONLN);
+	int fr_options = getenv("MHD_BARE_FR_OPTIONS") != NULL;
 	struct MHD_Daemon *d[16];
 	for (long i = 0; i < n && i < 16; i++) {
-		d[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,
-		    handler, NULL, MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+		if (fr_options)
+			d[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			    MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, handler, NULL,
+			    MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+			    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+			    MHD_OPTION_CONNECTION_LIMIT, 2048u,
+			    MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+			    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
+		else
+			d[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL,
+			    NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &sin,
+			    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_NOTIFY_COMPLETED, completed,
+			    NULL, MHD_OPTION_END);
 		if (d[i] == NULL) {
 			fprintf(stderr, "mhd_bare: cannot listen\n");
 			return 1;

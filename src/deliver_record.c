@@ -42,8 +42,22 @@
 #include "thread.h"
 #include "util.h"
 
-/* How often the recorder checkpoints the WAL for the writer (seconds). */
-#define DELIVER_RECORD_CHECKPOINT_INTERVAL 0.5
+/*
+ * How often the recorder checkpoints the WAL (seconds). The checkpoint's
+ * second pass holds the write lock (queue_checkpoint), so the whole WAL is
+ * copied and the writer's next commit starts it over: the WAL stays small
+ * and is rewritten in place, and the writer's own checkpoint
+ * (queue_wal_backstop, tens of milliseconds inside a commit) is not
+ * reached. Often, so that each pass copies little and holds the writer for
+ * little.
+ */
+#define DELIVER_RECORD_CHECKPOINT_INTERVAL 0.1
+/*
+ * How long a note waits for others before the recorder writes (seconds):
+ * every write holds the writer's lock for a moment, and one write of a few
+ * dozen outcomes holds it for hardly longer than one of a single outcome.
+ */
+#define DELIVER_RECORD_GATHER 0.02
 /* How long the recorder waits before writing notes again after a failure. */
 #define DELIVER_RECORD_RETRY 1.0
 /* How often the recorder looks for a queue fault to report (seconds). */
@@ -98,6 +112,7 @@ struct deliver_record {
 	struct deliver_record_notes notes;
 	struct deliver_record_tnote *tnotes;   /* thread handle notes; seq from notes.seq */
 	bool dirty;                   /* some note has seq != taken */
+	double dirty_since;           /* util_mono() when dirty was last set by a note */
 	bool stop;
 	bool expire_now;              /* a new dead_max_age: expire at once */
 	_Atomic double dead_max_age;  /* queue.dead_max_age of the current configuration */
@@ -203,8 +218,11 @@ deliver_record_note(struct deliver_record *r, int64_t id, enum queue_outcome_kin
 	free(e->error);
 	e->error = error ? util_strdup(error) : NULL;
 	e->seq = ++r->notes.seq;
-	r->dirty = true;
-	pthread_cond_signal(&r->cond);
+	if (!r->dirty) {
+		r->dirty = true;
+		r->dirty_since = util_mono();
+		pthread_cond_signal(&r->cond);
+	}
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -775,6 +793,13 @@ deliver_record_housekeeping(struct deliver_record *r)
 
 /* ------------------------------------------------------------------ thread */
 
+/* When the dirty notes are to be written (util_mono()). Lock held. */
+static double
+deliver_record_write_at(const struct deliver_record *r)
+{
+	return fmax(r->retry_at, r->dirty_since + DELIVER_RECORD_GATHER);
+}
+
 /* Wait, lock held, until stop, notes to write, or housekeeping is due. */
 static void
 deliver_record_wait(struct deliver_record *r)
@@ -785,12 +810,13 @@ deliver_record_wait(struct deliver_record *r)
 			r->expire_now = false;
 			r->next_expire = 0;
 		}
-		if (r->stop || (r->dirty && now_m >= r->retry_at))
+		double write_at = deliver_record_write_at(r);
+		if (r->stop || (r->dirty && now_m >= write_at))
 			return;
 		double due = fmin(fmin(r->next_checkpoint, r->next_counts),
 		    fmin(r->next_expire, r->next_fault));
-		if (r->dirty && r->retry_at < due)
-			due = r->retry_at;
+		if (r->dirty && write_at < due)
+			due = write_at;
 		if (now_m >= due)
 			return;
 		thread_cond_wait(&r->cond, &r->lock, due - now_m);
@@ -836,7 +862,7 @@ deliver_record_main(void *arg)
 		pthread_mutex_lock(&r->lock);
 		deliver_record_wait(r);
 		bool stop = r->stop;
-		bool write = r->dirty && (stop || util_mono() >= r->retry_at);
+		bool write = r->dirty && (stop || util_mono() >= deliver_record_write_at(r));
 		pthread_mutex_unlock(&r->lock);
 
 		if (write)

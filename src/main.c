@@ -400,12 +400,18 @@ main_stop(struct main_run *run)
 	if (run->w != NULL) {
 		struct queue_writer_stats st;
 		queue_writer_get_stats(run->w, &st);
-		char commits[24], requests[24], maxb[24];
+		struct queue_lock_stats ls;
+		queue_get_lock_stats(&ls);
+		char commits[24], requests[24], maxb[24], waits[24], waited[24], busy[24];
 		snprintf(commits, sizeof(commits), "%llu", (unsigned long long)st.commits);
 		snprintf(requests, sizeof(requests), "%llu", (unsigned long long)st.requests);
 		snprintf(maxb, sizeof(maxb), "%zu", st.max_batch);
+		snprintf(waits, sizeof(waits), "%llu", (unsigned long long)ls.lock_waits);
+		snprintf(waited, sizeof(waited), "%.1f", (double)ls.lock_wait_ns / 1e6);
+		snprintf(busy, sizeof(busy), "%llu", (unsigned long long)ls.busy_calls);
+		/* lock_*: transactions of one thread that waited for another's (queue.c). */
 		log_info("queue writer", "commits", commits, "requests", requests, "largest_batch",
-		    maxb, NULL);
+		    maxb, "lock_waits", waits, "lock_wait_ms", waited, "busy_sleeps", busy, NULL);
 	}
 	queue_writer_stop(run->w);
 	http_stop(run->h);

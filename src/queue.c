@@ -6,9 +6,24 @@
  * Connections: struct queue is one SQLite connection with its prepared
  * statements, used by one thread at a time (the writer, the delivery thread,
  * its recorder and the CLI each open their own). Every statement that writes
- * runs inside BEGIN IMMEDIATE so that a busy database is waited for
- * (busy_timeout) instead of failing on a read-to-write upgrade; that is what
- * lets `fluxrelay queue` run beside the daemon.
+ * runs inside BEGIN IMMEDIATE so that a busy database is waited for instead
+ * of failing on a read-to-write upgrade; that is what lets `fluxrelay queue`
+ * run beside the daemon.
+ *
+ * Waiting for the write lock (bench/README.md, "Tail latency"): SQLite's own
+ * busy_timeout polls with sleeps of 1, 2, 5, 10, ... 100 ms, so an accepting
+ * writer that found the recorder's transaction open slept milliseconds
+ * after a transaction of a fraction of one, and the recorder slept most of
+ * the time behind the writer's fsyncs. Within the process the connections
+ * therefore take queue_write_lock (a mutex) before BEGIN IMMEDIATE and give
+ * it back when the transaction ends: a waiter is woken the moment the
+ * holder finishes. SQLite's lock then only meets other processes (the CLI),
+ * for which queue_busy polls in steps of 100 us (1 ms after the first 10 ms)
+ * up to QUEUE_BUSY_TIMEOUT_MS. No connection checkpoints inside its commits
+ * (wal_autocheckpoint 0), which would hold the mutex through a checkpoint's
+ * fsyncs: the recorder checkpoints outside any transaction (queue_checkpoint:
+ * its short second pass with the mutex held lets the WAL start over), and
+ * the writer's backstop (queue_wal_backstop) runs inside its own commit only.
  *
  * On-disk format (schema version 2):
  *
@@ -119,15 +134,21 @@
 #define QUEUE_BUSY_TIMEOUT_MS 5000
 /*
  * WAL size (pages) at which the writer checkpoints by itself, right after
- * its commit. The recorder thread checkpoints (passively) twice a second,
- * which copies pages but under a steady stream of commits seldom catches
- * the WAL's end, and SQLite only starts the WAL over once every frame is
- * copied: this backstop, paid at most once per this many pages, is what
- * bounds the WAL under load (bench/README.md, "Faults").
+ * its commit. A passive checkpoint under a steady stream of commits seldom
+ * catches the WAL's end, and SQLite only starts the WAL over once every
+ * frame is copied; the recorder's checkpoints (queue_checkpoint) catch it
+ * with a second pass under the write lock when the disk is quick. When it is
+ * not, this backstop, paid at most once per this many pages, is what bounds
+ * the WAL (bench/README.md, "Faults" and "Tail latency").
  */
 #ifndef QUEUE_WAL_PAGES_MAX
 #define QUEUE_WAL_PAGES_MAX 2048
 #endif
+/*
+ * Longest first pass (seconds) of queue_checkpoint after which it copies
+ * the rest with the write lock held.
+ */
+#define QUEUE_CATCHUP_MAX 0.05
 /* Bytes the WAL file is truncated to when SQLite starts it over. */
 #ifndef QUEUE_JOURNAL_SIZE_LIMIT
 #define QUEUE_JOURNAL_SIZE_LIMIT (8 * 1024 * 1024)
@@ -404,7 +425,18 @@ struct queue {
 	bool has_wal;
 	bool sync_full;                 /* opened with synchronous=FULL */
 	int version;                    /* the file's schema version (queue_sql_v1) */
+	bool holds_write;               /* holds queue_write_lock (a transaction is open) */
+	double busy_since;              /* util_mono() of the first busy call of a wait */
 };
+
+/*
+ * The process's write lock: held from before BEGIN IMMEDIATE to the end of
+ * the transaction by whichever connection writes (see the top of the file).
+ */
+static pthread_mutex_t queue_write_lock = PTHREAD_MUTEX_INITIALIZER;
+/* queue_get_lock_stats's counters. */
+static _Atomic uint64_t queue_lock_waits, queue_lock_wait_ns, queue_busy_calls,
+    queue_busy_sleep_ns;
 
 /* Pending deliveries in this process; see queue_pending_get. Atomic, no lock. */
 static _Atomic int64_t queue_pending_count;
@@ -510,10 +542,99 @@ queue_simple(struct queue *q, enum queue_stmt_id id, const char *what)
 	return queue_exec_stmt(q, st, what);
 }
 
+static uint64_t
+queue_ns(const struct timespec *ts)
+{
+	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+
+/*
+ * Take queue_write_lock for q, waiting at most QUEUE_BUSY_TIMEOUT_MS (a
+ * holder stuck that long fails the transaction, as SQLite's busy timeout
+ * would). 0 / -1 with q->err set.
+ */
+static int
+queue_write_acquire(struct queue *q)
+{
+	if (q->holds_write)
+		return 0;
+	if (pthread_mutex_trylock(&queue_write_lock) != 0) {
+		struct timespec t0, t1, until;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += QUEUE_BUSY_TIMEOUT_MS / 1000;
+		until.tv_nsec += (QUEUE_BUSY_TIMEOUT_MS % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		int rc = pthread_mutex_timedlock(&queue_write_lock, &until);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		atomic_fetch_add(&queue_lock_waits, 1);
+		atomic_fetch_add(&queue_lock_wait_ns, queue_ns(&t1) - queue_ns(&t0));
+		if (rc != 0) {
+			snprintf(q->err, sizeof(q->err), "begin: the queue's write lock is held by "
+			    "another thread for more than %d ms", QUEUE_BUSY_TIMEOUT_MS);
+			return -1;
+		}
+	}
+	q->holds_write = true;
+	return 0;
+}
+
+static void
+queue_write_release(struct queue *q)
+{
+	if (!q->holds_write)
+		return;
+	q->holds_write = false;
+	pthread_mutex_unlock(&queue_write_lock);
+}
+
+/*
+ * SQLite's busy handler: the database is locked by another process (within
+ * this one, queue_write_lock is waited for first). Short sleeps, so the
+ * wait ends soon after the lock is free; 0 (give up: SQLITE_BUSY) after
+ * QUEUE_BUSY_TIMEOUT_MS.
+ */
+static int
+queue_busy(void *arg, int count)
+{
+	struct queue *q = arg;
+	double now = util_mono();
+	if (count == 0)
+		q->busy_since = now;
+	else if (now - q->busy_since >= QUEUE_BUSY_TIMEOUT_MS / 1000.0)
+		return 0;
+	struct timespec ts = { 0, now - q->busy_since < 0.01 ? 100000L : 1000000L };
+	atomic_fetch_add(&queue_busy_calls, 1);
+	atomic_fetch_add(&queue_busy_sleep_ns, (uint64_t)ts.tv_nsec);
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+void
+queue_get_lock_stats(struct queue_lock_stats *out)
+{
+	out->lock_waits = atomic_load(&queue_lock_waits);
+	out->lock_wait_ns = atomic_load(&queue_lock_wait_ns);
+	out->busy_calls = atomic_load(&queue_busy_calls);
+	out->busy_sleep_ns = atomic_load(&queue_busy_sleep_ns);
+}
+
 int
 queue_begin(struct queue *q)
 {
-	return queue_simple(q, QUEUE_ST_BEGIN, "begin");
+	/* A begin inside an open transaction fails, and leaves it its lock. */
+	bool held = q->holds_write;
+	if (queue_write_acquire(q) < 0)
+		return -1;
+	if (queue_simple(q, QUEUE_ST_BEGIN, "begin") < 0) {
+		if (!held)
+			queue_write_release(q);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -523,8 +644,10 @@ queue_commit(struct queue *q)
 		/* A failed COMMIT may leave the transaction open (SQLITE_BUSY). */
 		if (!sqlite3_get_autocommit(q->db))
 			sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		queue_write_release(q);
 		return -1;
 	}
+	queue_write_release(q);
 	return 0;
 }
 
@@ -532,13 +655,16 @@ queue_commit(struct queue *q)
 void
 queue_rollback(struct queue *q)
 {
-	if (sqlite3_get_autocommit(q->db))
+	if (sqlite3_get_autocommit(q->db)) {
+		queue_write_release(q);
 		return;
+	}
 	char saved[sizeof(q->err)];
 	memcpy(saved, q->err, sizeof(saved));
 	if (queue_simple(q, QUEUE_ST_ROLLBACK, "rollback") < 0)
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 	memcpy(q->err, saved, sizeof(saved));
+	queue_write_release(q);
 }
 
 /* Copy a text column into a new string; NULL for SQL NULL. */
@@ -857,7 +983,7 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(q->db, 1);
-	sqlite3_busy_timeout(q->db, QUEUE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(q->db, queue_busy, q);
 	int version = 0;
 	if (queue_schema_check(q, &version) < 0) {
 		queue_open_error(q, err, errlen);
@@ -865,6 +991,8 @@ queue_open(const char *state_dir, bool sync_full, char *err, size_t errlen)
 	}
 	if (queue_pragmas(q, sync_full, err, errlen) < 0)
 		goto fail;
+	/* Checkpoints outside transactions only (see the top of the file). */
+	sqlite3_wal_autocheckpoint(q->db, 0);
 	if (version == 0 && queue_schema_create(q) < 0) {
 		snprintf(err, errlen, "%s: %s", q->path, q->err);
 		goto fail;
@@ -968,6 +1096,7 @@ queue_close(struct queue *q)
 {
 	if (q == NULL)
 		return;
+	queue_write_release(q);
 	for (int i = 0; i < QUEUE_ST_N; i++)
 		sqlite3_finalize(q->st[i]);
 	/* close_v2 never fails on a busy connection: every statement is finalized. */
@@ -2012,7 +2141,20 @@ queue_wal_backstop(struct queue *q)
 int
 queue_checkpoint(struct queue *q)
 {
-	int rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	int log = 0, copied = 0;
+	double t0 = util_mono();
+	int rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+	/*
+	 * Commits that came meanwhile are left: copy them with the write lock
+	 * held, so the WAL is copied to its end and the next commit starts it
+	 * over. Only when the first pass was quick, as the second will be: a
+	 * slow disk holds no commit back (the backstop bounds the WAL then).
+	 */
+	if (rc == SQLITE_OK && copied < log && util_mono() - t0 < QUEUE_CATCHUP_MAX &&
+	    queue_write_acquire(q) == 0) {
+		rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		queue_write_release(q);
+	}
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
 		queue_fail(q, "checkpoint");
 		return -1;

@@ -66,8 +66,10 @@ void queue_rows_free(struct queue_row *rows, size_t n);
 
 /*
  * Open (creating the directory's database and schema when needed). sync_full
- * selects PRAGMA synchronous=FULL, else NORMAL. busy timeout is set so the CLI
- * can run beside the daemon. NULL with err filled on failure, naming the file:
+ * selects PRAGMA synchronous=FULL, else NORMAL. A busy database is waited for
+ * (up to 5 s) so the CLI can run beside the daemon; no automatic checkpoints
+ * (the daemon's recorder and writer checkpoint, and SQLite checkpoints when
+ * the last connection closes). NULL with err filled on failure, naming the file:
  * an SQLite file without fluxrelay's meta table is refused ("not a fluxrelay
  * queue"), never adopted; so is a file that is not an SQLite database, and
  * one with a newer schema than this build knows.
@@ -91,10 +93,12 @@ const char *queue_errmsg(struct queue *q);
 
 /*
  * Passive WAL checkpoint: copies committed pages into the database without
- * blocking writers (the writer checkpoints only as a backstop, when the WAL
- * grew past a bound that frequent passive checkpoints normally keep it
- * under). The delivery module's recorder thread calls it twice a second.
- * 0 / -1.
+ * blocking writers; then, when commits came meanwhile and this pass was
+ * quick (under 50 ms), copies those too with the process's write lock held,
+ * so that the WAL is copied to its end and the next commit starts it over
+ * (the writer checkpoints only as a backstop, when the WAL grew past a bound
+ * that these checkpoints normally keep it far under). The delivery module's
+ * recorder thread calls it ten times a second. 0 / -1.
  */
 int queue_checkpoint(struct queue *q);
 
@@ -183,13 +187,28 @@ struct queue_item {
 };
 
 /*
- * A transaction on q: BEGIN IMMEDIATE (waits for the busy timeout, never
- * fails on a read-to-write upgrade), COMMIT (a failed one is rolled back),
- * ROLLBACK (keeps the error message of what failed). 0 / -1.
+ * A transaction on q: BEGIN IMMEDIATE (waits up to 5 s for the process's
+ * write lock, then for other processes', never fails on a read-to-write
+ * upgrade), COMMIT (a failed one is rolled back), ROLLBACK (keeps the error
+ * message of what failed); the lock is held from begin to commit or
+ * rollback. 0 / -1.
  */
 int queue_begin(struct queue *q);
 int queue_commit(struct queue *q);
 void queue_rollback(struct queue *q);
+
+/*
+ * Waits for the write lock since start, of every connection in the process
+ * (queue.c: the process's write lock, then SQLite's busy handler for other
+ * processes), for the writer's summary at exit and for tests. Any thread.
+ */
+struct queue_lock_stats {
+	uint64_t lock_waits;      /* transactions that waited for another thread's */
+	uint64_t lock_wait_ns;    /* total time they waited */
+	uint64_t busy_calls;      /* busy handler sleeps (another process held the lock) */
+	uint64_t busy_sleep_ns;   /* total time asked of those sleeps */
+};
+void queue_get_lock_stats(struct queue_lock_stats *out);
 
 /* One pending row per item, due now, in the open transaction. 0 / -1. */
 int queue_insert(struct queue *q, const char *event_id, const char *event, size_t event_len,

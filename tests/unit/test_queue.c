@@ -1535,6 +1535,107 @@ START_TEST(t_second_connection_beside_writer)
 }
 END_TEST
 
+/* A transaction of another thread, held for a while on its own connection. */
+struct test_holder {
+	struct queue *q;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool begun;
+	int rc;
+};
+
+static void *
+test_holder_main(void *arg)
+{
+	struct test_holder *h = arg;
+	h->rc = queue_begin(h->q);
+	pthread_mutex_lock(&h->lock);
+	h->begun = true;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	if (h->rc == 0) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		h->rc = queue_commit(h->q);
+	}
+	return NULL;
+}
+
+/*
+ * Two connections of the process (the writer and the recorder) wait for
+ * each other on the process's write lock, woken when the holder ends: never
+ * in SQLite's busy handler, whose sleeps (1, 2, 5, 10, ... ms with the
+ * default busy timeout) outlast such a transaction many times over.
+ */
+START_TEST(t_write_lock_in_process)
+{
+	struct queue *a = test_open(), *b = test_open();
+	struct queue_lock_stats s0, s1;
+	queue_get_lock_stats(&s0);
+	struct test_holder h = { .q = a };
+	pthread_mutex_init(&h.lock, NULL);
+	pthread_cond_init(&h.cond, NULL);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, test_holder_main, &h), 0);
+	pthread_mutex_lock(&h.lock);
+	while (!h.begun)
+		pthread_cond_wait(&h.cond, &h.lock);
+	pthread_mutex_unlock(&h.lock);
+	ck_assert_msg(queue_begin(b) == 0, "%s", queue_errmsg(b));
+	ck_assert_msg(queue_commit(b) == 0, "%s", queue_errmsg(b));
+	pthread_join(th, NULL);
+	ck_assert_msg(h.rc == 0, "%s", queue_errmsg(a));
+	queue_get_lock_stats(&s1);
+	ck_assert_uint_eq(s1.lock_waits - s0.lock_waits, 1);
+	ck_assert_uint_eq(s1.busy_calls - s0.busy_calls, 0);
+	/* A rolled-back transaction and a failed begin give the lock back too. */
+	ck_assert_int_eq(queue_begin(a), 0);
+	queue_rollback(a);
+	ck_assert_int_eq(queue_begin(b), 0);
+	ck_assert_int_eq(queue_commit(b), 0);
+	queue_get_lock_stats(&s0);
+	ck_assert_uint_eq(s0.lock_waits, s1.lock_waits);
+	pthread_mutex_destroy(&h.lock);
+	pthread_cond_destroy(&h.cond);
+	queue_close(a);
+	queue_close(b);
+}
+END_TEST
+
+/* Another process's transaction (the CLI's) is waited for in short sleeps. */
+START_TEST(t_write_lock_other_process)
+{
+	struct queue *q = test_open();
+	char *path = util_printf("%s/queue.db", test_dir);
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	struct queue_lock_stats s0, s1;
+	queue_get_lock_stats(&s0);
+	struct test_holder h = { .q = q };
+	pthread_mutex_init(&h.lock, NULL);
+	pthread_cond_init(&h.cond, NULL);
+	pthread_t th;
+	/* The thread's begin waits in the busy handler until the commit below. */
+	ck_assert_int_eq(pthread_create(&th, NULL, test_holder_main, &h), 0);
+	struct timespec ts = { 0, 30 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	pthread_join(th, NULL);
+	ck_assert_msg(h.rc == 0, "%s", queue_errmsg(q));
+	queue_get_lock_stats(&s1);
+	ck_assert_uint_gt(s1.busy_calls - s0.busy_calls, 0);
+	/* Short sleeps: 100 us, 1 ms after the first 10 ms. */
+	ck_assert_uint_le(s1.busy_sleep_ns - s0.busy_sleep_ns,
+	    (s1.busy_calls - s0.busy_calls) * 1000000u);
+	pthread_mutex_destroy(&h.lock);
+	pthread_cond_destroy(&h.cond);
+	sqlite3_close(db);
+	free(path);
+	queue_close(q);
+}
+END_TEST
+
 /* ------------------------------------------- outcomes, expiry, listing */
 
 START_TEST(t_record_outcomes)
@@ -1920,6 +2021,8 @@ test_queue_suite(void)
 	tcase_add_test(tc, t_count_by_provider);
 	tcase_add_test(tc, t_list_retry_purge);
 	tcase_add_test(tc, t_second_connection_beside_writer);
+	tcase_add_test(tc, t_write_lock_in_process);
+	tcase_add_test(tc, t_write_lock_other_process);
 	tcase_add_test(tc, t_record_outcomes);
 	tcase_add_test(tc, t_expire_dead);
 	tcase_add_test(tc, t_list_page);
