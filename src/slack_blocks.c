@@ -88,11 +88,9 @@ slack_blocks_unit(const char *s, size_t n, size_t i, size_t *cps)
 	*cps = 1;
 	l = util_utf8_len((const unsigned char *)s + i, n - i);
 	if (s[i] == '&') {
-		if (n - i >= 5 && memcmp(s + i, "&amp;", 5) == 0)
-			l = 5;
-		else if (n - i >= 4 && (memcmp(s + i, "&lt;", 4) == 0 ||
-		    memcmp(s + i, "&gt;", 4) == 0))
-			l = 4;
+		size_t e = util_entity_len(s + i, n - i);
+		if (e > 0)
+			l = e;
 		*cps = l;
 	}
 	return l ? l : 1;

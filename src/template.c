@@ -3330,11 +3330,8 @@ tp_unit(const char *s, size_t n, size_t i, size_t *chars)
 			}
 	} else if (s[i] == '&') {
 		*chars = 1;
-		if (n - i >= 5 && memcmp(s + i, "&amp;", 5) == 0)
-			return 5;
-		if (n - i >= 4 && (memcmp(s + i, "&lt;", 4) == 0 || memcmp(s + i, "&gt;", 4) == 0))
-			return 4;
-		return 1;
+		l = util_entity_len(s + i, n - i);
+		return l ? l : 1;
 	}
 	*chars = 1;
 	l = util_utf8_len((const unsigned char *)s + i, n - i);
@@ -3349,11 +3346,8 @@ template_chars(const char *s, size_t n)
 	while (i < n) {
 		size_t l = 1;
 		if (s[i] == '&') {
-			if (n - i >= 5 && memcmp(s + i, "&amp;", 5) == 0)
-				l = 5;
-			else if (n - i >= 4 && (memcmp(s + i, "&lt;", 4) == 0 ||
-			    memcmp(s + i, "&gt;", 4) == 0))
-				l = 4;
+			size_t e = util_entity_len(s + i, n - i);
+			l = e ? e : 1;
 		} else if ((unsigned char)s[i] >= 0x80) {
 			l = util_utf8_len((const unsigned char *)s + i, n - i);
 			l = l ? l : 1;

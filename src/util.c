@@ -225,6 +225,16 @@ out:
 }
 
 size_t
+util_entity_len(const char *s, size_t n)
+{
+	if (n >= 5 && memcmp(s, "&amp;", 5) == 0)
+		return 5;
+	if (n >= 4 && (memcmp(s, "&lt;", 4) == 0 || memcmp(s, "&gt;", 4) == 0))
+		return 4;
+	return 0;
+}
+
+size_t
 util_utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];

@@ -61,6 +61,13 @@ char *util_read_file(const char *path, size_t *len, char *err, size_t errlen);
  */
 size_t util_utf8_len(const unsigned char *s, size_t n);
 
+/*
+ * Length of the Slack escape entity at s ("&amp;" 5, "&lt;" or "&gt;" 4; n
+ * bytes available), 0 when s does not start with one. Slack shows each as
+ * one character.
+ */
+size_t util_entity_len(const char *s, size_t n);
+
 /* The value of one hex digit (either case), or -1. */
 int util_hex_digit(int c);
 /*

@@ -147,6 +147,18 @@ START_TEST(test_hex_decode)
 }
 END_TEST
 
+START_TEST(test_entity_len)
+{
+	ck_assert_uint_eq(util_entity_len("&amp;x", 6), 5);
+	ck_assert_uint_eq(util_entity_len("&lt;", 4), 4);
+	ck_assert_uint_eq(util_entity_len("&gt;", 4), 4);
+	ck_assert_uint_eq(util_entity_len("&amp", 4), 0);      /* cut short */
+	ck_assert_uint_eq(util_entity_len("&amp;", 4), 0);     /* only n bytes count */
+	ck_assert_uint_eq(util_entity_len("&quot;", 6), 0);    /* not Slack's */
+	ck_assert_uint_eq(util_entity_len("a&lt;", 5), 0);
+}
+END_TEST
+
 START_TEST(test_hex_digit)
 {
 	for (int c = 0; c < 256; c++) {
@@ -190,6 +202,7 @@ main(void)
 	tcase_add_test(tc, test_json_string);
 	tcase_add_loop_test(tc, test_hex_decode, 0, sizeof(hex_cases) / sizeof(hex_cases[0]));
 	tcase_add_test(tc, test_hex_digit);
+	tcase_add_test(tc, test_entity_len);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
