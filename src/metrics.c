@@ -40,9 +40,72 @@ struct metrics_hist {
 	atomic_uint_fast64_t sum_us;     /* microseconds, so the sum stays an integer atomic */
 };
 
-struct metrics_provider {
-	char name[128];               /* written once, before used is set */
+/*
+ * A named series' slot in an append-only table (providers, clients, alerts):
+ * claimed under the table's lock, name first and then `used` with release
+ * order, and never moved, so a reader that sees `used` with acquire order
+ * finds the name complete without the lock. It is the first member of each
+ * table's struct. The table's last slot is "other", for names beyond it.
+ */
+struct metrics_slot {
+	char name[128];
 	atomic_int used;
+};
+
+struct metrics_table {
+	void *slots;              /* max + 1 structs of stride bytes */
+	size_t stride;
+	int max;
+	pthread_mutex_t *lock;
+};
+
+static struct metrics_slot *
+metrics_table_at(const struct metrics_table *t, int i)
+{
+	return (struct metrics_slot *)((char *)t->slots + (size_t)i * t->stride);
+}
+
+/* The slot of name[0..n) (bounded to the slot's size), claimed if new. */
+static void *
+metrics_table_find(const struct metrics_table *t, const char *name, size_t n)
+{
+	char key[sizeof(((struct metrics_slot *)0)->name)];
+	if (n >= sizeof(key))
+		n = sizeof(key) - 1;
+	memcpy(key, name, n);
+	key[n] = '\0';
+	for (int i = 0; i < t->max; i++) {
+		struct metrics_slot *e = metrics_table_at(t, i);
+		if (!atomic_load_explicit(&e->used, memory_order_acquire))
+			break;
+		if (strcmp(e->name, key) == 0)
+			return e;
+	}
+	pthread_mutex_lock(t->lock);
+	struct metrics_slot *found = metrics_table_at(t, t->max);
+	for (int i = 0; i < t->max; i++) {
+		struct metrics_slot *e = metrics_table_at(t, i);
+		if (!atomic_load_explicit(&e->used, memory_order_acquire)) {
+			snprintf(e->name, sizeof(e->name), "%s", key);
+			atomic_store_explicit(&e->used, 1, memory_order_release);
+			found = e;
+			break;
+		}
+		if (strcmp(e->name, key) == 0) {
+			found = e;
+			break;
+		}
+	}
+	if (!atomic_load_explicit(&found->used, memory_order_acquire)) {
+		snprintf(found->name, sizeof(found->name), "other");
+		atomic_store_explicit(&found->used, 1, memory_order_release);
+	}
+	pthread_mutex_unlock(t->lock);
+	return found;
+}
+
+struct metrics_provider {
+	struct metrics_slot s;        /* first: the table's view of it */
 	atomic_uint_fast64_t result[METRICS_NRESULT];
 	struct metrics_hist latency;
 	_Atomic int64_t pending, dead;   /* gauges */
@@ -54,17 +117,14 @@ static struct metrics_hist metrics_http_duration;
 /* Slot claiming is guarded by metrics_lock; slots are never freed. */
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_provider metrics_providers[METRICS_MAX_PROVIDERS + 1];
-#define METRICS_OTHER (&metrics_providers[METRICS_MAX_PROVIDERS])
 
 /* client_events_total: one slot per client name, claimed as metrics_provider
  * claims its; never freed, so a scrape may read them without a lock. */
 struct metrics_client {
-	char name[128];
-	atomic_int used;
+	struct metrics_slot s;        /* first: the table's view of it */
 	atomic_uint_fast64_t events[METRICS_EVENT_NSTATUS];
 };
 static struct metrics_client metrics_clients[METRICS_MAX_CLIENTS + 1];
-#define METRICS_CLIENT_OTHER (&metrics_clients[METRICS_MAX_CLIENTS])
 
 /* fluxrelay_connections_refused_total (SPEC §4). */
 static atomic_uint_fast64_t metrics_refused;
@@ -105,38 +165,14 @@ metrics_connection_refused(void)
 	atomic_fetch_add_explicit(&metrics_refused, 1, memory_order_relaxed);
 }
 
+static const struct metrics_table metrics_provider_table = {
+	metrics_providers, sizeof(metrics_providers[0]), METRICS_MAX_PROVIDERS, &metrics_lock
+};
+
 static struct metrics_provider *
 metrics_provider_slot(const char *name)
 {
-	for (int i = 0; i < METRICS_MAX_PROVIDERS; i++) {
-		struct metrics_provider *p = &metrics_providers[i];
-		if (!atomic_load_explicit(&p->used, memory_order_acquire))
-			break;
-		if (strcmp(p->name, name) == 0)
-			return p;
-	}
-	pthread_mutex_lock(&metrics_lock);
-	struct metrics_provider *found = METRICS_OTHER;
-	for (int i = 0; i < METRICS_MAX_PROVIDERS; i++) {
-		struct metrics_provider *p = &metrics_providers[i];
-		if (!atomic_load_explicit(&p->used, memory_order_acquire)) {
-			snprintf(p->name, sizeof(p->name), "%s", name);
-			atomic_store_explicit(&p->used, 1, memory_order_release);
-			found = p;
-			break;
-		}
-		if (strcmp(p->name, name) == 0) {
-			found = p;
-			break;
-		}
-	}
-	if (found == METRICS_OTHER &&
-	    !atomic_load_explicit(&found->used, memory_order_acquire)) {
-		snprintf(found->name, sizeof(found->name), "other");
-		atomic_store_explicit(&found->used, 1, memory_order_release);
-	}
-	pthread_mutex_unlock(&metrics_lock);
-	return found;
+	return metrics_table_find(&metrics_provider_table, name, strlen(name));
 }
 
 /* The slot at index i when it is in use (its name complete), else NULL. */
@@ -144,7 +180,7 @@ static struct metrics_provider *
 metrics_slot_used(int i)
 {
 	struct metrics_provider *p = &metrics_providers[i];
-	return atomic_load_explicit(&p->used, memory_order_acquire) ? p : NULL;
+	return atomic_load_explicit(&p->s.used, memory_order_acquire) ? p : NULL;
 }
 
 void
@@ -153,38 +189,14 @@ metrics_provider(const char *provider)
 	metrics_provider_slot(provider);
 }
 
+static const struct metrics_table metrics_client_table = {
+	metrics_clients, sizeof(metrics_clients[0]), METRICS_MAX_CLIENTS, &metrics_lock
+};
+
 static struct metrics_client *
 metrics_client_slot(const char *name)
 {
-	for (int i = 0; i < METRICS_MAX_CLIENTS; i++) {
-		struct metrics_client *c = &metrics_clients[i];
-		if (!atomic_load_explicit(&c->used, memory_order_acquire))
-			break;
-		if (strcmp(c->name, name) == 0)
-			return c;
-	}
-	pthread_mutex_lock(&metrics_lock);
-	struct metrics_client *found = METRICS_CLIENT_OTHER;
-	for (int i = 0; i < METRICS_MAX_CLIENTS; i++) {
-		struct metrics_client *c = &metrics_clients[i];
-		if (!atomic_load_explicit(&c->used, memory_order_acquire)) {
-			snprintf(c->name, sizeof(c->name), "%s", name);
-			atomic_store_explicit(&c->used, 1, memory_order_release);
-			found = c;
-			break;
-		}
-		if (strcmp(c->name, name) == 0) {
-			found = c;
-			break;
-		}
-	}
-	if (found == METRICS_CLIENT_OTHER &&
-	    !atomic_load_explicit(&found->used, memory_order_acquire)) {
-		snprintf(found->name, sizeof(found->name), "other");
-		atomic_store_explicit(&found->used, 1, memory_order_release);
-	}
-	pthread_mutex_unlock(&metrics_lock);
-	return found;
+	return metrics_table_find(&metrics_client_table, name, strlen(name));
 }
 
 void
@@ -294,7 +306,7 @@ metrics_gauge_render(struct util_buf *b, const char *name, bool dead)
 		int64_t v = atomic_load_explicit(dead ? &p->dead : &p->pending,
 		    memory_order_relaxed);
 		util_buf_printf(b, "%s{provider=\"", name);
-		metrics_label(b, p->name);
+		metrics_label(b, p->s.name);
 		util_buf_printf(b, "\"} %lld\n", (long long)(v < 0 ? 0 : v));
 	}
 }
@@ -308,8 +320,7 @@ metrics_gauge_render(struct util_buf *b, const char *name, bool dead)
 #define METRICS_MAX_NOTIF_ALERTS 256
 
 struct metrics_notif {
-	char name[128];               /* written once, before used is set */
-	atomic_int used;
+	struct metrics_slot s;        /* first: the table's view of it */
 	atomic_uint_fast64_t kind[METRICS_NKIND];
 };
 
@@ -319,44 +330,16 @@ static const char *const metrics_kind_names[] = {
 	"event", "opened", "reminder", "recovered",
 };
 
+static const struct metrics_table metrics_notif_table = {
+	metrics_notif_alerts, sizeof(metrics_notif_alerts[0]), METRICS_MAX_NOTIF_ALERTS,
+	&metrics_notif_lock
+};
+
 /* The slot of the alert named name[0..n). */
 static struct metrics_notif *
 metrics_notif_slot(const char *name, size_t n)
 {
-	char key[128];
-	if (n >= sizeof(key))
-		n = sizeof(key) - 1;
-	memcpy(key, name, n);
-	key[n] = '\0';
-	for (int i = 0; i < METRICS_MAX_NOTIF_ALERTS; i++) {
-		struct metrics_notif *a = &metrics_notif_alerts[i];
-		if (!atomic_load_explicit(&a->used, memory_order_acquire))
-			break;
-		if (strcmp(a->name, key) == 0)
-			return a;
-	}
-	pthread_mutex_lock(&metrics_notif_lock);
-	struct metrics_notif *found = &metrics_notif_alerts[METRICS_MAX_NOTIF_ALERTS];
-	for (int i = 0; i < METRICS_MAX_NOTIF_ALERTS; i++) {
-		struct metrics_notif *a = &metrics_notif_alerts[i];
-		if (!atomic_load_explicit(&a->used, memory_order_acquire)) {
-			snprintf(a->name, sizeof(a->name), "%s", key);
-			atomic_store_explicit(&a->used, 1, memory_order_release);
-			found = a;
-			break;
-		}
-		if (strcmp(a->name, key) == 0) {
-			found = a;
-			break;
-		}
-	}
-	if (found == &metrics_notif_alerts[METRICS_MAX_NOTIF_ALERTS] &&
-	    !atomic_load_explicit(&found->used, memory_order_acquire)) {
-		snprintf(found->name, sizeof(found->name), "other");
-		atomic_store_explicit(&found->used, 1, memory_order_release);
-	}
-	pthread_mutex_unlock(&metrics_notif_lock);
-	return found;
+	return metrics_table_find(&metrics_notif_table, name, n);
 }
 
 void
@@ -392,11 +375,11 @@ metrics_notifications_render(struct util_buf *b)
 	    "by kind.\n# TYPE fluxrelay_notifications_total counter\n");
 	for (int i = 0; i <= METRICS_MAX_NOTIF_ALERTS; i++) {
 		struct metrics_notif *a = &metrics_notif_alerts[i];
-		if (!atomic_load_explicit(&a->used, memory_order_acquire))
+		if (!atomic_load_explicit(&a->s.used, memory_order_acquire))
 			continue;
 		for (int k = 0; k < METRICS_KIND_REPLY; k++) {
 			util_buf_puts(b, "fluxrelay_notifications_total{alert=\"");
-			metrics_label(b, a->name);
+			metrics_label(b, a->s.name);
 			util_buf_printf(b, "\",kind=\"%s\"} %llu\n", metrics_kind_names[k],
 			    (unsigned long long)atomic_load_explicit(&a->kind[k],
 			    memory_order_relaxed));
@@ -412,38 +395,21 @@ metrics_notifications_render(struct util_buf *b)
 #define METRICS_MAX_ALERTS 64
 
 struct metrics_alert {
-	char name[128];               /* written once, before used is set */
-	atomic_int used;
+	struct metrics_slot s;        /* first: the table's view of it */
 	_Atomic int64_t open;         /* gauge */
 };
 
 static pthread_mutex_t metrics_incidents_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_alert metrics_alerts[METRICS_MAX_ALERTS + 1];
 
+static const struct metrics_table metrics_alert_table = {
+	metrics_alerts, sizeof(metrics_alerts[0]), METRICS_MAX_ALERTS, &metrics_incidents_lock
+};
+
 static struct metrics_alert *
 metrics_alert_slot(const char *name)
 {
-	struct metrics_alert *found = &metrics_alerts[METRICS_MAX_ALERTS];
-	pthread_mutex_lock(&metrics_incidents_lock);
-	for (int i = 0; i < METRICS_MAX_ALERTS; i++) {
-		struct metrics_alert *a = &metrics_alerts[i];
-		if (!atomic_load_explicit(&a->used, memory_order_acquire)) {
-			snprintf(a->name, sizeof(a->name), "%s", name);
-			atomic_store_explicit(&a->used, 1, memory_order_release);
-			found = a;
-			break;
-		}
-		if (strcmp(a->name, name) == 0) {
-			found = a;
-			break;
-		}
-	}
-	if (!atomic_load_explicit(&found->used, memory_order_acquire)) {
-		snprintf(found->name, sizeof(found->name), "other");
-		atomic_store_explicit(&found->used, 1, memory_order_release);
-	}
-	pthread_mutex_unlock(&metrics_incidents_lock);
-	return found;
+	return metrics_table_find(&metrics_alert_table, name, strlen(name));
 }
 
 void
@@ -467,7 +433,7 @@ metrics_incidents_sync(const char *const *alerts, const int64_t *n, size_t count
 	for (size_t i = 0; i < count; i++)
 		sum[metrics_alert_slot(alerts[i]) - metrics_alerts] += n[i];
 	for (int i = 0; i <= METRICS_MAX_ALERTS; i++)
-		if (atomic_load_explicit(&metrics_alerts[i].used, memory_order_acquire))
+		if (atomic_load_explicit(&metrics_alerts[i].s.used, memory_order_acquire))
 			atomic_store_explicit(&metrics_alerts[i].open, sum[i], memory_order_relaxed);
 }
 
@@ -478,11 +444,11 @@ metrics_incidents_render(struct util_buf *b)
 	    "alerts.\n# TYPE fluxrelay_incidents_open gauge\n");
 	for (int i = 0; i <= METRICS_MAX_ALERTS; i++) {
 		struct metrics_alert *a = &metrics_alerts[i];
-		if (!atomic_load_explicit(&a->used, memory_order_acquire))
+		if (!atomic_load_explicit(&a->s.used, memory_order_acquire))
 			continue;
 		int64_t v = atomic_load_explicit(&a->open, memory_order_relaxed);
 		util_buf_puts(b, "fluxrelay_incidents_open{alert=\"");
-		metrics_label(b, a->name);
+		metrics_label(b, a->s.name);
 		util_buf_printf(b, "\"} %lld\n", (long long)(v < 0 ? 0 : v));
 	}
 }
@@ -503,18 +469,18 @@ metrics_render(struct util_buf *b)
 
 	bool clients = false;
 	for (int i = 0; i <= METRICS_MAX_CLIENTS && !clients; i++)
-		clients = atomic_load_explicit(&metrics_clients[i].used, memory_order_acquire);
+		clients = atomic_load_explicit(&metrics_clients[i].s.used, memory_order_acquire);
 	if (clients) {
 		util_buf_puts(b, "# HELP fluxrelay_client_events_total Events received from each "
 		    "client of auth.clients, by outcome.\n"
 		    "# TYPE fluxrelay_client_events_total counter\n");
 		for (int i = 0; i <= METRICS_MAX_CLIENTS; i++) {
 			struct metrics_client *c = &metrics_clients[i];
-			if (!atomic_load_explicit(&c->used, memory_order_acquire))
+			if (!atomic_load_explicit(&c->s.used, memory_order_acquire))
 				continue;
 			for (int s = 0; s < METRICS_EVENT_NSTATUS; s++) {
 				util_buf_puts(b, "fluxrelay_client_events_total{cluster=\"");
-				metrics_label(b, c->name);
+				metrics_label(b, c->s.name);
 				util_buf_printf(b, "\",status=\"%s\"} %llu\n", metrics_event_names[s],
 				    (unsigned long long)atomic_load_explicit(&c->events[s],
 				    memory_order_relaxed));
@@ -548,7 +514,7 @@ metrics_render(struct util_buf *b)
 			continue;
 		for (int r = 0; r < METRICS_NRESULT; r++) {
 			util_buf_puts(b, "fluxrelay_deliveries_total{provider=\"");
-			metrics_label(b, p->name);
+			metrics_label(b, p->s.name);
 			util_buf_printf(b, "\",result=\"%s\"} %llu\n", metrics_result_names[r],
 			    (unsigned long long)atomic_load_explicit(&p->result[r], memory_order_relaxed));
 		}
@@ -569,7 +535,7 @@ metrics_render(struct util_buf *b)
 			continue;
 		struct util_buf lab = {0};
 		util_buf_puts(&lab, "provider=\"");
-		metrics_label(&lab, p->name);
+		metrics_label(&lab, p->s.name);
 		util_buf_puts(&lab, "\"");
 		metrics_hist_render(b, "fluxrelay_delivery_latency_seconds", lab.data, &p->latency,
 		    metrics_latency_buckets);
