@@ -20,8 +20,9 @@ Exit 0 pass, 1 fail, 77 skip (not root, no podman, or no image and no way to
 make one), 99 setup error. Not part of `make check`: the first run builds the
 container image with apt-get (network). The image and the debootstrap'd base
 it is made from are kept in FR_CACHE_DIR [${XDG_CACHE_HOME:-~/.cache}/fluxrelay]
-as fluxrelay-systemd.tar and bookworm-minbase.tar, and in podman's store as
-localhost/fluxrelay-systemd:bookworm. Set FR_KEEP_CONTAINER=1 to keep the
+as fluxrelay-systemd-HASH.tar and bookworm-minbase.tar, and in podman's store as
+localhost/fluxrelay-systemd:bookworm-HASH (HASH: of the runtime libraries
+docker/Dockerfile installs, so a new library makes a new image). Set FR_KEEP_CONTAINER=1 to keep the
 container for a look around (its id is printed).
 """
 import hashlib
@@ -82,10 +83,20 @@ def runtime_packages():
     return [p for p in lines[-1].split() if p.startswith("lib")]
 
 
+def image_name():
+    """The image is made for one set of runtime libraries: its tag says which,
+    so a Dockerfile that gains a library (libyaml for import) gets a new image
+    instead of a kept one the binary cannot run in."""
+    pk = hashlib.sha256(" ".join(sorted(runtime_packages())).encode()).hexdigest()[:10]
+    return "localhost/fluxrelay-systemd:bookworm-%s" % pk
+
+
 def ensure_image():
+    global IMAGE
+    IMAGE = image_name()
     if image_exists(IMAGE):
         return
-    saved = os.path.join(CACHE, "fluxrelay-systemd.tar")
+    saved = os.path.join(CACHE, "fluxrelay-systemd-%s.tar" % IMAGE.rsplit("-", 1)[1])
     if os.path.exists(saved):
         log("loading %s" % saved)
         run(["podman", "load", "-i", saved])
