@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "incident.h"
+#include "queue.h"
 #include "rules.h"
 #include "slack.h"
 #include "slack_look.h"
@@ -52,6 +54,37 @@ cli_match_forward(const struct conf_provider *p, const struct event *ev, const c
 	printf("\n");
 }
 
+/*
+ * One target's payload: as deliver.c renders it (templates, the client's
+ * cluster), with the message kind a notify = "changes" alert gives it.
+ */
+static void
+cli_match_target(const struct conf *c, const struct event *ev, size_t len,
+    const struct rules_target *t, enum queue_kind kind, const char *incident)
+{
+	const struct conf_provider *p = &c->providers[t->provider];
+	if (conf_provider_forwards(p)) {
+		cli_match_forward(p, ev, t->alerts, len);
+		return;
+	}
+	struct slack_incident inc;
+	json_t *inc_json = slack_incident_parse(incident, &inc);
+	struct slack_item item = { .ev = ev, .extra = t->extra, .nextra = t->nextra,
+	    .cluster = ev->cluster, .kind = (enum slack_kind)kind,
+	    .incident = inc_json != NULL ? &inc : NULL };
+	struct slack_look *look = slack_look_new(c, t->alerts, p, &item, ev->cluster);
+	item.look = look;
+	char *payload = slack_render_string(p, t->channel, &item, 1);
+	slack_look_free(look);
+	json_decref(inc_json);
+	printf("  target: %s (%s)%s%s alerts=%s%s%s\n  %s\n", p->name,
+	    conf_provider_type_name(p->type), t->channel ? " channel=" : "",
+	    t->channel ? t->channel : "", t->alerts, kind != QUEUE_KIND_EVENT ? " kind=" : "",
+	    kind != QUEUE_KIND_EVENT ? queue_kind_name(kind) : "",
+	    payload ? payload : "(render failed)");
+	free(payload);
+}
+
 /* 1 when at least one alert matched, 0 when none, -1 when the event is bad. */
 static int
 cli_match_one(const struct conf *c, const struct rules *r, const char *name, const char *buf,
@@ -69,31 +102,35 @@ cli_match_one(const struct conf *c, const struct rules *r, const char *name, con
 	printf("%s: %s/%s%s%s severity=%s reason=%s\n", name, ev->kind,
 	    ev->namespace ? ev->namespace : "", ev->namespace ? "/" : "", ev->name,
 	    event_severity_name(ev->severity), ev->reason[0] ? ev->reason : "(none)");
-	if (n == 0) {
+	if (res.nchanges > 0) {
+		/* notify = "changes": what the event sends with no incident open
+		 * (a failure opens one, a recovery closes none); no database. */
+		struct incident_req req = { .conf = c, .ev = ev, .cluster = incident_cluster(ev),
+		    .hits = res.hits, .nhits = res.nhits };
+		incident_plan_stateless(&req, util_now());
+		if (req.nalerts == 0) {
+			printf("  no alert matches (a notify = \"changes\" alert sends a recovery "
+			    "only while an incident is open)\n");
+		} else {
+			printf("  alerts:");
+			for (size_t i = 0; i < req.nalerts; i++)
+				printf("%s %s", i ? "," : "", req.alerts[i]);
+			printf("\n");
+			for (size_t i = 0; i < req.nitems && i < req.merged.ntargets; i++)
+				cli_match_target(c, ev, len, &req.merged.targets[i], req.items[i].kind,
+				    req.items[i].incident);
+		}
+		n = req.nalerts;
+		incident_req_clear(&req);
+	} else if (n == 0) {
 		printf("  no alert matches\n");
 	} else {
 		printf("  alerts:");
 		for (size_t i = 0; i < res.nalerts; i++)
 			printf("%s %s", i ? "," : "", res.alerts[i]);
 		printf("\n");
-		for (size_t i = 0; i < res.ntargets; i++) {
-			const struct rules_target *t = &res.targets[i];
-			const struct conf_provider *p = &c->providers[t->provider];
-			if (conf_provider_forwards(p)) {
-				cli_match_forward(p, ev, t->alerts, len);
-				continue;
-			}
-			struct slack_item item = { .ev = ev, .extra = t->extra, .nextra = t->nextra,
-			    .cluster = ev->cluster };
-			struct slack_look *look = slack_look_new(c, t->alerts, p, &item, ev->cluster);
-			item.look = look;
-			char *payload = slack_render_string(p, t->channel, &item, 1);
-			slack_look_free(look);
-			printf("  target: %s (%s)%s%s alerts=%s\n  %s\n", p->name,
-			    conf_provider_type_name(p->type), t->channel ? " channel=" : "",
-			    t->channel ? t->channel : "", t->alerts, payload ? payload : "(render failed)");
-			free(payload);
-		}
+		for (size_t i = 0; i < res.ntargets; i++)
+			cli_match_target(c, ev, len, &res.targets[i], QUEUE_KIND_EVENT, NULL);
 	}
 	rules_result_clear(&res);
 	event_free(ev);

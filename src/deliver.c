@@ -518,37 +518,6 @@ deliver_extra_free(struct conf_kv *kv, size_t n)
 	free(kv);
 }
 
-/*
- * A row's incident snapshot (queue.c: the JSON of the deliveries' incident
- * column) into *inc, its strings borrowed from the returned JSON (new
- * reference; NULL when there is none or it is not an object, then the item
- * renders without an incident).
- */
-static json_t *
-deliver_incident_parse(const char *text, struct slack_incident *inc)
-{
-	memset(inc, 0, sizeof(*inc));
-	if (text == NULL || *text == '\0')
-		return NULL;
-	json_t *o = json_loads(text, 0, NULL);
-	if (!json_is_object(o)) {
-		json_decref(o);
-		return NULL;
-	}
-	json_t *v;                    /* borrowed */
-	if (json_is_number(v = json_object_get(o, "since")))
-		inc->since = json_number_value(v);
-	if (json_is_number(v = json_object_get(o, "failures")))
-		inc->failures = (long)json_number_value(v);
-	if (json_is_number(v = json_object_get(o, "duration")))
-		inc->duration = json_number_value(v);
-	if (json_is_string(v = json_object_get(o, "last_message")))
-		inc->last_message = json_string_value(v);
-	if (json_is_string(v = json_object_get(o, "revision")))
-		inc->revision = json_string_value(v);
-	return o;
-}
-
 /* The events, alert extras, incidents and looks of the rows in one message, parallel arrays. */
 struct deliver_parsed {
 	struct slack_item *items;
@@ -796,7 +765,7 @@ deliver_pass_take(struct deliver *d, struct deliver_target *t, struct deliver_pa
 	pp->items[pp->n].cluster = ev->cluster;
 	pp->items[pp->n].extra = pp->extras[pp->n];
 	pp->items[pp->n].kind = (enum slack_kind)r->kind;
-	pp->incident_json[pp->n] = deliver_incident_parse(r->incident, &pp->incidents[pp->n]);
+	pp->incident_json[pp->n] = slack_incident_parse(r->incident, &pp->incidents[pp->n]);
 	if (pp->incident_json[pp->n] != NULL)
 		pp->items[pp->n].incident = &pp->incidents[pp->n];
 	/* The alerts' templates, rendered here on the delivery thread with the

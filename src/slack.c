@@ -934,6 +934,37 @@ slack_dump(json_t *j)
 	return s;
 }
 
+/*
+ * A row's incident snapshot (queue.c: the JSON of the deliveries' incident
+ * column) into *inc, its strings borrowed from the returned JSON (new
+ * reference; NULL when there is none or it is not an object, then the item
+ * renders without an incident).
+ */
+json_t *
+slack_incident_parse(const char *text, struct slack_incident *inc)
+{
+	memset(inc, 0, sizeof(*inc));
+	if (text == NULL || *text == '\0')
+		return NULL;
+	json_t *o = json_loads(text, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return NULL;
+	}
+	json_t *v;                    /* borrowed */
+	if (json_is_number(v = json_object_get(o, "since")))
+		inc->since = json_number_value(v);
+	if (json_is_number(v = json_object_get(o, "failures")))
+		inc->failures = (long)json_number_value(v);
+	if (json_is_number(v = json_object_get(o, "duration")))
+		inc->duration = json_number_value(v);
+	if (json_is_string(v = json_object_get(o, "last_message")))
+		inc->last_message = json_string_value(v);
+	if (json_is_string(v = json_object_get(o, "revision")))
+		inc->revision = json_string_value(v);
+	return o;
+}
+
 char *
 slack_render_reply_string(const struct conf_provider *p, const char *channel_id,
     const char *thread_ts, bool broadcast, const struct slack_item *items, size_t n)

@@ -180,6 +180,14 @@ char *slack_render_count_string(const char *channel_id, const char *ts, long fai
     double since, double now);
 
 /*
+ * A delivery row's incident snapshot (the JSON the queue keeps: "since",
+ * "failures", "duration", "last_message", "revision") into *inc, its strings
+ * borrowed from the returned JSON (new reference, the caller decrefs); NULL
+ * when text is NULL, empty or not an object (then *inc is zero).
+ */
+json_t *slack_incident_parse(const char *text, struct slack_incident *inc);
+
+/*
  * A duration as messages show it: "45s", "12m", "3h05m", "2d4h" (rounded
  * down; negative is "0s"). Returns buf.
  */

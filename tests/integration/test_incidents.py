@@ -262,6 +262,28 @@ class Incidents(unittest.TestCase):
         self.assertEqual(json.loads(r.stdout), [])
         self.assertFalse(os.path.exists(os.path.join(self.workdir, "none")))
 
+    def test_match_shows_the_opened_message(self):
+        """`fluxrelay match` on a notify = "changes" alert: a failure shows the
+        opened message it would send; a recovery, with no incident open, none."""
+        d = frtest.Daemon(config(self.emu), workdir=self.workdir, state_dir=self.state,
+                          start=False)
+        fail = os.path.join(self.workdir, "fail.json")
+        ok = os.path.join(self.workdir, "ok.json")
+        with open(fail, "w") as f:
+            f.write(helm(*FAIL))
+        with open(ok, "w") as f:
+            f.write(helm("info", "UpgradeSucceeded", "Helm upgrade succeeded"))
+        r = frtest.run_cli(["match", "-c", d.config_path, fail])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.decode() if isinstance(r.stdout, bytes) else r.stdout
+        self.assertIn("alerts: helm", out)
+        self.assertEqual(out.count("kind=opened"), 2, out)     # hook and con
+        self.assertIn('"color":"danger"', out)
+        r = frtest.run_cli(["match", "-c", d.config_path, ok])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        out = r.stdout.decode() if isinstance(r.stdout, bytes) else r.stdout
+        self.assertIn("no alert matches", out)
+
 
 if __name__ == "__main__":
     frtest.main()
