@@ -347,7 +347,7 @@ static const char *const queue_sql_v1[QUEUE_ST_N] = {
 /* What version 2 added: created with the rest in a new file, or by queue_upgrade. */
 #define QUEUE_SCHEMA_V2_TABLES \
 	"CREATE TABLE IF NOT EXISTS incidents (" \
-	"  id INTEGER PRIMARY KEY," \
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT," \
 	"  alert TEXT NOT NULL," \
 	"  cluster TEXT NOT NULL DEFAULT ''," \
 	"  kind TEXT NOT NULL," \

@@ -702,6 +702,12 @@ START_TEST(t_incident_rows)
 	ck_assert_int_eq(n, 1);
 	ck_assert_int_eq(queue_incident_list_page(q, 0, 10, &rows, &nrows), 0);
 	ck_assert_uint_eq(nrows, 0);
+	/* Ids are never used again: `incidents close ID` cannot hit a newer one. */
+	struct queue_incident again = in;
+	ck_assert_int_eq(queue_begin(q), 0);
+	ck_assert_int_eq(queue_incident_insert(q, &again), 0);
+	ck_assert_int_eq(queue_commit(q), 0);
+	ck_assert_int_gt(again.id, other.id);
 	queue_close(q);
 }
 END_TEST
