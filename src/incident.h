@@ -57,8 +57,8 @@ struct incident_decision incident_decide(enum rules_role role, const struct queu
 int incident_kind_rank(enum queue_kind kind);
 
 /*
- * The cluster of an event's object, the first part of the object key: ""
- * until client identities exist (SPEC §14); the one place that reads it.
+ * The cluster of an event's object, the first part of the object key: the
+ * sending client's name (auth.clients, SPEC §14), "" for other senders.
  */
 const char *incident_cluster(const struct event *ev);
 
@@ -82,7 +82,7 @@ struct incident_step;
 struct incident_req {
 	const struct conf *conf;          /* the configuration the event was matched with */
 	const struct event *ev;
-	const char *cluster;              /* "" until client identities exist (SPEC §14) */
+	const char *cluster;              /* the client's name (auth.clients), or "" */
 	const struct rules_hit *hits;     /* every hit, config order (rules_match) */
 	size_t nhits;
 

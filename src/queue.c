@@ -71,8 +71,8 @@
  *       transaction as the deliveries it admits, so the window survives a
  *       restart exactly as far as the acceptance did.
  *   incidents(                                                           (v2)
- *       id INTEGER PRIMARY KEY AUTOINCREMENT, alert, cluster ("" until client identities
- *       exist), kind, namespace ("" when absent), name, opened_at, last_at,
+ *       id INTEGER PRIMARY KEY AUTOINCREMENT, alert, cluster (the client's name, "" without
+ *       auth.clients), kind, namespace ("" when absent), name, opened_at, last_at,
  *       last_notified_at (REAL epoch seconds), failures INTEGER,
  *       last_message, last_norm (hex of a hash of the normalized message),
  *       last_reason, last_revision,
