@@ -325,7 +325,8 @@ class Incidents(unittest.TestCase):
         answers = []
 
         def worker():
-            conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=10)
+            conn = http.client.HTTPConnection("127.0.0.1", self.d.port,
+                                              timeout=frtest.patience(10))
             try:
                 while True:
                     with lock:
@@ -345,7 +346,7 @@ class Incidents(unittest.TestCase):
         for t in threads:
             t.start()
         for t in threads:
-            t.join(60)
+            t.join(frtest.patience(60))
         self.assertEqual(len(answers), len(bodies))
         self.assertEqual([a for a in answers if a[0] != 202], [])
         return [json.loads(a[1]) for a in answers]
@@ -358,8 +359,8 @@ class Incidents(unittest.TestCase):
         self.start(config(self.emu))
         names = ["obj-%02d" % i for i in range(20)]
         self.post_all([helm(*FAIL, name=n) for _ in range(10) for n in names])
-        att = self.wait_attachments(20)
-        time.sleep(1.0)    # anything more (a second "opened") would come now
+        self.wait_attachments(20, frtest.patience(10))
+        time.sleep(frtest.patience(1.0))    # anything more (a second "opened") would come now
         att = [a for r in self.hook_posts() for a in r.attachments()]
         self.assertEqual(len(att), 20, att)
         self.assertEqual([a["title"] for a in att], ["UpgradeFailed"] * 20)   # kind opened
@@ -374,8 +375,8 @@ class Incidents(unittest.TestCase):
 
         self.post_all([helm("info", "UpgradeSucceeded", "Helm upgrade succeeded", name=n)
                        for n in names])
-        att = self.wait_attachments(40)
-        time.sleep(1.0)
+        self.wait_attachments(40, frtest.patience(10))
+        time.sleep(frtest.patience(1.0))
         att = [a for r in self.hook_posts() for a in r.attachments()]
         self.assertEqual(len(att), 40, att[20:])
         rec = att[20:]
@@ -426,7 +427,7 @@ class Incidents(unittest.TestCase):
 
         self.assertEqual(schema_version(), "1")
         d = self.start(config(self.emu))
-        att = self.wait_attachments(2)
+        att = self.wait_attachments(2, frtest.patience(10))
         self.assertEqual(sorted(a["text"] for a in att), ["pending one", "pending two"])
         self.assertEqual(schema_version(), "2")
         dead = frtest.queue_rows(frtest.run_cli(["queue", "-c", d.config_path, "-s", self.state,
@@ -435,7 +436,7 @@ class Incidents(unittest.TestCase):
                           for r in dead],
                          [("e2", "dead", 3, "HTTP 404 no_service"),
                           ("e4", "dead", 0, "HTTP 403 action_prohibited")])
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + frtest.patience(10)
         while frtest.queue_rows(frtest.run_cli(["queue", "-c", d.config_path, "-s", self.state,
                                                 "list", "--json"]).stdout):
             self.assertLess(time.monotonic(), deadline, "the pending rows stay pending")
@@ -443,7 +444,7 @@ class Incidents(unittest.TestCase):
 
         # notify = "changes" on the migrated file: a failure opens an incident.
         self.post(helm(*FAIL))
-        att = self.wait_attachments(3)
+        att = self.wait_attachments(3, frtest.patience(10))
         self.assertEqual(att[2]["title"], "UpgradeFailed")
         inc = self.incidents()
         self.assertEqual([(i["name"], i["failures"]) for i in inc], [("podinfo", 1)])
