@@ -4,14 +4,19 @@ one message per failure to a `slack` webhook (the emulator) and the console,
 repeats counted and never duplicates, a reminder after repeat_interval, the
 recovery ("Recovered after ...", the revision, the last error), fixtures 11
 and 12, state surviving kill -9, `fluxrelay incidents` (text, --json, close),
-the incidents_open gauge and the reload that drops a removed alert's
-incidents."""
+the incidents_open gauge, the reload that drops a removed alert's
+incidents, a burst of 200 failures of 20 objects (20 "opened", 20
+"recovered") and the migration of a first-stage (schema version 1) queue.db
+by the daemon."""
+import http.client
 import json
 import os
 import re
 import signal
+import sqlite3
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -42,6 +47,33 @@ def helm(severity, reason, message, name="podinfo", revision="6.5.4"):
 
 
 FAIL = ("error", "UpgradeFailed", "Helm upgrade failed: timed out waiting for the condition")
+
+
+# The first stage's schema, exactly as version 1 created it (the same text as
+# test_schema_v1 in tests/unit/test_queue.c).
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  channel TEXT NOT NULL DEFAULT '',
+  alerts TEXT NOT NULL DEFAULT '',
+  extra TEXT NOT NULL DEFAULT '{}',
+  event BLOB NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at REAL NOT NULL DEFAULT 0,
+  created_at REAL NOT NULL,
+  last_error TEXT);
+CREATE INDEX IF NOT EXISTS deliveries_by_target
+  ON deliveries (state, provider, channel, id);
+CREATE TABLE IF NOT EXISTS dedup (
+  key BLOB PRIMARY KEY, event_id TEXT NOT NULL, first_seen REAL NOT NULL)
+  WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+"""
 
 
 class Incidents(unittest.TestCase):
@@ -284,6 +316,139 @@ class Incidents(unittest.TestCase):
         out = r.stdout.decode() if isinstance(r.stdout, bytes) else r.stdout
         self.assertIn("no alert matches", out)
 
+
+    def post_all(self, bodies, workers=8):
+        """POST bodies (in their order, taken by `workers` threads on keep-alive
+        connections) as fast as the test can; every answer must be a 202."""
+        lock = threading.Lock()
+        it = iter(bodies)
+        answers = []
+
+        def worker():
+            conn = http.client.HTTPConnection("127.0.0.1", self.d.port,
+                                              timeout=frtest.patience(10))
+            try:
+                while True:
+                    with lock:
+                        body = next(it, None)
+                    if body is None:
+                        return
+                    conn.request("POST", "/", body=body,
+                                 headers={"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    data = r.read()
+                    with lock:
+                        answers.append((r.status, data))
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=worker) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(frtest.patience(60))
+        self.assertEqual(len(answers), len(bodies))
+        self.assertEqual([a for a in answers if a[0] != 202], [])
+        return [json.loads(a[1]) for a in answers]
+
+    def test_burst_of_200_failures_of_20_objects(self):
+        """Issue 13: 200 failures of 20 objects, 10 each, interleaved and posted
+        concurrently: 20 "opened" (the webhook may coalesce them into fewer
+        posts), 20 incidents with 200 failures; one recovery each: 20
+        "recovered"."""
+        self.start(config(self.emu))
+        names = ["obj-%02d" % i for i in range(20)]
+        self.post_all([helm(*FAIL, name=n) for _ in range(10) for n in names])
+        self.wait_attachments(20, frtest.patience(10))
+        time.sleep(frtest.patience(1.0))    # anything more (a second "opened") would come now
+        att = [a for r in self.hook_posts() for a in r.attachments()]
+        self.assertEqual(len(att), 20, att)
+        self.assertEqual([a["title"] for a in att], ["UpgradeFailed"] * 20)   # kind opened
+        self.assertEqual([a["color"] for a in att], ["danger"] * 20)
+        self.assertEqual(sorted(a["author_name"] for a in att),
+                         ["helmrelease/%s.apps" % n for n in names])
+        inc = self.incidents()
+        self.assertEqual(sorted(i["name"] for i in inc), names)
+        self.assertEqual(sum(i["failures"] for i in inc), 200)
+        self.assertEqual({i["failures"] for i in inc}, {10})
+        self.assertEqual(self.gauge(), 20)
+
+        self.post_all([helm("info", "UpgradeSucceeded", "Helm upgrade succeeded", name=n)
+                       for n in names])
+        self.wait_attachments(40, frtest.patience(10))
+        time.sleep(frtest.patience(1.0))
+        att = [a for r in self.hook_posts() for a in r.attachments()]
+        self.assertEqual(len(att), 40, att[20:])
+        rec = att[20:]
+        self.assertEqual(sorted(a["title"] for a in rec),
+                         ["Recovered: HelmRelease/%s" % n for n in names])
+        self.assertEqual({a["color"] for a in rec}, {"good"})
+        for a in rec:
+            self.assertIn("(10 failures)", a["text"])
+        self.assertEqual(self.incidents(), [])
+        self.assertEqual(self.gauge(), 0)
+
+    def test_migrates_a_first_stage_queue(self):
+        """A queue.db of the first stage (schema version 1) with pending
+        deliveries and dead letters: the daemon migrates it in place, delivers
+        the pending rows, keeps the dead letters, and opens incidents in it."""
+        os.makedirs(self.state)
+        path = os.path.join(self.state, "queue.db")
+        now = time.time()
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA_V1)
+        rows = [
+            # event_id, state, attempts, last_error, the event
+            ("e1", 0, 0, None, helm("error", "InstallFailed", "pending one", name="p1")),
+            ("e2", 1, 3, "HTTP 404 no_service", helm("error", "InstallFailed", "dead one",
+                                                      name="d1")),
+            ("e3", 0, 2, "HTTP 500", helm("error", "InstallFailed", "pending two", name="p2")),
+            ("e4", 1, 0, "HTTP 403 action_prohibited", helm("error", "InstallFailed",
+                                                            "dead two", name="d2")),
+        ]
+        with db:
+            for i, (eid, state, attempts, err, ev) in enumerate(rows):
+                db.execute("INSERT INTO deliveries (event_id, provider, channel, alerts, extra, "
+                           "event, state, attempts, next_attempt_at, created_at, last_error) "
+                           "VALUES (?, 'hook', '', 'helm', '{}', ?, ?, ?, 0, ?, ?)",
+                           (eid, ev.encode(), state, attempts, now - 60 + i, err))
+            db.execute("INSERT INTO dedup (key, event_id, first_seen) VALUES (x'0102', 'e1', ?)",
+                       (now,))
+        db.close()
+
+        def schema_version():
+            c = sqlite3.connect(path)
+            try:
+                return c.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                                 ).fetchone()[0]
+            finally:
+                c.close()
+
+        self.assertEqual(schema_version(), "1")
+        d = self.start(config(self.emu))
+        att = self.wait_attachments(2, frtest.patience(10))
+        self.assertEqual(sorted(a["text"] for a in att), ["pending one", "pending two"])
+        self.assertEqual(schema_version(), "2")
+        dead = frtest.queue_rows(frtest.run_cli(["queue", "-c", d.config_path, "-s", self.state,
+                                                 "list", "--dead", "--json"]).stdout)
+        self.assertEqual([(r["event_id"], r["state"], r["attempts"], r["last_error"])
+                          for r in dead],
+                         [("e2", "dead", 3, "HTTP 404 no_service"),
+                          ("e4", "dead", 0, "HTTP 403 action_prohibited")])
+        deadline = time.monotonic() + frtest.patience(10)
+        while frtest.queue_rows(frtest.run_cli(["queue", "-c", d.config_path, "-s", self.state,
+                                                "list", "--json"]).stdout):
+            self.assertLess(time.monotonic(), deadline, "the pending rows stay pending")
+            time.sleep(0.1)
+
+        # notify = "changes" on the migrated file: a failure opens an incident.
+        self.post(helm(*FAIL))
+        att = self.wait_attachments(3, frtest.patience(10))
+        self.assertEqual(att[2]["title"], "UpgradeFailed")
+        inc = self.incidents()
+        self.assertEqual([(i["name"], i["failures"]) for i in inc], [("podinfo", 1)])
+        self.assertEqual(self.gauge(), 1)
 
 if __name__ == "__main__":
     frtest.main()
