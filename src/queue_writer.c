@@ -174,6 +174,16 @@ queue_writer_take(struct queue_writer *w, struct queue_writer_batch *b, struct q
 static void
 queue_writer_finish(struct queue_writer *w, struct queue_writer_batch *b)
 {
+	/*
+	 * The rows join the pending count before the commit, while the write
+	 * lock is held: the recorder's periodic re-count (deliver_record.c) reads
+	 * committed rows, and a count that saw them committed but not yet added
+	 * would be set and then added to (the next event refused as "queue full"
+	 * with room left). Now a count can only run short for a moment.
+	 */
+	bool added = b->in_txn && !b->failed && b->added > 0;
+	if (added)
+		queue_pending_add(b->added);
 	if (b->in_txn && !b->failed && queue_commit(w->q) < 0)
 		b->failed = true;
 	/* A fault SQLite found during this batch (queue_fault) answers it too. */
@@ -184,6 +194,8 @@ queue_writer_finish(struct queue_writer *w, struct queue_writer_batch *b)
 		queue_rollback(w->q);
 		for (struct queue_req *r = b->head; r != NULL; r = r->next)
 			r->result = QUEUE_RESULT_ERROR;
+		if (added)
+			queue_pending_add(-b->added);
 		b->added = 0;
 	} else if (b->in_txn) {
 		atomic_store(&w->healthy, true);
@@ -191,7 +203,7 @@ queue_writer_finish(struct queue_writer *w, struct queue_writer_batch *b)
 	}
 }
 
-/* The committed rows join the pending count and the gauges; the batch joins the stats. */
+/* The committed rows join the gauges (the pending count: queue_writer_finish); the batch joins the stats. */
 static void
 queue_writer_count(struct queue_writer *w, const struct queue_writer_batch *b)
 {
@@ -205,7 +217,6 @@ queue_writer_count(struct queue_writer *w, const struct queue_writer_batch *b)
 		for (size_t i = 0; i < r->nitems; i++)
 			metrics_queue_add(r->items[i].provider ? r->items[i].provider : "", 1, 0);
 	}
-	queue_pending_add(b->added);
 
 	pthread_mutex_lock(&w->lock);
 	w->stats.batches++;
