@@ -17,6 +17,7 @@
 #include "event.h"
 #include "slack.h"
 #include "util.h"
+#include "test_files.h"
 
 /* ---- helpers ---- */
 
@@ -61,44 +62,19 @@ t_event(const char *kind, const char *name, const char *ns, enum event_severity 
 	return ev;
 }
 
-static char *
-t_read(const char *dir, const char *name, size_t *len)
-{
-	char err[256];
-	char *path = util_printf("%s/%s/%s", FR_SRCDIR, dir, name);
-	char *buf = util_read_file(path, len, err, sizeof(err));
-
-	ck_assert_msg(buf != NULL, "%s: %s", path, err);
-	free(path);
-	return buf;
-}
 
 static struct event *
 t_fixture(const char *name)
 {
-	size_t len;
-	char err[256], field[128];
-	char *buf = t_read("tests/fixtures/events", name, &len);
-	struct event *ev = event_parse(buf, len, err, sizeof(err), field, sizeof(field));
-
-	ck_assert_msg(ev != NULL, "%s: %s (%s)", name, err, field);
-	free(buf);
-	return ev;
+	return test_fixture("tests/fixtures/events", name);
 }
 
-/* Compare a rendering with tests/golden/<name> byte for byte (one trailing newline allowed). */
+/* Compare a rendering with tests/golden/<name> byte for byte; a payload is one line. */
 static void
 t_golden(const char *name, const char *got)
 {
-	size_t len;
-	char *want = t_read("tests/golden", name, &len);
-
-	if (len > 0 && want[len - 1] == '\n')
-		want[--len] = '\0';
-	ck_assert_msg(got != NULL, "%s: render failed", name);
-	ck_assert_msg(strcmp(got, want) == 0, "%s differs:\n got: %s\nwant: %s", name, got, want);
+	test_golden(name, got);
 	ck_assert_msg(strchr(got, '\n') == NULL, "%s: not one line", name);
-	free(want);
 }
 
 /* Render and parse back (new reference). */

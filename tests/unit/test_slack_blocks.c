@@ -20,6 +20,7 @@
 #include "slack.h"
 #include "slack_blocks.h"
 #include "util.h"
+#include "test_files.h"
 
 /* ---- helpers ---- */
 
@@ -61,51 +62,8 @@ t_event(enum event_severity sev, const char *reason, const char *msg)
 	return ev;
 }
 
-static char *
-t_read(const char *dir, const char *name, size_t *len)
-{
-	char err[256];
-	char *path = util_printf("%s/%s/%s", FR_SRCDIR, dir, name);
-	char *buf = util_read_file(path, len, err, sizeof(err));
 
-	ck_assert_msg(buf != NULL, "%s: %s", path, err);
-	free(path);
-	return buf;
-}
 
-static struct event *
-t_fixture(const char *dir, const char *name)
-{
-	size_t len;
-	char err[256], field[128];
-	char *buf = t_read(dir, name, &len);
-	struct event *ev = event_parse(buf, len, err, sizeof(err), field, sizeof(field));
-
-	ck_assert_msg(ev != NULL, "%s: %s (%s)", name, err, field);
-	free(buf);
-	return ev;
-}
-
-static void
-t_golden(const char *name, const char *got)
-{
-	ck_assert_msg(got != NULL, "%s: render failed", name);
-	if (getenv("FR_UPDATE_GOLDEN") != NULL) {
-		char *path = util_printf("%s/tests/golden/%s", FR_SRCDIR, name);
-		FILE *f = fopen(path, "w");
-		ck_assert_msg(f != NULL, "%s", path);
-		fprintf(f, "%s\n", got);
-		fclose(f);
-		free(path);
-		return;
-	}
-	size_t len;
-	char *want = t_read("tests/golden", name, &len);
-	if (len > 0 && want[len - 1] == '\n')
-		want[--len] = '\0';
-	ck_assert_msg(strcmp(got, want) == 0, "%s differs:\n got: %s\nwant: %s", name, got, want);
-	free(want);
-}
 
 /* Render all items and parse back (new reference); also checks the limits. */
 static json_t *
@@ -198,11 +156,11 @@ t_check_limits(json_t *j)
 START_TEST(test_golden_webhook)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
-	struct event *ev = t_fixture("tests/fixtures/events",
+	struct event *ev = test_fixture("tests/fixtures/events",
 	    "01-kustomization-validation-failed-generic-webhook.json");
 	struct slack_item it = { .ev = ev };
 	char *got = slack_render_string(&p, NULL, &it, 1);
-	t_golden("payload-blocks-webhook.json", got);
+	test_golden("payload-blocks-webhook.json", got);
 	/* the console provider prints what the webhook gets */
 	p.type = CONF_PROVIDER_CONSOLE;
 	char *console = slack_render_string(&p, NULL, &it, 1);
@@ -216,13 +174,13 @@ END_TEST
 START_TEST(test_golden_bot)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
-	struct event *ev = t_fixture("tests/fixtures/events",
+	struct event *ev = test_fixture("tests/fixtures/events",
 	    "06-kustomization-health-check-timed-out-error.json");
 	struct slack_item it = { .ev = ev };
 	p.channel = "#flux-bot";
 	p.icon_url = "https://example.com/flux.png";
 	char *got = slack_render_string(&p, NULL, &it, 1);
-	t_golden("payload-blocks-bot.json", got);
+	test_golden("payload-blocks-bot.json", got);
 	free(got);
 	event_free(ev);
 }
@@ -232,11 +190,11 @@ START_TEST(test_golden_coalesced)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
 	struct conf_kv extra[] = { { "cluster", "prod-eu-1" }, { "summary", "production" } };
-	struct event *e1 = t_fixture("tests/fixtures/events",
+	struct event *e1 = test_fixture("tests/fixtures/events",
 	    "01-kustomization-validation-failed-generic-webhook.json");
-	struct event *e6 = t_fixture("tests/fixtures/events",
+	struct event *e6 = test_fixture("tests/fixtures/events",
 	    "06-kustomization-health-check-timed-out-error.json");
-	struct event *e7 = t_fixture("tests/fixtures/events",
+	struct event *e7 = test_fixture("tests/fixtures/events",
 	    "07-configmap-sync-with-object-annotations.json");
 	struct slack_item items[] = { { .ev = e1, .extra = extra, .nextra = 2 },
 	    { .ev = e6, .extra = extra, .nextra = 2 },
@@ -244,7 +202,7 @@ START_TEST(test_golden_coalesced)
 	p.username = "Flux";
 	p.icon_emoji = ":rocket:";
 	char *got = slack_render_string(&p, "#devops-alerts", items, 3);
-	t_golden("payload-blocks-coalesced.json", got);
+	test_golden("payload-blocks-coalesced.json", got);
 	free(got);
 	event_free(e1);
 	event_free(e6);
@@ -255,10 +213,10 @@ END_TEST
 START_TEST(test_golden_multiline)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
-	struct event *ev = t_fixture("tests/fixtures/templates", "helmrelease-upgrade-failed.json");
+	struct event *ev = test_fixture("tests/fixtures/templates", "helmrelease-upgrade-failed.json");
 	struct slack_item it = { .ev = ev };
 	char *got = slack_render_string(&p, NULL, &it, 1);
-	t_golden("payload-blocks-multiline.json", got);
+	test_golden("payload-blocks-multiline.json", got);
 	free(got);
 	event_free(ev);
 }
@@ -280,7 +238,7 @@ START_TEST(test_fixtures_within_limits)
 	for (int type = 0; type < 3; type++) {
 		struct conf_provider p = t_provider((enum conf_provider_type)type);
 		for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
-			struct event *ev = t_fixture("tests/fixtures/events", fixtures[i]);
+			struct event *ev = test_fixture("tests/fixtures/events", fixtures[i]);
 			struct slack_item it = { .ev = ev };
 			json_t *j = t_render(&p, &it, 1);
 			t_check_limits(j);

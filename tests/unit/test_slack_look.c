@@ -23,55 +23,17 @@
 #include "slack_look.h"
 #include "template.h"
 #include "util.h"
+#include "test_files.h"
 
 /* ---- helpers ---- */
 
-static char *
-t_read(const char *dir, const char *name, size_t *len)
-{
-	char err[256];
-	char *path = util_printf("%s/%s/%s", FR_SRCDIR, dir, name);
-	char *buf = util_read_file(path, len, err, sizeof(err));
-
-	ck_assert_msg(buf != NULL, "%s: %s", path, err);
-	free(path);
-	return buf;
-}
 
 static struct event *
 t_fixture(const char *name)
 {
-	size_t len;
-	char err[256], field[128];
-	char *buf = t_read("tests/fixtures/templates", name, &len);
-	struct event *ev = event_parse(buf, len, err, sizeof(err), field, sizeof(field));
-
-	ck_assert_msg(ev != NULL, "%s: %s (%s)", name, err, field);
-	free(buf);
-	return ev;
+	return test_fixture("tests/fixtures/templates", name);
 }
 
-/* Compare with tests/golden/<name> (one trailing newline), or write it. */
-static void
-t_golden(const char *name, const char *got)
-{
-	ck_assert_msg(got != NULL, "%s: render failed", name);
-	if (getenv("FR_UPDATE_GOLDEN") != NULL) {
-		char *path = util_printf("%s/tests/golden/%s", FR_SRCDIR, name);
-		FILE *f = fopen(path, "w");
-		ck_assert_msg(f != NULL, "%s", path);
-		fprintf(f, "%s\n", got);
-		fclose(f);
-		free(path);
-		return;
-	}
-	size_t len;
-	char *want = t_read("tests/golden", name, &len);
-	if (len > 0 && want[len - 1] == '\n')
-		want[--len] = '\0';
-	ck_assert_msg(strcmp(got, want) == 0, "%s differs:\n got: %s\nwant: %s", name, got, want);
-	free(want);
-}
 
 static struct conf *
 t_conf_file(const char *path)
@@ -148,7 +110,7 @@ START_TEST(test_readme_golden)
 {
 	struct conf *c = t_conf_file(FR_SRCDIR "/tests/configs/valid-templates.conf");
 	char *got = t_payload(c, t_readme[_i].provider, "production", t_readme[_i].fixture);
-	t_golden(t_readme[_i].golden, got);
+	test_golden(t_readme[_i].golden, got);
 	free(got);
 	conf_free(c);
 }
