@@ -709,7 +709,7 @@ deliver_record_count_cb(const char *provider, int64_t pending, int64_t dead, voi
 /*
  * Re-count the queue per provider for the gauges and the pending count:
  * `fluxrelay queue retry` in another process adds rows this process never
- * counted. A batch the writer commits meanwhile is off until the next count.
+ * counted.
  * Spaced by fifty times its own duration (a long queue costs a pass over its
  * index), at least DELIVER_RECORD_COUNT_INTERVAL.
  */
@@ -718,10 +718,20 @@ deliver_record_count(struct deliver_record *r)
 {
 	struct deliver_record_counts c = {0};
 	double t0 = util_mono();
-	if (queue_count_by_provider(r->q, deliver_record_count_cb, &c) == 0) {
-		metrics_queue_sync((const char *const *)c.names.data, (const int64_t *)c.pending.data,
-		    (const int64_t *)c.dead.data, c.n);
-		queue_pending_set(c.total);
+	/*
+	 * Under the write lock: the writer adds its rows to the pending count
+	 * and commits them in one hold of the lock (queue_writer_finish), so the
+	 * count sees both or neither. Without it, a count between the two was
+	 * off by a batch until the next count: "queue full" with room left, or
+	 * an event past max_pending.
+	 */
+	if (queue_begin(r->q) == 0) {
+		if (queue_count_by_provider(r->q, deliver_record_count_cb, &c) == 0) {
+			metrics_queue_sync((const char *const *)c.names.data,
+			    (const int64_t *)c.pending.data, (const int64_t *)c.dead.data, c.n);
+			queue_pending_set(c.total);
+		}
+		queue_rollback(r->q);
 	}
 	for (size_t i = 0; i < c.n; i++)
 		free(((char **)c.names.data)[i]);

@@ -176,10 +176,8 @@ queue_writer_finish(struct queue_writer *w, struct queue_writer_batch *b)
 {
 	/*
 	 * The rows join the pending count before the commit, while the write
-	 * lock is held: the recorder's periodic re-count (deliver_record.c) reads
-	 * committed rows, and a count that saw them committed but not yet added
-	 * would be set and then added to (the next event refused as "queue full"
-	 * with room left). Now a count can only run short for a moment.
+	 * lock is held: the recorder's periodic re-count (deliver_record.c) takes
+	 * the lock too, so it sees the rows both added and committed or neither.
 	 */
 	bool added = b->in_txn && !b->failed && b->added > 0;
 	if (added)
