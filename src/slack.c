@@ -100,10 +100,22 @@ slack_text(struct util_buf *out, const char *str, size_t n, size_t limit,
 
 	if (cut == SLACK_CUT_NONE)
 		limit = SIZE_MAX;
+	/*
+	 * Plain characters are copied a run at a time: one append per run, not
+	 * per character, is most of what this function costs on a message.
+	 */
+	size_t run = 0;
 	while (i < n && kept < limit) {
-		size_t l = util_utf8_len(s + i, n - i);
+		size_t l;
 		const char *rep = NULL;
 
+		if (s[i] < 0x80 && s[i] != '&' && s[i] != '<' && s[i] != '>') {
+			i++;
+			kept++;
+			chars++;
+			continue;
+		}
+		l = util_utf8_len(s + i, n - i);
 		if (l == 0) {
 			rep = slack_replacement;
 			l = 1;
@@ -117,17 +129,22 @@ slack_text(struct util_buf *out, const char *str, size_t n, size_t limit,
 		} else if (escape && s[i] == '>') {
 			rep = "&gt;";
 			chars += 4;
-		} else
+		} else {
+			i += l;
+			kept++;
 			chars++;
+			continue;
+		}
 		if (out != NULL) {
-			if (rep != NULL)
-				util_buf_puts(out, rep);
-			else
-				util_buf_append(out, str + i, l);
+			util_buf_append(out, str + run, i - run);
+			util_buf_puts(out, rep);
 		}
 		i += l;
+		run = i;
 		kept++;
 	}
+	if (out != NULL && i > run)
+		util_buf_append(out, str + run, i - run);
 	if (i < n) {
 		if (cut == SLACK_CUT_COUNT) {
 			char marker[64];
