@@ -66,6 +66,7 @@
 #include <strings.h>
 
 #include "slack_blocks.h"
+#include "slack_json.h"
 #include "template.h"
 #include "unittest.h"
 #include "util.h"
@@ -386,14 +387,21 @@ slack_parts(const struct slack_item *it, struct slack_parts *k)
 	}
 }
 
+/* slack_parts' colour, without building the title and lead it would throw away */
 const char *
 slack_item_color(const struct slack_item *it)
 {
-	struct slack_parts k;
-	slack_parts(it, &k);
-	const char *color = k.color;     /* a literal */
-	slack_parts_free(&k);
-	return color;
+	switch (it->kind) {
+	case SLACK_KIND_OPENED:
+	case SLACK_KIND_REMINDER:
+		return "danger";
+	case SLACK_KIND_RECOVERED:
+		return "good";
+	case SLACK_KIND_EVENT:
+	case SLACK_KIND_REPLY:
+		break;
+	}
+	return slack_color(it->ev->severity);
 }
 
 int
@@ -946,7 +954,7 @@ slack_dump(json_t *j)
 
 	if (j == NULL)
 		return NULL;
-	s = json_dumps(j, JSON_COMPACT);
+	s = slack_json_string(j);
 	json_decref(j);
 	return s;
 }
