@@ -365,6 +365,9 @@ cli_queue_row_json(const struct queue_row *r)
 	json_object_set_new(o, "provider", cli_queue_jstr(r->provider));
 	json_object_set_new(o, "channel",
 	    cli_queue_jstr(r->channel && *r->channel ? r->channel : NULL));
+	/* The sending client (auth.clients), null when the event came without one. */
+	json_object_set_new(o, "cluster",
+	    cli_queue_jstr(r->cluster && *r->cluster ? r->cluster : NULL));
 	json_t *alerts = json_array();
 	const char *a = r->alerts ? r->alerts : "";
 	while (*a) {

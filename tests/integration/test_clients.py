@@ -21,7 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import frtest  # noqa: E402
-from slack_emulator import SlackEmulator  # noqa: E402
+from slack_emulator import Response, SlackEmulator  # noqa: E402
 
 os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 
@@ -32,6 +32,7 @@ STAGING_KEY = b"staging-key-new"
 STAGING_OLD = b"staging-key-old"
 BOTH_KEY = b"both-key-1c9d"
 HOOK = "/services/T0/B0/clients"
+PARKED = "/services/T0/B0/parked"
 
 
 def event(name, message="health check failed", kind="Kustomization"):
@@ -64,8 +65,11 @@ auth: {
     { name = "both"; token = "%s"; hmac_key = "%s"; }
   );
 };
-providers = ( { name = "slack"; type = "slack"; url = "%s"; rate = 0; batch_max = 1; } );
+providers = ( { name = "slack"; type = "slack"; url = "%s"; rate = 0; batch_max = 1; },
+              { name = "parked"; type = "slack"; url = "%s"; rate = 0; batch_max = 1; } );
 alerts = (
+  { name = "parked"; providers = [ "parked" ]; severity = "info";
+    sources = ( { kind = "GitRepository"; } ); },
   { name = "prod-only"; providers = [ "slack" ]; severity = "info";
     sources = ( { kind = "HelmRelease"; cluster = "prod-*"; } ); },
   { name = "all"; providers = [ "slack" ]; severity = "info";
@@ -73,7 +77,9 @@ alerts = (
     metadata = { cluster = "from-alert"; }; }
 );
 """ % (cls.state, GLOBAL_TOKEN, PROD_TOKEN, STAGING_KEY.decode(), STAGING_OLD.decode(),
-       BOTH_TOKEN, BOTH_KEY.decode(), cls.emu.url(HOOK))
+       BOTH_TOKEN, BOTH_KEY.decode(), cls.emu.url(HOOK), cls.emu.url(PARKED))
+        # Slack's answer for a removed webhook: permanent, a dead letter.
+        cls.emu.set_default(Response.error(404, "no_service"), PARKED)
         cls.d = frtest.Daemon(conf, workdir=cls.workdir, state_dir=cls.state)
 
     @classmethod
@@ -143,6 +149,23 @@ alerts = (
         self.accepted(event("global", "from the top-level token"), token=GLOBAL_TOKEN)
         a = self.attachment_of("from the top-level token")
         self.assertIn({"title": "cluster", "value": "from-alert", "short": False}, a["fields"])
+
+    def test_queue_list_shows_the_cluster(self):
+        self.accepted(event("parked-prod", "parked from prod", kind="GitRepository"),
+                      token=PROD_TOKEN)
+        self.accepted(event("parked-global", "parked without a client", kind="GitRepository"),
+                      token=GLOBAL_TOKEN)
+        deadline = time.monotonic() + frtest.patience(10)
+        while True:
+            out = frtest.run_cli(["queue", "-c", self.d.config_path, "list",
+                                  "--dead", "--json"])
+            self.assertEqual(out.returncode, 0, out.stderr)
+            rows = {r["message"]: r for r in frtest.queue_rows(out.stdout.decode())}
+            if len(rows) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(rows["parked from prod"]["cluster"], "prod-eu-1")
+        self.assertIsNone(rows["parked without a client"]["cluster"])
 
     def test_wrong_credentials_401(self):
         body = event("wrong")
