@@ -18,6 +18,7 @@
 #include "log.h"
 #include "template.h"
 #include "util.h"
+#include "test_tmp.h"
 
 #define CONFIGS FR_SRCDIR "/tests/configs"
 #define GOLDEN FR_SRCDIR "/tests/golden"
@@ -38,39 +39,14 @@ test_env(void)
 	unsetenv("STATE_DIRECTORY");
 }
 
-/* A fresh temporary directory per test (Check forks each test). */
-static char tmpdir[] = "/tmp/test_conf.XXXXXX";
-
 static void
 tmp_setup(void)
 {
 	test_env();
-	strcpy(tmpdir, "/tmp/test_conf.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	test_tmp_make("test_conf");
 }
 
-static void
-tmp_teardown(void)
-{
-	char *cmd = util_printf("rm -rf '%s'", tmpdir);
-	int r = system(cmd);
-	(void)r;
-	free(cmd);
-}
-
-/* Write text to tmpdir/name (creating no directories); returns the new path. */
-static char *
-tmp_write(const char *name, const char *text)
-{
-	char *path = util_printf("%s/%s", tmpdir, name);
-	FILE *f = fopen(path, "w");
-	ck_assert_msg(f != NULL, "cannot create %s: %s", path, strerror(errno));
-	fputs(text, f);
-	fclose(f);
-	return path;
-}
-
-/* Load text as tmpdir/fluxrelay.conf; on failure *errors (caller frees). */
+/* Load text as test_tmpdir/fluxrelay.conf; on failure *errors (caller frees). */
 static struct conf *
 load_text(const char *text, char **errors)
 {
@@ -95,7 +71,7 @@ load_ok(const char *text)
 static char *
 load_bad(const char *text)
 {
-	char *err = NULL, *path = util_printf("%s/fluxrelay.conf", tmpdir);
+	char *err = NULL, *path = util_printf("%s/fluxrelay.conf", test_tmpdir);
 	struct conf *c = load_text(text, &err);
 	ck_assert_msg(c == NULL, "accepted:\n%s", text);
 	ck_assert_ptr_nonnull(err);
@@ -462,7 +438,7 @@ START_TEST(test_secret_errors)
 	char *want = util_printf(
 	    "@FILE@:2: auth.token_file: %s/blank is empty\n"
 	    "@FILE@:4: auth.hmac_key_file: give only one of hmac_key, hmac_key_file or hmac_key_env\n"
-	    "@FILE@:6: provider \"s\": url: must start with http:// or https://\n", tmpdir);
+	    "@FILE@:6: provider \"s\": url: must start with http:// or https://\n", test_tmpdir);
 	ck_assert_str_eq(err, want);
 	ck_assert_ptr_null(strstr(err, "super-secret"));
 	free(want);
@@ -472,7 +448,7 @@ END_TEST
 
 START_TEST(test_expand)
 {
-	char *sub = util_printf("%s/creds", tmpdir);
+	char *sub = util_printf("%s/creds", test_tmpdir);
 	ck_assert_int_eq(mkdir(sub, 0700), 0);
 	char *f = tmp_write("creds/hmac-key", "from-credentials\n");
 	free(f);
@@ -507,7 +483,7 @@ END_TEST
 
 START_TEST(test_relative_paths)
 {
-	char *sub = util_printf("%s/etc", tmpdir);
+	char *sub = util_printf("%s/etc", test_tmpdir);
 	ck_assert_int_eq(mkdir(sub, 0700), 0);
 	char *f = tmp_write("etc/token", "rel-token\n");
 	free(f);
@@ -535,7 +511,7 @@ START_TEST(test_relative_paths)
 
 	/* Loaded through a relative path from another working directory. */
 	char *cwd = getcwd(NULL, 0);
-	ck_assert_int_eq(chdir(tmpdir), 0);
+	ck_assert_int_eq(chdir(test_tmpdir), 0);
 	char *err = NULL;
 	struct conf *c = conf_load("etc/fluxrelay.conf", &err);
 	ck_assert_msg(c != NULL, "%s", err);
@@ -571,7 +547,7 @@ END_TEST
 /* @include files are read from the config file's directory; their problems name them. */
 START_TEST(test_include)
 {
-	char *sub = util_printf("%s/conf.d", tmpdir);
+	char *sub = util_printf("%s/conf.d", test_tmpdir);
 	ck_assert_int_eq(mkdir(sub, 0700), 0);
 	char *f = tmp_write("conf.d/providers.conf",
 	    "providers = ( { name = \"c\"; type = \"console\"; } );\n");
@@ -968,8 +944,8 @@ START_TEST(test_tls_unreadable_each_named)
 	}
 	char *text = util_printf("listen: {\n tls_cert_file = \"%s/cert.pem\";\n"
 	    " tls_key_file = \"%s/key.pem\";\n tls_client_ca_file = \"%s/ca.pem\"; };\n",
-	    tmpdir, tmpdir, tmpdir);
-	char *raw = load_bad(text), *got = replace_all(raw, tmpdir, "@DIR@");
+	    test_tmpdir, test_tmpdir, test_tmpdir);
+	char *raw = load_bad(text), *got = replace_all(raw, test_tmpdir, "@DIR@");
 	ck_assert_str_eq(got,
 	    "@FILE@:2: listen.tls_cert_file: cannot read @DIR@/cert.pem: larger than 16 MiB\n"
 	    "@FILE@:3: listen.tls_key_file: cannot read @DIR@/key.pem: larger than 16 MiB\n"
@@ -1130,7 +1106,7 @@ conf_suite(void)
 {
 	Suite *s = suite_create("conf");
 	TCase *tc = tcase_create("conf");
-	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+	tcase_add_checked_fixture(tc, tmp_setup, test_tmp_remove);
 	tcase_add_test(tc, test_default);
 	tcase_add_test(tc, test_minimal_defaults);
 	tcase_add_test(tc, test_full);

@@ -15,34 +15,12 @@
 #include "conf.h"
 #include "forward.h"
 #include "util.h"
-
-static char tmpdir[] = "/tmp/test_forward.XXXXXX";
+#include "test_tmp.h"
 
 static void
 tmp_setup(void)
 {
-	strcpy(tmpdir, "/tmp/test_forward.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void
-tmp_teardown(void)
-{
-	char *cmd = util_printf("rm -rf '%s'", tmpdir);
-	int r = system(cmd);
-	(void)r;
-	free(cmd);
-}
-
-static char *
-tmp_write(const char *name, const char *text)
-{
-	char *path = util_printf("%s/%s", tmpdir, name);
-	FILE *f = fopen(path, "w");
-	ck_assert_msg(f != NULL, "cannot create %s: %s", path, strerror(errno));
-	fputs(text, f);
-	fclose(f);
-	return path;
+	test_tmp_make("test_forward");
 }
 
 START_TEST(test_sign_vectors)
@@ -160,7 +138,7 @@ START_TEST(test_conf_broken)
 	char *errors = NULL;
 	struct conf *c = load(text, &errors);
 	ck_assert_ptr_null(c);
-	char *want = util_printf("%s/fluxrelay.conf:1: provider \"f\": %s\n", tmpdir,
+	char *want = util_printf("%s/fluxrelay.conf:1: provider \"f\": %s\n", test_tmpdir,
 	    broken[_i].want);
 	ck_assert_str_eq(errors, want);
 	free(want);
@@ -182,7 +160,7 @@ START_TEST(test_headers_file_broken)
 	char *want = util_printf(
 	    "%s/fluxrelay.conf:2: provider \"f\": headers_file line 2: %s: expected \"Name: value\"\n"
 	    "%s/fluxrelay.conf:2: provider \"f\": headers_file line 3: \"Bad Name\" is not a valid "
-	    "header name\n", tmpdir, hdrs, tmpdir);
+	    "header name\n", test_tmpdir, hdrs, test_tmpdir);
 	ck_assert_str_eq(errors, want);
 	free(want);
 	free(errors);
@@ -267,7 +245,7 @@ forward_suite(void)
 {
 	Suite *s = suite_create("forward");
 	TCase *tc = tcase_create("forward");
-	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+	tcase_add_checked_fixture(tc, tmp_setup, test_tmp_remove);
 	tcase_add_test(tc, test_sign_vectors);
 	tcase_add_test(tc, test_conf_and_headers);
 	tcase_add_loop_test(tc, test_conf_broken, 0, sizeof(broken) / sizeof(broken[0]));
