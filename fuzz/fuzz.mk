@@ -40,7 +40,7 @@ FUZZ_HDRS = $(top_srcdir)/src/util.h $(top_srcdir)/src/log.h $(top_srcdir)/src/c
 	$(top_srcdir)/src/rules.h $(top_srcdir)/src/dedup.h \
 	$(top_srcdir)/src/slack.h $(top_srcdir)/src/auth.h $(top_srcdir)/src/queue.h \
 	$(top_srcdir)/src/template.h $(top_srcdir)/src/slack_blocks.h \
-	$(top_srcdir)/src/slack_look.h $(top_srcdir)/src/slack_internal.h
+	$(top_srcdir)/src/slack_look.h $(top_srcdir)/src/slack_internal.h $(top_srcdir)/src/slack_json.h
 # conf.c compiles the alerts' templates: template.c goes with it.
 FUZZ_BASE_SRCS = $(top_srcdir)/src/util.c $(top_srcdir)/src/log.c $(top_srcdir)/src/conf.c \
 	$(top_srcdir)/src/event.c $(top_srcdir)/src/event_fast.c $(top_srcdir)/src/rules.c \
@@ -48,7 +48,8 @@ FUZZ_BASE_SRCS = $(top_srcdir)/src/util.c $(top_srcdir)/src/log.c $(top_srcdir)/
 # dedup.c's window decision reads the queue (SQLite): linked, never called.
 FUZZ_EVENT_SRCS = $(top_srcdir)/fuzz/fuzz_event.c $(FUZZ_BASE_SRCS) \
 	$(top_srcdir)/src/dedup.c $(top_srcdir)/src/slack.c $(top_srcdir)/src/auth.c \
-	$(top_srcdir)/src/queue.c $(top_srcdir)/src/slack_blocks.c $(top_srcdir)/src/slack_look.c
+	$(top_srcdir)/src/queue.c $(top_srcdir)/src/slack_blocks.c $(top_srcdir)/src/slack_look.c \
+	$(top_srcdir)/src/slack_json.c
 FUZZ_CONF_SRCS = $(top_srcdir)/fuzz/fuzz_conf.c $(FUZZ_BASE_SRCS)
 
 fuzz/fuzz_event: $(FUZZ_EVENT_SRCS) $(FUZZ_HDRS)

@@ -10,6 +10,7 @@
  *
  * Besides "no crash, no leak, no UB" (ASan/UBSan/LeakSanitizer), it checks the
  * properties other modules rely on, and abort()s when one breaks:
+ *   - a payload is written as json_dumps(JSON_COMPACT) writes it (slack_json);
  *   - a failed parse leaves err non-empty and err/field NUL-terminated valid
  *     UTF-8 (http.c hands both to json_string(), which returns NULL for
  *     invalid UTF-8: the 400 answer would then lose its "error" member);
@@ -215,6 +216,11 @@ fuzz_event_check_payload(char *s, size_t n, enum conf_format format)
 		if (!json_is_array(att) || json_array_size(att) != n)
 			fuzz_event_fail("payload does not carry one attachment per event", NULL);
 	}
+	/* slack_json writes what json_dumps(JSON_COMPACT) writes, byte for byte. */
+	char *again = json_dumps(doc, JSON_COMPACT);
+	if (again == NULL || strcmp(again, s) != 0)
+		fuzz_event_fail("payload differs from json_dumps of itself", NULL);
+	free(again);
 	json_decref(doc);
 	free(s);
 }
