@@ -140,9 +140,10 @@ slack_look_new(const struct conf *c, const char *alerts, const struct conf_provi
 		d.alert = a->name;
 		if (a->title != NULL && l->title == NULL)
 			l->title = slack_look_name(a->title, &d, SLACK_MAX_NAME);
+		/* Whole: the message cuts it once, to its budget (slack_item_text),
+		 * and its marker counts every character cut. */
 		if (a->text != NULL && l->text == NULL)
-			l->text = template_render_string(a->text, &d,
-			    p != NULL && p->max_text > 0 ? (size_t)p->max_text : 0);
+			l->text = template_render_string(a->text, &d, 0);
 		if (a->nlinks > 0 && !links_done) {
 			slack_look_links(l, a, &d);
 			links_done = true;

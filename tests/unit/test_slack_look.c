@@ -238,9 +238,27 @@ START_TEST(test_bounds)
 	ck_assert(strcmp(l->title + strlen(l->title) - 3, "\xe2\x80\xa6") == 0);
 	ck_assert_uint_eq(template_chars(l->links[0].text, strlen(l->links[0].text)),
 	    SLACK_MAX_NAME);
-	/* the text is cut at max_text with the truncation marker */
-	ck_assert_ptr_nonnull(strstr(l->text, "\xe2\x80\xa6 ("));
-	ck_assert_ptr_nonnull(strstr(l->text, " more characters)"));
+	/*
+	 * The text is whole here; a message cuts it once, at max_text, and its
+	 * marker counts every character cut (it was cut twice, and said 23 where
+	 * 133 were cut), as attachments and as Block Kit.
+	 */
+	size_t tlen = strlen(l->text), total = template_chars(l->text, tlen);
+	ck_assert_uint_gt(total, 200);
+	ck_assert_ptr_null(strstr(l->text, " more characters)"));
+	size_t kept = template_chars(l->text, template_fit(l->text, tlen, 100));
+	char *marker = util_printf("\xe2\x80\xa6 (%zu more characters)", total - kept);
+	struct conf_provider bp = *p;
+	it.look = l;
+	for (int f = 0; f < 2; f++) {
+		bp.format = f ? CONF_FORMAT_BLOCKS : CONF_FORMAT_ATTACHMENTS;
+		char *payload = slack_render_string(&bp, NULL, &it, 1);
+		ck_assert_ptr_nonnull(payload);
+		ck_assert_msg(strstr(payload, marker) != NULL, "no %s in %s", marker, payload);
+		free(payload);
+	}
+	it.look = NULL;
+	free(marker);
 	/* an empty URL and one beyond SLACK_LOOK_MAX_URL are left out */
 	ck_assert_uint_eq(l->nlinks, 2);
 	ck_assert_str_eq(l->links[0].url, "https://x/");
