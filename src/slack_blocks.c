@@ -19,9 +19,10 @@
  *   section…  the fields, "*key*\nvalue", in the order and with the bounds of
  *             the attachments (slack_fields_sorted), at most
  *             SLACK_BLOCKS_MAX_FIELDS per section
- *   context   the reporting controller, the event time as Slack's
- *             <!date^…|RFC 3339> (each reader's time zone), and the look's
- *             links "<url|text> · …"; omitted when all are empty
+ *   context   the reporting controller, "cluster: NAME" (the "cluster"
+ *             field: the sending client's, else the metadata's), the event time as
+ *             Slack's <!date^…|RFC 3339> (each reader's time zone), and the
+ *             look's links "<url|text> · …"; omitted when all are empty
  *
  * Top level: text (required for notifications) is the attachments'
  * fallback "author: first line" for one event, "N events" for several,
@@ -338,11 +339,31 @@ slack_blocks_fields(json_t *blocks, const struct slack_item *it)
 	return rc;
 }
 
-/* The context block: controller, time, links; links_cap bounds the links. */
+/*
+ * The "cluster" the item's fields show (the sending client's, else the
+ * alert's metadata or the event's, with the fields' precedence), as a new
+ * string; NULL when there is none.
+ */
+static char *
+slack_blocks_cluster(const struct slack_item *it)
+{
+	size_t nshow, hidden;
+	struct slack_field *f = slack_fields_sorted(it, &nshow, &hidden);
+	char *cluster = NULL;
+
+	for (size_t i = 0; f != NULL && i < nshow + hidden && cluster == NULL; i++)
+		if (strcmp(f[i].key, "cluster") == 0 && slack_nonempty(f[i].value))
+			cluster = util_strdup(f[i].value);
+	free(f);
+	return cluster;
+}
+
+/* The context block: controller, cluster, time, links; links_cap bounds the links. */
 static int
 slack_blocks_context(json_t *blocks, const struct slack_item *it, size_t links_cap)
 {
 	const struct event *ev = it->ev;
+	char *cluster = slack_blocks_cluster(it);
 	json_t *elems = json_array();
 	struct util_buf b = { 0 };
 	int rc = elems == NULL ? -1 : 0;
@@ -350,6 +371,11 @@ slack_blocks_context(json_t *blocks, const struct slack_item *it, size_t links_c
 	if (rc == 0 && slack_nonempty(ev->reporting_controller)) {
 		slack_bounded(&b, ev->reporting_controller, strlen(ev->reporting_controller),
 		    SLACK_MAX_NAME, 1);
+		rc |= json_array_append_new(elems, slack_blocks_mrkdwn(&b));
+	}
+	if (rc == 0 && cluster != NULL) {
+		util_buf_puts(&b, "cluster: ");
+		slack_bounded(&b, cluster, strlen(cluster), SLACK_MAX_NAME, 1);
 		rc |= json_array_append_new(elems, slack_blocks_mrkdwn(&b));
 	}
 	if (rc == 0 && ev->has_timestamp) {
@@ -367,6 +393,7 @@ slack_blocks_context(json_t *blocks, const struct slack_item *it, size_t links_c
 		rc |= json_array_append_new(elems, slack_blocks_mrkdwn(&b));
 	}
 	util_buf_free(&b);
+	free(cluster);
 	if (rc == 0 && json_array_size(elems) > 0)
 		return slack_blocks_add(blocks, "context", "elements", elems);
 	json_decref(elems);

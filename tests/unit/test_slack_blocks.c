@@ -484,6 +484,18 @@ START_TEST(test_context)
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(el, 2), "text")),
 	    "<https://a|A> \xc2\xb7 <https://b>");
 	json_decref(j);
+
+	/* The sending client's cluster follows the controller, escaped. */
+	it.cluster = "prod<eu>";
+	j = t_render(&p, &it, 1);
+	json_t *blocks = t_blocks(j);
+	ctx = json_array_get(blocks, json_array_size(blocks) - 1);
+	ck_assert_str_eq(json_string_value(json_object_get(ctx, "type")), "context");
+	el = json_object_get(ctx, "elements");
+	ck_assert_uint_eq(json_array_size(el), 4);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(el, 1), "text")),
+	    "cluster: prod&lt;eu&gt;");
+	json_decref(j);
 }
 END_TEST
 
