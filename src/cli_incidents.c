@@ -121,13 +121,10 @@ cli_incidents_alert_has(const struct conf *c, const char *alert, const char *pro
 	return true;
 }
 
-/* The incident as SPEC §12's JSON object (new reference), its thread handles looked up. */
+/* The incident's Slack threads, [{target, channel, ts}] (new reference). */
 static json_t *
-cli_incidents_json(struct queue *q, const struct conf *c, const struct queue_incident *in)
+cli_incidents_threads(struct queue *q, const struct conf *c, const struct queue_incident *in)
 {
-	char opened[32], last[32];
-	cli_incidents_rfc3339(in->opened_at, opened);
-	cli_incidents_rfc3339(in->last_at, last);
 	json_t *threads = json_array();
 	char *key = util_printf("%s/%s/%s/%s", in->cluster, in->kind, in->namespace, in->name);
 	struct queue_thread *t = NULL;
@@ -145,6 +142,17 @@ cli_incidents_json(struct queue *q, const struct conf *c, const struct queue_inc
 		queue_threads_free(t, nt);
 	}
 	free(key);
+	return threads;
+}
+
+/* The incident as the JSON object `incidents --json` prints (new reference). */
+static json_t *
+cli_incidents_json(struct queue *q, const struct conf *c, const struct queue_incident *in)
+{
+	char opened[32], last[32];
+	cli_incidents_rfc3339(in->opened_at, opened);
+	cli_incidents_rfc3339(in->last_at, last);
+	json_t *threads = cli_incidents_threads(q, c, in);
 	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:o}",
 	    "id", (json_int_t)in->id, "alert", in->alert, "cluster", in->cluster,
 	    "kind", in->kind, "namespace", in->namespace, "name", in->name,
@@ -170,6 +178,32 @@ cli_incidents_cell(const char *s, size_t max)
 	return p;
 }
 
+/*
+ * The THREAD cell: the first thread as "CHANNEL/TS", "+N" after it when
+ * there are more, "-" when there is none (a webhook or console target, or
+ * no slack-bot target with threads).
+ */
+static char *
+cli_incidents_thread_cell(struct queue *q, const struct conf *c, const struct queue_incident *in)
+{
+	json_t *threads = cli_incidents_threads(q, c, in);
+	size_t n = json_array_size(threads);
+	char *cell;
+	if (n == 0) {
+		cell = util_strdup("-");
+	} else {
+		json_t *t = json_array_get(threads, 0);
+		char *more = n > 1 ? util_printf(" +%zu", n - 1) : util_strdup("");
+		char *first = util_printf("%s/%s%s", json_string_value(json_object_get(t, "channel")),
+		    json_string_value(json_object_get(t, "ts")), more);
+		cell = cli_incidents_cell(first, 40);
+		free(first);
+		free(more);
+	}
+	json_decref(threads);
+	return cell;
+}
+
 static int
 cli_incidents_list(const struct conf *c, bool json)
 {
@@ -182,8 +216,8 @@ cli_incidents_list(const struct conf *c, bool json)
 	if (json)
 		fputs("[", stdout);
 	else
-		printf("%-6s %-20s %-40s %-20s %-20s %8s  %s\n", "ID", "ALERT", "OBJECT",
-		    "OPENED", "LAST", "FAILURES", "LAST MESSAGE");
+		printf("%-6s %-20s %-40s %-20s %-20s %8s  %-30s %s\n", "ID", "ALERT", "OBJECT",
+		    "OPENED", "LAST", "FAILURES", "THREAD", "LAST MESSAGE");
 	while (q != NULL) {
 		struct queue_incident *rows = NULL;
 		size_t n = 0;
@@ -205,11 +239,12 @@ cli_incidents_list(const struct conf *c, bool json)
 				cli_incidents_rfc3339(in->opened_at, opened);
 				cli_incidents_rfc3339(in->last_at, last);
 				char *obj = cli_incidents_object(in), *msg = cli_incidents_cell(
-				    in->last_message, 100);
-				printf("%-6" PRId64 " %-20s %-40s %-20s %-20s %8" PRId64 "  %s\n", in->id,
-				    in->alert, obj, opened, last, in->failures, msg);
+				    in->last_message, 100), *thread = cli_incidents_thread_cell(q, c, in);
+				printf("%-6" PRId64 " %-20s %-40s %-20s %-20s %8" PRId64 "  %-30s %s\n",
+				    in->id, in->alert, obj, opened, last, in->failures, thread, msg);
 				free(obj);
 				free(msg);
+				free(thread);
 			}
 			total++;
 			after = in->id;

@@ -215,6 +215,19 @@ class Threads(unittest.TestCase):
         time.sleep(0.5)
         self.assertTrue(parent.text.startswith("2 failures"), parent.text)
 
+        # `fluxrelay incidents` shows the thread: channel id and ts, in the
+        # table's THREAD column and in --json.
+        cli = ["incidents", "-c", self.d.config_path, "-s", self.state]
+        r = frtest.run_cli(cli + ["--json"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        threads = json.loads(r.stdout)[0]["threads"]
+        self.assertEqual([(t["channel"], t["ts"]) for t in threads], [(self.cid, parent.ts)])
+        r = frtest.run_cli(cli)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        head, row = r.stdout.decode().splitlines()[:2]
+        self.assertIn(" THREAD ", head)
+        self.assertIn(" %s/%s " % (self.cid, parent.ts), row)
+
         # Recovery: the parent turns green in place, a reply says so.
         self.post(recovery("webapp"))
         self.emu.wait_for(lambda: parent.colors() == ["good"], 10, "the parent turned green")
