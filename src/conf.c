@@ -2477,6 +2477,94 @@ conf_read_error(const struct conf_ctx *x, const config_t *cfg)
 	return msg;
 }
 
+/* Whether s[0..n) is a setting name libconfig takes bare: [A-Za-z*][-A-Za-z0-9_*]*. */
+static bool
+conf_bare_name(const char *s, size_t n)
+{
+	if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '*'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '*')
+			return false;
+	return true;
+}
+
+/*
+ * libconfig refuses quoted setting names, which a header group invites:
+ * headers = { "X-Team" = "platform"; }. A copy of text (len bytes) with the
+ * quotes taken off such names: a string followed on its line by '=' or ':'
+ * can only be a setting name, and one that is a valid bare name loses its
+ * quotes. Comments and every other string are kept as they are, and so is
+ * every newline, so that errors keep their lines. NULL when nothing changes.
+ */
+static char *
+conf_unquote_names(const char *text, size_t len)
+{
+	struct util_buf b = { 0 };
+	size_t i = 0, run = 0;
+	bool changed = false;
+
+	while (i < len) {
+		char c = text[i];
+		if (c == '#' || (c == '/' && i + 1 < len && text[i + 1] == '/')) {
+			while (i < len && text[i] != '\n')
+				i++;
+		} else if (c == '/' && i + 1 < len && text[i + 1] == '*') {
+			const char *end = memmem(text + i + 2, len - i - 2, "*/", 2);
+			i = end != NULL ? (size_t)(end - text) + 2 : len;
+		} else if (c == '"') {
+			size_t j = i + 1;
+			bool escaped = false;
+			while (j < len && text[j] != '"') {
+				if (text[j] == '\\') {
+					escaped = true;
+					j++;
+				}
+				j++;
+			}
+			if (j >= len)
+				break;   /* unterminated: libconfig says where */
+			size_t k = j + 1;
+			while (k < len && (text[k] == ' ' || text[k] == '\t'))
+				k++;
+			if (!escaped && k < len && (text[k] == '=' || text[k] == ':') &&
+			    conf_bare_name(text + i + 1, j - i - 1)) {
+				util_buf_append(&b, text + run, i - run);
+				util_buf_append(&b, text + i + 1, j - i - 1);
+				run = j + 1;
+				changed = true;
+			}
+			i = j + 1;
+		} else {
+			i++;
+		}
+	}
+	if (!changed) {
+		util_buf_free(&b);
+		return NULL;
+	}
+	util_buf_append(&b, text + run, len - run);
+	return b.data;
+}
+
+/*
+ * The main file into cfg: as it is, or with its quoted setting names
+ * unquoted (conf_unquote_names) from a copy; @include'd files as they are.
+ */
+static int
+conf_read(config_t *cfg, const char *path)
+{
+	char err[256];
+	size_t len;
+	char *text = util_read_file(path, &len, err, sizeof(err));
+	char *fixed = text != NULL && memchr(text, '\0', len) == NULL ?
+	    conf_unquote_names(text, len) : NULL;
+	int rc = fixed != NULL ? config_read_string(cfg, fixed) : config_read_file(cfg, path);
+	free(fixed);
+	free(text);
+	return rc;
+}
+
 struct conf *
 conf_load(const char *path, char **errors)
 {
@@ -2511,7 +2599,7 @@ conf_load_opts(const char *path, unsigned flags, char **errors)
 		*errors = conf_problems_text(&x);
 		goto out;
 	}
-	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
+	if (conf_read(&cfg, path) != CONFIG_TRUE) {
 		*errors = conf_read_error(&x, &cfg);
 		goto out;
 	}

@@ -49,6 +49,43 @@ load(const char *text, char **errors)
 	return c;
 }
 
+/*
+ * headers = { "X-Team" = "platform"; }: libconfig takes names bare only, so
+ * the quotes of such names are taken off before it reads the file; strings
+ * that are values, and comments, are kept; errors keep their lines.
+ */
+START_TEST(test_quoted_header_names)
+{
+	char *errors = NULL;
+	struct conf *c = load(
+	    "# a comment with \"Not-A\" = \"name\";\n"
+	    "providers = ( { name = \"f\"; type = \"generic\"; address = \"https://r/x\";\n"
+	    "  headers = { \"X-Team\" = \"platform\"; \"X-Quoted\" : \"\\\"a\\\" = b\";\n"
+	    "              /* \"X-Not\" = \"c\"; */ X-Bare = \"d\"; }; } );\n"
+	    "alerts = ( { name = \"a\"; providers = [ \"f\" ];\n"
+	    "  sources = ( { kind = \"*\"; } ); } );\n", &errors);
+	ck_assert_msg(c != NULL, "%s", errors ? errors : "");
+	const struct conf_provider *p = &c->providers[0];
+	ck_assert_uint_eq(p->nheaders, 3);
+	ck_assert_str_eq(p->headers[0].name, "X-Team");
+	ck_assert_str_eq(p->headers[0].value, "platform");
+	ck_assert_str_eq(p->headers[1].name, "X-Quoted");
+	ck_assert_str_eq(p->headers[1].value, "\"a\" = b");
+	ck_assert_str_eq(p->headers[2].name, "X-Bare");
+	conf_free(c);
+
+	/* A name libconfig cannot take bare stays a syntax error, on its line. */
+	c = load("providers = ( { name = \"f\"; type = \"generic\"; address = \"https://r/x\";\n"
+	    "  headers = { \"X-Team\" = \"platform\";\n"
+	    "    \"X.Dotted\" = \"no\"; }; } );\n", &errors);
+	ck_assert_ptr_null(c);
+	char *want = util_printf("%s/fluxrelay.conf:3: syntax error\n", test_tmpdir);
+	ck_assert_str_eq(errors, want);
+	free(want);
+	free(errors);
+}
+END_TEST
+
 START_TEST(test_conf_and_headers)
 {
 	char *key = tmp_write("key", "k3y\n");
@@ -248,6 +285,7 @@ forward_suite(void)
 	tcase_add_checked_fixture(tc, tmp_setup, test_tmp_remove);
 	tcase_add_test(tc, test_sign_vectors);
 	tcase_add_test(tc, test_conf_and_headers);
+	tcase_add_test(tc, test_quoted_header_names);
 	tcase_add_loop_test(tc, test_conf_broken, 0, sizeof(broken) / sizeof(broken[0]));
 	tcase_add_test(tc, test_headers_file_broken);
 	tcase_add_test(tc, test_classify);
