@@ -327,7 +327,7 @@ struct metrics_notif {
 static pthread_mutex_t metrics_notif_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_notif metrics_notif_alerts[METRICS_MAX_NOTIF_ALERTS + 1];
 static const char *const metrics_kind_names[] = {
-	"event", "opened", "reminder", "recovered",
+	"event", "opened", "reminder", "recovered", "reply",
 };
 
 static const struct metrics_table metrics_notif_table = {
@@ -353,9 +353,7 @@ metrics_notification(const char *alerts, int kind)
 {
 	if (alerts == NULL)
 		return;
-	/* A reply in a thread is a failure message like an event: the kinds
-	 * shown are those of SPEC §10. */
-	if (kind < 0 || kind >= METRICS_NKIND || kind == METRICS_KIND_REPLY)
+	if (kind < 0 || kind >= METRICS_NKIND)
 		kind = METRICS_KIND_EVENT;
 	for (const char *s = alerts; *s;) {
 		size_t n = strcspn(s, ",");
@@ -377,7 +375,7 @@ metrics_notifications_render(struct util_buf *b)
 		struct metrics_notif *a = &metrics_notif_alerts[i];
 		if (!atomic_load_explicit(&a->s.used, memory_order_acquire))
 			continue;
-		for (int k = 0; k < METRICS_KIND_REPLY; k++) {
+		for (int k = 0; k < METRICS_NKIND; k++) {
 			util_buf_puts(b, "fluxrelay_notifications_total{alert=\"");
 			metrics_label(b, a->s.name);
 			util_buf_printf(b, "\",kind=\"%s\"} %llu\n", metrics_kind_names[k],

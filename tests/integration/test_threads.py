@@ -182,7 +182,7 @@ class Threads(unittest.TestCase):
         """Parent, a counted repeat (the live count), a differing failure as a
         reply, and on recovery the parent edited by channel id + ts and a reply."""
         self.start()
-        for kind in ("event", "opened", "reminder", "recovered"):
+        for kind in ("event", "opened", "reminder", "recovered", "reply"):
             self.assertEqual(self.metric("changes", kind), 0, kind)
 
         self.post(failure("webapp", "validation error: spec.type: Unsupported value"))
@@ -249,9 +249,9 @@ class Threads(unittest.TestCase):
         self.wait_no_pending()
         self.assertEqual(self.metric("changes", "opened"), 1)
         self.assertEqual(self.metric("changes", "recovered"), 1)
-        # the reply is a failure message: counted as an event (the kinds of
-        # notifications_total are event, opened, reminder and recovered)
-        self.assertEqual(self.metric("changes", "event"), 1)
+        # the differing failure went into the thread: a reply, not an event
+        self.assertEqual(self.metric("changes", "reply"), 1)
+        self.assertEqual(self.metric("changes", "event"), 0)
 
         # The thread is closed: a new failure opens a new parent.
         self.post(failure("webapp", "validation error: again"))

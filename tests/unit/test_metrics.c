@@ -71,10 +71,10 @@ START_TEST(test_notifications)
 	metrics_alert("errors");
 	metrics_alert("we\"ird");
 	char *out = render();
-	const char *kinds[] = { "event", "opened", "reminder", "recovered" };
+	const char *kinds[] = { "event", "opened", "reminder", "recovered", "reply" };
 	ck_assert_ptr_nonnull(strstr(out, "# TYPE fluxrelay_notifications_total counter\n"));
 	ck_assert_ptr_nonnull(strstr(out, "# HELP fluxrelay_notifications_total "));
-	for (size_t k = 0; k < 4; k++) {
+	for (size_t k = 0; k < 5; k++) {
 		char line[128];
 		snprintf(line, sizeof(line), "fluxrelay_notifications_total{alert=\"errors\",kind=\"%s\"} 0\n",
 		    kinds[k]);
@@ -90,14 +90,14 @@ START_TEST(test_notifications)
 	metrics_notification("changes", METRICS_KIND_RECOVERED);
 	metrics_notification("errors,,", 99);          /* out of range: an event */
 	metrics_notification(NULL, METRICS_KIND_REPLY);
-	metrics_notification("changes", METRICS_KIND_REPLY);   /* shown as an event */
+	metrics_notification("changes", METRICS_KIND_REPLY);   /* a reply in a thread */
 	out = render();
 	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"errors\",kind=\"opened\"} 2\n"));
 	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"errors\",kind=\"event\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"changes\",kind=\"opened\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"changes\",kind=\"recovered\"} 1\n"));
-	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"changes\",kind=\"event\"} 1\n"));
-	ck_assert_ptr_null(strstr(out, "kind=\"reply\""));
+	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"changes\",kind=\"event\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(out, "fluxrelay_notifications_total{alert=\"changes\",kind=\"reply\"} 1\n"));
 	ck_assert_ptr_null(strstr(out, "alert=\"\""));
 	free(out);
 }
