@@ -1349,6 +1349,26 @@ class StaticChecks(unittest.TestCase):
                                capture_output=True, text=True, timeout=60)
             self.assertEqual((r.returncode, (r.stdout + r.stderr).strip()), (0, ""), page)
 
+    def test_no_merge_conflict_markers(self):
+        """No line of the sources and docs is a merge's conflict marker: groff
+        and mandoc print such lines as text (a man page once shipped them)."""
+        markers = re.compile(r"^(<{7} |={7}$|>{7} )", re.M)
+        found = []
+        tops = ["README.md", "Makefile.am", "configure.ac"]
+        for d in ("man", "docs", "etc", "src", "tests", "bench", "scripts", "systemd", "docker",
+                  "fuzz"):
+            for root, _, files in os.walk(os.path.join(SRC, d)):
+                tops += [os.path.relpath(os.path.join(root, f), SRC) for f in files]
+        for rel in tops:
+            path = os.path.join(SRC, rel)
+            if not os.path.isfile(path) or os.path.getsize(path) > 4 << 20:
+                continue
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            found += ["%s:%d" % (rel, text.count("\n", 0, m.start()) + 1)
+                      for m in markers.finditer(text)]
+        self.assertEqual(found, [])
+
 
 def rendered(kdir):
     r = subprocess.run(["kubectl", "kustomize", kdir], capture_output=True, text=True, timeout=120)
