@@ -18,7 +18,8 @@
  * Housekeeping: incident_sweep (expiry; the writer calls it at least once a
  * minute) and incident_conf_apply (start and reload): the meta row
  * "alert:NAME" keeps what an alert's incidents depend on (notify and
- * sources), so a change is noticed across restarts too.
+ * sources) and "provider:NAME" whether a provider threads, so a change is
+ * noticed across restarts too.
  */
 #include "incident.h"
 
@@ -514,7 +515,12 @@ out:
 	return ret;
 }
 
-/* What an alert's incidents depend on: its notify and its sources. Caller frees. */
+/*
+ * What an alert's incidents depend on: its notify and its sources (kind,
+ * namespace, name and cluster globs). Caller frees. A source without a
+ * cluster glob (or "*", the same) adds nothing for it, so the rows written
+ * before clusters were part of it still compare equal.
+ */
 static char *
 incident_fingerprint(const struct conf_alert *a)
 {
@@ -528,8 +534,28 @@ incident_fingerprint(const struct conf_alert *a)
 		util_buf_json_string(&b, s->namespace ? s->namespace : "*");
 		util_buf_puts(&b, "/");
 		util_buf_json_string(&b, s->name ? s->name : "*");
+		if (s->cluster != NULL && strcmp(s->cluster, "*") != 0) {
+			util_buf_puts(&b, "@");
+			util_buf_json_string(&b, s->cluster);
+		}
 	}
 	return b.data;
+}
+
+/* The meta value of "provider:NAME": whether its messages are threaded. */
+static const char *
+incident_threads_value(const struct conf_provider *p)
+{
+	return rules_threaded(p) ? "threads" : "no threads";
+}
+
+static bool
+incident_alert_uses(const struct conf_alert *a, size_t provider)
+{
+	for (size_t k = 0; k < a->nproviders; k++)
+		if (a->provider_idx[k] == provider)
+			return true;
+	return false;
 }
 
 static const struct conf_alert *
@@ -576,6 +602,21 @@ incident_meta_cb(const char *key, const char *value, void *arg)
 }
 
 static void
+incident_meta_provider_cb(const char *key, const char *value, void *arg)
+{
+	incident_names_add(arg, key + strlen("provider:"), value);
+}
+
+static bool
+incident_names_has(const struct incident_names *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void
 incident_count_cb(const char *alert, int64_t n, void *arg)
 {
 	(void)n;
@@ -605,13 +646,15 @@ incident_drop(struct queue *q, const char *alert, const char *why)
 int
 incident_conf_apply(struct queue *q, const struct conf *c)
 {
-	struct incident_names meta = {0}, counted = {0}, providers = {0};
+	struct incident_names meta = {0}, counted = {0}, providers = {0}, known = {0};
+	struct incident_names toggled = {0};
 	int ret = -1;
 	if (queue_schema_version(q) < 2)
 		return 0;
 	if (queue_begin(q) < 0)
 		return -1;
 	if (queue_meta_each(q, "alert:", incident_meta_cb, &meta) < 0 ||
+	    queue_meta_each(q, "provider:", incident_meta_provider_cb, &known) < 0 ||
 	    queue_incident_counts(q, incident_count_cb, &counted) < 0 ||
 	    queue_thread_providers(q, incident_provider_cb, &providers) < 0)
 		goto out;
@@ -648,9 +691,47 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 		if (rc < 0)
 			goto out;
 	}
+	/*
+	 * A provider whose threads changed, either way: the incidents of the
+	 * alerts that use it were opened with the other kind of message (a
+	 * thread's parent, or a plain one), so they go. A provider known before
+	 * that is gone loses its row; its handles go below.
+	 */
+	for (size_t i = 0; i < known.n; i++) {
+		long k = conf_provider_find(c, known.v[i]);
+		if (k < 0) {
+			char *key = util_printf("provider:%s", known.v[i]);
+			int rc = queue_meta_put(q, key, NULL);
+			free(key);
+			if (rc < 0)
+				goto out;
+			continue;
+		}
+		if (strcmp(known.values[i], incident_threads_value(&c->providers[k])) == 0)
+			continue;
+		incident_names_add(&toggled, known.v[i], "");
+		char *why = util_printf("provider %s: threads turned %s", known.v[i],
+		    rules_threaded(&c->providers[k]) ? "on" : "off");
+		int rc = 0;
+		for (size_t j = 0; j < c->nalerts && rc == 0; j++)
+			if (c->alerts[j].notify == CONF_NOTIFY_CHANGES &&
+			    incident_alert_uses(&c->alerts[j], (size_t)k))
+				rc = incident_drop(q, c->alerts[j].name, why);
+		free(why);
+		if (rc < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < c->nproviders; i++) {
+		char *key = util_printf("provider:%s", c->providers[i].name);
+		int rc = queue_meta_put(q, key, incident_threads_value(&c->providers[i]));
+		free(key);
+		if (rc < 0)
+			goto out;
+	}
 	for (size_t i = 0; i < providers.n; i++) {
 		long k = conf_provider_find(c, providers.v[i]);
-		if (k >= 0 && rules_threaded(&c->providers[k]))
+		bool threaded = k >= 0 && rules_threaded(&c->providers[k]);
+		if (threaded && !incident_names_has(&toggled, providers.v[i]))
 			continue;
 		int64_t n = 0;
 		if (queue_thread_drop_provider(q, providers.v[i], &n) < 0)
@@ -658,7 +739,8 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 		char num[24];
 		snprintf(num, sizeof(num), "%" PRId64, n);
 		log_info("thread handles dropped", "provider", providers.v[i], "count", num, "why",
-		    k < 0 ? "provider removed" : "threads turned off", NULL);
+		    k < 0 ? "provider removed" : threaded ? "threads turned on" :
+		    "threads turned off", NULL);
 	}
 	if (queue_commit(q) < 0)
 		goto done;
@@ -673,5 +755,7 @@ done:
 	incident_names_free(&meta);
 	incident_names_free(&counted);
 	incident_names_free(&providers);
+	incident_names_free(&known);
+	incident_names_free(&toggled);
 	return ret;
 }

@@ -137,10 +137,13 @@ int incident_sweep(struct queue *q, const struct conf *c, double now);
 /*
  * Make the stored state fit c (daemon start and every reload): drop the
  * incidents of an alert that is gone, no longer notify = "changes", or
- * whose sources changed since they were opened (each alert's sources are
- * kept in the meta table), and the thread handles of a provider that is gone
- * or has no threads; each drop is logged. Then every changes alert's
- * incidents_open gauge is exported. 0 / -1.
+ * whose sources (kind, namespace, name, cluster) changed since they were
+ * opened, and of every changes alert that uses a provider whose threads
+ * changed (either way); drop the thread handles of a provider that is gone,
+ * has no threads, or whose threads changed. Each alert's sources and each
+ * provider's threads are kept in the meta table, so a change made while the
+ * daemon was stopped counts too. Each drop is logged. Then every changes
+ * alert's incidents_open gauge is exported. 0 / -1.
  */
 int incident_conf_apply(struct queue *q, const struct conf *c);
 

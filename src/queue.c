@@ -34,6 +34,8 @@
  *       ("alert:NAME", what the incidents of a notify = "changes" alert
  *       depend on in the configuration; written by the writer, which drops
  *       the alert's incidents when it changes: incident.c).
+ *       ("provider:NAME", "threads" or "no threads": the same for each
+ *       provider; a change drops the incidents of the alerts using it.)
  *   deliveries(
  *       id              INTEGER PRIMARY KEY AUTOINCREMENT  -- acceptance order,
  *                                                          -- never reused

@@ -4,8 +4,8 @@ one message per failure to a `slack` webhook (the emulator) and the console,
 repeats counted and never duplicates, a reminder after repeat_interval, the
 recovery ("Recovered after ...", the revision, the last error), fixtures 11
 and 12, state surviving kill -9, `fluxrelay incidents` (text, --json, close),
-the incidents_open gauge, the reload that drops a removed alert's
-incidents, a burst of 200 failures of 20 objects (20 "opened", 20
+the incidents_open gauge, the reloads that drop a removed alert's
+incidents and those of the alerts using a provider whose threads changed, a burst of 200 failures of 20 objects (20 "opened", 20
 "recovered") and the migration of a first-stage (schema version 1) queue.db
 by the daemon."""
 import http.client
@@ -286,6 +286,45 @@ class Incidents(unittest.TestCase):
         self.d.send_signal(signal.SIGHUP)
         self.d.wait_err(r'msg="incidents dropped" alert=helm count=1')
         self.assertEqual(self.incidents(), [])
+
+    def test_reload_toggling_threads_drops_incidents(self):
+        """SIGHUP that turns a provider's threads off, or on: the incidents of
+        the alerts using it are dropped (logged), other alerts keep theirs."""
+        def text(threads):
+            return """
+providers = (
+  { name = "hook"; type = "slack"; url = "%s"; rate = 0; },
+  { name = "bot"; type = "slack-bot"; token = "xoxb-incidents-1"; api_url = "%s";
+    channel = "#incidents"; threads = %s; rate = 0; }
+);
+alerts = (
+  { name = "helm"; providers = [ "hook" ]; notify = "changes";
+    sources = ( { kind = "HelmRelease"; } ); },
+  { name = "bots"; providers = [ "bot" ]; notify = "changes";
+    sources = ( { kind = "HelmRelease"; } ); }
+);
+""" % (self.emu.url("/hook"), self.emu.url("/api"), threads)
+
+        def open_alerts():
+            return sorted(i["alert"] for i in self.incidents())
+
+        self.start(text("true"))
+        self.post(helm(*FAIL))
+        self.assertEqual(open_alerts(), ["bots", "helm"])
+        for threads in ("false", "true"):
+            with open(self.d.config_path, "w") as f:
+                f.write(text(threads))
+            self.d.send_signal(signal.SIGHUP)
+            self.d.wait_err(r'msg="incidents dropped" alert=bots count=1 '
+                            r'why="provider bot: threads turned %s"'
+                            % ("off" if threads == "false" else "on"))
+            self.assertEqual(open_alerts(), ["helm"])
+            self.post(helm(*FAIL))
+            self.assertEqual(open_alerts(), ["bots", "helm"])
+        helm_inc = [i for i in self.incidents() if i["alert"] == "helm"]
+        self.assertEqual(helm_inc[0]["failures"], 3)
+        self.assertEqual([l for l in self.d.lines_err
+                          if 'msg="incidents dropped" alert=helm ' in l], [])
 
     def test_cli_without_database(self):
         d = frtest.Daemon(config(self.emu), workdir=self.workdir, state_dir=self.state,

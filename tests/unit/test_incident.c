@@ -5,7 +5,8 @@
  * reply for threaded targets only, recovery judged by sources only with
  * fixtures 11 and 12, silent expiry and the sweep, merge with a notify =
  * "events" alert, the snapshot JSON), the reload rules
- * (incident_conf_apply), and the writer's answers: a state change is never
+ * (incident_conf_apply: a source's cluster glob counts, a summary does not;
+ * a provider's threads toggled either way), and the writer's answers: a state change is never
  * a duplicate, nothing to say is IGNORED.
  */
 #include <check.h>
@@ -515,6 +516,175 @@ START_TEST(test_conf_apply)
 }
 END_TEST
 
+/* text with its only occurrence of from replaced by to. Caller frees. */
+static char *
+text_replace(const char *text, const char *from, const char *to)
+{
+	const char *p = strstr(text, from);
+	ck_assert_msg(p != NULL, "no %s", from);
+	ck_assert_ptr_null(strstr(p + 1, from));
+	return util_printf("%.*s%s%s", (int)(p - text), text, to, p + strlen(from));
+}
+
+/* Make text the fixture's configuration (F.c, F.r) and apply it, as a reload does. */
+static void
+fix_reload(const char *text)
+{
+	char err[256];
+	rules_free(F.r);
+	conf_free(F.c);
+	F.c = fix_load(text);
+	F.r = rules_new(F.c, err, sizeof(err));
+	ck_assert_msg(F.r != NULL, "%s", err);
+	ck_assert_int_eq(incident_conf_apply(F.q, F.c), 0);
+}
+
+/* 1 when alert has podinfo's incident open, else 0. */
+static int
+alert_open(const char *alert)
+{
+	struct queue_incident in;
+	int rc = queue_incident_get(F.q, alert, "", "HelmRelease", "apps", "podinfo", &in);
+	ck_assert_int_ge(rc, 0);
+	if (rc == 1)
+		queue_incident_clear(&in);
+	return rc;
+}
+
+static void
+fail_podinfo(double now)
+{
+	struct step s;
+	step_run(&s, helm_event("error", "UpgradeFailed", "boom"), now);
+	step_free(&s);
+}
+
+/* A source's cluster glob is part of the sources: changing only it drops the
+ * alert's incidents; a reworded summary does not. */
+START_TEST(test_conf_apply_cluster)
+{
+	const double t0 = 1700000000;
+	char *base = text_replace(fix_conf, "repeat_interval = 3600;",
+	    "repeat_interval = 3600; summary = \"Release failing\";");
+	fix_reload(base);
+	fail_podinfo(t0);
+	ck_assert_int_eq(alert_open("changes"), 1);
+
+	char *reworded = text_replace(base, "\"Release failing\"", "\"Release broken\"");
+	fix_reload(reworded);
+	ck_assert_int_eq(alert_open("changes"), 1);
+
+	/* cluster = "*" is what no cluster means: kept. */
+	char *star = text_replace(reworded, "{ kind = \"Kustomization\"; }",
+	    "{ kind = \"Kustomization\"; cluster = \"*\"; }");
+	fix_reload(star);
+	ck_assert_int_eq(alert_open("changes"), 1);
+
+	char *prod = text_replace(reworded, "{ kind = \"Kustomization\"; }",
+	    "{ kind = \"Kustomization\"; cluster = \"prod-*\"; }");
+	fix_reload(prod);
+	ck_assert_int_eq(alert_open("changes"), 0);
+
+	/* Another glob: dropped again; the same one (a restart): kept. */
+	fail_podinfo(t0 + 10);
+	fix_reload(prod);
+	ck_assert_int_eq(alert_open("changes"), 1);
+	char *stage = text_replace(prod, "\"prod-*\"", "\"stage-*\"");
+	fix_reload(stage);
+	ck_assert_int_eq(alert_open("changes"), 0);
+	free(base);
+	free(reworded);
+	free(star);
+	free(prod);
+	free(stage);
+}
+END_TEST
+
+static const char threads_conf[] =
+	"providers = (\n"
+	"  { name = \"hook\"; type = \"slack\"; url = \"https://hooks.slack.com/services/T/B/X\"; },\n"
+	"  { name = \"bot\"; type = \"slack-bot\"; token = \"xoxb-1\"; channel = \"C1\"; threads = %s; },\n"
+	"  { name = \"bot2\"; type = \"slack-bot\"; token = \"xoxb-2\"; channel = \"C2\"; threads = %s; }\n"
+	");\n"
+	"alerts = (\n"
+	"  { name = \"a1\"; providers = [ \"hook\", \"bot\" ]; notify = \"changes\";\n"
+	"    sources = ( { kind = \"HelmRelease\"; } ); },\n"
+	"  { name = \"a2\"; providers = [ \"hook\" ]; notify = \"changes\";\n"
+	"    sources = ( { kind = \"HelmRelease\"; } ); },\n"
+	"  { name = \"a3\"; providers = [ \"bot2\" ]; notify = \"changes\";\n"
+	"    sources = ( { kind = \"HelmRelease\"; } ); }\n"
+	");\n";
+
+static void
+threads_reload(const char *bot, const char *bot2)
+{
+	char *text = util_printf(threads_conf, bot, bot2);
+	fix_reload(text);
+	free(text);
+}
+
+static void
+put_handle(const char *provider, const char *channel, double t)
+{
+	struct queue_thread h = { (char *)provider, (char *)channel,
+		(char *)"/HelmRelease/apps/podinfo", (char *)channel, (char *)"1.1", t, t, 0 };
+	ck_assert_int_eq(queue_begin(F.q), 0);
+	ck_assert_int_eq(queue_thread_put(F.q, &h), 0);
+	ck_assert_int_eq(queue_commit(F.q), 0);
+}
+
+static int
+have_handle(const char *provider, const char *channel)
+{
+	struct queue_thread t;
+	int rc = queue_thread_get(F.q, provider, channel, "/HelmRelease/apps/podinfo", &t);
+	ck_assert_int_ge(rc, 0);
+	if (rc == 1)
+		queue_thread_clear(&t);
+	return rc;
+}
+
+/* A provider's threads changed, either way: the incidents of the alerts that
+ * use it go, with its handles; other alerts keep theirs. */
+START_TEST(test_conf_apply_threads)
+{
+	const double t0 = 1700000000;
+	threads_reload("true", "false");
+	fail_podinfo(t0);
+	put_handle("bot", "C1", t0);
+	ck_assert_int_eq(alert_open("a1") + alert_open("a2") + alert_open("a3"), 3);
+
+	/* The same again (a restart): kept. */
+	threads_reload("true", "false");
+	ck_assert_int_eq(alert_open("a1") + alert_open("a2") + alert_open("a3"), 3);
+	ck_assert_int_eq(have_handle("bot", "C1"), 1);
+
+	/* bot: on -> off. */
+	threads_reload("false", "false");
+	ck_assert_int_eq(alert_open("a1"), 0);
+	ck_assert_int_eq(alert_open("a2"), 1);
+	ck_assert_int_eq(alert_open("a3"), 1);
+	ck_assert_int_eq(have_handle("bot", "C1"), 0);
+
+	/* bot2: off -> on. */
+	fail_podinfo(t0 + 10);
+	ck_assert_int_eq(alert_open("a1"), 1);
+	threads_reload("false", "true");
+	ck_assert_int_eq(alert_open("a1"), 1);
+	ck_assert_int_eq(alert_open("a2"), 1);
+	ck_assert_int_eq(alert_open("a3"), 0);
+
+	/* bot: off -> on; bot2's handle stays. */
+	fail_podinfo(t0 + 20);
+	put_handle("bot2", "C2", t0 + 20);
+	threads_reload("true", "true");
+	ck_assert_int_eq(alert_open("a1"), 0);
+	ck_assert_int_eq(alert_open("a2"), 1);
+	ck_assert_int_eq(alert_open("a3"), 1);
+	ck_assert_int_eq(have_handle("bot2", "C2"), 1);
+}
+END_TEST
+
 /* ---- the writer's answers ---------------------------------------------------- */
 
 struct wreq {
@@ -660,6 +830,8 @@ incident_suite(void)
 	tcase_add_test(tc, test_expiry_and_sweep);
 	tcase_add_test(tc, test_count_touches_thread);
 	tcase_add_test(tc, test_conf_apply);
+	tcase_add_test(tc, test_conf_apply_cluster);
+	tcase_add_test(tc, test_conf_apply_threads);
 	tcase_add_test(tc, test_writer_results);
 	suite_add_tcase(s, tc);
 	return s;
