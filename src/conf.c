@@ -153,6 +153,7 @@ static const struct conf_scalar conf_scalars[] = {
 	{ "provider", "threads", 0, 1, false, CONF_P(threads) },
 	{ "provider", "thread_ttl", 1, CONF_MAX_INTERVAL, CONF_DEFAULT_THREAD_TTL,
 	  CONF_P(thread_ttl) },
+	{ "provider", "suspend", 0, 1, false, CONF_P(suspend) },
 	{ "alert", "commit_status_updates", 0, 1, false, CONF_A(commit_status_updates) },
 	{ "alert", "suspend", 0, 1, false, CONF_A(suspend) },
 	/* notify = "changes" only: conf_alert_notify; repeat_interval 0 = never */

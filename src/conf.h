@@ -73,6 +73,10 @@ struct conf_provider {
 	/* Threads and in-place updates (slack-bot only; an error on other types). */
 	bool threads;         /* [false] */
 	double thread_ttl;    /* seconds an events thread stays open between events [86400] */
+	/* [false] Nothing new is sent to a suspended provider: rules drops its
+	 * targets, so an alert whose providers are all suspended does not fire.
+	 * Rows already queued for it (accepted before a reload) still deliver. */
+	bool suspend;
 	/* generic, generic-hmac: headers = { ... } or headers_file, in that order
 	 * of the file; NULL when none. */
 	struct conf_header *headers; size_t nheaders;

@@ -1073,7 +1073,8 @@ deliver_count_pass(struct deliver *d, struct deliver_target *t, const struct con
 	size_t n = 0;
 	bool started = false;
 
-	if (!deliver_threaded(p) || t->busy || now_m < t->count_after ||
+	/* A suspended provider gets nothing new, live counts included. */
+	if (!deliver_threaded(p) || p->suspend || t->busy || now_m < t->count_after ||
 	    deliver_bucket_ready(t, p, now_m) > 0)
 		return false;
 	t->count_after = now_m + DELIVER_COUNT_LOOK;

@@ -34,7 +34,6 @@
 #include "import_yaml.h"
 
 #define IMPORT_MAP_GROUP "notification.toolkit.fluxcd.io/"
-#define IMPORT_MAP_SLACK_API "https://slack.com/api"
 #define IMPORT_MAP_POST_MESSAGE "/chat.postMessage"
 /* conf.c's bounds for a provider timeout, in seconds. */
 #define IMPORT_MAP_TIMEOUT_MIN_NS 1000000LL
@@ -1323,14 +1322,13 @@ import_map_provider(struct import_map_ctx *x, struct import_map_entry *e)
 		}
 		import_map_secret_setting(x, e, "token", secret, "token", sname,
 		    (const unsigned char *)(token ? token : ""), token ? strlen(token) : 0);
+		/* Written even when it is Slack's own: the config says where Flux posted. */
 		if (addr != NULL) {
 			size_t n = strlen(addr) - strlen(IMPORT_MAP_POST_MESSAGE);
 			char *api = util_strndup(addr, n);
-			if (strcmp(api, IMPORT_MAP_SLACK_API) != 0) {
-				if (addr_secret)
-					util_buf_puts(&e->body, "    # api_url: from the Secret's address\n");
-				import_map_setting_str(&e->body, "api_url", api);
-			}
+			if (addr_secret)
+				util_buf_puts(&e->body, "    # api_url: from the Secret's address\n");
+			import_map_setting_str(&e->body, "api_url", api);
 			free(api);
 		}
 	} else if (slack || rocket) {
@@ -1415,8 +1413,7 @@ import_map_provider(struct import_map_ctx *x, struct import_map_entry *e)
 		import_map_setting_str(&e->body, "username", username);
 	import_map_provider_common(x, e, spec, secret);
 	if (e->suspend)
-		util_buf_puts(&e->notes, "  # suspended in Flux: the alerts using it are imported "
-		    "with suspend = true\n");
+		util_buf_puts(&e->body, "    suspend = true;\n");
 out:
 	free(addr);
 	if (token != NULL) {
@@ -1717,9 +1714,8 @@ import_map_alert(struct import_map_ctx *x, struct import_map_entry *e)
 	if (p->ptype == IMPORT_MAP_GENERIC || p->ptype == IMPORT_MAP_GENERIC_HMAC)
 		util_buf_puts(&e->body, "    commit_status_updates = true;   # Flux forwards "
 		    "commit-status updates to generic providers\n");
-	if (suspend || p->suspend)
-		util_buf_printf(&e->body, "    suspend = true;%s\n", suspend ? ""
-		    : "   # its Provider is suspended in Flux");
+	if (suspend)
+		util_buf_puts(&e->body, "    suspend = true;\n");
 }
 
 /* ------------------------------------------------------------------------ */

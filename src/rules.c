@@ -9,6 +9,10 @@
  * built only for matching alerts. Clauses are tested cheapest first; the
  * regexes last.
  *
+ * A suspended provider gets nothing: its targets are left out of every
+ * result (rules_match and rules_merge alike), and an alert whose providers
+ * are all suspended has no role, as a suspended alert.
+ *
  * Each alert has a role (rules.h): notify = "events" alerts fire as §6 says;
  * notify = "changes" alerts report failures and recoveries, whose targets
  * the queue writer merges once it knows the incident's state (rules_merge,
@@ -31,6 +35,9 @@
 struct rules_alert {
 	pcre2_code **include;   /* parallel to conf_alert.include */
 	pcre2_code **exclude;   /* parallel to conf_alert.exclude */
+	/* The alert is suspended, or every one of its providers is: it has no
+	 * role, as no alert at all (nothing may be sent for it). */
+	bool off;
 };
 
 struct rules {
@@ -110,13 +117,18 @@ rules_new(const struct conf *c, char *err, size_t errlen)
 		const struct conf_alert *a = &c->alerts[i];
 		struct rules_alert *ra = &r->alerts[i];
 
+		ra->off = true;
 		for (size_t k = 0; k < a->nproviders; k++) {
 			if (a->provider_idx[k] >= c->nproviders) {
 				snprintf(err, errlen, "alert \"%s\": provider index %zu out of range",
 				    a->name, a->provider_idx[k]);
 				goto fail;
 			}
+			if (!c->providers[a->provider_idx[k]].suspend)
+				ra->off = false;
 		}
+		if (a->suspend)
+			ra->off = true;
 		/* calloc: a partially compiled array frees cleanly */
 		ra->include = util_calloc(a->ninclude ? a->ninclude : 1, sizeof(*ra->include));
 		ra->exclude = util_calloc(a->nexclude ? a->nexclude : 1, sizeof(*ra->exclude));
@@ -192,7 +204,7 @@ rules_alert_fires(const struct conf_alert *a, const struct rules_alert *ra,
 	const struct event *ev = ctx->ev;
 	bool ok = false;
 
-	if (a->suspend)
+	if (ra->off)
 		return false;
 	if ((a->severity_mask & (1u << ev->severity)) == 0)
 		return false;
@@ -291,6 +303,9 @@ rules_result_add(const struct conf *c, const struct conf_alert *a, size_t pick, 
 			seen = a->provider_idx[j] == a->provider_idx[k];
 		if (seen)
 			continue;
+		/* nothing is sent to a suspended provider, incident messages included */
+		if (c->providers[a->provider_idx[k]].suspend)
+			continue;
 		if (threaded_only && !rules_threaded(&c->providers[a->provider_idx[k]]))
 			continue;
 
@@ -336,10 +351,11 @@ rules_result_add(const struct conf *c, const struct conf_alert *a, size_t pick, 
  * commit-status update, which must still close the incident.
  */
 static bool
-rules_alert_recovers(const struct conf_alert *a, const struct event *ev)
+rules_alert_recovers(const struct conf_alert *a, const struct rules_alert *ra,
+    const struct event *ev)
 {
 	bool ok = false;
-	if (a->suspend || ev->severity != EVENT_INFO)
+	if (ra->off || ev->severity != EVENT_INFO)
 		return false;
 	for (size_t i = 0; i < a->nrecovery_reasons && !ok; i++)
 		ok = rules_glob(a->recovery_reasons[i], ev->reason);
@@ -359,7 +375,7 @@ rules_role(const struct conf_alert *a, const struct rules_alert *ra, struct rule
 		return rules_alert_fires(a, ra, ctx) ? RULES_EVENT : -1;
 	if (ctx->ev->severity == EVENT_ERROR)
 		return rules_alert_fires(a, ra, ctx) ? RULES_FAILURE : -1;
-	return rules_alert_recovers(a, ctx->ev) ? RULES_RECOVERY : -1;
+	return rules_alert_recovers(a, ra, ctx->ev) ? RULES_RECOVERY : -1;
 }
 
 size_t

@@ -24,7 +24,9 @@ struct rules;
  *             the severity is info and the reason matches a recovery_reasons
  *             glob (severity, reasons, include/exclude and
  *             commit_status_updates do not hide it): it closes an incident.
- * A changes alert whose event is neither does nothing.
+ * A changes alert whose event is neither does nothing. An alert whose
+ * providers are all suspended has no role, as a suspended alert has none;
+ * a suspended provider is never a target (rules_match, rules_merge).
  */
 enum rules_role { RULES_EVENT, RULES_FAILURE, RULES_RECOVERY };
 

@@ -1,9 +1,14 @@
 """The demo path: built-in defaults, console provider, and `fluxrelay match`."""
 import json
 import os
+import signal
+import time
 import unittest
 
 import frtest
+from slack_emulator import Response, SlackEmulator
+
+os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 
 
 def expected_author(ev):
@@ -123,6 +128,105 @@ class MatchTest(unittest.TestCase):
         r = frtest.run_cli(["match", "-c", self.conf, "-"], input=b"{}")
         self.assertEqual(r.returncode, 78)
         self.assertIn(self.conf + ":1", r.stderr.decode())
+
+
+SUSPEND_CONF = """
+dedup = { window = 0; };
+queue = { backoff_initial = 0.1; backoff_max = 0.3; max_attempts = 100000; };
+providers = (
+  { name = "live"; type = "console"; },
+  { name = "paused"; type = "slack"; url = "%(url)s"; rate = 0; suspend = %(suspend)s; }
+);
+alerts = (
+  { name = "both"; providers = ["live", "paused"]; severity = "error";
+    sources = ( { kind = "Kustomization"; } ); },
+  { name = "only-paused"; providers = ["paused"]; severity = "info";
+    sources = ( { kind = "GitRepository"; } ); },
+  { name = "changes-paused"; providers = ["paused"]; notify = "changes";
+    sources = ( { kind = "Kustomization"; } ); }
+);
+"""
+
+
+class SuspendedProviderTest(unittest.TestCase):
+    """A suspended provider gets nothing: its targets are dropped, an alert
+    with no other provider does not fire (not even a notify = "changes" one),
+    and rows queued for it before a reload suspended it still deliver."""
+
+    def setUp(self):
+        self.slack = SlackEmulator().start()
+        self.addCleanup(self.slack.stop)
+        self.url = self.slack.url("/hook")
+
+    def conf(self, suspend):
+        return SUSPEND_CONF % {"url": self.url, "suspend": "true" if suspend else "false"}
+
+    def test_suspended_provider_gets_nothing(self):
+        d = frtest.Daemon(self.conf(True))
+        try:
+            kustomization = frtest.fixture("01")
+            gitrepository = frtest.fixture("02")
+            # Only the active provider: the changes alert opened no incident.
+            status, _, doc = d.post(kustomization)
+            self.assertEqual(status, 202)
+            self.assertEqual(doc["status"], "accepted", doc)
+            self.assertEqual(doc["alerts"], ["both"])
+            d.wait_err(r'msg="event accepted".*alerts=both targets=live$')
+            d.wait_out(r"^\{")
+            # Every provider of the alert suspended: as if no alert matched.
+            status, _, doc = d.post(gitrepository)
+            self.assertEqual((status, doc), (202, {"status": "ignored"}))
+            r = frtest.run_cli(["queue", "-c", d.config_path, "-s", d.state_dir, "list"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("paused", r.stdout.decode())
+            time.sleep(0.5)
+            self.assertEqual(self.slack.requests, [])
+            self.assertEqual(len(d.stdout_json()), 1)
+            # `match` shows the same.
+            r = frtest.run_cli(["match", "-c", d.config_path, "-"], input=kustomization)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = r.stdout.decode()
+            self.assertIn("target: live", out)
+            self.assertNotIn("paused", out)
+            r = frtest.run_cli(["match", "-c", d.config_path, "-"], input=gitrepository)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("no alert matches", r.stdout.decode())
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+    def test_rows_queued_before_a_suspend_still_deliver(self):
+        self.slack.set_default(Response.error(500, "down"))
+        d = frtest.Daemon(self.conf(False))
+        try:
+            first = json.loads(frtest.fixture("01"))
+            status, _, doc = d.post(json.dumps(first))
+            self.assertEqual((status, doc["status"]), (202, "accepted"))
+            # Not suspended yet: the changes alert opens an incident there too.
+            d.wait_err(r'msg="event accepted".*alerts=both,changes-paused '
+                       r'targets=live,paused:opened$')
+            deadline = time.monotonic() + 10
+            while not self.slack.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertTrue(self.slack.requests, "the first attempt never came")
+            with open(d.config_path, "w") as f:
+                f.write(self.conf(True))
+            d.send_signal(signal.SIGHUP)
+            d.wait_err(r'msg="configuration reloaded"')
+            second = dict(first, message="after the suspend")
+            status, _, doc = d.post(json.dumps(second))
+            self.assertEqual((status, doc["status"]), (202, "accepted"))
+            d.wait_err(r'msg="event accepted".*targets=live$')
+            self.slack.set_default(Response.ok())
+            d.wait_err(r'msg="delivered".*target=paused', timeout=15)
+            time.sleep(1.0)   # several backoff periods: nothing else comes
+            texts = [json.dumps(r.json) for r in self.slack.requests]
+            self.assertTrue(all(first["message"] in t for t in texts), texts)
+            self.assertFalse(any("after the suspend" in t for t in texts), texts)
+            self.assertEqual(self.slack.requests[-1].answer.status, 200)
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
 
 
 class CliTest(unittest.TestCase):

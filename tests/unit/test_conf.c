@@ -127,6 +127,7 @@ START_TEST(test_default)
 	ck_assert_int_eq(c->providers[0].burst, 3);
 	ck_assert_int_eq(c->providers[0].batch_max, 10);
 	ck_assert_int_eq(c->providers[0].max_text, 3000);
+	ck_assert(!c->providers[0].suspend);
 
 	ck_assert_uint_eq(c->nalerts, 1);
 	const struct conf_alert *a = &c->alerts[0];
@@ -233,6 +234,7 @@ START_TEST(test_full)
 	ck_assert_str_eq(p->proxy, "http://proxy:3128");
 	ck_assert_str_eq(p->ca_file, CONFIGS "/tls/ca.pem");
 	ck_assert_int_eq(p->max_text, 2000);
+	ck_assert(!p->suspend);
 
 	p = &c->providers[1];
 	ck_assert_str_eq(p->name, "bot");
@@ -252,6 +254,7 @@ START_TEST(test_full)
 	ck_assert(p->timeout == 10.0);
 	ck_assert_int_eq(p->max_text, 3000);
 	ck_assert_int_eq(p->format, CONF_FORMAT_BLOCKS);
+	ck_assert(p->suspend);
 	ck_assert_int_eq(c->providers[0].format, CONF_FORMAT_ATTACHMENTS);
 
 	p = &c->providers[2];

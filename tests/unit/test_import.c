@@ -475,6 +475,112 @@ START_TEST(test_convert_rollback)
 }
 END_TEST
 
+/* The text of the provider or alert named name in config (new string), from its
+ * name to the end of its group. */
+static char *
+entry_of(const char *config, const char *name)
+{
+	char *needle = util_printf("    name = \"%s\";\n", name);
+	const char *b = strstr(config, needle);
+	ck_assert_msg(b != NULL, "no entry %s in:\n%s", name, config);
+	const char *e = strstr(b, "\n  }");
+	ck_assert_ptr_nonnull(e);
+	free(needle);
+	return util_strndup(b, (size_t)(e - b));
+}
+
+/* A bot's api_url: the Web API address without /chat.postMessage, Slack's own
+ * included; left out only when Flux had no address. */
+START_TEST(test_convert_bot_api_url)
+{
+	const char *yaml =
+	    "apiVersion: v1\n"
+	    "kind: Secret\n"
+	    "metadata: {name: s, namespace: ns}\n"
+	    "stringData: {token: xoxb-1}\n"
+	    "---\n"
+	    "apiVersion: notification.toolkit.fluxcd.io/v1beta3\n"
+	    "kind: Provider\n"
+	    "metadata: {name: std, namespace: ns}\n"
+	    "spec: {type: slack, channel: C1, secretRef: {name: s},\n"
+	    "  address: 'https://slack.com/api/chat.postMessage'}\n"
+	    "---\n"
+	    "apiVersion: notification.toolkit.fluxcd.io/v1beta3\n"
+	    "kind: Provider\n"
+	    "metadata: {name: none, namespace: ns}\n"
+	    "spec: {type: slack, channel: C1, secretRef: {name: s}}\n"
+	    "---\n"
+	    "apiVersion: notification.toolkit.fluxcd.io/v1beta3\n"
+	    "kind: Provider\n"
+	    "metadata: {name: own, namespace: ns}\n"
+	    "spec: {type: slack, channel: C1, secretRef: {name: s},\n"
+	    "  address: 'https://chat.example/api/chat.postMessage'}\n"
+	    "---\n"
+	    "apiVersion: notification.toolkit.fluxcd.io/v1beta3\n"
+	    "kind: Alert\n"
+	    "metadata: {name: a, namespace: ns}\n"
+	    "spec: {providerRef: {name: std}, eventSources: [{kind: Bucket, name: '*'}]}\n";
+	struct import_map_result r;
+	ck_assert_int_eq(convert(yaml, NULL, &r), 0);
+	ck_assert_uint_eq(r.nproviders, 3);
+	char *e = entry_of(r.config, "std");
+	ck_assert_msg(strstr(e, "type = \"slack-bot\";") != NULL, "%s", e);
+	ck_assert_msg(strstr(e, "api_url = \"https://slack.com/api\";") != NULL, "%s", e);
+	free(e);
+	e = entry_of(r.config, "none");
+	ck_assert_msg(strstr(e, "type = \"slack-bot\";") != NULL, "%s", e);
+	ck_assert_msg(strstr(e, "api_url") == NULL, "%s", e);
+	free(e);
+	e = entry_of(r.config, "own");
+	ck_assert_msg(strstr(e, "api_url = \"https://chat.example/api\";") != NULL, "%s", e);
+	free(e);
+	import_map_result_free(&r);
+}
+END_TEST
+
+/* A suspended Provider is imported suspended; its Alerts are not (an Alert's
+ * own suspend is kept). */
+START_TEST(test_convert_provider_suspend)
+{
+	const char *yaml =
+	    "apiVersion: notification.toolkit.fluxcd.io/v1beta3\n"
+	    "kind: Provider\n"
+	    "metadata: {name: paused, namespace: ns}\n"
+	    "spec: {type: slack, suspend: true, address: 'https://hooks.example/p'}\n"
+	    "---\n"
+	    "apiVersion: notification.toolkit.fluxcd.io/v1beta3\n"
+	    "kind: Provider\n"
+	    "metadata: {name: live, namespace: ns}\n"
+	    "spec: {type: generic, suspend: false, address: 'https://r.example/'}\n"
+	    "---\n"
+	    "apiVersion: notification.toolkit.fluxcd.io/v1beta3\n"
+	    "kind: Alert\n"
+	    "metadata: {name: via-paused, namespace: ns}\n"
+	    "spec: {providerRef: {name: paused}, eventSources: [{kind: Bucket, name: '*'}]}\n"
+	    "---\n"
+	    "apiVersion: notification.toolkit.fluxcd.io/v1beta3\n"
+	    "kind: Alert\n"
+	    "metadata: {name: off, namespace: ns}\n"
+	    "spec: {suspend: true, providerRef: {name: live},\n"
+	    "  eventSources: [{kind: Bucket, name: '*'}]}\n";
+	struct import_map_result r;
+	ck_assert_int_eq(convert(yaml, NULL, &r), 0);
+	char *e = entry_of(r.config, "paused");
+	ck_assert_msg(strstr(e, "\n    suspend = true;") != NULL, "%s", e);
+	free(e);
+	e = entry_of(r.config, "live");
+	ck_assert_msg(strstr(e, "suspend") == NULL, "%s", e);
+	free(e);
+	e = entry_of(r.config, "via-paused");
+	ck_assert_msg(strstr(e, "suspend") == NULL, "%s", e);
+	free(e);
+	e = entry_of(r.config, "off");
+	ck_assert_msg(strstr(e, "\n    suspend = true;") != NULL, "%s", e);
+	free(e);
+	import_map_result_free(&r);
+}
+END_TEST
+
 static Suite *
 import_suite(void)
 {
@@ -499,6 +605,8 @@ import_suite(void)
 	tcase_add_test(tc, test_convert_binary_hmac_key);
 	tcase_add_test(tc, test_convert_statuses);
 	tcase_add_test(tc, test_convert_rollback);
+	tcase_add_test(tc, test_convert_bot_api_url);
+	tcase_add_test(tc, test_convert_provider_suspend);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,11 +1,12 @@
 /*
  * Unit tests for rules: a table of alert sets and events covering every
  * clause of an alert (source globs, absent namespace, severity levels and
- * lists, reasons, include/exclude, commit-status updates, suspend) and the
- * result's shape (targets merged per provider+channel, alert names merged,
- * channel override, extra metadata precedence). Confs are built by hand so
- * these tests do not depend on the config parser. Also: regex compile errors,
- * target keys, the built-in default conf, and concurrent matching.
+ * lists, reasons, include/exclude, commit-status updates, suspend, suspended
+ * providers) and the result's shape (targets merged per provider+channel,
+ * alert names merged, channel override, extra metadata precedence). Confs
+ * are built by hand so these tests do not depend on the config parser. Also:
+ * regex compile errors, target keys, the built-in default conf, and
+ * concurrent matching.
  */
 #include <check.h>
 #include <pthread.h>
@@ -576,10 +577,53 @@ static const struct rcase {
 	  KS_ERR, "slack##flux:b{summary=sb} | b" },
 };
 
-START_TEST(test_rules_table)
+/*
+ * Suspended providers: the same table, with these providers suspended. Their
+ * targets are dropped; an alert left with no provider is not hit at all.
+ */
+static const struct pcase {
+	const char *suspended;   /* "slack\nbot" */
+	struct rcase c;
+} pcases[] = {
+	{ "slack", { "provider suspended: the alert does not fire",
+	    { { .name = "a", .providers = "slack", .sources = "*" } }, KS_ERR, MISS } },
+	{ "slack", { "provider suspended, the other provider delivers",
+	    { { .name = "a", .providers = "slack\nbot", .sources = "*" } }, KS_ERR,
+	    "bot##bot:a{} | a" } },
+	{ "slack\nbot", { "every provider suspended: no match",
+	    { { .name = "a", .providers = "slack\nbot", .sources = "*" } }, KS_ERR, MISS } },
+	{ "slack", { "provider suspended: another alert's target is dropped too",
+	    { { .name = "a", .providers = "slack\nbot", .sources = "*" },
+	      { .name = "b", .providers = "slack", .sources = "*" },
+	      { .name = "c", .providers = "console", .sources = "*" } },
+	    KS_ERR, "bot##bot:a{} console:c{} | a c" } },
+	{ "console", { "provider not suspended: unchanged",
+	    { { .name = "a", .providers = "slack\nbot", .sources = "*" } }, KS_ERR,
+	    "slack##flux:a{} bot##bot:a{} | a" } },
+	{ "slack", { "changes: provider suspended, no failure",
+	    { { .name = "a", .providers = "slack", .sources = "*", .changes = true } }, KS_ERR,
+	    MISS } },
+	{ "slack", { "changes: provider suspended, no recovery",
+	    { { .name = "a", .providers = "slack", .sources = "*", .changes = true } },
+	    KS("info", "ReconciliationSucceeded", "ok"), MISS } },
+	{ "slack", { "changes: one provider suspended, the alert still fails",
+	    { { .name = "a", .providers = "slack\nbot", .sources = "*", .changes = true } },
+	    KS_ERR, " | a a=failure" } },
+};
+
+/* Match tc's event against its alerts, the providers named in suspended
+ * ("\n"-separated, or NULL) suspended. */
+static void
+check_case(const struct rcase *tc, const char *suspended)
 {
-	const struct rcase *tc = &cases[_i];
 	struct conf *c = build_conf(tc->alerts);
+	size_t nsusp;
+	char **susp = split(suspended, '\n', &nsusp);
+	for (size_t k = 0; k < nsusp; k++)
+		for (size_t p = 0; p < c->nproviders; p++)
+			if (strcmp(c->providers[p].name, susp[k]) == 0)
+				c->providers[p].suspend = true;
+	free_strv(susp, nsusp);
 	char err[256];
 	struct rules *r = rules_new(c, err, sizeof(err));
 	struct event *ev = parse_event(tc->event);
@@ -610,6 +654,17 @@ START_TEST(test_rules_table)
 	event_free(ev);
 	rules_free(r);
 	conf_free(c);
+}
+
+START_TEST(test_rules_table)
+{
+	check_case(&cases[_i], NULL);
+}
+END_TEST
+
+START_TEST(test_rules_suspended_providers)
+{
+	check_case(&pcases[_i].c, pcases[_i].suspended);
 }
 END_TEST
 
@@ -929,6 +984,15 @@ START_TEST(test_rules_merge)
 	rules_result_clear(&res);
 	ck_assert_uint_eq(rules_merge(c, NULL, 0, &res), 0);
 	rules_result_clear(&res);
+
+	/* A suspended provider gets no opened/recovered message either: its
+	 * targets leave the merge, and a pick left with none is not named. */
+	c->providers[1].suspend = true;
+	ck_assert_uint_eq(rules_merge(c, picks, 3, &res), 1);
+	got = render(c, &res);
+	ck_assert_str_eq(got, "slack##flux:ev,inc{k=ev;j=inc} | ev inc");
+	free(got);
+	rules_result_clear(&res);
 	conf_free(c);
 }
 END_TEST
@@ -941,6 +1005,8 @@ rules_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_rules_table, 0, sizeof(cases) / sizeof(cases[0]));
+	tcase_add_loop_test(tc, test_rules_suspended_providers, 0,
+	    sizeof(pcases) / sizeof(pcases[0]));
 	tcase_add_loop_test(tc, test_rules_bad_regex, 0,
 	    sizeof(bad_regex) / sizeof(bad_regex[0]));
 	tcase_add_test(tc, test_rules_target_label);
