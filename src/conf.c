@@ -2497,9 +2497,12 @@ conf_bare_name(const char *s, size_t n)
  * can only be a setting name, and one that is a valid bare name loses its
  * quotes. Comments and every other string are kept as they are, and so is
  * every newline, so that errors keep their lines. NULL when nothing changes.
+ * A quoted name that cannot be bare is a problem of its own in *bad (new
+ * string, "LINE: NAME"; NULL returned): libconfig would say "syntax error"
+ * and leak the string's buffer (libconfig 1.5).
  */
 static char *
-conf_unquote_names(const char *text, size_t len)
+conf_unquote_names(const char *text, size_t len, char **bad)
 {
 	struct util_buf b = { 0 };
 	size_t i = 0, run = 0;
@@ -2528,8 +2531,22 @@ conf_unquote_names(const char *text, size_t len)
 			size_t k = j + 1;
 			while (k < len && (text[k] == ' ' || text[k] == '\t'))
 				k++;
-			if (!escaped && k < len && (text[k] == '=' || text[k] == ':') &&
-			    conf_bare_name(text + i + 1, j - i - 1)) {
+			if (!escaped && k < len && (text[k] == '=' || text[k] == ':')) {
+				if (!conf_bare_name(text + i + 1, j - i - 1)) {
+					unsigned line = 1;
+					for (size_t n = 0; n < i; n++)
+						line += text[n] == '\n';
+					char *name = util_strndup(text + i + 1, j - i - 1);
+					for (char *ch = name; *ch; ch++)
+						if ((unsigned char)*ch < 0x20 || *ch == 0x7f)
+							*ch = '?';
+					*bad = util_printf("%u: setting name \"%s\": only letters, digits, "
+					    "'-', '_' and '*' (a header of another name goes in "
+					    "headers_file)", line, name);
+					free(name);
+					util_buf_free(&b);
+					return NULL;
+				}
 				util_buf_append(&b, text + run, i - run);
 				util_buf_append(&b, text + i + 1, j - i - 1);
 				run = j + 1;
@@ -2553,14 +2570,21 @@ conf_unquote_names(const char *text, size_t len)
  * unquoted (conf_unquote_names) from a copy; @include'd files as they are.
  */
 static int
-conf_read(config_t *cfg, const char *path)
+conf_read(config_t *cfg, const char *path, char **problem)
 {
-	char err[256];
+	char err[256], *bad = NULL;
 	size_t len;
 	char *text = util_read_file(path, &len, err, sizeof(err));
 	char *fixed = text != NULL && memchr(text, '\0', len) == NULL ?
-	    conf_unquote_names(text, len) : NULL;
-	int rc = fixed != NULL ? config_read_string(cfg, fixed) : config_read_file(cfg, path);
+	    conf_unquote_names(text, len, &bad) : NULL;
+	int rc;
+	if (bad != NULL) {
+		*problem = util_printf("%s:%s\n", path, bad);
+		free(bad);
+		rc = CONFIG_FALSE;
+	} else {
+		rc = fixed != NULL ? config_read_string(cfg, fixed) : config_read_file(cfg, path);
+	}
 	free(fixed);
 	free(text);
 	return rc;
@@ -2600,8 +2624,9 @@ conf_load_opts(const char *path, unsigned flags, char **errors)
 		*errors = conf_problems_text(&x);
 		goto out;
 	}
-	if (conf_read(&cfg, path) != CONFIG_TRUE) {
-		*errors = conf_read_error(&x, &cfg);
+	char *problem = NULL;
+	if (conf_read(&cfg, path, &problem) != CONFIG_TRUE) {
+		*errors = problem != NULL ? problem : conf_read_error(&x, &cfg);
 		goto out;
 	}
 
