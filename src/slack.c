@@ -446,23 +446,28 @@ slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget
 		slack_parts_free(&k);
 		return n;
 	}
-	/* A rendered template: counted and cut as the template module counts. */
+	/*
+	 * A rendered template, counted and cut as the template module counts;
+	 * the look keeps at most max_text characters of it (no budget is
+	 * larger) and text_chars, all it rendered, for the marker's count.
+	 */
 	size_t len = strlen(t), chars = template_chars(t, len);
+	if (it->look->text_chars > chars)
+		chars = it->look->text_chars;
 	if (chars <= budget) {
 		if (out != NULL)
 			util_buf_append(out, t, len);
 		return chars;
 	}
-	if (out != NULL) {
-		size_t start = out->len;
-		util_buf_append(out, t, len);
-		template_cut(out, start, budget);
-	}
-	/* what template_cut keeps, and its marker: all ASCII but the ellipsis
-	 * (3 bytes, 1 character) */
+	size_t fit = template_fit(t, len, budget), kept = template_chars(t, fit);
+	/* the marker is all ASCII but the ellipsis (3 bytes, 1 character) */
 	char marker[64];
-	size_t kept = template_chars(t, template_fit(t, len, budget));
-	return kept + slack_marker(marker, sizeof(marker), chars - kept) - 2;
+	size_t m = slack_marker(marker, sizeof(marker), chars - kept);
+	if (out != NULL) {
+		util_buf_append(out, t, fit);
+		util_buf_append(out, marker, m);
+	}
+	return kept + m - 2;
 }
 
 size_t

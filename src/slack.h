@@ -36,6 +36,7 @@ struct slack_look {
 	/* Literal Slack mentions, space-separated: in the message's top-level
 	 * text (where Slack notifies from) for error events only. */
 	char *mention;
+	size_t text_chars;             /* all of text rendered (text keeps max_text at most) */
 };
 
 /*

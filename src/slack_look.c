@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "slack_internal.h"
 #include "template.h"
 #include "util.h"
 
@@ -140,10 +141,17 @@ slack_look_new(const struct conf *c, const char *alerts, const struct conf_provi
 		d.alert = a->name;
 		if (a->title != NULL && l->title == NULL)
 			l->title = slack_look_name(a->title, &d, SLACK_MAX_NAME);
-		/* Whole: the message cuts it once, to its budget (slack_item_text),
-		 * and its marker counts every character cut. */
-		if (a->text != NULL && l->text == NULL)
+		/* The message cuts it once, to its budget (slack_item_text), and its
+		 * marker counts every character cut, from text_chars; no budget is
+		 * over max_text, so no more is kept (a 3 MiB message would be held
+		 * and scanned whole for each budget tried). */
+		if (a->text != NULL && l->text == NULL) {
 			l->text = template_render_string(a->text, &d, 0);
+			size_t len = strlen(l->text), max = p != NULL ? slack_max_text(p) : 0;
+			l->text_chars = template_chars(l->text, len);
+			if (max > 0 && l->text_chars > max)
+				l->text[template_fit(l->text, len, max)] = '\0';
+		}
 		if (a->nlinks > 0 && !links_done) {
 			slack_look_links(l, a, &d);
 			links_done = true;

@@ -25,9 +25,10 @@
  * alert in config order that sets it: title, text and links each on their
  * own; mention is every distinct mention of all of them, in config order.
  * Title and link texts are bounded by SLACK_MAX_NAME characters (cut to one
- * less and "…"); the text is kept whole (TEMPLATE_MAX_WORK bounds it): the
- * message cuts it to its budget, p->max_text at most, with "… (N more
- * characters)" counting all that was cut (slack_render); a link
+ * less and "…"); the text is kept up to p->max_text characters with the
+ * count of all it rendered (text_chars): the message cuts it to its budget,
+ * max_text at most, with "… (N more characters)" counting all that was cut
+ * (slack_render); a link
  * whose URL renders empty or longer than SLACK_LOOK_MAX_URL is left out.
  * cluster is the sender's cluster (.cluster; NULL: empty).
  *

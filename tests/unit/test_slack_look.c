@@ -239,12 +239,14 @@ START_TEST(test_bounds)
 	ck_assert_uint_eq(template_chars(l->links[0].text, strlen(l->links[0].text)),
 	    SLACK_MAX_NAME);
 	/*
-	 * The text is whole here; a message cuts it once, at max_text, and its
+	 * The look keeps max_text characters of the text, with no marker, and
+	 * the count of all of it; a message cuts it once, at max_text, and its
 	 * marker counts every character cut (it was cut twice, and said 23 where
 	 * 133 were cut), as attachments and as Block Kit.
 	 */
-	size_t tlen = strlen(l->text), total = template_chars(l->text, tlen);
+	size_t tlen = strlen(l->text), total = l->text_chars;
 	ck_assert_uint_gt(total, 200);
+	ck_assert_uint_eq(template_chars(l->text, tlen), 100);
 	ck_assert_ptr_null(strstr(l->text, " more characters)"));
 	size_t kept = template_chars(l->text, template_fit(l->text, tlen, 100));
 	char *marker = util_printf("\xe2\x80\xa6 (%zu more characters)", total - kept);
