@@ -196,7 +196,7 @@ cli_incidents_thread_cell(struct queue *q, const struct conf *c, const struct qu
 		char *more = n > 1 ? util_printf(" +%zu", n - 1) : util_strdup("");
 		char *first = util_printf("%s/%s%s", json_string_value(json_object_get(t, "channel")),
 		    json_string_value(json_object_get(t, "ts")), more);
-		cell = cli_incidents_cell(first, 40);
+		cell = cli_incidents_cell(first, 33);   /* and "…": the column's 34 */
 		free(first);
 		free(more);
 	}
@@ -216,7 +216,7 @@ cli_incidents_list(const struct conf *c, bool json)
 	if (json)
 		fputs("[", stdout);
 	else
-		printf("%-6s %-20s %-40s %-20s %-20s %8s  %-30s %s\n", "ID", "ALERT", "OBJECT",
+		printf("%-6s %-20s %-40s %-20s %-20s %8s  %-34s %s\n", "ID", "ALERT", "OBJECT",
 		    "OPENED", "LAST", "FAILURES", "THREAD", "LAST MESSAGE");
 	while (q != NULL) {
 		struct queue_incident *rows = NULL;
@@ -240,7 +240,7 @@ cli_incidents_list(const struct conf *c, bool json)
 				cli_incidents_rfc3339(in->last_at, last);
 				char *obj = cli_incidents_object(in), *msg = cli_incidents_cell(
 				    in->last_message, 100), *thread = cli_incidents_thread_cell(q, c, in);
-				printf("%-6" PRId64 " %-20s %-40s %-20s %-20s %8" PRId64 "  %-30s %s\n",
+				printf("%-6" PRId64 " %-20s %-40s %-20s %-20s %8" PRId64 "  %-34s %s\n",
 				    in->id, in->alert, obj, opened, last, in->failures, thread, msg);
 				free(obj);
 				free(msg);

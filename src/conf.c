@@ -2478,11 +2478,16 @@ conf_read_error(const struct conf_ctx *x, const config_t *cfg)
 	return msg;
 }
 
-/* Whether s[0..n) is a setting name libconfig takes bare: [A-Za-z*][-A-Za-z0-9_*]*. */
+/*
+ * Whether s[0..n) is a setting name libconfig takes bare:
+ * [A-Za-z*][-A-Za-z0-9_*]*, and not true or false (its booleans, any case).
+ */
 static bool
 conf_bare_name(const char *s, size_t n)
 {
 	if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '*'))
+		return false;
+	if ((n == 4 && strncasecmp(s, "true", 4) == 0) || (n == 5 && strncasecmp(s, "false", 5) == 0))
 		return false;
 	for (size_t i = 1; i < n; i++)
 		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '*')
@@ -2493,8 +2498,8 @@ conf_bare_name(const char *s, size_t n)
 /*
  * libconfig refuses quoted setting names, which a header group invites:
  * headers = { "X-Team" = "platform"; }. A copy of text (len bytes) with the
- * quotes taken off such names: a string followed on its line by '=' or ':'
- * can only be a setting name, and one that is a valid bare name loses its
+ * quotes taken off such names: a string followed (after blanks or newlines)
+ * by '=' or ':' can only be a setting name, and one that is a valid bare name loses its
  * quotes. Comments and every other string are kept as they are, and so is
  * every newline, so that errors keep their lines. NULL when nothing changes.
  * A quoted name that cannot be bare is a problem of its own in *bad (new
@@ -2529,10 +2534,10 @@ conf_unquote_names(const char *text, size_t len, char **bad)
 			if (j >= len)
 				break;   /* unterminated: libconfig says where */
 			size_t k = j + 1;
-			while (k < len && (text[k] == ' ' || text[k] == '\t'))
+			while (k < len && strchr(" \t\r\n", text[k]) != NULL)
 				k++;
-			if (!escaped && k < len && (text[k] == '=' || text[k] == ':')) {
-				if (!conf_bare_name(text + i + 1, j - i - 1)) {
+			if (k < len && (text[k] == '=' || text[k] == ':')) {
+				if (escaped || !conf_bare_name(text + i + 1, j - i - 1)) {
 					unsigned line = 1;
 					for (size_t n = 0; n < i; n++)
 						line += text[n] == '\n';

@@ -85,6 +85,31 @@ START_TEST(test_quoted_header_names)
 	ck_assert_str_eq(errors, want);
 	free(want);
 	free(errors);
+
+	/* So are libconfig's booleans and a name with an escape, '=' on the next line. */
+	static const char *const bad[] = { "\"True\" = \"x\";", "\"X\\\"Y\"\n    = \"x\";" };
+	static const char *const name[] = { "True", "X\\\"Y" };
+	for (size_t i = 0; i < 2; i++) {
+		char *text = util_printf("providers = ( { name = \"f\"; type = \"generic\";\n"
+		    "  address = \"https://r/x\"; headers = { %s }; } );\n", bad[i]);
+		c = load(text, &errors);
+		ck_assert_ptr_null(c);
+		want = util_printf("%s/fluxrelay.conf:2: setting name \"%s\": only letters, "
+		    "digits, '-', '_' and '*' (a header of another name goes in headers_file)\n",
+		    test_tmpdir, name[i]);
+		ck_assert_str_eq(errors, want);
+		free(want);
+		free(errors);
+		free(text);
+	}
+	/* A name and its '=' on two lines is still a name. */
+	c = load("providers = ( { name = \"f\"; type = \"generic\"; address = \"https://r/x\";\n"
+	    "  headers = { \"X-Team\"\n = \"platform\"; }; } );\n"
+	    "alerts = ( { name = \"a\"; providers = [ \"f\" ]; sources = ( { kind = \"*\"; } ); } );\n",
+	    &errors);
+	ck_assert_msg(c != NULL, "%s", errors ? errors : "");
+	ck_assert_str_eq(c->providers[0].headers[0].name, "X-Team");
+	conf_free(c);
 }
 END_TEST
 
