@@ -517,14 +517,18 @@ out:
 
 /*
  * What an alert's incidents depend on: its notify and its sources (kind,
- * namespace, name and cluster globs). Caller frees. A source without a
- * cluster glob (or "*", the same) adds nothing for it, so the rows written
- * before clusters were part of it still compare equal.
+ * namespace, name and, with clusters, cluster globs: a source without one,
+ * or "*", adds nothing for it). Caller frees. The rows stored since clusters
+ * are part of it start with INCIDENT_FINGERPRINT_V2; an older row is
+ * compared with the fingerprint without clusters.
  */
+#define INCIDENT_FINGERPRINT_V2 "2 "
 static char *
-incident_fingerprint(const struct conf_alert *a)
+incident_fingerprint(const struct conf_alert *a, bool clusters)
 {
 	struct util_buf b = {0};
+	if (clusters)
+		util_buf_puts(&b, INCIDENT_FINGERPRINT_V2);
 	util_buf_puts(&b, a->notify == CONF_NOTIFY_CHANGES ? "changes" : "events");
 	for (size_t i = 0; i < a->nsources; i++) {
 		const struct conf_source *s = &a->sources[i];
@@ -534,7 +538,7 @@ incident_fingerprint(const struct conf_alert *a)
 		util_buf_json_string(&b, s->namespace ? s->namespace : "*");
 		util_buf_puts(&b, "/");
 		util_buf_json_string(&b, s->name ? s->name : "*");
-		if (s->cluster != NULL && strcmp(s->cluster, "*") != 0) {
+		if (clusters && s->cluster != NULL && strcmp(s->cluster, "*") != 0) {
 			util_buf_puts(&b, "@");
 			util_buf_json_string(&b, s->cluster);
 		}
@@ -661,7 +665,11 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 	/* Alerts known before: gone, no longer changes, or other sources. */
 	for (size_t i = 0; i < meta.n; i++) {
 		const struct conf_alert *a = incident_find_changes(c, meta.v[i]);
-		char *fp = a ? incident_fingerprint(a) : NULL;
+		/* A row of an older fluxrelay: compared without the clusters it
+		 * did not record (then rewritten below), not dropped for them. */
+		bool v2 = strncmp(meta.values[i], INCIDENT_FINGERPRINT_V2,
+		    strlen(INCIDENT_FINGERPRINT_V2)) == 0;
+		char *fp = a ? incident_fingerprint(a, v2) : NULL;
 		bool same = fp != NULL && strcmp(fp, meta.values[i]) == 0;
 		free(fp);
 		if (same)
@@ -684,7 +692,7 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 		const struct conf_alert *a = &c->alerts[i];
 		if (a->notify != CONF_NOTIFY_CHANGES)
 			continue;
-		char *key = util_printf("alert:%s", a->name), *fp = incident_fingerprint(a);
+		char *key = util_printf("alert:%s", a->name), *fp = incident_fingerprint(a, true);
 		int rc = queue_meta_put(q, key, fp);
 		free(key);
 		free(fp);

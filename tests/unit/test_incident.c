@@ -600,6 +600,37 @@ START_TEST(test_conf_apply_cluster)
 }
 END_TEST
 
+/*
+ * A row written by the fluxrelay before clusters were part of the
+ * fingerprint, for an alert that already had a cluster glob: the upgrade
+ * keeps its incidents (compared without clusters), then rewrites the row,
+ * and a later change of the glob drops them.
+ */
+START_TEST(test_conf_apply_cluster_upgrade)
+{
+	const double t0 = 1700000000;
+	char *prod = text_replace(fix_conf, "{ kind = \"Kustomization\"; }",
+	    "{ kind = \"Kustomization\"; cluster = \"prod-*\"; }");
+	fix_reload(prod);
+	fail_podinfo(t0);
+	ck_assert_int_eq(alert_open("changes"), 1);
+	/* What the previous version stored for this alert. */
+	ck_assert_int_eq(queue_meta_put(F.q, "alert:changes",
+	    "changes \"HelmRelease\"/\"*\"/\"*\" \"Kustomization\"/\"*\"/\"*\""), 0);
+	fix_reload(prod);
+	ck_assert_int_eq(alert_open("changes"), 1);
+	char *fp = NULL;
+	ck_assert_int_eq(queue_meta_get(F.q, "alert:changes", &fp), 1);
+	ck_assert_msg(strncmp(fp, "2 ", 2) == 0 && strstr(fp, "prod-*") != NULL, "%s", fp);
+	free(fp);
+	char *stage = text_replace(prod, "\"prod-*\"", "\"stage-*\"");
+	fix_reload(stage);
+	ck_assert_int_eq(alert_open("changes"), 0);
+	free(prod);
+	free(stage);
+}
+END_TEST
+
 static const char threads_conf[] =
 	"providers = (\n"
 	"  { name = \"hook\"; type = \"slack\"; url = \"https://hooks.slack.com/services/T/B/X\"; },\n"
@@ -831,6 +862,7 @@ incident_suite(void)
 	tcase_add_test(tc, test_count_touches_thread);
 	tcase_add_test(tc, test_conf_apply);
 	tcase_add_test(tc, test_conf_apply_cluster);
+	tcase_add_test(tc, test_conf_apply_cluster_upgrade);
 	tcase_add_test(tc, test_conf_apply_threads);
 	tcase_add_test(tc, test_writer_results);
 	suite_add_tcase(s, tc);
