@@ -272,8 +272,7 @@ slack_blocks_message(json_t *blocks, const struct slack_item *it, size_t max_tex
 			util_buf_puts(&b, slack_blocks_fence);
 		util_buf_append(&b, s, cut);
 		if (last && cut < n)
-			util_buf_printf(&b, "%s (%zu more characters)", slack_blocks_ellipsis,
-			    template_chars(s + cut, n - cut));
+			template_marker(&b, template_chars(s + cut, n - cut));
 		if (code)
 			util_buf_puts(&b, slack_blocks_fence);
 		rc = slack_blocks_section(blocks, &b);
