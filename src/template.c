@@ -23,7 +23,8 @@
  *
  * Data (dot at the top, and $): as Flux's event JSON names it.
  *   .involvedObject.kind .name .namespace .apiVersion .uid
- *   .severity .reason .message .timestamp (RFC 3339 UTC, "" when none)
+ *   .severity .reason .message (as received: "warn" stays "warn")
+ *   .timestamp (RFC 3339 UTC, "" when none)
  *   .reportingController .reportingInstance .cluster .alert
  *   .metadata.KEY, index .metadata "KEY": exactly the fields the default message
  *     shows (normalized event metadata and the alert's metadata and summary, same
@@ -2421,7 +2422,9 @@ tp_get(struct tp_run *r, enum tp_fid id)
 	case TF_RCONTROLLER: return tp_cstrv(ev->reporting_controller);
 	case TF_RINSTANCE: return tp_cstrv(ev->reporting_instance);
 	case TF_REVISION: return tp_objv(TP_REV);
-	case TF_SEVERITY: return tp_cstrv(event_severity_name(ev->severity));
+	case TF_SEVERITY:
+		return tp_cstrv(ev->severity_text != NULL ? ev->severity_text :
+		    event_severity_name(ev->severity));
 	case TF_TIMESTAMP: return tp_timestamp(r);
 	case TF_APIVERSION: return tp_cstrv(ev->api_version);
 	case TF_KIND: return tp_cstrv(ev->kind);

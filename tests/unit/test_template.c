@@ -822,6 +822,51 @@ START_TEST(test_template_hidden_and_raw_data)
 }
 END_TEST
 
+/*
+ * .severity is the event's severity as received: "warn" (an alias matching
+ * takes as warning) stays "warn", also when the body escapes it; the other
+ * names are themselves. A hand-built event shows its level's name.
+ */
+START_TEST(test_template_severity_as_received)
+{
+	static const struct {
+		const char *json, *want;
+	} cases[] = {
+		{ "warn", "warn" }, { "w\\u0061rn", "warn" }, { "warning", "warning" },
+		{ "trace", "trace" }, { "info", "info" }, { "error", "error" },
+	};
+	struct template_data d;
+	char *got;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *json = util_printf("{\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\"},"
+		    "\"severity\":\"%s\",\"message\":\"m\"}", cases[i].json);
+		struct event *ev = t_parse(json);
+		memset(&d, 0, sizeof(d));
+		d.ev = ev;
+		got = t_render("{{ .severity }}|{{ eq .severity \"warn\" }}", 0, &d, 0);
+		char *want = util_printf("%s|%s", cases[i].want,
+		    strcmp(cases[i].want, "warn") == 0 ? "true" : "false");
+		ck_assert_msg(strcmp(got, want) == 0, "%s: %s", cases[i].json, got);
+		free(want);
+		free(got);
+		event_free(ev);
+		free(json);
+	}
+
+	struct event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = "K";
+	ev.name = "n";
+	ev.severity = EVENT_WARNING;
+	memset(&d, 0, sizeof(d));
+	d.ev = &ev;
+	got = t_render("{{ .severity }}", 0, &d, 0);
+	ck_assert_str_eq(got, "warning");
+	free(got);
+}
+END_TEST
+
 /* ---- threads ---- */
 
 struct t_thread {
@@ -897,6 +942,7 @@ template_suite(void)
 	tcase_add_loop_test(tc, test_template_revision_table, 0,
 	    sizeof(t_revisions) / sizeof(t_revisions[0]));
 	tcase_add_test(tc, test_template_hidden_and_raw_data);
+	tcase_add_test(tc, test_template_severity_as_received);
 	tcase_add_test(tc, test_template_threads);
 	suite_add_tcase(s, tc);
 	return s;
