@@ -3,7 +3,8 @@
  * template_compile() on arbitrary text, then template_render() of what
  * compiles against two fixed events (one with metadata of every origin,
  * hidden keys, alert extras, an incident and text that needs escaping; one
- * with almost nothing), and template_cut() of the result.
+ * with almost nothing), and template_cut() and template_cut_counted() of the
+ * result.
  *
  * Input: the first byte chooses the flags (bit 0: TEMPLATE_INCIDENT, bit 3:
  * TEMPLATE_URL) and the output limit (bits 1-2: 0, 7, 60 or 3000
@@ -17,7 +18,9 @@
  *   - a rendering is valid UTF-8 without NUL (it goes into Slack JSON), the
  *     same twice, at most limit characters plus the "… (N more characters)"
  *     marker, and at most 5 × TEMPLATE_MAX_WORK bytes without a limit;
- *   - template_cut() to a smaller limit keeps its own bound.
+ *   - template_cut() to a smaller limit keeps its own bound; so does
+ *     template_cut_counted() of the rendering held only to 60 characters,
+ *     and it returns the characters it appended, also when counting only.
  * Single-threaded; see fuzz/README.md for how it is built and run.
  */
 #include <stdint.h>
@@ -172,6 +175,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		}
 		free(again);
+		const char *s = b.data + 7;
+		size_t n = b.len - 7, total = template_chars(s, n), held = template_fit(s, n, 60);
+		struct util_buf c = { 0 };
+		size_t got = template_cut_counted(&c, s, held, 7, total);
+		if (got != template_cut_counted(NULL, s, held, 7, total) ||
+		    got != template_chars(c.data ? c.data : "", c.len)) {
+			fprintf(stderr, "fuzz_template: template_cut_counted counts %zu\n", got);
+			abort();
+		}
+		fuzz_template_check("cut_counted", c.data ? c.data : "", c.len, 7);
+		util_buf_free(&c);
 		if (b.len > 7 + 3) {
 			template_cut(&b, 7, 3);
 			fuzz_template_check("cut", b.data + 7, b.len - 7, 3);

@@ -479,6 +479,10 @@ event_build(const struct event_values *vals, const struct event_mtmp *mt, size_t
 	for (size_t i = 0; i < event_nfields; i++) {
 		const struct event_field *f = &event_fields[i];
 		const struct event_str *v = &vals->str[i];
+		/* checked: one of event_severity_name()'s, or the alias "warn" */
+		if (f->type == EVENT_FIELD_SEVERITY)
+			ev->severity_text = v->n == 4 && memcmp(v->p, "warn", 4) == 0 ? "warn" :
+			    event_severity_name(vals->severity);
 		if (f->type != EVENT_FIELD_STRING)
 			continue;
 		*(char **)(void *)((char *)ev + f->offset) =

@@ -38,6 +38,10 @@ struct event {
 	char *api_version;          /* NULL when absent */
 	char *uid;                  /* NULL when absent */
 	enum event_severity severity;
+	/* severity as received, for templates' .severity: "warn" stays "warn"
+	 * (severity is EVENT_WARNING). A static string; NULL in an event not
+	 * built by event_parse, which then shows event_severity_name(). */
+	const char *severity_text;
 	char *message;              /* may be "" */
 	char *reason;               /* "" when absent */
 	bool has_timestamp;

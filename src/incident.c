@@ -472,9 +472,60 @@ incident_sync_gauges(struct queue *q)
 	return rc;
 }
 
+/*
+ * What a housekeeping transaction did, said once it has committed: a drop
+ * that is rolled back did not happen, and a reader of the log would look for
+ * incidents that are still there. name and why are copies; why may be NULL.
+ */
+struct incident_said {
+	struct incident_line {
+		enum log_level level;
+		const char *msg, *key;   /* static strings */
+		char *name, *why;
+		int64_t count;
+	} *v;
+	size_t n;
+};
+
+static void
+incident_said_add(struct incident_said *s, enum log_level level, const char *msg,
+    const char *key, const char *name, int64_t count, const char *why)
+{
+	s->v = util_realloc(s->v, (s->n + 1) * sizeof(*s->v));
+	s->v[s->n++] = (struct incident_line){ level, msg, key, util_strdup(name),
+		why != NULL ? util_strdup(why) : NULL, count };
+}
+
+/* Log the lines: only once the transaction they tell of has committed. */
+static void
+incident_said_log(const struct incident_said *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const struct incident_line *l = &s->v[i];
+		char num[24];
+		snprintf(num, sizeof(num), "%" PRId64, l->count);
+		if (l->why != NULL)
+			log_msg(l->level, l->msg, l->key, l->name, "count", num, "why", l->why, NULL);
+		else
+			log_msg(l->level, l->msg, l->key, l->name, "count", num, NULL);
+	}
+}
+
+static void
+incident_said_free(struct incident_said *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].name);
+		free(s->v[i].why);
+	}
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
 int
 incident_sweep(struct queue *q, const struct conf *c, double now)
 {
+	struct incident_said said = {0};
 	int ret = -1;
 	if (queue_schema_version(q) < 2)
 		return 0;
@@ -487,12 +538,9 @@ incident_sweep(struct queue *q, const struct conf *c, double now)
 			continue;
 		if (queue_incident_expire(q, a->name, now - a->incident_ttl, &n) < 0)
 			goto out;
-		if (n > 0) {
-			char num[24];
-			snprintf(num, sizeof(num), "%" PRId64, n);
-			log_info("incidents expired: closed silently", "alert", a->name, "count", num,
-			    NULL);
-		}
+		if (n > 0)
+			incident_said_add(&said, LOG_LEVEL_INFO, "incidents expired: closed silently",
+			    "alert", a->name, n, NULL);
 	}
 	for (size_t i = 0; i < c->nproviders; i++) {
 		const struct conf_provider *p = &c->providers[i];
@@ -501,17 +549,19 @@ incident_sweep(struct queue *q, const struct conf *c, double now)
 			continue;
 		if (queue_thread_expire(q, p->name, now - p->thread_ttl, &n) < 0)
 			goto out;
-		if (n > 0 && log_enabled(LOG_LEVEL_DEBUG)) {
-			char num[24];
-			snprintf(num, sizeof(num), "%" PRId64, n);
-			log_debug("thread handles expired", "provider", p->name, "count", num, NULL);
-		}
+		if (n > 0 && log_enabled(LOG_LEVEL_DEBUG))
+			incident_said_add(&said, LOG_LEVEL_DEBUG, "thread handles expired", "provider",
+			    p->name, n, NULL);
 	}
 	if (queue_commit(q) < 0)
-		return -1;
-	return incident_sync_gauges(q);
+		goto done;
+	incident_said_log(&said);
+	ret = incident_sync_gauges(q);
+	goto done;
 out:
 	queue_rollback(q);
+done:
+	incident_said_free(&said);
 	return ret;
 }
 
@@ -633,17 +683,15 @@ incident_provider_cb(const char *provider, void *arg)
 	incident_names_add(arg, provider, "");
 }
 
+/* Drop alert's incidents, the line saying so added to said. 0 / -1. */
 static int
-incident_drop(struct queue *q, const char *alert, const char *why)
+incident_drop(struct queue *q, const char *alert, const char *why, struct incident_said *said)
 {
 	int64_t n = 0;
 	if (queue_incident_drop_alert(q, alert, &n) < 0)
 		return -1;
-	if (n > 0) {
-		char num[24];
-		snprintf(num, sizeof(num), "%" PRId64, n);
-		log_info("incidents dropped", "alert", alert, "count", num, "why", why, NULL);
-	}
+	if (n > 0)
+		incident_said_add(said, LOG_LEVEL_INFO, "incidents dropped", "alert", alert, n, why);
 	return 0;
 }
 
@@ -652,6 +700,7 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 {
 	struct incident_names meta = {0}, counted = {0}, providers = {0}, known = {0};
 	struct incident_names toggled = {0};
+	struct incident_said said = {0};
 	int ret = -1;
 	if (queue_schema_version(q) < 2)
 		return 0;
@@ -679,14 +728,14 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 		free(key);
 		if (rc < 0 || incident_drop(q, meta.v[i], a == NULL ?
 		    "alert removed, renamed or no longer notify = \"changes\"" :
-		    "the alert's sources changed") < 0)
+		    "the alert's sources changed", &said) < 0)
 			goto out;
 	}
 	/* Incidents of an alert the configuration no longer has as changes. */
 	for (size_t i = 0; i < counted.n; i++)
 		if (incident_find_changes(c, counted.v[i]) == NULL &&
 		    incident_drop(q, counted.v[i],
-		    "alert removed, renamed or no longer notify = \"changes\"") < 0)
+		    "alert removed, renamed or no longer notify = \"changes\"", &said) < 0)
 			goto out;
 	for (size_t i = 0; i < c->nalerts; i++) {
 		const struct conf_alert *a = &c->alerts[i];
@@ -724,7 +773,7 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 		for (size_t j = 0; j < c->nalerts && rc == 0; j++)
 			if (c->alerts[j].notify == CONF_NOTIFY_CHANGES &&
 			    incident_alert_uses(&c->alerts[j], (size_t)k))
-				rc = incident_drop(q, c->alerts[j].name, why);
+				rc = incident_drop(q, c->alerts[j].name, why, &said);
 		free(why);
 		if (rc < 0)
 			goto out;
@@ -744,14 +793,13 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 		int64_t n = 0;
 		if (queue_thread_drop_provider(q, providers.v[i], &n) < 0)
 			goto out;
-		char num[24];
-		snprintf(num, sizeof(num), "%" PRId64, n);
-		log_info("thread handles dropped", "provider", providers.v[i], "count", num, "why",
-		    k < 0 ? "provider removed" : threaded ? "threads turned on" :
-		    "threads turned off", NULL);
+		incident_said_add(&said, LOG_LEVEL_INFO, "thread handles dropped", "provider",
+		    providers.v[i], n, k < 0 ? "provider removed" : threaded ? "threads turned on" :
+		    "threads turned off");
 	}
 	if (queue_commit(q) < 0)
 		goto done;
+	incident_said_log(&said);
 	for (size_t i = 0; i < c->nalerts; i++)
 		if (c->alerts[i].notify == CONF_NOTIFY_CHANGES)
 			metrics_incidents_alert(c->alerts[i].name);
@@ -765,5 +813,6 @@ done:
 	incident_names_free(&providers);
 	incident_names_free(&known);
 	incident_names_free(&toggled);
+	incident_said_free(&said);
 	return ret;
 }

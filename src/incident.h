@@ -129,7 +129,7 @@ void incident_plan_stateless(struct incident_req *req, double now);
 /*
  * Delete the incidents of c's changes alerts idle for incident_ttl and the
  * thread handles of c's threaded providers idle for thread_ttl (logged when
- * any), then set the incidents_open gauges from the database (which also
+ * any, once committed), then set the incidents_open gauges from the database (which also
  * counts what `fluxrelay incidents close` did). 0 / -1.
  */
 int incident_sweep(struct queue *q, const struct conf *c, double now);
@@ -142,8 +142,9 @@ int incident_sweep(struct queue *q, const struct conf *c, double now);
  * changed (either way); drop the thread handles of a provider that is gone,
  * has no threads, or whose threads changed. Each alert's sources and each
  * provider's threads are kept in the meta table, so a change made while the
- * daemon was stopped counts too. Each drop is logged. Then every changes
- * alert's incidents_open gauge is exported. 0 / -1.
+ * daemon was stopped counts too. Each drop is logged once the transaction
+ * has committed (nothing is when it fails). Then every changes alert's
+ * incidents_open gauge is exported. 0 / -1.
  */
 int incident_conf_apply(struct queue *q, const struct conf *c);
 

@@ -148,14 +148,7 @@ slack_text(struct util_buf *out, const char *str, size_t n, size_t limit,
 		util_buf_append(out, str + run, i - run);
 	if (i < n) {
 		if (cut == SLACK_CUT_COUNT) {
-			char marker[64];
-			size_t rest = slack_utf8_count(s + i, n - i);
-			int m = snprintf(marker, sizeof(marker), "%s (%zu more characters)",
-			    slack_ellipsis, rest);
-			/* all ASCII but the ellipsis: 3 bytes, 1 character */
-			chars += (size_t)m - 2;
-			if (out != NULL)
-				util_buf_puts(out, marker);
+			chars += template_marker(out, slack_utf8_count(s + i, n - i));
 		} else {
 			chars++;
 			if (out != NULL)
@@ -422,14 +415,6 @@ slack_max_text(const struct conf_provider *p)
 	return p->max_text > 0 ? (size_t)p->max_text : SLACK_MAX_TOTAL_TEXT;
 }
 
-/* The "… (N more characters)" marker for rest characters cut. */
-static size_t
-slack_marker(char *buf, size_t len, size_t rest)
-{
-	int m = snprintf(buf, len, "%s (%zu more characters)", slack_ellipsis, rest);
-	return m < 0 ? 0 : (size_t)m;
-}
-
 size_t
 slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget)
 {
@@ -454,20 +439,7 @@ slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget
 	size_t len = strlen(t), chars = template_chars(t, len);
 	if (it->look->text_chars > chars)
 		chars = it->look->text_chars;
-	if (chars <= budget) {
-		if (out != NULL)
-			util_buf_append(out, t, len);
-		return chars;
-	}
-	size_t fit = template_fit(t, len, budget), kept = template_chars(t, fit);
-	/* the marker is all ASCII but the ellipsis (3 bytes, 1 character) */
-	char marker[64];
-	size_t m = slack_marker(marker, sizeof(marker), chars - kept);
-	if (out != NULL) {
-		util_buf_append(out, t, fit);
-		util_buf_append(out, marker, m);
-	}
-	return kept + m - 2;
+	return template_cut_counted(out, t, len, budget, chars);
 }
 
 size_t

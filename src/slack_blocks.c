@@ -272,8 +272,7 @@ slack_blocks_message(json_t *blocks, const struct slack_item *it, size_t max_tex
 			util_buf_puts(&b, slack_blocks_fence);
 		util_buf_append(&b, s, cut);
 		if (last && cut < n)
-			util_buf_printf(&b, "%s (%zu more characters)", slack_blocks_ellipsis,
-			    template_chars(s + cut, n - cut));
+			template_marker(&b, template_chars(s + cut, n - cut));
 		if (code)
 			util_buf_puts(&b, slack_blocks_fence);
 		rc = slack_blocks_section(blocks, &b);
@@ -303,15 +302,26 @@ slack_blocks_field(const char *key, const char *value)
 	return slack_blocks_mrkdwn(&b);
 }
 
-/* The fields, SLACK_BLOCKS_MAX_FIELDS per section. */
+/*
+ * The fields, SLACK_BLOCKS_MAX_FIELDS per section. *cluster gets the
+ * "cluster" the fields have (the sending client's, else the alert's
+ * metadata or the event's, with the fields' precedence; shown or among the
+ * hidden), borrowed from the item, or NULL when there is none: the context
+ * block shows it, and sorting the fields once per item serves both.
+ */
 static int
-slack_blocks_fields(json_t *blocks, const struct slack_item *it)
+slack_blocks_fields(json_t *blocks, const struct slack_item *it, const char **cluster)
 {
 	size_t nshow, hidden;
 	struct slack_field *f = slack_fields_sorted(it, &nshow, &hidden);
 	size_t total = nshow + (hidden > 0);
 	json_t *arr = NULL;
 	int rc = 0;
+
+	*cluster = NULL;
+	for (size_t i = 0; f != NULL && i < nshow + hidden && *cluster == NULL; i++)
+		if (strcmp(f[i].key, "cluster") == 0 && slack_nonempty(f[i].value))
+			*cluster = f[i].value;
 
 	for (size_t i = 0; rc == 0 && i < total; i++) {
 		char more[64];
@@ -340,30 +350,14 @@ slack_blocks_fields(json_t *blocks, const struct slack_item *it)
 }
 
 /*
- * The "cluster" the item's fields show (the sending client's, else the
- * alert's metadata or the event's, with the fields' precedence), as a new
- * string; NULL when there is none.
+ * The context block: controller, cluster (slack_blocks_fields' or NULL),
+ * time, links; links_cap bounds the links.
  */
-static char *
-slack_blocks_cluster(const struct slack_item *it)
-{
-	size_t nshow, hidden;
-	struct slack_field *f = slack_fields_sorted(it, &nshow, &hidden);
-	char *cluster = NULL;
-
-	for (size_t i = 0; f != NULL && i < nshow + hidden && cluster == NULL; i++)
-		if (strcmp(f[i].key, "cluster") == 0 && slack_nonempty(f[i].value))
-			cluster = util_strdup(f[i].value);
-	free(f);
-	return cluster;
-}
-
-/* The context block: controller, cluster, time, links; links_cap bounds the links. */
 static int
-slack_blocks_context(json_t *blocks, const struct slack_item *it, size_t links_cap)
+slack_blocks_context(json_t *blocks, const struct slack_item *it, const char *cluster,
+    size_t links_cap)
 {
 	const struct event *ev = it->ev;
-	char *cluster = slack_blocks_cluster(it);
 	json_t *elems = json_array();
 	struct util_buf b = { 0 };
 	int rc = elems == NULL ? -1 : 0;
@@ -393,7 +387,6 @@ slack_blocks_context(json_t *blocks, const struct slack_item *it, size_t links_c
 		rc |= json_array_append_new(elems, slack_blocks_mrkdwn(&b));
 	}
 	util_buf_free(&b);
-	free(cluster);
 	if (rc == 0 && json_array_size(elems) > 0)
 		return slack_blocks_add(blocks, "context", "elements", elems);
 	json_decref(elems);
@@ -405,11 +398,12 @@ static json_t *
 slack_blocks_item(const struct slack_item *it, size_t max_text)
 {
 	json_t *blocks = json_array();
+	const char *cluster = NULL;
 
 	if (blocks == NULL || slack_blocks_head(blocks, it) != 0 ||
 	    slack_blocks_message(blocks, it, max_text) != 0 ||
-	    slack_blocks_fields(blocks, it) != 0 ||
-	    slack_blocks_context(blocks, it, SLACK_BLOCKS_MAX_TEXT) != 0) {
+	    slack_blocks_fields(blocks, it, &cluster) != 0 ||
+	    slack_blocks_context(blocks, it, cluster, SLACK_BLOCKS_MAX_TEXT) != 0) {
 		json_decref(blocks);
 		return NULL;
 	}

@@ -19,7 +19,7 @@
 /* How a text that exceeds its budget ends. */
 enum slack_cut {
 	SLACK_CUT_NONE,      /* never truncated (limit ignored) */
-	SLACK_CUT_COUNT,     /* "… (N more characters)" */
+	SLACK_CUT_COUNT,     /* template_marker(): "… (N more characters)" */
 	SLACK_CUT_ELLIPSIS,  /* "…" */
 };
 
@@ -77,7 +77,8 @@ int slack_item_title(struct util_buf *out, const struct slack_item *it);
  * The message text of an item into out: its look's text, else the kind's
  * lead ("Failing since …", "Recovered after …", never cut) and the event's
  * message (or a recovery's last error) escaped; cut to budget characters
- * with "… (N more characters)".
+ * with "… (N more characters)" (a look's text by template_cut_counted, N
+ * counting from its text_chars).
  * Returns the characters it has (as slack_text counts them); out may be NULL.
  */
 size_t slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget);

@@ -23,7 +23,8 @@
  *
  * Data (dot at the top, and $): as Flux's event JSON names it.
  *   .involvedObject.kind .name .namespace .apiVersion .uid
- *   .severity .reason .message .timestamp (RFC 3339 UTC, "" when none)
+ *   .severity .reason .message (as received: "warn" stays "warn")
+ *   .timestamp (RFC 3339 UTC, "" when none)
  *   .reportingController .reportingInstance .cluster .alert
  *   .metadata.KEY, index .metadata "KEY": exactly the fields the default message
  *     shows (normalized event metadata and the alert's metadata and summary, same
@@ -76,8 +77,9 @@
  * Bounds (template.h): source size, nesting depth, arguments per call and
  * variables are compile errors; rendering stops after TEMPLATE_MAX_WORK units
  * (its output then ends in "…"); the caller's limit cuts the output with
- * "… (N more characters)" as slack.c cuts messages. Errors name the first
- * problem only, with its line (when the template has several) and column.
+ * template_marker(), "… (N more characters)", which Slack messages end in
+ * too. Errors name the first problem only, with its line (when the template
+ * has several) and column.
  *
  * Structure: a hand-written lexer and recursive-descent parser (Go's
  * text/template/parse, simplified) build a tree in one arena, checking
@@ -2420,7 +2422,9 @@ tp_get(struct tp_run *r, enum tp_fid id)
 	case TF_RCONTROLLER: return tp_cstrv(ev->reporting_controller);
 	case TF_RINSTANCE: return tp_cstrv(ev->reporting_instance);
 	case TF_REVISION: return tp_objv(TP_REV);
-	case TF_SEVERITY: return tp_cstrv(event_severity_name(ev->severity));
+	case TF_SEVERITY:
+		return tp_cstrv(ev->severity_text != NULL ? ev->severity_text :
+		    event_severity_name(ev->severity));
 	case TF_TIMESTAMP: return tp_timestamp(r);
 	case TF_APIVERSION: return tp_cstrv(ev->api_version);
 	case TF_KIND: return tp_cstrv(ev->kind);
@@ -3375,16 +3379,42 @@ template_fit(const char *s, size_t n, size_t limit)
 	return i;
 }
 
+size_t
+template_marker(struct util_buf *out, size_t rest)
+{
+	char marker[64];
+	int m = snprintf(marker, sizeof(marker), "%s (%zu more characters)", tp_ellipsis, rest);
+	size_t len = m < 0 ? 0 : (size_t)m;
+
+	if (out != NULL)
+		util_buf_append(out, marker, len);
+	return template_chars(marker, len);
+}
+
+size_t
+template_cut_counted(struct util_buf *out, const char *s, size_t n, size_t limit,
+    size_t total_chars)
+{
+	if (total_chars <= limit) {
+		if (out != NULL)
+			util_buf_append(out, s, n);
+		return total_chars;
+	}
+	size_t fit = template_fit(s, n, limit), kept = template_chars(s, fit);
+	if (out != NULL)
+		util_buf_append(out, s, fit);
+	return kept + template_marker(out, total_chars - kept);
+}
+
 /*
  * Cut b->data[start..) to limit characters (0: no limit). The end marker is
- * "… (N more characters)", or just "…" when exhausted (the rendering stopped
+ * template_marker's, or just "…" when exhausted (the rendering stopped
  * early, so N is unknown; then "…" is appended even when nothing was cut).
  */
 static int
 tp_cut(struct util_buf *b, size_t start, size_t limit, bool exhausted)
 {
 	size_t cut = SIZE_MAX;
-	char marker[64];
 
 	if (b->len > start && limit > 0 && b->len - start > limit) {
 		cut = template_fit(b->data + start, b->len - start, limit);
@@ -3396,14 +3426,13 @@ tp_cut(struct util_buf *b, size_t start, size_t limit, bool exhausted)
 			util_buf_puts(b, tp_ellipsis);
 		return 0;
 	}
-	if (exhausted)
-		snprintf(marker, sizeof(marker), "%s", tp_ellipsis);
-	else
-		snprintf(marker, sizeof(marker), "%s (%zu more characters)", tp_ellipsis,
-		    template_chars(b->data + start + cut, b->len - start - cut));
+	size_t rest = exhausted ? 0 : template_chars(b->data + start + cut, b->len - start - cut);
 	b->len = start + cut;
 	b->data[b->len] = '\0';
-	util_buf_puts(b, marker);
+	if (exhausted)
+		util_buf_puts(b, tp_ellipsis);
+	else
+		template_marker(b, rest);
 	return 1;
 }
 

@@ -86,8 +86,8 @@ struct template_data {
  * template's own text is not, link's result is kept as built.
  *
  * limit > 0 bounds the appended text to limit characters, counted as
- * template_cut() does, followed by "… (N more characters)" when cut; 0 means
- * no limit (TEMPLATE_MAX_WORK still applies).
+ * template_cut() does, followed by template_marker() when cut; 0 means no
+ * limit (TEMPLATE_MAX_WORK still applies).
  */
 void template_render(const struct template *t, const struct template_data *d,
     size_t limit, struct util_buf *out);
@@ -112,13 +112,33 @@ size_t template_chars(const char *s, size_t n);
 size_t template_fit(const char *s, size_t n, size_t limit);
 
 /*
+ * The marker that ends every cut text, here and in Slack messages: "…
+ * (N more characters)", N = rest, appended to out unless out is NULL.
+ * Returns its characters (as template_chars counts them), so a caller can
+ * size a text without rendering it.
+ */
+size_t template_marker(struct util_buf *out, size_t rest);
+
+/*
+ * Append rendered text s[0..n) to out (unless out is NULL) bounded to limit
+ * characters, when s holds the first characters of a text of total_chars
+ * characters: all of it, or fewer when the caller kept only a prefix (no
+ * limit it uses is longer). Whole when total_chars <= limit; else cut as
+ * template_cut() cuts, and template_marker() with N = total_chars minus the
+ * characters kept, so N counts what s no longer holds too. limit 0 keeps
+ * none of it, only the marker. Returns the characters appended (as
+ * template_chars counts them), whether or not out is NULL.
+ */
+size_t template_cut_counted(struct util_buf *out, const char *s, size_t n, size_t limit,
+    size_t total_chars);
+
+/*
  * Cut the rendered text at b->data[start..b->len) to limit characters (as
- * template_chars counts them) and append "… (N more characters)", N being
- * the characters cut, when anything was cut. Never cuts inside a UTF-8
+ * template_chars counts them) and append template_marker(), N being the
+ * characters cut, when anything was cut. Never cuts inside a UTF-8
  * sequence, an entity, or a <…> link or mention (those are kept or cut
- * whole). For callers that must shrink an already rendered text, e.g. to
- * keep several attachments under Slack's total; limit 0 does nothing.
- * Returns 1 when it cut, else 0.
+ * whole). For callers that must shrink an already rendered text; limit 0
+ * does nothing (unlike template_cut_counted). Returns 1 when it cut, else 0.
  */
 int template_cut(struct util_buf *b, size_t start, size_t limit);
 

@@ -12,9 +12,11 @@
 #include <check.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -716,6 +718,147 @@ START_TEST(test_conf_apply_threads)
 }
 END_TEST
 
+/* ---- logged once committed ---------------------------------------------------- */
+
+/* fd 2 (where log.c writes) into a pipe, so a test reads what was logged. */
+struct capture {
+	int saved;
+	int rd;
+};
+
+static void
+capture_start(struct capture *c)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	c->saved = dup(2);
+	ck_assert_int_ge(c->saved, 0);
+	ck_assert_int_eq(dup2(p[1], 2), 2);
+	close(p[1]);
+	c->rd = p[0];
+}
+
+/* fd 2 back as it was; what was logged meanwhile, also copied there (caller frees). */
+static char *
+capture_end(struct capture *c)
+{
+	struct util_buf b = {0};
+	char buf[4096];
+	ssize_t n;
+	ck_assert_int_eq(dup2(c->saved, 2), 2);
+	close(c->saved);
+	/* fd 2 held the pipe's only write end: read to EOF */
+	while ((n = read(c->rd, buf, sizeof(buf))) > 0)
+		util_buf_append(&b, buf, (size_t)n);
+	close(c->rd);
+	if (b.len > 0)
+		fputs(b.data, stderr);
+	return b.data != NULL ? b.data : util_strdup("");
+}
+
+/*
+ * Run a housekeeping call with no file allowed to grow (RLIMIT_FSIZE 0; the
+ * write then fails with EFBIG instead of raising SIGXFSZ): SQLite keeps a
+ * transaction's changes in its cache and writes them to the WAL at COMMIT,
+ * so the commit is what fails. Returns what the call logged (caller frees).
+ */
+static char *
+no_room(int (*call)(const struct conf *, double), const struct conf *c, double now, int *rc)
+{
+	struct capture cap;
+	struct rlimit old, none;
+	ck_assert(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	none = old;
+	none.rlim_cur = 0;
+	capture_start(&cap);
+	int set = setrlimit(RLIMIT_FSIZE, &none);
+	*rc = set == 0 ? call(c, now) : 0;
+	setrlimit(RLIMIT_FSIZE, &old);
+	char *said = capture_end(&cap);
+	ck_assert_int_eq(set, 0);
+	return said;
+}
+
+static int
+call_conf_apply(const struct conf *c, double now)
+{
+	(void)now;
+	return incident_conf_apply(F.q, c);
+}
+
+static int
+call_sweep(const struct conf *c, double now)
+{
+	return incident_sweep(F.q, c, now);
+}
+
+/*
+ * A reload's drops are logged once its transaction has committed: when the
+ * commit fails, nothing was dropped and no line says so (a reader of the log
+ * would look for incidents that are still there); the next reload drops and
+ * says it.
+ */
+START_TEST(test_conf_apply_logged_after_commit)
+{
+	const double t0 = 1700000000;
+	ck_assert_int_eq(incident_conf_apply(F.q, F.c), 0);
+	fail_podinfo(t0);
+	put_handle("bot", "C1", t0);
+	char *text = text_replace(fix_conf, "threads = true", "threads = false");
+	struct conf *c2 = fix_load(text);
+
+	int rc;
+	char *said = no_room(call_conf_apply, c2, 0, &rc);
+	ck_assert_int_eq(rc, -1);
+	ck_assert_msg(strncmp(queue_errmsg(F.q), "commit: ", 8) == 0, "%s", queue_errmsg(F.q));
+	ck_assert_msg(strstr(said, "dropped") == NULL, "logged, then not committed: %s", said);
+	free(said);
+	ck_assert_int_eq(alert_open("changes"), 1);
+	ck_assert_int_eq(have_handle("bot", "C1"), 1);
+
+	struct capture cap;
+	capture_start(&cap);
+	rc = incident_conf_apply(F.q, c2);
+	said = capture_end(&cap);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_msg(strstr(said, "msg=\"incidents dropped\" alert=changes count=1 "
+	    "why=\"provider bot: threads turned off\"") != NULL, "%s", said);
+	ck_assert_msg(strstr(said, "msg=\"thread handles dropped\" provider=bot count=1 "
+	    "why=\"threads turned off\"") != NULL, "%s", said);
+	free(said);
+	ck_assert_int_eq(alert_open("changes"), 0);
+	ck_assert_int_eq(have_handle("bot", "C1"), 0);
+	conf_free(c2);
+	free(text);
+}
+END_TEST
+
+/* So are the sweep's: an expiry that did not commit is not logged. */
+START_TEST(test_sweep_logged_after_commit)
+{
+	const double t0 = 1700000000;
+	fail_podinfo(t0);
+	int rc;
+	char *said = no_room(call_sweep, F.c, t0 + 7200, &rc);
+	ck_assert_int_eq(rc, -1);
+	ck_assert_msg(strncmp(queue_errmsg(F.q), "commit: ", 8) == 0, "%s", queue_errmsg(F.q));
+	ck_assert_msg(strstr(said, "expired") == NULL, "logged, then not committed: %s", said);
+	free(said);
+	ck_assert_int_eq(alert_open("changes"), 1);
+
+	struct capture cap;
+	capture_start(&cap);
+	rc = incident_sweep(F.q, F.c, t0 + 7200);
+	said = capture_end(&cap);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_msg(strstr(said, "msg=\"incidents expired: closed silently\" alert=changes "
+	    "count=1") != NULL, "%s", said);
+	free(said);
+	ck_assert_int_eq(alert_open("changes"), 0);
+}
+END_TEST
+
 /* ---- the writer's answers ---------------------------------------------------- */
 
 struct wreq {
@@ -864,6 +1007,8 @@ incident_suite(void)
 	tcase_add_test(tc, test_conf_apply_cluster);
 	tcase_add_test(tc, test_conf_apply_cluster_upgrade);
 	tcase_add_test(tc, test_conf_apply_threads);
+	tcase_add_test(tc, test_conf_apply_logged_after_commit);
+	tcase_add_test(tc, test_sweep_logged_after_commit);
 	tcase_add_test(tc, test_writer_results);
 	suite_add_tcase(s, tc);
 	return s;

@@ -499,6 +499,48 @@ START_TEST(test_context)
 }
 END_TEST
 
+/*
+ * Without a client's cluster, the context shows the alert's "cluster"
+ * metadata, also when it is among the fields not shown (it sorts after 60
+ * others here); none when no field is a cluster.
+ */
+START_TEST(test_context_cluster_field)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
+	struct event ev = t_event(EVENT_INFO, "R", "m");
+	struct conf_kv extra[61];
+	char keys[60][8];
+	struct slack_item it = { .ev = &ev, .extra = extra };
+
+	for (size_t i = 0; i < 60; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "a%02zu", i);
+		extra[i].key = keys[i];
+		extra[i].value = "v";
+	}
+	extra[60].key = "cluster";
+	extra[60].value = "prod-eu-1";
+	for (int hidden = 0; hidden < 2; hidden++) {
+		it.extra = hidden ? extra : &extra[60];
+		it.nextra = hidden ? 61 : 1;
+		json_t *j = t_render(&p, &it, 1);
+		json_t *blocks = t_blocks(j);
+		json_t *ctx = json_array_get(blocks, json_array_size(blocks) - 1);
+		ck_assert_str_eq(json_string_value(json_object_get(ctx, "type")), "context");
+		json_t *el = json_object_get(ctx, "elements");
+		ck_assert_uint_eq(json_array_size(el), 2);
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(el, 1), "text")),
+		    "cluster: prod-eu-1");
+		json_decref(j);
+	}
+	it.nextra = 60;
+	json_t *j = t_render(&p, &it, 1);
+	json_t *blocks = t_blocks(j);
+	json_t *ctx = json_array_get(blocks, json_array_size(blocks) - 1);
+	ck_assert_uint_eq(json_array_size(json_object_get(ctx, "elements")), 1);
+	json_decref(j);
+}
+END_TEST
+
 START_TEST(test_text_and_mentions)
 {
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
@@ -632,6 +674,7 @@ blocks_suite(void)
 	tcase_add_test(tc, test_split_lines);
 	tcase_add_test(tc, test_fields);
 	tcase_add_test(tc, test_context);
+	tcase_add_test(tc, test_context_cluster_field);
 	tcase_add_test(tc, test_text_and_mentions);
 	tcase_add_test(tc, test_fifty_blocks);
 	tcase_add_test(tc, test_invalid);

@@ -1,10 +1,11 @@
 /*
  * Unit tests for template: every construct and function against a fixed
  * event, Go's whitespace trimming, escaping (actions escaped, literal text
- * not, link kept), the output limit with its marker and template_cut, the
- * work bound, deep nesting and other compile-time bounds, every compile
- * error with its position, the revision forms, hidden metadata keys, range
- * order and precedence, and concurrent rendering of one template.
+ * not, link kept), the output limit with its marker, template_cut and
+ * template_cut_counted (a text held in part), the work bound, deep nesting
+ * and other compile-time bounds, every compile error with its position, the
+ * revision forms, hidden metadata keys, range order and precedence, and
+ * concurrent rendering of one template.
  */
 #include <check.h>
 #include <pthread.h>
@@ -620,6 +621,58 @@ START_TEST(test_template_cut_and_chars)
 END_TEST
 
 /*
+ * The marker, and the cut of a text held in part: s holds the first
+ * characters of a longer text (as a look keeps max_text of a rendered
+ * text), and the marker counts every character cut from the total.
+ */
+START_TEST(test_template_cut_counted)
+{
+	struct util_buf b = { 0 };
+
+	/* "… (12 more characters)": the ellipsis is one character */
+	ck_assert_uint_eq(template_marker(&b, 12), 22);
+	ck_assert_str_eq(b.data, "\xe2\x80\xa6 (12 more characters)");
+	ck_assert_uint_eq(template_marker(NULL, 12), 22);
+	util_buf_free(&b);
+
+	/* 10 of 100 characters held, 4 kept: 96 cut, not 6 */
+	util_buf_puts(&b, "keep|");
+	ck_assert_uint_eq(template_cut_counted(&b, "0123456789", 10, 4, 100), 4 + 22);
+	ck_assert_str_eq(b.data, "keep|0123\xe2\x80\xa6 (96 more characters)");
+	ck_assert_uint_eq(template_cut_counted(NULL, "0123456789", 10, 4, 100), 4 + 22);
+	util_buf_free(&b);
+
+	/* counted as template_chars counts (an entity is one), never cut inside one */
+	ck_assert_uint_eq(template_cut_counted(&b, "a&amp;bcdef", 11, 3, 50), 3 + 22);
+	ck_assert_str_eq(b.data, "a&amp;b\xe2\x80\xa6 (47 more characters)");
+	util_buf_free(&b);
+	ck_assert_uint_eq(template_cut_counted(&b, "a&amp;bcdef", 11, 2, 50), 2 + 22);
+	ck_assert_str_eq(b.data, "a&amp;\xe2\x80\xa6 (48 more characters)");
+	util_buf_free(&b);
+
+	/* the total fits: all of s, no marker */
+	ck_assert_uint_eq(template_cut_counted(&b, "a&amp;b", 7, 3, 3), 3);
+	ck_assert_str_eq(b.data, "a&amp;b");
+	util_buf_free(&b);
+
+	/* limit 0: only the marker */
+	ck_assert_uint_eq(template_cut_counted(&b, "abc", 3, 0, 50), 22);
+	ck_assert_str_eq(b.data, "\xe2\x80\xa6 (50 more characters)");
+	util_buf_free(&b);
+
+	/* holding all of it, the same as template_cut */
+	util_buf_puts(&b, "keep|0123456789");
+	ck_assert_int_eq(template_cut(&b, 5, 4), 1);
+	struct util_buf c = { 0 };
+	util_buf_puts(&c, "keep|");
+	template_cut_counted(&c, "0123456789", 10, 4, 10);
+	ck_assert_str_eq(b.data, c.data);
+	util_buf_free(&b);
+	util_buf_free(&c);
+}
+END_TEST
+
+/*
  * A template whose output would be far above TEMPLATE_MAX_WORK (5^8 passes
  * over the message) stops, ends in "…" and stays bounded; so does one
  * whose strings double at every step.
@@ -769,6 +822,51 @@ START_TEST(test_template_hidden_and_raw_data)
 }
 END_TEST
 
+/*
+ * .severity is the event's severity as received: "warn" (an alias matching
+ * takes as warning) stays "warn", also when the body escapes it; the other
+ * names are themselves. A hand-built event shows its level's name.
+ */
+START_TEST(test_template_severity_as_received)
+{
+	static const struct {
+		const char *json, *want;
+	} cases[] = {
+		{ "warn", "warn" }, { "w\\u0061rn", "warn" }, { "warning", "warning" },
+		{ "trace", "trace" }, { "info", "info" }, { "error", "error" },
+	};
+	struct template_data d;
+	char *got;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *json = util_printf("{\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\"},"
+		    "\"severity\":\"%s\",\"message\":\"m\"}", cases[i].json);
+		struct event *ev = t_parse(json);
+		memset(&d, 0, sizeof(d));
+		d.ev = ev;
+		got = t_render("{{ .severity }}|{{ eq .severity \"warn\" }}", 0, &d, 0);
+		char *want = util_printf("%s|%s", cases[i].want,
+		    strcmp(cases[i].want, "warn") == 0 ? "true" : "false");
+		ck_assert_msg(strcmp(got, want) == 0, "%s: %s", cases[i].json, got);
+		free(want);
+		free(got);
+		event_free(ev);
+		free(json);
+	}
+
+	struct event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = "K";
+	ev.name = "n";
+	ev.severity = EVENT_WARNING;
+	memset(&d, 0, sizeof(d));
+	d.ev = &ev;
+	got = t_render("{{ .severity }}", 0, &d, 0);
+	ck_assert_str_eq(got, "warning");
+	free(got);
+}
+END_TEST
+
 /* ---- threads ---- */
 
 struct t_thread {
@@ -839,10 +937,12 @@ template_suite(void)
 	tcase_add_test(tc, test_template_render_appends);
 	tcase_add_test(tc, test_template_url_flag);
 	tcase_add_test(tc, test_template_cut_and_chars);
+	tcase_add_test(tc, test_template_cut_counted);
 	tcase_add_test(tc, test_template_work_bound);
 	tcase_add_loop_test(tc, test_template_revision_table, 0,
 	    sizeof(t_revisions) / sizeof(t_revisions[0]));
 	tcase_add_test(tc, test_template_hidden_and_raw_data);
+	tcase_add_test(tc, test_template_severity_as_received);
 	tcase_add_test(tc, test_template_threads);
 	suite_add_tcase(s, tc);
 	return s;
