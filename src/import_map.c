@@ -1281,14 +1281,6 @@ import_map_provider(struct import_map_ctx *x, struct import_map_entry *e)
 		    "the address%s holds a control character", addr_secret ? " in the Secret" : "");
 		goto out;
 	}
-	if (missing) {
-		struct util_buf nm = {0};
-		import_map_clean(&nm, sname, strlen(sname));
-		import_map_warn(x, e, ref->line, "Secret %s/%s is not in the input: its values "
-		    "are left to environment variables (see the top of the file)", o->ns, nm.data);
-		util_buf_free(&nm);
-	}
-
 	bool bot = false;
 	token = kv_token != NULL ? import_map_trimmed(kv_token) : NULL;
 	if (slack) {
@@ -1301,6 +1293,22 @@ import_map_provider(struct import_map_ctx *x, struct import_map_entry *e)
 	} else if ((rocket || generic) && kv_token != NULL) {
 		import_map_warn(x, e, kv_token->line, "the Secret's token is not used: Flux does "
 		    "not use it for type %s either", type);
+	}
+	if (missing) {
+		/* What the Secret would have given is an environment placeholder
+		 * (the bot's token, the HMAC key, an address spec.address lacks);
+		 * with spec.address alone there is none to write, and saying so
+		 * would send the user looking for a variable that is not there. */
+		struct util_buf nm = {0};
+		import_map_clean(&nm, sname, strlen(sname));
+		if (bot || hmac || addr == NULL)
+			import_map_warn(x, e, ref->line, "Secret %s/%s is not in the input: its values "
+			    "are left to environment variables (see the top of the file)", o->ns, nm.data);
+		else
+			import_map_warn(x, e, ref->line, "Secret %s/%s is not in the input: spec.address "
+			    "is used as it is (an address the Secret holds would take its place in "
+			    "Flux: set it by hand)", o->ns, nm.data);
+		util_buf_free(&nm);
 	}
 
 	util_buf_printf(&e->body, "    name = ");
