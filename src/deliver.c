@@ -1413,9 +1413,11 @@ deliver_transient(struct deliver *d, struct deliver_target *t, const struct slac
 }
 
 /*
- * A permanent failure: the rows are dead letters, unless a coalesced message
- * was refused as too large or invalid; that is not its events' fault, maybe
- * only one's: they go again one per message, so only an offending event dies.
+ * A permanent failure: the rows are dead letters, counting the attempt just
+ * refused (as a transient failure would), unless a coalesced message was
+ * refused as too large or invalid; that is not its events' fault, maybe only
+ * one's: they go again one per message, uncounted, so only an offending
+ * event dies.
  */
 static void
 deliver_permanent(struct deliver *d, struct deliver_target *t, const struct slack_result *res)
@@ -1427,7 +1429,11 @@ deliver_permanent(struct deliver *d, struct deliver_target *t, const struct slac
 		    deliver_most_attempts(t->rows, t->nrows), res->error, NULL, NULL);
 		return;
 	}
-	deliver_dead_letter(d, t, t->rows, t->nrows, NULL, res->error, DELIVER_LAST_NONE);
+	int *attempts = util_calloc(t->nrows, sizeof(*attempts));
+	for (size_t i = 0; i < t->nrows; i++)
+		attempts[i] = t->rows[i].attempts + 1;
+	deliver_dead_letter(d, t, t->rows, t->nrows, attempts, res->error, DELIVER_LAST_NONE);
+	free(attempts);
 }
 
 /*

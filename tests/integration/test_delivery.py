@@ -36,6 +36,7 @@ CASES = {
     "ra-none": "",
     "transient": "",
     "perm400": "", "perm403": "", "perm404": "", "perm404b": "", "perm410": "",
+    "perm-late": "",
     "slow": "timeout = 0.5;",
     "drop": "",
     "fifo": "",
@@ -247,19 +248,33 @@ class Delivery(unittest.TestCase):
         cases = [("perm400", 400, "invalid_payload"), ("perm403", 403, "action_prohibited"),
                  ("perm404", 404, "channel_not_found"), ("perm404b", 404, "no_service"),
                  ("perm410", 410, "channel_is_archived")]
+        eids = {}
         for case, status, err in cases:
             self.emu.set_default(Response.error(status, err), path=hook_path(case))
-            self.post(case, "rejected " + case)
+            eids[case] = self.post(case, "rejected " + case)
         for case, status, err in cases:
             rows = self.wait_dead(case, 1)
             self.assertIn(str(status), rows[0]["last_error"])
             self.assertIn(err, rows[0]["last_error"])
-            self.assertEqual(rows[0]["attempts"], 0, rows[0])
+            # The attempt that was refused counts, in the list and the log.
+            self.assertEqual(rows[0]["attempts"], 1, rows[0])
+            self.d.wait_err(r'msg="?dead letter"?.*event_id=%s\b.*attempts=1\b' % eids[case])
         time.sleep(0.3)
         for case, _, _ in cases:
             self.assertEqual(len(self.emu.requests_for(hook_path(case))), 1,
                              "%s was retried" % case)
             self.assertEqual(self.rows_of(case), [])
+
+    def test_permanent_after_transient_counts_both(self):
+        path = hook_path("perm-late")
+        self.emu.script(path, Response.error(503, ""))
+        self.emu.set_default(Response.error(404, "no_service"), path=path)
+        eid = self.post("perm-late", "fails twice")
+        rows = self.wait_dead("perm-late", 1)
+        self.assertIn("no_service", rows[0]["last_error"])
+        self.assertEqual(rows[0]["attempts"], 2, rows[0])
+        self.d.wait_err(r'msg="?dead letter"?.*event_id=%s\b.*attempts=2\b' % eid)
+        self.assertEqual(len(self.emu.requests_for(path)), 2)
 
     def test_slow_answer_beyond_timeout_retried(self):
         path = hook_path("slow")
@@ -336,6 +351,8 @@ class Delivery(unittest.TestCase):
         rows = self.wait_dead("split", 1)
         self.assertEqual([r["message"] for r in rows], ["split-2 OVERSIZE"])
         self.assertIn("invalid_payload", rows[0]["last_error"])
+        # Its own refusal counts; the coalesced message's refusal was not its fault.
+        self.assertEqual(rows[0]["attempts"], 1, rows[0])
         deadline = time.monotonic() + 10
         while True:
             ok = [r for r in self.emu.requests_for(path) if r.answer.status == 200]
@@ -412,6 +429,7 @@ class Delivery(unittest.TestCase):
         self.post("bot-notfound", "bot lost")
         rows = self.wait_dead("bot-notfound", 1)
         self.assertIn("channel_not_found", rows[0]["last_error"])
+        self.assertEqual(rows[0]["attempts"], 1, rows[0])
         time.sleep(0.3)
         self.assertEqual(len(self.emu.requests_for(path)), 1)
 
