@@ -588,5 +588,73 @@ alerts = ( { name = "a"; providers = [ "alpha", "beta" ]; severity = "info";
         self.assertEqual(self.queue_fds(), before)
 
 
+class AcceptedLog(unittest.TestCase):
+    """SPEC §10: every accepted event is logged with its event id and target,
+    one "event accepted" line per target (as delivered/retry/dead lines)."""
+
+    def setUp(self):
+        self.emu = SlackEmulator().start()
+        self.addCleanup(self.emu.stop)
+        self.workdir = tempfile.mkdtemp(prefix="frtest-accepted-")
+        state = os.path.join(self.workdir, "state")
+        conf = """
+state_dir = "%s";
+dedup: { window = 0; };
+log: { level = "info"; };
+providers = (
+  { name = "fan-a"; type = "slack"; url = "%s"; rate = 0; },
+  { name = "fan-b"; type = "slack-bot"; token = "%s"; api_url = "%s"; channel = "#fan"; rate = 0; }
+);
+alerts = (
+  { name = "fan"; providers = [ "fan-a", "fan-b" ]; severity = "info";
+    sources = ( { kind = "Kustomization"; name = "fan"; } ); },
+  { name = "flaky"; providers = [ "fan-a" ]; notify = "changes";
+    sources = ( { kind = "Kustomization"; name = "flaky"; } ); }
+);
+""" % (state, self.emu.url(hook_path("fan")), TOKEN, self.emu.url(bot_base("fan")))
+        self.d = frtest.Daemon(conf, workdir=self.workdir, state_dir=state)
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.d.stop(), 0)
+        finally:
+            self.d.cleanup()
+
+    def accepted(self, eid):
+        return [l for l in self.d.lines_err
+                if 'msg="event accepted"' in l and "event_id=%s " % eid in l]
+
+    def test_one_line_per_target(self):
+        status, _, doc = self.d.post(event("fan", "to both"))
+        self.assertEqual((status, doc["status"]), (202, "accepted"), doc)
+        eid = doc["id"]
+        self.d.wait_err(r'msg="event accepted" event_id=%s ' % eid, count=2)
+        lines = self.accepted(eid)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(any(" target=fan-a " in l for l in lines), lines)
+        self.assertTrue(any(' target="fan-b #fan" ' in l for l in lines), lines)
+        for l in lines:
+            self.assertRegex(l, r" object=Kustomization/apps/fan severity=error "
+                                r"reason=ReconciliationFailed alerts=fan kind=event$")
+            self.assertNotIn("targets=", l)
+        # The delivered lines name the same targets.
+        self.d.wait_err(r'msg="?delivered"?.*event_id=%s .*target=fan-a ' % eid)
+        self.d.wait_err(r'msg="?delivered"?.*event_id=%s .*target="fan-b #fan" ' % eid)
+
+    def test_incident_kind_and_counted(self):
+        status, _, doc = self.d.post(event("flaky", "down"))
+        self.assertEqual((status, doc["status"]), (202, "accepted"), doc)
+        self.d.wait_err(r'msg="event accepted" event_id=%s target=fan-a .*alerts=flaky '
+                        r'kind=opened$' % doc["id"])
+        # The same failure again: the incident counts it and sends nothing.
+        status, _, doc = self.d.post(event("flaky", "down"))
+        self.assertEqual((status, doc["status"]), (202, "accepted"), doc)
+        self.d.wait_err(r'msg="event accepted" event_id=%s object=Kustomization/apps/flaky '
+                        r'.*alerts=flaky incident=counted$' % doc["id"])
+        lines = self.accepted(doc["id"])
+        self.assertEqual(len(lines), 1, lines)
+        self.assertNotIn("target=", lines[0])
+
+
 if __name__ == "__main__":
     frtest.main()
