@@ -222,7 +222,7 @@ dedup_record(struct queue *q, const unsigned char key[DEDUP_KEY_LEN], double win
 {
 	if (!(window > 0))
 		return 0;
-	return queue_dedup_put(q, key, DEDUP_KEY_LEN, event_id, now);
+	return queue_dedup_put(q, key, DEDUP_KEY_LEN, event_id, now, window);
 }
 
 int

@@ -53,9 +53,12 @@ enum dedup_verdict dedup_admit(struct queue *q, const unsigned char key[DEDUP_KE
     double window, double now, char event_id[UTIL_ID_SIZE]);
 
 /*
- * Record an admitted event as the first sighting of key (replacing one whose
- * window ran out) in q's open transaction: a batch that rolls back leaves no
- * key behind. Nothing for window <= 0. 0 / -1.
+ * Record an admitted event as the first sighting of key in q's open
+ * transaction: a batch that rolls back leaves no key behind. A sighting whose
+ * window has not run out stays as it is (first id, first time), so an event
+ * recorded without dedup_admit (one that changes an incident, never a
+ * duplicate) does not move the window; one whose window ran out is replaced.
+ * Nothing for window <= 0. 0 / -1.
  */
 int dedup_record(struct queue *q, const unsigned char key[DEDUP_KEY_LEN], double window,
     double now, const char *event_id);

@@ -380,6 +380,17 @@ deliver_due_at(struct deliver *d, double when_m)
 
 /* -------------------------------------------------------- queue transitions */
 
+/*
+ * What a dead letter does with the error of the attempt before it (the row's
+ * last_error), when its own cause is not an answer.
+ */
+enum deliver_last {
+	DELIVER_LAST_NONE,            /* error says it all (an answer, or nothing was tried) */
+	DELIVER_LAST_STORE,           /* stored after error: "max_age exceeded; last error: …" */
+	DELIVER_LAST_LOG,             /* logged only: the stored error stays exactly error
+	                               * (SPEC §3: "provider removed") */
+};
+
 /* "max_age exceeded; last error: HTTP 500 …" (new string). */
 static char *
 deliver_error_with_last(const char *error, const struct queue_row *r)
@@ -389,14 +400,24 @@ deliver_error_with_last(const char *error, const struct queue_row *r)
 	return util_printf("%s; last error: %s", error, r->last_error);
 }
 
+/* The first of rows' earlier errors, for the log line; NULL when none had one. */
+static const char *
+deliver_first_last_error(const struct queue_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].last_error != NULL && rows[i].last_error[0] != '\0')
+			return rows[i].last_error;
+	return NULL;
+}
+
 /*
  * Dead-letter rows of t with error. attempts: each row's count from now on
- * (NULL: unchanged). keep_last: the row's previous error follows error
- * (SPEC §8: a dead letter keeps its last HTTP status and Slack error).
+ * (NULL: unchanged). last: what becomes of each row's previous error (SPEC
+ * §8: a dead letter keeps its last HTTP status and Slack error).
  */
 static void
 deliver_dead_letter(struct deliver *d, struct deliver_target *t, const struct queue_row *rows,
-    size_t n, const int *attempts, const char *error, bool keep_last)
+    size_t n, const int *attempts, const char *error, enum deliver_last last)
 {
 	if (n == 0)
 		return;
@@ -404,7 +425,7 @@ deliver_dead_letter(struct deliver *d, struct deliver_target *t, const struct qu
 	char *first = NULL;
 	for (size_t i = 0; i < n; i++) {
 		int a = attempts ? attempts[i] : rows[i].attempts;
-		char *e = keep_last ? deliver_error_with_last(error, &rows[i]) : NULL;
+		char *e = last == DELIVER_LAST_STORE ? deliver_error_with_last(error, &rows[i]) : NULL;
 		/* A new incident's parent that never made it: its replies must not
 		 * go to an older thread of the object (SPEC §12: top-level instead). */
 		if (rows[i].kind == QUEUE_KIND_OPENED && rows[i].thread_key != NULL &&
@@ -421,8 +442,9 @@ deliver_dead_letter(struct deliver *d, struct deliver_target *t, const struct qu
 	queue_pending_add(-(int64_t)n);
 	metrics_queue_add(t->provider, -(int64_t)n, (int64_t)n);
 	metrics_delivery(t->provider, METRICS_DEAD, n);
+	const char *before = last == DELIVER_LAST_LOG ? deliver_first_last_error(rows, n) : NULL;
 	deliver_log(LOG_LEVEL_WARN, "dead letter", t, rows, n, most, first ? first : error,
-	    NULL, NULL);
+	    before ? "last_error" : NULL, before);
 	free(first);
 }
 
@@ -708,7 +730,7 @@ deliver_orphans(struct deliver *d, struct deliver_target *t)
 		deliver_read_failed(d, t);
 		return false;
 	}
-	deliver_dead_letter(d, t, rows, n, NULL, "provider removed", true);
+	deliver_dead_letter(d, t, rows, n, NULL, "provider removed", DELIVER_LAST_LOG);
 	queue_rows_free(rows, n);
 	return n == DELIVER_ORPHAN_BATCH;
 }
@@ -752,7 +774,7 @@ deliver_pass_take(struct deliver *d, struct deliver_target *t, struct deliver_pa
 		struct queue_row bad = *r;
 		memset(r, 0, sizeof(*r));
 		snprintf(bad_event, sizeof(bad_event), "invalid stored event: %s", err);
-		deliver_dead_letter(d, t, &bad, 1, NULL, bad_event, false);
+		deliver_dead_letter(d, t, &bad, 1, NULL, bad_event, DELIVER_LAST_NONE);
 		ps->again = true;
 		queue_row_clear(&bad);
 		return;
@@ -822,7 +844,8 @@ deliver_pass_triage(struct deliver *d, struct deliver_target *t, struct deliver_
 		}
 	}
 	if (ps->ndead > 0) {
-		deliver_dead_letter(d, t, ps->dead, ps->ndead, NULL, "max_age exceeded", true);
+		deliver_dead_letter(d, t, ps->dead, ps->ndead, NULL, "max_age exceeded",
+		    DELIVER_LAST_STORE);
 		if (ps->nsend == 0)
 			ps->again = true;         /* rows behind them may be due */
 	}
@@ -843,7 +866,7 @@ deliver_pass_print(struct deliver *d, struct deliver_target *t,
 		char *line = slack_render_string(p, channel, &ps->parsed.items[i], 1);
 		if (line == NULL) {
 			deliver_dead_letter(d, t, &ps->send[i], 1, NULL, "cannot render payload",
-			    false);
+			    DELIVER_LAST_NONE);
 			continue;
 		}
 		fputs(line, stdout);
@@ -884,7 +907,8 @@ deliver_pass_post(struct deliver *d, struct deliver_target *t, const struct conf
 		t->payload = slack_render_fit(p, channel, ps->parsed.items, ps->nsend, &used);
 	}
 	if (t->payload == NULL) {
-		deliver_dead_letter(d, t, ps->send, ps->nsend, NULL, "cannot render payload", false);
+		deliver_dead_letter(d, t, ps->send, ps->nsend, NULL, "cannot render payload",
+		    DELIVER_LAST_NONE);
 		return;
 	}
 	for (size_t i = used; i < ps->nsend; i++)
@@ -977,7 +1001,8 @@ deliver_thread_post(struct deliver *d, struct deliver_target *t, const struct co
 		t->payload = slack_render_string(p, channel, it, 1);
 	}
 	if (t->payload == NULL) {
-		deliver_dead_letter(d, t, ps->send, ps->nsend, NULL, "cannot render payload", false);
+		deliver_dead_letter(d, t, ps->send, ps->nsend, NULL, "cannot render payload",
+		    DELIVER_LAST_NONE);
 		deliver_target_reset(t);
 		return;
 	}
@@ -1379,7 +1404,8 @@ deliver_transient(struct deliver *d, struct deliver_target *t, const struct slac
 		deliver_log(LOG_LEVEL_WARN, "delivery failed, will retry", t, keep.rows, keep.n,
 		    (int)worst, res->error, "retry_in", dbuf);
 	}
-	deliver_dead_letter(d, t, dead.rows, dead.n, dead.attempts, res->error, false);
+	deliver_dead_letter(d, t, dead.rows, dead.n, dead.attempts, res->error,
+	    DELIVER_LAST_NONE);
 	free(dead.rows);
 	free(dead.attempts);
 	free(keep.rows);
@@ -1387,9 +1413,11 @@ deliver_transient(struct deliver *d, struct deliver_target *t, const struct slac
 }
 
 /*
- * A permanent failure: the rows are dead letters, unless a coalesced message
- * was refused as too large or invalid; that is not its events' fault, maybe
- * only one's: they go again one per message, so only an offending event dies.
+ * A permanent failure: the rows are dead letters, counting the attempt just
+ * refused (as a transient failure would), unless a coalesced message was
+ * refused as too large or invalid; that is not its events' fault, maybe only
+ * one's: they go again one per message, uncounted, so only an offending
+ * event dies.
  */
 static void
 deliver_permanent(struct deliver *d, struct deliver_target *t, const struct slack_result *res)
@@ -1401,7 +1429,11 @@ deliver_permanent(struct deliver *d, struct deliver_target *t, const struct slac
 		    deliver_most_attempts(t->rows, t->nrows), res->error, NULL, NULL);
 		return;
 	}
-	deliver_dead_letter(d, t, t->rows, t->nrows, NULL, res->error, false);
+	int *attempts = util_calloc(t->nrows, sizeof(*attempts));
+	for (size_t i = 0; i < t->nrows; i++)
+		attempts[i] = t->rows[i].attempts + 1;
+	deliver_dead_letter(d, t, t->rows, t->nrows, attempts, res->error, DELIVER_LAST_NONE);
+	free(attempts);
 }
 
 /*

@@ -456,29 +456,38 @@ http_on_committed(struct queue_req *q)
 static void
 http_log_accepted(struct http_req *r, const struct event *ev)
 {
+	/*
+	 * SPEC §10: one "event accepted" line per target, with event_id and
+	 * target spelled as the delivery outcomes spell them, so `grep
+	 * event_id=` and `grep target=` find the acceptance next to what became
+	 * of it. An event that delivers nothing gets one line without a target.
+	 */
 	if (!log_enabled(LOG_LEVEL_INFO))
 		return;
-	struct util_buf targets = {0}, alerts = {0};
-	for (size_t i = 0; i < r->qreq.nitems; i++) {
-		const struct queue_item *it = &r->qreq.items[i];
-		char *label = rules_target_label(it->provider, it->channel);
-		util_buf_printf(&targets, "%s%s%s%s", i ? "," : "", label,
-		    it->kind != QUEUE_KIND_EVENT ? ":" : "",
-		    it->kind != QUEUE_KIND_EVENT ? queue_kind_name(it->kind) : "");
-		free(label);
-	}
+	struct util_buf alerts = {0};
 	size_t nalerts = r->inc ? r->inc->nalerts : r->match.nalerts;
 	for (size_t i = 0; i < nalerts; i++)
 		util_buf_printf(&alerts, "%s%s", i ? "," : "",
 		    r->inc ? r->inc->alerts[i] : r->match.alerts[i]);
 	char *object = util_printf("%s/%s%s%s", ev->kind, ev->namespace ? ev->namespace : "",
 	    ev->namespace ? "/" : "", ev->name);
-	log_info("event accepted", "event_id", r->qreq.event_id, "object", object,
-	    "severity", event_severity_name(ev->severity), "reason", ev->reason,
-	    "alerts", alerts.data ? alerts.data : "", "targets", targets.data ? targets.data : "",
-	    NULL);
+	const char *alist = alerts.data ? alerts.data : "";
+	const char *severity = event_severity_name(ev->severity);
+	for (size_t i = 0; i < r->qreq.nitems; i++) {
+		const struct queue_item *it = &r->qreq.items[i];
+		char *label = rules_target_label(it->provider, it->channel);
+		log_info("event accepted", "event_id", r->qreq.event_id, "target", label,
+		    "object", object, "severity", severity, "reason", ev->reason, "alerts", alist,
+		    "kind", queue_kind_name(it->kind), NULL);
+		free(label);
+	}
+	/* Accepted with no delivery: only an incident's state changed, and the
+	 * one change that sends nothing is a failure counted. */
+	if (r->qreq.nitems == 0)
+		log_info("event accepted", "event_id", r->qreq.event_id, "object", object,
+		    "severity", severity, "reason", ev->reason, "alerts", alist,
+		    "incident", "counted", NULL);
 	free(object);
-	util_buf_free(&targets);
 	util_buf_free(&alerts);
 }
 

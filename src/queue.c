@@ -248,8 +248,12 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	    "state, attempts, next_attempt_at, created_at, kind, thread_key, incident, cluster) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, ?7, ?8, ?9, ?10, ?11)",
 	[QUEUE_ST_DEDUP_GET] = "SELECT event_id, first_seen FROM dedup WHERE key = ?1",
+	/* A stored sighting is replaced only once its window ran out (the
+	 * negation of dedup_admit's "now - first_seen < window"). */
 	[QUEUE_ST_DEDUP_PUT] =
-	    "INSERT OR REPLACE INTO dedup (key, event_id, first_seen) VALUES (?1, ?2, ?3)",
+	    "INSERT INTO dedup (key, event_id, first_seen) VALUES (?1, ?2, ?3) "
+	    "ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, "
+	    "first_seen = excluded.first_seen WHERE NOT (?3 - dedup.first_seen < ?4)",
 	[QUEUE_ST_DEDUP_EXPIRE] = "DELETE FROM dedup WHERE first_seen < ?1",
 	[QUEUE_ST_RECORD_DEFER] =
 	    "UPDATE deliveries SET attempts = ?2, next_attempt_at = ?3, "
@@ -1573,7 +1577,7 @@ queue_dedup_get(struct queue *q, const void *key, size_t keylen, double *first_s
 
 int
 queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char *event_id,
-    double first_seen)
+    double first_seen, double window)
 {
 	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DEDUP_PUT);
 	if (st == NULL)
@@ -1581,6 +1585,7 @@ queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char *eve
 	sqlite3_bind_blob(st, 1, key, (int)keylen, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, event_id, -1, SQLITE_STATIC);
 	sqlite3_bind_double(st, 3, first_seen);
+	sqlite3_bind_double(st, 4, window);
 	return queue_exec_stmt(q, st, "insert dedup key");
 }
 

@@ -221,9 +221,13 @@ int queue_insert(struct queue *q, const char *event_id, const char *event, size_
  */
 int queue_dedup_get(struct queue *q, const void *key, size_t keylen, double *first_seen,
     char event_id[UTIL_ID_SIZE]);
-/* Store (or replace) the first sighting of a key, in the open transaction. 0 / -1. */
+/*
+ * Store the first sighting of a key at first_seen, in the open transaction,
+ * unless one is stored that is less than window seconds older (SPEC §7: the
+ * window stays fixed from the first sighting); an older one is replaced. 0 / -1.
+ */
 int queue_dedup_put(struct queue *q, const void *key, size_t keylen, const char *event_id,
-    double first_seen);
+    double first_seen, double window);
 /* Delete the first sightings older than before, in a transaction of its own. 0 / -1. */
 int queue_dedup_expire(struct queue *q, double before);
 

@@ -171,7 +171,8 @@ class SuspendedProviderTest(unittest.TestCase):
             self.assertEqual(status, 202)
             self.assertEqual(doc["status"], "accepted", doc)
             self.assertEqual(doc["alerts"], ["both"])
-            d.wait_err(r'msg="event accepted".*alerts=both targets=live$')
+            d.wait_err(r'msg="event accepted" event_id=%s target=live .*alerts=both kind=event$'
+                       % doc["id"])
             d.wait_out(r"^\{")
             # Every provider of the alert suspended: as if no alert matched.
             status, _, doc = d.post(gitrepository)
@@ -203,8 +204,10 @@ class SuspendedProviderTest(unittest.TestCase):
             status, _, doc = d.post(json.dumps(first))
             self.assertEqual((status, doc["status"]), (202, "accepted"))
             # Not suspended yet: the changes alert opens an incident there too.
-            d.wait_err(r'msg="event accepted".*alerts=both,changes-paused '
-                       r'targets=live,paused:opened$')
+            d.wait_err(r'msg="event accepted" event_id=%s target=live '
+                       r'.*alerts=both,changes-paused kind=event$' % doc["id"])
+            d.wait_err(r'msg="event accepted" event_id=%s target=paused '
+                       r'.*alerts=both,changes-paused kind=opened$' % doc["id"])
             deadline = time.monotonic() + 10
             while not self.slack.requests and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -216,10 +219,14 @@ class SuspendedProviderTest(unittest.TestCase):
             second = dict(first, message="after the suspend")
             status, _, doc = d.post(json.dumps(second))
             self.assertEqual((status, doc["status"]), (202, "accepted"))
-            d.wait_err(r'msg="event accepted".*targets=live$')
+            second_id = doc["id"]
+            d.wait_err(r'msg="event accepted" event_id=%s target=live .*kind=event$' % second_id)
             self.slack.set_default(Response.ok())
             d.wait_err(r'msg="delivered".*target=paused', timeout=15)
             time.sleep(1.0)   # several backoff periods: nothing else comes
+            # The second event was accepted for the live target only.
+            self.assertEqual(len([l for l in d.lines_err if 'msg="event accepted" event_id=%s '
+                                  % second_id in l]), 1, "\n".join(d.lines_err))
             texts = [json.dumps(r.json) for r in self.slack.requests]
             self.assertTrue(all(first["message"] in t for t in texts), texts)
             self.assertFalse(any("after the suspend" in t for t in texts), texts)

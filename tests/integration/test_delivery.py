@@ -36,6 +36,7 @@ CASES = {
     "ra-none": "",
     "transient": "",
     "perm400": "", "perm403": "", "perm404": "", "perm404b": "", "perm410": "",
+    "perm-late": "",
     "slow": "timeout = 0.5;",
     "drop": "",
     "fifo": "",
@@ -247,19 +248,33 @@ class Delivery(unittest.TestCase):
         cases = [("perm400", 400, "invalid_payload"), ("perm403", 403, "action_prohibited"),
                  ("perm404", 404, "channel_not_found"), ("perm404b", 404, "no_service"),
                  ("perm410", 410, "channel_is_archived")]
+        eids = {}
         for case, status, err in cases:
             self.emu.set_default(Response.error(status, err), path=hook_path(case))
-            self.post(case, "rejected " + case)
+            eids[case] = self.post(case, "rejected " + case)
         for case, status, err in cases:
             rows = self.wait_dead(case, 1)
             self.assertIn(str(status), rows[0]["last_error"])
             self.assertIn(err, rows[0]["last_error"])
-            self.assertEqual(rows[0]["attempts"], 0, rows[0])
+            # The attempt that was refused counts, in the list and the log.
+            self.assertEqual(rows[0]["attempts"], 1, rows[0])
+            self.d.wait_err(r'msg="?dead letter"?.*event_id=%s\b.*attempts=1\b' % eids[case])
         time.sleep(0.3)
         for case, _, _ in cases:
             self.assertEqual(len(self.emu.requests_for(hook_path(case))), 1,
                              "%s was retried" % case)
             self.assertEqual(self.rows_of(case), [])
+
+    def test_permanent_after_transient_counts_both(self):
+        path = hook_path("perm-late")
+        self.emu.script(path, Response.error(503, ""))
+        self.emu.set_default(Response.error(404, "no_service"), path=path)
+        eid = self.post("perm-late", "fails twice")
+        rows = self.wait_dead("perm-late", 1)
+        self.assertIn("no_service", rows[0]["last_error"])
+        self.assertEqual(rows[0]["attempts"], 2, rows[0])
+        self.d.wait_err(r'msg="?dead letter"?.*event_id=%s\b.*attempts=2\b' % eid)
+        self.assertEqual(len(self.emu.requests_for(path)), 2)
 
     def test_slow_answer_beyond_timeout_retried(self):
         path = hook_path("slow")
@@ -336,6 +351,8 @@ class Delivery(unittest.TestCase):
         rows = self.wait_dead("split", 1)
         self.assertEqual([r["message"] for r in rows], ["split-2 OVERSIZE"])
         self.assertIn("invalid_payload", rows[0]["last_error"])
+        # Its own refusal counts; the coalesced message's refusal was not its fault.
+        self.assertEqual(rows[0]["attempts"], 1, rows[0])
         deadline = time.monotonic() + 10
         while True:
             ok = [r for r in self.emu.requests_for(path) if r.answer.status == 200]
@@ -412,6 +429,7 @@ class Delivery(unittest.TestCase):
         self.post("bot-notfound", "bot lost")
         rows = self.wait_dead("bot-notfound", 1)
         self.assertIn("channel_not_found", rows[0]["last_error"])
+        self.assertEqual(rows[0]["attempts"], 1, rows[0])
         time.sleep(0.3)
         self.assertEqual(len(self.emu.requests_for(path)), 1)
 
@@ -568,6 +586,74 @@ alerts = ( { name = "a"; providers = [ "alpha", "beta" ]; severity = "info";
         for _ in range(3):
             self.metrics()
         self.assertEqual(self.queue_fds(), before)
+
+
+class AcceptedLog(unittest.TestCase):
+    """SPEC §10: every accepted event is logged with its event id and target,
+    one "event accepted" line per target (as delivered/retry/dead lines)."""
+
+    def setUp(self):
+        self.emu = SlackEmulator().start()
+        self.addCleanup(self.emu.stop)
+        self.workdir = tempfile.mkdtemp(prefix="frtest-accepted-")
+        state = os.path.join(self.workdir, "state")
+        conf = """
+state_dir = "%s";
+dedup: { window = 0; };
+log: { level = "info"; };
+providers = (
+  { name = "fan-a"; type = "slack"; url = "%s"; rate = 0; },
+  { name = "fan-b"; type = "slack-bot"; token = "%s"; api_url = "%s"; channel = "#fan"; rate = 0; }
+);
+alerts = (
+  { name = "fan"; providers = [ "fan-a", "fan-b" ]; severity = "info";
+    sources = ( { kind = "Kustomization"; name = "fan"; } ); },
+  { name = "flaky"; providers = [ "fan-a" ]; notify = "changes";
+    sources = ( { kind = "Kustomization"; name = "flaky"; } ); }
+);
+""" % (state, self.emu.url(hook_path("fan")), TOKEN, self.emu.url(bot_base("fan")))
+        self.d = frtest.Daemon(conf, workdir=self.workdir, state_dir=state)
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.d.stop(), 0)
+        finally:
+            self.d.cleanup()
+
+    def accepted(self, eid):
+        return [l for l in self.d.lines_err
+                if 'msg="event accepted"' in l and "event_id=%s " % eid in l]
+
+    def test_one_line_per_target(self):
+        status, _, doc = self.d.post(event("fan", "to both"))
+        self.assertEqual((status, doc["status"]), (202, "accepted"), doc)
+        eid = doc["id"]
+        self.d.wait_err(r'msg="event accepted" event_id=%s ' % eid, count=2)
+        lines = self.accepted(eid)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(any(" target=fan-a " in l for l in lines), lines)
+        self.assertTrue(any(' target="fan-b #fan" ' in l for l in lines), lines)
+        for l in lines:
+            self.assertRegex(l, r" object=Kustomization/apps/fan severity=error "
+                                r"reason=ReconciliationFailed alerts=fan kind=event$")
+            self.assertNotIn("targets=", l)
+        # The delivered lines name the same targets.
+        self.d.wait_err(r'msg="?delivered"?.*event_id=%s .*target=fan-a ' % eid)
+        self.d.wait_err(r'msg="?delivered"?.*event_id=%s .*target="fan-b #fan" ' % eid)
+
+    def test_incident_kind_and_counted(self):
+        status, _, doc = self.d.post(event("flaky", "down"))
+        self.assertEqual((status, doc["status"]), (202, "accepted"), doc)
+        self.d.wait_err(r'msg="event accepted" event_id=%s target=fan-a .*alerts=flaky '
+                        r'kind=opened$' % doc["id"])
+        # The same failure again: the incident counts it and sends nothing.
+        status, _, doc = self.d.post(event("flaky", "down"))
+        self.assertEqual((status, doc["status"]), (202, "accepted"), doc)
+        self.d.wait_err(r'msg="event accepted" event_id=%s object=Kustomization/apps/flaky '
+                        r'.*alerts=flaky incident=counted$' % doc["id"])
+        lines = self.accepted(doc["id"])
+        self.assertEqual(len(lines), 1, lines)
+        self.assertNotIn("target=", lines[0])
 
 
 if __name__ == "__main__":

@@ -436,6 +436,53 @@ START_TEST(test_dedup_transaction)
 }
 END_TEST
 
+/*
+ * Recording keeps an unexpired first sighting (SPEC §7: the window is fixed
+ * from the first sighting). The writer records without asking dedup_admit
+ * when an event opens, counts or closes an incident, so a record inside the
+ * window must not move it; the first record after it ran out starts a new one.
+ */
+START_TEST(test_dedup_record_keeps_window)
+{
+	struct queue *q = t_open();
+	char id[UTIL_ID_SIZE];
+
+	t_record(q, 4, 1000, "first");
+	/* incident events of the same key at 1100 and 1299: no new window */
+	t_record(q, 4, 1100, "second");
+	t_record(q, 4, 1299, "third");
+	ck_assert_int_eq(t_admit(q, 4, 1299.9, 300, id), DEDUP_DUPLICATE);
+	ck_assert_str_eq(id, "first");
+	ck_assert_int_eq(t_admit(q, 4, 1300, 300, id), DEDUP_NEW);
+
+	/* the normal path: a duplicate at 1200 is answered, not recorded, and
+	 * the window still ends at 1300 */
+	ck_assert_int_eq(t_admit(q, 5, 1000, 300, id), DEDUP_NEW);
+	t_record(q, 5, 1000, "five");
+	ck_assert_int_eq(t_admit(q, 5, 1200, 300, id), DEDUP_DUPLICATE);
+	ck_assert_int_eq(t_admit(q, 5, 1300, 300, id), DEDUP_NEW);
+
+	/* after the window: the first record starts a new one from its time */
+	t_record(q, 4, 1300, "fourth");
+	t_record(q, 4, 1450, "fifth");
+	ck_assert_int_eq(t_admit(q, 4, 1599, 300, id), DEDUP_DUPLICATE);
+	ck_assert_str_eq(id, "fourth");
+	ck_assert_int_eq(t_admit(q, 4, 1600, 300, id), DEDUP_NEW);
+
+	/* within one transaction (one writer batch) too */
+	unsigned char k[DEDUP_KEY_LEN];
+	mkkey(k, 6);
+	ck_assert_int_eq(queue_begin(q), 0);
+	ck_assert_int_eq(dedup_record(q, k, 300, 2000, "six"), 0);
+	ck_assert_int_eq(dedup_record(q, k, 300, 2001, "six-again"), 0);
+	ck_assert_int_eq(queue_commit(q), 0);
+	ck_assert_int_eq(t_admit(q, 6, 2299.5, 300, id), DEDUP_DUPLICATE);
+	ck_assert_str_eq(id, "six");
+	ck_assert_int_eq(t_admit(q, 6, 2300, 300, id), DEDUP_NEW);
+	queue_close(q);
+}
+END_TEST
+
 START_TEST(test_dedup_prune)
 {
 	struct queue *q = t_open();
@@ -484,6 +531,7 @@ dedup_suite(void)
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
 	tcase_add_test(tc, test_dedup_window);
 	tcase_add_test(tc, test_dedup_transaction);
+	tcase_add_test(tc, test_dedup_record_keeps_window);
 	tcase_add_test(tc, test_dedup_prune);
 	suite_add_tcase(s, tc);
 	return s;
