@@ -4,7 +4,9 @@
  * namespace), the watchdog interval from $WATCHDOG_USEC / $WATCHDOG_PID, and
  * the listening socket of socket activation from $LISTEN_PID / $LISTEN_FDS.
  * The public functions are tested in either build (libsystemd or fluxrelay's
- * own protocol code), so the same expectations hold for both.
+ * own protocol code), so the same expectations hold for both; the native
+ * code (notify_native_*) is compiled in with FLUXRELAY_UNITTEST and tested
+ * directly, so a libsystemd build checks it too.
  */
 #include <check.h>
 #include <errno.h>
@@ -245,16 +247,17 @@ static const struct {
 	enum t_pid pid;
 	const char *fds, *names;  /* NULL: unset */
 	int open;                 /* descriptors made from 3 on */
-	int want;                 /* notify_listen_fd() */
+	int n;                    /* notify_native_listen_fds(); notify_listen_fd()
+	                             gives 3 when n >= 1, else -1 */
 } listen_cases[] = {
-	{ T_PID_SELF, "1", "fluxrelay", 1, 3 },
-	{ T_PID_SELF, "1", NULL, 1, 3 },
-	{ T_PID_SELF, "2", "a:b", 2, 3 },
-	{ T_PID_PARENT, "1", NULL, 1, -1 },   /* meant for another process */
-	{ T_PID_UNSET, "1", NULL, 1, -1 },
+	{ T_PID_SELF, "1", "fluxrelay", 1, 1 },
+	{ T_PID_SELF, "1", NULL, 1, 1 },
+	{ T_PID_SELF, "2", "a:b", 2, 2 },
+	{ T_PID_PARENT, "1", NULL, 1, 0 },    /* meant for another process */
+	{ T_PID_UNSET, "1", NULL, 1, 0 },
 	{ T_PID_BAD, "1", NULL, 1, -1 },
-	{ T_PID_SELF, NULL, NULL, 1, -1 },
-	{ T_PID_SELF, "0", NULL, 0, -1 },
+	{ T_PID_SELF, NULL, NULL, 1, 0 },
+	{ T_PID_SELF, "0", NULL, 0, 0 },
 	{ T_PID_SELF, "1x", NULL, 1, -1 },
 	{ T_PID_SELF, "-1", NULL, 1, -1 },
 	{ T_PID_SELF, "1", NULL, 0, -1 },     /* descriptor 3 not open */
@@ -269,7 +272,7 @@ static const struct {
 
 /* The child's half: 0 when the case holds, else 1 after saying why. */
 static int
-t_listen_child(int i)
+t_listen_child(int i, int native)
 {
 	int s[2] = { -1, -1 };
 	char pid[32];
@@ -312,8 +315,15 @@ t_listen_child(int i)
 	if (listen_cases[i].names != NULL)
 		setenv("LISTEN_FDNAMES", listen_cases[i].names, 1);
 
-	int fd = notify_listen_fd();
-	T_CHILD_CHECK(fd == listen_cases[i].want);
+	int fd;
+	if (native) {
+		int n = notify_native_listen_fds();
+		T_CHILD_CHECK(n == listen_cases[i].n);
+		fd = n >= 1 ? 3 : -1;
+	} else {
+		fd = notify_listen_fd();
+		T_CHILD_CHECK(fd == (listen_cases[i].n >= 1 ? 3 : -1));
+	}
 	/* Unset either way, so no child process takes them for its own. */
 	T_CHILD_CHECK(getenv("LISTEN_PID") == NULL);
 	T_CHILD_CHECK(getenv("LISTEN_FDS") == NULL);
@@ -331,17 +341,130 @@ t_listen_child(int i)
 	return 0;
 }
 
-START_TEST(test_listen_fd)
+static void
+t_listen_case(int i, int native)
 {
 	fflush(NULL);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
-		_exit(t_listen_child(_i));
+		_exit(t_listen_child(i, native));
 	int status = 0;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "listen case %d failed (see above)", _i);
+	    "listen case %d (%s) failed (see above)", i, native ? "native" : "notify_listen_fd");
+}
+
+START_TEST(test_listen_fd)
+{
+	t_listen_case(_i, 0);
+}
+END_TEST
+
+START_TEST(test_native_listen_fds)
+{
+	t_listen_case(_i, 1);
+}
+END_TEST
+
+/* ---- the native protocol code, in either build ---- */
+
+START_TEST(test_native_send)
+{
+	static const char *const states[] = {
+		"READY=1",
+		"READY=1\nSTATUS=serving",
+		"STATUS=caf\xc3\xa9 \xe2\x80\x94 reload failed at 12:00:00 UTC",
+		"WATCHDOG=1",
+	};
+	char buf[8192], big[4001];
+	t_listen(_i);
+	for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+		ck_assert_int_eq(notify_native_send(states[k]), 0);
+		ck_assert_str_eq(t_recv(buf, sizeof(buf)), states[k]);
+	}
+	/* One datagram, however long the STATUS= line. */
+	memset(big, 'x', sizeof(big) - 1);
+	memcpy(big, "STATUS=", 7);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_int_eq(notify_native_send(big), 0);
+	ck_assert_str_eq(t_recv(buf, sizeof(buf)), big);
+	ck_assert(t_none());
+}
+END_TEST
+
+START_TEST(test_native_send_errors)
+{
+	char name[200];
+	/* Nothing asked: nothing sent, no error. */
+	ck_assert_int_eq(notify_native_send("READY=1"), 0);
+	setenv("NOTIFY_SOCKET", "", 1);
+	ck_assert_int_eq(notify_native_send("READY=1"), 0);
+
+	static const char *const bad[] = { "relative/notify", "@", "vsock:2:1234" };
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		setenv("NOTIFY_SOCKET", bad[k], 1);
+		errno = 0;
+		ck_assert_msg(notify_native_send("READY=1") == -1 && errno == EAFNOSUPPORT,
+		    "NOTIFY_SOCKET=%s: errno %d", bad[k], errno);
+	}
+	/* Longer than sun_path: refused, not cut to another name. */
+	memset(name, 'a', sizeof(name) - 1);
+	name[0] = '/';
+	name[sizeof(name) - 1] = '\0';
+	setenv("NOTIFY_SOCKET", name, 1);
+	ck_assert_int_eq(notify_native_send("READY=1"), -1);
+	name[0] = '@';
+	setenv("NOTIFY_SOCKET", name, 1);
+	ck_assert_int_eq(notify_native_send("READY=1"), -1);
+
+	/* Nobody there. */
+	snprintf(name, sizeof(name), "%s/missing", test_tmpdir);
+	setenv("NOTIFY_SOCKET", name, 1);
+	errno = 0;
+	ck_assert_int_eq(notify_native_send("READY=1"), -1);
+	ck_assert_int_eq(errno, ENOENT);
+
+	/* The public functions carry on (and log once). */
+	notify_ready();
+	notify_watchdog();
+}
+END_TEST
+
+/*
+ * A manager that does not read: the queue fills and sends fail with EAGAIN
+ * at once rather than blocking the main thread (Check's timeout ends a
+ * test that would block).
+ */
+START_TEST(test_native_never_blocks)
+{
+	t_listen(_i);
+	int r = 0, k;
+	for (k = 0; k < 100000 && r == 0; k++)
+		r = notify_native_send("WATCHDOG=1");
+	ck_assert_msg(r == -1 && errno == EAGAIN, "after %d datagrams: %d, errno %d", k, r, errno);
+	ck_assert_int_gt(k, 1);
+}
+END_TEST
+
+START_TEST(test_native_watchdog)
+{
+	char pid[32];
+	if (watchdog_cases[_i].usec != NULL)
+		setenv("WATCHDOG_USEC", watchdog_cases[_i].usec, 1);
+	if (watchdog_cases[_i].pid != NULL) {
+		if (strcmp(watchdog_cases[_i].pid, "self") == 0)
+			snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+		else if (strcmp(watchdog_cases[_i].pid, "parent") == 0)
+			snprintf(pid, sizeof(pid), "%ld", (long)getppid());
+		else
+			snprintf(pid, sizeof(pid), "%s", watchdog_cases[_i].pid);
+		setenv("WATCHDOG_PID", pid, 1);
+	}
+	ck_assert_uint_eq(notify_native_watchdog_usec(),
+	    (uint64_t)(watchdog_cases[_i].want * 1e6));
+	/* Left for a later look. */
+	ck_assert_int_eq(getenv("WATCHDOG_USEC") != NULL, watchdog_cases[_i].usec != NULL);
 }
 END_TEST
 
@@ -357,6 +480,13 @@ notify_suite(void)
 	tcase_add_loop_test(tc, test_watchdog_interval, 0,
 	    (int)(sizeof(watchdog_cases) / sizeof(watchdog_cases[0])));
 	tcase_add_loop_test(tc, test_listen_fd, 0,
+	    (int)(sizeof(listen_cases) / sizeof(listen_cases[0])));
+	tcase_add_loop_test(tc, test_native_send, 0, 2);
+	tcase_add_test(tc, test_native_send_errors);
+	tcase_add_loop_test(tc, test_native_never_blocks, 0, 2);
+	tcase_add_loop_test(tc, test_native_watchdog, 0,
+	    (int)(sizeof(watchdog_cases) / sizeof(watchdog_cases[0])));
+	tcase_add_loop_test(tc, test_native_listen_fds, 0,
 	    (int)(sizeof(listen_cases) / sizeof(listen_cases[0])));
 	suite_add_tcase(s, tc);
 	return s;
