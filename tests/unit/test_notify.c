@@ -25,10 +25,11 @@
 #include <unistd.h>
 
 #include "notify.h"
-#include "test_tmp.h"
 
 /* ---- a notification socket of the test's own ---- */
 
+/* A fresh directory per test (Check forks each one), and the socket in it. */
+static char t_dir[64];
 static int t_sock = -1;
 
 /*
@@ -43,12 +44,12 @@ t_listen(int i)
 	char env[sizeof(sa.sun_path) + 1];
 	socklen_t len;
 	if (i == 0) {
-		snprintf(env, sizeof(env), "%s/notify", test_tmpdir);
+		snprintf(env, sizeof(env), "%s/notify", t_dir);
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", env);
 		len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(env) + 1);
 	} else {
 		/* The abstract name is unique per directory, hence per test. */
-		snprintf(env, sizeof(env), "@fluxrelay-test%s", test_tmpdir);
+		snprintf(env, sizeof(env), "@fluxrelay-test%s", t_dir);
 		memcpy(sa.sun_path, env, strlen(env));
 		sa.sun_path[0] = '\0';
 		len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(env));
@@ -84,7 +85,8 @@ t_none(void)
 static void
 t_setup(void)
 {
-	test_tmp_make("frnotify");
+	snprintf(t_dir, sizeof(t_dir), "/tmp/frnotify.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t_dir));
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("WATCHDOG_USEC");
 	unsetenv("WATCHDOG_PID");
@@ -99,7 +101,10 @@ t_teardown(void)
 	if (t_sock >= 0)
 		close(t_sock);
 	t_sock = -1;
-	test_tmp_remove();
+	char path[128];
+	snprintf(path, sizeof(path), "%s/notify", t_dir);
+	unlink(path);
+	rmdir(t_dir);
 }
 
 /* "HH:MM:SS UTC" at s, the form notify_reloaded's STATUS= carries. */
@@ -419,7 +424,7 @@ START_TEST(test_native_send_errors)
 	ck_assert_int_eq(notify_native_send("READY=1"), -1);
 
 	/* Nobody there. */
-	snprintf(name, sizeof(name), "%s/missing", test_tmpdir);
+	snprintf(name, sizeof(name), "%s/missing", t_dir);
 	setenv("NOTIFY_SOCKET", name, 1);
 	errno = 0;
 	ck_assert_int_eq(notify_native_send("READY=1"), -1);
