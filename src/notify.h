@@ -1,6 +1,10 @@
 /*
  * notify: systemd integration (sd_notify READY/RELOADING/STOPPING/WATCHDOG and
- * socket activation) through libsystemd when built with it; no-ops otherwise.
+ * socket activation) through libsystemd when built with it, through
+ * fluxrelay's own implementation of the same protocols otherwise: both
+ * builds work under the shipped Type=notify unit and fluxrelay.socket.
+ * Without $NOTIFY_SOCKET, $WATCHDOG_USEC or $LISTEN_PID (not started by
+ * systemd) each call does nothing. Called from the main thread only.
  */
 #ifndef FLUXRELAY_NOTIFY_H
 #define FLUXRELAY_NOTIFY_H
@@ -21,7 +25,19 @@ void notify_reload_failed(const char *problems);
 /* Watchdog interval in seconds (0 = not enabled); ping with notify_watchdog. */
 double notify_watchdog_interval(void);
 void notify_watchdog(void);
-/* The first socket passed by socket activation, or -1. */
+/*
+ * The first socket passed by socket activation, or -1 (logged when the
+ * variables are malformed). Unsets $LISTEN_PID, $LISTEN_FDS and
+ * $LISTEN_FDNAMES either way.
+ */
 int notify_listen_fd(void);
+
+#ifdef FLUXRELAY_UNITTEST
+#include <stdint.h>
+/* The native protocol code, which test_notify checks in both builds. */
+int notify_native_send(const char *state);
+uint64_t notify_native_watchdog_usec(void);
+int notify_native_listen_fds(void);
+#endif
 
 #endif
