@@ -41,6 +41,7 @@ struct incident_step {
 	enum rules_role role;
 	struct incident_decision d;
 	bool have;                       /* cur was found (open or expired) */
+	bool delivers;                   /* its alert gave the event a target (incident_plan) */
 	struct queue_incident cur;
 	char *json;                      /* the snapshot its deliveries carry; NULL: none */
 };
@@ -61,6 +62,7 @@ incident_decide(enum rules_role role, const struct queue_incident *cur, const ch
 			return d;
 		}
 		d.action = INCIDENT_COUNT;
+		/* last_notified_at: the incident's last message, reply included (SPEC §12). */
 		if (repeat_interval > 0 && now - cur->last_notified_at >= repeat_interval)
 			d.kind = QUEUE_KIND_REMINDER;
 		else if (strcmp(norm, cur->last_norm ? cur->last_norm : "") != 0)
@@ -301,6 +303,7 @@ incident_plan_with(struct queue *q, struct incident_req *req, const struct conf 
 		bool delivers = false;
 		for (size_t j = 0; j < req->merged.nalerts && !delivers; j++)
 			delivers = strcmp(req->merged.alerts[j], name) == 0;
+		req->steps[k].delivers = delivers;
 		if (delivers || s->d.action != INCIDENT_NONE)
 			req->alerts[req->nalerts++] = name;
 	}
@@ -375,7 +378,11 @@ incident_apply(struct queue *q, struct incident_req *req, double now)
 			struct queue_incident in = *cur;
 			in.failures = cur->failures + 1;
 			in.last_at = now;
-			if (s->d.kind == QUEUE_KIND_REMINDER)
+			/* "since the last message of the incident" (SPEC §12): a
+			 * reminder, or a reply that some threaded target gets (an
+			 * alert without one says nothing about it). */
+			if (s->d.kind == QUEUE_KIND_REMINDER ||
+			    (s->d.kind == QUEUE_KIND_REPLY && s->delivers))
 				in.last_notified_at = now;
 			in.last_message = ev->message;
 			in.last_norm = norm;

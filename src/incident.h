@@ -47,7 +47,10 @@ struct incident_decision {
  * What a FAILURE or RECOVERY (role) does to the open incident cur (NULL:
  * none), now, given the alert's repeat_interval and incident_ttl; norm is
  * the event's normalized-message hash (incident_norm). An incident whose
- * last_at + ttl <= now is treated as closed. Any other role: nothing.
+ * last_at + ttl <= now is treated as closed. A reminder is due
+ * repeat_interval after cur->last_notified_at, the incident's last message
+ * (opened, reminder, or a reply that was delivered: incident_apply). Any
+ * other role: nothing.
  */
 struct incident_decision incident_decide(enum rules_role role, const struct queue_incident *cur,
     const char *norm, double now, double repeat_interval, double ttl);

@@ -291,27 +291,32 @@ START_TEST(test_open_count_remind_recover)
 	ck_assert_int_eq(s.req.items[0].kind, QUEUE_KIND_REPLY);
 	step_free(&s);
 
-	/* repeat_interval (3600 s) after the opened message: a reminder to both. */
+	/* repeat_interval (3600 s) after the incident's last message, the
+	 * reply (SPEC §12: not after the opened one): a reminder to both. */
 	step_run(&s, helm_event("error", "UpgradeFailed", "timed out waiting for the condition"),
-	    t0 + 3599);
+	    t0 + 3600);
 	ck_assert_int_eq(s.req.nitems, 0);
 	step_free(&s);
 	step_run(&s, helm_event("error", "UpgradeFailed", "timed out waiting for the condition"),
-	    t0 + 3600);
+	    t0 + 120 + 3599);
+	ck_assert_int_eq(s.req.nitems, 0);
+	step_free(&s);
+	step_run(&s, helm_event("error", "UpgradeFailed", "timed out waiting for the condition"),
+	    t0 + 120 + 3600);
 	ck_assert_int_eq(s.req.nitems, 2);
 	ck_assert_int_eq(step_item(&s, "hook")->kind, QUEUE_KIND_REMINDER);
 	j = json_loads(step_item(&s, "hook")->incident, 0, NULL);
-	ck_assert_int_eq(json_integer_value(json_object_get(j, "failures")), 5);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "failures")), 6);
 	ck_assert(json_real_value(json_object_get(j, "since")) == t0);
 	json_decref(j);
 	step_free(&s);
 	ck_assert_int_eq(get_incident(&in), 1);
-	ck_assert_int_eq(in.failures, 5);
-	ck_assert(in.last_notified_at == t0 + 3600);
+	ck_assert_int_eq(in.failures, 6);
+	ck_assert(in.last_notified_at == t0 + 3720);
 	queue_incident_clear(&in);
 	/* The next reminder counts from that one. */
 	step_run(&s, helm_event("error", "UpgradeFailed", "timed out waiting for the condition"),
-	    t0 + 3600 + 3599);
+	    t0 + 3720 + 3599);
 	ck_assert_int_eq(s.req.nitems, 0);
 	step_free(&s);
 
@@ -330,7 +335,7 @@ START_TEST(test_open_count_remind_recover)
 	j = json_loads(hook->incident, 0, NULL);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "recovered");
 	ck_assert(json_real_value(json_object_get(j, "duration")) == 7300);
-	ck_assert_int_eq(json_integer_value(json_object_get(j, "failures")), 6);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "failures")), 7);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "revision")), "6.5.4");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "last_message")),
 	    "timed out waiting for the condition");
@@ -359,6 +364,46 @@ read_fixture(const char *name)
 	free(path);
 	return s;
 }
+
+/*
+ * A reply is a message of the incident only where it is delivered: an alert
+ * without a threaded target sends nothing for a differing failure, so its
+ * reminder still counts from the opened message.
+ */
+START_TEST(test_reply_not_delivered_keeps_reminder)
+{
+	static const char text[] =
+	    "providers = (\n"
+	    "  { name = \"hook\"; type = \"slack\"; url = \"https://hooks.slack.com/services/T/B/X\"; }\n"
+	    ");\n"
+	    "alerts = (\n"
+	    "  { name = \"changes\"; providers = [ \"hook\" ]; notify = \"changes\";\n"
+	    "    repeat_interval = 3600; sources = ( { kind = \"HelmRelease\"; } ); }\n"
+	    ");\n";
+	char err[256];
+	struct step s;
+	struct queue_incident in;
+	const double t0 = 1700000000;
+	rules_free(F.r);
+	conf_free(F.c);
+	F.c = fix_load(text);
+	F.r = rules_new(F.c, err, sizeof(err));
+	ck_assert_ptr_nonnull(F.r);
+
+	step_run(&s, helm_event("error", "UpgradeFailed", "boom"), t0);
+	step_free(&s);
+	step_run(&s, helm_event("error", "UpgradeFailed", "something else"), t0 + 120);
+	ck_assert_int_eq(s.req.nitems, 0);     /* a reply, but no threaded target */
+	step_free(&s);
+	ck_assert_int_eq(get_incident(&in), 1);
+	ck_assert(in.last_notified_at == t0);
+	queue_incident_clear(&in);
+	step_run(&s, helm_event("error", "UpgradeFailed", "something else"), t0 + 3600);
+	ck_assert_int_eq(s.req.nitems, 1);
+	ck_assert_int_eq(s.req.items[0].kind, QUEUE_KIND_REMINDER);
+	step_free(&s);
+}
+END_TEST
 
 /* Fixtures 11 and 12: sources alone judge a recovery. */
 START_TEST(test_recovery_by_sources)
@@ -1000,6 +1045,7 @@ incident_suite(void)
 	tcase_add_checked_fixture(tc, fix_setup, fix_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_open_count_remind_recover);
+	tcase_add_test(tc, test_reply_not_delivered_keeps_reminder);
 	tcase_add_test(tc, test_recovery_by_sources);
 	tcase_add_test(tc, test_expiry_and_sweep);
 	tcase_add_test(tc, test_count_touches_thread);
