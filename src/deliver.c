@@ -928,10 +928,38 @@ deliver_start_step(struct deliver *d, struct deliver_target *t, const struct con
 }
 
 /*
+ * Whether a reply of row r is broadcast (SPEC §12): an error event of a
+ * notify = "events" alert is, so that the channel still sees it; alone the
+ * row is of kind event, merged with a changes alert's reply or reminder on
+ * the same target it takes that kind, and the row's alerts name it.
+ */
+static bool
+deliver_thread_broadcast(const struct deliver *d, const struct queue_row *r,
+    const struct event *ev)
+{
+	if (ev->severity != EVENT_ERROR)
+		return false;
+	if (r->kind == QUEUE_KIND_EVENT)
+		return true;
+	for (const char *name = r->alerts; name != NULL && *name != '\0';) {
+		size_t len = strcspn(name, ",");
+		for (size_t i = 0; i < d->conf->nalerts; i++) {
+			const struct conf_alert *a = &d->conf->alerts[i];
+			if (a->notify == CONF_NOTIFY_EVENTS && strlen(a->name) == len &&
+			    memcmp(a->name, name, len) == 0)
+				return true;
+		}
+		name += len + (name[len] == ',');
+	}
+	return false;
+}
+
+/*
  * The one row of a threaded target (ps->send[0], SPEC §12), by kind:
  * opened goes top-level and becomes the parent; reminder, reply and event
  * are replies when the thread is known (an event only while the thread had
- * a message less than thread_ttl ago; an error event is broadcast), else
+ * a message less than thread_ttl ago; an error event of a notify = "events"
+ * alert is broadcast: deliver_thread_broadcast), else
  * top-level and the new parent; recovered edits the parent and replies, or
  * is one top-level message when there is no parent. t takes the row.
  */
@@ -970,7 +998,7 @@ deliver_thread_post(struct deliver *d, struct deliver_target *t, const struct co
 		t->payload = slack_render_string(p, channel, it, 1);
 	} else if (known) {
 		step = DELIVER_STEP_REPLY;
-		bool broadcast = r->kind == QUEUE_KIND_EVENT && it->ev->severity == EVENT_ERROR;
+		bool broadcast = deliver_thread_broadcast(d, r, it->ev);
 		t->payload = slack_render_reply_string(p, h.channel_id, h.ts, broadcast, it, 1);
 	} else {
 		step = DELIVER_STEP_PARENT;

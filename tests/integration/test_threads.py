@@ -67,7 +67,7 @@ def info(name, message, reason="Progressing"):
 
 
 def make_config(state, emu, base, channel, notify="changes", provider_extra="",
-                alert_extra="", more_providers="", more_alert_providers=""):
+                alert_extra="", more_providers="", more_alert_providers="", more_alerts=""):
     if notify == "changes":
         alert = ('{ name = "changes"; providers = [ "bot"%s ]; notify = "changes";'
                  ' sources = ( { kind = "Kustomization"; } ); %s }'
@@ -84,8 +84,9 @@ providers = (
   { name = "bot"; type = "slack-bot"; token = "%s"; api_url = "%s"; channel = "%s";
     threads = true; rate = 0; timeout = 2; %s }%s
 );
-alerts = ( %s );
-""" % (state, TOKEN, emu.url(base), channel, provider_extra, more_providers, alert)
+alerts = ( %s%s );
+""" % (state, TOKEN, emu.url(base), channel, provider_extra, more_providers, alert,
+       more_alerts)
 
 
 class Threads(unittest.TestCase):
@@ -430,6 +431,27 @@ class Threads(unittest.TestCase):
         self.assertEqual(len(self.emu.thread(self.channel, first.ts)), 4)
         self.wait_no_pending()
         self.assertEqual(self.metric("events", "event"), 6)
+
+    def test_merged_reply_of_an_events_error_is_broadcast(self):
+        """A changes alert's reply merged with an events alert's error on the
+        same threaded target: the row is a reply, and the error is still
+        broadcast to the channel, as the events alert's own reply would be."""
+        self.start(more_alerts=',\n  { name = "events"; providers = [ "bot" ]; severity = "info";'
+                   ' sources = ( { kind = "Kustomization"; } ); }')
+        self.post(failure("webapp", "validation error: one"))
+        parent = self.wait_parents(1)[0]
+        self.post(failure("webapp", "validation error: two"))
+        reply = self.wait_thread(parent.ts, 2)[1]
+        self.assertIn("validation error: two", reply.attachments[0]["text"])
+        self.assertTrue(reply.broadcast, reply.posted)
+        self.assertIs(reply.posted.get("reply_broadcast"), True)
+        self.wait_no_pending()
+        self.assertEqual(self.metric("changes", "reply"), 1)
+        self.assertEqual(self.metric("events", "reply"), 1)
+        # An info event of the events alert: a reply, not broadcast.
+        self.post(info("webapp", "webapp progressing"))
+        note = self.wait_thread(parent.ts, 3)[2]
+        self.assertFalse(note.broadcast, note.posted)
 
     # ---- webhooks and console beside a bot ----
     def test_console_prints_what_a_webhook_gets(self):
