@@ -286,7 +286,7 @@ START_TEST(test_head)
 	ck_assert_str_eq(t_section(j, 0), ":red_circle: *kustomization/webapp.apps*");
 	json_decref(j);
 	/* a templated title: author and reason on the second line */
-	struct slack_look look = { "Web &amp; app", NULL, NULL, 0, NULL };
+	struct slack_look look = { "Web &amp; app", NULL, NULL, 0, NULL, 0 };
 	ev.reason = "Failed&";
 	it.look = &look;
 	j = t_render(&p, &it, 1);
@@ -324,7 +324,7 @@ START_TEST(test_code_block)
 	ck_assert_str_eq(t_section(j, 1), "upgrade failed: &lt;x&gt;");
 	json_decref(j);
 	/* a templated text is placed as written, never in a code block */
-	struct slack_look look = { NULL, "*bold*\n<https://x|link>", NULL, 0, NULL };
+	struct slack_look look = { NULL, "*bold*\n<https://x|link>", NULL, 0, NULL, 0 };
 	ev.message = "a\nb";
 	it.look = &look;
 	j = t_render(&p, &it, 1);
@@ -468,7 +468,7 @@ START_TEST(test_context)
 	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
 	struct event ev = t_event(EVENT_INFO, "R", "m");
 	struct slack_link links[] = { { "https://a", "A" }, { "https://b", "" } };
-	struct slack_look look = { NULL, NULL, links, 2, NULL };
+	struct slack_look look = { NULL, NULL, links, 2, NULL, 0 };
 	struct slack_item it = { .ev = &ev, .look = &look };
 	ev.has_timestamp = true;
 	ev.timestamp = 1666941979;
@@ -546,8 +546,8 @@ START_TEST(test_text_and_mentions)
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
 	struct event err = t_event(EVENT_ERROR, "R", "first line\nsecond");
 	struct event info = t_event(EVENT_INFO, "R", "fine");
-	struct slack_look a = { NULL, NULL, NULL, 0, "<!here> <@U1>" };
-	struct slack_look b = { NULL, NULL, NULL, 0, "<@U1> <!subteam^S1>" };
+	struct slack_look a = { NULL, NULL, NULL, 0, "<!here> <@U1>", 0 };
+	struct slack_look b = { NULL, NULL, NULL, 0, "<@U1> <!subteam^S1>", 0 };
 	struct slack_item items[] = { { .ev = &err, .look = &a }, { .ev = &info, .look = &a },
 	    { .ev = &err, .look = &b } };
 

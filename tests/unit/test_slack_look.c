@@ -410,7 +410,7 @@ START_TEST(test_attachments_placement)
 	struct event *err = t_fixture("kustomization-health-failed.json");
 	struct event *info = t_fixture("kustomization-reconciled.json");
 	struct slack_link links[] = { { "https://a", "A" }, { "https://b", "" } };
-	struct slack_look look = { "T", "some *text*", links, 2, "<!here>" };
+	struct slack_look look = { "T", "some *text*", links, 2, "<!here>", 0 };
 	struct slack_item items[] = { { .ev = err, .look = &look }, { .ev = info, .look = &look },
 	    { .ev = err, .look = &look } };
 
@@ -476,7 +476,7 @@ START_TEST(test_attachments_total)
 	for (int i = 0; i < 2900; i++)
 		util_buf_puts(&u, "a");
 	struct slack_link links[] = { { "https://short", "s" }, { u.data, "long" } };
-	struct slack_look look = { NULL, t.data, links, 2, NULL };
+	struct slack_look look = { NULL, t.data, links, 2, NULL, 0 };
 	struct slack_item items[10];
 	for (int i = 0; i < 10; i++)
 		items[i] = (struct slack_item){ .ev = ev, .look = &look };
