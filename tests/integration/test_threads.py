@@ -260,6 +260,41 @@ class Threads(unittest.TestCase):
         self.assertNotEqual(parents[1].ts, parent.ts)
         self.assertIsNone(parents[1].thread_ts)
 
+    def test_live_count_in_block_kit_parent(self):
+        """format = "blocks": Slack shows a Block Kit message's blocks, not its
+        text, so the live count gives the parent's blocks again with the
+        count in them; the recovery then replaces them."""
+        self.start(provider_extra='format = "blocks";')
+        self.post(failure("webapp", "validation error: spec.type: Unsupported value"))
+        parent = self.wait_parents(1)[0]
+        posted_blocks = parent.blocks
+        self.assertTrue(posted_blocks)
+
+        def shown():
+            return json.dumps(parent.blocks)
+
+        self.post(failure("webapp", "validation error: spec.type: Unsupported value"))
+        self.emu.wait_for(lambda: "2 failures since" in shown(), 20,
+                          "the live count in the parent's blocks")
+        count_update = self.updates()[-1]
+        self.assert_update_payload(count_update, parent)
+        self.assertEqual(set(count_update.json), {"channel", "ts", "text", "blocks"})
+        blocks = parent.blocks
+        self.assertLessEqual(len(blocks), 50)
+        self.assertEqual(len(blocks), len(posted_blocks) + 1)
+        self.assertEqual(blocks[0], posted_blocks[0], "the head stays")
+        self.assertEqual(blocks[1]["type"], "context")
+        self.assertRegex(blocks[1]["elements"][0]["text"],
+                         r"^2 failures since (\d{4}-\d\d-\d\d )?\d\d:\d\d UTC$")
+        self.assertEqual(blocks[2:], posted_blocks[1:], "the rest of the parent stays")
+        self.assertTrue(parent.text.startswith(parent.posted["text"] + "\n2 failures since"),
+                        parent.text)
+
+        self.post(recovery("webapp"))
+        self.emu.wait_for(lambda: "Recovered" in shown() and "failures since" not in shown(),
+                          10, "the parent shows the recovery")
+        self.assertIn(":large_green_circle:", shown())
+
     def test_objects_have_their_own_threads(self):
         self.start()
         self.post(failure("a", "a broke"))
