@@ -142,8 +142,11 @@ int incident_sweep(struct queue *q, const struct conf *c, double now);
  * incidents of an alert that is gone, no longer notify = "changes", or
  * whose sources (kind, namespace, name, cluster) changed since they were
  * opened, and of every changes alert that uses a provider whose threads
- * changed (either way); drop the thread handles of a provider that is gone,
- * has no threads, or whose threads changed. Each alert's sources and each
+ * changed (either way), with the thread handles of their objects on the
+ * alert's threaded targets (those stored in the meta row "threads:NAME" and
+ * its current ones) unless another changes alert's open incident of the
+ * object uses the same target; drop the thread handles of a provider that
+ * is gone, has no threads, or whose threads changed. Each alert's sources and each
  * provider's threads are kept in the meta table, so a change made while the
  * daemon was stopped counts too. Each drop is logged once the transaction
  * has committed (nothing is when it fails). Then every changes alert's

@@ -802,6 +802,91 @@ capture_end(struct capture *c)
 }
 
 /*
+ * A reload that drops an alert's incidents drops their thread handles on
+ * the alert's targets too (SPEC §12), even once the alert is gone from the
+ * configuration; a handle another changes alert's open incident of the
+ * same object still uses stays, and so do other objects' handles.
+ */
+static const char drop_conf_head[] =
+	"providers = (\n"
+	"  { name = \"bot\"; type = \"slack-bot\"; token = \"xoxb-1\"; channel = \"C1\"; threads = true; },\n"
+	"  { name = \"bot2\"; type = \"slack-bot\"; token = \"xoxb-2\"; channel = \"C2\"; threads = true; }\n"
+	");\n"
+	"alerts = (\n";
+static const char drop_a1[] = "  { name = \"a1\"; providers = [ \"bot\" ]; notify = \"changes\";\n"
+	"    sources = ( { kind = \"HelmRelease\"; } ); },\n";
+static const char drop_a2[] = "  { name = \"a2\"; providers = [ \"bot2\" ]; notify = \"changes\";\n"
+	"    sources = ( { kind = \"HelmRelease\"; } ); },\n";
+static const char drop_a3[] = "  { name = \"a3\"; providers = [ \"bot\" ]; notify = \"changes\";\n"
+	"    sources = ( { kind = \"HelmRelease\"; } ); },\n";
+static const char drop_ev[] = "  { name = \"ev\"; providers = [ \"bot\", \"bot2\" ];\n"
+	"    sources = ( { kind = \"GitRepository\"; } ); }\n";
+
+static void
+drop_reload(const char *a1, const char *a2, const char *a3)
+{
+	char *text = util_printf("%s%s%s%s%s);\n", drop_conf_head, a1, a2, a3, drop_ev);
+	fix_reload(text);
+	free(text);
+}
+
+static int
+have_key(const char *provider, const char *channel, const char *key)
+{
+	struct queue_thread t;
+	int rc = queue_thread_get(F.q, provider, channel, key, &t);
+	ck_assert_int_ge(rc, 0);
+	if (rc == 1)
+		queue_thread_clear(&t);
+	return rc;
+}
+
+START_TEST(test_conf_apply_drops_handles)
+{
+	const double t0 = 1700000000;
+	drop_reload(drop_a1, drop_a2, drop_a3);
+	fail_podinfo(t0);
+	ck_assert_int_eq(alert_open("a1") + alert_open("a2") + alert_open("a3"), 3);
+	put_handle("bot", "C1", t0);
+	put_handle("bot2", "C2", t0);
+	struct queue_thread other = { "bot2", "C2", "/GitRepository/flux-system/fleet", "C2",
+		"1.9", t0, t0, 0 };
+	ck_assert_int_eq(queue_begin(F.q), 0);
+	ck_assert_int_eq(queue_thread_put(F.q, &other), 0);
+	ck_assert_int_eq(queue_commit(F.q), 0);
+
+	/* The same again (a restart): everything stays. */
+	drop_reload(drop_a1, drop_a2, drop_a3);
+	ck_assert_int_eq(have_handle("bot", "C1") + have_handle("bot2", "C2"), 2);
+
+	/* a2 removed: its incident and its thread on bot2 go; the events thread stays. */
+	struct capture cap;
+	capture_start(&cap);
+	drop_reload(drop_a1, "", drop_a3);
+	char *said = capture_end(&cap);
+	ck_assert_int_eq(alert_open("a2"), 0);
+	ck_assert_int_eq(have_handle("bot2", "C2"), 0);
+	ck_assert_int_eq(have_key("bot2", "C2", "/GitRepository/flux-system/fleet"), 1);
+	ck_assert_int_eq(have_handle("bot", "C1"), 1);
+	ck_assert_ptr_nonnull(strstr(said, "msg=\"thread handles dropped\" alert=a2 count=1 "));
+	free(said);
+
+	/* a1 removed: a3's open incident of podinfo still threads on bot C1. */
+	drop_reload("", "", drop_a3);
+	ck_assert_int_eq(alert_open("a1"), 0);
+	ck_assert_int_eq(alert_open("a3"), 1);
+	ck_assert_int_eq(have_handle("bot", "C1"), 1);
+
+	/* a3 no longer notify = "changes": now the handle goes. */
+	drop_reload("", "", "  { name = \"a3\"; providers = [ \"bot\" ];\n"
+	    "    sources = ( { kind = \"HelmRelease\"; } ); },\n");
+	ck_assert_int_eq(alert_open("a3"), 0);
+	ck_assert_int_eq(have_handle("bot", "C1"), 0);
+	ck_assert_int_eq(have_key("bot2", "C2", "/GitRepository/flux-system/fleet"), 1);
+}
+END_TEST
+
+/*
  * Run a housekeeping call with no file allowed to grow (RLIMIT_FSIZE 0; the
  * write then fails with EFBIG instead of raising SIGXFSZ): SQLite keeps a
  * transaction's changes in its cache and writes them to the WAL at COMMIT,
@@ -1053,6 +1138,7 @@ incident_suite(void)
 	tcase_add_test(tc, test_conf_apply_cluster);
 	tcase_add_test(tc, test_conf_apply_cluster_upgrade);
 	tcase_add_test(tc, test_conf_apply_threads);
+	tcase_add_test(tc, test_conf_apply_drops_handles);
 	tcase_add_test(tc, test_conf_apply_logged_after_commit);
 	tcase_add_test(tc, test_sweep_logged_after_commit);
 	tcase_add_test(tc, test_writer_results);
