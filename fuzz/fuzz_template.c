@@ -2,7 +2,7 @@
  * fuzz_template: libFuzzer harness for the template language (src/template.c):
  * template_compile() on arbitrary text, then template_render() of what
  * compiles against two fixed events (one with metadata of every origin,
- * hidden keys, alert extras, an incident and text that needs escaping; one
+ * hidden keys, an incident and text that needs escaping; one
  * with almost nothing), and template_cut() and template_cut_counted() of the
  * result.
  *
@@ -54,11 +54,6 @@ static const char fuzz_template_e0[] =
 static const char fuzz_template_e1[] =
 	"{\"involvedObject\":{\"kind\":\"GitRepository\",\"name\":\"x\"},"
 	"\"severity\":\"info\",\"message\":\"\"}";
-
-static const struct conf_kv fuzz_template_extra[] = {
-	{ "env", "prod" }, { "summary", "Prod <EU>" }, { "token", "alert-token" },
-	{ "revision", "v1.2.3@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4" },
-};
 
 static const struct template_incident fuzz_template_inc = {
 	"reminder", "2022-10-28T07:20:00Z", "6m19s", 12,
@@ -159,8 +154,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		d.ev = fuzz_template_ev[e];
 		d.alert = "errors";
 		if (e == 0) {
-			d.extra = fuzz_template_extra;
-			d.nextra = sizeof(fuzz_template_extra) / sizeof(fuzz_template_extra[0]);
 			d.cluster = "eu-1";
 			d.incident = &fuzz_template_inc;
 		}

@@ -6,6 +6,13 @@
  * stage database has no incidents) and creates nothing: a state directory
  * without queue.db has no incidents.
  *
+ * The listing leaves out an incident that has had no event for its alert's
+ * incident_ttl: it is closed (SPEC §12) even if the daemon's sweep (once a
+ * minute) has not deleted it yet, and the daemon would open a new one for
+ * the next failure. An incident of an alert the configuration no longer has
+ * as notify = "changes" is listed as it is (the daemon drops it when it
+ * loads that configuration).
+ *
  * Closing is silent (no message is sent), for an object that was deleted:
  * the daemon's incidents_open gauge follows at its next sweep (a minute).
  *
@@ -204,6 +211,18 @@ cli_incidents_thread_cell(struct queue *q, const struct conf *c, const struct qu
 	return cell;
 }
 
+/* Whether in is past its alert's incident_ttl at now (the daemon's incident_decide test). */
+static bool
+cli_incidents_expired(const struct conf *c, const struct queue_incident *in, double now)
+{
+	for (size_t i = 0; i < c->nalerts; i++) {
+		const struct conf_alert *a = &c->alerts[i];
+		if (strcmp(a->name, in->alert) == 0)
+			return a->notify == CONF_NOTIFY_CHANGES && in->last_at + a->incident_ttl <= now;
+	}
+	return false;
+}
+
 static int
 cli_incidents_list(const struct conf *c, bool json)
 {
@@ -213,6 +232,7 @@ cli_incidents_list(const struct conf *c, bool json)
 	int rc = CLI_INCIDENTS_EXIT_OK;
 	int64_t after = 0;
 	size_t total = 0;
+	double now = util_now();
 	if (json)
 		fputs("[", stdout);
 	else
@@ -228,6 +248,9 @@ cli_incidents_list(const struct conf *c, bool json)
 		}
 		for (size_t i = 0; i < n; i++) {
 			const struct queue_incident *in = &rows[i];
+			after = in->id;
+			if (cli_incidents_expired(c, in, now))
+				continue;
 			if (json) {
 				json_t *o = cli_incidents_json(q, c, in);
 				char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -247,7 +270,6 @@ cli_incidents_list(const struct conf *c, bool json)
 				free(thread);
 			}
 			total++;
-			after = in->id;
 		}
 		queue_incidents_free(rows, n);
 		if (n < CLI_INCIDENTS_PAGE)

@@ -952,10 +952,143 @@ deliver_start_step(struct deliver *d, struct deliver_target *t, const struct con
 }
 
 /*
+ * The Block Kit parents' payloads, for their live counts (SPEC §12): a
+ * chat.update that leaves out "blocks" keeps the old ones, and a Block Kit
+ * message shows its blocks, not its text, so a count must give the parent's
+ * blocks again (slack_render_count_string). The payload of each parent
+ * posted to a format = "blocks" threaded target is kept here, per target
+ * and thread key, in memory only: the count is best effort, and a parent
+ * posted before a restart (or pushed out beyond DELIVER_PARENTS_MAX) gets
+ * none. An entry goes when its thread recovers or its handle is gone
+ * (deliver_parents_prune). Delivery thread only.
+ */
+#define DELIVER_PARENTS_MAX 1000
+struct deliver_parent {
+	char *provider, *channel, *key;
+	char *payload;                /* the chat.postMessage body as posted */
+	struct deliver_parent *next;  /* newest first */
+};
+static struct deliver_parent *deliver_parents;
+static size_t deliver_nparents;
+
+static void
+deliver_parent_free(struct deliver_parent *e)
+{
+	free(e->provider);
+	free(e->channel);
+	free(e->key);
+	free(e->payload);
+	free(e);
+}
+
+/* The link that points at the entry of (provider, channel, key), or at the list's end. */
+static struct deliver_parent **
+deliver_parent_at(const char *provider, const char *channel, const char *key)
+{
+	struct deliver_parent **pp = &deliver_parents;
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->key, key) == 0 && strcmp((*pp)->provider, provider) == 0 &&
+		    strcmp((*pp)->channel, channel) == 0)
+			break;
+	return pp;
+}
+
+static void
+deliver_parent_forget(const char *provider, const char *channel, const char *key)
+{
+	struct deliver_parent **pp = deliver_parent_at(provider, channel, key), *e = *pp;
+	if (e == NULL)
+		return;
+	*pp = e->next;
+	deliver_parent_free(e);
+	deliver_nparents--;
+}
+
+/* Keep a copy of payload as the parent of (provider, channel, key), the oldest going beyond the bound. */
+static void
+deliver_parent_keep(const char *provider, const char *channel, const char *key,
+    const char *payload)
+{
+	deliver_parent_forget(provider, channel, key);
+	struct deliver_parent *e = util_calloc(1, sizeof(*e));
+	e->provider = util_strdup(provider);
+	e->channel = util_strdup(channel);
+	e->key = util_strdup(key);
+	e->payload = util_strdup(payload);
+	e->next = deliver_parents;
+	deliver_parents = e;
+	if (++deliver_nparents > DELIVER_PARENTS_MAX) {
+		struct deliver_parent **pp = &deliver_parents;
+		while ((*pp)->next != NULL)
+			pp = &(*pp)->next;
+		deliver_parent_free(*pp);
+		*pp = NULL;
+		deliver_nparents--;
+	}
+}
+
+/* The kept parent payload of (provider, channel, key), or NULL. */
+static const char *
+deliver_parent_find(const char *provider, const char *channel, const char *key)
+{
+	struct deliver_parent *e = *deliver_parent_at(provider, channel, key);
+	return e != NULL ? e->payload : NULL;
+}
+
+/* Forget the parents of target t that no longer have a handle (v[0..n), the target's). */
+static void
+deliver_parents_prune(const struct deliver_target *t, const struct deliver_thread_entry *v,
+    size_t n)
+{
+	for (struct deliver_parent **pp = &deliver_parents; *pp != NULL;) {
+		struct deliver_parent *e = *pp;
+		bool keep = strcmp(e->provider, t->provider) != 0 ||
+		    strcmp(e->channel, t->channel) != 0;
+		for (size_t i = 0; i < n && !keep; i++)
+			keep = strcmp(v[i].key, e->key) == 0;
+		if (keep) {
+			pp = &e->next;
+			continue;
+		}
+		*pp = e->next;
+		deliver_parent_free(e);
+		deliver_nparents--;
+	}
+}
+
+/*
+ * Whether a reply of row r is broadcast (SPEC §12): an error event of a
+ * notify = "events" alert is, so that the channel still sees it; alone the
+ * row is of kind event, merged with a changes alert's reply or reminder on
+ * the same target it takes that kind, and the row's alerts name it.
+ */
+static bool
+deliver_thread_broadcast(const struct deliver *d, const struct queue_row *r,
+    const struct event *ev)
+{
+	if (ev->severity != EVENT_ERROR)
+		return false;
+	if (r->kind == QUEUE_KIND_EVENT)
+		return true;
+	for (const char *name = r->alerts; name != NULL && *name != '\0';) {
+		size_t len = strcspn(name, ",");
+		for (size_t i = 0; i < d->conf->nalerts; i++) {
+			const struct conf_alert *a = &d->conf->alerts[i];
+			if (a->notify == CONF_NOTIFY_EVENTS && strlen(a->name) == len &&
+			    memcmp(a->name, name, len) == 0)
+				return true;
+		}
+		name += len + (name[len] == ',');
+	}
+	return false;
+}
+
+/*
  * The one row of a threaded target (ps->send[0], SPEC §12), by kind:
  * opened goes top-level and becomes the parent; reminder, reply and event
  * are replies when the thread is known (an event only while the thread had
- * a message less than thread_ttl ago; an error event is broadcast), else
+ * a message less than thread_ttl ago; an error event of a notify = "events"
+ * alert is broadcast: deliver_thread_broadcast), else
  * top-level and the new parent; recovered edits the parent and replies, or
  * is one top-level message when there is no parent. t takes the row.
  */
@@ -994,7 +1127,7 @@ deliver_thread_post(struct deliver *d, struct deliver_target *t, const struct co
 		t->payload = slack_render_string(p, channel, it, 1);
 	} else if (known) {
 		step = DELIVER_STEP_REPLY;
-		bool broadcast = r->kind == QUEUE_KIND_EVENT && it->ev->severity == EVENT_ERROR;
+		bool broadcast = deliver_thread_broadcast(d, r, it->ev);
 		t->payload = slack_render_reply_string(p, h.channel_id, h.ts, broadcast, it, 1);
 	} else {
 		step = DELIVER_STEP_PARENT;
@@ -1006,6 +1139,11 @@ deliver_thread_post(struct deliver *d, struct deliver_target *t, const struct co
 		deliver_target_reset(t);
 		return;
 	}
+	/* A Block Kit parent's live count shows its blocks again; a recovery ends the thread. */
+	if (step == DELIVER_STEP_PARENT && p->format == CONF_FORMAT_BLOCKS)
+		deliver_parent_keep(t->provider, t->channel, r->thread_key, t->payload);
+	else if (step == DELIVER_STEP_PARENT || r->kind == QUEUE_KIND_RECOVERED)
+		deliver_parent_forget(t->provider, t->channel, r->thread_key);
 	if (known)
 		t->handle = h;
 	t->rows = ps->send;
@@ -1086,9 +1224,10 @@ out:
  * Best-effort live count (SPEC §12) on idle threaded target t: the first
  * parent whose incident has more than one failure and counted one since
  * the parent's last count (if any), which was DELIVER_COUNT_EVERY ago or
- * more, gets "N failures since HH:MM". Not queued: a count that fails is tried again a minute later,
- * one lost in a restart is simply not shown. Returns true when an attempt
- * started.
+ * more, gets "N failures since HH:MM" (a Block Kit parent in its blocks,
+ * when its payload is kept: deliver_parent_keep). Not queued: a count that
+ * fails is tried again a minute later, one lost in a restart is simply not
+ * shown. Returns true when an attempt started.
  */
 static bool
 deliver_count_pass(struct deliver *d, struct deliver_target *t, const struct conf_provider *p,
@@ -1107,11 +1246,18 @@ deliver_count_pass(struct deliver *d, struct deliver_target *t, const struct con
 		deliver_read_failed(d, t);
 		return false;
 	}
+	bool blocks = p->format == CONF_FORMAT_BLOCKS;
+	deliver_parents_prune(t, v, n);
 	for (size_t i = 0; i < n && !started; i++) {
 		const struct deliver_thread *h = &v[i].h;
 		int64_t failures = 0;
 		double since = 0, last_at = 0;
 		if (now_w - h->updated_at < DELIVER_COUNT_EVERY)
+			continue;
+		/* A Block Kit parent posted before a restart: its blocks are not known. */
+		const char *parent = blocks ? deliver_parent_find(t->provider, t->channel, v[i].key) :
+		    NULL;
+		if (blocks && parent == NULL)
 			continue;
 		int rc = deliver_thread_incident(d, t, v[i].key, &failures, &since, &last_at);
 		if (rc < 0) {
@@ -1122,7 +1268,7 @@ deliver_count_pass(struct deliver *d, struct deliver_target *t, const struct con
 		if (rc == 0 || failures < 2 || last_at <= h->updated_at)
 			continue;
 		t->payload = slack_render_count_string(h->channel_id, h->ts, (long)failures, since,
-		    now_w);
+		    now_w, parent);
 		if (t->payload == NULL)
 			continue;
 		t->handle = *h;

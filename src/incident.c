@@ -18,8 +18,9 @@
  * Housekeeping: incident_sweep (expiry; the writer calls it at least once a
  * minute) and incident_conf_apply (start and reload): the meta row
  * "alert:NAME" keeps what an alert's incidents depend on (notify and
- * sources) and "provider:NAME" whether a provider threads, so a change is
- * noticed across restarts too.
+ * sources), "threads:NAME" its threaded targets (so that its threads can be
+ * dropped with its incidents once it is gone) and "provider:NAME" whether a
+ * provider threads, so a change is noticed across restarts too.
  */
 #include "incident.h"
 
@@ -41,6 +42,7 @@ struct incident_step {
 	enum rules_role role;
 	struct incident_decision d;
 	bool have;                       /* cur was found (open or expired) */
+	bool delivers;                   /* its alert gave the event a target (incident_plan) */
 	struct queue_incident cur;
 	char *json;                      /* the snapshot its deliveries carry; NULL: none */
 };
@@ -61,6 +63,7 @@ incident_decide(enum rules_role role, const struct queue_incident *cur, const ch
 			return d;
 		}
 		d.action = INCIDENT_COUNT;
+		/* last_notified_at: the incident's last message, reply included (SPEC §12). */
 		if (repeat_interval > 0 && now - cur->last_notified_at >= repeat_interval)
 			d.kind = QUEUE_KIND_REMINDER;
 		else if (strcmp(norm, cur->last_norm ? cur->last_norm : "") != 0)
@@ -301,6 +304,7 @@ incident_plan_with(struct queue *q, struct incident_req *req, const struct conf 
 		bool delivers = false;
 		for (size_t j = 0; j < req->merged.nalerts && !delivers; j++)
 			delivers = strcmp(req->merged.alerts[j], name) == 0;
+		req->steps[k].delivers = delivers;
 		if (delivers || s->d.action != INCIDENT_NONE)
 			req->alerts[req->nalerts++] = name;
 	}
@@ -375,7 +379,11 @@ incident_apply(struct queue *q, struct incident_req *req, double now)
 			struct queue_incident in = *cur;
 			in.failures = cur->failures + 1;
 			in.last_at = now;
-			if (s->d.kind == QUEUE_KIND_REMINDER)
+			/* "since the last message of the incident" (SPEC §12): a
+			 * reminder, or a reply that some threaded target gets (an
+			 * alert without one says nothing about it). */
+			if (s->d.kind == QUEUE_KIND_REMINDER ||
+			    (s->d.kind == QUEUE_KIND_REPLY && s->delivers))
 				in.last_notified_at = now;
 			in.last_message = ev->message;
 			in.last_norm = norm;
@@ -683,16 +691,171 @@ incident_provider_cb(const char *provider, void *arg)
 	incident_names_add(arg, provider, "");
 }
 
-/* Drop alert's incidents, the line saying so added to said. 0 / -1. */
-static int
-incident_drop(struct queue *q, const char *alert, const char *why, struct incident_said *said)
+/* The meta value of "threads:NAME": a changes alert's threaded targets, "provider\tchannel\n" each. */
+static char *
+incident_targets_value(const struct conf *c, const struct conf_alert *a)
 {
-	int64_t n = 0;
-	if (queue_incident_drop_alert(q, alert, &n) < 0)
-		return -1;
-	if (n > 0)
-		incident_said_add(said, LOG_LEVEL_INFO, "incidents dropped", "alert", alert, n, why);
+	struct util_buf b = {0};
+	util_buf_puts(&b, "");
+	for (size_t k = 0; k < a->nproviders; k++) {
+		const struct conf_provider *p = &c->providers[a->provider_idx[k]];
+		if (!rules_threaded(p))
+			continue;
+		const char *ch = a->channel ? a->channel : p->channel;
+		util_buf_printf(&b, "%s\t%s\n", p->name, ch ? ch : "");
+	}
+	return b.data;
+}
+
+/* What a reload drops, kept while it runs (incident_conf_apply). */
+struct incident_apply {
+	const struct conf *c;
+	struct incident_names *known;    /* "provider:NAME" rows: whether each threaded */
+	struct incident_said *said;
+};
+
+/*
+ * Whether the handles of provider (by name) are left to the provider rules
+ * of incident_conf_apply: gone, without threads, or threads toggled (then
+ * all its handles go).
+ */
+static bool
+incident_provider_dropped(const struct incident_apply *ap, const char *provider)
+{
+	long k = conf_provider_find(ap->c, provider);
+	if (k < 0 || !rules_threaded(&ap->c->providers[k]))
+		return true;
+	for (size_t i = 0; i < ap->known->n; i++)
+		if (strcmp(ap->known->v[i], provider) == 0)
+			return strcmp(ap->known->values[i], incident_threads_value(
+			    &ap->c->providers[k])) != 0;
+	return false;
+}
+
+/*
+ * Whether another changes alert of the configuration still has an open
+ * incident on the object of key (the incident's own fields) and threads to
+ * (provider, channel): the handle is its thread's parent too. 1, 0, -1.
+ */
+static int
+incident_handle_shared(struct queue *q, const struct conf *c, const struct queue_incident *in,
+    const char *provider, const char *channel)
+{
+	for (size_t i = 0; i < c->nalerts; i++) {
+		const struct conf_alert *a = &c->alerts[i];
+		if (a->notify != CONF_NOTIFY_CHANGES || strcmp(a->name, in->alert) == 0)
+			continue;
+		bool uses = false;
+		for (size_t k = 0; k < a->nproviders && !uses; k++) {
+			const struct conf_provider *p = &c->providers[a->provider_idx[k]];
+			const char *ch = a->channel ? a->channel : p->channel;
+			uses = strcmp(p->name, provider) == 0 && strcmp(ch ? ch : "", channel) == 0;
+		}
+		if (!uses)
+			continue;
+		struct queue_incident other;
+		int rc = queue_incident_get(q, a->name, in->cluster, in->kind, in->namespace,
+		    in->name, &other);
+		if (rc != 0) {
+			if (rc == 1)
+				queue_incident_clear(&other);
+			return rc;
+		}
+	}
 	return 0;
+}
+
+/*
+ * Drop alert's incidents and the thread handles of their objects on the
+ * alert's threaded targets (SPEC §12): those it had when the stored row
+ * "threads:NAME" was written, and those it has now. A handle that another
+ * changes alert's open incident of the same object and target still uses
+ * stays, and so do the handles of a provider whose handles all go anyway
+ * (incident_provider_dropped). The lines saying so are added to said.
+ * 0 / -1.
+ */
+static int
+incident_drop(struct queue *q, const struct incident_apply *ap, const char *alert,
+    const char *why)
+{
+	struct queue_incident *v = NULL, *mine = NULL;
+	size_t n = 0, nmine = 0;
+	int64_t after = 0, dropped = 0, handles = 0;
+	char *stored = NULL, *key = util_printf("threads:%s", alert);
+	struct util_buf targets = {0};
+	int ret = -1;
+
+	/* The alert's incidents, before they go. */
+	do {
+		if (queue_incident_list_page(q, after, 500, &v, &n) < 0)
+			goto out;
+		for (size_t i = 0; i < n; i++) {
+			after = v[i].id;
+			if (strcmp(v[i].alert, alert) != 0)
+				continue;
+			mine = util_realloc(mine, (nmine + 1) * sizeof(*mine));
+			mine[nmine++] = v[i];
+			memset(&v[i], 0, sizeof(v[i]));
+		}
+		queue_incidents_free(v, n);
+		v = NULL;
+	} while (n == 500);
+	if (queue_incident_drop_alert(q, alert, &dropped) < 0)
+		goto out;
+	if (dropped > 0)
+		incident_said_add(ap->said, LOG_LEVEL_INFO, "incidents dropped", "alert", alert,
+		    dropped, why);
+
+	if (queue_meta_get(q, key, &stored) < 0)
+		goto out;
+	util_buf_puts(&targets, stored ? stored : "");
+	for (size_t i = 0; i < ap->c->nalerts; i++)
+		if (strcmp(ap->c->alerts[i].name, alert) == 0) {
+			char *now = incident_targets_value(ap->c, &ap->c->alerts[i]);
+			util_buf_puts(&targets, now);
+			free(now);
+		}
+	for (char *line = targets.data; line != NULL && *line != '\0';) {
+		char *end = strchr(line, '\n'), *tab = strchr(line, '\t');
+		if (end == NULL || tab == NULL || tab > end)
+			break;
+		*end = *tab = '\0';
+		const char *provider = line, *channel = tab + 1;
+		line = end + 1;
+		if (incident_provider_dropped(ap, provider))
+			continue;
+		for (size_t i = 0; i < nmine; i++) {
+			int shared = incident_handle_shared(q, ap->c, &mine[i], provider, channel);
+			if (shared < 0)
+				goto out;
+			if (shared)
+				continue;
+			char *tk = util_printf("%s/%s/%s/%s", mine[i].cluster, mine[i].kind,
+			    mine[i].namespace, mine[i].name);
+			struct queue_thread h;
+			int rc = queue_thread_get(q, provider, channel, tk, &h);
+			if (rc == 1) {
+				queue_thread_clear(&h);
+				rc = queue_thread_delete(q, provider, channel, tk);
+				if (rc == 0)
+					handles++;
+			}
+			free(tk);
+			if (rc < 0)
+				goto out;
+		}
+	}
+	if (handles > 0)
+		incident_said_add(ap->said, LOG_LEVEL_INFO, "thread handles dropped", "alert", alert,
+		    handles, why);
+	ret = 0;
+out:
+	queue_incidents_free(v, n);
+	queue_incidents_free(mine, nmine);
+	util_buf_free(&targets);
+	free(stored);
+	free(key);
+	return ret;
 }
 
 int
@@ -701,6 +864,7 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 	struct incident_names meta = {0}, counted = {0}, providers = {0}, known = {0};
 	struct incident_names toggled = {0};
 	struct incident_said said = {0};
+	struct incident_apply ap = { c, &known, &said };
 	int ret = -1;
 	if (queue_schema_version(q) < 2)
 		return 0;
@@ -726,16 +890,21 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 		char *key = util_printf("alert:%s", meta.v[i]);
 		int rc = queue_meta_put(q, key, NULL);
 		free(key);
-		if (rc < 0 || incident_drop(q, meta.v[i], a == NULL ?
+		if (rc < 0 || incident_drop(q, &ap, meta.v[i], a == NULL ?
 		    "alert removed, renamed or no longer notify = \"changes\"" :
-		    "the alert's sources changed", &said) < 0)
+		    "the alert's sources changed") < 0)
+			goto out;
+		key = util_printf("threads:%s", meta.v[i]);
+		rc = queue_meta_put(q, key, NULL);
+		free(key);
+		if (rc < 0)
 			goto out;
 	}
 	/* Incidents of an alert the configuration no longer has as changes. */
 	for (size_t i = 0; i < counted.n; i++)
 		if (incident_find_changes(c, counted.v[i]) == NULL &&
-		    incident_drop(q, counted.v[i],
-		    "alert removed, renamed or no longer notify = \"changes\"", &said) < 0)
+		    incident_drop(q, &ap, counted.v[i],
+		    "alert removed, renamed or no longer notify = \"changes\"") < 0)
 			goto out;
 	for (size_t i = 0; i < c->nalerts; i++) {
 		const struct conf_alert *a = &c->alerts[i];
@@ -743,6 +912,13 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 			continue;
 		char *key = util_printf("alert:%s", a->name), *fp = incident_fingerprint(a, true);
 		int rc = queue_meta_put(q, key, fp);
+		free(key);
+		free(fp);
+		/* Where its threads are, for when it goes (incident_drop). */
+		key = util_printf("threads:%s", a->name);
+		fp = incident_targets_value(c, a);
+		if (rc == 0)
+			rc = queue_meta_put(q, key, fp);
 		free(key);
 		free(fp);
 		if (rc < 0)
@@ -773,7 +949,7 @@ incident_conf_apply(struct queue *q, const struct conf *c)
 		for (size_t j = 0; j < c->nalerts && rc == 0; j++)
 			if (c->alerts[j].notify == CONF_NOTIFY_CHANGES &&
 			    incident_alert_uses(&c->alerts[j], (size_t)k))
-				rc = incident_drop(q, c->alerts[j].name, why, &said);
+				rc = incident_drop(q, &ap, c->alerts[j].name, why);
 		free(why);
 		if (rc < 0)
 			goto out;

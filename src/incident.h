@@ -47,7 +47,10 @@ struct incident_decision {
  * What a FAILURE or RECOVERY (role) does to the open incident cur (NULL:
  * none), now, given the alert's repeat_interval and incident_ttl; norm is
  * the event's normalized-message hash (incident_norm). An incident whose
- * last_at + ttl <= now is treated as closed. Any other role: nothing.
+ * last_at + ttl <= now is treated as closed. A reminder is due
+ * repeat_interval after cur->last_notified_at, the incident's last message
+ * (opened, reminder, or a reply that was delivered: incident_apply). Any
+ * other role: nothing.
  */
 struct incident_decision incident_decide(enum rules_role role, const struct queue_incident *cur,
     const char *norm, double now, double repeat_interval, double ttl);
@@ -139,8 +142,11 @@ int incident_sweep(struct queue *q, const struct conf *c, double now);
  * incidents of an alert that is gone, no longer notify = "changes", or
  * whose sources (kind, namespace, name, cluster) changed since they were
  * opened, and of every changes alert that uses a provider whose threads
- * changed (either way); drop the thread handles of a provider that is gone,
- * has no threads, or whose threads changed. Each alert's sources and each
+ * changed (either way), with the thread handles of their objects on the
+ * alert's threaded targets (those stored in the meta row "threads:NAME" and
+ * its current ones) unless another changes alert's open incident of the
+ * object uses the same target; drop the thread handles of a provider that
+ * is gone, has no threads, or whose threads changed. Each alert's sources and each
  * provider's threads are kept in the meta table, so a change made while the
  * daemon was stopped counts too. Each drop is logged once the transaction
  * has committed (nothing is when it fails). Then every changes alert's

@@ -748,6 +748,38 @@ slack_fallback(struct util_buf *out, const struct event *ev, size_t budget)
 }
 
 /*
+ * The fallback of an item with parts k: "<author>: <first line>", the line
+ * bounded like the text; a kind's lead is its first line (it says what
+ * happened: "Failing since …", "Recovered after …").
+ */
+static void
+slack_item_fallback_parts(struct util_buf *out, const struct slack_item *it,
+    const struct slack_parts *k, size_t budget)
+{
+	if (k->lead.len > 0) {
+		const char *lead = k->lead.data;
+		size_t line = strcspn(lead, "\n");
+		if (line > 0 && lead[line - 1] == '\r')
+			line--;
+		slack_author(out, it->ev);
+		util_buf_puts(out, ": ");
+		slack_text(out, lead, line, SIZE_MAX, SLACK_CUT_ELLIPSIS, 1);
+	} else {
+		slack_fallback(out, it->ev, budget);
+	}
+}
+
+/* slack_internal.h */
+void
+slack_item_fallback(struct util_buf *out, const struct slack_item *it, size_t budget)
+{
+	struct slack_parts k;
+	slack_parts(it, &k);
+	slack_item_fallback_parts(out, it, &k, budget);
+	slack_parts_free(&k);
+}
+
+/*
  * One attachment (new reference) or NULL on allocation failure. budget is
  * the number of message characters shown in text and fallback; links_cap
  * bounds the links line under the text (a look's).
@@ -765,7 +797,6 @@ slack_attachment(const struct slack_item *it, size_t budget, size_t links_cap)
 	if (rc != 0)
 		return NULL;
 	slack_parts(it, &k);
-	const char *lead = k.lead.data ? k.lead.data : "";
 	rc |= slack_set(a, "color", json_string(k.color));
 	slack_author(&author, ev);
 	rc |= slack_set(a, "author_name", slack_buf_json(&author));
@@ -788,18 +819,7 @@ slack_attachment(const struct slack_item *it, size_t budget, size_t links_cap)
 		b.len = mark;
 	rc |= slack_set(a, "text", slack_buf_json(&b));
 
-	/* fallback: "<author>: <first line>", the line bounded like the text;
-	 * a kind's lead is its first line (it says what happened) */
-	if (k.lead.len > 0) {
-		size_t line = strcspn(lead, "\n");
-		if (line > 0 && lead[line - 1] == '\r')
-			line--;
-		slack_author(&b, ev);
-		util_buf_puts(&b, ": ");
-		slack_text(&b, lead, line, SIZE_MAX, SLACK_CUT_ELLIPSIS, 1);
-	} else {
-		slack_fallback(&b, ev, budget);
-	}
+	slack_item_fallback_parts(&b, it, &k, budget);
 	util_buf_free(&author);
 	slack_parts_free(&k);
 	rc |= slack_set(a, "fallback", slack_buf_json(&b));
@@ -1024,12 +1044,50 @@ fail:
 	return NULL;
 }
 
+/*
+ * The parent's blocks with the count shown (new reference), or NULL when the
+ * parent has none or they cannot take it: a context block right under the
+ * head section, or, in a message of SLACK_BLOCKS_MAX blocks, one more
+ * element of its last block when that is a context block with room.
+ */
+static json_t *
+slack_count_blocks(json_t *parent, const char *count)
+{
+	json_t *blocks = json_object_get(parent, "blocks");          /* borrowed */
+	if (!json_is_array(blocks) || json_array_size(blocks) == 0)
+		return NULL;
+	json_t *copy = json_deep_copy(blocks);
+	json_t *elem = json_pack("{s:s, s:s}", "type", "mrkdwn", "text", count);
+	json_t *ctx = NULL;
+	if (copy == NULL || elem == NULL)
+		goto fail;
+	if (json_array_size(copy) < SLACK_BLOCKS_MAX) {
+		ctx = json_pack("{s:s, s:[O]}", "type", "context", "elements", elem);
+		if (ctx == NULL || json_array_insert_new(copy, 1, ctx) != 0)
+			goto fail;
+	} else {
+		json_t *last = json_array_get(copy, json_array_size(copy) - 1);
+		json_t *elems = json_object_get(last, "elements");
+		const char *type = json_string_value(json_object_get(last, "type"));
+		if (type == NULL || strcmp(type, "context") != 0 || !json_is_array(elems) ||
+		    json_array_size(elems) >= SLACK_BLOCKS_MAX_CONTEXT ||
+		    json_array_append(elems, elem) != 0)
+			goto fail;
+	}
+	json_decref(elem);
+	return copy;
+fail:
+	json_decref(elem);
+	json_decref(copy);
+	return NULL;
+}
+
 char *
 slack_render_count_string(const char *channel_id, const char *ts, long failures,
-    double since, double now)
+    double since, double now, const char *parent)
 {
 	struct util_buf b = { 0 };
-	json_t *root;
+	json_t *root, *posted = NULL, *blocks = NULL;
 	int rc = 0;
 
 	if (!slack_nonempty(channel_id) || !slack_nonempty(ts))
@@ -1040,9 +1098,26 @@ slack_render_count_string(const char *channel_id, const char *ts, long failures,
 	slack_failures(&b, failures);
 	util_buf_puts(&b, " since ");
 	slack_clock_text(&b, since, now);
+	if (parent != NULL && (posted = json_loads(parent, 0, NULL)) != NULL)
+		blocks = slack_count_blocks(posted, b.data);
 	rc |= slack_set(root, "channel", slack_json_text(channel_id, 0));
 	rc |= slack_set(root, "ts", slack_json_text(ts, 0));
-	rc |= slack_set(root, "text", slack_buf_json(&b));
+	if (blocks != NULL) {
+		/* The notification text of the parent, the count after it. */
+		const char *text = json_string_value(json_object_get(posted, "text"));
+		struct util_buf t = { 0 };
+		if (slack_nonempty(text)) {
+			util_buf_puts(&t, text);
+			util_buf_puts(&t, "\n");
+		}
+		util_buf_append(&t, b.data, b.len);
+		util_buf_free(&b);
+		rc |= slack_set(root, "text", slack_buf_json(&t));
+		rc |= slack_set(root, "blocks", blocks);
+	} else {
+		rc |= slack_set(root, "text", slack_buf_json(&b));
+	}
+	json_decref(posted);
 	if (rc != 0) {
 		json_decref(root);
 		return NULL;

@@ -171,14 +171,20 @@ char *slack_render_update_string(const struct conf_provider *p, const char *chan
     const char *ts, const struct slack_item *items, size_t n);
 
 /*
- * The live count of a parent: a chat.update of (channel_id, ts) with only
+ * The live count of a parent: a chat.update of (channel_id, ts) with
  * "channel", "ts" and "text" = "<failures> failures since HH:MM UTC" (the
  * date too when since is not the same UTC day as now); Slack keeps the
- * attachments of a message when an update does not give them. NULL when an
- * argument is empty. Caller frees.
+ * attachments of a message when an update does not give them. parent is
+ * NULL or the parent's chat.postMessage payload as it was posted: when it
+ * has blocks (format = "blocks"), a Block Kit message shows its blocks and
+ * not its text, so the update gives them again with the count as a context
+ * block under the first one (in a message of 50 blocks, as one more element
+ * of a last context block that has room, else not at all), and "text" is
+ * the parent's, the count on a line after it. NULL when channel_id or ts is
+ * empty. Caller frees.
  */
 char *slack_render_count_string(const char *channel_id, const char *ts, long failures,
-    double since, double now);
+    double since, double now, const char *parent);
 
 /*
  * A delivery row's incident snapshot (the JSON the queue keeps: "since",

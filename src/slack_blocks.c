@@ -25,7 +25,9 @@
  *             look's links "<url|text> · …"; omitted when all are empty
  *
  * Top level: text (required for notifications) is the attachments'
- * fallback "author: first line" for one event, "N events" for several,
+ * fallback for one event ("author: first line", or the first line of what
+ * a reminder or recovery says: "author: Recovered after 7s (4 failures)."),
+ * "N events" for several,
  * after the mentions of the error events (SPEC §13); unfurl_links and
  * unfurl_media are false, so a commit link does not unfurl into a preview.
  * No header block: it cannot carry links or mrkdwn.
@@ -421,7 +423,7 @@ slack_blocks_text(const struct slack_item *items, size_t n, size_t max_text)
 	if (n > 1)
 		util_buf_printf(&b, "%zu events", n);
 	else
-		slack_fallback(&b, items[0].ev, max_text);
+		slack_item_fallback(&b, &items[0], max_text);
 	return slack_buf_json(&b);
 }
 

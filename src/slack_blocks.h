@@ -18,6 +18,7 @@
 #define SLACK_BLOCKS_MAX_TEXT 3000     /* a section's or a context element's text */
 #define SLACK_BLOCKS_MAX_FIELDS 10     /* fields in one section */
 #define SLACK_BLOCKS_MAX_FIELD 2000    /* one field's text */
+#define SLACK_BLOCKS_MAX_CONTEXT 10    /* elements in one context block */
 
 /*
  * The payload (new reference) of the first *used items of items[0..n) that

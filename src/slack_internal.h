@@ -62,6 +62,13 @@ void slack_author(struct util_buf *out, const struct event *ev);
 
 /* "<author>: <first line of the message>", the line bounded to budget characters. */
 void slack_fallback(struct util_buf *out, const struct event *ev, size_t budget);
+/*
+ * An item's fallback as its attachment has it (SPEC §9): slack_fallback's,
+ * except that a message kind with a lead (reminder: "Failing since …",
+ * recovered: "Recovered after …") shows the lead's first line instead of
+ * the message's. Block Kit's top-level text of one item is the same.
+ */
+void slack_item_fallback(struct util_buf *out, const struct slack_item *it, size_t budget);
 
 /*
  * What an item's message kind (SPEC §12) decides: its colour ("danger",

@@ -123,7 +123,7 @@ slack_look_new(const struct conf *c, const char *alerts, const struct conf_provi
 	struct template_incident inc;
 	char since[32], duration[32];
 	struct template_data d = {
-		.ev = it->ev, .extra = it->extra, .nextra = it->nextra, .cluster = cluster,
+		.ev = it->ev, .cluster = cluster,
 	};
 
 	if (c == NULL || alerts == NULL || it->ev == NULL)

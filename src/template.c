@@ -26,9 +26,9 @@
  *   .severity .reason .message (as received: "warn" stays "warn")
  *   .timestamp (RFC 3339 UTC, "" when none)
  *   .reportingController .reportingInstance .cluster .alert
- *   .metadata.KEY, index .metadata "KEY": exactly the fields the default message
- *     shows (normalized event metadata and the alert's metadata and summary, same
- *     precedence; token, checksum and digest of the event are hidden); missing = ""
+ *   .metadata.KEY, index .metadata "KEY": the event's normalized metadata (SPEC §5;
+ *     token, checksum and digest are hidden; the alert's metadata and summary are
+ *     the message's fields, not the event's); missing = ""
  *   .revision.ref .sha .short .digest, from metadata "revision":
  *     REF@ALG:HEX -> ref, sha HEX, digest ALG:HEX;  ALG:HEX -> sha, digest;
  *     REF/HEX (at least 7 hex digits after the last '/') -> ref, sha;
@@ -2303,16 +2303,11 @@ tp_keycmp(const char *key, size_t len, const char *k)
 	return k[len] == '\0' ? 0 : -1;
 }
 
-/*
- * Value of metadata key[0..len) as the default message shows it (slack.c's
- * precedence: annotation keys < alert metadata and summary, later beating
- * earlier < plain and controller keys; hidden event keys dropped), or NULL.
- */
+/* Value of the event's metadata key[0..len) (hidden keys dropped), or NULL. */
 static const char *
 tp_meta_find(struct tp_run *r, const char *key, size_t len)
 {
 	const struct event *ev = r->ev;
-	const struct event_kv *e = NULL;
 	size_t lo = 0, hi = ev->nmeta;
 
 	if (memchr(key, '\0', len) != NULL)
@@ -2321,24 +2316,17 @@ tp_meta_find(struct tp_run *r, const char *key, size_t len)
 		size_t mid = lo + (hi - lo) / 2;
 		int c = tp_keycmp(key, len, ev->meta[mid].key);
 		if (c == 0) {
-			e = &ev->meta[mid];
-			break;
+			const struct event_kv *e = &ev->meta[mid];
+			if (event_meta_hidden(e->key))
+				return NULL;
+			return e->value ? e->value : "";
 		}
 		if (c < 0)
 			hi = mid;
 		else
 			lo = mid + 1;
 	}
-	if (e != NULL && event_meta_hidden(e->key))
-		e = NULL;
-	if (e != NULL && e->origin != EVENT_META_ANNOTATION)
-		return e->value ? e->value : "";
-	for (size_t i = r->d->nextra; i-- > 0;) {
-		const struct conf_kv *x = &r->d->extra[i];
-		if (x->key != NULL && tp_keycmp(key, len, x->key) == 0)
-			return x->value ? x->value : "";
-	}
-	return e != NULL ? (e->value ? e->value : "") : NULL;
+	return NULL;
 }
 
 static int
@@ -2352,7 +2340,7 @@ static void
 tp_meta_all(struct tp_run *r)
 {
 	const struct event *ev = r->ev;
-	size_t cap = ev->nmeta + r->d->nextra, n = 0, u = 0;
+	size_t cap = ev->nmeta, n = 0, u = 0;
 	const char **keys;
 
 	if (r->meta_done)
@@ -2364,9 +2352,6 @@ tp_meta_all(struct tp_run *r)
 	for (size_t i = 0; i < ev->nmeta; i++)
 		if (!event_meta_hidden(ev->meta[i].key))
 			keys[n++] = ev->meta[i].key;
-	for (size_t i = 0; i < r->d->nextra; i++)
-		if (r->d->extra[i].key != NULL)
-			keys[n++] = r->d->extra[i].key;
 	qsort(keys, n, sizeof(*keys), tp_strptr_cmp);
 	r->meta = util_malloc((n ? n : 1) * sizeof(*r->meta));
 	tp_keep(r, r->meta);

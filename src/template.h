@@ -65,15 +65,13 @@ struct template_incident {
 
 /*
  * The data of one rendering; everything is borrowed for the duration of the
- * call. extra/nextra are the alert's metadata and summary exactly as a
- * struct slack_item carries them: .metadata is what the default message
- * shows as fields (same precedence, hidden event keys dropped). NULL
- * strings render empty; incident NULL renders empty strings and count 0.
+ * call. .metadata is the event's normalized metadata (SPEC §13; hidden keys
+ * dropped), not the alert's metadata and summary, which the message shows
+ * as fields of its own. NULL strings render empty; incident NULL renders
+ * empty strings and count 0.
  */
 struct template_data {
 	const struct event *ev;                    /* required */
-	const struct conf_kv *extra;
-	size_t nextra;
 	const char *cluster;                       /* .cluster */
 	const char *alert;                         /* .alert: the alert's name */
 	const struct template_incident *incident;  /* .incident */

@@ -67,7 +67,7 @@ def info(name, message, reason="Progressing"):
 
 
 def make_config(state, emu, base, channel, notify="changes", provider_extra="",
-                alert_extra="", more_providers="", more_alert_providers=""):
+                alert_extra="", more_providers="", more_alert_providers="", more_alerts=""):
     if notify == "changes":
         alert = ('{ name = "changes"; providers = [ "bot"%s ]; notify = "changes";'
                  ' sources = ( { kind = "Kustomization"; } ); %s }'
@@ -84,8 +84,9 @@ providers = (
   { name = "bot"; type = "slack-bot"; token = "%s"; api_url = "%s"; channel = "%s";
     threads = true; rate = 0; timeout = 2; %s }%s
 );
-alerts = ( %s );
-""" % (state, TOKEN, emu.url(base), channel, provider_extra, more_providers, alert)
+alerts = ( %s%s );
+""" % (state, TOKEN, emu.url(base), channel, provider_extra, more_providers, alert,
+       more_alerts)
 
 
 class Threads(unittest.TestCase):
@@ -259,6 +260,41 @@ class Threads(unittest.TestCase):
         self.assertNotEqual(parents[1].ts, parent.ts)
         self.assertIsNone(parents[1].thread_ts)
 
+    def test_live_count_in_block_kit_parent(self):
+        """format = "blocks": Slack shows a Block Kit message's blocks, not its
+        text, so the live count gives the parent's blocks again with the
+        count in them; the recovery then replaces them."""
+        self.start(provider_extra='format = "blocks";')
+        self.post(failure("webapp", "validation error: spec.type: Unsupported value"))
+        parent = self.wait_parents(1)[0]
+        posted_blocks = parent.blocks
+        self.assertTrue(posted_blocks)
+
+        def shown():
+            return json.dumps(parent.blocks)
+
+        self.post(failure("webapp", "validation error: spec.type: Unsupported value"))
+        self.emu.wait_for(lambda: "2 failures since" in shown(), 20,
+                          "the live count in the parent's blocks")
+        count_update = self.updates()[-1]
+        self.assert_update_payload(count_update, parent)
+        self.assertEqual(set(count_update.json), {"channel", "ts", "text", "blocks"})
+        blocks = parent.blocks
+        self.assertLessEqual(len(blocks), 50)
+        self.assertEqual(len(blocks), len(posted_blocks) + 1)
+        self.assertEqual(blocks[0], posted_blocks[0], "the head stays")
+        self.assertEqual(blocks[1]["type"], "context")
+        self.assertRegex(blocks[1]["elements"][0]["text"],
+                         r"^2 failures since (\d{4}-\d\d-\d\d )?\d\d:\d\d UTC$")
+        self.assertEqual(blocks[2:], posted_blocks[1:], "the rest of the parent stays")
+        self.assertTrue(parent.text.startswith(parent.posted["text"] + "\n2 failures since"),
+                        parent.text)
+
+        self.post(recovery("webapp"))
+        self.emu.wait_for(lambda: "Recovered" in shown() and "failures since" not in shown(),
+                          10, "the parent shows the recovery")
+        self.assertIn(":large_green_circle:", shown())
+
     def test_objects_have_their_own_threads(self):
         self.start()
         self.post(failure("a", "a broke"))
@@ -430,6 +466,27 @@ class Threads(unittest.TestCase):
         self.assertEqual(len(self.emu.thread(self.channel, first.ts)), 4)
         self.wait_no_pending()
         self.assertEqual(self.metric("events", "event"), 6)
+
+    def test_merged_reply_of_an_events_error_is_broadcast(self):
+        """A changes alert's reply merged with an events alert's error on the
+        same threaded target: the row is a reply, and the error is still
+        broadcast to the channel, as the events alert's own reply would be."""
+        self.start(more_alerts=',\n  { name = "events"; providers = [ "bot" ]; severity = "info";'
+                   ' sources = ( { kind = "Kustomization"; } ); }')
+        self.post(failure("webapp", "validation error: one"))
+        parent = self.wait_parents(1)[0]
+        self.post(failure("webapp", "validation error: two"))
+        reply = self.wait_thread(parent.ts, 2)[1]
+        self.assertIn("validation error: two", reply.attachments[0]["text"])
+        self.assertTrue(reply.broadcast, reply.posted)
+        self.assertIs(reply.posted.get("reply_broadcast"), True)
+        self.wait_no_pending()
+        self.assertEqual(self.metric("changes", "reply"), 1)
+        self.assertEqual(self.metric("events", "reply"), 1)
+        # An info event of the events alert: a reply, not broadcast.
+        self.post(info("webapp", "webapp progressing"))
+        note = self.wait_thread(parent.ts, 3)[2]
+        self.assertFalse(note.broadcast, note.posted)
 
     # ---- webhooks and console beside a bot ----
     def test_console_prints_what_a_webhook_gets(self):

@@ -291,27 +291,32 @@ START_TEST(test_open_count_remind_recover)
 	ck_assert_int_eq(s.req.items[0].kind, QUEUE_KIND_REPLY);
 	step_free(&s);
 
-	/* repeat_interval (3600 s) after the opened message: a reminder to both. */
+	/* repeat_interval (3600 s) after the incident's last message, the
+	 * reply (SPEC §12: not after the opened one): a reminder to both. */
 	step_run(&s, helm_event("error", "UpgradeFailed", "timed out waiting for the condition"),
-	    t0 + 3599);
+	    t0 + 3600);
 	ck_assert_int_eq(s.req.nitems, 0);
 	step_free(&s);
 	step_run(&s, helm_event("error", "UpgradeFailed", "timed out waiting for the condition"),
-	    t0 + 3600);
+	    t0 + 120 + 3599);
+	ck_assert_int_eq(s.req.nitems, 0);
+	step_free(&s);
+	step_run(&s, helm_event("error", "UpgradeFailed", "timed out waiting for the condition"),
+	    t0 + 120 + 3600);
 	ck_assert_int_eq(s.req.nitems, 2);
 	ck_assert_int_eq(step_item(&s, "hook")->kind, QUEUE_KIND_REMINDER);
 	j = json_loads(step_item(&s, "hook")->incident, 0, NULL);
-	ck_assert_int_eq(json_integer_value(json_object_get(j, "failures")), 5);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "failures")), 6);
 	ck_assert(json_real_value(json_object_get(j, "since")) == t0);
 	json_decref(j);
 	step_free(&s);
 	ck_assert_int_eq(get_incident(&in), 1);
-	ck_assert_int_eq(in.failures, 5);
-	ck_assert(in.last_notified_at == t0 + 3600);
+	ck_assert_int_eq(in.failures, 6);
+	ck_assert(in.last_notified_at == t0 + 3720);
 	queue_incident_clear(&in);
 	/* The next reminder counts from that one. */
 	step_run(&s, helm_event("error", "UpgradeFailed", "timed out waiting for the condition"),
-	    t0 + 3600 + 3599);
+	    t0 + 3720 + 3599);
 	ck_assert_int_eq(s.req.nitems, 0);
 	step_free(&s);
 
@@ -330,7 +335,7 @@ START_TEST(test_open_count_remind_recover)
 	j = json_loads(hook->incident, 0, NULL);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "recovered");
 	ck_assert(json_real_value(json_object_get(j, "duration")) == 7300);
-	ck_assert_int_eq(json_integer_value(json_object_get(j, "failures")), 6);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "failures")), 7);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "revision")), "6.5.4");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "last_message")),
 	    "timed out waiting for the condition");
@@ -359,6 +364,46 @@ read_fixture(const char *name)
 	free(path);
 	return s;
 }
+
+/*
+ * A reply is a message of the incident only where it is delivered: an alert
+ * without a threaded target sends nothing for a differing failure, so its
+ * reminder still counts from the opened message.
+ */
+START_TEST(test_reply_not_delivered_keeps_reminder)
+{
+	static const char text[] =
+	    "providers = (\n"
+	    "  { name = \"hook\"; type = \"slack\"; url = \"https://hooks.slack.com/services/T/B/X\"; }\n"
+	    ");\n"
+	    "alerts = (\n"
+	    "  { name = \"changes\"; providers = [ \"hook\" ]; notify = \"changes\";\n"
+	    "    repeat_interval = 3600; sources = ( { kind = \"HelmRelease\"; } ); }\n"
+	    ");\n";
+	char err[256];
+	struct step s;
+	struct queue_incident in;
+	const double t0 = 1700000000;
+	rules_free(F.r);
+	conf_free(F.c);
+	F.c = fix_load(text);
+	F.r = rules_new(F.c, err, sizeof(err));
+	ck_assert_ptr_nonnull(F.r);
+
+	step_run(&s, helm_event("error", "UpgradeFailed", "boom"), t0);
+	step_free(&s);
+	step_run(&s, helm_event("error", "UpgradeFailed", "something else"), t0 + 120);
+	ck_assert_int_eq(s.req.nitems, 0);     /* a reply, but no threaded target */
+	step_free(&s);
+	ck_assert_int_eq(get_incident(&in), 1);
+	ck_assert(in.last_notified_at == t0);
+	queue_incident_clear(&in);
+	step_run(&s, helm_event("error", "UpgradeFailed", "something else"), t0 + 3600);
+	ck_assert_int_eq(s.req.nitems, 1);
+	ck_assert_int_eq(s.req.items[0].kind, QUEUE_KIND_REMINDER);
+	step_free(&s);
+}
+END_TEST
 
 /* Fixtures 11 and 12: sources alone judge a recovery. */
 START_TEST(test_recovery_by_sources)
@@ -757,6 +802,91 @@ capture_end(struct capture *c)
 }
 
 /*
+ * A reload that drops an alert's incidents drops their thread handles on
+ * the alert's targets too (SPEC §12), even once the alert is gone from the
+ * configuration; a handle another changes alert's open incident of the
+ * same object still uses stays, and so do other objects' handles.
+ */
+static const char drop_conf_head[] =
+	"providers = (\n"
+	"  { name = \"bot\"; type = \"slack-bot\"; token = \"xoxb-1\"; channel = \"C1\"; threads = true; },\n"
+	"  { name = \"bot2\"; type = \"slack-bot\"; token = \"xoxb-2\"; channel = \"C2\"; threads = true; }\n"
+	");\n"
+	"alerts = (\n";
+static const char drop_a1[] = "  { name = \"a1\"; providers = [ \"bot\" ]; notify = \"changes\";\n"
+	"    sources = ( { kind = \"HelmRelease\"; } ); },\n";
+static const char drop_a2[] = "  { name = \"a2\"; providers = [ \"bot2\" ]; notify = \"changes\";\n"
+	"    sources = ( { kind = \"HelmRelease\"; } ); },\n";
+static const char drop_a3[] = "  { name = \"a3\"; providers = [ \"bot\" ]; notify = \"changes\";\n"
+	"    sources = ( { kind = \"HelmRelease\"; } ); },\n";
+static const char drop_ev[] = "  { name = \"ev\"; providers = [ \"bot\", \"bot2\" ];\n"
+	"    sources = ( { kind = \"GitRepository\"; } ); }\n";
+
+static void
+drop_reload(const char *a1, const char *a2, const char *a3)
+{
+	char *text = util_printf("%s%s%s%s%s);\n", drop_conf_head, a1, a2, a3, drop_ev);
+	fix_reload(text);
+	free(text);
+}
+
+static int
+have_key(const char *provider, const char *channel, const char *key)
+{
+	struct queue_thread t;
+	int rc = queue_thread_get(F.q, provider, channel, key, &t);
+	ck_assert_int_ge(rc, 0);
+	if (rc == 1)
+		queue_thread_clear(&t);
+	return rc;
+}
+
+START_TEST(test_conf_apply_drops_handles)
+{
+	const double t0 = 1700000000;
+	drop_reload(drop_a1, drop_a2, drop_a3);
+	fail_podinfo(t0);
+	ck_assert_int_eq(alert_open("a1") + alert_open("a2") + alert_open("a3"), 3);
+	put_handle("bot", "C1", t0);
+	put_handle("bot2", "C2", t0);
+	struct queue_thread other = { "bot2", "C2", "/GitRepository/flux-system/fleet", "C2",
+		"1.9", t0, t0, 0 };
+	ck_assert_int_eq(queue_begin(F.q), 0);
+	ck_assert_int_eq(queue_thread_put(F.q, &other), 0);
+	ck_assert_int_eq(queue_commit(F.q), 0);
+
+	/* The same again (a restart): everything stays. */
+	drop_reload(drop_a1, drop_a2, drop_a3);
+	ck_assert_int_eq(have_handle("bot", "C1") + have_handle("bot2", "C2"), 2);
+
+	/* a2 removed: its incident and its thread on bot2 go; the events thread stays. */
+	struct capture cap;
+	capture_start(&cap);
+	drop_reload(drop_a1, "", drop_a3);
+	char *said = capture_end(&cap);
+	ck_assert_int_eq(alert_open("a2"), 0);
+	ck_assert_int_eq(have_handle("bot2", "C2"), 0);
+	ck_assert_int_eq(have_key("bot2", "C2", "/GitRepository/flux-system/fleet"), 1);
+	ck_assert_int_eq(have_handle("bot", "C1"), 1);
+	ck_assert_ptr_nonnull(strstr(said, "msg=\"thread handles dropped\" alert=a2 count=1 "));
+	free(said);
+
+	/* a1 removed: a3's open incident of podinfo still threads on bot C1. */
+	drop_reload("", "", drop_a3);
+	ck_assert_int_eq(alert_open("a1"), 0);
+	ck_assert_int_eq(alert_open("a3"), 1);
+	ck_assert_int_eq(have_handle("bot", "C1"), 1);
+
+	/* a3 no longer notify = "changes": now the handle goes. */
+	drop_reload("", "", "  { name = \"a3\"; providers = [ \"bot\" ];\n"
+	    "    sources = ( { kind = \"HelmRelease\"; } ); },\n");
+	ck_assert_int_eq(alert_open("a3"), 0);
+	ck_assert_int_eq(have_handle("bot", "C1"), 0);
+	ck_assert_int_eq(have_key("bot2", "C2", "/GitRepository/flux-system/fleet"), 1);
+}
+END_TEST
+
+/*
  * Run a housekeeping call with no file allowed to grow (RLIMIT_FSIZE 0; the
  * write then fails with EFBIG instead of raising SIGXFSZ): SQLite keeps a
  * transaction's changes in its cache and writes them to the WAL at COMMIT,
@@ -1000,6 +1130,7 @@ incident_suite(void)
 	tcase_add_checked_fixture(tc, fix_setup, fix_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_open_count_remind_recover);
+	tcase_add_test(tc, test_reply_not_delivered_keeps_reminder);
 	tcase_add_test(tc, test_recovery_by_sources);
 	tcase_add_test(tc, test_expiry_and_sweep);
 	tcase_add_test(tc, test_count_touches_thread);
@@ -1007,6 +1138,7 @@ incident_suite(void)
 	tcase_add_test(tc, test_conf_apply_cluster);
 	tcase_add_test(tc, test_conf_apply_cluster_upgrade);
 	tcase_add_test(tc, test_conf_apply_threads);
+	tcase_add_test(tc, test_conf_apply_drops_handles);
 	tcase_add_test(tc, test_conf_apply_logged_after_commit);
 	tcase_add_test(tc, test_sweep_logged_after_commit);
 	tcase_add_test(tc, test_writer_results);

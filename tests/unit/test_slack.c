@@ -1515,7 +1515,7 @@ END_TEST
 START_TEST(test_golden_update_count)
 {
 	char *got = slack_render_count_string("C0123ABCDEF", "1666941979.000100", 12, T_EV01,
-	    T_EV01 + 720);
+	    T_EV01 + 720, NULL);
 	t_golden("payload-update-count.json", got);
 	free(got);
 }
@@ -1779,15 +1779,15 @@ END_TEST
 
 START_TEST(test_count_payload)
 {
-	char *s = slack_render_count_string("C1", "1.5", 1, T_EV01, T_EV01 + 5);
+	char *s = slack_render_count_string("C1", "1.5", 1, T_EV01, T_EV01 + 5, NULL);
 	ck_assert_str_eq(s, "{\"channel\":\"C1\",\"ts\":\"1.5\",\"text\":\"1 failure since 07:26 UTC\"}");
 	free(s);
-	s = slack_render_count_string("C1", "1.5", 1200, T_EV01, T_EV01 + 86400);
+	s = slack_render_count_string("C1", "1.5", 1200, T_EV01, T_EV01 + 86400, NULL);
 	ck_assert_str_eq(s, "{\"channel\":\"C1\",\"ts\":\"1.5\",\"text\":"
 	    "\"1200 failures since 2022-10-28 07:26 UTC\"}");
 	free(s);
-	ck_assert_ptr_null(slack_render_count_string("", "1.5", 1, 0, 0));
-	ck_assert_ptr_null(slack_render_count_string("C1", NULL, 1, 0, 0));
+	ck_assert_ptr_null(slack_render_count_string("", "1.5", 1, 0, 0, NULL));
+	ck_assert_ptr_null(slack_render_count_string("C1", NULL, 1, 0, 0, NULL));
 }
 END_TEST
 

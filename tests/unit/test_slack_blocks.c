@@ -286,7 +286,7 @@ START_TEST(test_head)
 	ck_assert_str_eq(t_section(j, 0), ":red_circle: *kustomization/webapp.apps*");
 	json_decref(j);
 	/* a templated title: author and reason on the second line */
-	struct slack_look look = { "Web &amp; app", NULL, NULL, 0, NULL };
+	struct slack_look look = { "Web &amp; app", NULL, NULL, 0, NULL, 0 };
 	ev.reason = "Failed&";
 	it.look = &look;
 	j = t_render(&p, &it, 1);
@@ -324,7 +324,7 @@ START_TEST(test_code_block)
 	ck_assert_str_eq(t_section(j, 1), "upgrade failed: &lt;x&gt;");
 	json_decref(j);
 	/* a templated text is placed as written, never in a code block */
-	struct slack_look look = { NULL, "*bold*\n<https://x|link>", NULL, 0, NULL };
+	struct slack_look look = { NULL, "*bold*\n<https://x|link>", NULL, 0, NULL, 0 };
 	ev.message = "a\nb";
 	it.look = &look;
 	j = t_render(&p, &it, 1);
@@ -468,7 +468,7 @@ START_TEST(test_context)
 	struct conf_provider p = t_provider(CONF_PROVIDER_CONSOLE);
 	struct event ev = t_event(EVENT_INFO, "R", "m");
 	struct slack_link links[] = { { "https://a", "A" }, { "https://b", "" } };
-	struct slack_look look = { NULL, NULL, links, 2, NULL };
+	struct slack_look look = { NULL, NULL, links, 2, NULL, 0 };
 	struct slack_item it = { .ev = &ev, .look = &look };
 	ev.has_timestamp = true;
 	ev.timestamp = 1666941979;
@@ -546,8 +546,8 @@ START_TEST(test_text_and_mentions)
 	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
 	struct event err = t_event(EVENT_ERROR, "R", "first line\nsecond");
 	struct event info = t_event(EVENT_INFO, "R", "fine");
-	struct slack_look a = { NULL, NULL, NULL, 0, "<!here> <@U1>" };
-	struct slack_look b = { NULL, NULL, NULL, 0, "<@U1> <!subteam^S1>" };
+	struct slack_look a = { NULL, NULL, NULL, 0, "<!here> <@U1>", 0 };
+	struct slack_look b = { NULL, NULL, NULL, 0, "<@U1> <!subteam^S1>", 0 };
 	struct slack_item items[] = { { .ev = &err, .look = &a }, { .ev = &info, .look = &a },
 	    { .ev = &err, .look = &b } };
 
@@ -572,6 +572,151 @@ START_TEST(test_text_and_mentions)
 		dividers += strcmp(json_string_value(json_object_get(blk, "type")), "divider") == 0;
 	ck_assert_int_eq(dividers, 2);
 	json_decref(j);
+}
+END_TEST
+
+/*
+ * Reminder and recovered (SPEC §12, §13): the top-level text, where Slack
+ * notifies from, says what the kind says, as the attachments' fallback does
+ * ("Failing since …", "Recovered after …"), not the event's first line.
+ */
+START_TEST(test_golden_kinds)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK);
+	struct event *e1 = test_fixture("tests/fixtures/events",
+	    "01-kustomization-validation-failed-generic-webhook.json");
+	struct event *rec = test_fixture("tests/fixtures/events",
+	    "11-kustomization-reconciliation-succeeded-recovery.json");
+	const double t01 = 1666941979.0;     /* fixture 01's time */
+	struct slack_incident reminder = { .since = t01 - 11100, .failures = 42 };
+	struct slack_incident recovered = { .since = t01, .failures = 5, .duration = 884,
+	    .last_message = "service/apps/webapp validation error: spec.type: Unsupported value" };
+	struct slack_incident opened = { .since = t01, .failures = 1 };
+	struct slack_item items[] = {
+		{ .ev = e1, .kind = SLACK_KIND_REMINDER, .incident = &reminder },
+		{ .ev = rec, .kind = SLACK_KIND_RECOVERED, .incident = &recovered },
+		{ .ev = e1, .kind = SLACK_KIND_OPENED, .incident = &opened },
+	};
+	static const char *const golden[] = { "payload-blocks-kind-reminder.json",
+		"payload-blocks-kind-recovered.json", NULL };
+	static const char *const want[] = {
+		"kustomization/webapp.apps: Failing since 04:21 UTC (3h05m), 42 failures.",
+		"kustomization/webapp.apps: Recovered after 14m (5 failures).",
+		"kustomization/webapp.apps: service/apps/webapp validation error: spec.type: "
+		    "Unsupported value: Ingress",
+	};
+
+	for (size_t i = 0; i < 3; i++) {
+		json_t *j = t_render(&p, &items[i], 1);
+		t_check_limits(j);
+		ck_assert_str_eq(json_string_value(json_object_get(j, "text")), want[i]);
+		if (golden[i] != NULL) {
+			char *got = slack_render_string(&p, NULL, &items[i], 1);
+			test_golden(golden[i], got);
+			free(got);
+		}
+		/* the attachments' fallback says the same */
+		p.format = CONF_FORMAT_ATTACHMENTS;
+		char *as = slack_render_string(&p, NULL, &items[i], 1);
+		json_t *a = json_loads(as, 0, NULL);
+		free(as);
+		p.format = CONF_FORMAT_BLOCKS;
+		ck_assert_ptr_nonnull(a);
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+		    json_object_get(a, "attachments"), 0), "fallback")), want[i]);
+		json_decref(a);
+		json_decref(j);
+	}
+	event_free(e1);
+	event_free(rec);
+}
+END_TEST
+
+/*
+ * The live count of a Block Kit parent (SPEC §12): the parent's blocks again
+ * with the count as a context block under the head, since Slack shows the
+ * blocks, not the text; within the limits at 50 blocks too.
+ */
+START_TEST(test_count_blocks)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	struct event *ev = test_fixture("tests/fixtures/events",
+	    "01-kustomization-validation-failed-generic-webhook.json");
+	struct slack_incident opened = { .since = 1666941979.0, .failures = 1 };
+	struct slack_item it = { .ev = ev, .kind = SLACK_KIND_OPENED, .incident = &opened };
+	p.channel = "#flux-bot";
+	char *parent = slack_render_string(&p, NULL, &it, 1);
+	ck_assert_ptr_nonnull(parent);
+	json_t *pj = json_loads(parent, 0, NULL);
+	size_t nparent = json_array_size(json_object_get(pj, "blocks"));
+
+	char *got = slack_render_count_string("C0123ABCDEF", "1666941979.000100", 12,
+	    1666941979.0, 1666941979.0 + 720, parent);
+	test_golden("payload-blocks-update-count.json", got);
+	json_t *j = json_loads(got, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "channel")), "C0123ABCDEF");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "ts")), "1666941979.000100");
+	ck_assert_ptr_null(json_object_get(j, "username"));
+	ck_assert_ptr_null(json_object_get(j, "unfurl_links"));
+	json_t *blocks = json_object_get(j, "blocks");
+	ck_assert_uint_eq(json_array_size(blocks), nparent + 1);
+	ck_assert(json_equal(json_array_get(blocks, 0),
+	    json_array_get(json_object_get(pj, "blocks"), 0)));
+	json_t *ctx = json_array_get(blocks, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(ctx, "type")), "context");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    json_object_get(ctx, "elements"), 0), "text")), "12 failures since 07:26 UTC");
+	char *text = util_printf("%s\n12 failures since 07:26 UTC",
+	    json_string_value(json_object_get(pj, "text")));
+	ck_assert_str_eq(json_string_value(json_object_get(j, "text")), text);
+	free(text);
+	json_decref(j);
+	free(got);
+
+	/* 50 blocks: one more element of the last context block when it has room */
+	json_t *full = json_array();
+	for (int i = 0; i < SLACK_BLOCKS_MAX - 1; i++)
+		json_array_append_new(full, json_pack("{s:s}", "type", "divider"));
+	json_t *elems = json_array();
+	json_array_append_new(full, json_pack("{s:s, s:o}", "type", "context", "elements", elems));
+	for (int i = 0; i < 9; i++)
+		json_array_append_new(elems, json_pack("{s:s, s:s}", "type", "mrkdwn", "text", "x"));
+	json_t *fp = json_pack("{s:s, s:O}", "text", "t", "blocks", full);
+	char *fs = json_dumps(fp, 0);
+	got = slack_render_count_string("C1", "1.5", 3, 1666941979.0, 1666941979.0, fs);
+	j = json_loads(got, 0, NULL);
+	blocks = json_object_get(j, "blocks");
+	ck_assert_uint_eq(json_array_size(blocks), SLACK_BLOCKS_MAX);
+	json_t *last = json_object_get(json_array_get(blocks, SLACK_BLOCKS_MAX - 1), "elements");
+	ck_assert_uint_eq(json_array_size(last), 10);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(last, 9), "text")),
+	    "3 failures since 07:26 UTC");
+	json_decref(j);
+	free(got);
+	free(fs);
+	/* ... and no blocks at all when it has none (ten elements already) */
+	json_array_append_new(elems, json_pack("{s:s, s:s}", "type", "mrkdwn", "text", "x"));
+	json_object_set(fp, "blocks", full);
+	fs = json_dumps(fp, 0);
+	got = slack_render_count_string("C1", "1.5", 3, 1666941979.0, 1666941979.0, fs);
+	ck_assert_str_eq(got, "{\"channel\":\"C1\",\"ts\":\"1.5\",\"text\":"
+	    "\"3 failures since 07:26 UTC\"}");
+	free(got);
+	free(fs);
+	json_decref(fp);
+	json_decref(full);
+	/* an attachments parent, or none: the text only, as before */
+	p.format = CONF_FORMAT_ATTACHMENTS;
+	char *att = slack_render_string(&p, NULL, &it, 1);
+	got = slack_render_count_string("C1", "1.5", 3, 1666941979.0, 1666941979.0, att);
+	ck_assert_str_eq(got, "{\"channel\":\"C1\",\"ts\":\"1.5\",\"text\":"
+	    "\"3 failures since 07:26 UTC\"}");
+	free(got);
+	free(att);
+	json_decref(pj);
+	free(parent);
+	event_free(ev);
 }
 END_TEST
 
@@ -676,6 +821,8 @@ blocks_suite(void)
 	tcase_add_test(tc, test_context);
 	tcase_add_test(tc, test_context_cluster_field);
 	tcase_add_test(tc, test_text_and_mentions);
+	tcase_add_test(tc, test_golden_kinds);
+	tcase_add_test(tc, test_count_blocks);
 	tcase_add_test(tc, test_fifty_blocks);
 	tcase_add_test(tc, test_invalid);
 	suite_add_tcase(s, tc);

@@ -220,8 +220,8 @@ START_TEST(test_bounds)
 	    "  text = \"{{ .message }}{{ .message }}\";\n"
 	    "  links = ( { text = \"{{ .message }}{{ .message }}{{ .message }}\"; url = \"https://x/\"; },\n"
 	    "            { text = \"empty\"; url = \"{{ .metadata.nosuch }}\"; },\n"
-	    "            { text = \"long\"; url = \"https://x/{{ range $k, $v := .metadata }}"
-	    "{{ $v }}{{ $v }}{{ $v }}{{ $v }}{{ $v }}{{ $v }}{{ $v }}{{ $v }}{{ end }}\"; },\n"
+	    "            { text = \"long\"; url = \"https://x/{{ .message }}{{ .message }}"
+	    "{{ .message }}{{ .message }}{{ .message }}{{ .message }}{{ .message }}\"; },\n"
 	    "            { text = \"last\"; url = \"https://x/{{ .involvedObject.name }}\"; } ); } );\n");
 	const struct conf_provider *p = t_provider(c, "c");
 	struct event *ev = t_fixture("helmrelease-upgrade-failed.json");   /* > 300 characters */
@@ -279,12 +279,16 @@ START_TEST(test_escaping)
 	    "providers = ( { name = \"c\"; type = \"console\"; } );\n"
 	    "alerts = ( { name = \"x\"; providers = [\"c\"]; sources = ( { kind = \"*\"; } );\n"
 	    "  title = \"<!here> {{ .metadata.t }}\";\n"
-	    "  links = ( { text = \"{{ .metadata.t }}\"; url = \"https://x/?q={{ .metadata.t }}&a=1\"; } );\n"
+	    "  links = ( { text = \"{{ .metadata.t }}\"; url = \"https://x/?q={{ index .metadata \\\"t\\\" }}&a=1\"; } );\n"
 	    "} );\n");
 	const struct conf_provider *p = t_provider(c, "c");
-	struct event *ev = t_fixture("kustomization-reconciled.json");
-	struct conf_kv extra[] = { { "t", "a<b>&c|d e" } };
-	struct slack_item it = { .ev = ev, .extra = extra, .nextra = 1 };
+	static const char json[] = "{\"involvedObject\":{\"kind\":\"Kustomization\","
+	    "\"name\":\"webapp\"},\"severity\":\"info\",\"message\":\"m\","
+	    "\"metadata\":{\"t\":\"a<b>&c|d e\"}}";
+	char err[256], field[64];
+	struct event *ev = event_parse(json, strlen(json), err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s", err);
+	struct slack_item it = { .ev = ev };
 	struct slack_look *l = slack_look_new(c, "x", p, &it, NULL);
 
 	/* what actions print is escaped; the template's own text is not */
@@ -305,22 +309,34 @@ START_TEST(test_escaping)
 }
 END_TEST
 
-/* .alert is the name of the alert whose template renders; .metadata has the extras. */
+/*
+ * .alert is the name of the alert whose template renders; .metadata is the
+ * event's normalized metadata (SPEC §13), without the alert's metadata and
+ * summary, which the message shows as fields of their own.
+ */
 START_TEST(test_data)
 {
 	struct conf *c = t_conf_text(
 	    "providers = ( { name = \"c\"; type = \"console\"; } );\n"
 	    "alerts = ( { name = \"prod-errors\"; providers = [\"c\"]; sources = ( { kind = \"*\"; } );\n"
 	    "  metadata = { team = \"web\"; }; summary = \"Production\";\n"
-	    "  text = \"{{ .alert }} {{ .metadata.team }} {{ .metadata.summary }} "
-	    "{{ .revision.ref }} {{ .revision.short }} {{ .metadata.token }}.\";\n"
+	    "  text = \"{{ .alert }} [{{ .metadata.team }}{{ .metadata.summary }}] {{ len .metadata }} "
+	    "{{ range $k, $v := .metadata }}{{ $k }} {{ end }}"
+	    "{{ .metadata.env }} {{ .revision.ref }} {{ .revision.short }} {{ .metadata.token }}.\";\n"
 	    "} );\n");
 	const struct conf_provider *p = t_provider(c, "c");
 	struct event *ev = t_fixture("kustomization-health-failed.json");
 	struct conf_kv extra[] = { { "team", "web" }, { "summary", "Production" } };
 	struct slack_item it = { .ev = ev, .extra = extra, .nextra = 2 };
 	struct slack_look *l = slack_look_new(c, "prod-errors", p, &it, NULL);
-	ck_assert_str_eq(l->text, "prod-errors web Production main 731f7ea .");
+	ck_assert_str_eq(l->text,
+	    "prod-errors [] 3 env originRevision revision production main 731f7ea .");
+	/* the alert's metadata and summary are still the message's fields */
+	it.look = l;
+	char *s = slack_render_string(p, NULL, &it, 1);
+	ck_assert_msg(strstr(s, "{\"title\":\"summary\",\"value\":\"Production\"") != NULL, "%s", s);
+	ck_assert_msg(strstr(s, "{\"title\":\"team\",\"value\":\"web\"") != NULL, "%s", s);
+	free(s);
 	slack_look_free(l);
 	event_free(ev);
 	conf_free(c);
@@ -410,7 +426,7 @@ START_TEST(test_attachments_placement)
 	struct event *err = t_fixture("kustomization-health-failed.json");
 	struct event *info = t_fixture("kustomization-reconciled.json");
 	struct slack_link links[] = { { "https://a", "A" }, { "https://b", "" } };
-	struct slack_look look = { "T", "some *text*", links, 2, "<!here>" };
+	struct slack_look look = { "T", "some *text*", links, 2, "<!here>", 0 };
 	struct slack_item items[] = { { .ev = err, .look = &look }, { .ev = info, .look = &look },
 	    { .ev = err, .look = &look } };
 
@@ -476,7 +492,7 @@ START_TEST(test_attachments_total)
 	for (int i = 0; i < 2900; i++)
 		util_buf_puts(&u, "a");
 	struct slack_link links[] = { { "https://short", "s" }, { u.data, "long" } };
-	struct slack_look look = { NULL, t.data, links, 2, NULL };
+	struct slack_look look = { NULL, t.data, links, 2, NULL, 0 };
 	struct slack_item items[10];
 	for (int i = 0; i < 10; i++)
 		items[i] = (struct slack_item){ .ev = ev, .look = &look };

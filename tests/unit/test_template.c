@@ -24,8 +24,8 @@
 
 /*
  * E0: an error with controller, annotation and plain metadata (two of them
- * hidden), rendered with alert extras that override the annotation key
- * "cluster" and lose to the controller key "revision".
+ * hidden). .metadata is the event's normalized metadata only: an alert's
+ * metadata and summary are not part of it (test_slack_look.c, test_data).
  */
 static const char t_e0_json[] =
 	"{\"involvedObject\":{\"apiVersion\":\"kustomize.toolkit.fluxcd.io/v1\","
@@ -34,7 +34,7 @@ static const char t_e0_json[] =
 	"\"metadata\":{\"kustomize.toolkit.fluxcd.io/revision\":\"main@sha1:" SHA "\","
 	"\"kustomize.toolkit.fluxcd.io/originRevision\":\"main@sha1:69b5906\","
 	"\"event.toolkit.fluxcd.io/cluster\":\"prod-eu-1\",\"token\":\"s3cret\","
-	"\"checksum\":\"abc123\"},"
+	"\"checksum\":\"abc123\",\"env\":\"prod\",\"summary\":\"Production <EU> & co\"},"
 	"\"severity\":\"error\",\"reason\":\"HealthCheckFailed\","
 	"\"message\":\"health check failed after 2m0.012s: timeout\","
 	"\"reportingController\":\"kustomize-controller\","
@@ -45,13 +45,6 @@ static const char t_e0_json[] =
 static const char t_e1_json[] =
 	"{\"involvedObject\":{\"kind\":\"GitRepository\",\"name\":\"a<b>&c\"},"
 	"\"severity\":\"info\",\"message\":\"\\u00dcn\\u00efc\\u00f6d\\u00e9 <tag> & \\\"q\\\"\"}";
-
-static struct conf_kv t_extra[] = {
-	{ "env", "prod" },
-	{ "summary", "Production <EU> & co" },
-	{ "cluster", "from-alert" },
-	{ "revision", "alert-side" },
-};
 
 static struct template_incident t_inc = { "opened", "2022-10-28T07:20:00Z", "6m19s", 3 };
 
@@ -88,11 +81,8 @@ t_data(int e)
 
 	memset(&d, 0, sizeof(d));
 	d.ev = t_ev[e];
-	if (e == 0) {
-		d.extra = t_extra;
-		d.nextra = sizeof(t_extra) / sizeof(t_extra[0]);
+	if (e == 0)
 		d.incident = &t_inc;
-	}
 	d.cluster = "eu-1";
 	d.alert = "errors";
 	return d;
@@ -140,17 +130,17 @@ static const struct {
 	/* metadata: precedence, missing keys, hidden keys, order */
 	{ 0, "{{ .metadata.env }}|{{ .metadata.nope }}|{{ index .metadata \"env\" }}|"
 	  "{{ index .metadata \"nope\" }}", "prod||prod|" },
-	{ 0, "{{ .metadata.cluster }}", "from-alert" },
+	{ 0, "{{ .metadata.cluster }}", "prod-eu-1" },
 	{ 0, "{{ .metadata.revision }}", "main@sha1:" SHA },
 	{ 0, "[{{ .metadata.token }}{{ .metadata.checksum }}{{ index .metadata \"token\" }}]", "[]" },
 	{ 0, "{{ range $k, $v := .metadata }}{{ $k }}={{ $v }};{{ end }}",
-	  "cluster=from-alert;env=prod;originRevision=main@sha1:69b5906;revision=main@sha1:" SHA
+	  "cluster=prod-eu-1;env=prod;originRevision=main@sha1:69b5906;revision=main@sha1:" SHA
 	  ";summary=Production &lt;EU&gt; &amp; co;" },
-	{ 0, "{{ range .metadata }}[{{ . | len }}]{{ end }}", "[10][4][17][50][20]" },
-	{ 0, "{{ range $v := .metadata }}{{ $v | trunc 3 }},{{ end }}", "fro,pro,mai,mai,Pro," },
+	{ 0, "{{ range .metadata }}[{{ . | len }}]{{ end }}", "[9][4][17][50][20]" },
+	{ 0, "{{ range $v := .metadata }}{{ $v | trunc 3 }},{{ end }}", "pro,pro,mai,mai,Pro," },
 	{ 0, "{{ len .metadata }}", "5" },
 	{ 0, "{{ .metadata }}",
-	  "map[cluster:from-alert env:prod originRevision:main@sha1:69b5906 revision:main@sha1:" SHA
+	  "map[cluster:prod-eu-1 env:prod originRevision:main@sha1:69b5906 revision:main@sha1:" SHA
 	  " summary:Production &lt;EU&gt; &amp; co]" },
 	{ 1, "{{ range .metadata }}x{{ else }}none{{ end }}|{{ len .metadata }}|{{ .metadata }}",
 	  "none|0|map[]" },
@@ -243,7 +233,7 @@ static const struct {
 	  "{{ .reason | trunc 0 }}|{{ .reason | trunc -100 }}|{{ \"\xc3\xa9\xc3\xa9\xc3\xa9\" | trunc 2 }}",
 	  "Health|Failed|HealthCheckFailed||HealthCheckFailed|\xc3\xa9\xc3\xa9" },
 	{ 0, "{{ .metadata | join \", \" }}",
-	  "from-alert, prod, main@sha1:69b5906, main@sha1:" SHA ", Production &lt;EU&gt; &amp; co" },
+	  "prod-eu-1, prod, main@sha1:69b5906, main@sha1:" SHA ", Production &lt;EU&gt; &amp; co" },
 	{ 0, "{{ \"x\" | join \",\" }} {{ 3 | join \",\" }} {{ .revision | join \"/\" }}",
 	  "x 3 sha1:" SHA "/main/" SHA "/731f7ea" },
 	{ 0, "{{ .metadata.revision | trimPrefix \"main@sha1:\" | shortsha }} {{ \"abc\" | shortsha }}",
@@ -787,7 +777,6 @@ START_TEST(test_template_hidden_and_raw_data)
 		{ "env", "e\xff", EVENT_META_PLAIN },
 		{ "token", "t", EVENT_META_ANNOTATION },
 	};
-	struct conf_kv extra[] = { { "token", "alert-token" }, { NULL, "ignored" } };
 	struct event ev;
 	struct template_data d;
 	char *got;
@@ -806,10 +795,8 @@ START_TEST(test_template_hidden_and_raw_data)
 	    "{{ .message }}|{{ .message | upper }}|{{ .metadata.token }}", 0, &d, 0);
 	ck_assert_str_eq(got, "map[env:e\xef\xbf\xbd]||1|a\xef\xbf\xbd" "b|A\xef\xbf\xbd" "B|");
 	free(got);
-	d.extra = extra;
-	d.nextra = 2;
 	got = t_render("{{ range $k, $v := .metadata }}{{ $k }}={{ $v }} {{ end }}", 0, &d, 0);
-	ck_assert_str_eq(got, "env=e\xef\xbf\xbd token=alert-token ");
+	ck_assert_str_eq(got, "env=e\xef\xbf\xbd ");
 	free(got);
 	/* incidents allowed but none given: empty strings and 0 */
 	got = t_render("[{{ .incident.state }}|{{ .incident.count }}]", TEMPLATE_INCIDENT, &d, 0);
@@ -903,7 +890,7 @@ START_TEST(test_template_threads)
 
 	ck_assert_ptr_nonnull(t);
 	want = template_render_string(t, &d, 40);
-	ck_assert_str_eq(want, "CLUSTER=from ENV=prod ORIGINREVISION=mai\xe2\x80\xa6 (36 more characters)");
+	ck_assert_str_eq(want, "CLUSTER=prod ENV=prod ORIGINREVISION=mai\xe2\x80\xa6 (36 more characters)");
 	for (int i = 0; i < 4; i++) {
 		th[i].t = t;
 		th[i].d = &d;
