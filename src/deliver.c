@@ -173,6 +173,8 @@ struct deliver {
 	/* Delivery thread only. */
 	const struct conf *conf;
 	struct queue *q;              /* reads only */
+	struct deliver_parent *parents;   /* Block Kit parents, newest first (deliver_parent_keep) */
+	size_t nparents;
 	struct deliver_target *targets;
 	size_t inflight;
 	double next_due;              /* monotonic: earliest reason to look again */
@@ -968,8 +970,6 @@ struct deliver_parent {
 	char *payload;                /* the chat.postMessage body as posted */
 	struct deliver_parent *next;  /* newest first */
 };
-static struct deliver_parent *deliver_parents;
-static size_t deliver_nparents;
 
 static void
 deliver_parent_free(struct deliver_parent *e)
@@ -983,9 +983,10 @@ deliver_parent_free(struct deliver_parent *e)
 
 /* The link that points at the entry of (provider, channel, key), or at the list's end. */
 static struct deliver_parent **
-deliver_parent_at(const char *provider, const char *channel, const char *key)
+deliver_parent_at(struct deliver *d, const char *provider, const char *channel,
+    const char *key)
 {
-	struct deliver_parent **pp = &deliver_parents;
+	struct deliver_parent **pp = &d->parents;
 	for (; *pp != NULL; pp = &(*pp)->next)
 		if (strcmp((*pp)->key, key) == 0 && strcmp((*pp)->provider, provider) == 0 &&
 		    strcmp((*pp)->channel, channel) == 0)
@@ -994,53 +995,55 @@ deliver_parent_at(const char *provider, const char *channel, const char *key)
 }
 
 static void
-deliver_parent_forget(const char *provider, const char *channel, const char *key)
+deliver_parent_forget(struct deliver *d, const char *provider, const char *channel,
+    const char *key)
 {
-	struct deliver_parent **pp = deliver_parent_at(provider, channel, key), *e = *pp;
+	struct deliver_parent **pp = deliver_parent_at(d, provider, channel, key), *e = *pp;
 	if (e == NULL)
 		return;
 	*pp = e->next;
 	deliver_parent_free(e);
-	deliver_nparents--;
+	d->nparents--;
 }
 
 /* Keep a copy of payload as the parent of (provider, channel, key), the oldest going beyond the bound. */
 static void
-deliver_parent_keep(const char *provider, const char *channel, const char *key,
-    const char *payload)
+deliver_parent_keep(struct deliver *d, const char *provider, const char *channel,
+    const char *key, const char *payload)
 {
-	deliver_parent_forget(provider, channel, key);
+	deliver_parent_forget(d, provider, channel, key);
 	struct deliver_parent *e = util_calloc(1, sizeof(*e));
 	e->provider = util_strdup(provider);
 	e->channel = util_strdup(channel);
 	e->key = util_strdup(key);
 	e->payload = util_strdup(payload);
-	e->next = deliver_parents;
-	deliver_parents = e;
-	if (++deliver_nparents > DELIVER_PARENTS_MAX) {
-		struct deliver_parent **pp = &deliver_parents;
+	e->next = d->parents;
+	d->parents = e;
+	if (++d->nparents > DELIVER_PARENTS_MAX) {
+		struct deliver_parent **pp = &d->parents;
 		while ((*pp)->next != NULL)
 			pp = &(*pp)->next;
 		deliver_parent_free(*pp);
 		*pp = NULL;
-		deliver_nparents--;
+		d->nparents--;
 	}
 }
 
 /* The kept parent payload of (provider, channel, key), or NULL. */
 static const char *
-deliver_parent_find(const char *provider, const char *channel, const char *key)
+deliver_parent_find(struct deliver *d, const char *provider, const char *channel,
+    const char *key)
 {
-	struct deliver_parent *e = *deliver_parent_at(provider, channel, key);
+	struct deliver_parent *e = *deliver_parent_at(d, provider, channel, key);
 	return e != NULL ? e->payload : NULL;
 }
 
 /* Forget the parents of target t that no longer have a handle (v[0..n), the target's). */
 static void
-deliver_parents_prune(const struct deliver_target *t, const struct deliver_thread_entry *v,
-    size_t n)
+deliver_parents_prune(struct deliver *d, const struct deliver_target *t,
+    const struct deliver_thread_entry *v, size_t n)
 {
-	for (struct deliver_parent **pp = &deliver_parents; *pp != NULL;) {
+	for (struct deliver_parent **pp = &d->parents; *pp != NULL;) {
 		struct deliver_parent *e = *pp;
 		bool keep = strcmp(e->provider, t->provider) != 0 ||
 		    strcmp(e->channel, t->channel) != 0;
@@ -1052,7 +1055,7 @@ deliver_parents_prune(const struct deliver_target *t, const struct deliver_threa
 		}
 		*pp = e->next;
 		deliver_parent_free(e);
-		deliver_nparents--;
+		d->nparents--;
 	}
 }
 
@@ -1141,9 +1144,9 @@ deliver_thread_post(struct deliver *d, struct deliver_target *t, const struct co
 	}
 	/* A Block Kit parent's live count shows its blocks again; a recovery ends the thread. */
 	if (step == DELIVER_STEP_PARENT && p->format == CONF_FORMAT_BLOCKS)
-		deliver_parent_keep(t->provider, t->channel, r->thread_key, t->payload);
+		deliver_parent_keep(d, t->provider, t->channel, r->thread_key, t->payload);
 	else if (step == DELIVER_STEP_PARENT || r->kind == QUEUE_KIND_RECOVERED)
-		deliver_parent_forget(t->provider, t->channel, r->thread_key);
+		deliver_parent_forget(d, t->provider, t->channel, r->thread_key);
 	if (known)
 		t->handle = h;
 	t->rows = ps->send;
@@ -1247,7 +1250,7 @@ deliver_count_pass(struct deliver *d, struct deliver_target *t, const struct con
 		return false;
 	}
 	bool blocks = p->format == CONF_FORMAT_BLOCKS;
-	deliver_parents_prune(t, v, n);
+	deliver_parents_prune(d, t, v, n);
 	for (size_t i = 0; i < n && !started; i++) {
 		const struct deliver_thread *h = &v[i].h;
 		int64_t failures = 0;
@@ -1255,7 +1258,7 @@ deliver_count_pass(struct deliver *d, struct deliver_target *t, const struct con
 		if (now_w - h->updated_at < DELIVER_COUNT_EVERY)
 			continue;
 		/* A Block Kit parent posted before a restart: its blocks are not known. */
-		const char *parent = blocks ? deliver_parent_find(t->provider, t->channel, v[i].key) :
+		const char *parent = blocks ? deliver_parent_find(d, t->provider, t->channel, v[i].key) :
 		    NULL;
 		if (blocks && parent == NULL)
 			continue;
@@ -1914,6 +1917,11 @@ deliver_stop(struct deliver *d)
 		struct deliver_target *t = d->targets;
 		d->targets = t->next;
 		deliver_target_free(d, t);
+	}
+	while (d->parents) {
+		struct deliver_parent *e = d->parents;
+		d->parents = e->next;
+		deliver_parent_free(e);
 	}
 	curl_multi_cleanup(d->multi);
 	queue_close(d->q);

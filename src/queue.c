@@ -36,6 +36,9 @@
  *       the alert's incidents when it changes: incident.c).
  *       ("provider:NAME", "threads" or "no threads": the same for each
  *       provider; a change drops the incidents of the alerts using it.)
+ *       ("threads:NAME", a notify = "changes" alert's threaded targets,
+ *       "provider\tchannel\n" each: where to drop its incidents' thread
+ *       handles once the alert is gone or changed: incident.c).
  *   deliveries(
  *       id              INTEGER PRIMARY KEY AUTOINCREMENT  -- acceptance order,
  *                                                          -- never reused
