@@ -807,6 +807,25 @@ conf_get_path(struct conf_ctx *x, const config_setting_t *g, const char *scope,
 	return 1;
 }
 
+/*
+ * A file only the daemon reads (the TLS PEM files, a provider's ca_file and
+ * headers_file): conf_get_path with ${VAR} expanded. Under CONF_SKIP_SECRETS
+ * only its form is checked and 2 is returned with *out untouched: the
+ * commands that load a config that way neither serve TLS nor send, and run
+ * where the daemon's environment (CREDENTIALS_DIRECTORY) and files are not.
+ */
+static int
+conf_get_daemon_file(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, char **out)
+{
+	if (x->skip_secrets) {
+		const char *v = NULL;
+		int r = conf_get_string(x, g, scope, key, &v);
+		return r == 1 ? 2 : r;
+	}
+	return conf_get_path(x, g, scope, key, true, out);
+}
+
 /* A file the daemon will read later (TLS, CA bundle): report when it cannot. */
 static int
 conf_check_readable(struct conf_ctx *x, const config_setting_t *g, const char *scope,
@@ -1248,9 +1267,9 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 	conf_scalars_load(x, g, scope, "listen", c);
 
 	size_t tls_probs = x->nprobs;
-	int rc = conf_get_path(x, g, scope, "tls_cert_file", true, &c->listen.tls_cert_file);
-	int rk = conf_get_path(x, g, scope, "tls_key_file", true, &c->listen.tls_key_file);
-	int ra = conf_get_path(x, g, scope, "tls_client_ca_file", true,
+	int rc = conf_get_daemon_file(x, g, scope, "tls_cert_file", &c->listen.tls_cert_file);
+	int rk = conf_get_daemon_file(x, g, scope, "tls_key_file", &c->listen.tls_key_file);
+	int ra = conf_get_daemon_file(x, g, scope, "tls_client_ca_file",
 	    &c->listen.tls_client_ca_file);
 	if (rc == 1)
 		conf_check_readable(x, g, scope, "tls_cert_file", c->listen.tls_cert_file);
@@ -1268,8 +1287,9 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 		conf_report(x, config_setting_get_member(g, "tls_client_ca_file"), scope,
 		    "tls_client_ca_file", "requires tls_cert_file and tls_key_file");
 	/* Only files that passed every check above are parsed (the problems
-	 * already reported say enough), and not for commands that never serve. */
-	if (rc == 1 && rk == 1 && x->nprobs == tls_probs && !x->skip_secrets)
+	 * already reported say enough); rc and rk are 2, not 1, for commands
+	 * that never serve. */
+	if (rc == 1 && rk == 1 && x->nprobs == tls_probs)
 		conf_check_tls(x, g, scope);
 	conf_metrics_listener(x, g, scope);
 }
@@ -1755,9 +1775,7 @@ conf_provider_headers_file(struct conf_ctx *x, const config_setting_t *g, const 
 	const config_setting_t *at = config_setting_get_member(g, "headers_file");
 	char *path = NULL, *data = NULL, err[512];
 	size_t n = 0;
-	if (conf_get_path(x, g, scope, "headers_file", true, &path) != 1)
-		goto out;
-	if (x->skip_secrets)
+	if (conf_get_daemon_file(x, g, scope, "headers_file", &path) != 1)
 		goto out;
 	data = util_read_file(path, &n, err, sizeof(err));
 	if (data == NULL) {
@@ -1898,7 +1916,7 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 		p->batch_max = 1;     /* never coalesced: one event, one request */
 	conf_provider_format(x, g, scope, p);
 	conf_copy_string(x, g, scope, "proxy", &p->proxy);
-	if (conf_get_path(x, g, scope, "ca_file", true, &p->ca_file) == 1)
+	if (conf_get_daemon_file(x, g, scope, "ca_file", &p->ca_file) == 1)
 		conf_check_readable(x, g, scope, "ca_file", p->ca_file);
 out:
 	free(scope);

@@ -68,7 +68,7 @@ struct conf_provider {
 	int batch_max;        /* [10] */
 	double timeout;       /* seconds per attempt [10] */
 	char *proxy;          /* NULL = libcurl's environment proxies */
-	char *ca_file;        /* NULL = system bundle; absolute path */
+	char *ca_file;        /* NULL = system bundle (or CONF_SKIP_SECRETS); absolute path */
 	int max_text;         /* [3000] */
 	/* Threads and in-place updates (slack-bot only; an error on other types). */
 	bool threads;         /* [false] */
@@ -172,7 +172,8 @@ struct conf {
 		long max_body;
 		int max_connections;
 		double timeout;
-		char *tls_cert_file, *tls_key_file, *tls_client_ca_file;  /* NULL when unset */
+		/* NULL when unset (and under CONF_SKIP_SECRETS) */
+		char *tls_cert_file, *tls_key_file, *tls_client_ca_file;
 		/* The second, plain-HTTP listener for /metrics, /healthz and /readyz
 		 * only: NULL and -1 when unset (both or neither). */
 		char *metrics_address;
@@ -229,10 +230,13 @@ struct conf {
 struct conf *conf_load(const char *path, char **errors);
 
 /*
- * conf_load with options. CONF_SKIP_SECRETS: secrets given as *_file or *_env
- * are checked for form but not read (the fields stay NULL), for commands
- * that need no credential (`fluxrelay queue`, `fluxrelay match`) and may run
- * where the daemon's credentials are not, e.g. without CREDENTIALS_DIRECTORY.
+ * conf_load with options. CONF_SKIP_SECRETS: secrets given as *_file or *_env,
+ * and the files only the daemon reads (listen.tls_*_file, a provider's
+ * ca_file and headers_file), are checked for form but neither ${VAR}-expanded
+ * nor read (the fields stay NULL, nheaders counts the inline headers only),
+ * for commands that serve and send nothing (`fluxrelay queue`, `match`,
+ * `incidents`) and may run where the daemon's credentials are not, e.g.
+ * without CREDENTIALS_DIRECTORY.
  */
 #define CONF_SKIP_SECRETS 1u
 struct conf *conf_load_opts(const char *path, unsigned flags, char **errors);

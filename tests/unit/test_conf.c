@@ -919,6 +919,23 @@ START_TEST(test_tls_files)
 	conf_free(c);
 	free(path);
 	free(text);
+
+	/* Nor do they expand the daemon's ${VAR}s in those paths. */
+	unsetenv("FR_TEST_UNSET_CREDS");
+	text = util_strdup("listen: { tls_cert_file = \"${FR_TEST_UNSET_CREDS}/c\";\n"
+	    " tls_key_file = \"${FR_TEST_UNSET_CREDS}/k\"; };\n");
+	path = tmp_write("fluxrelay.conf", text);
+	c = conf_load_opts(path, CONF_SKIP_SECRETS, &err);
+	ck_assert_msg(c != NULL, "%s", err);
+	ck_assert_ptr_null(c->listen.tls_cert_file);
+	conf_free(c);
+	char *raw = load_bad(text);
+	ck_assert_str_eq(raw,
+	    "@FILE@:1: listen.tls_cert_file: environment variable FR_TEST_UNSET_CREDS is not set\n"
+	    "@FILE@:2: listen.tls_key_file: environment variable FR_TEST_UNSET_CREDS is not set\n");
+	free(raw);
+	free(path);
+	free(text);
 }
 END_TEST
 
