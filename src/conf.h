@@ -219,6 +219,17 @@ struct conf {
 };
 
 /*
+ * Whether events must authenticate: a top-level token or HMAC key, or any
+ * auth.clients entry (fluxrelay.conf(5), AUTHENTICATION). Meaningful for a
+ * conf loaded without CONF_SKIP_SECRETS (which leaves file secrets NULL).
+ */
+static inline bool
+conf_auth_configured(const struct conf *c)
+{
+	return c->auth.hmac_key != NULL || c->auth.token != NULL || c->auth.nclients > 0;
+}
+
+/*
  * Load and validate a file. Returns a new conf (free with conf_free) or NULL
  * with *errors set to a new string of one "FILE:LINE: path: problem" line per
  * problem, each ending in '\n' (caller frees). A file that cannot be opened

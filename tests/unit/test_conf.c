@@ -939,6 +939,29 @@ START_TEST(test_tls_files)
 }
 END_TEST
 
+/* Any form of auth counts, auth.clients alone included: the daemon warns
+ * about listening beyond loopback without auth only when none is given. */
+START_TEST(test_auth_configured)
+{
+	static const struct { const char *text; bool want; } cases[] = {
+		{ "", false },
+		{ "auth: { };", false },
+		{ "auth: { token = \"t\"; };", true },
+		{ "auth: { hmac_key = \"k\"; };", true },
+		{ "auth: { clients = ( { name = \"prod\"; token = \"t\"; } ); };", true },
+		{ "auth: { clients = ( { name = \"prod\"; hmac_key = \"k\"; } ); };", true },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct conf *c = load_ok(cases[i].text);
+		ck_assert_msg(conf_auth_configured(c) == cases[i].want, "%s", cases[i].text);
+		conf_free(c);
+	}
+	struct conf *c = conf_default();
+	ck_assert(!conf_auth_configured(c));
+	conf_free(c);
+}
+END_TEST
+
 START_TEST(test_load_twice)
 {
 	for (int i = 0; i < 3; i++) {
@@ -1149,6 +1172,7 @@ conf_suite(void)
 	tcase_add_test(tc, test_hmac_key_newline);
 	tcase_add_test(tc, test_tls_files);
 	tcase_add_test(tc, test_load_twice);
+	tcase_add_test(tc, test_auth_configured);
 	tcase_add_test(tc, test_dead_max_age);
 	tcase_add_test(tc, test_tls_unreadable_each_named);
 	tcase_add_test(tc, test_incident_keys);
