@@ -33,7 +33,6 @@
 #include "util.h"
 
 #define EVENT_ANNOTATION_PREFIX "event.toolkit.fluxcd.io/"
-#define EVENT_TOOLKIT_SUFFIX ".toolkit.fluxcd.io/"
 
 /*
  * The fields of an event, in the order the reference checks them (so a body
@@ -288,14 +287,14 @@ event_meta_cmp(const void *a, const void *b)
 
 /*
  * Classify a raw metadata key. group/glen: the API group of the involved
- * object (glen 0 when apiVersion has none); no_api: apiVersion was absent.
+ * object (glen 0 when apiVersion is absent or has none). Without a group only
+ * the annotation prefix is stripped: "kustomize.toolkit.fluxcd.io/k" of an
+ * event that names no apiVersion is nobody's controller key, and is kept.
  */
 static void
-event_meta_classify(const char *key, const char *group, size_t glen, int no_api,
-    struct event_mtmp *m)
+event_meta_classify(const char *key, const char *group, size_t glen, struct event_mtmp *m)
 {
 	static const size_t alen = sizeof(EVENT_ANNOTATION_PREFIX) - 1;
-	static const size_t tlen = sizeof(EVENT_TOOLKIT_SUFFIX) - 1;
 
 	m->key = key;
 	m->origin = EVENT_META_PLAIN;
@@ -305,21 +304,9 @@ event_meta_classify(const char *key, const char *group, size_t glen, int no_api,
 		m->origin = EVENT_META_CONTROLLER;
 		return;
 	}
-	if (strncmp(key, EVENT_ANNOTATION_PREFIX, alen) == 0) {
-		if (key[alen] != '\0') {
-			m->key = key + alen;
-			m->origin = EVENT_META_ANNOTATION;
-		}
-		return;
-	}
-	if (no_api) {
-		/* "<something>.toolkit.fluxcd.io/k": the controller's own group */
-		const char *slash = strchr(key, '/');
-		if (slash != NULL && slash[1] != '\0' && (size_t)(slash - key) + 1 > tlen &&
-		    memcmp(slash + 1 - tlen, EVENT_TOOLKIT_SUFFIX, tlen) == 0) {
-			m->key = slash + 1;
-			m->origin = EVENT_META_CONTROLLER;
-		}
+	if (strncmp(key, EVENT_ANNOTATION_PREFIX, alen) == 0 && key[alen] != '\0') {
+		m->key = key + alen;
+		m->origin = EVENT_META_ANNOTATION;
 	}
 }
 
@@ -509,7 +496,7 @@ event_assemble(const struct event_values *vals, struct event_mtmp *mt, size_t nm
 			api = &vals->str[i];
 	event_api_group(api, &group, &glen);
 	for (size_t i = 0; i < nmeta; i++)
-		event_meta_classify(mt[i].key, group, glen, api->p == NULL, &mt[i]);
+		event_meta_classify(mt[i].key, group, glen, &mt[i]);
 	return event_build(vals, mt, event_meta_finish(mt, nmeta));
 }
 

@@ -664,11 +664,18 @@ static const struct norm {
 	  1, { { "revision", "p", EVENT_META_PLAIN } } },
 	{ "v1", "\"event.toolkit.fluxcd.io/revision\":\"a\"",
 	  1, { { "revision", "a", EVENT_META_ANNOTATION } } },
-	/* no apiVersion: any *.toolkit.fluxcd.io/ group counts as the controller */
+	/* no apiVersion, no group: only the annotation prefix goes, a
+	 * *.toolkit.fluxcd.io/ key is kept as it is */
 	{ NULL, "\"revision\":\"p\",\"kustomize.toolkit.fluxcd.io/revision\":\"c\"",
-	  1, { { "revision", "c", EVENT_META_CONTROLLER } } },
+	  2, { { "kustomize.toolkit.fluxcd.io/revision", "c", EVENT_META_PLAIN },
+	       { "revision", "p", EVENT_META_PLAIN } } },
 	{ NULL, "\"source.toolkit.fluxcd.io/digest\":\"d\",\"token\":\"t\"",
-	  2, { { "digest", "d", EVENT_META_CONTROLLER }, { "token", "t", EVENT_META_PLAIN } } },
+	  2, { { "source.toolkit.fluxcd.io/digest", "d", EVENT_META_PLAIN },
+	       { "token", "t", EVENT_META_PLAIN } } },
+	{ NULL, "\"kustomize.toolkit.fluxcd.io/revision\":\"c\","
+	  "\"event.toolkit.fluxcd.io/revision\":\"a\"",
+	  2, { { "kustomize.toolkit.fluxcd.io/revision", "c", EVENT_META_PLAIN },
+	       { "revision", "a", EVENT_META_ANNOTATION } } },
 	/* apiVersion present but of another group: kept as is */
 	{ "v1", "\"kustomize.toolkit.fluxcd.io/revision\":\"c\"",
 	  1, { { "kustomize.toolkit.fluxcd.io/revision", "c", EVENT_META_PLAIN } } },
@@ -690,9 +697,10 @@ static const struct norm {
 	{ NULL, "\"b\":\"2\",\"a\":\"1\",\"C\":\"\",\"c\":\"3\"",
 	  4, { { "C", "", EVENT_META_PLAIN }, { "a", "1", EVENT_META_PLAIN },
 	       { "b", "2", EVENT_META_PLAIN }, { "c", "3", EVENT_META_PLAIN } } },
-	/* two controller-looking groups without apiVersion: the first one wins */
+	/* two controller-looking groups without apiVersion: both kept */
 	{ NULL, "\"b.toolkit.fluxcd.io/k\":\"first\",\"a.toolkit.fluxcd.io/k\":\"second\"",
-	  1, { { "k", "first", EVENT_META_CONTROLLER } } },
+	  2, { { "a.toolkit.fluxcd.io/k", "second", EVENT_META_PLAIN },
+	       { "b.toolkit.fluxcd.io/k", "first", EVENT_META_PLAIN } } },
 };
 
 START_TEST(test_event_normalize)
