@@ -18,6 +18,12 @@
  * event_parse() tries the first and falls back to the second. The fast path
  * must never accept a body the reference rejects, nor build a different
  * event (tests/unit/test_event.c and fuzz/fuzz_event_diff.c check both).
+ *
+ * Duplicate member names are not an error: the last member of a name wins,
+ * as with Go's encoding/json, which Flux's clients and notification-controller
+ * use (a duplicated involvedObject or metadata is replaced whole, where Go
+ * would merge the two objects). The body stored and forwarded is the bytes
+ * as received, duplicates included.
  * Pure; no state; callable from any thread.
  */
 #include "event.h"
@@ -269,8 +275,10 @@ event_meta_hidden(const char *key)
 }
 
 /*
- * Sort by key, then strongest origin first, then document order, so the
- * first entry of each run of equal keys is the one that wins.
+ * Sort by key, then strongest origin first, then the later in the document
+ * first, so the first entry of each run of equal keys is the one that wins.
+ * Equal keys of one origin come from one raw key given twice (the fast path
+ * keeps each member; jansson only the last): the last one wins.
  */
 static int
 event_meta_cmp(const void *a, const void *b)
@@ -282,7 +290,7 @@ event_meta_cmp(const void *a, const void *b)
 		return c;
 	if (x->origin != y->origin)
 		return x->origin > y->origin ? -1 : 1;
-	return x->order < y->order ? -1 : x->order > y->order;
+	return x->order > y->order ? -1 : x->order < y->order;
 }
 
 /*
@@ -515,7 +523,8 @@ event_ref_load(const char *buf, size_t len, struct event_err *e)
 		    EVENT_MAX_DEPTH, bad);
 		return NULL;
 	}
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	/* without JSON_REJECT_DUPLICATES jansson keeps the last value of a key */
+	root = json_loadb(buf, len, JSON_DECODE_ANY, &jerr);
 	if (root == NULL) {
 		/* jansson's own wording names its JSON_ALLOW_NUL flag */
 		if (json_error_code(&jerr) == json_error_null_character)
