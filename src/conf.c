@@ -230,35 +230,39 @@ static const char *const conf_link_keys[] = { "text", "url", NULL };
 #define CONF_T_MESSAGES (CONF_T(CONF_PROVIDER_SLACK) | CONF_T(CONF_PROVIDER_SLACK_BOT) | \
 	CONF_T(CONF_PROVIDER_CONSOLE))
 #define CONF_T_FORWARD (CONF_T(CONF_PROVIDER_GENERIC) | CONF_T(CONF_PROVIDER_GENERIC_HMAC))
+#define CONF_WHY_THREADS "threads need Slack's Web API (type \"slack-bot\"): only " \
+	"chat.postMessage returns the ts a reply or an update refers to"
 static const struct {
 	const char *key;
 	unsigned types;
+	const char *why;     /* appended to "not valid for type ...", or NULL */
 } conf_type_keys[] = {
-	{ "url", CONF_T(CONF_PROVIDER_SLACK) },
-	{ "url_file", CONF_T(CONF_PROVIDER_SLACK) },
-	{ "url_env", CONF_T(CONF_PROVIDER_SLACK) },
-	{ "token", CONF_T(CONF_PROVIDER_SLACK_BOT) },
-	{ "token_file", CONF_T(CONF_PROVIDER_SLACK_BOT) },
-	{ "token_env", CONF_T(CONF_PROVIDER_SLACK_BOT) },
-	{ "api_url", CONF_T(CONF_PROVIDER_SLACK_BOT) },
-	{ "threads", CONF_T(CONF_PROVIDER_SLACK_BOT) },
-	{ "thread_ttl", CONF_T(CONF_PROVIDER_SLACK_BOT) },
+	{ "url", CONF_T(CONF_PROVIDER_SLACK), NULL },
+	{ "url_file", CONF_T(CONF_PROVIDER_SLACK), NULL },
+	{ "url_env", CONF_T(CONF_PROVIDER_SLACK), NULL },
+	{ "token", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
+	{ "token_file", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
+	{ "token_env", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
+	{ "api_url", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
+	/* threads = false is accepted anywhere: it asks for nothing (conf_provider_type) */
+	{ "threads", CONF_T(CONF_PROVIDER_SLACK_BOT), CONF_WHY_THREADS },
+	{ "thread_ttl", CONF_T(CONF_PROVIDER_SLACK_BOT), CONF_WHY_THREADS },
 	/* A forwarder sends the event as received: nothing of a message applies. */
-	{ "channel", CONF_T_MESSAGES },
-	{ "username", CONF_T_MESSAGES },
-	{ "icon_emoji", CONF_T_MESSAGES },
-	{ "icon_url", CONF_T_MESSAGES },
-	{ "batch_max", CONF_T_MESSAGES },
-	{ "max_text", CONF_T_MESSAGES },
-	{ "format", CONF_T_MESSAGES },
-	{ "address", CONF_T_FORWARD },
-	{ "address_file", CONF_T_FORWARD },
-	{ "address_env", CONF_T_FORWARD },
-	{ "headers", CONF_T_FORWARD },
-	{ "headers_file", CONF_T_FORWARD },
-	{ "hmac_key", CONF_T(CONF_PROVIDER_GENERIC_HMAC) },
-	{ "hmac_key_file", CONF_T(CONF_PROVIDER_GENERIC_HMAC) },
-	{ "hmac_key_env", CONF_T(CONF_PROVIDER_GENERIC_HMAC) },
+	{ "channel", CONF_T_MESSAGES, NULL },
+	{ "username", CONF_T_MESSAGES, NULL },
+	{ "icon_emoji", CONF_T_MESSAGES, NULL },
+	{ "icon_url", CONF_T_MESSAGES, NULL },
+	{ "batch_max", CONF_T_MESSAGES, NULL },
+	{ "max_text", CONF_T_MESSAGES, NULL },
+	{ "format", CONF_T_MESSAGES, NULL },
+	{ "address", CONF_T_FORWARD, NULL },
+	{ "address_file", CONF_T_FORWARD, NULL },
+	{ "address_env", CONF_T_FORWARD, NULL },
+	{ "headers", CONF_T_FORWARD, NULL },
+	{ "headers_file", CONF_T_FORWARD, NULL },
+	{ "hmac_key", CONF_T(CONF_PROVIDER_GENERIC_HMAC), NULL },
+	{ "hmac_key_file", CONF_T(CONF_PROVIDER_GENERIC_HMAC), NULL },
+	{ "hmac_key_env", CONF_T(CONF_PROVIDER_GENERIC_HMAC), NULL },
 };
 
 static const char *const conf_type_names[] = {
@@ -1640,9 +1644,14 @@ conf_provider_type(struct conf_ctx *x, const config_setting_t *g, const char *sc
 	p->type = (enum conf_provider_type)type;
 	for (size_t k = 0; k < sizeof(conf_type_keys) / sizeof(conf_type_keys[0]); k++) {
 		const config_setting_t *s = config_setting_get_member(g, conf_type_keys[k].key);
-		if (s != NULL && (conf_type_keys[k].types & CONF_T(type)) == 0)
-			conf_report(x, s, scope, conf_type_keys[k].key, "not valid for type \"%s\"",
-			    conf_type_names[type]);
+		if (s == NULL || (conf_type_keys[k].types & CONF_T(type)) != 0)
+			continue;
+		if (strcmp(conf_type_keys[k].key, "threads") == 0 &&
+		    config_setting_type(s) == CONFIG_TYPE_BOOL && !config_setting_get_bool(s))
+			continue;
+		conf_report(x, s, scope, conf_type_keys[k].key, "not valid for type \"%s\"%s%s",
+		    conf_type_names[type], conf_type_keys[k].why ? ": " : "",
+		    conf_type_keys[k].why ? conf_type_keys[k].why : "");
 	}
 	return type;
 }
@@ -2120,9 +2129,11 @@ static const char *const conf_default_recovery_reasons[] = {
 };
 
 /*
- * An alert's notify and what only notify = "changes" uses: repeat_interval,
- * incident_ttl and recovery_reasons on a notify = "events" alert would do
- * nothing, so they are reported. After conf_scalars_load.
+ * An alert's notify, and what only notify = "changes" uses: repeat_interval,
+ * incident_ttl and recovery_reasons are accepted (and checked) on any alert,
+ * as fluxrelay.conf(5)'s example sets them, but act only with "changes";
+ * the default recovery_reasons are filled in for those alone. After
+ * conf_scalars_load.
  */
 static void
 conf_alert_notify(struct conf_ctx *x, const config_setting_t *g, const char *scope,
@@ -2143,19 +2154,8 @@ conf_alert_notify(struct conf_ctx *x, const config_setting_t *g, const char *sco
 	}
 	int rr = conf_get_strings(x, g, scope, "recovery_reasons", false, &a->recovery_reasons,
 	    &a->nrecovery_reasons);
-	if (rn < 0)
-		return;   /* which keys belong is unknown */
-	if (a->notify == CONF_NOTIFY_EVENTS) {
-		static const char *const only[] = { "repeat_interval", "incident_ttl" };
-		for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++)
-			if (conf_scalar_found(x, "alert", only[i]) != 0)
-				conf_report(x, config_setting_get_member(g, only[i]), scope, only[i],
-				    "only for notify = \"changes\"");
-		if (rr != 0)
-			conf_report(x, config_setting_get_member(g, "recovery_reasons"), scope,
-			    "recovery_reasons", "only for notify = \"changes\"");
+	if (rn < 0 || a->notify != CONF_NOTIFY_CHANGES)
 		return;
-	}
 	if (rr == 0) {
 		size_t n = sizeof(conf_default_recovery_reasons) /
 		    sizeof(conf_default_recovery_reasons[0]);
@@ -2306,8 +2306,9 @@ conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	conf_alert_providers(x, g, scope, a);
 	conf_alert_severity(x, g, scope, a);
 	conf_alert_sources(x, g, scope, a);
-	conf_get_strings(x, g, scope, "reasons", false, &a->reasons, &a->nreasons);
-	conf_alert_regexes(x, g, scope, "include", false, &a->include, &a->ninclude);
+	/* An empty filter list filters nothing, as when absent. */
+	conf_get_strings(x, g, scope, "reasons", true, &a->reasons, &a->nreasons);
+	conf_alert_regexes(x, g, scope, "include", true, &a->include, &a->ninclude);
 	conf_alert_regexes(x, g, scope, "exclude", true, &a->exclude, &a->nexclude);
 	conf_alert_metadata(x, g, scope, a);
 	conf_copy_string(x, g, scope, "summary", &a->summary);

@@ -70,7 +70,8 @@ struct conf_provider {
 	char *proxy;          /* NULL = libcurl's environment proxies */
 	char *ca_file;        /* NULL = system bundle (or CONF_SKIP_SECRETS); absolute path */
 	int max_text;         /* [3000] */
-	/* Threads and in-place updates (slack-bot only; an error on other types). */
+	/* Threads and in-place updates (slack-bot only; true, or a thread_ttl, is
+	 * an error on other types). */
 	bool threads;         /* [false] */
 	double thread_ttl;    /* seconds an events thread stays open between events [86400] */
 	/* [false] Nothing new is sent to a suspended provider: rules drops its
@@ -133,12 +134,14 @@ struct conf_alert {
 	char *channel;        /* NULL when unset: provider's channel */
 	bool commit_status_updates;
 	bool suspend;
-	/* Incidents (notify = "changes"; the three below are an error otherwise). */
+	/* Incidents (notify = "changes"; the three below are accepted on any
+	 * alert but used only with "changes"). */
 	enum conf_notify notify;   /* [events] */
 	double repeat_interval;    /* seconds between reminders; 0 = never [0] */
 	double incident_ttl;       /* seconds without an event before closing silently [86400] */
-	/* Globs on the reason of info events that close an incident; NULL for
-	 * notify = "events", else at least one (defaults: conf.c). */
+	/* Globs on the reason of info events that close an incident: for
+	 * notify = "changes" at least one (defaults: conf.c); for "events" as
+	 * given, else NULL (unused). */
 	char **recovery_reasons; size_t nrecovery_reasons;
 	/* Templates (SPEC §13), compiled at load; NULL / 0 when unset (the
 	 * default rendering). Immutable: any thread may render them. */

@@ -962,6 +962,27 @@ START_TEST(test_auth_configured)
 }
 END_TEST
 
+/* An empty reasons, include or exclude list is no filter, as when absent. */
+START_TEST(test_empty_filter_lists)
+{
+	struct conf *c = load_ok("providers = ( { name = \"out\"; type = \"console\"; } );\n"
+	    "alerts = ( { name = \"a\"; providers = [ \"out\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "  reasons = []; include = []; exclude = []; } );\n");
+	ck_assert_uint_eq(c->alerts[0].nreasons, 0);
+	ck_assert_uint_eq(c->alerts[0].ninclude, 0);
+	ck_assert_uint_eq(c->alerts[0].nexclude, 0);
+	conf_free(c);
+	/* Lists that must name something still may not be empty. */
+	char *err = load_bad("providers = ( { name = \"out\"; type = \"console\"; } );\n"
+	    "alerts = ( { name = \"a\"; providers = []; sources = ( { kind = \"*\"; } );\n"
+	    "  severity = []; } );\n");
+	ck_assert_str_eq(err,
+	    "@FILE@:2: alert \"a\": providers: must not be an empty list\n"
+	    "@FILE@:3: alert \"a\": severity: must not be an empty list\n");
+	free(err);
+}
+END_TEST
+
 START_TEST(test_load_twice)
 {
 	for (int i = 0; i < 3; i++) {
@@ -1069,6 +1090,27 @@ START_TEST(test_incident_keys)
 	ck_assert(c->providers[0].threads && c->providers[0].thread_ttl == 600);
 	conf_free(c);
 
+	/* The keys of notify = "changes" are accepted on any alert, as the
+	 * example of fluxrelay.conf(5) sets them; they act only with "changes". */
+	c = load_ok(INC_PROVIDERS
+	    "alerts = ( { name = \"ev\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "  notify = \"events\"; repeat_interval = 14400; incident_ttl = 86400;\n"
+	    "  recovery_reasons = [ \"ReconciliationSucceeded\" ]; },\n"
+	    " { name = \"dflt\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "  repeat_interval = 60; } );\n");
+	ck_assert_int_eq(c->alerts[0].notify, CONF_NOTIFY_EVENTS);
+	ck_assert(c->alerts[0].repeat_interval == 14400 && c->alerts[0].incident_ttl == 86400);
+	ck_assert_uint_eq(c->alerts[0].nrecovery_reasons, 1);
+	ck_assert_int_eq(c->alerts[1].notify, CONF_NOTIFY_EVENTS);
+	ck_assert_ptr_null(c->warnings);
+	conf_free(c);
+
+	/* threads = false asks for nothing a webhook cannot do. */
+	c = load_ok("providers = ( { name = \"hook\"; type = \"slack\";\n"
+	    "  url = \"https://hooks.example.com/x\"; threads = false; } );\n");
+	ck_assert(!c->providers[0].threads);
+	conf_free(c);
+
 	c = conf_default();
 	ck_assert_int_eq(c->alerts[0].notify, CONF_NOTIFY_EVENTS);
 	ck_assert(!c->providers[0].threads);
@@ -1088,7 +1130,7 @@ START_TEST(test_incident_errors)
 	    "    incident_ttl = 60;\n"
 	    "    recovery_reasons = [ \"Succeeded\" ]; },\n"
 	    "  { name = \"c\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
-	    "    notify = \"events\"; repeat_interval = 0; },\n"
+	    "    notify = \"events\"; repeat_interval = -5; },\n"
 	    "  { name = \"d\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
 	    "    notify = \"changes\";\n"
 	    "    incident_ttl = 0;\n"
@@ -1100,10 +1142,7 @@ START_TEST(test_incident_errors)
 	    ");\n");
 	ck_assert_str_eq(err,
 	    "@FILE@:8: alert \"a\": notify: must be \"events\" or \"changes\"\n"
-	    "@FILE@:11: alert \"b\": repeat_interval: only for notify = \"changes\"\n"
-	    "@FILE@:12: alert \"b\": incident_ttl: only for notify = \"changes\"\n"
-	    "@FILE@:13: alert \"b\": recovery_reasons: only for notify = \"changes\"\n"
-	    "@FILE@:15: alert \"c\": repeat_interval: only for notify = \"changes\"\n"
+	    "@FILE@:15: alert \"c\": repeat_interval: must be between 0 and 31536000\n"
 	    "@FILE@:18: alert \"d\": incident_ttl: must be between 1 and 31536000\n"
 	    "@FILE@:19: alert \"d\": repeat_interval: must be between 0 and 31536000\n"
 	    "@FILE@:20: alert \"d\": recovery_reasons: must not be an empty list\n"
@@ -1136,8 +1175,12 @@ START_TEST(test_incident_errors)
 	    "    thread_ttl = 0; }\n"
 	    ");\n");
 	ck_assert_str_eq(err,
-	    "@FILE@:3: provider \"hook\": threads: not valid for type \"slack\"\n"
-	    "@FILE@:5: provider \"out\": thread_ttl: not valid for type \"console\"\n"
+	    "@FILE@:3: provider \"hook\": threads: not valid for type \"slack\": threads need "
+	    "Slack's Web API (type \"slack-bot\"): only chat.postMessage returns the ts a reply "
+	    "or an update refers to\n"
+	    "@FILE@:5: provider \"out\": thread_ttl: not valid for type \"console\": threads need "
+	    "Slack's Web API (type \"slack-bot\"): only chat.postMessage returns the ts a reply "
+	    "or an update refers to\n"
 	    "@FILE@:7: provider \"bot\": threads: must be true or false\n"
 	    "@FILE@:8: provider \"bot\": thread_ttl: must be between 1 and 31536000\n");
 	free(err);
@@ -1173,6 +1216,7 @@ conf_suite(void)
 	tcase_add_test(tc, test_tls_files);
 	tcase_add_test(tc, test_load_twice);
 	tcase_add_test(tc, test_auth_configured);
+	tcase_add_test(tc, test_empty_filter_lists);
 	tcase_add_test(tc, test_dead_max_age);
 	tcase_add_test(tc, test_tls_unreadable_each_named);
 	tcase_add_test(tc, test_incident_keys);
