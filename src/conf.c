@@ -230,35 +230,39 @@ static const char *const conf_link_keys[] = { "text", "url", NULL };
 #define CONF_T_MESSAGES (CONF_T(CONF_PROVIDER_SLACK) | CONF_T(CONF_PROVIDER_SLACK_BOT) | \
 	CONF_T(CONF_PROVIDER_CONSOLE))
 #define CONF_T_FORWARD (CONF_T(CONF_PROVIDER_GENERIC) | CONF_T(CONF_PROVIDER_GENERIC_HMAC))
+#define CONF_WHY_THREADS "threads need Slack's Web API (type \"slack-bot\"): only " \
+	"chat.postMessage returns the ts a reply or an update refers to"
 static const struct {
 	const char *key;
 	unsigned types;
+	const char *why;     /* appended to "not valid for type ...", or NULL */
 } conf_type_keys[] = {
-	{ "url", CONF_T(CONF_PROVIDER_SLACK) },
-	{ "url_file", CONF_T(CONF_PROVIDER_SLACK) },
-	{ "url_env", CONF_T(CONF_PROVIDER_SLACK) },
-	{ "token", CONF_T(CONF_PROVIDER_SLACK_BOT) },
-	{ "token_file", CONF_T(CONF_PROVIDER_SLACK_BOT) },
-	{ "token_env", CONF_T(CONF_PROVIDER_SLACK_BOT) },
-	{ "api_url", CONF_T(CONF_PROVIDER_SLACK_BOT) },
-	{ "threads", CONF_T(CONF_PROVIDER_SLACK_BOT) },
-	{ "thread_ttl", CONF_T(CONF_PROVIDER_SLACK_BOT) },
+	{ "url", CONF_T(CONF_PROVIDER_SLACK), NULL },
+	{ "url_file", CONF_T(CONF_PROVIDER_SLACK), NULL },
+	{ "url_env", CONF_T(CONF_PROVIDER_SLACK), NULL },
+	{ "token", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
+	{ "token_file", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
+	{ "token_env", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
+	{ "api_url", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
+	/* threads = false is accepted anywhere: it asks for nothing (conf_provider_type) */
+	{ "threads", CONF_T(CONF_PROVIDER_SLACK_BOT), CONF_WHY_THREADS },
+	{ "thread_ttl", CONF_T(CONF_PROVIDER_SLACK_BOT), CONF_WHY_THREADS },
 	/* A forwarder sends the event as received: nothing of a message applies. */
-	{ "channel", CONF_T_MESSAGES },
-	{ "username", CONF_T_MESSAGES },
-	{ "icon_emoji", CONF_T_MESSAGES },
-	{ "icon_url", CONF_T_MESSAGES },
-	{ "batch_max", CONF_T_MESSAGES },
-	{ "max_text", CONF_T_MESSAGES },
-	{ "format", CONF_T_MESSAGES },
-	{ "address", CONF_T_FORWARD },
-	{ "address_file", CONF_T_FORWARD },
-	{ "address_env", CONF_T_FORWARD },
-	{ "headers", CONF_T_FORWARD },
-	{ "headers_file", CONF_T_FORWARD },
-	{ "hmac_key", CONF_T(CONF_PROVIDER_GENERIC_HMAC) },
-	{ "hmac_key_file", CONF_T(CONF_PROVIDER_GENERIC_HMAC) },
-	{ "hmac_key_env", CONF_T(CONF_PROVIDER_GENERIC_HMAC) },
+	{ "channel", CONF_T_MESSAGES, NULL },
+	{ "username", CONF_T_MESSAGES, NULL },
+	{ "icon_emoji", CONF_T_MESSAGES, NULL },
+	{ "icon_url", CONF_T_MESSAGES, NULL },
+	{ "batch_max", CONF_T_MESSAGES, NULL },
+	{ "max_text", CONF_T_MESSAGES, NULL },
+	{ "format", CONF_T_MESSAGES, NULL },
+	{ "address", CONF_T_FORWARD, NULL },
+	{ "address_file", CONF_T_FORWARD, NULL },
+	{ "address_env", CONF_T_FORWARD, NULL },
+	{ "headers", CONF_T_FORWARD, NULL },
+	{ "headers_file", CONF_T_FORWARD, NULL },
+	{ "hmac_key", CONF_T(CONF_PROVIDER_GENERIC_HMAC), NULL },
+	{ "hmac_key_file", CONF_T(CONF_PROVIDER_GENERIC_HMAC), NULL },
+	{ "hmac_key_env", CONF_T(CONF_PROVIDER_GENERIC_HMAC), NULL },
 };
 
 static const char *const conf_type_names[] = {
@@ -807,6 +811,25 @@ conf_get_path(struct conf_ctx *x, const config_setting_t *g, const char *scope,
 	return 1;
 }
 
+/*
+ * A file only the daemon reads (the TLS PEM files, a provider's ca_file and
+ * headers_file): conf_get_path with ${VAR} expanded. Under CONF_SKIP_SECRETS
+ * only its form is checked and 2 is returned with *out untouched: the
+ * commands that load a config that way neither serve TLS nor send, and run
+ * where the daemon's environment (CREDENTIALS_DIRECTORY) and files are not.
+ */
+static int
+conf_get_daemon_file(struct conf_ctx *x, const config_setting_t *g, const char *scope,
+    const char *key, char **out)
+{
+	if (x->skip_secrets) {
+		const char *v = NULL;
+		int r = conf_get_string(x, g, scope, key, &v);
+		return r == 1 ? 2 : r;
+	}
+	return conf_get_path(x, g, scope, key, true, out);
+}
+
 /* A file the daemon will read later (TLS, CA bundle): report when it cannot. */
 static int
 conf_check_readable(struct conf_ctx *x, const config_setting_t *g, const char *scope,
@@ -1248,9 +1271,9 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 	conf_scalars_load(x, g, scope, "listen", c);
 
 	size_t tls_probs = x->nprobs;
-	int rc = conf_get_path(x, g, scope, "tls_cert_file", true, &c->listen.tls_cert_file);
-	int rk = conf_get_path(x, g, scope, "tls_key_file", true, &c->listen.tls_key_file);
-	int ra = conf_get_path(x, g, scope, "tls_client_ca_file", true,
+	int rc = conf_get_daemon_file(x, g, scope, "tls_cert_file", &c->listen.tls_cert_file);
+	int rk = conf_get_daemon_file(x, g, scope, "tls_key_file", &c->listen.tls_key_file);
+	int ra = conf_get_daemon_file(x, g, scope, "tls_client_ca_file",
 	    &c->listen.tls_client_ca_file);
 	if (rc == 1)
 		conf_check_readable(x, g, scope, "tls_cert_file", c->listen.tls_cert_file);
@@ -1268,8 +1291,9 @@ conf_listen(struct conf_ctx *x, const config_setting_t *root)
 		conf_report(x, config_setting_get_member(g, "tls_client_ca_file"), scope,
 		    "tls_client_ca_file", "requires tls_cert_file and tls_key_file");
 	/* Only files that passed every check above are parsed (the problems
-	 * already reported say enough), and not for commands that never serve. */
-	if (rc == 1 && rk == 1 && x->nprobs == tls_probs && !x->skip_secrets)
+	 * already reported say enough); rc and rk are 2, not 1, for commands
+	 * that never serve. */
+	if (rc == 1 && rk == 1 && x->nprobs == tls_probs)
 		conf_check_tls(x, g, scope);
 	conf_metrics_listener(x, g, scope);
 }
@@ -1620,9 +1644,14 @@ conf_provider_type(struct conf_ctx *x, const config_setting_t *g, const char *sc
 	p->type = (enum conf_provider_type)type;
 	for (size_t k = 0; k < sizeof(conf_type_keys) / sizeof(conf_type_keys[0]); k++) {
 		const config_setting_t *s = config_setting_get_member(g, conf_type_keys[k].key);
-		if (s != NULL && (conf_type_keys[k].types & CONF_T(type)) == 0)
-			conf_report(x, s, scope, conf_type_keys[k].key, "not valid for type \"%s\"",
-			    conf_type_names[type]);
+		if (s == NULL || (conf_type_keys[k].types & CONF_T(type)) != 0)
+			continue;
+		if (strcmp(conf_type_keys[k].key, "threads") == 0 &&
+		    config_setting_type(s) == CONFIG_TYPE_BOOL && !config_setting_get_bool(s))
+			continue;
+		conf_report(x, s, scope, conf_type_keys[k].key, "not valid for type \"%s\"%s%s",
+		    conf_type_names[type], conf_type_keys[k].why ? ": " : "",
+		    conf_type_keys[k].why ? conf_type_keys[k].why : "");
 	}
 	return type;
 }
@@ -1755,9 +1784,7 @@ conf_provider_headers_file(struct conf_ctx *x, const config_setting_t *g, const 
 	const config_setting_t *at = config_setting_get_member(g, "headers_file");
 	char *path = NULL, *data = NULL, err[512];
 	size_t n = 0;
-	if (conf_get_path(x, g, scope, "headers_file", true, &path) != 1)
-		goto out;
-	if (x->skip_secrets)
+	if (conf_get_daemon_file(x, g, scope, "headers_file", &path) != 1)
 		goto out;
 	data = util_read_file(path, &n, err, sizeof(err));
 	if (data == NULL) {
@@ -1898,7 +1925,7 @@ conf_provider(struct conf_ctx *x, const config_setting_t *g, size_t i,
 		p->batch_max = 1;     /* never coalesced: one event, one request */
 	conf_provider_format(x, g, scope, p);
 	conf_copy_string(x, g, scope, "proxy", &p->proxy);
-	if (conf_get_path(x, g, scope, "ca_file", true, &p->ca_file) == 1)
+	if (conf_get_daemon_file(x, g, scope, "ca_file", &p->ca_file) == 1)
 		conf_check_readable(x, g, scope, "ca_file", p->ca_file);
 out:
 	free(scope);
@@ -2102,9 +2129,11 @@ static const char *const conf_default_recovery_reasons[] = {
 };
 
 /*
- * An alert's notify and what only notify = "changes" uses: repeat_interval,
- * incident_ttl and recovery_reasons on a notify = "events" alert would do
- * nothing, so they are reported. After conf_scalars_load.
+ * An alert's notify, and what only notify = "changes" uses: repeat_interval,
+ * incident_ttl and recovery_reasons are accepted (and checked) on any alert,
+ * as fluxrelay.conf(5)'s example sets them, but act only with "changes";
+ * the default recovery_reasons are filled in for those alone. After
+ * conf_scalars_load.
  */
 static void
 conf_alert_notify(struct conf_ctx *x, const config_setting_t *g, const char *scope,
@@ -2125,19 +2154,8 @@ conf_alert_notify(struct conf_ctx *x, const config_setting_t *g, const char *sco
 	}
 	int rr = conf_get_strings(x, g, scope, "recovery_reasons", false, &a->recovery_reasons,
 	    &a->nrecovery_reasons);
-	if (rn < 0)
-		return;   /* which keys belong is unknown */
-	if (a->notify == CONF_NOTIFY_EVENTS) {
-		static const char *const only[] = { "repeat_interval", "incident_ttl" };
-		for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++)
-			if (conf_scalar_found(x, "alert", only[i]) != 0)
-				conf_report(x, config_setting_get_member(g, only[i]), scope, only[i],
-				    "only for notify = \"changes\"");
-		if (rr != 0)
-			conf_report(x, config_setting_get_member(g, "recovery_reasons"), scope,
-			    "recovery_reasons", "only for notify = \"changes\"");
+	if (rn < 0 || a->notify != CONF_NOTIFY_CHANGES)
 		return;
-	}
 	if (rr == 0) {
 		size_t n = sizeof(conf_default_recovery_reasons) /
 		    sizeof(conf_default_recovery_reasons[0]);
@@ -2288,8 +2306,9 @@ conf_alert(struct conf_ctx *x, const config_setting_t *g, size_t i,
 	conf_alert_providers(x, g, scope, a);
 	conf_alert_severity(x, g, scope, a);
 	conf_alert_sources(x, g, scope, a);
-	conf_get_strings(x, g, scope, "reasons", false, &a->reasons, &a->nreasons);
-	conf_alert_regexes(x, g, scope, "include", false, &a->include, &a->ninclude);
+	/* An empty filter list filters nothing, as when absent. */
+	conf_get_strings(x, g, scope, "reasons", true, &a->reasons, &a->nreasons);
+	conf_alert_regexes(x, g, scope, "include", true, &a->include, &a->ninclude);
 	conf_alert_regexes(x, g, scope, "exclude", true, &a->exclude, &a->nexclude);
 	conf_alert_metadata(x, g, scope, a);
 	conf_copy_string(x, g, scope, "summary", &a->summary);

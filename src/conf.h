@@ -68,9 +68,10 @@ struct conf_provider {
 	int batch_max;        /* [10] */
 	double timeout;       /* seconds per attempt [10] */
 	char *proxy;          /* NULL = libcurl's environment proxies */
-	char *ca_file;        /* NULL = system bundle; absolute path */
+	char *ca_file;        /* NULL = system bundle (or CONF_SKIP_SECRETS); absolute path */
 	int max_text;         /* [3000] */
-	/* Threads and in-place updates (slack-bot only; an error on other types). */
+	/* Threads and in-place updates (slack-bot only; true, or a thread_ttl, is
+	 * an error on other types). */
 	bool threads;         /* [false] */
 	double thread_ttl;    /* seconds an events thread stays open between events [86400] */
 	/* [false] Nothing new is sent to a suspended provider: rules drops its
@@ -133,12 +134,14 @@ struct conf_alert {
 	char *channel;        /* NULL when unset: provider's channel */
 	bool commit_status_updates;
 	bool suspend;
-	/* Incidents (notify = "changes"; the three below are an error otherwise). */
+	/* Incidents (notify = "changes"; the three below are accepted on any
+	 * alert but used only with "changes"). */
 	enum conf_notify notify;   /* [events] */
 	double repeat_interval;    /* seconds between reminders; 0 = never [0] */
 	double incident_ttl;       /* seconds without an event before closing silently [86400] */
-	/* Globs on the reason of info events that close an incident; NULL for
-	 * notify = "events", else at least one (defaults: conf.c). */
+	/* Globs on the reason of info events that close an incident: for
+	 * notify = "changes" at least one (defaults: conf.c); for "events" as
+	 * given, else NULL (unused). */
 	char **recovery_reasons; size_t nrecovery_reasons;
 	/* Templates (SPEC §13), compiled at load; NULL / 0 when unset (the
 	 * default rendering). Immutable: any thread may render them. */
@@ -172,7 +175,8 @@ struct conf {
 		long max_body;
 		int max_connections;
 		double timeout;
-		char *tls_cert_file, *tls_key_file, *tls_client_ca_file;  /* NULL when unset */
+		/* NULL when unset (and under CONF_SKIP_SECRETS) */
+		char *tls_cert_file, *tls_key_file, *tls_client_ca_file;
 		/* The second, plain-HTTP listener for /metrics, /healthz and /readyz
 		 * only: NULL and -1 when unset (both or neither). */
 		char *metrics_address;
@@ -218,6 +222,17 @@ struct conf {
 };
 
 /*
+ * Whether events must authenticate: a top-level token or HMAC key, or any
+ * auth.clients entry (fluxrelay.conf(5), AUTHENTICATION). Meaningful for a
+ * conf loaded without CONF_SKIP_SECRETS (which leaves file secrets NULL).
+ */
+static inline bool
+conf_auth_configured(const struct conf *c)
+{
+	return c->auth.hmac_key != NULL || c->auth.token != NULL || c->auth.nclients > 0;
+}
+
+/*
  * Load and validate a file. Returns a new conf (free with conf_free) or NULL
  * with *errors set to a new string of one "FILE:LINE: path: problem" line per
  * problem, each ending in '\n' (caller frees). A file that cannot be opened
@@ -229,10 +244,13 @@ struct conf {
 struct conf *conf_load(const char *path, char **errors);
 
 /*
- * conf_load with options. CONF_SKIP_SECRETS: secrets given as *_file or *_env
- * are checked for form but not read (the fields stay NULL), for commands
- * that need no credential (`fluxrelay queue`, `fluxrelay match`) and may run
- * where the daemon's credentials are not, e.g. without CREDENTIALS_DIRECTORY.
+ * conf_load with options. CONF_SKIP_SECRETS: secrets given as *_file or *_env,
+ * and the files only the daemon reads (listen.tls_*_file, a provider's
+ * ca_file and headers_file), are checked for form but neither ${VAR}-expanded
+ * nor read (the fields stay NULL, nheaders counts the inline headers only),
+ * for commands that serve and send nothing (`fluxrelay queue`, `match`,
+ * `incidents`) and may run where the daemon's credentials are not, e.g.
+ * without CREDENTIALS_DIRECTORY.
  */
 #define CONF_SKIP_SECRETS 1u
 struct conf *conf_load_opts(const char *path, unsigned flags, char **errors);

@@ -18,6 +18,12 @@
  * event_parse() tries the first and falls back to the second. The fast path
  * must never accept a body the reference rejects, nor build a different
  * event (tests/unit/test_event.c and fuzz/fuzz_event_diff.c check both).
+ *
+ * Duplicate member names are not an error: the last member of a name wins,
+ * as with Go's encoding/json, which Flux's clients and notification-controller
+ * use (a duplicated involvedObject or metadata is replaced whole, where Go
+ * would merge the two objects). The body stored and forwarded is the bytes
+ * as received, duplicates included.
  * Pure; no state; callable from any thread.
  */
 #include "event.h"
@@ -33,7 +39,6 @@
 #include "util.h"
 
 #define EVENT_ANNOTATION_PREFIX "event.toolkit.fluxcd.io/"
-#define EVENT_TOOLKIT_SUFFIX ".toolkit.fluxcd.io/"
 
 /*
  * The fields of an event, in the order the reference checks them (so a body
@@ -270,8 +275,10 @@ event_meta_hidden(const char *key)
 }
 
 /*
- * Sort by key, then strongest origin first, then document order, so the
- * first entry of each run of equal keys is the one that wins.
+ * Sort by key, then strongest origin first, then the later in the document
+ * first, so the first entry of each run of equal keys is the one that wins.
+ * Equal keys of one origin come from one raw key given twice (the fast path
+ * keeps each member; jansson only the last): the last one wins.
  */
 static int
 event_meta_cmp(const void *a, const void *b)
@@ -283,19 +290,19 @@ event_meta_cmp(const void *a, const void *b)
 		return c;
 	if (x->origin != y->origin)
 		return x->origin > y->origin ? -1 : 1;
-	return x->order < y->order ? -1 : x->order > y->order;
+	return x->order > y->order ? -1 : x->order < y->order;
 }
 
 /*
  * Classify a raw metadata key. group/glen: the API group of the involved
- * object (glen 0 when apiVersion has none); no_api: apiVersion was absent.
+ * object (glen 0 when apiVersion is absent or has none). Without a group only
+ * the annotation prefix is stripped: "kustomize.toolkit.fluxcd.io/k" of an
+ * event that names no apiVersion is nobody's controller key, and is kept.
  */
 static void
-event_meta_classify(const char *key, const char *group, size_t glen, int no_api,
-    struct event_mtmp *m)
+event_meta_classify(const char *key, const char *group, size_t glen, struct event_mtmp *m)
 {
 	static const size_t alen = sizeof(EVENT_ANNOTATION_PREFIX) - 1;
-	static const size_t tlen = sizeof(EVENT_TOOLKIT_SUFFIX) - 1;
 
 	m->key = key;
 	m->origin = EVENT_META_PLAIN;
@@ -305,21 +312,9 @@ event_meta_classify(const char *key, const char *group, size_t glen, int no_api,
 		m->origin = EVENT_META_CONTROLLER;
 		return;
 	}
-	if (strncmp(key, EVENT_ANNOTATION_PREFIX, alen) == 0) {
-		if (key[alen] != '\0') {
-			m->key = key + alen;
-			m->origin = EVENT_META_ANNOTATION;
-		}
-		return;
-	}
-	if (no_api) {
-		/* "<something>.toolkit.fluxcd.io/k": the controller's own group */
-		const char *slash = strchr(key, '/');
-		if (slash != NULL && slash[1] != '\0' && (size_t)(slash - key) + 1 > tlen &&
-		    memcmp(slash + 1 - tlen, EVENT_TOOLKIT_SUFFIX, tlen) == 0) {
-			m->key = slash + 1;
-			m->origin = EVENT_META_CONTROLLER;
-		}
+	if (strncmp(key, EVENT_ANNOTATION_PREFIX, alen) == 0 && key[alen] != '\0') {
+		m->key = key + alen;
+		m->origin = EVENT_META_ANNOTATION;
 	}
 }
 
@@ -513,7 +508,7 @@ event_assemble(const struct event_values *vals, struct event_mtmp *mt, size_t nm
 			api = &vals->str[i];
 	event_api_group(api, &group, &glen);
 	for (size_t i = 0; i < nmeta; i++)
-		event_meta_classify(mt[i].key, group, glen, api->p == NULL, &mt[i]);
+		event_meta_classify(mt[i].key, group, glen, &mt[i]);
 	return event_build(vals, mt, event_meta_finish(mt, nmeta));
 }
 
@@ -532,7 +527,8 @@ event_ref_load(const char *buf, size_t len, struct event_err *e)
 		    EVENT_MAX_DEPTH, bad);
 		return NULL;
 	}
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	/* without JSON_REJECT_DUPLICATES jansson keeps the last value of a key */
+	root = json_loadb(buf, len, JSON_DECODE_ANY, &jerr);
 	if (root == NULL) {
 		/* jansson's own wording names its JSON_ALLOW_NUL flag */
 		if (json_error_code(&jerr) == json_error_null_character)

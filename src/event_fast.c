@@ -11,9 +11,14 @@
  * Whatever it is unsure of makes it give up (return -1 here, NULL from
  * event_parse_fast), never reject: numbers jansson might find out of range,
  * \u0000, lone surrogates, bodies deeper than EVENT_MAX_DEPTH, more than
- * EVENT_FAST_MAXMETA metadata entries or EVENT_FAST_MAXKEYS keys in open
- * objects, a known field of the wrong type, any syntax error. The reference
- * path then decides and words the error.
+ * EVENT_FAST_MAXMETA metadata entries, a known field of the wrong type, any
+ * syntax error. The reference path then decides and words the error.
+ *
+ * Duplicate member names are taken as jansson takes them without
+ * JSON_REJECT_DUPLICATES: the last one wins. A known field's later value
+ * overwrites its slot (a later null timestamp clears it), a later
+ * involvedObject or metadata object starts afresh, and of two metadata
+ * entries with the same key the later wins in event_assemble().
  *
  * Which members it keeps and how it checks them comes from event_fields[]
  * (event_internal.h), as for the reference. Pure; any thread.
@@ -27,7 +32,6 @@
 #include "util.h"
 
 #define EVENT_FAST_SCRATCH 1024   /* on-stack bytes for decoded strings */
-#define EVENT_FAST_MAXKEYS 128    /* keys of all objects being parsed */
 #define EVENT_FAST_MAXMETA 64     /* metadata entries (Flux sends a handful) */
 
 struct event_fast {
@@ -40,10 +44,7 @@ struct event_fast {
 	char *heap;                 /* NULL until sbuf runs out; event_parse_fast frees */
 	struct event_values vals;   /* by row of event_fields[] */
 	size_t nmeta;
-	size_t nkeys;
 	struct event_mtmp meta[EVENT_FAST_MAXMETA];   /* keys NUL-terminated in scratch */
-	/* members of every open object, innermost last: for duplicate checks */
-	struct event_str keys[EVENT_FAST_MAXKEYS];
 	char sbuf[EVENT_FAST_SCRATCH];
 };
 
@@ -356,23 +357,22 @@ event_fast_open(struct event_fast *f)
 }
 
 /*
- * The next member of the object entered with event_fast_open(), whose keys
- * start at keys[base]. Returns 1 with its decoded key in *key (a NUL-
- * terminated copy when nul) and the cursor on its value; 0 after the closing
- * brace; -1 to give up, duplicate keys included: like jansson's
- * JSON_REJECT_DUPLICATES, keys compare decoded ("a" and "\u0061" clash).
+ * The next member of the object entered with event_fast_open(); *nmembers
+ * counts the members read so far (0 before the first). Returns 1 with its
+ * decoded key in *key (a NUL-terminated copy when nul) and the cursor on its
+ * value; 0 after the closing brace; -1 to give up. A key seen before in the
+ * object is no error (see the top of the file).
  */
 static int
-event_fast_member_next(struct event_fast *f, size_t base, bool nul, struct event_str *key)
+event_fast_member_next(struct event_fast *f, size_t *nmembers, bool nul, struct event_str *key)
 {
 	event_fast_ws(f);
 	if (event_fast_at(f, '}')) {
 		f->p++;
-		f->nkeys = base;
 		f->depth--;
 		return 0;
 	}
-	if (f->nkeys > base) {   /* not the first member: a comma first */
+	if ((*nmembers)++ > 0) {   /* not the first member: a comma first */
 		if (!event_fast_at(f, ','))
 			return -1;
 		f->p++;
@@ -380,12 +380,6 @@ event_fast_member_next(struct event_fast *f, size_t base, bool nul, struct event
 	}
 	if (!event_fast_at(f, '"') || event_fast_string(f, key, nul) < 0)
 		return -1;
-	for (size_t i = base; i < f->nkeys; i++)
-		if (f->keys[i].n == key->n && memcmp(f->keys[i].p, key->p, key->n) == 0)
-			return -1;
-	if (f->nkeys == EVENT_FAST_MAXKEYS)
-		return -1;
-	f->keys[f->nkeys++] = *key;
 	event_fast_ws(f);
 	if (!event_fast_at(f, ':'))
 		return -1;
@@ -394,17 +388,17 @@ event_fast_member_next(struct event_fast *f, size_t base, bool nul, struct event
 	return f->p < f->end ? 1 : -1;
 }
 
-/* An object whose members are all ignored (validated, duplicates checked). */
+/* An object whose members are all ignored (validated). */
 static int
 event_fast_object(struct event_fast *f)
 {
-	size_t base = f->nkeys;
+	size_t nmembers = 0;
 	struct event_str key;
 	int r;
 
 	if (event_fast_open(f) < 0)
 		return -1;
-	while ((r = event_fast_member_next(f, base, false, &key)) == 1)
+	while ((r = event_fast_member_next(f, &nmembers, false, &key)) == 1)
 		if (event_fast_value(f) < 0)
 			return -1;
 	return r;
@@ -473,44 +467,51 @@ event_fast_field(struct event_fast *f, bool involved, const struct event_str *ke
 		if (fl->keylen != key->n || fl->key[0] != key->p[0] || fl->involved != involved ||
 		    memcmp(fl->key, key->p, key->n) != 0)
 			continue;
-		if (fl->type == EVENT_FIELD_TIMESTAMP && event_fast_at(f, 'n'))
+		if (fl->type == EVENT_FIELD_TIMESTAMP && event_fast_at(f, 'n')) {
+			f->vals.str[i] = (struct event_str){ NULL, 0 };   /* a later null wins */
 			return event_fast_literal(f, "null");
+		}
 		return event_fast_want_string(f, fl->type == EVENT_FIELD_CHECKED ? NULL :
 		    &f->vals.str[i]);
 	}
 	return event_fast_value(f);   /* unknown: validated, ignored */
 }
 
-/* The involvedObject object. */
+/* The involvedObject object; a later one replaces an earlier one whole. */
 static int
 event_fast_involved(struct event_fast *f)
 {
-	size_t base = f->nkeys;
+	size_t nmembers = 0;
 	struct event_str key;
 	int r;
 
 	if (!event_fast_at(f, '{') || event_fast_open(f) < 0)
 		return -1;
-	while ((r = event_fast_member_next(f, base, false, &key)) == 1)
+	for (size_t i = 0; i < event_nfields; i++)
+		if (event_fields[i].involved)
+			f->vals.str[i] = (struct event_str){ NULL, 0 };
+	while ((r = event_fast_member_next(f, &nmembers, false, &key)) == 1)
 		if (event_fast_field(f, true, &key) < 0)
 			return -1;
 	return r;
 }
 
 /*
- * The metadata object: string values only. Entries are classified later,
- * when involvedObject.apiVersion (which may come after) is known.
+ * The metadata object: string values only; a later one replaces an earlier
+ * one whole. Entries are classified later, when involvedObject.apiVersion
+ * (which may come after) is known.
  */
 static int
 event_fast_metadata(struct event_fast *f)
 {
-	size_t base = f->nkeys;
+	size_t nmembers = 0;
 	struct event_str key, val;
 	int r;
 
 	if (!event_fast_at(f, '{') || event_fast_open(f) < 0)
 		return -1;
-	while ((r = event_fast_member_next(f, base, true, &key)) == 1) {
+	f->nmeta = 0;
+	while ((r = event_fast_member_next(f, &nmembers, true, &key)) == 1) {
 		struct event_mtmp *m;
 		if (f->nmeta == EVENT_FAST_MAXMETA || event_fast_want_string(f, &val) < 0)
 			return -1;
@@ -538,13 +539,14 @@ event_fast_top_member(struct event_fast *f, const struct event_str *key)
 static int
 event_fast_body(struct event_fast *f)
 {
+	size_t nmembers = 0;
 	struct event_str key;
 	int r;
 
 	event_fast_ws(f);
 	if (!event_fast_at(f, '{') || event_fast_open(f) < 0)
 		return -1;
-	while ((r = event_fast_member_next(f, 0, false, &key)) == 1)
+	while ((r = event_fast_member_next(f, &nmembers, false, &key)) == 1)
 		if (event_fast_top_member(f, &key) < 0)
 			return -1;
 	if (r < 0)
@@ -582,7 +584,6 @@ event_parse_fast(const char *buf, size_t len)
 	f.heap = NULL;
 	memset(&f.vals, 0, sizeof(f.vals));
 	f.nmeta = 0;
-	f.nkeys = 0;
 
 	if (event_fast_body(&f) == 0)
 		ev = event_fast_finish(&f);

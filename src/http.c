@@ -8,7 +8,8 @@
  *   next calls body chunks, copied into the request's buffer up to max_body
  *              (chunked bodies have no declared length: counted here).
  *   last call  (*upload_size == 0) signature, parse, match. Ignored events are
- *              answered now. Matched ones are handed to the queue writer and the
+ *              answered now (503 when the writer is not healthy, as /readyz).
+ *              Matched ones are handed to the queue writer and the
  *              connection is suspended; the writer resumes it once the batch is
  *              durable, and the call after that answers 202 / 503 (and logs
  *              "event accepted" only for what was stored).
@@ -658,6 +659,16 @@ http_process_event(struct http_req *r)
 	ev->cluster = http_cluster(r);   /* lives as long as r->snap */
 	size_t n = rules_match(r->snap->rules, ev, &r->match);
 	if (n == 0 && r->match.nchanges == 0) {
+		/* Never seen by the writer, yet refused under the conditions that
+		 * refuse stored events and make /readyz 503 (SPEC §4): a client
+		 * must not hear "ignored" from a daemon that could not have stored
+		 * it. Atomic loads only: this path takes no lock. */
+		if (!queue_writer_healthy(r->h->writer)) {
+			event_free(ev);
+			http_reject(r, "queue not writable", NULL);
+			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable",
+			    NULL, NULL);
+		}
 		http_count(r, METRICS_EVENT_IGNORED);
 		if (log_enabled(LOG_LEVEL_DEBUG))
 			log_debug("event ignored", "kind", ev->kind, "name", ev->name, NULL);

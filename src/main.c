@@ -356,10 +356,10 @@ main_log_listening(const struct main_run *run)
 		log_info("metrics listening", "address", c->listen.metrics_address, "port", port,
 		    "serves", "/metrics /healthz /readyz", NULL);
 	}
-	if (c->auth.hmac_key == NULL && c->auth.token == NULL && !main_is_loopback(addr))
+	if (!conf_auth_configured(c) && !main_is_loopback(addr))
 		log_warn("listening beyond loopback without authentication: anyone who can reach "
-		    "this port can post events (configure auth.hmac_key_file or auth.token_file)",
-		    NULL);
+		    "this port can post events (configure auth.hmac_key_file, auth.token_file "
+		    "or auth.clients)", NULL);
 }
 
 /* Signals until SIGTERM or SIGINT (SIGHUP reloads), pinging the watchdog. */

@@ -117,6 +117,52 @@ class MatchTest(unittest.TestCase):
         self.assertIn("url_file", r.stderr.decode())
         self.assertIn("hmac_key_env", r.stderr.decode())
 
+    def test_cli_needs_no_daemon_files(self):
+        # The files only the daemon reads (TLS PEM files, a provider's ca_file
+        # and headers_file) may name ${CREDENTIALS_DIRECTORY} as the example
+        # does: the CLI neither serves nor sends, so it needs none of them.
+        files = ('listen = { address = "127.0.0.1";\n'
+                 '  tls_cert_file = "${CREDENTIALS_DIRECTORY}/tls-cert";\n'
+                 '  tls_key_file = "${CREDENTIALS_DIRECTORY}/tls-key";\n'
+                 '  tls_client_ca_file = "${CREDENTIALS_DIRECTORY}/client-ca"; };\n')
+        conf = MATCH_CONF.replace(
+            'channel = "#ops"; }',
+            'channel = "#ops"; ca_file = "${CREDENTIALS_DIRECTORY}/ca.pem"; },\n'
+            '  { name = "relay"; type = "generic"; address = "https://relay.example/";\n'
+            '    headers_file = "${CREDENTIALS_DIRECTORY}/headers"; }')
+        conf = conf.replace('providers = ["ops"]', 'providers = ["ops", "relay"]')
+        self.assertIn("headers_file", conf)
+        with open(self.conf, "w") as f:
+            f.write(files + conf)
+        os.environ.pop("CREDENTIALS_DIRECTORY", None)
+        state = os.path.join(self.dir, "state-files")
+        empty = os.path.join(self.dir, "empty-creds")
+        os.makedirs(empty, exist_ok=True)
+        ev01 = frtest.fixture_paths()[0]
+        # Unset, and set to a directory without the files: the same.
+        for env in (None, {"CREDENTIALS_DIRECTORY": empty}):
+            r = frtest.run_cli(["match", "-c", self.conf, ev01], env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("target: relay (generic)", r.stdout.decode())
+            r = frtest.run_cli(["queue", "-c", self.conf, "-s", state, "list"], env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = frtest.run_cli(["incidents", "-c", self.conf, "-s", state], env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        # The daemon's check still expands and reads each, naming FILE:LINE.
+        r = frtest.run_cli(["--check-config", "-c", self.conf])
+        self.assertEqual(r.returncode, 78)
+        err = r.stderr.decode()
+        for line, key in ((2, "listen.tls_cert_file"), (3, "listen.tls_key_file"),
+                          (4, "listen.tls_client_ca_file"), (7, 'provider "ops": ca_file'),
+                          (9, 'provider "relay": headers_file')):
+            self.assertIn("%s:%d: %s: environment variable CREDENTIALS_DIRECTORY is not set"
+                          % (self.conf, line, key), err)
+        r = frtest.run_cli(["--check-config", "-c", self.conf],
+                           env={"CREDENTIALS_DIRECTORY": empty})
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("%s:2: listen.tls_cert_file: cannot open %s/tls-cert"
+                      % (self.conf, empty), r.stderr.decode())
+
     def test_match_invalid_event(self):
         r = frtest.run_cli(["match", "-c", self.conf, "-"], input=b"{")
         self.assertEqual(r.returncode, 1)

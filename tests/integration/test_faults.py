@@ -127,6 +127,19 @@ class FaultCase(unittest.TestCase):
             self.assertEqual(status, expect, doc)
         return status, doc
 
+    def post_ignored(self, expect):
+        """A trace event, which no alert here matches (they start at info):
+        202 "ignored" while the queue is writable, else 503 like the others
+        although the writer never sees it."""
+        ev = json.loads(event("matches nothing", name="ignored"))
+        ev["severity"] = "trace"
+        status, _, doc = self.d.post(json.dumps(ev))
+        self.assertEqual(status, expect, doc)
+        if expect == 202:
+            self.assertEqual(doc, {"status": "ignored"})
+        else:
+            self.assertEqual(doc, {"error": "queue not writable"})
+
     def readyz(self):
         return self.d.request("GET", "/readyz")[0]
 
@@ -212,6 +225,7 @@ class DiskRefusesWrites(FaultCase):
         sys.stderr.write("readyz 503 %.2f s after fsync started failing (no traffic)\n" % took)
         self.assertLess(took, 2.0)
         self.post("while failing", expect=503)
+        self.post_ignored(503)
         # It stays 503 while commits fail (the old probe wrote nothing and healed it).
         for _ in range(30):
             self.assertEqual(self.readyz(), 503)
@@ -219,6 +233,7 @@ class DiskRefusesWrites(FaultCase):
         self.clear_faults()
         took = self.wait_readyz(200, 4.0)
         sys.stderr.write("readyz 200 %.2f s after the disk recovered\n" % took)
+        self.post_ignored(202)
         self.post("recovered")
         self.emu.wait_requests(1, path=HOOK)
 
@@ -232,6 +247,7 @@ class DiskRefusesWrites(FaultCase):
         sys.stderr.write("readyz %d %.3f s after a failing commit\n" % (status, took))
         self.assertEqual(status, 503)
         self.assertLess(took, 2.0)
+        self.post_ignored(503)
         self.clear_faults()
         self.wait_readyz(200, 4.0)
 
@@ -320,12 +336,14 @@ class DeletedDatabase(FaultCase):
     def test_deleted_queue_db_stops_accepting(self):
         self.start()
         self.post("before")
+        self.post_ignored(202)
         self.emu.wait_requests(1, path=HOOK)
         os.unlink(os.path.join(self.state, "queue.db"))
         status, doc = self.post("after", expect=None)
         self.assertEqual(status, 503, doc)
         self.assertEqual(self.readyz(), 503)
         self.post("again", expect=503)
+        self.post_ignored(503)
         time.sleep(1.5)
         self.assertEqual(self.readyz(), 503)
         errs = [l for l in self.d.lines_err if re.search(r"deleted or replaced", l)]
@@ -343,6 +361,7 @@ class DeletedDatabase(FaultCase):
         status, doc = self.post("after", expect=None)
         self.assertEqual(status, 503, doc)
         self.wait_readyz(503, 2.0)
+        self.post_ignored(503)
 
 
 class DamagedDatabase(FaultCase):
@@ -434,6 +453,7 @@ class DamagedDatabase(FaultCase):
             time.sleep(0.2)
         self.wait_readyz(503, 5.0)
         self.post("refused", expect=503)
+        self.post_ignored(503)
         time.sleep(2.0)
         errs = [l for l in self.d.lines_err if "malformed" in l and "level=error" in l]
         self.assertEqual(len(errs), 1, "\n".join(self.d.lines_err[-20:]))

@@ -415,6 +415,32 @@ dedup = { window = 60; };
             d.cleanup()
 
 
+class DuplicateKeysTest(unittest.TestCase):
+    def test_last_value_wins(self):
+        """A member name given twice is no 400: Go's decoders keep the last
+        value, and so does fluxrelay."""
+        conf = """
+providers = ( { name = "console"; type = "console"; } );
+alerts = ( { name = "errors"; providers = ["console"]; severity = "error";
+             sources = ( { kind = "Kustomization"; } ); } );
+dedup = { window = 0; };
+"""
+        d = frtest.Daemon(conf)
+        try:
+            body = frtest.fixture("01")          # an error event
+            self.assertIn(b'"severity": "error"', body)
+            first_info = b'{"severity": "info", ' + body.lstrip()[1:]
+            last_info = body.rstrip()[:-1] + b', "severity": "info"}'
+            status, _, doc = d.post(first_info)
+            self.assertEqual(status, 202, doc)
+            self.assertEqual(doc["status"], "accepted")
+            status, _, doc = d.post(last_info)
+            self.assertEqual((status, doc), (202, {"status": "ignored"}))
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+
 class AuthTest(unittest.TestCase):
     KEY = "hmac-test-key"
     TOKEN = "tok-123"

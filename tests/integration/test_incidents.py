@@ -40,7 +40,8 @@ alerts = (
 
 def helm(severity, reason, message, name="podinfo", revision="6.5.4"):
     return json.dumps({
-        "involvedObject": {"kind": "HelmRelease", "name": name, "namespace": "apps"},
+        "involvedObject": {"kind": "HelmRelease", "name": name, "namespace": "apps",
+                           "apiVersion": "helm.toolkit.fluxcd.io/v2"},
         "severity": severity, "reason": reason, "message": message,
         "metadata": {"helm.toolkit.fluxcd.io/revision": revision},
         "reportingController": "helm-controller"})

@@ -919,6 +919,67 @@ START_TEST(test_tls_files)
 	conf_free(c);
 	free(path);
 	free(text);
+
+	/* Nor do they expand the daemon's ${VAR}s in those paths. */
+	unsetenv("FR_TEST_UNSET_CREDS");
+	text = util_strdup("listen: { tls_cert_file = \"${FR_TEST_UNSET_CREDS}/c\";\n"
+	    " tls_key_file = \"${FR_TEST_UNSET_CREDS}/k\"; };\n");
+	path = tmp_write("fluxrelay.conf", text);
+	c = conf_load_opts(path, CONF_SKIP_SECRETS, &err);
+	ck_assert_msg(c != NULL, "%s", err);
+	ck_assert_ptr_null(c->listen.tls_cert_file);
+	conf_free(c);
+	char *raw = load_bad(text);
+	ck_assert_str_eq(raw,
+	    "@FILE@:1: listen.tls_cert_file: environment variable FR_TEST_UNSET_CREDS is not set\n"
+	    "@FILE@:2: listen.tls_key_file: environment variable FR_TEST_UNSET_CREDS is not set\n");
+	free(raw);
+	free(path);
+	free(text);
+}
+END_TEST
+
+/* Any form of auth counts, auth.clients alone included: the daemon warns
+ * about listening beyond loopback without auth only when none is given. */
+START_TEST(test_auth_configured)
+{
+	static const struct { const char *text; bool want; } cases[] = {
+		{ "", false },
+		{ "auth: { };", false },
+		{ "auth: { token = \"t\"; };", true },
+		{ "auth: { hmac_key = \"k\"; };", true },
+		{ "auth: { clients = ( { name = \"prod\"; token = \"t\"; } ); };", true },
+		{ "auth: { clients = ( { name = \"prod\"; hmac_key = \"k\"; } ); };", true },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct conf *c = load_ok(cases[i].text);
+		ck_assert_msg(conf_auth_configured(c) == cases[i].want, "%s", cases[i].text);
+		conf_free(c);
+	}
+	struct conf *c = conf_default();
+	ck_assert(!conf_auth_configured(c));
+	conf_free(c);
+}
+END_TEST
+
+/* An empty reasons, include or exclude list is no filter, as when absent. */
+START_TEST(test_empty_filter_lists)
+{
+	struct conf *c = load_ok("providers = ( { name = \"out\"; type = \"console\"; } );\n"
+	    "alerts = ( { name = \"a\"; providers = [ \"out\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "  reasons = []; include = []; exclude = []; } );\n");
+	ck_assert_uint_eq(c->alerts[0].nreasons, 0);
+	ck_assert_uint_eq(c->alerts[0].ninclude, 0);
+	ck_assert_uint_eq(c->alerts[0].nexclude, 0);
+	conf_free(c);
+	/* Lists that must name something still may not be empty. */
+	char *err = load_bad("providers = ( { name = \"out\"; type = \"console\"; } );\n"
+	    "alerts = ( { name = \"a\"; providers = []; sources = ( { kind = \"*\"; } );\n"
+	    "  severity = []; } );\n");
+	ck_assert_str_eq(err,
+	    "@FILE@:2: alert \"a\": providers: must not be an empty list\n"
+	    "@FILE@:3: alert \"a\": severity: must not be an empty list\n");
+	free(err);
 }
 END_TEST
 
@@ -1029,6 +1090,27 @@ START_TEST(test_incident_keys)
 	ck_assert(c->providers[0].threads && c->providers[0].thread_ttl == 600);
 	conf_free(c);
 
+	/* The keys of notify = "changes" are accepted on any alert, as the
+	 * example of fluxrelay.conf(5) sets them; they act only with "changes". */
+	c = load_ok(INC_PROVIDERS
+	    "alerts = ( { name = \"ev\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "  notify = \"events\"; repeat_interval = 14400; incident_ttl = 86400;\n"
+	    "  recovery_reasons = [ \"ReconciliationSucceeded\" ]; },\n"
+	    " { name = \"dflt\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
+	    "  repeat_interval = 60; } );\n");
+	ck_assert_int_eq(c->alerts[0].notify, CONF_NOTIFY_EVENTS);
+	ck_assert(c->alerts[0].repeat_interval == 14400 && c->alerts[0].incident_ttl == 86400);
+	ck_assert_uint_eq(c->alerts[0].nrecovery_reasons, 1);
+	ck_assert_int_eq(c->alerts[1].notify, CONF_NOTIFY_EVENTS);
+	ck_assert_ptr_null(c->warnings);
+	conf_free(c);
+
+	/* threads = false asks for nothing a webhook cannot do. */
+	c = load_ok("providers = ( { name = \"hook\"; type = \"slack\";\n"
+	    "  url = \"https://hooks.example.com/x\"; threads = false; } );\n");
+	ck_assert(!c->providers[0].threads);
+	conf_free(c);
+
 	c = conf_default();
 	ck_assert_int_eq(c->alerts[0].notify, CONF_NOTIFY_EVENTS);
 	ck_assert(!c->providers[0].threads);
@@ -1048,7 +1130,7 @@ START_TEST(test_incident_errors)
 	    "    incident_ttl = 60;\n"
 	    "    recovery_reasons = [ \"Succeeded\" ]; },\n"
 	    "  { name = \"c\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
-	    "    notify = \"events\"; repeat_interval = 0; },\n"
+	    "    notify = \"events\"; repeat_interval = -5; },\n"
 	    "  { name = \"d\"; providers = [ \"hook\" ]; sources = ( { kind = \"*\"; } );\n"
 	    "    notify = \"changes\";\n"
 	    "    incident_ttl = 0;\n"
@@ -1060,10 +1142,7 @@ START_TEST(test_incident_errors)
 	    ");\n");
 	ck_assert_str_eq(err,
 	    "@FILE@:8: alert \"a\": notify: must be \"events\" or \"changes\"\n"
-	    "@FILE@:11: alert \"b\": repeat_interval: only for notify = \"changes\"\n"
-	    "@FILE@:12: alert \"b\": incident_ttl: only for notify = \"changes\"\n"
-	    "@FILE@:13: alert \"b\": recovery_reasons: only for notify = \"changes\"\n"
-	    "@FILE@:15: alert \"c\": repeat_interval: only for notify = \"changes\"\n"
+	    "@FILE@:15: alert \"c\": repeat_interval: must be between 0 and 31536000\n"
 	    "@FILE@:18: alert \"d\": incident_ttl: must be between 1 and 31536000\n"
 	    "@FILE@:19: alert \"d\": repeat_interval: must be between 0 and 31536000\n"
 	    "@FILE@:20: alert \"d\": recovery_reasons: must not be an empty list\n"
@@ -1096,8 +1175,12 @@ START_TEST(test_incident_errors)
 	    "    thread_ttl = 0; }\n"
 	    ");\n");
 	ck_assert_str_eq(err,
-	    "@FILE@:3: provider \"hook\": threads: not valid for type \"slack\"\n"
-	    "@FILE@:5: provider \"out\": thread_ttl: not valid for type \"console\"\n"
+	    "@FILE@:3: provider \"hook\": threads: not valid for type \"slack\": threads need "
+	    "Slack's Web API (type \"slack-bot\"): only chat.postMessage returns the ts a reply "
+	    "or an update refers to\n"
+	    "@FILE@:5: provider \"out\": thread_ttl: not valid for type \"console\": threads need "
+	    "Slack's Web API (type \"slack-bot\"): only chat.postMessage returns the ts a reply "
+	    "or an update refers to\n"
 	    "@FILE@:7: provider \"bot\": threads: must be true or false\n"
 	    "@FILE@:8: provider \"bot\": thread_ttl: must be between 1 and 31536000\n");
 	free(err);
@@ -1132,6 +1215,8 @@ conf_suite(void)
 	tcase_add_test(tc, test_hmac_key_newline);
 	tcase_add_test(tc, test_tls_files);
 	tcase_add_test(tc, test_load_twice);
+	tcase_add_test(tc, test_auth_configured);
+	tcase_add_test(tc, test_empty_filter_lists);
 	tcase_add_test(tc, test_dead_max_age);
 	tcase_add_test(tc, test_tls_unreadable_each_named);
 	tcase_add_test(tc, test_incident_keys);

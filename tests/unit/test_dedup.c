@@ -118,6 +118,7 @@ END_TEST
 	"\"severity\":\"error\",\"message\":\"" msg "\"" meta "}"
 #define NS(ns) ",\"namespace\":\"" ns "\""
 #define META(m) ",\"metadata\":{" m "}"
+#define API ",\"apiVersion\":\"kustomize.toolkit.fluxcd.io/v1\""
 #define BASE EVN("Kustomization", "webapp", NS("apps"), "finished in 2.08s", "")
 
 static const struct {
@@ -162,8 +163,12 @@ static const struct {
 	  EVN("K", "n", "", "m", META("\"revision\":\"\"")),
 	  EVN("K", "n", "", "m", ""), true, false },
 	{ "revision prefixed equals stripped",
+	  EVN("K", "n", API, "m", META("\"kustomize.toolkit.fluxcd.io/revision\":\"r1\"")),
+	  EVN("K", "n", API, "m", META("\"revision\":\"r1\"")), true, true },
+	/* without apiVersion there is no group: the prefixed key is not a revision */
+	{ "revision prefixed without apiVersion",
 	  EVN("K", "n", "", "m", META("\"kustomize.toolkit.fluxcd.io/revision\":\"r1\"")),
-	  EVN("K", "n", "", "m", META("\"revision\":\"r1\"")), true, true },
+	  EVN("K", "n", "", "m", META("\"revision\":\"r1\"")), true, false },
 	{ "originRevision differs",
 	  EVN("K", "n", "", "m", META("\"originRevision\":\"a\"")),
 	  EVN("K", "n", "", "m", META("\"originRevision\":\"b\"")), true, false },

@@ -261,11 +261,10 @@ static const struct bad {
 	{ "42", "", "must be a JSON object" },
 	{ "null", "", "must be a JSON object" },
 	{ "true", "", "must be a JSON object" },
-	/* duplicate keys, top level and nested */
-	{ "{" BASE "," SEV "}", "", "duplicate" },
-	{ "{\"involvedObject\":{\"kind\":\"K\",\"kind\":\"L\",\"name\":\"n\"}," SEV "," MSG "}",
-	  "", "duplicate" },
-	{ WITH("\"metadata\":{\"a\":\"1\",\"a\":\"2\"}"), "", "duplicate" },
+	/* duplicate keys: the last value decides (test_event_duplicates) */
+	{ WITH("\"severity\":\"fatal\""), "severity", "must be one of" },
+	{ WITH("\"metadata\":{\"a\":\"1\",\"a\":2}"), "metadata.a", "must be a string" },
+	{ "{" BASE ",\"involvedObject\":{\"name\":\"n\"}}", "involvedObject.kind", "required" },
 	/* NUL in strings */
 	{ "{" IO "," SEV ",\"message\":\"a\\u0000b\"}", "", "invalid JSON" },
 	{ WITH("\"metadata\":{\"a\\u0000\":\"1\"}"), "", "invalid JSON" },
@@ -664,11 +663,18 @@ static const struct norm {
 	  1, { { "revision", "p", EVENT_META_PLAIN } } },
 	{ "v1", "\"event.toolkit.fluxcd.io/revision\":\"a\"",
 	  1, { { "revision", "a", EVENT_META_ANNOTATION } } },
-	/* no apiVersion: any *.toolkit.fluxcd.io/ group counts as the controller */
+	/* no apiVersion, no group: only the annotation prefix goes, a
+	 * *.toolkit.fluxcd.io/ key is kept as it is */
 	{ NULL, "\"revision\":\"p\",\"kustomize.toolkit.fluxcd.io/revision\":\"c\"",
-	  1, { { "revision", "c", EVENT_META_CONTROLLER } } },
+	  2, { { "kustomize.toolkit.fluxcd.io/revision", "c", EVENT_META_PLAIN },
+	       { "revision", "p", EVENT_META_PLAIN } } },
 	{ NULL, "\"source.toolkit.fluxcd.io/digest\":\"d\",\"token\":\"t\"",
-	  2, { { "digest", "d", EVENT_META_CONTROLLER }, { "token", "t", EVENT_META_PLAIN } } },
+	  2, { { "source.toolkit.fluxcd.io/digest", "d", EVENT_META_PLAIN },
+	       { "token", "t", EVENT_META_PLAIN } } },
+	{ NULL, "\"kustomize.toolkit.fluxcd.io/revision\":\"c\","
+	  "\"event.toolkit.fluxcd.io/revision\":\"a\"",
+	  2, { { "kustomize.toolkit.fluxcd.io/revision", "c", EVENT_META_PLAIN },
+	       { "revision", "a", EVENT_META_ANNOTATION } } },
 	/* apiVersion present but of another group: kept as is */
 	{ "v1", "\"kustomize.toolkit.fluxcd.io/revision\":\"c\"",
 	  1, { { "kustomize.toolkit.fluxcd.io/revision", "c", EVENT_META_PLAIN } } },
@@ -690,9 +696,10 @@ static const struct norm {
 	{ NULL, "\"b\":\"2\",\"a\":\"1\",\"C\":\"\",\"c\":\"3\"",
 	  4, { { "C", "", EVENT_META_PLAIN }, { "a", "1", EVENT_META_PLAIN },
 	       { "b", "2", EVENT_META_PLAIN }, { "c", "3", EVENT_META_PLAIN } } },
-	/* two controller-looking groups without apiVersion: the first one wins */
+	/* two controller-looking groups without apiVersion: both kept */
 	{ NULL, "\"b.toolkit.fluxcd.io/k\":\"first\",\"a.toolkit.fluxcd.io/k\":\"second\"",
-	  1, { { "k", "first", EVENT_META_CONTROLLER } } },
+	  2, { { "a.toolkit.fluxcd.io/k", "second", EVENT_META_PLAIN },
+	       { "b.toolkit.fluxcd.io/k", "first", EVENT_META_PLAIN } } },
 };
 
 START_TEST(test_event_normalize)
@@ -1034,24 +1041,25 @@ static const struct gcase {
 	{ UNK("{\"\xf0\x9f\x9a\x80\":1}"), true, FAST_YES, "m" },
 	{ UNK("{\"\xf0\x9f\x9a\":1}"), false, FAST_NO, NULL },
 	{ UNK("[\"\xc1\x81\"]"), false, FAST_NO, NULL },
-	/* duplicate keys at every level, compared decoded */
-	{ "{" BASE ",\"message\":\"m2\"}", false, FAST_NO, NULL },
-	{ "{" BASE ",\"x\":1,\"x\":2}", false, FAST_NO, NULL },
-	{ "{" BASE ",\"x\":1,\"\\u0078\":2}", false, FAST_NO, NULL },
-	{ "{" BASE ",\"\\u00e9\":1,\"\xc3\xa9\":2}", false, FAST_NO, NULL },
+	/* duplicate keys at every level, compared decoded: accepted, the last
+	 * value wins (as Go's encoding/json), by both parsers */
+	{ "{" BASE ",\"message\":\"m2\"}", true, FAST_YES, "m2" },
+	{ "{" BASE ",\"mess\\u0061ge\":\"m3\"}", true, FAST_YES, "m3" },
+	{ "{" BASE ",\"x\":1,\"x\":2}", true, FAST_YES, "m" },
+	{ "{" BASE ",\"x\":1,\"\\u0078\":2}", true, FAST_YES, "m" },
+	{ "{" BASE ",\"\\u00e9\":1,\"\xc3\xa9\":2}", true, FAST_YES, "m" },
 	{ "{" BASE ",\"involved\\u004fbject\":{}}", false, FAST_NO, NULL },
-	{ IOWITH("\"name\":\"n2\""), false, FAST_NO, NULL },
-	{ IOWITH("\"extra\":1,\"extra\":2"), false, FAST_NO, NULL },
-	{ IOWITH("\"extra\":{\"a\":1,\"a\":1}"), false, FAST_NO, NULL },
-	{ WITH("\"metadata\":{\"k\":\"1\",\"k\":\"1\"}"), false, FAST_NO, NULL },
-	{ WITH("\"metadata\":{\"k\":\"1\",\"\\u006b\":\"2\"}"), false, FAST_NO, NULL },
-	{ UNK("{\"a\":1,\"b\":2,\"a\":3}"), false, FAST_NO, NULL },
-	{ UNK("[{\"a\":1},{\"b\":[{\"c\":1,\"c\":2}]}]"), false, FAST_NO, NULL },
-	{ UNK("{\"a\":{\"b\":{\"c\":{\"d\":1,\"d\":1}}}}"), false, FAST_NO, NULL },
-	/* after a nested object closes, its parent's keys still count */
-	{ UNK("{\"a\":{\"b\":1},\"a\":2}"), false, FAST_NO, NULL },
-	{ UNK("{\"a\":1,\"b\":{\"c\":1},\"a\":2}"), false, FAST_NO, NULL },
-	{ "{" BASE ",\"x\":{\"y\":[{}]},\"x\":1}", false, FAST_NO, NULL },
+	{ IOWITH("\"name\":\"n2\""), true, FAST_YES, "m" },
+	{ IOWITH("\"extra\":1,\"extra\":2"), true, FAST_YES, "m" },
+	{ IOWITH("\"extra\":{\"a\":1,\"a\":1}"), true, FAST_YES, "m" },
+	{ WITH("\"metadata\":{\"k\":\"1\",\"k\":\"1\"}"), true, FAST_YES, "m" },
+	{ WITH("\"metadata\":{\"k\":\"1\",\"\\u006b\":\"2\"}"), true, FAST_YES, "m" },
+	{ UNK("{\"a\":1,\"b\":2,\"a\":3}"), true, FAST_YES, "m" },
+	{ UNK("[{\"a\":1},{\"b\":[{\"c\":1,\"c\":2}]}]"), true, FAST_YES, "m" },
+	{ UNK("{\"a\":{\"b\":{\"c\":{\"d\":1,\"d\":1}}}}"), true, FAST_YES, "m" },
+	{ UNK("{\"a\":{\"b\":1},\"a\":2}"), true, FAST_YES, "m" },
+	{ UNK("{\"a\":1,\"b\":{\"c\":1},\"a\":2}"), true, FAST_YES, "m" },
+	{ "{" BASE ",\"x\":{\"y\":[{}]},\"x\":1}", true, FAST_YES, "m" },
 	/* the same key in different objects is fine */
 	{ UNK("{\"a\":{\"a\":{\"a\":1}},\"b\":{\"a\":1}}"), true, FAST_YES, "m" },
 	{ UNK("[{\"a\":1},{\"a\":1}]"), true, FAST_YES, "m" },
@@ -1168,10 +1176,77 @@ START_TEST(test_event_grammar_built)
 	b.data[b.len - 2] = '\0';   /* cut the closing braces: now a duplicate */
 	b.len -= 2;
 	util_buf_puts(&b, ",\"k299\":1}}");
-	ck_assert_ptr_null(parse_checked(b.data, b.len, err, sizeof(err), field,
-	    sizeof(field)));
-	ck_assert_ptr_nonnull(strstr(err, "duplicate"));
+	ev = parse_checked(b.data, b.len, err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "%s", err);
+	event_free(ev);
 	util_buf_free(&b);
+}
+END_TEST
+
+/*
+ * Duplicate keys are not an error (SPEC §4's 400 list has none, and Flux's Go
+ * decoders take them): the last member of a name wins, a whole object for
+ * involvedObject and metadata. parse_checked() holds both parsers to the
+ * same event; fast: whether the fast path builds it too.
+ */
+static const struct dup {
+	const char *json;
+	bool fast;
+	enum event_severity severity;
+	const char *name, *namespace, *reason, *revision;
+	bool has_ts;
+	size_t nmeta;
+} dup_cases[] = {
+	/* severity: the last one, whichever level */
+	{ WITH("\"severity\":\"error\""), true, EVENT_ERROR, "n", NULL, "", NULL, false, 0 },
+	{ "{\"severity\":\"error\"," BASE "}", true, EVENT_INFO, "n", NULL, "", NULL, false, 0 },
+	/* a first value the last one overrides needs no check of its own */
+	{ "{\"severity\":\"fatal\"," BASE "}", true, EVENT_INFO, "n", NULL, "", NULL, false, 0 },
+	{ "{\"reason\":7," BASE ",\"reason\":\"b\"}", false, EVENT_INFO, "n", NULL, "b", NULL,
+	  false, 0 },
+	/* reason */
+	{ WITH("\"reason\":\"a\",\"reason\":\"b\""), true, EVENT_INFO, "n", NULL, "b", NULL,
+	  false, 0 },
+	{ WITH("\"reason\":\"a\",\"re\\u0061son\":\"\""), true, EVENT_INFO, "n", NULL, "", NULL,
+	  false, 0 },
+	/* timestamp: a later null clears it, a later string sets it */
+	{ WITH("\"timestamp\":\"2022-10-28T07:26:19Z\",\"timestamp\":null"), true, EVENT_INFO,
+	  "n", NULL, "", NULL, false, 0 },
+	{ WITH("\"timestamp\":null,\"timestamp\":\"2022-10-28T07:26:19Z\""), true, EVENT_INFO,
+	  "n", NULL, "", NULL, true, 0 },
+	/* a metadata key, plain and controller-prefixed */
+	{ WITH("\"metadata\":{\"revision\":\"a\",\"revision\":\"b\"}"), true, EVENT_INFO,
+	  "n", NULL, "", "b", false, 1 },
+	{ "{\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\","
+	  "\"apiVersion\":\"kustomize.toolkit.fluxcd.io/v1\"}," SEV "," MSG ",\"metadata\":{"
+	  "\"kustomize.toolkit.fluxcd.io/revision\":\"a\",\"revision\":\"p\","
+	  "\"kustomize.toolkit.fluxcd.io/revision\":\"c\"}}", true, EVENT_INFO, "n", NULL, "", "c",
+	  false, 1 },
+	/* whole objects: the last involvedObject, the last metadata */
+	{ "{\"involvedObject\":{\"kind\":\"K\",\"name\":\"a\",\"namespace\":\"ns\"}," SEV ","
+	  MSG "," IO "}", true, EVENT_INFO, "n", NULL, "", NULL, false, 0 },
+	{ WITH("\"metadata\":{\"revision\":\"a\",\"x\":\"1\"},\"metadata\":{\"y\":\"2\"}"), true,
+	  EVENT_INFO, "n", NULL, "", NULL, false, 1 },
+};
+
+START_TEST(test_event_duplicates)
+{
+	const struct dup *c = &dup_cases[_i];
+	char err[ERRLEN], field[128];
+	struct event *ev;
+
+	ev = parse_checked(c->json, strlen(c->json), err, sizeof(err), field, sizeof(field));
+	ck_assert_msg(ev != NULL, "case %d rejected: %s (%s): %s", _i, err, field, c->json);
+	ck_assert_msg(last_fast == c->fast, "case %d: fast path %s", _i,
+	    last_fast ? "handled it" : "gave up");
+	ck_assert_int_eq(ev->severity, c->severity);
+	check_str("name", ev->name, c->name);
+	check_str("namespace", ev->namespace, c->namespace);
+	check_str("reason", ev->reason, c->reason);
+	check_str("revision", event_meta_get(ev, "revision"), c->revision);
+	ck_assert(ev->has_timestamp == c->has_ts);
+	ck_assert_uint_eq(ev->nmeta, c->nmeta);
+	event_free(ev);
 }
 END_TEST
 
@@ -1228,6 +1303,7 @@ event_suite(void)
 	tcase_add_loop_test(tc, test_event_grammar, 0,
 	    sizeof(grammar_cases) / sizeof(grammar_cases[0]));
 	tcase_add_test(tc, test_event_grammar_built);
+	tcase_add_loop_test(tc, test_event_duplicates, 0, sizeof(dup_cases) / sizeof(dup_cases[0]));
 	tcase_add_test(tc, test_event_fast_bench_body);
 	suite_add_tcase(s, tc);
 	return s;

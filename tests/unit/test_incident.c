@@ -194,7 +194,8 @@ helm_event(const char *severity, const char *reason, const char *message)
 {
 	static char buf[1024];
 	snprintf(buf, sizeof(buf),
-	    "{\"involvedObject\":{\"kind\":\"HelmRelease\",\"name\":\"podinfo\",\"namespace\":\"apps\"},"
+	    "{\"involvedObject\":{\"kind\":\"HelmRelease\",\"name\":\"podinfo\",\"namespace\":\"apps\","
+	    "\"apiVersion\":\"helm.toolkit.fluxcd.io/v2\"},"
 	    "\"severity\":\"%s\",\"reason\":\"%s\",\"message\":\"%s\","
 	    "\"metadata\":{\"helm.toolkit.fluxcd.io/revision\":\"6.5.4\"}}", severity, reason,
 	    message);
