@@ -309,6 +309,10 @@ main_start(struct main_run *run)
 {
 	const struct conf *c = run->snap->conf;
 	char err[512];
+	/* Before any thread starts: taking the socket unsets LISTEN_* (as
+	 * sd_listen_fds does), and unsetenv races with getenv in other threads
+	 * (libcurl reads its proxy variables on the delivery thread). */
+	run->listen_fd = notify_listen_fd();
 	struct queue_writer_opts wo = {
 		.state_dir = c->state_dir,
 		.sync_full = c->queue.sync_full,
@@ -329,7 +333,6 @@ main_start(struct main_run *run)
 	}
 	atomic_store(&main_deliver, run->d);
 	main_conf_applied(c);
-	run->listen_fd = notify_listen_fd();
 	run->h = http_start(c, run->w, run->listen_fd, err, sizeof(err));
 	if (run->h == NULL) {
 		log_error("cannot start the HTTP server", "error", err, NULL);
