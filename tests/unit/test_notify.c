@@ -217,20 +217,27 @@ static const struct {
 	{ "-5", NULL, 0 },
 };
 
-START_TEST(test_watchdog_interval)
+/* The environment of watchdog_cases[i]: "self" and "parent" name those pids. */
+static void
+watchdog_case_env(int i)
 {
 	char pid[32];
-	if (watchdog_cases[_i].usec != NULL)
-		setenv("WATCHDOG_USEC", watchdog_cases[_i].usec, 1);
-	if (watchdog_cases[_i].pid != NULL) {
-		if (strcmp(watchdog_cases[_i].pid, "self") == 0)
+	if (watchdog_cases[i].usec != NULL)
+		setenv("WATCHDOG_USEC", watchdog_cases[i].usec, 1);
+	if (watchdog_cases[i].pid != NULL) {
+		if (strcmp(watchdog_cases[i].pid, "self") == 0)
 			snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-		else if (strcmp(watchdog_cases[_i].pid, "parent") == 0)
+		else if (strcmp(watchdog_cases[i].pid, "parent") == 0)
 			snprintf(pid, sizeof(pid), "%ld", (long)getppid());
 		else
-			snprintf(pid, sizeof(pid), "%s", watchdog_cases[_i].pid);
+			snprintf(pid, sizeof(pid), "%s", watchdog_cases[i].pid);
 		setenv("WATCHDOG_PID", pid, 1);
 	}
+}
+
+START_TEST(test_watchdog_interval)
+{
+	watchdog_case_env(_i);
 	ck_assert_msg(notify_watchdog_interval() == watchdog_cases[_i].want,
 	    "WATCHDOG_USEC=%s WATCHDOG_PID=%s: %g, want %g",
 	    watchdog_cases[_i].usec ? watchdog_cases[_i].usec : "(unset)",
@@ -454,18 +461,7 @@ END_TEST
 
 START_TEST(test_native_watchdog)
 {
-	char pid[32];
-	if (watchdog_cases[_i].usec != NULL)
-		setenv("WATCHDOG_USEC", watchdog_cases[_i].usec, 1);
-	if (watchdog_cases[_i].pid != NULL) {
-		if (strcmp(watchdog_cases[_i].pid, "self") == 0)
-			snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-		else if (strcmp(watchdog_cases[_i].pid, "parent") == 0)
-			snprintf(pid, sizeof(pid), "%ld", (long)getppid());
-		else
-			snprintf(pid, sizeof(pid), "%s", watchdog_cases[_i].pid);
-		setenv("WATCHDOG_PID", pid, 1);
-	}
+	watchdog_case_env(_i);
 	ck_assert_uint_eq(notify_native_watchdog_usec(),
 	    (uint64_t)(watchdog_cases[_i].want * 1e6));
 	/* Left for a later look. */
