@@ -835,7 +835,11 @@ deliver_pass_triage(struct deliver *d, struct deliver_target *t, struct deliver_
 		} else if (r->next_attempt_at > now_w) {
 			holding = true;
 			if (ps->nsend == 0) {
-				t->blocked_until = now_m + (r->next_attempt_at - now_w);
+				/* Back when it is due or when it expires, whichever
+				 * comes first: a backoff (up to backoff_max) must not
+				 * make max_age late. The head is the oldest row. */
+				double due = fmin(r->next_attempt_at, r->created_at + max_age);
+				t->blocked_until = now_m + (due - now_w);
 				deliver_due_at(d, t->blocked_until);
 			}
 		} else if (ps->nsend == 1 && ps->send[0].id <= t->single_through) {

@@ -656,5 +656,50 @@ alerts = (
         self.assertNotIn("target=", lines[0])
 
 
+class MaxAgeOnTime(unittest.TestCase):
+    """SPEC §8: an undelivered row older than max_age becomes a dead letter.
+    A head row waiting out a long backoff must not make that late: with
+    backoff_initial = backoff_max = 60 the retry is up to a minute away,
+    max_age is 2 s, and the dead letter comes at about 2 s (the delivery
+    thread wakes at the row's expiry; its once-a-second scan alone would
+    give up to 1 s more, so the bound here guards against waiting for the
+    retry, not against that second)."""
+
+    def setUp(self):
+        self.emu = SlackEmulator().start()
+        self.addCleanup(self.emu.stop)
+        self.workdir = tempfile.mkdtemp(prefix="frtest-maxage-")
+        state = os.path.join(self.workdir, "state")
+        self.emu.set_default(Response.error(500, "rollup_error"), path=hook_path("aged"))
+        conf = """
+state_dir = "%s";
+queue: { backoff_initial = 60.0; backoff_max = 60.0; max_age = 2.0; };
+dedup: { window = 0; };
+log: { level = "info"; };
+providers = ( { name = "aged"; type = "slack"; url = "%s"; rate = 0; } );
+alerts = ( { name = "aged"; providers = [ "aged" ];
+             sources = ( { kind = "Kustomization"; name = "aged"; } ); } );
+""" % (state, self.emu.url(hook_path("aged")))
+        self.d = frtest.Daemon(conf, workdir=self.workdir, state_dir=state)
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.d.stop(), 0)
+        finally:
+            self.d.cleanup()
+
+    def test_dead_at_max_age_not_at_next_retry(self):
+        t0 = time.monotonic()
+        status, _, doc = self.d.post(event("aged", "keeps failing"))
+        self.assertEqual((status, doc["status"]), (202, "accepted"), doc)
+        self.d.wait_err(r'msg="delivery failed, will retry"', timeout=10)
+        retry = [l for l in self.d.lines_err if "will retry" in l][0]
+        self.d.wait_err(r'max_age exceeded', timeout=10)
+        took = time.monotonic() - t0
+        self.assertGreaterEqual(took, 1.9)
+        self.assertLess(took, 5.0, "dead letter %.1f s after the post; the retry: %s"
+                        % (took, retry))
+
+
 if __name__ == "__main__":
     frtest.main()
