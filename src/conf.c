@@ -244,7 +244,6 @@ static const struct {
 	{ "token_file", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
 	{ "token_env", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
 	{ "api_url", CONF_T(CONF_PROVIDER_SLACK_BOT), NULL },
-	/* threads = false is accepted anywhere: it asks for nothing (conf_provider_type) */
 	{ "threads", CONF_T(CONF_PROVIDER_SLACK_BOT), CONF_WHY_THREADS },
 	{ "thread_ttl", CONF_T(CONF_PROVIDER_SLACK_BOT), CONF_WHY_THREADS },
 	/* A forwarder sends the event as received: nothing of a message applies. */
@@ -1645,9 +1644,6 @@ conf_provider_type(struct conf_ctx *x, const config_setting_t *g, const char *sc
 	for (size_t k = 0; k < sizeof(conf_type_keys) / sizeof(conf_type_keys[0]); k++) {
 		const config_setting_t *s = config_setting_get_member(g, conf_type_keys[k].key);
 		if (s == NULL || (conf_type_keys[k].types & CONF_T(type)) != 0)
-			continue;
-		if (strcmp(conf_type_keys[k].key, "threads") == 0 &&
-		    config_setting_type(s) == CONFIG_TYPE_BOOL && !config_setting_get_bool(s))
 			continue;
 		conf_report(x, s, scope, conf_type_keys[k].key, "not valid for type \"%s\"%s%s",
 		    conf_type_names[type], conf_type_keys[k].why ? ": " : "",

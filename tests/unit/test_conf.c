@@ -1105,11 +1105,12 @@ START_TEST(test_incident_keys)
 	ck_assert_ptr_null(c->warnings);
 	conf_free(c);
 
-	/* threads = false asks for nothing a webhook cannot do. */
-	c = load_ok("providers = ( { name = \"hook\"; type = \"slack\";\n"
+	/* threads on another type is an error even when false (SPEC §12). */
+	char *err = load_bad("providers = ( { name = \"hook\"; type = \"slack\";\n"
 	    "  url = \"https://hooks.example.com/x\"; threads = false; } );\n");
-	ck_assert(!c->providers[0].threads);
-	conf_free(c);
+	ck_assert_msg(strstr(err, "@FILE@:2: provider \"hook\": threads: not valid for type "
+	    "\"slack\"") != NULL, "%s", err);
+	free(err);
 
 	c = conf_default();
 	ck_assert_int_eq(c->alerts[0].notify, CONF_NOTIFY_EVENTS);
