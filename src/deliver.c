@@ -174,7 +174,7 @@ struct deliver {
 	const struct conf *conf;
 	struct queue *q;              /* reads only */
 	struct deliver_parent *parents;   /* Block Kit parents, newest first (deliver_parent_keep) */
-	size_t nparents;
+	size_t nparents, parent_bytes;
 	struct deliver_target *targets;
 	size_t inflight;
 	double next_due;              /* monotonic: earliest reason to look again */
@@ -964,20 +964,29 @@ deliver_start_step(struct deliver *d, struct deliver_target *t, const struct con
  * blocks again (slack_render_count_string). The payload of each parent
  * posted to a format = "blocks" threaded target is kept here, per target
  * and thread key, in memory only: the count is best effort, and a parent
- * posted before a restart (or pushed out beyond DELIVER_PARENTS_MAX) gets
- * none. An entry goes when its thread recovers or its handle is gone
+ * posted before a restart (or pushed out beyond DELIVER_PARENTS_MAX entries
+ * or DELIVER_PARENTS_BYTES of payloads, oldest first) gets none. An entry
+ * goes when its thread recovers or its handle is gone
  * (deliver_parents_prune). Delivery thread only.
  */
 #define DELIVER_PARENTS_MAX 1000
+/* A payload can be 100 KiB and more (max_text 40,000 escaped): bound the bytes too. */
+#define DELIVER_PARENTS_BYTES (8u << 20)
 struct deliver_parent {
 	char *provider, *channel, *key;
 	char *payload;                /* the chat.postMessage body as posted */
+	size_t size;                  /* bytes of payload */
 	struct deliver_parent *next;  /* newest first */
 };
 
+/* Unlink *pp, free it and count it out. */
 static void
-deliver_parent_free(struct deliver_parent *e)
+deliver_parent_drop(struct deliver *d, struct deliver_parent **pp)
 {
+	struct deliver_parent *e = *pp;
+	*pp = e->next;
+	d->nparents--;
+	d->parent_bytes -= e->size;
 	free(e->provider);
 	free(e->channel);
 	free(e->key);
@@ -1002,12 +1011,9 @@ static void
 deliver_parent_forget(struct deliver *d, const char *provider, const char *channel,
     const char *key)
 {
-	struct deliver_parent **pp = deliver_parent_at(d, provider, channel, key), *e = *pp;
-	if (e == NULL)
-		return;
-	*pp = e->next;
-	deliver_parent_free(e);
-	d->nparents--;
+	struct deliver_parent **pp = deliver_parent_at(d, provider, channel, key);
+	if (*pp != NULL)
+		deliver_parent_drop(d, pp);
 }
 
 /* Keep a copy of payload as the parent of (provider, channel, key), the oldest going beyond the bound. */
@@ -1021,15 +1027,16 @@ deliver_parent_keep(struct deliver *d, const char *provider, const char *channel
 	e->channel = util_strdup(channel);
 	e->key = util_strdup(key);
 	e->payload = util_strdup(payload);
+	e->size = strlen(payload);
 	e->next = d->parents;
 	d->parents = e;
-	if (++d->nparents > DELIVER_PARENTS_MAX) {
+	d->nparents++;
+	d->parent_bytes += e->size;
+	while (d->nparents > DELIVER_PARENTS_MAX || d->parent_bytes > DELIVER_PARENTS_BYTES) {
 		struct deliver_parent **pp = &d->parents;
 		while ((*pp)->next != NULL)
 			pp = &(*pp)->next;
-		deliver_parent_free(*pp);
-		*pp = NULL;
-		d->nparents--;
+		deliver_parent_drop(d, pp);   /* the oldest; the newest, e, last of all */
 	}
 }
 
@@ -1057,9 +1064,7 @@ deliver_parents_prune(struct deliver *d, const struct deliver_target *t,
 			pp = &e->next;
 			continue;
 		}
-		*pp = e->next;
-		deliver_parent_free(e);
-		d->nparents--;
+		deliver_parent_drop(d, pp);
 	}
 }
 
@@ -1146,10 +1151,9 @@ deliver_thread_post(struct deliver *d, struct deliver_target *t, const struct co
 		deliver_target_reset(t);
 		return;
 	}
-	/* A Block Kit parent's live count shows its blocks again; a recovery ends the thread. */
-	if (step == DELIVER_STEP_PARENT && p->format == CONF_FORMAT_BLOCKS)
-		deliver_parent_keep(d, t->provider, t->channel, r->thread_key, t->payload);
-	else if (step == DELIVER_STEP_PARENT || r->kind == QUEUE_KIND_RECOVERED)
+	/* A recovery ends the thread. (A new parent's payload is kept once
+	 * Slack has taken it: deliver_thread_delivered.) */
+	if (r->kind == QUEUE_KIND_RECOVERED)
 		deliver_parent_forget(d, t->provider, t->channel, r->thread_key);
 	if (known)
 		t->handle = h;
@@ -1608,9 +1612,18 @@ deliver_thread_delivered(struct deliver *d, struct deliver_target *t,
 			deliver_record_thread_put(d->rec, t->provider, t->channel, key, &h);
 			log_debug("thread parent", "target", t->label, "thread", key, "channel_id",
 			    h.channel_id, "ts", h.ts, NULL);
+			/* A Block Kit parent's live count gives its blocks again;
+			 * kept only now, so that a parent that failed never lends
+			 * its blocks to the older message whose handle stays. */
+			const struct conf_provider *p = deliver_provider(d, t->provider);
+			if (p != NULL && p->format == CONF_FORMAT_BLOCKS)
+				deliver_parent_keep(d, t->provider, t->channel, key, t->payload);
+			else
+				deliver_parent_forget(d, t->provider, t->channel, key);
 		} else {
 			/* Slack answered without a handle: the next reply is top-level. */
 			deliver_record_thread_drop(d->rec, t->provider, t->channel, key);
+			deliver_parent_forget(d, t->provider, t->channel, key);
 		}
 		break;
 	case DELIVER_STEP_REPLY:
@@ -1922,11 +1935,8 @@ deliver_stop(struct deliver *d)
 		d->targets = t->next;
 		deliver_target_free(d, t);
 	}
-	while (d->parents) {
-		struct deliver_parent *e = d->parents;
-		d->parents = e->next;
-		deliver_parent_free(e);
-	}
+	while (d->parents)
+		deliver_parent_drop(d, &d->parents);
 	curl_multi_cleanup(d->multi);
 	queue_close(d->q);
 	pthread_mutex_destroy(&d->lock);

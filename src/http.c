@@ -482,12 +482,12 @@ http_log_accepted(struct http_req *r, const struct event *ev)
 		    "kind", queue_kind_name(it->kind), NULL);
 		free(label);
 	}
-	/* Accepted with no delivery: only an incident's state changed, and the
-	 * one change that sends nothing is a failure counted. */
+	/* Accepted with no delivery: only an incident's state changed (a
+	 * failure counted, or a change whose providers are all suspended). */
 	if (r->qreq.nitems == 0)
 		log_info("event accepted", "event_id", r->qreq.event_id, "object", object,
 		    "severity", severity, "reason", ev->reason, "alerts", alist,
-		    "incident", "counted", NULL);
+		    "deliveries", "0", NULL);
 	free(object);
 	util_buf_free(&alerts);
 }
@@ -668,6 +668,14 @@ http_process_event(struct http_req *r)
 			http_reject(r, "queue not writable", NULL);
 			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable",
 			    NULL, NULL);
+		}
+		/* Its headers came before SIGTERM, its body after: refused as a
+		 * stored event would be (below). */
+		if (!atomic_load(&r->h->ready)) {
+			event_free(ev);
+			http_count(r, METRICS_EVENT_REJECTED);
+			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL,
+			    NULL);
 		}
 		http_count(r, METRICS_EVENT_IGNORED);
 		if (log_enabled(LOG_LEVEL_DEBUG))

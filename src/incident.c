@@ -817,8 +817,12 @@ incident_drop(struct queue *q, const struct incident_apply *ap, const char *aler
 		}
 	for (char *line = targets.data; line != NULL && *line != '\0';) {
 		char *end = strchr(line, '\n'), *tab = strchr(line, '\t');
-		if (end == NULL || tab == NULL || tab > end)
+		if (end == NULL)
 			break;
+		if (tab == NULL || tab > end) {
+			line = end + 1;   /* not ours (a channel holding a line break): skip it */
+			continue;
+		}
 		*end = *tab = '\0';
 		const char *provider = line, *channel = tab + 1;
 		line = end + 1;

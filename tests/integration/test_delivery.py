@@ -650,7 +650,7 @@ alerts = (
         status, _, doc = self.d.post(event("flaky", "down"))
         self.assertEqual((status, doc["status"]), (202, "accepted"), doc)
         self.d.wait_err(r'msg="event accepted" event_id=%s object=Kustomization/apps/flaky '
-                        r'.*alerts=flaky incident=counted$' % doc["id"])
+                        r'.*alerts=flaky deliveries=0$' % doc["id"])
         lines = self.accepted(doc["id"])
         self.assertEqual(len(lines), 1, lines)
         self.assertNotIn("target=", lines[0])
