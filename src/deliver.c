@@ -1204,8 +1204,8 @@ deliver_thread_incident(struct deliver *d, const struct deliver_target *t, const
 		bool ours = false;
 		for (size_t k = 0; k < a->nproviders && !ours; k++) {
 			const struct conf_provider *p = &d->conf->providers[a->provider_idx[k]];
-			const char *ch = a->channel ? a->channel : p->channel ? p->channel : "";
-			ours = strcmp(p->name, t->provider) == 0 && strcmp(ch, t->channel) == 0;
+			const char *ch = rules_channel(d->conf, a, k);
+			ours = strcmp(p->name, t->provider) == 0 && strcmp(ch ? ch : "", t->channel) == 0;
 		}
 		if (!ours)
 			continue;
@@ -1373,7 +1373,8 @@ deliver_counts(struct deliver *d, const struct queue_target *tv, size_t nt, doub
 			const struct conf_provider *p = &d->conf->providers[a->provider_idx[k]];
 			if (!deliver_threaded(p))
 				continue;
-			const char *ch = a->channel ? a->channel : p->channel ? p->channel : "";
+			const char *ch = rules_channel(d->conf, a, k);
+			ch = ch ? ch : "";
 			bool pending = false;
 			for (size_t j = 0; j < nt && !pending; j++)
 				pending = strcmp(tv[j].provider, p->name) == 0 &&

@@ -335,7 +335,7 @@ incident_touch_threads(struct queue *q, const struct conf *c, const struct conf_
 		const struct conf_provider *p = &c->providers[a->provider_idx[k]];
 		if (!rules_threaded(p))
 			continue;
-		const char *ch = a->channel ? a->channel : p->channel;
+		const char *ch = rules_channel(c, a, k);
 		if (queue_thread_touch(q, p->name, ch ? ch : "", thread_key, now, -1) < 0)
 			return -1;
 	}
@@ -701,7 +701,7 @@ incident_targets_value(const struct conf *c, const struct conf_alert *a)
 		const struct conf_provider *p = &c->providers[a->provider_idx[k]];
 		if (!rules_threaded(p))
 			continue;
-		const char *ch = a->channel ? a->channel : p->channel;
+		const char *ch = rules_channel(c, a, k);
 		util_buf_printf(&b, "%s\t%s\n", p->name, ch ? ch : "");
 	}
 	return b.data;
@@ -748,7 +748,7 @@ incident_handle_shared(struct queue *q, const struct conf *c, const struct queue
 		bool uses = false;
 		for (size_t k = 0; k < a->nproviders && !uses; k++) {
 			const struct conf_provider *p = &c->providers[a->provider_idx[k]];
-			const char *ch = a->channel ? a->channel : p->channel;
+			const char *ch = rules_channel(c, a, k);
 			uses = strcmp(p->name, provider) == 0 && strcmp(ch ? ch : "", channel) == 0;
 		}
 		if (!uses)

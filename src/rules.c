@@ -245,8 +245,8 @@ rules_streq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* The channel an alert's k-th provider delivers to (borrowed; may be NULL). */
-static const char *
+/* rules.h */
+const char *
 rules_channel(const struct conf *c, const struct conf_alert *a, size_t k)
 {
 	/* A forwarder sends the event itself: no channel, one target. */

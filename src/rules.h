@@ -98,6 +98,12 @@ size_t rules_merge(const struct conf *c, const struct rules_pick *picks, size_t 
 /* Whether messages to p go in threads (slack-bot with threads = true). */
 bool rules_threaded(const struct conf_provider *p);
 
+/*
+ * The channel alert a's k-th provider delivers to: the alert's, else the
+ * provider's; NULL for none or for a forwarder (borrowed from c).
+ */
+const char *rules_channel(const struct conf *c, const struct conf_alert *a, size_t k);
+
 /* A target's extra (alert metadata and summary) as the JSON object the queue stores. Caller frees. */
 char *rules_extra_json(const struct rules_target *t);
 
