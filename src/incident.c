@@ -778,28 +778,16 @@ static int
 incident_drop(struct queue *q, const struct incident_apply *ap, const char *alert,
     const char *why)
 {
-	struct queue_incident *v = NULL, *mine = NULL;
-	size_t n = 0, nmine = 0;
-	int64_t after = 0, dropped = 0, handles = 0;
+	struct queue_incident *mine = NULL;
+	size_t nmine = 0;
+	int64_t dropped = 0, handles = 0;
 	char *stored = NULL, *key = util_printf("threads:%s", alert);
 	struct util_buf targets = {0};
 	int ret = -1;
 
 	/* The alert's incidents, before they go. */
-	do {
-		if (queue_incident_list_page(q, after, 500, &v, &n) < 0)
-			goto out;
-		for (size_t i = 0; i < n; i++) {
-			after = v[i].id;
-			if (strcmp(v[i].alert, alert) != 0)
-				continue;
-			mine = util_realloc(mine, (nmine + 1) * sizeof(*mine));
-			mine[nmine++] = v[i];
-			memset(&v[i], 0, sizeof(v[i]));
-		}
-		queue_incidents_free(v, n);
-		v = NULL;
-	} while (n == 500);
+	if (queue_incident_list_alert(q, alert, &mine, &nmine) < 0)
+		goto out;
 	if (queue_incident_drop_alert(q, alert, &dropped) < 0)
 		goto out;
 	if (dropped > 0)
@@ -854,7 +842,6 @@ incident_drop(struct queue *q, const struct incident_apply *ap, const char *aler
 		    handles, why);
 	ret = 0;
 out:
-	queue_incidents_free(v, n);
 	queue_incidents_free(mine, nmine);
 	util_buf_free(&targets);
 	free(stored);

@@ -202,6 +202,7 @@ enum queue_stmt_id {
 	QUEUE_ST_INC_DROP,
 	QUEUE_ST_INC_COUNTS,
 	QUEUE_ST_INC_PAGE,
+	QUEUE_ST_INC_OF_ALERT,
 	QUEUE_ST_INC_CLOSE_ALL,
 	QUEUE_ST_THR_GET,
 	QUEUE_ST_THR_PUT,
@@ -292,6 +293,9 @@ static const char *const queue_sql[QUEUE_ST_N] = {
 	[QUEUE_ST_INC_COUNTS] = "SELECT alert, count(*) FROM incidents GROUP BY alert",
 	[QUEUE_ST_INC_PAGE] =
 	    "SELECT " QUEUE_INCIDENT_COLUMNS " FROM incidents WHERE id > ?1 ORDER BY id LIMIT ?2",
+	/* The unique index's first column: a range, no scan. */
+	[QUEUE_ST_INC_OF_ALERT] =
+	    "SELECT " QUEUE_INCIDENT_COLUMNS " FROM incidents WHERE alert = ?1",
 	[QUEUE_ST_INC_CLOSE_ALL] = "DELETE FROM incidents",
 	[QUEUE_ST_THR_GET] =
 	    "SELECT " QUEUE_THREAD_COLUMNS " FROM threads WHERE provider = ?1 AND channel = ?2 "
@@ -341,6 +345,7 @@ static const char *const queue_sql_v1[QUEUE_ST_N] = {
 	[QUEUE_ST_INC_DROP] = queue_v2_only,
 	[QUEUE_ST_INC_COUNTS] = queue_v2_only,
 	[QUEUE_ST_INC_PAGE] = queue_v2_only,
+	[QUEUE_ST_INC_OF_ALERT] = queue_v2_only,
 	[QUEUE_ST_INC_CLOSE_ALL] = queue_v2_only,
 	[QUEUE_ST_THR_GET] = queue_v2_only,
 	[QUEUE_ST_THR_PUT] = queue_v2_only,
@@ -1794,19 +1799,10 @@ queue_incident_counts(struct queue *q,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int
-queue_incident_list_page(struct queue *q, int64_t after_id, size_t limit,
-    struct queue_incident **rows, size_t *n)
+/* The incidents st (bound) selects into *rows, *n; st is reset. 0 / -1. */
+static int
+queue_incident_rows(struct queue *q, sqlite3_stmt *st, struct queue_incident **rows, size_t *n)
 {
-	*rows = NULL;
-	*n = 0;
-	if (q->version < 2)
-		return 0;
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_PAGE);
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, after_id);
-	sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
 	struct util_buf b = {0};          /* of struct queue_incident */
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1825,6 +1821,37 @@ queue_incident_list_page(struct queue *q, int64_t after_id, size_t limit,
 	*rows = NULL;
 	*n = 0;
 	return -1;
+}
+
+int
+queue_incident_list_page(struct queue *q, int64_t after_id, size_t limit,
+    struct queue_incident **rows, size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	if (q->version < 2)
+		return 0;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_PAGE);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	return queue_incident_rows(q, st, rows, n);
+}
+
+int
+queue_incident_list_alert(struct queue *q, const char *alert, struct queue_incident **rows,
+    size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	if (q->version < 2)
+		return 0;
+	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_INC_OF_ALERT);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, alert, -1, SQLITE_STATIC);
+	return queue_incident_rows(q, st, rows, n);
 }
 
 int
@@ -2218,6 +2245,7 @@ queue_plan(struct queue *q, const char *function)
 		{ "incident_delete", QUEUE_ST_INC_DELETE },
 		{ "incident_expire", QUEUE_ST_INC_EXPIRE },
 		{ "incident_drop_alert", QUEUE_ST_INC_DROP },
+		{ "incident_list_alert", QUEUE_ST_INC_OF_ALERT },
 		{ "incident_counts", QUEUE_ST_INC_COUNTS },
 		{ "thread_get", QUEUE_ST_THR_GET },
 		{ "thread_put", QUEUE_ST_THR_PUT },

@@ -297,6 +297,9 @@ int queue_incident_delete(struct queue *q, int64_t id);
 /* Delete an alert's incidents whose last_at <= before (expiry), or all of them. *n (may be NULL) gets how many. 0 / -1. */
 int queue_incident_expire(struct queue *q, const char *alert, double before, int64_t *n);
 int queue_incident_drop_alert(struct queue *q, const char *alert, int64_t *n);
+/* Every incident of alert, in the caller's transaction (none on a version 1 database). 0 / -1. */
+int queue_incident_list_alert(struct queue *q, const char *alert, struct queue_incident **rows,
+    size_t *n);
 /* fn for each alert that has incidents, with their number, in alert order. 0 / -1. */
 int queue_incident_counts(struct queue *q,
     void (*fn)(const char *alert, int64_t n, void *arg), void *arg);

@@ -791,6 +791,7 @@ START_TEST(t_lookups_never_scan)
 	static const char *const per_event[] = {
 		"insert", "dedup_get", "dedup_put", "incident_get", "incident_insert",
 		"incident_update", "incident_delete", "incident_expire", "incident_drop_alert",
+		"incident_list_alert",
 		"thread_get", "thread_put", "thread_touch", "thread_delete", "thread_expire",
 		"thread_drop_provider", "meta_get", "meta_each",
 	};
