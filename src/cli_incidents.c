@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "incident.h"
 #include "queue.h"
 #include "rules.h"
 #include "util.h"
@@ -218,7 +219,8 @@ cli_incidents_expired(const struct conf *c, const struct queue_incident *in, dou
 	for (size_t i = 0; i < c->nalerts; i++) {
 		const struct conf_alert *a = &c->alerts[i];
 		if (strcmp(a->name, in->alert) == 0)
-			return a->notify == CONF_NOTIFY_CHANGES && in->last_at + a->incident_ttl <= now;
+			return a->notify == CONF_NOTIFY_CHANGES &&
+			    incident_expired(in, a->incident_ttl, now);
 	}
 	return false;
 }

@@ -658,25 +658,24 @@ http_process_event(struct http_req *r)
 	}
 	ev->cluster = http_cluster(r);   /* lives as long as r->snap */
 	size_t n = rules_match(r->snap->rules, ev, &r->match);
-	if (n == 0 && r->match.nchanges == 0) {
-		/* Never seen by the writer, yet refused under the conditions that
-		 * refuse stored events and make /readyz 503 (SPEC §4): a client
-		 * must not hear "ignored" from a daemon that could not have stored
-		 * it. Atomic loads only: this path takes no lock. */
-		if (!queue_writer_healthy(r->h->writer)) {
-			event_free(ev);
-			http_reject(r, "queue not writable", NULL);
-			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable",
-			    NULL, NULL);
-		}
-		/* Its headers came before SIGTERM, its body after: refused as a
-		 * stored event would be (below). */
-		if (!atomic_load(&r->h->ready)) {
-			event_free(ev);
-			http_count(r, METRICS_EVENT_REJECTED);
-			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL,
-			    NULL);
-		}
+	bool ignored = n == 0 && r->match.nchanges == 0;
+	/* An ignored event is never seen by the writer, yet refused under the
+	 * conditions that refuse stored events and make /readyz 503 (SPEC §4):
+	 * a client must not hear "ignored" from a daemon that could not have
+	 * stored it. Atomic loads only: this path takes no lock. */
+	if (ignored && !queue_writer_healthy(r->h->writer)) {
+		event_free(ev);
+		http_reject(r, "queue not writable", NULL);
+		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable", NULL,
+		    NULL);
+	}
+	/* Its headers came before SIGTERM, its body after: refused, stored or not. */
+	if (!atomic_load(&r->h->ready)) {
+		event_free(ev);
+		http_count(r, METRICS_EVENT_REJECTED);
+		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL);
+	}
+	if (ignored) {
 		http_count(r, METRICS_EVENT_IGNORED);
 		if (log_enabled(LOG_LEVEL_DEBUG))
 			log_debug("event ignored", "kind", ev->kind, "name", ev->name, NULL);
@@ -728,10 +727,6 @@ http_process_event(struct http_req *r)
 	q->dedup_window = c->dedup.window;
 	q->done = http_on_committed;
 	q->arg = r;
-	if (!atomic_load(&r->h->ready)) {
-		http_count(r, METRICS_EVENT_REJECTED);
-		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL);
-	}
 	r->phase = HTTP_PHASE_QUEUED;
 	/* Suspend before submitting: the writer may resume at once. */
 	MHD_suspend_connection(r->conn);

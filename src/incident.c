@@ -49,12 +49,18 @@ struct incident_step {
 
 /* ---------------------------------------------------------------- pure */
 
+bool
+incident_expired(const struct queue_incident *in, double ttl, double now)
+{
+	return in->last_at + ttl <= now;
+}
+
 struct incident_decision
 incident_decide(enum rules_role role, const struct queue_incident *cur, const char *norm,
     double now, double repeat_interval, double ttl)
 {
 	struct incident_decision d = { INCIDENT_NONE, QUEUE_KIND_EVENT, false };
-	bool open = cur != NULL && cur->last_at + ttl > now;
+	bool open = cur != NULL && !incident_expired(cur, ttl, now);
 	if (role == RULES_FAILURE) {
 		if (!open) {
 			d.action = INCIDENT_OPEN;

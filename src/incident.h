@@ -55,6 +55,10 @@ struct incident_decision {
 struct incident_decision incident_decide(enum rules_role role, const struct queue_incident *cur,
     const char *norm, double now, double repeat_interval, double ttl);
 
+/* Whether in is past its alert's incident_ttl at now: the daemon then treats
+ * it as closed and `fluxrelay incidents` leaves it out, by this one test. */
+bool incident_expired(const struct queue_incident *in, double ttl, double now);
+
 /* Significance of a kind when alerts merge per target: opened > recovered >
  * reminder > reply > event. */
 int incident_kind_rank(enum queue_kind kind);

@@ -620,6 +620,41 @@ dedup = { window = 0; };
 
 
 class ShutdownTest(unittest.TestCase):
+    def body_after_sigterm(self, conf, body):
+        """A POST whose headers arrive before SIGTERM and body after: its answer."""
+        d = frtest.Daemon(conf)
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        try:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body))
+            time.sleep(0.3)   # the headers are read: the request is in flight
+            d.send_signal(frtest.signal.SIGTERM)
+            d.wait_err(r'msg="shutting down"')
+            s.sendall(body)
+            data = b""
+            while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            head, _, payload = data.partition(b"\r\n\r\n")
+            status = int(head.split()[1])
+            self.assertEqual(d.proc.wait(20), 0)
+            return status, json.loads(payload), d.lines_err
+        finally:
+            s.close()
+            d.stop()
+            d.cleanup()
+
+    def test_body_after_sigterm_is_refused_stored_or_not(self):
+        matched = EVENT.encode() if isinstance(EVENT, str) else EVENT
+        status, doc, lines = self.body_after_sigterm(CONSOLE, matched)
+        self.assertEqual((status, doc.get("error")), (503, "shutting down"))
+        self.assertFalse([l for l in lines if 'msg="event accepted"' in l], lines)
+        ignored = CONSOLE.replace('kind = "*"', 'kind = "NoSuchKind"')
+        status, doc, _ = self.body_after_sigterm(ignored, matched)
+        self.assertEqual((status, doc.get("error")), (503, "shutting down"))
+
     def test_sigterm_exits_zero(self):
         d = frtest.Daemon(CONSOLE)
         try:
