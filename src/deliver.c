@@ -62,6 +62,7 @@
 #include "deliver_record.h"
 #include "event.h"
 #include "forward.h"
+#include "incident.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
@@ -1068,6 +1069,20 @@ deliver_parents_prune(struct deliver *d, const struct deliver_target *t,
 	}
 }
 
+/* Whether row r was made for the alert named name (its comma-separated alerts). */
+static bool
+deliver_row_names(const struct queue_row *r, const char *name)
+{
+	size_t want = strlen(name);
+	for (const char *n = r->alerts; n != NULL && *n != '\0';) {
+		size_t len = strcspn(n, ",");
+		if (len == want && memcmp(n, name, len) == 0)
+			return true;
+		n += len + (n[len] == ',');
+	}
+	return false;
+}
+
 /*
  * Whether a reply of row r is broadcast (SPEC §12): an error event of a
  * notify = "events" alert is, so that the channel still sees it; alone the
@@ -1082,22 +1097,22 @@ deliver_thread_broadcast(const struct deliver *d, const struct queue_row *r,
 		return false;
 	if (r->kind == QUEUE_KIND_EVENT)
 		return true;
-	for (const char *name = r->alerts; name != NULL && *name != '\0';) {
-		size_t len = strcspn(name, ",");
-		for (size_t i = 0; i < d->conf->nalerts; i++) {
-			const struct conf_alert *a = &d->conf->alerts[i];
-			if (a->notify == CONF_NOTIFY_EVENTS && strlen(a->name) == len &&
-			    memcmp(a->name, name, len) == 0)
-				return true;
-		}
-		name += len + (name[len] == ',');
+	for (size_t i = 0; i < d->conf->nalerts; i++) {
+		const struct conf_alert *a = &d->conf->alerts[i];
+		if (a->notify == CONF_NOTIFY_EVENTS && deliver_row_names(r, a->name))
+			return true;
 	}
 	return false;
 }
 
+static int deliver_thread_incident(struct deliver *d, const struct deliver_target *t,
+    const char *key, const struct queue_row *skip, double now_w, int64_t *failures,
+    double *since, double *last_at);
+
 /*
  * The one row of a threaded target (ps->send[0], SPEC §12), by kind:
- * opened goes top-level and becomes the parent; reminder, reply and event
+ * opened goes top-level and becomes the parent, unless another alert's
+ * incident of the object is open in the known thread; reminder, reply and event
  * are replies when the thread is known (an event only while the thread had
  * a message less than thread_ttl ago; an error event of a notify = "events"
  * alert is broadcast: deliver_thread_broadcast), else
@@ -1122,7 +1137,21 @@ deliver_thread_post(struct deliver *d, struct deliver_target *t, const struct co
 	}
 	if (known && r->kind == QUEUE_KIND_EVENT && now_w - h.last_at >= p->thread_ttl)
 		known = 0;                /* the object's events thread closed */
-	if (r->kind == QUEUE_KIND_OPENED) {
+	if (known && r->kind == QUEUE_KIND_OPENED) {
+		/* Another alert's incident of the object is open in this thread:
+		 * the new one replies there, so that the parent the recovery turns
+		 * green is the one the channel sees; a second parent would stay red. */
+		int64_t failures;
+		double since, last_at;
+		known = deliver_thread_incident(d, t, r->thread_key, r, now_w, &failures, &since,
+		    &last_at);
+		if (known < 0) {
+			deliver_read_failed(d, t);
+			deliver_due_at(d, now_m + DELIVER_SCAN_INTERVAL);
+			return;           /* the row stays pending */
+		}
+	}
+	if (r->kind == QUEUE_KIND_OPENED && !known) {
 		step = DELIVER_STEP_PARENT;
 		t->payload = slack_render_string(p, channel, it, 1);
 	} else if (r->kind == QUEUE_KIND_RECOVERED && known) {
@@ -1185,13 +1214,15 @@ deliver_thread_object(char *key, char *part[4])
 
 /*
  * The incident shown by a thread of target t: over the notify = "changes"
- * alerts that deliver to t, the most failures, the earliest opening and the
- * latest failure (one indexed lookup per alert). 1 when one is open, 0 when
+ * alerts that deliver to t (but those of row skip, if any), the most
+ * failures, the earliest opening and the latest failure of the incidents
+ * open at now_w (one indexed lookup per alert). 1 when one is open, 0 when
  * none, -1 on a failed read.
  */
 static int
 deliver_thread_incident(struct deliver *d, const struct deliver_target *t, const char *key,
-    int64_t *failures, double *since, double *last_at)
+    const struct queue_row *skip, double now_w, int64_t *failures, double *since,
+    double *last_at)
 {
 	char *copy = util_strdup(key), *obj[4];
 	int found = 0;
@@ -1199,7 +1230,7 @@ deliver_thread_incident(struct deliver *d, const struct deliver_target *t, const
 		goto out;
 	for (size_t i = 0; i < d->conf->nalerts; i++) {
 		const struct conf_alert *a = &d->conf->alerts[i];
-		if (a->notify != CONF_NOTIFY_CHANGES)
+		if (a->notify != CONF_NOTIFY_CHANGES || (skip != NULL && deliver_row_names(skip, a->name)))
 			continue;
 		bool ours = false;
 		for (size_t k = 0; k < a->nproviders && !ours; k++) {
@@ -1215,7 +1246,7 @@ deliver_thread_incident(struct deliver *d, const struct deliver_target *t, const
 			found = -1;
 			goto out;
 		}
-		if (rc == 1) {
+		if (rc == 1 && !incident_expired(&in, a->incident_ttl, now_w)) {
 			if (!found || in.failures > *failures)
 				*failures = in.failures;
 			if (!found || in.opened_at < *since)
@@ -1270,7 +1301,8 @@ deliver_count_pass(struct deliver *d, struct deliver_target *t, const struct con
 		    NULL;
 		if (blocks && parent == NULL)
 			continue;
-		int rc = deliver_thread_incident(d, t, v[i].key, &failures, &since, &last_at);
+		int rc = deliver_thread_incident(d, t, v[i].key, NULL, now_w, &failures, &since,
+		    &last_at);
 		if (rc < 0) {
 			deliver_read_failed(d, t);
 			break;
@@ -1630,8 +1662,13 @@ deliver_thread_delivered(struct deliver *d, struct deliver_target *t,
 	case DELIVER_STEP_REPLY:
 		deliver_record_thread_touch(d->rec, t->provider, t->channel, key, now_w, -1);
 		break;
-	case DELIVER_STEP_TOP:
 	case DELIVER_STEP_RECOVERED:
+		/* The thread stays the object's: a notify = "events" alert on it
+		 * goes on replying there within thread_ttl (SPEC §12); the next
+		 * incident opens a new parent. */
+		deliver_record_thread_touch(d->rec, t->provider, t->channel, key, now_w, -1);
+		break;
+	case DELIVER_STEP_TOP:
 		deliver_record_thread_drop(d->rec, t->provider, t->channel, key);
 		break;
 	default:

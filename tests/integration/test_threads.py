@@ -488,6 +488,48 @@ class Threads(unittest.TestCase):
         note = self.wait_thread(parent.ts, 3)[2]
         self.assertFalse(note.broadcast, note.posted)
 
+    def test_second_alert_opens_in_the_objects_thread(self):
+        """Two changes alerts on one object and target share its thread: the
+        second alert's incident opens as a reply in the first one's thread, so
+        the recovery of both turns the one parent the channel sees green."""
+        self.start(alert_extra='reasons = [ "ValidationFailed" ];',
+                   more_alerts=',\n  { name = "other"; providers = [ "bot" ]; notify = "changes";'
+                   ' reasons = [ "HealthCheckFailed" ];'
+                   ' sources = ( { kind = "Kustomization"; } ); }')
+        self.post(failure("webapp", "validation error: one"))
+        parent = self.wait_parents(1)[0]
+        self.post(failure("webapp", "health check failed", reason="HealthCheckFailed"))
+        thread = self.wait_thread(parent.ts, 2)
+        self.assertEqual(thread[1].posted["thread_ts"], parent.ts)
+        self.assertIn("health check failed", thread[1].attachments[0]["text"])
+        self.post(recovery("webapp"))
+        self.emu.wait_for(lambda: parent.colors() == ["good"], 10, "the parent turned green")
+        self.wait_thread(parent.ts, 3)
+        self.wait_no_pending()
+        self.assertEqual(len(self.parents()), 1, [m.posted for m in self.parents()])
+        self.assertEqual(self.metric("other", "opened"), 1)
+        self.assertEqual(self.metric("changes", "recovered"), 1)
+        self.assertEqual(self.metric("other", "recovered"), 1)
+        # Both incidents closed: the next failure is a new parent.
+        self.post(failure("webapp", "health check failed again", reason="HealthCheckFailed"))
+        self.assertNotEqual(self.wait_parents(2)[1].ts, parent.ts)
+
+    def test_events_alert_replies_after_a_recovery(self):
+        """An events alert beside a changes alert on the same object: after the
+        recovery its events still reply in the object's thread (thread_ttl)."""
+        self.start(more_alerts=',\n  { name = "events"; providers = [ "bot" ]; severity = "info";'
+                   ' reasons = [ "Progressing" ]; sources = ( { kind = "Kustomization"; } ); }')
+        self.post(failure("webapp", "validation error: one"))
+        parent = self.wait_parents(1)[0]
+        self.post(recovery("webapp"))
+        self.emu.wait_for(lambda: parent.colors() == ["good"], 10, "the parent turned green")
+        self.wait_thread(parent.ts, 2)
+        self.post(info("webapp", "webapp progressing"))
+        thread = self.wait_thread(parent.ts, 3)
+        self.assertEqual(thread[2].attachments[0]["text"], "webapp progressing")
+        self.wait_no_pending()
+        self.assertEqual(len(self.parents()), 1, [m.posted for m in self.parents()])
+
     # ---- webhooks and console beside a bot ----
     def test_console_prints_what_a_webhook_gets(self):
         hook = self.base + "/hook"
