@@ -477,9 +477,11 @@ http_log_accepted(struct http_req *r, const struct event *ev)
 	for (size_t i = 0; i < r->qreq.nitems; i++) {
 		const struct queue_item *it = &r->qreq.items[i];
 		char *label = rules_target_label(it->provider, it->channel);
+		/* The alerts of this target, as its queue row has them. */
 		log_info("event accepted", "event_id", r->qreq.event_id, "target", label,
-		    "object", object, "severity", severity, "reason", ev->reason, "alerts", alist,
-		    "kind", queue_kind_name(it->kind), NULL);
+		    "object", object, "severity", severity, "reason", ev->reason, "alerts",
+		    it->alerts && it->alerts[0] ? it->alerts : alist, "kind",
+		    queue_kind_name(it->kind), NULL);
 		free(label);
 	}
 	/* Accepted with no delivery: only an incident's state changed (a
@@ -659,6 +661,12 @@ http_process_event(struct http_req *r)
 	ev->cluster = http_cluster(r);   /* lives as long as r->snap */
 	size_t n = rules_match(r->snap->rules, ev, &r->match);
 	bool ignored = n == 0 && r->match.nchanges == 0;
+	/* Its headers came before SIGTERM, its body after: refused, stored or not. */
+	if (!atomic_load(&r->h->ready)) {
+		event_free(ev);
+		http_count(r, METRICS_EVENT_REJECTED);
+		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL);
+	}
 	/* An ignored event is never seen by the writer, yet refused under the
 	 * conditions that refuse stored events and make /readyz 503 (SPEC §4):
 	 * a client must not hear "ignored" from a daemon that could not have
@@ -668,12 +676,6 @@ http_process_event(struct http_req *r)
 		http_reject(r, "queue not writable", NULL);
 		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable", NULL,
 		    NULL);
-	}
-	/* Its headers came before SIGTERM, its body after: refused, stored or not. */
-	if (!atomic_load(&r->h->ready)) {
-		event_free(ev);
-		http_count(r, METRICS_EVENT_REJECTED);
-		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL);
 	}
 	if (ignored) {
 		http_count(r, METRICS_EVENT_IGNORED);

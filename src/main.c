@@ -390,8 +390,8 @@ main_wait(const struct main_opts *o, struct main_run *run, const sigset_t *sigs)
 
 /*
  * Stop what main_start started: readyz 503 and new POSTs 503, requests in
- * flight finish (their commits included), the writer stops, the server
- * closes, attempts in flight finish.
+ * flight finish (their commits included), the writer stops, attempts in
+ * flight finish, the server closes.
  */
 static void
 main_stop(struct main_run *run)
@@ -416,10 +416,13 @@ main_stop(struct main_run *run)
 		log_info("queue writer", "commits", commits, "requests", requests, "largest_batch",
 		    maxb, "lock_waits", waits, "lock_wait_ms", waited, "busy_sleeps", busy, NULL);
 	}
-	queue_writer_stop(run->w);
-	http_stop(run->h);
+	queue_writer_halt(run->w);
+	/* The server answers 503 until the end (SPEC §8: readyz and new POSTs
+	 * 503), not "connection refused" while attempts in flight finish. */
 	atomic_store(&main_deliver, NULL);
 	deliver_stop(run->d);
+	http_stop(run->h);
+	queue_writer_stop(run->w);
 	snapshot_release(run->snap);
 	snapshot_install(NULL);
 }

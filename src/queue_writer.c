@@ -493,21 +493,36 @@ queue_writer_submit(struct queue_writer *w, struct queue_req *req)
 }
 
 void
-queue_writer_stop(struct queue_writer *w)
+queue_writer_halt(struct queue_writer *w)
 {
 	if (w == NULL)
 		return;
 	pthread_mutex_lock(&w->lock);
+	bool halted = w->stopping;
 	w->stopping = true;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
+	if (halted)
+		return;
 	pthread_join(w->thread, NULL);
+	atomic_store(&w->healthy, false);
+	snapshot_release(w->snap);
+	w->snap = NULL;
+	queue_close(w->q);
+	w->q = NULL;
+	close(w->lock_fd);            /* after the last commit: releases the lock */
+	w->lock_fd = -1;
+}
+
+void
+queue_writer_stop(struct queue_writer *w)
+{
+	if (w == NULL)
+		return;
+	queue_writer_halt(w);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	snapshot_release(w->next_snap);
-	snapshot_release(w->snap);
-	queue_close(w->q);
-	close(w->lock_fd);            /* after the last commit: releases the lock */
 	free(w);
 }
 

@@ -94,7 +94,13 @@ struct queue_writer *queue_writer_start(const struct queue_writer_opts *o, char 
  * RESULT_SHUTDOWN at once, on the calling thread, before submit returns.
  */
 void queue_writer_submit(struct queue_writer *w, struct queue_req *req);
-/* Commits what was submitted, stops the thread, closes. Accepts NULL. */
+/*
+ * Commits what was submitted, stops the thread and closes the queue; w stays
+ * valid (submit ends at once, healthy is false) for the threads that may
+ * still call it until queue_writer_stop. Accepts NULL and a halted w.
+ */
+void queue_writer_halt(struct queue_writer *w);
+/* queue_writer_halt if not done yet, then frees w. Accepts NULL. */
 void queue_writer_stop(struct queue_writer *w);
 /*
  * Readiness (SPEC §4: /readyz 503 when the queue is not writable): the

@@ -4,6 +4,7 @@ pending deliveries resume after a restart on the same state directory."""
 import http.client
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -164,6 +165,16 @@ class Crash(unittest.TestCase):
             self.assertEqual(status, 202, doc)
         self.emu.wait_requests(1, path=path)
         t0 = time.monotonic()
+        self.d.send_signal(signal.SIGTERM)
+        self.d.wait_err(r'msg="shutting down"')
+        time.sleep(0.3)   # the writer has stopped by now; the attempt has not
+        # While the attempt finishes, the server still answers: 503, not a
+        # refused connection (SPEC §8: readyz and new POSTs 503).
+        status, _, doc = self.d.request("GET", "/readyz")
+        self.assertEqual(status, 503, doc)
+        status, _, doc = self.d.post(event("too late"))
+        self.assertEqual(status, 503, doc)
+        self.assertEqual(doc, {"error": "shutting down"})
         self.assertEqual(self.d.stop(), 0)
         waited = time.monotonic() - t0
         self.assertGreaterEqual(waited, 0.5, "did not wait for the attempt in flight")

@@ -609,7 +609,11 @@ alerts = (
   { name = "fan"; providers = [ "fan-a", "fan-b" ]; severity = "info";
     sources = ( { kind = "Kustomization"; name = "fan"; } ); },
   { name = "flaky"; providers = [ "fan-a" ]; notify = "changes";
-    sources = ( { kind = "Kustomization"; name = "flaky"; } ); }
+    sources = ( { kind = "Kustomization"; name = "flaky"; } ); },
+  { name = "split-a"; providers = [ "fan-a" ]; severity = "info";
+    sources = ( { kind = "Kustomization"; name = "split"; } ); },
+  { name = "split-b"; providers = [ "fan-b" ]; severity = "info";
+    sources = ( { kind = "Kustomization"; name = "split"; } ); }
 );
 """ % (state, self.emu.url(hook_path("fan")), TOKEN, self.emu.url(bot_base("fan")))
         self.d = frtest.Daemon(conf, workdir=self.workdir, state_dir=state)
@@ -640,6 +644,19 @@ alerts = (
         # The delivered lines name the same targets.
         self.d.wait_err(r'msg="?delivered"?.*event_id=%s .*target=fan-a ' % eid)
         self.d.wait_err(r'msg="?delivered"?.*event_id=%s .*target="fan-b #fan" ' % eid)
+
+    def test_each_line_names_its_targets_alerts(self):
+        status, _, doc = self.d.post(event("split", "to each its own"))
+        self.assertEqual((status, doc["status"]), (202, "accepted"), doc)
+        self.assertEqual(sorted(doc["alerts"]), ["split-a", "split-b"])
+        eid = doc["id"]
+        self.d.wait_err(r'msg="event accepted" event_id=%s ' % eid, count=2)
+        lines = self.accepted(eid)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertEqual(len([l for l in lines if " target=fan-a " in l and
+                              " alerts=split-a kind=event" in l]), 1, lines)
+        self.assertEqual(len([l for l in lines if ' target="fan-b #fan" ' in l and
+                              " alerts=split-b kind=event" in l]), 1, lines)
 
     def test_incident_kind_and_counted(self):
         status, _, doc = self.d.post(event("flaky", "down"))
