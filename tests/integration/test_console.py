@@ -251,7 +251,7 @@ class SuspendedProviderTest(unittest.TestCase):
             self.assertEqual((status, doc["status"]), (202, "accepted"))
             # Not suspended yet: the changes alert opens an incident there too.
             d.wait_err(r'msg="event accepted" event_id=%s target=live '
-                       r'.*alerts=both,changes-paused kind=event$' % doc["id"])
+                       r'.*alerts=both kind=event$' % doc["id"])
             d.wait_err(r'msg="event accepted" event_id=%s target=paused '
                        r'.*alerts=both,changes-paused kind=opened$' % doc["id"])
             deadline = time.monotonic() + 10
