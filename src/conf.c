@@ -2445,27 +2445,36 @@ conf_check_include(struct conf_ctx *x, const char *name, const char *shown, unsi
 	return bad;
 }
 
+/* conf_check_includes over text[0..len), the contents of shown. */
 static int
-conf_check_includes(struct conf_ctx *x, const char *file, const char *shown, int depth)
+conf_check_includes_text(struct conf_ctx *x, const char *text, size_t len, const char *shown,
+    int depth)
 {
-	size_t len = 0;
-	char err[512];
 	int bad = 0;
-	char *text = util_read_file(file, &len, err, sizeof(err));
-	if (text == NULL || depth > 10) {
-		free(text);
-		return 0;   /* libconfig reports unreadable files and deep nesting */
-	}
 	unsigned line = 1;
-	for (char *p = text; p < text + len; line++) {
-		char *eol = memchr(p, '\n', (size_t)(text + len - p));
-		char *end = eol ? eol : text + len;
+	for (const char *p = text; p < text + len; line++) {
+		const char *eol = memchr(p, '\n', (size_t)(text + len - p));
+		const char *end = eol ? eol : text + len;
 		char *name = conf_include_name(p, end);
 		if (name != NULL)
 			bad += conf_check_include(x, name, shown, line, depth);
 		free(name);
 		p = eol ? eol + 1 : end;
 	}
+	return bad;
+}
+
+static int
+conf_check_includes(struct conf_ctx *x, const char *file, const char *shown, int depth)
+{
+	size_t len = 0;
+	char err[512];
+	char *text = util_read_file(file, &len, err, sizeof(err));
+	if (text == NULL || depth > 10) {
+		free(text);
+		return 0;   /* libconfig reports unreadable files and deep nesting */
+	}
+	int bad = conf_check_includes_text(x, text, len, shown, depth);
 	free(text);
 	return bad;
 }
@@ -2586,27 +2595,26 @@ conf_unquote_names(const char *text, size_t len, char **bad)
 }
 
 /*
- * The main file into cfg: as it is, or with its quoted setting names
- * unquoted (conf_unquote_names) from a copy; @include'd files as they are.
+ * The main file into cfg, read once: as it is, or with its quoted setting
+ * names unquoted (conf_unquote_names) from a copy; @include'd files as they are.
  */
 static int
-conf_read(config_t *cfg, const char *path, char **problem)
+conf_read(config_t *cfg, const char *path, const char *text, size_t len, char **problem)
 {
-	char err[256], *bad = NULL;
-	size_t len;
-	char *text = util_read_file(path, &len, err, sizeof(err));
-	char *fixed = text != NULL && memchr(text, '\0', len) == NULL ?
-	    conf_unquote_names(text, len, &bad) : NULL;
+	char *bad = NULL;
+	bool whole = text != NULL && memchr(text, '\0', len) == NULL;
+	char *fixed = whole ? conf_unquote_names(text, len, &bad) : NULL;
 	int rc;
 	if (bad != NULL) {
 		*problem = util_printf("%s:%s\n", path, bad);
 		free(bad);
 		rc = CONFIG_FALSE;
+	} else if (whole) {
+		rc = config_read_string(cfg, fixed != NULL ? fixed : text);
 	} else {
-		rc = fixed != NULL ? config_read_string(cfg, fixed) : config_read_file(cfg, path);
+		rc = config_read_file(cfg, path);   /* it says why it cannot */
 	}
 	free(fixed);
-	free(text);
 	return rc;
 }
 
@@ -2621,6 +2629,7 @@ conf_load_opts(const char *path, unsigned flags, char **errors)
 {
 	struct conf_ctx x = { .path = path, .skip_secrets = (flags & CONF_SKIP_SECRETS) != 0 };
 	struct conf *ret = NULL;
+	char *text = NULL;
 	config_t cfg;
 	struct stat st;
 
@@ -2640,12 +2649,16 @@ conf_load_opts(const char *path, unsigned flags, char **errors)
 	config_init(&cfg);
 	config_set_options(&cfg, CONFIG_OPTION_AUTOCONVERT);
 	config_set_include_dir(&cfg, x.dir);
-	if (conf_check_includes(&x, path, path, 0) > 0) {
+	/* Read once: a pipe (-c /dev/stdin, -c <(…)) has nothing left for a second read. */
+	char rerr[256];
+	size_t len = 0;
+	text = util_read_file(path, &len, rerr, sizeof(rerr));
+	if (text != NULL && conf_check_includes_text(&x, text, len, path, 0) > 0) {
 		*errors = conf_problems_text(&x);
 		goto out;
 	}
 	char *problem = NULL;
-	if (conf_read(&cfg, path, &problem) != CONFIG_TRUE) {
+	if (conf_read(&cfg, path, text, len, &problem) != CONFIG_TRUE) {
 		*errors = problem != NULL ? problem : conf_read_error(&x, &cfg);
 		goto out;
 	}
@@ -2670,6 +2683,7 @@ conf_load_opts(const char *path, unsigned flags, char **errors)
 	ret = x.c;
 	x.c = NULL;
 out:
+	free(text);
 	config_destroy(&cfg);
 	for (size_t i = 0; i < x.nprobs; i++)
 		free(x.probs[i].text);

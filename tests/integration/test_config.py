@@ -8,6 +8,7 @@ missing file named with -c or $FLUXRELAY_CONFIG exits 78.
 import glob
 import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -152,6 +153,20 @@ class CheckConfig(unittest.TestCase):
         r = run(["--check-config"], env={"FLUXRELAY_CONFIG": path})
         self.assertEqual(r.returncode, EX_CONFIG)
         self.assertIn("%s: cannot open: No such file or directory" % path, text(r.stderr))
+
+    def test_config_from_a_pipe(self):
+        """-c /dev/stdin on a pipe: the text is read once, so what it says counts."""
+        e = dict(TEST_ENV)
+        e.pop("FLUXRELAY_CONFIG", None)
+        for body, rc, want in ((b"bogus = 1;\n", EX_CONFIG, "/dev/stdin:1: bogus: unknown key"),
+                               (open(os.path.join(CONFIGS, "valid-minimal.conf"), "rb").read(),
+                                0, "configuration OK")):
+            p = subprocess.Popen([frtest.BIN, "--check-config", "-c", "/dev/stdin"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=e)
+            out, err = p.communicate(body, timeout=30)
+            self.assertEqual(p.returncode, rc, text(err))
+            self.assertIn(want, text(out + err))
 
     def test_env_names_the_file(self):
         good = os.path.join(CONFIGS, "valid-minimal.conf")
