@@ -1909,5 +1909,83 @@ class MemoryDenyWriteExecute(unittest.TestCase):
         self.assertEqual((status, doc["status"]), (202, "ignored"), doc)
 
 
+class ImportWalkthrough(unittest.TestCase):
+    """The import steps of the README and fluxrelay(8), run as written with
+    /etc moved to a temporary directory (sudo and systemctl dropped), end
+    with a configuration the systemd unit's transient user can load: each
+    LoadCredential= of the drop-in they write is copied as systemd does
+    (owned by the service user, 0400 in a 0500 directory) and
+    `--check-config` runs as nobody with CREDENTIALS_DIRECTORY set. The
+    import's own root-only files are unreadable to that user."""
+
+    FIXTURE = os.path.join(SRC, "tests", "fixtures", "flux", "secrets.yaml")
+
+    def setUp(self):
+        if os.geteuid() != 0 or not shutil.which("runuser"):
+            self.skipTest("needs root and runuser (the service user's view)")
+        self.tmp = tempfile.mkdtemp(prefix="frtest-import-doc-")
+        os.chmod(self.tmp, 0o755)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def steps(self):
+        readme = read(os.path.join(SRC, "README.md"))
+        sec = readme[readme.index("## Coming from Flux's notification-controller"):]
+        sec = sec[:sec.index("\n### ")]
+        yield "README", "".join(re.findall(r"(?ms)^```sh\n(.*?)^```", sec))
+        for b in roff_examples(os.path.join(SRC, "man", "fluxrelay.8"), "EXAMPLES"):
+            if "fluxrelay import" in b:
+                yield "fluxrelay(8)", re.sub(r"(?m)^\$ ", "", b)
+
+    def run_steps(self, doc, script):
+        root = os.path.join(self.tmp, doc.replace("(8)", ""))
+        bindir, work = os.path.join(root, "bin"), os.path.join(root, "work")
+        for d in (bindir, work, os.path.join(root, "etc", "fluxrelay")):
+            os.makedirs(d)
+        os.symlink(os.path.abspath(frtest.BIN), os.path.join(bindir, "fluxrelay"))
+        self.assertRegex(script, r"(?m)^kubectl .*> flux\.yaml$")
+        script = re.sub(r"(?m)^kubectl .*> flux\.yaml$", "cp %s flux.yaml" % self.FIXTURE,
+                        script)
+        script = script.replace("/etc/", root + "/etc/")
+        sh = "set -e\nsudo() { \"$@\"; }\nsystemctl() { :; }\n" + script
+        r = subprocess.run(["sh", "-c", sh], cwd=work, capture_output=True, text=True,
+                           timeout=60, env=dict(os.environ, PATH=bindir + ":" + os.environ["PATH"]))
+        self.assertEqual(r.returncode, 0, "%s:\n%s\n%s" % (doc, sh, r.stderr))
+        return root
+
+    def test_steps_run_under_the_unit(self):
+        n = 0
+        for doc, script in self.steps():
+            n += 1
+            with self.subTest(doc=doc):
+                root = self.run_steps(doc, script)
+                conf = os.path.join(root, "etc", "fluxrelay", "fluxrelay.conf")
+                dropins = os.path.join(root, "etc", "systemd", "system", "fluxrelay.service.d")
+                self.assertTrue(os.path.isdir(dropins), "%s writes no drop-in" % doc)
+                creds = os.path.join(root, "credentials")
+                os.makedirs(creds)
+                for name in sorted(os.listdir(dropins)):
+                    for line in read(os.path.join(dropins, name)).split("\n"):
+                        if line == "LoadCredential=":
+                            shutil.rmtree(creds)
+                            os.makedirs(creds)
+                        elif line.startswith("LoadCredential="):
+                            cid, path = line[len("LoadCredential="):].split(":", 1)
+                            shutil.copy(path, os.path.join(creds, cid))
+                self.assertNotEqual(os.listdir(creds), [], doc)
+                for f in os.listdir(creds):
+                    os.chown(os.path.join(creds, f), 65534, -1)
+                    os.chmod(os.path.join(creds, f), 0o400)
+                os.chown(creds, 65534, -1)
+                os.chmod(creds, 0o500)
+                r = subprocess.run(["runuser", "-u", "nobody", "--", "env",
+                                    "CREDENTIALS_DIRECTORY=" + creds,
+                                    os.path.abspath(frtest.BIN), "--check-config", "-c", conf],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 0, "%s: %s" % (doc, r.stderr))
+        self.assertEqual(n, 2)
+
+
 if __name__ == "__main__":
     frtest.main()
