@@ -103,7 +103,7 @@ struct http {
 	struct http_listener main_listener, metrics_listener;
 	struct queue_writer *writer;
 	atomic_bool ready;
-	long max_body;
+	_Atomic long max_body;       /* listen.max_body; a reload changes it */
 	int port, metrics_port;
 	char *tls_cert, *tls_key, *tls_trust;   /* PEM contents; MHD keeps pointers */
 	bool need_client_cert;
@@ -147,6 +147,7 @@ struct http_req {
 	enum http_phase phase;
 	char *body;
 	size_t len, cap, discarded;
+	long max_body;                 /* h->max_body when the request began */
 	/* The refusal sent once a discarded body is read (HTTP_PHASE_DISCARD). */
 	int pending_code;
 	char *pending_msg;
@@ -385,7 +386,7 @@ http_body_expected(struct http_req *r)
 	    MHD_HTTP_HEADER_EXPECT);
 	if (expect != NULL && strcasecmp(expect, "100-continue") == 0)
 		return HTTP_BODY_LINGER;
-	if (te == NULL && declared > (unsigned long long)r->h->max_body * HTTP_DISCARD_FACTOR)
+	if (te == NULL && declared > (unsigned long long)r->max_body * HTTP_DISCARD_FACTOR)
 		return HTTP_BODY_LINGER;
 	return HTTP_BODY_READ;
 }
@@ -826,7 +827,7 @@ http_declared_length(const struct http_req *r, size_t *declared)
 	unsigned long long v = strtoull(cl, &end, 10);
 	if (errno != 0 || end == cl)
 		return 0;
-	if (v > (unsigned long long)r->h->max_body)
+	if (v > (unsigned long long)r->max_body)
 		return -1;
 	*declared = (size_t)v;
 	return 0;
@@ -899,7 +900,7 @@ http_event_headers(struct http_req *r)
 	}
 	if (http_declared_length(r, &declared) < 0) {
 		http_reject(r, "body too large", NULL);
-		char *msg = util_printf("body larger than %ld bytes", h->max_body);
+		char *msg = util_printf("body larger than %ld bytes", r->max_body);
 		enum MHD_Result ret = http_refuse(r, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL);
 		free(msg);
 		return ret;
@@ -956,6 +957,7 @@ http_req_new(struct http_listener *l, struct MHD_Connection *conn)
 	r->metrics_only = l->metrics_only;
 	r->client = HTTP_CLIENT_NONE;
 	r->started = util_mono();
+	r->max_body = atomic_load_explicit(&l->h->max_body, memory_order_relaxed);
 	if (!l->metrics_only) {
 		r->cx = http_conn_of(conn);
 		http_conn_busy(r->cx);
@@ -971,13 +973,12 @@ http_req_new(struct http_listener *l, struct MHD_Connection *conn)
 static void
 http_body_chunk(struct http_req *r, const char *data, size_t n)
 {
-	struct http *h = r->h;
-	if (r->len + n > (size_t)h->max_body) {
+	if (r->len + n > (size_t)r->max_body) {
 		/* A chunked body, or one longer than declared: drop what came, read
 		 * the rest, answer 413 at its end. */
 		http_reject(r, "body too large", NULL);
 		r->pending_code = MHD_HTTP_CONTENT_TOO_LARGE;
-		r->pending_msg = util_printf("body larger than %ld bytes", h->max_body);
+		r->pending_msg = util_printf("body larger than %ld bytes", r->max_body);
 		r->phase = HTTP_PHASE_DISCARD;
 		r->discarded = r->len + n;
 		free(r->body);
@@ -989,8 +990,8 @@ http_body_chunk(struct http_req *r, const char *data, size_t n)
 		size_t cap = r->cap ? r->cap : 4096;
 		while (cap < r->len + n + 1)
 			cap *= 2;
-		if (cap > (size_t)h->max_body + 1)
-			cap = (size_t)h->max_body + 1;
+		if (cap > (size_t)r->max_body + 1)
+			cap = (size_t)r->max_body + 1;
 		r->body = util_realloc(r->body, cap);
 		r->cap = cap;
 	}
@@ -1003,7 +1004,7 @@ static enum MHD_Result
 http_discard_chunk(struct http_req *r, size_t n)
 {
 	r->discarded += n;
-	if (r->discarded <= (size_t)r->h->max_body * HTTP_DISCARD_FACTOR)
+	if (r->discarded <= (size_t)r->max_body * HTTP_DISCARD_FACTOR)
 		return MHD_YES;
 	/* Not worth reading on: close, gracefully, without an answer
 	 * (libmicrohttpd cannot answer in the middle of a body). */
@@ -1452,6 +1453,12 @@ void
 http_set_ready(struct http *h, bool ready)
 {
 	atomic_store(&h->ready, ready);
+}
+
+void
+http_set_max_body(struct http *h, long max_body)
+{
+	atomic_store(&h->max_body, max_body);
 }
 
 void

@@ -28,6 +28,8 @@ int http_port(const struct http *h);
 int http_metrics_port(const struct http *h);
 /* Readiness: false makes /readyz 503 and new POSTs 503 (shutdown). */
 void http_set_ready(struct http *h, bool ready);
+/* listen.max_body from a reload: requests that begin after it (main thread). */
+void http_set_max_body(struct http *h, long max_body);
 /* Wait (at most timeout seconds) until no request is in progress. */
 void http_drain(struct http *h, double timeout);
 /* Stop accepting, finish requests in flight, free. Accepts NULL. */

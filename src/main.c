@@ -218,8 +218,8 @@ main_conf_applied(const struct conf *c)
 /* SIGHUP: a valid file replaces the rules for the next event; an invalid one
  * is reported and the running configuration stays. */
 static void
-main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w,
-    struct snapshot **deliver_snap)
+main_reload(const struct main_opts *o, struct http *h, struct deliver *d,
+    struct queue_writer *w, struct snapshot **deliver_snap)
 {
 	if (o->config == NULL) {
 		log_info("reload: running on built-in defaults, nothing to re-read", NULL);
@@ -245,16 +245,15 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 		log_warn("reload: state_dir change needs a restart", NULL);
 	/* Fixed when the server and the queue started: say so rather than
 	 * pretend the new value applies. */
-	if (old->listen.max_body != c->listen.max_body ||
-	    old->listen.max_connections != c->listen.max_connections ||
+	if (old->listen.max_connections != c->listen.max_connections ||
 	    old->listen.timeout != c->listen.timeout ||
 	    !main_same_str(old->listen.tls_cert_file, c->listen.tls_cert_file) ||
 	    !main_same_str(old->listen.tls_key_file, c->listen.tls_key_file) ||
 	    !main_same_str(old->listen.tls_client_ca_file, c->listen.tls_client_ca_file) ||
 	    !main_same_str(old->listen.metrics_address, c->listen.metrics_address) ||
 	    old->listen.metrics_port != c->listen.metrics_port)
-		log_warn("reload: listen settings (max_body, max_connections, timeout, TLS, "
-		    "metrics listener) change at the next restart", NULL);
+		log_warn("reload: listen settings (max_connections, timeout, TLS, metrics "
+		    "listener) change at the next restart", NULL);
 	if (old->queue.sync_full != c->queue.sync_full)
 		log_warn("reload: queue.sync changes at the next restart", NULL);
 	char err[512];
@@ -270,6 +269,7 @@ main_reload(const struct main_opts *o, struct deliver *d, struct queue_writer *w
 	main_conf_applied(mine->conf);
 	deliver_set_conf(d, mine->conf);
 	queue_writer_set_max_pending(w, mine->conf->queue.max_pending);
+	http_set_max_body(h, mine->conf->listen.max_body);
 	queue_writer_set_snapshot(w, snapshot_acquire());
 	snapshot_release(*deliver_snap);
 	*deliver_snap = mine;
@@ -380,7 +380,7 @@ main_wait(const struct main_opts *o, struct main_run *run, const sigset_t *sigs)
 		if (wd > 0)
 			notify_watchdog();
 		if (sig == SIGHUP) {
-			main_reload(o, run->d, run->w, &run->snap);
+			main_reload(o, run->h, run->d, run->w, &run->snap);
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			log_info("shutting down", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
 			return;

@@ -629,7 +629,9 @@ class ShutdownTest(unittest.TestCase):
                       b"Content-Length: %d\r\n\r\n" % len(body))
             time.sleep(0.3)   # the headers are read: the request is in flight
             d.send_signal(frtest.signal.SIGTERM)
-            d.wait_err(r'msg="shutting down"')
+            deadline = time.monotonic() + 10   # readiness falls after the log line
+            while d.request("GET", "/readyz")[0] != 503 and time.monotonic() < deadline:
+                time.sleep(0.01)
             s.sendall(body)
             data = b""
             while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):

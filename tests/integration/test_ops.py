@@ -54,6 +54,30 @@ class ReloadTest(unittest.TestCase):
             d.cleanup()
 
 
+class ReloadListenTest(unittest.TestCase):
+    def test_reload_applies_max_body_and_logs_the_rest(self):
+        """listen.max_body applies from the next request; the other listen
+        settings are logged as needing a restart."""
+        d = frtest.Daemon(EVERYTHING)
+        try:
+            self.assertEqual(d.post(INFO_EVENT)[0], 202)
+            with open(d.config_path, "w") as f:
+                f.write(EVERYTHING + "listen = { max_body = 100; };\n")
+            d.send_signal(signal.SIGHUP)
+            d.wait_err(r'msg="configuration reloaded"')
+            self.assertFalse([l for l in d.lines_err if "listen settings" in l], d.lines_err)
+            status, _, doc = d.post(INFO_EVENT)
+            self.assertEqual((status, doc), (413, {"error": "body larger than 100 bytes"}))
+            with open(d.config_path, "w") as f:
+                f.write(EVERYTHING + "listen = { max_body = 100; timeout = 3.0; };\n")
+            d.send_signal(signal.SIGHUP)
+            d.wait_err(r'msg="reload: listen settings \(max_connections, timeout, TLS, '
+                       r'metrics listener\) change at the next restart"')
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+
 class NotifyListener:
     """A NOTIFY_SOCKET datagram listener collecting sd_notify messages."""
 
