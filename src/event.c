@@ -521,6 +521,13 @@ event_assemble(const struct event_values *vals, struct event_mtmp *mt, size_t nm
 
 /* ---- reference path: jansson ------------------------------------------- */
 
+/* 1 when p[i] is within p[0..n) and a digit. */
+static int
+event_digit_at(const char *p, size_t n, size_t i)
+{
+	return i < n && p[i] >= '0' && p[i] <= '9';
+}
+
 /*
  * The length of the number token at p as jansson's lexer reads it (a minus,
  * an integer part without leading zeros, an optional fraction and exponent,
@@ -529,37 +536,37 @@ event_assemble(const struct event_values *vals, struct event_mtmp *mt, size_t nm
 static size_t
 event_number_len(const char *p, size_t n)
 {
-#define EVENT_DIGIT(i) ((i) < n && p[i] >= '0' && p[i] <= '9')
 	size_t i = 0;
 
 	if (i < n && p[i] == '-')
 		i++;
 	if (i < n && p[i] == '0') {
-		if (EVENT_DIGIT(++i))
+		i++;
+		if (event_digit_at(p, n, i))
 			return 0;
-	} else if (EVENT_DIGIT(i)) {
-		while (EVENT_DIGIT(i))
+	} else if (event_digit_at(p, n, i)) {
+		while (event_digit_at(p, n, i))
 			i++;
 	} else {
 		return 0;
 	}
 	if (i < n && p[i] == '.') {
-		if (!EVENT_DIGIT(++i))
+		i++;
+		if (!event_digit_at(p, n, i))
 			return 0;
-		while (EVENT_DIGIT(i))
+		while (event_digit_at(p, n, i))
 			i++;
 	}
 	if (i < n && (p[i] == 'e' || p[i] == 'E')) {
 		i++;
 		if (i < n && (p[i] == '+' || p[i] == '-'))
 			i++;
-		if (!EVENT_DIGIT(i))
+		if (!event_digit_at(p, n, i))
 			return 0;
-		while (EVENT_DIGIT(i))
+		while (event_digit_at(p, n, i))
 			i++;
 	}
 	return i;
-#undef EVENT_DIGIT
 }
 
 /*
