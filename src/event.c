@@ -19,6 +19,13 @@
  * must never accept a body the reference rejects, nor build a different
  * event (tests/unit/test_event.c and fuzz/fuzz_event_diff.c check both).
  *
+ * Valid JSON is never refused for what jansson cannot hold: \u0000 is
+ * decoded to U+FFFD (U+0000 cannot live in a C string; it shows where the
+ * NUL was, as an invalid byte would be shown), and a number beyond long long
+ * or double is skipped like any other in an unknown field, as Go's decoder
+ * does (event_ref_rewrite; the fast path does the same itself). Only the
+ * parsed fields change: the body stored and forwarded keeps its bytes.
+ *
  * Duplicate member names are not an error: the last member of a name wins,
  * as with Go's encoding/json, which Flux's clients and notification-controller
  * use (a duplicated involvedObject or metadata is replaced whole, where Go
@@ -514,6 +521,107 @@ event_assemble(const struct event_values *vals, struct event_mtmp *mt, size_t nm
 
 /* ---- reference path: jansson ------------------------------------------- */
 
+/* 1 when p[i] is within p[0..n) and a digit. */
+static int
+event_digit_at(const char *p, size_t n, size_t i)
+{
+	return i < n && p[i] >= '0' && p[i] <= '9';
+}
+
+/*
+ * The length of the number token at p as jansson's lexer reads it (a minus,
+ * an integer part without leading zeros, an optional fraction and exponent,
+ * each with at least one digit), or 0 where jansson sees an invalid token.
+ */
+static size_t
+event_number_len(const char *p, size_t n)
+{
+	size_t i = 0;
+
+	if (i < n && p[i] == '-')
+		i++;
+	if (i < n && p[i] == '0') {
+		i++;
+		if (event_digit_at(p, n, i))
+			return 0;
+	} else if (event_digit_at(p, n, i)) {
+		while (event_digit_at(p, n, i))
+			i++;
+	} else {
+		return 0;
+	}
+	if (i < n && p[i] == '.') {
+		i++;
+		if (!event_digit_at(p, n, i))
+			return 0;
+		while (event_digit_at(p, n, i))
+			i++;
+	}
+	if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+		i++;
+		if (i < n && (p[i] == '+' || p[i] == '-'))
+			i++;
+		if (!event_digit_at(p, n, i))
+			return 0;
+		while (event_digit_at(p, n, i))
+			i++;
+	}
+	return i;
+}
+
+/*
+ * A copy of the body that jansson can load where the body itself stopped it
+ * on valid JSON (caller frees): each \u0000 escape becomes \ufffd (jansson
+ * refuses it in keys even with JSON_ALLOW_NUL, and a C string cannot hold
+ * NUL; the fast path decodes it to U+FFFD too), and each number becomes 0
+ * padded with spaces (jansson refuses integers beyond long long and reals
+ * beyond double, even with JSON_DECODE_INT_AS_REAL; no field of an event is
+ * a number, so its value is never read and a known field still gets its
+ * type error). Same length, so later errors keep their line and column.
+ *
+ * Only tokens jansson would read the same way are rewritten: the scan stops
+ * rewriting at the first number-like text jansson calls invalid ("--1"
+ * would become the valid "-0 "), so invalid JSON stays invalid.
+ */
+static char *
+event_ref_rewrite(const char *buf, size_t len)
+{
+	char *out = util_malloc(len > 0 ? len : 1);
+	size_t i = 0, n;
+
+	memcpy(out, buf, len);
+	while (i < len) {
+		char ch = out[i];
+		if (ch == '"') {
+			for (i++; i < len && out[i] != '"'; i++) {
+				if (out[i] != '\\')
+					continue;
+				if (len - i >= 6 && memcmp(out + i + 1, "u0000", 5) == 0)
+					memcpy(out + i + 2, "fffd", 4);
+				i++;   /* skip the escaped character: \" ends no string */
+			}
+			i++;
+		} else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+			if ((n = event_number_len(out + i, len - i)) == 0)
+				break;
+			out[i] = '0';
+			memset(out + i + 1, ' ', n - 1);
+			i += n;
+		} else {
+			i++;
+		}
+	}
+	return out;
+}
+
+/* Report jansson's error, as an invalid-JSON answer. */
+static void
+event_ref_jerror(const json_error_t *jerr, struct event_err *e)
+{
+	event_fail(e, "", "invalid JSON at line %d, column %d: %s", jerr->line,
+	    jerr->column, jerr->text);
+}
+
 /* The body as a jansson object (new reference), or NULL after reporting. */
 static json_t *
 event_ref_load(const char *buf, size_t len, struct event_err *e)
@@ -530,14 +638,21 @@ event_ref_load(const char *buf, size_t len, struct event_err *e)
 	/* without JSON_REJECT_DUPLICATES jansson keeps the last value of a key */
 	root = json_loadb(buf, len, JSON_DECODE_ANY, &jerr);
 	if (root == NULL) {
-		/* jansson's own wording names its JSON_ALLOW_NUL flag */
-		if (json_error_code(&jerr) == json_error_null_character)
-			event_fail(e, "", "invalid JSON at line %d, column %d: \\u0000 is not "
-			    "allowed in strings", jerr.line, jerr.column);
-		else
-			event_fail(e, "", "invalid JSON at line %d, column %d: %s", jerr.line,
-			    jerr.column, jerr.text);
-		return NULL;
+		enum json_error_code code = json_error_code(&jerr);
+		char *copy;
+		/* valid JSON that jansson will not hold: load it rewritten */
+		if (code != json_error_null_character && code != json_error_null_byte_in_key &&
+		    code != json_error_numeric_overflow) {
+			event_ref_jerror(&jerr, e);
+			return NULL;
+		}
+		copy = event_ref_rewrite(buf, len);
+		root = json_loadb(copy, len, JSON_DECODE_ANY, &jerr);
+		free(copy);
+		if (root == NULL) {
+			event_ref_jerror(&jerr, e);
+			return NULL;
+		}
 	}
 	if (!json_is_object(root)) {
 		event_fail(e, "", "event must be a JSON object");

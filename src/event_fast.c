@@ -9,10 +9,11 @@
  * strings without escapes, decoded copies in scratch space for the others.
  *
  * Whatever it is unsure of makes it give up (return -1 here, NULL from
- * event_parse_fast), never reject: numbers jansson might find out of range,
- * \u0000, lone surrogates, bodies deeper than EVENT_MAX_DEPTH, more than
- * EVENT_FAST_MAXMETA metadata entries, a known field of the wrong type, any
- * syntax error. The reference path then decides and words the error.
+ * event_parse_fast), never reject: lone surrogates, bodies deeper than
+ * EVENT_MAX_DEPTH, more than EVENT_FAST_MAXMETA metadata entries, a known
+ * field of the wrong type, any syntax error. The reference path then decides
+ * and words the error. \u0000 is decoded to U+FFFD and numbers of any
+ * magnitude are skipped, as the reference does (event.c).
  *
  * Duplicate member names are taken as jansson takes them without
  * JSON_REJECT_DUPLICATES: the last one wins. A known field's later value
@@ -119,8 +120,9 @@ event_fast_hex4(const unsigned char *p, const unsigned char *end)
 /*
  * Decode the escape at p (on its backslash) into the code point *cp. Returns
  * how many bytes it spans (2, 6, or 12 for a surrogate pair), or 0 for what
- * jansson rejects (unknown escapes, bad hex, lone or reversed surrogates)
- * and for \u0000, which it rejects without JSON_ALLOW_NUL.
+ * jansson rejects (unknown escapes, bad hex, lone or reversed surrogates).
+ * \u0000 decodes to U+FFFD, as the reference has it (event.c,
+ * event_ref_rewrite): the decoded strings are C strings.
  */
 static size_t
 event_fast_escape(const unsigned char *p, const unsigned char *end, uint32_t *cp)
@@ -139,10 +141,10 @@ event_fast_escape(const unsigned char *p, const unsigned char *end, uint32_t *cp
 	case 'u': break;
 	default: return 0;
 	}
-	if ((hi = event_fast_hex4(p + 2, end)) <= 0)
+	if ((hi = event_fast_hex4(p + 2, end)) < 0)
 		return 0;
 	if (hi < 0xd800 || hi > 0xdfff) {
-		*cp = (uint32_t)hi;
+		*cp = hi == 0 ? 0xfffd : (uint32_t)hi;
 		return 6;
 	}
 	if (hi > 0xdbff || end - p < 12 || p[6] != '\\' || p[7] != 'u')
@@ -281,18 +283,16 @@ event_fast_string(struct event_fast *f, struct event_str *out, bool nul)
 }
 
 /*
- * A number token, validated and skipped. Its value is never used, but jansson
- * rejects integers outside long long and reals that overflow a double, so
- * give up unless it is clearly in range: integers of at most 18 digits, reals
- * below 10^300 (an underflow to 0 is accepted by jansson, so small is fine).
+ * A number token, validated and skipped. Its value is never used (no field
+ * of an event is a number), so its magnitude does not matter: like Go's
+ * decoder, and the reference since it loads such bodies rewritten, an
+ * integer beyond long long or a real beyond double in an unknown field is
+ * as good as any other number.
  */
 static int
 event_fast_number(struct event_fast *f)
 {
 	const unsigned char *p = f->p, *end = f->end, *digits;
-	long long exp = 0, esign = 1;
-	size_t nint;
-	bool real = false;
 
 	if (p < end && *p == '-')
 		p++;
@@ -302,7 +302,7 @@ event_fast_number(struct event_fast *f)
 	else
 		while (p < end && *p >= '0' && *p <= '9')
 			p++;
-	if ((nint = (size_t)(p - digits)) == 0)
+	if (p == digits)
 		return -1;
 	if (p < end && *p == '.') {
 		const unsigned char *frac = ++p;
@@ -310,25 +310,17 @@ event_fast_number(struct event_fast *f)
 			p++;
 		if (p == frac)
 			return -1;
-		real = true;
 	}
 	if (p < end && (*p == 'e' || *p == 'E')) {
 		const unsigned char *e;
 		p++;
 		if (p < end && (*p == '+' || *p == '-'))
-			esign = *p++ == '-' ? -1 : 1;
+			p++;
 		for (e = p; p < end && *p >= '0' && *p <= '9'; p++)
-			if (exp < 100000)   /* saturate: only the order of magnitude matters */
-				exp = exp * 10 + (*p - '0');
+			;
 		if (p == e)
 			return -1;
-		real = true;
 	}
-	if (!real && nint > 18)
-		return -1;
-	/* a value with k integer digits is below 10^k; "0.x" has none */
-	if (real && (long long)(*digits == '0' ? 0 : nint) + esign * exp > 300)
-		return -1;
 	f->p = p;
 	return 0;
 }

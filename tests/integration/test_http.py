@@ -64,6 +64,10 @@ class HttpTest(unittest.TestCase):
             (json.dumps(dict(ev, severity="fatal")), "severity"),
             (json.dumps(dict(ev, severity=3)), "severity"),
             (json.dumps(dict(ev, message=5)), "message"),
+            # a number jansson cannot hold is still a type error in a known field
+            (EVENT.replace(b'"ValidationFailed"', b"1e999"), "reason"),
+            (json.dumps(dict(ev, metadata={"k": 12345})).replace("12345", "-1e999"),
+             "metadata.k"),
             (json.dumps(dict(ev, timestamp="yesterday")), "timestamp"),
             (json.dumps(dict(ev, metadata={"revision": 1})), "metadata.revision"),
             (json.dumps(dict(ev, involvedObject={"name": "x"})), "involvedObject.kind"),
@@ -410,6 +414,33 @@ dedup = { window = 60; };
             self.assertEqual(len(accepted), 1, "\n".join(d.lines_err))
             self.assertIn("event_id=" + first["id"], accepted[0])
             d.wait_err(r'msg="event duplicate" event_id=' + first["id"])
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+
+class NulAndLargeNumbersTest(unittest.TestCase):
+    def test_accepted(self):
+        """\\u0000 (Go's json.Marshal writes it for a NUL byte) is valid JSON and
+        shows as U+FFFD, with the text after it kept; numbers beyond 64-bit
+        integers or doubles in unknown fields are ignored like any unknown
+        field (SPEC 5). Both were 400, and Flux does not retry a 400."""
+        d = frtest.Daemon(CONSOLE)
+        try:
+            body = (b'{"involvedObject":{"kind":"K","name":"n"},"severity":"error",'
+                    b'"message":"a\\u0000b-after-nul","reason":"r\\u0000",'
+                    b'"metadata":{"k\\u0000":"v\\u0000w"},"x\\u0000":["\\u0000"]}')
+            status, _, doc = d.post(body)
+            self.assertEqual(status, 202, doc)
+            self.assertEqual(doc["status"], "accepted")
+            d.wait_out(r'a(\ufffd|\\ufffd)b-after-nul')
+            for extra in (b'"x":99999999999999999999999', b'"x":1e999',
+                          b'"x":{"y":[-1e999,{"z":-99999999999999999999}]}'):
+                with self.subTest(extra=extra):
+                    body = frtest.fixture("01").rstrip()[:-1] + b"," + extra + b"}"
+                    status, _, doc = d.post(body)
+                    self.assertEqual(status, 202, doc)
+                    self.assertEqual(doc["status"], "accepted")
         finally:
             self.assertEqual(d.stop(), 0)
             d.cleanup()

@@ -254,7 +254,8 @@ class RobustnessTest(unittest.TestCase):
             bodies.append(EVENT.replace(b"\"webapp\"", b"\"web" + seq + b"\"", 1))
             bodies.append(EVENT.replace(b"\"severity\"", b"\"sev" + seq + b"\"", 1))
         # escapes that decode to something that is not a Unicode scalar value
-        for esc in (b"\\ud800", b"\\udfff", b"\\ud800\\u0041", b"\\u0000"):
+        # (\u0000 is valid JSON, shown as U+FFFD: test_http.NulAndLargeNumbersTest)
+        for esc in (b"\\ud800", b"\\udfff", b"\\ud800\\u0041"):
             bodies.append(EVENT.replace(b"validation error", b"validation" + esc + b"error"))
         self.expect_400s(bodies, "invalid UTF-8")
         # Well-formed but unusual text is accepted.

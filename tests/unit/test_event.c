@@ -265,11 +265,28 @@ static const struct bad {
 	{ WITH("\"severity\":\"fatal\""), "severity", "must be one of" },
 	{ WITH("\"metadata\":{\"a\":\"1\",\"a\":2}"), "metadata.a", "must be a string" },
 	{ "{" BASE ",\"involvedObject\":{\"name\":\"n\"}}", "involvedObject.kind", "required" },
-	/* NUL in strings */
-	{ "{" IO "," SEV ",\"message\":\"a\\u0000b\"}", "", "invalid JSON" },
-	{ WITH("\"metadata\":{\"a\\u0000\":\"1\"}"), "", "invalid JSON" },
-	{ "{\"involvedObject\":{\"kind\":\"K\\u0000\",\"name\":\"n\"}," SEV "," MSG "}", "",
-	  "invalid JSON" },
+	/* \u0000 is valid JSON (test_event_nul_escape), U+FFFD where it matters */
+	{ WITH("\"metadata\":{\"a\\u0000\":1}"), "metadata.a\xef\xbf\xbd", "string" },
+	{ "{" IO ",\"severity\":\"info\\u0000\"," MSG "}", "severity", "info\xef\xbf\xbd" },
+	{ "{" IO "," SEV ",\"message\":\"\\u0000\" x}", "", "invalid JSON" },
+	/* numbers jansson cannot hold are only a type error in a known field */
+	{ WITH("\"reason\":99999999999999999999999"), "reason", "must be a string" },
+	{ WITH("\"timestamp\":1e999"), "timestamp", "RFC 3339 string or null" },
+	{ WITH("\"metadata\":{\"a\":-1e999}"), "metadata.a", "must be a string" },
+	{ "{" IO ",\"severity\":1e999," MSG "}", "severity", "must be a string" },
+	{ "{" IO "," SEV ",\"message\":-99999999999999999999}", "message", "must be a string" },
+	{ "{\"involvedObject\":{\"kind\":\"K\",\"name\":1E+400}," SEV "," MSG "}",
+	  "involvedObject.name", "must be a string" },
+	{ "{\"involvedObject\":1e999," SEV "," MSG "}", "involvedObject", "object" },
+	{ "99999999999999999999", "", "must be a JSON object" },
+	/* and the body must still be JSON around them */
+	{ WITH("\"x\":1e999,\"y\":--1"), "", "invalid JSON" },
+	{ WITH("\"x\":1e999,\"y\":01"), "", "invalid JSON" },
+	{ WITH("\"x\":1e999,\"y\":1."), "", "invalid JSON" },
+	{ WITH("\"x\":1e999 1"), "", "invalid JSON" },
+	{ WITH("\"x\":\"\\u0000\",\"y\":-"), "", "invalid JSON" },
+	{ WITH("\"x\":\"\\ud800\\u0000\""), "", "invalid JSON" },
+	{ WITH("\"x\":1e999,\"y\":\"\\u0000\\x\""), "", "invalid JSON" },
 	/* invalid UTF-8: stray byte, overlong, surrogate, truncated sequence */
 	{ "{" IO "," SEV ",\"message\":\"\xff\xfe\"}", "", "invalid JSON" },
 	{ "{" IO "," SEV ",\"message\":\"\xc0\xaf\"}", "", "invalid JSON" },
@@ -592,6 +609,76 @@ START_TEST(test_event_unknown_fields)
 }
 END_TEST
 
+/*
+ * \u0000 is valid JSON and Go's json.Marshal writes it for a NUL byte (Helm
+ * output in a message): accepted, and kept as U+FFFD in every field, metadata
+ * key and value, so no C string stops at it. The body itself is not changed
+ * (the queue stores it as received).
+ */
+#define FFFD "\xef\xbf\xbd"
+START_TEST(test_event_nul_escape)
+{
+	struct event *ev = parse_ok("{\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\\u0000m\","
+	    "\"apiVersion\":\"kustomize.toolkit.fluxcd.io/v1\"},\"severity\":\"error\","
+	    "\"message\":\"a\\u0000b\\u0000\",\"reason\":\"\\u0000\","
+	    "\"metadata\":{\"kustomize.toolkit.fluxcd.io/rev\\u0000\":\"x\\u0000y\","
+	    "\"k\\u0000\":\"\\u0000\"},\"x\\u0000\":[\"\\u0000\",{\"\\u0000\":\"\\u0000\"}]}");
+
+	ck_assert(last_fast);
+	ck_assert_str_eq(ev->name, "n" FFFD "m");
+	ck_assert_str_eq(ev->message, "a" FFFD "b" FFFD);
+	ck_assert_str_eq(ev->reason, FFFD);
+	ck_assert_uint_eq(ev->nmeta, 2);
+	ck_assert_str_eq(ev->meta[0].key, "k" FFFD);
+	ck_assert_str_eq(ev->meta[0].value, FFFD);
+	ck_assert_str_eq(ev->meta[1].key, "rev" FFFD);
+	ck_assert_str_eq(ev->meta[1].value, "x" FFFD "y");
+	ck_assert_int_eq(ev->meta[1].origin, EVENT_META_CONTROLLER);
+	event_free(ev);
+
+	/* the tester's probe, through the reference alone as well */
+	ev = parse_ok("{\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\"},\"severity\":\"error\","
+	    "\"message\":\"a\\u0000b\"}");
+	ck_assert_str_eq(ev->message, "a" FFFD "b");
+	event_free(ev);
+	/* U+FFFD sent as such is the same event */
+	ev = parse_ok("{" IO "," SEV ",\"message\":\"a\\ufffdb\"}");
+	ck_assert_str_eq(ev->message, "a" FFFD "b");
+	event_free(ev);
+}
+END_TEST
+
+/*
+ * Numbers outside long long or double in unknown fields, at any depth, are
+ * ignored like any unknown value (Go's decoder never converts them). The
+ * fast path handles them; the reference accepts them too.
+ */
+START_TEST(test_event_unknown_big_numbers)
+{
+	static const char *const bodies[] = {
+		WITH("\"x\":99999999999999999999999"),
+		WITH("\"x\":1e999"),
+		WITH("\"x\":-1e999,\"y\":-99999999999999999999999"),
+		WITH("\"x\":{\"a\":[1,[1e999]],\"b\":\"\\u0000\"}"),
+		IOWITH("\"x\":99999999999999999999999"),
+		"{\"x\":1e999," BASE ",\"metadata\":{\"k\":\"v\"},\"y\":1E+400}",
+	};
+	char err[ERRLEN], field[128];
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		struct event *ev = parse_ok(bodies[i]);
+		ck_assert_str_eq(ev->message, "m");
+		ck_assert_msg(last_fast, "fast path gave up: %s", bodies[i]);
+		event_free(ev);
+		ev = event_parse_reference(bodies[i], strlen(bodies[i]), err, sizeof(err), field,
+		    sizeof(field));
+		ck_assert_msg(ev != NULL, "reference: %s: %s", err, bodies[i]);
+		ck_assert_str_eq(ev->kind, "K");
+		event_free(ev);
+	}
+}
+END_TEST
+
 static const struct {
 	const char *sev;
 	enum event_severity want;
@@ -903,10 +990,13 @@ static const struct gcase {
 	{ ESC("\\ud83d\\u0041"), false, FAST_NO, NULL },
 	{ ESC("\\ud83d\\ud83d"), false, FAST_NO, NULL },
 	{ ESC("\\ud83d\\n"), false, FAST_NO, NULL },
-	{ ESC("\\u0000"), false, FAST_NO, NULL },
-	{ ESC("a\\u0000"), false, FAST_NO, NULL },
-	{ KEY("k\\u0000"), false, FAST_NO, NULL },
-	{ UNK("\"\\u0000\""), false, FAST_NO, NULL },
+	/* \u0000: U+FFFD, as both parsers decode it */
+	{ ESC("\\u0000"), true, FAST_YES, "\xef\xbf\xbd" },
+	{ ESC("a\\u0000b\\u0000"), true, FAST_YES, "a\xef\xbf\xbd" "b\xef\xbf\xbd" },
+	{ ESC("a\\\\u0000"), true, FAST_YES, "a\\u0000" },
+	{ KEY("k\\u0000"), true, FAST_YES, "m" },
+	{ UNK("\"\\u0000\""), true, FAST_YES, "m" },
+	{ UNK("{\"\\u0000\":[\"\\u0000\"]}"), true, FAST_YES, "m" },
 	{ ESC("\\u00g0"), false, FAST_NO, NULL },
 	{ ESC("\\u00e"), false, FAST_NO, NULL },
 	{ ESC("\\U00e9"), false, FAST_NO, NULL },
@@ -940,11 +1030,16 @@ static const struct gcase {
 	{ UNK("-9223372036854775808"), true, FAST_ANY, "m" },
 	{ UNK("1e308"), true, FAST_ANY, "m" },
 	{ UNK("0e999999"), true, FAST_ANY, "m" },
-	{ UNK("9223372036854775808"), false, FAST_NO, NULL },
-	{ UNK("-9223372036854775809"), false, FAST_NO, NULL },
-	{ UNK("1e400"), false, FAST_NO, NULL },
-	{ UNK("-1e400"), false, FAST_NO, NULL },
-	{ UNK("1.5e309"), false, FAST_NO, NULL },
+	/* beyond long long and double: ignored like any unknown value (SPEC 5) */
+	{ UNK("9223372036854775808"), true, FAST_YES, "m" },
+	{ UNK("-9223372036854775809"), true, FAST_YES, "m" },
+	{ UNK("99999999999999999999999"), true, FAST_YES, "m" },
+	{ UNK("1e400"), true, FAST_YES, "m" },
+	{ UNK("-1e400"), true, FAST_YES, "m" },
+	{ UNK("1.5e309"), true, FAST_YES, "m" },
+	{ UNK("1e999999999999999999999"), true, FAST_YES, "m" },
+	{ UNK("[1e999,{\"a\":[-99999999999999999999]}]"), true, FAST_YES, "m" },
+	{ IOWITH("\"x\":{\"y\":1e999}"), true, FAST_YES, "m" },
 	{ UNK("01"), false, FAST_NO, NULL },
 	{ UNK("-01"), false, FAST_NO, NULL },
 	{ UNK("00"), false, FAST_NO, NULL },
@@ -1067,7 +1162,7 @@ static const struct gcase {
 	{ WITH("\"metadata\":{\"message\":\"x\"},\"x\":{\"metadata\":1}"), true, FAST_YES,
 	  "m" },
 	/* known fields of the wrong type: the reference rejects, the fast path gives up */
-	{ TS("2022-10-28T07:26:19Z\\u0000"), false, FAST_NO, NULL },
+	{ TS("2022-10-28T07:26:19Z\\u0000"), false, FAST_NO, NULL },   /* ...Z\uFFFD */
 	{ "{" IO ",\"severity\":\"info\\u0000\"," MSG "}", false, FAST_NO, NULL },
 	{ WITH("\"timestamp\":nul"), false, FAST_NO, NULL },
 	{ WITH("\"timestamp\":null"), true, FAST_YES, "m" },
@@ -1291,6 +1386,8 @@ event_suite(void)
 	    sizeof(ts_cases) / sizeof(ts_cases[0]));
 	tcase_add_test(tc, test_event_optional_absent);
 	tcase_add_test(tc, test_event_unknown_fields);
+	tcase_add_test(tc, test_event_nul_escape);
+	tcase_add_test(tc, test_event_unknown_big_numbers);
 	tcase_add_loop_test(tc, test_event_severity, 0, sizeof(sev_cases) / sizeof(sev_cases[0]));
 	tcase_add_test(tc, test_event_severity_names);
 	tcase_add_test(tc, test_event_hidden);
