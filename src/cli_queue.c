@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "event.h"
 #include "queue.h"
 #include "util.h"
 
@@ -100,32 +101,28 @@ cli_queue_flush(int rc)
 
 /* ------------------------------------------------------------------ list */
 
-/* What `list` shows about the event of a row, parsed from the stored JSON. */
+/* What `list` shows about the event of a row, parsed from the stored JSON
+ * by the daemon's own parser (a body it took, \u0000 and all, parses). */
 struct cli_queue_event {
-	json_t *root;             /* new reference; the strings below borrow from it */
+	struct event *ev;         /* NULL when the stored body does not parse */
 	const char *kind, *namespace, *name, *reason, *message, *severity;
 };
-
-static const char *
-cli_queue_jget(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));   /* borrowed; NULL if absent */
-}
 
 static void
 cli_queue_event_parse(const struct queue_row *row, struct cli_queue_event *e)
 {
+	char err[256], field[64];
 	memset(e, 0, sizeof(*e));
-	e->root = json_loadb(row->event, row->event_len, 0, NULL);
-	if (!json_is_object(e->root))
+	e->ev = event_parse(row->event, row->event_len, err, sizeof(err), field, sizeof(field));
+	if (e->ev == NULL)
 		return;
-	json_t *obj = json_object_get(e->root, "involvedObject");
-	e->kind = cli_queue_jget(obj, "kind");
-	e->namespace = cli_queue_jget(obj, "namespace");
-	e->name = cli_queue_jget(obj, "name");
-	e->reason = cli_queue_jget(e->root, "reason");
-	e->message = cli_queue_jget(e->root, "message");
-	e->severity = cli_queue_jget(e->root, "severity");
+	e->kind = e->ev->kind;
+	e->namespace = e->ev->namespace;
+	e->name = e->ev->name;
+	e->reason = e->ev->reason;
+	e->message = e->ev->message;
+	e->severity = e->ev->severity_text ? e->ev->severity_text :
+	    event_severity_name(e->ev->severity);
 }
 
 /* "Kind/namespace/name", or "Kind/name" without a namespace. Caller frees. */
@@ -220,7 +217,7 @@ cli_queue_row_cells(const struct queue_row *r, double now, char **row)
 	}
 	row[CLI_QUEUE_COL_ERROR] = cli_queue_cell(r->last_error);
 	free(obj);
-	json_decref(e.root);
+	event_free(e.ev);
 }
 
 static void
@@ -401,7 +398,7 @@ cli_queue_row_json(const struct queue_row *r)
 	json_object_set_new(o, "severity", cli_queue_jstr(e.severity));
 	json_object_set_new(o, "reason", cli_queue_jstr(e.reason ? e.reason : ""));
 	json_object_set_new(o, "message", cli_queue_jstr(e.message ? e.message : ""));
-	json_decref(e.root);
+	event_free(e.ev);
 	return o;
 }
 

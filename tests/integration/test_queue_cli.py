@@ -144,6 +144,19 @@ class QueueCli(unittest.TestCase):
         time.sleep(1.5)
         self.assertEqual(len(self.emu.requests_for(HOOK)), n)
 
+    def test_list_shows_what_the_daemon_parsed(self):
+        """A stored body the daemon took with \\u0000 in it is shown, not blanked."""
+        self.emu.set_default(Response.error(404, "channel_not_found"), path=HOOK)
+        self.assertEqual(self.post("app-nul", "before\x00after")["status"], "accepted")
+        deadline = time.monotonic() + frtest.patience(10)
+        while not self.dead():
+            self.assertLess(time.monotonic(), deadline, "no dead letter")
+            time.sleep(0.1)
+        row = self.dead()[-1]
+        self.assertEqual(row["object"]["name"], "app-nul", row)
+        self.assertEqual(row["message"], "before\ufffdafter", row)
+        self.assertIn("app-nul", self.ok("list", "--dead"))
+
     def test_unknown_id_and_usage_errors(self):
         for args in (["retry", "999999"], ["purge", "999999"]):
             r = self.cli(*args)
