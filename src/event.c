@@ -635,6 +635,12 @@ event_ref_load(const char *buf, size_t len, struct event_err *e)
 		    EVENT_MAX_DEPTH, bad);
 		return NULL;
 	}
+	/* A raw NUL is never JSON; jansson lets one through after a value. */
+	const char *nul = memchr(buf, '\0', len);
+	if (nul != NULL) {
+		event_fail(e, "", "invalid JSON: NUL byte at byte %zu", (size_t)(nul - buf));
+		return NULL;
+	}
 	/* without JSON_REJECT_DUPLICATES jansson keeps the last value of a key */
 	root = json_loadb(buf, len, JSON_DECODE_ANY, &jerr);
 	if (root == NULL) {

@@ -645,6 +645,14 @@ START_TEST(test_event_nul_escape)
 	ev = parse_ok("{" IO "," SEV ",\"message\":\"a\\ufffdb\"}");
 	ck_assert_str_eq(ev->message, "a" FFFD "b");
 	event_free(ev);
+
+	/* A raw NUL byte is not JSON, even after the value (jansson let it pass). */
+	static const char raw[] = "{" IO "," SEV ",\"message\":\"m\"}\0";
+	static const char inside[] = "{" IO "," SEV ",\"message\":\"m\0\"}";
+	char err[ERRLEN];
+	ck_assert_ptr_null(parse_checked(raw, sizeof(raw) - 1, err, sizeof(err), NULL, 0));
+	ck_assert_msg(strstr(err, "NUL byte") != NULL, "%s", err);
+	ck_assert_ptr_null(parse_checked(inside, sizeof(inside) - 1, err, sizeof(err), NULL, 0));
 }
 END_TEST
 
