@@ -462,6 +462,20 @@ slack_links_cap(size_t n)
 	return share < SLACK_MAX_LINKS_LINE ? share : SLACK_MAX_LINKS_LINE;
 }
 
+/*
+ * Counted as sent, as slack_text counts (an entity is 4 or 5), so the Block
+ * Kit element that holds the line never has to cut a link.
+ */
+size_t
+slack_link_chars(const struct slack_link *l)
+{
+	size_t tl = strlen(l->text);
+
+	/* "<" url ["|" text] ">" */
+	return slack_utf8_count((const unsigned char *)l->url, strlen(l->url)) + 2 +
+	    (tl ? 1 + slack_utf8_count((const unsigned char *)l->text, tl) : 0);
+}
+
 size_t
 slack_links_line(struct util_buf *out, const struct slack_look *look, size_t cap)
 {
@@ -471,9 +485,7 @@ slack_links_line(struct util_buf *out, const struct slack_look *look, size_t cap
 	for (size_t i = 0; look != NULL && i < look->nlinks; i++) {
 		const struct slack_link *l = &look->links[i];
 		size_t ul = strlen(l->url), tl = strlen(l->text);
-		/* "<" url ["|" text] ">", and the separator before all but the first */
-		size_t c = template_chars(l->url, ul) + 2 + (tl ? 1 + template_chars(l->text, tl) : 0);
-		size_t add = c + (chars ? 3 : 0);
+		size_t add = slack_link_chars(l) + (chars ? 3 : 0);
 		if (chars + add > cap)
 			break;
 		if (out != NULL) {

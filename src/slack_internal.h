@@ -106,6 +106,9 @@ int slack_item_title(struct util_buf *out, const struct slack_item *it);
 size_t slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget,
     size_t *rest);
 
+/* The characters of a link as placed, "<url|text>" or "<url>". */
+size_t slack_link_chars(const struct slack_link *l);
+
 /*
  * The links line of a look into out (may be NULL): "<url|text> · …" in
  * order, as many as fit in cap characters. Returns its characters (0: none).
