@@ -146,7 +146,7 @@ slack_text(struct util_buf *out, const char *str, size_t n, size_t limit,
 	}
 	if (out != NULL && i > run)
 		util_buf_append(out, str + run, i - run);
-	if (i < n) {
+	if (i < n && cut != SLACK_CUT_SILENT) {
 		if (cut == SLACK_CUT_COUNT) {
 			chars += template_marker(out, slack_utf8_count(s + i, n - i));
 		} else {
@@ -416,7 +416,8 @@ slack_max_text(const struct conf_provider *p)
 }
 
 size_t
-slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget)
+slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget,
+    size_t *rest)
 {
 	const char *t = it->look != NULL ? it->look->text : NULL;
 	if (t == NULL) {
@@ -425,9 +426,14 @@ slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget
 		 * lets it say the same. */
 		struct slack_parts k;
 		slack_parts(it, &k);
+		size_t bl = strlen(k.body);
 		size_t n = slack_text(out, k.lead.data ? k.lead.data : "", k.lead.len, SIZE_MAX,
 		    SLACK_CUT_NONE, 1);
-		n += slack_text(out, k.body, strlen(k.body), budget, SLACK_CUT_COUNT, 1);
+		n += slack_text(out, k.body, bl, budget, rest ? SLACK_CUT_SILENT : SLACK_CUT_COUNT, 1);
+		if (rest != NULL) {
+			size_t all = slack_utf8_count((const unsigned char *)k.body, bl);
+			*rest = all > budget ? all - budget : 0;
+		}
 		slack_parts_free(&k);
 		return n;
 	}
@@ -439,7 +445,14 @@ slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget
 	size_t len = strlen(t), chars = template_chars(t, len);
 	if (it->look->text_chars > chars)
 		chars = it->look->text_chars;
-	return template_cut_counted(out, t, len, budget, chars);
+	if (rest == NULL)
+		return template_cut_counted(out, t, len, budget, chars);
+	size_t fit = chars > budget ? template_fit(t, len, budget) : len;
+	size_t kept = template_chars(t, fit);
+	if (out != NULL)
+		util_buf_append(out, t, fit);
+	*rest = chars - kept;
+	return kept;
 }
 
 size_t
@@ -447,6 +460,20 @@ slack_links_cap(size_t n)
 {
 	size_t share = SLACK_MAX_TOTAL_TEXT / 2 / (n ? n : 1);
 	return share < SLACK_MAX_LINKS_LINE ? share : SLACK_MAX_LINKS_LINE;
+}
+
+/*
+ * Counted as sent, as slack_text counts (an entity is 4 or 5), so the Block
+ * Kit element that holds the line never has to cut a link.
+ */
+size_t
+slack_link_chars(const struct slack_link *l)
+{
+	size_t tl = strlen(l->text);
+
+	/* "<" url ["|" text] ">" */
+	return slack_utf8_count((const unsigned char *)l->url, strlen(l->url)) + 2 +
+	    (tl ? 1 + slack_utf8_count((const unsigned char *)l->text, tl) : 0);
 }
 
 size_t
@@ -458,9 +485,7 @@ slack_links_line(struct util_buf *out, const struct slack_look *look, size_t cap
 	for (size_t i = 0; look != NULL && i < look->nlinks; i++) {
 		const struct slack_link *l = &look->links[i];
 		size_t ul = strlen(l->url), tl = strlen(l->text);
-		/* "<" url ["|" text] ">", and the separator before all but the first */
-		size_t c = template_chars(l->url, ul) + 2 + (tl ? 1 + template_chars(l->text, tl) : 0);
-		size_t add = c + (chars ? 3 : 0);
+		size_t add = slack_link_chars(l) + (chars ? 3 : 0);
 		if (chars + add > cap)
 			break;
 		if (out != NULL) {
@@ -531,42 +556,61 @@ slack_mentions(struct util_buf *out, const struct slack_item *items, size_t n)
 }
 
 /* Characters of all rendered attachment texts when each shows budget characters. */
-static size_t
-slack_total_text(const struct slack_item *items, size_t n, size_t budget)
-{
-	size_t total = 0, cap = slack_links_cap(n);
+struct slack_total {
+	const struct slack_item *items;
+	size_t n;
+};
 
-	for (size_t i = 0; i < n; i++) {
-		size_t links = slack_links_line(NULL, items[i].look, cap);
-		total += slack_item_text(NULL, &items[i], budget) + (links ? links + 1 : 0);
+static size_t
+slack_total_text(const void *ctx, size_t budget)
+{
+	const struct slack_total *t = ctx;
+	size_t total = 0, cap = slack_links_cap(t->n);
+
+	for (size_t i = 0; i < t->n; i++) {
+		size_t links = slack_links_line(NULL, t->items[i].look, cap);
+		total += slack_item_text(NULL, &t->items[i], budget, NULL) + (links ? links + 1 : 0);
 	}
 	return total;
 }
 
 /*
- * The per-attachment text budget (characters of the raw message): max_text,
- * or less when the rendered texts of all items would exceed
- * SLACK_MAX_TOTAL_TEXT. The rendered length is not monotone in the budget (a
- * message that stops being cut loses its marker), so the binary search keeps
+ * slack_internal.h. The rendered length is not monotone in the budget (a
+ * text that stops being cut loses its marker), so the binary search keeps
  * only "lo fits, hi does not" as its invariant and may settle slightly below
- * the best budget; 0 always fits, since with at most SLACK_MAX_ATTACHMENTS
- * items every text is then a marker of under 50 characters.
+ * the best budget.
  */
-static size_t
-slack_budget(const struct slack_item *items, size_t n, size_t max_text)
+size_t
+slack_fit_budget(size_t (*chars)(const void *ctx, size_t budget), const void *ctx,
+    size_t max, size_t cap)
 {
-	size_t lo = 0, hi = max_text;
+	size_t lo = 0, hi = max;
 
-	if (slack_total_text(items, n, max_text) <= SLACK_MAX_TOTAL_TEXT)
-		return max_text;
+	if (chars(ctx, max) <= cap)
+		return max;
 	while (hi - lo > 1) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (slack_total_text(items, n, mid) <= SLACK_MAX_TOTAL_TEXT)
+		if (chars(ctx, mid) <= cap)
 			lo = mid;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+/*
+ * The per-attachment text budget (characters of the raw message): max_text,
+ * or less when the rendered texts of all items would exceed
+ * SLACK_MAX_TOTAL_TEXT; 0 always fits, since with at most
+ * SLACK_MAX_ATTACHMENTS items every text is then a marker of under 50
+ * characters.
+ */
+static size_t
+slack_budget(const struct slack_item *items, size_t n, size_t max_text)
+{
+	struct slack_total t = { items, n };
+
+	return slack_fit_budget(slack_total_text, &t, max_text, SLACK_MAX_TOTAL_TEXT);
 }
 
 /* A struct slack_field is one candidate: rank orders precedence, seq breaks
@@ -734,49 +778,47 @@ slack_author(struct util_buf *out, const struct event *ev)
 	util_buf_free(&raw);
 }
 
-void
-slack_fallback(struct util_buf *out, const struct event *ev, size_t budget)
-{
-	const char *msg = ev->message ? ev->message : "";
-	size_t line = strcspn(msg, "\n");
-
-	if (line > 0 && msg[line - 1] == '\r')
-		line--;
-	slack_author(out, ev);
-	util_buf_puts(out, ": ");
-	slack_text(out, msg, line, budget, SLACK_CUT_ELLIPSIS, 1);
-}
-
 /*
  * The fallback of an item with parts k: "<author>: <first line>", the line
- * bounded like the text; a kind's lead is its first line (it says what
- * happened: "Failing since …", "Recovered after …").
+ * cut at budget characters (before escaping) with the cut's marker; a
+ * kind's lead is its first line (it says what happened: "Failing since …",
+ * "Recovered after …"), never cut. Returns its characters as slack_text
+ * counts them; out may be NULL.
  */
-static void
+static size_t
 slack_item_fallback_parts(struct util_buf *out, const struct slack_item *it,
-    const struct slack_parts *k, size_t budget)
+    const struct slack_parts *k, size_t budget, enum slack_cut cut)
 {
+	struct util_buf author = { 0 };
+	const char *line = it->ev->message ? it->ev->message : "";
+	size_t n, chars;
+
 	if (k->lead.len > 0) {
-		const char *lead = k->lead.data;
-		size_t line = strcspn(lead, "\n");
-		if (line > 0 && lead[line - 1] == '\r')
-			line--;
-		slack_author(out, it->ev);
-		util_buf_puts(out, ": ");
-		slack_text(out, lead, line, SIZE_MAX, SLACK_CUT_ELLIPSIS, 1);
-	} else {
-		slack_fallback(out, it->ev, budget);
+		line = k->lead.data;
+		budget = SIZE_MAX;
 	}
+	n = strcspn(line, "\n");
+	if (n > 0 && line[n - 1] == '\r')
+		n--;
+	slack_author(&author, it->ev);
+	util_buf_puts(&author, ": ");
+	chars = slack_utf8_count((const unsigned char *)author.data, author.len);
+	if (out != NULL)
+		util_buf_append(out, author.data, author.len);
+	util_buf_free(&author);
+	return chars + slack_text(out, line, n, budget, cut, 1);
 }
 
 /* slack_internal.h */
-void
-slack_item_fallback(struct util_buf *out, const struct slack_item *it, size_t budget)
+size_t
+slack_item_fallback(struct util_buf *out, const struct slack_item *it, size_t budget,
+    enum slack_cut cut)
 {
 	struct slack_parts k;
 	slack_parts(it, &k);
-	slack_item_fallback_parts(out, it, &k, budget);
+	size_t chars = slack_item_fallback_parts(out, it, &k, budget, cut);
 	slack_parts_free(&k);
+	return chars;
 }
 
 /*
@@ -811,7 +853,7 @@ slack_attachment(const struct slack_item *it, size_t budget, size_t links_cap)
 	}
 
 	/* the text, then the links on a line of their own */
-	slack_item_text(&b, it, budget);
+	slack_item_text(&b, it, budget, NULL);
 	size_t mark = b.len;
 	if (b.len > 0)
 		util_buf_puts(&b, "\n");
@@ -819,7 +861,7 @@ slack_attachment(const struct slack_item *it, size_t budget, size_t links_cap)
 		b.len = mark;
 	rc |= slack_set(a, "text", slack_buf_json(&b));
 
-	slack_item_fallback_parts(&b, it, &k, budget);
+	slack_item_fallback_parts(&b, it, &k, budget, SLACK_CUT_ELLIPSIS);
 	util_buf_free(&author);
 	slack_parts_free(&k);
 	rc |= slack_set(a, "fallback", slack_buf_json(&b));
@@ -1103,11 +1145,15 @@ slack_render_count_string(const char *channel_id, const char *ts, long failures,
 	rc |= slack_set(root, "channel", slack_json_text(channel_id, 0));
 	rc |= slack_set(root, "ts", slack_json_text(ts, 0));
 	if (blocks != NULL) {
-		/* The notification text of the parent, the count after it. */
+		/* The notification text of the parent, the count after it: the
+		 * parent's leaves room for it (SLACK_BLOCKS_MAX_TOP), unless an
+		 * older version rendered it; Slack refuses more than 40,000. */
 		const char *text = json_string_value(json_object_get(posted, "text"));
 		struct util_buf t = { 0 };
 		if (slack_nonempty(text)) {
 			util_buf_puts(&t, text);
+			slack_blocks_cut(&t, SLACK_MAX_TOTAL_TEXT - 1 -
+			    slack_utf8_count((const unsigned char *)b.data, b.len));
 			util_buf_puts(&t, "\n");
 		}
 		util_buf_append(&t, b.data, b.len);

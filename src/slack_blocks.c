@@ -28,7 +28,10 @@
  * fallback for one event ("author: first line", or the first line of what
  * a reminder or recovery says: "author: Recovered after 7s (4 failures)."),
  * "N events" for several,
- * after the mentions of the error events (SPEC §13); unfurl_links and
+ * after the mentions of the error events (SPEC §13), at most
+ * SLACK_BLOCKS_MAX_TOP characters as sent (Slack refuses a text over
+ * 40,000: msg_too_long), the line cut with "… (N more characters)"
+ * where it would exceed them or max_text; unfurl_links and
  * unfurl_media are false, so a commit link does not unfurl into a preview.
  * No header block: it cannot carry links or mrkdwn.
  *
@@ -251,10 +254,16 @@ static int
 slack_blocks_message(json_t *blocks, const struct slack_item *it, size_t max_text)
 {
 	struct util_buf text = { 0 };
+	size_t rest, end;
 	bool code;
 	int rc = 0;
 
-	slack_item_text(&text, it, max_text);
+	/* the message, then its marker when max_text cut it: the marker of a
+	 * last section that cuts it again counts both cuts */
+	slack_item_text(&text, it, max_text, &rest);
+	end = text.len;
+	if (rest > 0)
+		template_marker(&text, rest);
 	code = (it->look == NULL || it->look->text == NULL) && it->ev->message != NULL &&
 	    strchr(it->ev->message, '\n') != NULL;
 	size_t room = SLACK_BLOCKS_MAX_TEXT - (code ? 2 * strlen(slack_blocks_fence) : 0);
@@ -269,12 +278,17 @@ slack_blocks_message(json_t *blocks, const struct slack_item *it, size_t max_tex
 			if (nl != NULL && (size_t)(nl - s) + 1 >= cut / 2)
 				cut = (size_t)(nl - s) + 1;
 		}
+		/* the marker stays whole, in the section after the message's end,
+		 * or replaced by the last section's, which says it all */
+		size_t left = (size_t)(text.data + end - s);
+		if (cut < n && cut > left && left > 0)
+			cut = left;
 		struct util_buf b = { 0 };
 		if (code)
 			util_buf_puts(&b, slack_blocks_fence);
 		util_buf_append(&b, s, cut);
 		if (last && cut < n)
-			template_marker(&b, template_chars(s + cut, n - cut));
+			template_marker(&b, template_chars(s + cut, left - cut) + rest);
 		if (code)
 			util_buf_puts(&b, slack_blocks_fence);
 		rc = slack_blocks_section(blocks, &b);
@@ -412,7 +426,42 @@ slack_blocks_item(const struct slack_item *it, size_t max_text)
 	return blocks;
 }
 
-/* Top-level text: the mentions, then the fallback of one event or "N events". */
+/* slack_blocks.h */
+void
+slack_blocks_cut(struct util_buf *b, size_t max)
+{
+	if (slack_blocks_cps(b->data, b->len) <= max)
+		return;
+	/* the marker of all b holds is at least as long as the one it gets */
+	size_t cps, room = max - template_marker(NULL, template_chars(b->data, b->len));
+	size_t cut = slack_blocks_prefix(b->data, b->len, room, &cps);
+	size_t rest = template_chars(b->data + cut, b->len - cut);
+	b->len = cut;
+	b->data[cut] = '\0';
+	template_marker(b, rest);
+}
+
+/* The characters of the top-level text of one item when its fallback shows budget. */
+struct slack_blocks_top {
+	const struct slack_item *it;
+	size_t head;                   /* the mentions before it */
+};
+
+static size_t
+slack_blocks_top_chars(const void *ctx, size_t budget)
+{
+	const struct slack_blocks_top *t = ctx;
+
+	return t->head + slack_item_fallback(NULL, t->it, budget, SLACK_CUT_COUNT);
+}
+
+/*
+ * Top-level text: the mentions, then the fallback of one event or "N events",
+ * at most SLACK_BLOCKS_MAX_TOP characters as sent, as Slack counts them
+ * (max_text counts before escaping: an escaped line may be 5 times longer).
+ * The fallback's line takes what the mentions leave, cut with "… (N more
+ * characters)"; only mentions beyond all reason are cut themselves.
+ */
 static json_t *
 slack_blocks_text(const struct slack_item *items, size_t n, size_t max_text)
 {
@@ -420,10 +469,15 @@ slack_blocks_text(const struct slack_item *items, size_t n, size_t max_text)
 
 	if (slack_mentions(&b, items, n))
 		util_buf_puts(&b, " ");
-	if (n > 1)
+	if (n > 1) {
 		util_buf_printf(&b, "%zu events", n);
-	else
-		slack_item_fallback(&b, &items[0], max_text);
+	} else {
+		struct slack_blocks_top t = { &items[0], slack_blocks_cps(b.data, b.len) };
+		size_t budget = slack_fit_budget(slack_blocks_top_chars, &t, max_text,
+		    SLACK_BLOCKS_MAX_TOP);
+		slack_item_fallback(&b, &items[0], budget, SLACK_CUT_COUNT);
+	}
+	slack_blocks_cut(&b, SLACK_BLOCKS_MAX_TOP);
 	return slack_buf_json(&b);
 }
 

@@ -12,6 +12,7 @@
 
 #include "conf.h"
 #include "slack.h"
+#include "util.h"
 
 /* Slack's limits for one message (Block Kit reference), in characters. */
 #define SLACK_BLOCKS_MAX 50            /* blocks in one message */
@@ -19,6 +20,22 @@
 #define SLACK_BLOCKS_MAX_FIELDS 10     /* fields in one section */
 #define SLACK_BLOCKS_MAX_FIELD 2000    /* one field's text */
 #define SLACK_BLOCKS_MAX_CONTEXT 10    /* elements in one context block */
+
+/*
+ * The top-level text's characters as sent: Slack's 40,000, less room for the
+ * line of a live count (slack_render_count_string), which a chat.update of
+ * a parent adds after its text.
+ */
+#define SLACK_BLOCKS_MAX_TOP (40000 - 64)
+
+/*
+ * Cut the text in b (rendered: escaped, with links and mentions) to at most
+ * max code points as sent, with "… (N more characters)" (N as
+ * template_chars counts what was cut), never inside a UTF-8 sequence, an
+ * entity or a <…> link or mention; unchanged when it fits. max must leave
+ * room for the marker (at least 40).
+ */
+void slack_blocks_cut(struct util_buf *b, size_t max);
 
 /*
  * The payload (new reference) of the first *used items of items[0..n) that

@@ -21,6 +21,7 @@ enum slack_cut {
 	SLACK_CUT_NONE,      /* never truncated (limit ignored) */
 	SLACK_CUT_COUNT,     /* template_marker(): "… (N more characters)" */
 	SLACK_CUT_ELLIPSIS,  /* "…" */
+	SLACK_CUT_SILENT,    /* no marker: the caller adds one */
 };
 
 /*
@@ -60,15 +61,27 @@ size_t slack_max_text(const struct conf_provider *p);
 /* author into out: lowercase(kind)/name[.namespace], bounded, escaped. */
 void slack_author(struct util_buf *out, const struct event *ev);
 
-/* "<author>: <first line of the message>", the line bounded to budget characters. */
-void slack_fallback(struct util_buf *out, const struct event *ev, size_t budget);
 /*
- * An item's fallback as its attachment has it (SPEC §9): slack_fallback's,
- * except that a message kind with a lead (reminder: "Failing since …",
- * recovered: "Recovered after …") shows the lead's first line instead of
- * the message's. Block Kit's top-level text of one item is the same.
+ * An item's fallback (SPEC §9) into out (may be NULL): "<author>: <first
+ * line of the message>", the line cut at budget characters (before
+ * escaping) with the cut's marker (attachments: "…"), except that a message
+ * kind with a lead (reminder: "Failing since …", recovered: "Recovered
+ * after …") shows the lead's first line instead, never cut. Block Kit's
+ * top-level text of one item is the same, cut with "… (N more characters)".
+ * Returns its characters as slack_text counts them.
  */
-void slack_item_fallback(struct util_buf *out, const struct slack_item *it, size_t budget);
+size_t slack_item_fallback(struct util_buf *out, const struct slack_item *it, size_t budget,
+    enum slack_cut cut);
+
+/*
+ * The largest budget <= max for which chars(ctx, budget), a text's
+ * characters when it shows budget characters of something, is at most cap;
+ * else 0, unchecked (the caller makes 0 fit). A text that stops being cut
+ * loses its marker, so chars need not be monotone: the result may be a
+ * little below the best.
+ */
+size_t slack_fit_budget(size_t (*chars)(const void *ctx, size_t budget), const void *ctx,
+    size_t max, size_t cap);
 
 /*
  * What an item's message kind (SPEC §12) decides: its colour ("danger",
@@ -85,10 +98,16 @@ int slack_item_title(struct util_buf *out, const struct slack_item *it);
  * lead ("Failing since …", "Recovered after …", never cut) and the event's
  * message (or a recovery's last error) escaped; cut to budget characters
  * with "… (N more characters)" (a look's text by template_cut_counted, N
- * counting from its text_chars).
+ * counting from its text_chars). When rest is not NULL, the marker is left
+ * out and *rest gets its N (0: nothing cut), for a caller that cuts the text
+ * again and says once how much is not shown.
  * Returns the characters it has (as slack_text counts them); out may be NULL.
  */
-size_t slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget);
+size_t slack_item_text(struct util_buf *out, const struct slack_item *it, size_t budget,
+    size_t *rest);
+
+/* The characters of a link as placed, "<url|text>" or "<url>". */
+size_t slack_link_chars(const struct slack_link *l);
 
 /*
  * The links line of a look into out (may be NULL): "<url|text> · …" in

@@ -58,15 +58,20 @@ slack_look_links(struct slack_look *l, const struct conf_alert *a,
 	l->links = util_calloc(a->nlinks, sizeof(*l->links));
 	for (size_t i = 0; i < a->nlinks; i++) {
 		char *url = template_render_string(a->links[i].url, d, 0);
-		size_t ul = strlen(url);
-		if (ul == 0 || template_chars(url, ul) > SLACK_LOOK_MAX_URL) {
+		if (url[0] == '\0') {
 			free(url);
 			continue;
 		}
-		struct slack_link *k = &l->links[l->nlinks++];
+		struct slack_link *k = &l->links[l->nlinks];
 		k->url = url;
 		k->text = a->links[i].text != NULL
 		    ? slack_look_name(a->links[i].text, d, SLACK_MAX_NAME) : util_strdup("");
+		if (slack_link_chars(k) > SLACK_MAX_LINKS_LINE) {
+			free(k->url);
+			free(k->text);
+			continue;
+		}
+		l->nlinks++;
 	}
 	if (l->nlinks == 0) {
 		free(l->links);

@@ -12,9 +12,6 @@
 #include "conf.h"
 #include "slack.h"
 
-/* A link whose URL renders longer than this is left out, like an empty one. */
-#define SLACK_LOOK_MAX_URL 2000
-
 /*
  * The look of item it (its event and alert extras; its look is ignored) in
  * a message of provider p, for the delivery of the alerts named in alerts
@@ -29,7 +26,10 @@
  * count of all it rendered (text_chars): the message cuts it to its budget,
  * max_text at most, with "… (N more characters)" counting all that was cut
  * (slack_render); a link
- * whose URL renders empty or longer than SLACK_LOOK_MAX_URL is left out.
+ * whose URL renders empty is left out, and so is one that takes more than
+ * SLACK_MAX_LINKS_LINE characters as placed, "<url|text>" with its
+ * entities (slack_link_chars): Slack takes at most 3,000 in the Block Kit
+ * text that shows the links, and a link cut to fit would be broken.
  * cluster is the sender's cluster (.cluster; NULL: empty).
  *
  * Returns a new look (free with slack_look_free) or NULL when none of the

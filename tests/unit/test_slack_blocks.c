@@ -576,6 +576,206 @@ START_TEST(test_text_and_mentions)
 END_TEST
 
 /*
+ * The "… (N more characters)" that s ends in: N, or -1 when s does not end
+ * in one. *at gets where the marker starts.
+ */
+static long
+t_marker_n(const char *s, const char **at)
+{
+	const char *m = NULL;
+	long n = -1;
+	int end = -1;
+
+	for (const char *p = strstr(s, "\xe2\x80\xa6 ("); p != NULL; p = strstr(p + 1, "\xe2\x80\xa6 ("))
+		m = p;
+	if (m == NULL || sscanf(m, "\xe2\x80\xa6 (%ld more characters)%n", &n, &end) != 1 ||
+	    end < 0 || m[end] != '\0')
+		return -1;
+	*at = m;
+	return n;
+}
+
+/* A message of n copies of c (caller frees). */
+static char *
+t_repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+	ck_assert_ptr_nonnull(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/*
+ * The top-level text as sent stays within Slack's 40,000 characters
+ * (msg_too_long otherwise: a dead letter), mention and escaping included,
+ * with max_text = 40000: a 39,990-character line and a mention gave 40,045;
+ * 39,000 '<' gave 156,020 (each is "&lt;" as sent). The line is cut there
+ * with "… (N more characters)", N counting all of the line not shown; the
+ * blocks keep their own limits.
+ */
+START_TEST(test_top_text_bound)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	struct slack_look look = { NULL, NULL, NULL, 0, "<!here>", 0 };
+	char *ascii = t_repeat('a', 39990), *lt = t_repeat('<', 39000);
+	struct event e1 = t_event(EVENT_ERROR, "R", ascii), e2 = t_event(EVENT_ERROR, "R", lt);
+	struct slack_incident opened = { .since = 1666941979.0, .failures = 1 };
+	struct slack_item items[] = {
+		{ .ev = &e1, .look = &look },
+		{ .ev = &e2, .look = &look },
+		{ .ev = &e2, .look = &look, .kind = SLACK_KIND_OPENED, .incident = &opened },
+	};
+	static const char *const unit[] = { "a", "&lt;", "&lt;" };
+	static const char head[] = "<!here> kustomization/webapp.apps: ";
+
+	p.max_text = 40000;
+	for (size_t i = 0; i < 3; i++) {
+		json_t *j = t_render(&p, &items[i], 1);
+		t_check_limits(j);
+		const char *text = json_string_value(json_object_get(j, "text")), *m = NULL;
+		ck_assert_uint_le(t_cps(text), SLACK_BLOCKS_MAX_TOP);
+		ck_assert_uint_gt(t_cps(text), SLACK_BLOCKS_MAX_TOP - 10);
+		ck_assert(strncmp(text, head, strlen(head)) == 0);
+		/* whole entities, then the marker */
+		const char *s = text + strlen(head);
+		size_t kept = 0, ul = strlen(unit[i]);
+		for (; strncmp(s, unit[i], ul) == 0; s += ul)
+			kept++;
+		long n = t_marker_n(s, &m);
+		ck_assert_msg(n >= 0 && m == s, "no marker after the line: %.80s", s);
+		ck_assert_uint_eq(kept + (size_t)n, strlen(items[i].ev->message));
+		json_decref(j);
+	}
+
+	/* coalesced: the mention once and "N events", as many events as fit */
+	size_t used = 0;
+	char *got = slack_render_fit(&p, NULL, items, 3, &used);
+	ck_assert_ptr_nonnull(got);
+	json_t *j = json_loads(got, 0, NULL);
+	free(got);
+	ck_assert_uint_eq(used, 2);
+	t_check_limits(j);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "text")), "<!here> 2 events");
+	json_decref(j);
+
+	/* mentions beyond all reason are cut too, never inside one */
+	struct util_buf many = { 0 };
+	for (int i = 0; i < 3200; i++)
+		util_buf_printf(&many, "%s<@U%08d>", i ? " " : "", i);
+	look.mention = many.data;
+	j = t_render(&p, &items[0], 1);
+	t_check_limits(j);
+	const char *text = json_string_value(json_object_get(j, "text")), *m = NULL;
+	ck_assert_uint_le(t_cps(text), SLACK_BLOCKS_MAX_TOP);
+	ck_assert_int_gt(t_marker_n(text, &m), 0);
+	size_t opened_at = 0, closed = 0;
+	for (const char *c = text; c < m; c++) {
+		opened_at += *c == '<';
+		closed += *c == '>';
+	}
+	ck_assert_uint_eq(opened_at, closed);
+	ck_assert(m[-1] == '>' || m[-1] == ' ');
+	json_decref(j);
+	util_buf_free(&many);
+	free(ascii);
+	free(lt);
+}
+END_TEST
+
+/*
+ * The message sections under the same inputs: the last of them says how
+ * much of the message is not shown, also when max_text cut it first.
+ */
+START_TEST(test_sections_marker_count)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	char *lt = t_repeat('<', 50000);
+	struct event ev = t_event(EVENT_ERROR, "R", lt);
+	struct slack_item it = { .ev = &ev };
+
+	p.max_text = 40000;
+	json_t *j = t_render(&p, &it, 1);
+	t_check_limits(j);
+	size_t shown = 0, i;
+	long n = -1;
+	json_t *b;
+	json_array_foreach(t_blocks(j), i, b) {
+		json_t *t = json_object_get(b, "text");
+		const char *s = json_string_value(json_object_get(t, "text")), *m = NULL;
+		if (i == 0 || s == NULL)
+			continue;
+		for (; strncmp(s, "&lt;", 4) == 0; s += 4)
+			shown++;
+		if (*s != '\0')
+			n = t_marker_n(s, &m);
+	}
+	ck_assert_uint_eq(json_array_size(t_blocks(j)), 22);
+	ck_assert_int_gt(n, 0);
+	ck_assert_uint_eq(shown + (size_t)n, 50000);
+	json_decref(j);
+	free(lt);
+}
+END_TEST
+
+/*
+ * A live count adds a line after the parent's text: the parent leaves room
+ * for it, and a text that does not (an older version's) is cut so the
+ * update stays within 40,000 characters.
+ */
+START_TEST(test_count_text_bound)
+{
+	struct conf_provider p = t_provider(CONF_PROVIDER_SLACK_BOT);
+	char *lt = t_repeat('<', 39000), *ascii = t_repeat('a', 39990);
+	struct event ev = t_event(EVENT_ERROR, "R", lt);
+	struct slack_look look = { NULL, NULL, NULL, 0, "<!here>", 0 };
+	struct slack_item it = { .ev = &ev, .look = &look };
+	const double t0 = 1666941979.0;
+	static const char count[] = "\n12 failures since 07:26 UTC";
+
+	p.max_text = 40000;
+	json_t *pj = t_render(&p, &it, 1);
+	char *parent = json_dumps(pj, 0);
+	char *got = slack_render_count_string("C0123ABCDEF", "1666941979.000100", 12, t0,
+	    t0 + 720, parent);
+	json_t *j = json_loads(got, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	char *want = util_printf("%s%s", json_string_value(json_object_get(pj, "text")), count);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "text")), want);
+	ck_assert_uint_le(t_cps(want), 40000);
+	free(want);
+	json_decref(j);
+	free(got);
+	free(parent);
+	json_decref(pj);
+
+	pj = json_pack("{s:s, s:[{s:s, s:{s:s, s:s}}]}", "text", ascii, "blocks", "type",
+	    "section", "text", "type", "mrkdwn", "text", "a");
+	parent = json_dumps(pj, 0);
+	got = slack_render_count_string("C0123ABCDEF", "1666941979.000100", 12, t0, t0 + 720,
+	    parent);
+	j = json_loads(got, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	const char *text = json_string_value(json_object_get(j, "text"));
+	ck_assert_uint_le(t_cps(text), 40000);
+	ck_assert_uint_gt(t_cps(text), 39990);
+	size_t tl = strlen(text), cl = strlen(count), kept = strspn(text, "a");
+	ck_assert(tl > cl && strcmp(text + tl - cl, count) == 0);
+	char *line = util_strndup(text + kept, tl - cl - kept), *m = NULL;
+	long n = t_marker_n(line, (const char **)&m);
+	ck_assert_msg(n >= 0 && m == line, "no marker: %s", line);
+	ck_assert_uint_eq(kept + (size_t)n, 39990);
+	free(line);
+	json_decref(j);
+	free(got);
+	free(parent);
+	json_decref(pj);
+	free(lt);
+	free(ascii);
+}
+END_TEST
+
+/*
  * Reminder and recovered (SPEC §12, §13): the top-level text, where Slack
  * notifies from, says what the kind says, as the attachments' fallback does
  * ("Failing since …", "Recovered after …"), not the event's first line.
@@ -821,6 +1021,9 @@ blocks_suite(void)
 	tcase_add_test(tc, test_context);
 	tcase_add_test(tc, test_context_cluster_field);
 	tcase_add_test(tc, test_text_and_mentions);
+	tcase_add_test(tc, test_top_text_bound);
+	tcase_add_test(tc, test_sections_marker_count);
+	tcase_add_test(tc, test_count_text_bound);
 	tcase_add_test(tc, test_golden_kinds);
 	tcase_add_test(tc, test_count_blocks);
 	tcase_add_test(tc, test_fifty_blocks);
