@@ -1666,7 +1666,7 @@ deliver_thread_delivered(struct deliver *d, struct deliver_target *t,
 		/* The thread stays the object's: a notify = "events" alert on it
 		 * goes on replying there within thread_ttl (SPEC §12); the next
 		 * incident opens a new parent. */
-		deliver_record_thread_touch(d->rec, t->provider, t->channel, key, now_w, -1);
+		deliver_record_thread_touch(d->rec, t->provider, t->channel, key, now_w, now_w);
 		break;
 	case DELIVER_STEP_TOP:
 		deliver_record_thread_drop(d->rec, t->provider, t->channel, key);
