@@ -1230,7 +1230,8 @@ deliver_thread_incident(struct deliver *d, const struct deliver_target *t, const
 		goto out;
 	for (size_t i = 0; i < d->conf->nalerts; i++) {
 		const struct conf_alert *a = &d->conf->alerts[i];
-		if (a->notify != CONF_NOTIFY_CHANGES || (skip != NULL && deliver_row_names(skip, a->name)))
+		if (a->notify != CONF_NOTIFY_CHANGES ||
+		    (skip != NULL && deliver_row_names(skip, a->name)))
 			continue;
 		bool ours = false;
 		for (size_t k = 0; k < a->nproviders && !ours; k++) {
