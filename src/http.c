@@ -157,6 +157,11 @@ struct http_req {
 	 * HTTP_CLIENT_NONE (no client: the top-level credentials or none), or
 	 * HTTP_CLIENT_BY_SIGNATURE while its X-Signature is to decide. */
 	long client;
+	/* With HTTP_CLIENT_BY_SIGNATURE: what the bearer token check found
+	 * (AUTH_MISSING: none sent; AUTH_INVALID: one no client has), and
+	 * whether any token is configured (a refusal then challenges Bearer). */
+	enum auth_result token_result;
+	bool token_possible;
 	struct event *ev;              /* kept until answered, for the "accepted" line */
 	struct rules_result match;
 	struct queue_item *items;
@@ -640,16 +645,21 @@ http_process_event(struct http_req *r)
 {
 	const struct conf *c = r->snap->conf;
 	{
+		bool by_signature = r->client == HTTP_CLIENT_BY_SIGNATURE;
 		enum auth_result a = http_authenticate_body(r, c);
 		if (a != AUTH_OK) {
 			char msg[64];
 			if (a == AUTH_TOO_MANY)
 				snprintf(msg, sizeof(msg), "more than %d signatures", AUTH_MAX_SIGNATURES);
+			else if (a == AUTH_MISSING && by_signature && r->token_result == AUTH_INVALID)
+				snprintf(msg, sizeof(msg), "invalid bearer token");   /* no signature to try */
 			else
 				snprintf(msg, sizeof(msg), "%s", a == AUTH_MISSING ? "missing signature" :
 				    "invalid signature");
 			http_reject(r, msg, NULL);
-			return http_error(r, MHD_HTTP_UNAUTHORIZED, msg, NULL, NULL);
+			/* No token verified, and one could have (SPEC §4: Bearer for tokens). */
+			return http_error(r, MHD_HTTP_UNAUTHORIZED, msg, NULL,
+			    by_signature && r->token_possible ? http_www_bearer : NULL);
 		}
 	}
 	char err[512], field[256];
@@ -868,6 +878,10 @@ http_authenticate_headers(struct http_req *r, const struct conf *c)
 	}
 	if (by_signature) {
 		r->client = HTTP_CLIENT_BY_SIGNATURE;
+		r->token_result = a;
+		r->token_possible = c->auth.token != NULL;
+		for (size_t i = 0; i < c->auth.nclients && !r->token_possible; i++)
+			r->token_possible = c->auth.clients[i].token != NULL;
 		return AUTH_OK;
 	}
 	return a;

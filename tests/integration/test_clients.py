@@ -181,8 +181,17 @@ alerts = (
         ]
         for what, kw in cases:
             with self.subTest(what):
-                status, _, doc = self.post(body, **kw)
+                status, hdrs, doc = self.post(body, **kw)
                 self.assertEqual(status, 401, doc)
+                # Tokens are one way in here: a refusal challenges Bearer
+                # (SPEC §4) unless the token verified and the signature failed.
+                want = None if kw.get("token") == BOTH_TOKEN else "Bearer"
+                self.assertEqual(hdrs.get("www-authenticate"), want, (what, doc))
+        # A token no client has, and no signature: said so, not "missing signature".
+        status, _, doc = self.post(body, token="not-a-token")
+        self.assertEqual(doc, {"error": "invalid bearer token"})
+        status, _, doc = self.post(body)
+        self.assertEqual(doc, {"error": "missing signature"})
         self.accepted(event("both-ok", "both credentials"), token=BOTH_TOKEN, key=BOTH_KEY)
         self.assertEqual(self.attachment_of("both credentials")["fields"][0]["value"], "both")
 
