@@ -672,12 +672,10 @@ http_process_event(struct http_req *r)
 	ev->cluster = http_cluster(r);   /* lives as long as r->snap */
 	size_t n = rules_match(r->snap->rules, ev, &r->match);
 	bool ignored = n == 0 && r->match.nchanges == 0;
-	/* Its headers came before SIGTERM, its body after: refused, stored or not. */
-	if (!atomic_load(&r->h->ready)) {
-		event_free(ev);
-		http_count(r, METRICS_EVENT_REJECTED);
-		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL);
-	}
+	/* A request in flight at SIGTERM (headers before it, body after) is
+	 * finished like any other (SPEC §8): shutdown waits for it
+	 * (http_drain) with the writer running, and a writer already stopped
+	 * answers it 503 (QUEUE_RESULT_SHUTDOWN). */
 	/* An ignored event is never seen by the writer, yet refused under the
 	 * conditions that refuse stored events and make /readyz 503 (SPEC §4):
 	 * a client must not hear "ignored" from a daemon that could not have

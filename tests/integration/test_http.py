@@ -679,14 +679,16 @@ class ShutdownTest(unittest.TestCase):
             d.stop()
             d.cleanup()
 
-    def test_body_after_sigterm_is_refused_stored_or_not(self):
+    def test_request_in_flight_at_sigterm_is_finished(self):
+        """SPEC §8: shutdown finishes requests in flight: one whose headers came
+        before SIGTERM and body after is accepted and stored, not refused."""
         matched = EVENT.encode() if isinstance(EVENT, str) else EVENT
         status, doc, lines = self.body_after_sigterm(CONSOLE, matched)
-        self.assertEqual((status, doc.get("error")), (503, "shutting down"))
-        self.assertFalse([l for l in lines if 'msg="event accepted"' in l], lines)
+        self.assertEqual((status, doc.get("status")), (202, "accepted"), doc)
+        self.assertTrue([l for l in lines if 'msg="event accepted"' in l], lines)
         ignored = CONSOLE.replace('kind = "*"', 'kind = "NoSuchKind"')
         status, doc, _ = self.body_after_sigterm(ignored, matched)
-        self.assertEqual((status, doc.get("error")), (503, "shutting down"))
+        self.assertEqual((status, doc), (202, {"status": "ignored"}))
 
     def test_sigterm_exits_zero(self):
         d = frtest.Daemon(CONSOLE)
