@@ -89,7 +89,8 @@ fuzz_event_diff_same(const char *what, const struct event *a, const struct event
 		fuzz_event_diff_fail(what, "severity");
 	if (!fuzz_event_diff_streq(a->severity_text, b->severity_text))
 		fuzz_event_diff_fail(what, "severity_text");
-	if (a->has_timestamp != b->has_timestamp || a->timestamp != b->timestamp)
+	if (a->has_timestamp != b->has_timestamp || a->timestamp != b->timestamp ||
+	    !fuzz_event_diff_streq(a->timestamp_text, b->timestamp_text))
 		fuzz_event_diff_fail(what, "timestamp");
 	if (a->nmeta != b->nmeta || (a->meta == NULL) != (b->meta == NULL))
 		fuzz_event_diff_fail(what, "number of metadata entries");

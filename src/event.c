@@ -468,8 +468,9 @@ event_build(const struct event_values *vals, const struct event_mtmp *mt, size_t
 
 	total = sizeof(*ev) + nmeta * sizeof(struct event_kv);
 	for (size_t i = 0; i < event_nfields; i++)
-		if (event_fields[i].type == EVENT_FIELD_STRING &&
-		    (vals->str[i].p != NULL || event_fields[i].empty_if_absent))
+		if ((event_fields[i].type == EVENT_FIELD_STRING &&
+		    (vals->str[i].p != NULL || event_fields[i].empty_if_absent)) ||
+		    (event_fields[i].type == EVENT_FIELD_TIMESTAMP && vals->has_ts))
 			total += vals->str[i].n + 1;
 	for (size_t i = 0; i < nmeta; i++)
 		total += strlen(mt[i].key) + 1 + mt[i].vlen + 1;
@@ -485,6 +486,8 @@ event_build(const struct event_values *vals, const struct event_mtmp *mt, size_t
 		if (f->type == EVENT_FIELD_SEVERITY)
 			ev->severity_text = v->n == 4 && memcmp(v->p, "warn", 4) == 0 ? "warn" :
 			    event_severity_name(vals->severity);
+		if (f->type == EVENT_FIELD_TIMESTAMP)
+			ev->timestamp_text = vals->has_ts ? event_put(&cur, v->p, v->n) : NULL;
 		if (f->type != EVENT_FIELD_STRING)
 			continue;
 		*(char **)(void *)((char *)ev + f->offset) =

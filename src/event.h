@@ -46,6 +46,9 @@ struct event {
 	char *reason;               /* "" when absent */
 	bool has_timestamp;
 	time_t timestamp;           /* valid when has_timestamp */
+	/* The timestamp as received (templates' .timestamp), valid RFC 3339;
+	 * NULL without one, or in an event not built by event_parse. */
+	char *timestamp_text;
 	char *reporting_controller; /* "" when absent */
 	char *reporting_instance;   /* "" when absent */
 	struct event_kv *meta;      /* normalized, sorted by key, unique keys */

@@ -24,7 +24,7 @@
  * Data (dot at the top, and $): as Flux's event JSON names it.
  *   .involvedObject.kind .name .namespace .apiVersion .uid
  *   .severity .reason .message (as received: "warn" stays "warn")
- *   .timestamp (RFC 3339 UTC, "" when none)
+ *   .timestamp (RFC 3339 as received, "" when none)
  *   .reportingController .reportingInstance .cluster .alert
  *   .metadata.KEY, index .metadata "KEY": the event's normalized metadata (SPEC §5;
  *     token, checksum and digest are hidden; the alert's metadata and summary are
@@ -2379,6 +2379,8 @@ tp_rev(struct tp_run *r)
 static struct tp_value
 tp_timestamp(struct tp_run *r)
 {
+	if (r->ev->has_timestamp && r->ev->timestamp_text != NULL)   /* as received */
+		return tp_strv(r->ev->timestamp_text, strlen(r->ev->timestamp_text));
 	if (!r->ts_done) {
 		struct tm tm;
 		r->ts_done = true;

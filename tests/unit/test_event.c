@@ -130,6 +130,8 @@ check_same(const char *what, const struct event *a, const struct event *b)
 	ck_assert_msg(a->severity == b->severity, "%s: severity", what);
 	ck_assert_msg(a->has_timestamp == b->has_timestamp, "%s: has_timestamp", what);
 	ck_assert_msg(a->timestamp == b->timestamp, "%s: timestamp", what);
+	snprintf(tag, sizeof(tag), "%s: timestamp_text", what);
+	check_str(tag, a->timestamp_text, b->timestamp_text);
 	ck_assert_msg(a->nmeta == b->nmeta, "%s: %zu metadata entries, want %zu", what,
 	    a->nmeta, b->nmeta);
 	ck_assert_msg((a->meta == NULL) == (b->meta == NULL), "%s: meta pointer", what);
@@ -566,6 +568,7 @@ START_TEST(test_event_timestamp_ok)
 	ck_assert(ev->has_timestamp);
 	ck_assert_msg((long long)ev->timestamp == ts_cases[_i].want, "%s: got %lld want %lld",
 	    ts_cases[_i].ts, (long long)ev->timestamp, ts_cases[_i].want);
+	ck_assert_str_eq(ev->timestamp_text, ts_cases[_i].ts);   /* as received */
 	event_free(ev);
 }
 END_TEST
@@ -575,6 +578,7 @@ START_TEST(test_event_optional_absent)
 	struct event *ev = parse_ok("{" BASE ",\"timestamp\":null}");
 
 	ck_assert(!ev->has_timestamp);
+	ck_assert_ptr_null(ev->timestamp_text);
 	ck_assert_ptr_null(ev->namespace);
 	ck_assert_ptr_null(ev->api_version);
 	ck_assert_ptr_null(ev->uid);

@@ -810,6 +810,45 @@ START_TEST(test_template_hidden_and_raw_data)
 END_TEST
 
 /*
+ * .timestamp is the timestamp as received (SPEC §13): an offset and a
+ * fraction stay; a hand-built event shows its time in UTC.
+ */
+START_TEST(test_template_timestamp_as_received)
+{
+	static const char *const cases[] = {
+		"2024-05-14T09:12:03.123+02:00", "2022-10-28T07:26:19Z", "2022-10-28t07:26:19z",
+	};
+	struct template_data d;
+	char *got;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *json = util_printf("{\"involvedObject\":{\"kind\":\"K\",\"name\":\"n\"},"
+		    "\"severity\":\"info\",\"message\":\"m\",\"timestamp\":\"%s\"}", cases[i]);
+		struct event *ev = t_parse(json);
+		memset(&d, 0, sizeof(d));
+		d.ev = ev;
+		got = t_render("{{ .timestamp }}", 0, &d, 0);
+		ck_assert_str_eq(got, cases[i]);
+		free(got);
+		event_free(ev);
+		free(json);
+	}
+
+	struct event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = "K";
+	ev.name = "n";
+	ev.has_timestamp = true;
+	ev.timestamp = 1715670723;
+	memset(&d, 0, sizeof(d));
+	d.ev = &ev;
+	got = t_render("{{ .timestamp }}", 0, &d, 0);
+	ck_assert_str_eq(got, "2024-05-14T07:12:03Z");
+	free(got);
+}
+END_TEST
+
+/*
  * .severity is the event's severity as received: "warn" (an alias matching
  * takes as warning) stays "warn", also when the body escapes it; the other
  * names are themselves. A hand-built event shows its level's name.
@@ -930,6 +969,7 @@ template_suite(void)
 	    sizeof(t_revisions) / sizeof(t_revisions[0]));
 	tcase_add_test(tc, test_template_hidden_and_raw_data);
 	tcase_add_test(tc, test_template_severity_as_received);
+	tcase_add_test(tc, test_template_timestamp_as_received);
 	tcase_add_test(tc, test_template_threads);
 	suite_add_tcase(s, tc);
 	return s;
