@@ -2611,6 +2611,14 @@ conf_read(config_t *cfg, const char *path, const char *text, size_t len, char **
 		rc = CONFIG_FALSE;
 	} else if (whole) {
 		rc = config_read_string(cfg, fixed != NULL ? fixed : text);
+	} else if (text != NULL) {
+		/* Not a text file; said from the text read, as a pipe has no more. */
+		const char *nul = memchr(text, '\0', len);
+		unsigned line = 1;
+		for (const char *p = text; p < nul; p++)
+			line += *p == '\n';
+		*problem = util_printf("%s:%u: syntax error: NUL byte\n", path, line);
+		rc = CONFIG_FALSE;
 	} else {
 		rc = config_read_file(cfg, path);   /* it says why it cannot */
 	}

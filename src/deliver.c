@@ -1105,14 +1105,11 @@ deliver_thread_broadcast(const struct deliver *d, const struct queue_row *r,
 	return false;
 }
 
-static int deliver_thread_incident(struct deliver *d, const struct deliver_target *t,
-    const char *key, const struct queue_row *skip, double now_w, int64_t *failures,
-    double *since, double *last_at);
-
 /*
  * The one row of a threaded target (ps->send[0], SPEC §12), by kind:
- * opened goes top-level and becomes the parent, unless another alert's
- * incident of the object is open in the known thread; reminder, reply and event
+ * opened goes top-level and becomes the parent (the writer made it a
+ * reply when another alert's incident of the object was open:
+ * incident.c); reminder, reply and event
  * are replies when the thread is known (an event only while the thread had
  * a message less than thread_ttl ago; an error event of a notify = "events"
  * alert is broadcast: deliver_thread_broadcast), else
@@ -1137,21 +1134,7 @@ deliver_thread_post(struct deliver *d, struct deliver_target *t, const struct co
 	}
 	if (known && r->kind == QUEUE_KIND_EVENT && now_w - h.last_at >= p->thread_ttl)
 		known = 0;                /* the object's events thread closed */
-	if (known && r->kind == QUEUE_KIND_OPENED) {
-		/* Another alert's incident of the object is open in this thread:
-		 * the new one replies there, so that the parent the recovery turns
-		 * green is the one the channel sees; a second parent would stay red. */
-		int64_t failures;
-		double since, last_at;
-		known = deliver_thread_incident(d, t, r->thread_key, r, now_w, &failures, &since,
-		    &last_at);
-		if (known < 0) {
-			deliver_read_failed(d, t);
-			deliver_due_at(d, now_m + DELIVER_SCAN_INTERVAL);
-			return;           /* the row stays pending */
-		}
-	}
-	if (r->kind == QUEUE_KIND_OPENED && !known) {
+	if (r->kind == QUEUE_KIND_OPENED) {
 		step = DELIVER_STEP_PARENT;
 		t->payload = slack_render_string(p, channel, it, 1);
 	} else if (r->kind == QUEUE_KIND_RECOVERED && known) {
@@ -1214,15 +1197,13 @@ deliver_thread_object(char *key, char *part[4])
 
 /*
  * The incident shown by a thread of target t: over the notify = "changes"
- * alerts that deliver to t (but those of row skip, if any), the most
- * failures, the earliest opening and the latest failure of the incidents
- * open at now_w (one indexed lookup per alert). 1 when one is open, 0 when
- * none, -1 on a failed read.
+ * alerts that deliver to t, the most failures, the earliest opening and
+ * the latest failure of the incidents open at now_w (one indexed lookup per
+ * alert). 1 when one is open, 0 when none, -1 on a failed read.
  */
 static int
 deliver_thread_incident(struct deliver *d, const struct deliver_target *t, const char *key,
-    const struct queue_row *skip, double now_w, int64_t *failures, double *since,
-    double *last_at)
+    double now_w, int64_t *failures, double *since, double *last_at)
 {
 	char *copy = util_strdup(key), *obj[4];
 	int found = 0;
@@ -1230,8 +1211,7 @@ deliver_thread_incident(struct deliver *d, const struct deliver_target *t, const
 		goto out;
 	for (size_t i = 0; i < d->conf->nalerts; i++) {
 		const struct conf_alert *a = &d->conf->alerts[i];
-		if (a->notify != CONF_NOTIFY_CHANGES ||
-		    (skip != NULL && deliver_row_names(skip, a->name)))
+		if (a->notify != CONF_NOTIFY_CHANGES)
 			continue;
 		bool ours = false;
 		for (size_t k = 0; k < a->nproviders && !ours; k++) {
@@ -1302,8 +1282,7 @@ deliver_count_pass(struct deliver *d, struct deliver_target *t, const struct con
 		    NULL;
 		if (blocks && parent == NULL)
 			continue;
-		int rc = deliver_thread_incident(d, t, v[i].key, NULL, now_w, &failures, &since,
-		    &last_at);
+		int rc = deliver_thread_incident(d, t, v[i].key, now_w, &failures, &since, &last_at);
 		if (rc < 0) {
 			deliver_read_failed(d, t);
 			break;

@@ -682,6 +682,11 @@ http_process_event(struct http_req *r)
 	 * stored it. Atomic loads only: this path takes no lock. */
 	if (ignored && !queue_writer_healthy(r->h->writer)) {
 		event_free(ev);
+		if (!atomic_load(&r->h->ready)) {   /* the writer stopped: shutdown */
+			http_count(r, METRICS_EVENT_REJECTED);
+			return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL,
+			    NULL);
+		}
 		http_reject(r, "queue not writable", NULL);
 		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "queue not writable", NULL,
 		    NULL);

@@ -226,6 +226,50 @@ incident_still_changes(const struct conf *current, const struct conf_alert *a)
 	return false;
 }
 
+/*
+ * Whether another notify = "changes" alert on target t (not one of req's
+ * steps opening now) has an incident of req's object open at now: its
+ * thread is the object's, so a new incident there is a reply (SPEC §12:
+ * every alert on the object shares the thread; a second parent would stay
+ * red when the recovery edits one). Decided here, with the incidents as
+ * this transaction sees them, not when the row goes out. 1, 0, -1.
+ */
+static int
+incident_thread_open(struct queue *q, const struct incident_req *req,
+    const struct rules_target *t, double now)
+{
+	const struct conf *c = req->conf;
+	const struct event *ev = req->ev;
+	for (size_t i = 0; i < c->nalerts; i++) {
+		const struct conf_alert *a = &c->alerts[i];
+		if (a->notify != CONF_NOTIFY_CHANGES)
+			continue;
+		bool opening = false;
+		for (size_t k = 0; k < req->nsteps && !opening; k++)
+			opening = req->steps[k].alert == i && req->steps[k].d.action == INCIDENT_OPEN;
+		bool uses = false;
+		for (size_t k = 0; k < a->nproviders && !uses && !opening; k++) {
+			const char *ch = rules_channel(c, a, k);
+			uses = a->provider_idx[k] == t->provider &&
+			    strcmp(ch ? ch : "", t->channel ? t->channel : "") == 0;
+		}
+		if (!uses)
+			continue;
+		struct queue_incident in;
+		int rc = queue_incident_get(q, a->name, req->cluster ? req->cluster : "", ev->kind,
+		    ev->namespace ? ev->namespace : "", ev->name, &in);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			continue;
+		bool open = !incident_expired(&in, a->incident_ttl, now);
+		queue_incident_clear(&in);
+		if (open)
+			return 1;
+	}
+	return 0;
+}
+
 /* Decide every hit (q NULL: no incident is open anywhere), then merge the targets. */
 static int
 incident_plan_with(struct queue *q, struct incident_req *req, const struct conf *current,
@@ -291,6 +335,16 @@ incident_plan_with(struct queue *q, struct incident_req *req, const struct conf 
 		it->cluster = cluster;
 		it->kind = incident_rank_kind(t->rank);
 		it->thread_key = rules_threaded(p) ? req->thread_key : "";
+		if (it->kind == QUEUE_KIND_OPENED && rules_threaded(p) && q != NULL) {
+			int open = incident_thread_open(q, req, t, now);
+			if (open < 0) {
+				req->nitems = i + 1;   /* extras[0..i] to free */
+				free(picks);
+				return -1;
+			}
+			if (open)
+				it->kind = QUEUE_KIND_REPLY;
+		}
 		it->incident = NULL;
 		/* The snapshot of the pick that gave the target its kind. */
 		for (size_t k = 0; k < req->nsteps && it->kind != QUEUE_KIND_EVENT; k++)

@@ -7,8 +7,8 @@
  * also holds the state directory's lock and watches the database (readiness,
  * faults: queue.h).
  *
- * Threads: start, stop, set_max_pending, set_snapshot and get_stats from the
- * main thread;
+ * Threads: start, halt, stop, set_max_pending, set_snapshot and get_stats
+ * from the main thread;
  * submit and healthy from any thread.
  */
 #ifndef FLUXRELAY_QUEUE_WRITER_H

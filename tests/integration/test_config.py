@@ -159,6 +159,8 @@ class CheckConfig(unittest.TestCase):
         e = dict(TEST_ENV)
         e.pop("FLUXRELAY_CONFIG", None)
         for body, rc, want in ((b"bogus = 1;\n", EX_CONFIG, "/dev/stdin:1: bogus: unknown key"),
+                               (b"a = 1;\nb\0 = 2;\n", EX_CONFIG,
+                                "/dev/stdin:2: syntax error: NUL byte"),
                                (open(os.path.join(CONFIGS, "valid-minimal.conf"), "rb").read(),
                                 0, "configuration OK")):
             p = subprocess.Popen([frtest.BIN, "--check-config", "-c", "/dev/stdin"],

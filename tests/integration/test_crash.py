@@ -152,7 +152,7 @@ class Crash(unittest.TestCase):
     def test_sigterm_finishes_attempt_in_flight(self):
         # Paced provider: the second event is not attempted before shutdown.
         path = "/services/T0/B0/term-secret"
-        self.emu.script(path, Response.slow(1.0))
+        self.emu.script(path, Response.slow(1.5))   # room for the checks below (timeout = 2)
         self.d.stop()
         self.d.config_path = None
         with open(os.path.join(self.workdir, "fluxrelay.conf"), "w") as f:

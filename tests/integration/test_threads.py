@@ -507,12 +507,32 @@ class Threads(unittest.TestCase):
         self.wait_thread(parent.ts, 3)
         self.wait_no_pending()
         self.assertEqual(len(self.parents()), 1, [m.posted for m in self.parents()])
-        self.assertEqual(self.metric("other", "opened"), 1)
+        # The writer planned a reply for the bot: the message is one (SPEC §12).
+        self.assertEqual(self.metric("other", "reply"), 1)
+        self.assertEqual(self.metric("other", "opened"), 0)
         self.assertEqual(self.metric("changes", "recovered"), 1)
         self.assertEqual(self.metric("other", "recovered"), 1)
         # Both incidents closed: the next failure is a new parent.
         self.post(failure("webapp", "health check failed again", reason="HealthCheckFailed"))
         self.assertNotEqual(self.wait_parents(2)[1].ts, parent.ts)
+
+    def test_second_alert_reply_decided_when_accepted(self):
+        """The reply is decided when the event is accepted, not when its row goes
+        out: a recovery accepted before a slow delivery still edits the one parent."""
+        self.start(alert_extra='reasons = [ "ValidationFailed" ];',
+                   more_alerts=',\n  { name = "other"; providers = [ "bot" ]; notify = "changes";'
+                   ' reasons = [ "HealthCheckFailed" ];'
+                   ' sources = ( { kind = "Kustomization"; } ); }')
+        self.post(failure("webapp", "validation error: one"))
+        parent = self.wait_parents(1)[0]
+        self.wait_no_pending()
+        self.emu.script(self.base + "/chat.postMessage", Response.slow(1.5))
+        self.post(failure("webapp", "health check failed", reason="HealthCheckFailed"))
+        self.post(recovery("webapp"))          # accepted while the reply is in flight
+        self.emu.wait_for(lambda: parent.colors() == ["good"], 15, "the parent turned green")
+        self.wait_thread(parent.ts, 3)
+        self.wait_no_pending()
+        self.assertEqual(len(self.parents()), 1, [m.posted for m in self.parents()])
 
     def test_events_alert_replies_after_a_recovery(self):
         """An events alert beside a changes alert on the same object: after the
