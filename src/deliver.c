@@ -1213,13 +1213,7 @@ deliver_thread_incident(struct deliver *d, const struct deliver_target *t, const
 		const struct conf_alert *a = &d->conf->alerts[i];
 		if (a->notify != CONF_NOTIFY_CHANGES)
 			continue;
-		bool ours = false;
-		for (size_t k = 0; k < a->nproviders && !ours; k++) {
-			const struct conf_provider *p = &d->conf->providers[a->provider_idx[k]];
-			const char *ch = rules_channel(d->conf, a, k);
-			ours = strcmp(p->name, t->provider) == 0 && strcmp(ch ? ch : "", t->channel) == 0;
-		}
-		if (!ours)
+		if (!rules_alert_targets(d->conf, a, t->provider, t->channel))
 			continue;
 		struct queue_incident in = { 0 };
 		int rc = queue_incident_get(d->q, a->name, obj[0], obj[1], obj[2], obj[3], &in);

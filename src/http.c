@@ -672,11 +672,10 @@ http_process_event(struct http_req *r)
 	ev->cluster = http_cluster(r);   /* lives as long as r->snap */
 	size_t n = rules_match(r->snap->rules, ev, &r->match);
 	bool ignored = n == 0 && r->match.nchanges == 0;
-	/* A request in flight at SIGTERM (headers before it, body after) is
-	 * finished like any other (SPEC §8): shutdown waits for it
-	 * (http_drain) with the writer running, and a writer already stopped
-	 * answers it 503 (QUEUE_RESULT_SHUTDOWN). */
-	/* An ignored event is never seen by the writer, yet refused under the
+	/* No readiness check here: a request in flight at SIGTERM (headers
+	 * before it, body after) is finished like any other (SPEC §8), and a
+	 * writer already stopped answers it 503 (QUEUE_RESULT_SHUTDOWN). An
+	 * ignored event is never seen by the writer, yet refused under the
 	 * conditions that refuse stored events and make /readyz 503 (SPEC §4):
 	 * a client must not hear "ignored" from a daemon that could not have
 	 * stored it. Atomic loads only: this path takes no lock. */
@@ -866,10 +865,12 @@ http_authenticate_headers(struct http_req *r, const struct conf *c)
 		return c->auth.token == NULL ? AUTH_OK : auth_check_token(c->auth.token, hdr);
 	const char **tokens = util_calloc(c->auth.nclients + 1, sizeof(*tokens));
 	bool by_signature = c->auth.token == NULL && c->auth.hmac_key != NULL;
+	bool any_token = c->auth.token != NULL;
 	for (size_t i = 0; i < c->auth.nclients; i++) {
 		tokens[i] = c->auth.clients[i].token;
 		if (tokens[i] == NULL && c->auth.clients[i].hmac_key != NULL)
 			by_signature = true;
+		any_token = any_token || tokens[i] != NULL;
 	}
 	tokens[c->auth.nclients] = c->auth.token;
 	enum auth_result a;
@@ -882,9 +883,7 @@ http_authenticate_headers(struct http_req *r, const struct conf *c)
 	if (by_signature) {
 		r->client = HTTP_CLIENT_BY_SIGNATURE;
 		r->token_result = a;
-		r->token_possible = c->auth.token != NULL;
-		for (size_t i = 0; i < c->auth.nclients && !r->token_possible; i++)
-			r->token_possible = c->auth.clients[i].token != NULL;
+		r->token_possible = any_token;
 		return AUTH_OK;
 	}
 	return a;

@@ -247,13 +247,7 @@ incident_thread_open(struct queue *q, const struct incident_req *req,
 		bool opening = false;
 		for (size_t k = 0; k < req->nsteps && !opening; k++)
 			opening = req->steps[k].alert == i && req->steps[k].d.action == INCIDENT_OPEN;
-		bool uses = false;
-		for (size_t k = 0; k < a->nproviders && !uses && !opening; k++) {
-			const char *ch = rules_channel(c, a, k);
-			uses = a->provider_idx[k] == t->provider &&
-			    strcmp(ch ? ch : "", t->channel ? t->channel : "") == 0;
-		}
-		if (!uses)
+		if (opening || !rules_alert_targets(c, a, c->providers[t->provider].name, t->channel))
 			continue;
 		struct queue_incident in;
 		int rc = queue_incident_get(q, a->name, req->cluster ? req->cluster : "", ev->kind,
@@ -805,13 +799,7 @@ incident_handle_shared(struct queue *q, const struct conf *c, const struct queue
 		const struct conf_alert *a = &c->alerts[i];
 		if (a->notify != CONF_NOTIFY_CHANGES || strcmp(a->name, in->alert) == 0)
 			continue;
-		bool uses = false;
-		for (size_t k = 0; k < a->nproviders && !uses; k++) {
-			const struct conf_provider *p = &c->providers[a->provider_idx[k]];
-			const char *ch = rules_channel(c, a, k);
-			uses = strcmp(p->name, provider) == 0 && strcmp(ch ? ch : "", channel) == 0;
-		}
-		if (!uses)
+		if (!rules_alert_targets(c, a, provider, channel))
 			continue;
 		struct queue_incident other;
 		int rc = queue_incident_get(q, a->name, in->cluster, in->kind, in->namespace,

@@ -257,6 +257,20 @@ rules_channel(const struct conf *c, const struct conf_alert *a, size_t k)
 	return c->providers[a->provider_idx[k]].channel;
 }
 
+/* rules.h */
+bool
+rules_alert_targets(const struct conf *c, const struct conf_alert *a, const char *provider,
+    const char *channel)
+{
+	for (size_t k = 0; k < a->nproviders; k++) {
+		const char *ch = rules_channel(c, a, k);
+		if (strcmp(c->providers[a->provider_idx[k]].name, provider) == 0 &&
+		    strcmp(ch ? ch : "", channel ? channel : "") == 0)
+			return true;
+	}
+	return false;
+}
+
 /* Append key=value to a target's extra unless the key is already there. */
 static void
 rules_extra_add(struct rules_target *t, const char *key, const char *value)

@@ -104,6 +104,10 @@ bool rules_threaded(const struct conf_provider *p);
  */
 const char *rules_channel(const struct conf *c, const struct conf_alert *a, size_t k);
 
+/* Whether alert a delivers to the target (provider, channel); NULL or "" is no channel. */
+bool rules_alert_targets(const struct conf *c, const struct conf_alert *a, const char *provider,
+    const char *channel);
+
 /* A target's extra (alert metadata and summary) as the JSON object the queue stores. Caller frees. */
 char *rules_extra_json(const struct rules_target *t);
 

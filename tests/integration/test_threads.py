@@ -488,14 +488,19 @@ class Threads(unittest.TestCase):
         note = self.wait_thread(parent.ts, 3)[2]
         self.assertFalse(note.broadcast, note.posted)
 
-    def test_second_alert_opens_in_the_objects_thread(self):
-        """Two changes alerts on one object and target share its thread: the
-        second alert's incident opens as a reply in the first one's thread, so
-        the recovery of both turns the one parent the channel sees green."""
+    def start_two_changes_alerts(self):
+        """Alert "changes" on ValidationFailed, alert "other" on HealthCheckFailed,
+        both notify = "changes" on the same bot target."""
         self.start(alert_extra='reasons = [ "ValidationFailed" ];',
                    more_alerts=',\n  { name = "other"; providers = [ "bot" ]; notify = "changes";'
                    ' reasons = [ "HealthCheckFailed" ];'
                    ' sources = ( { kind = "Kustomization"; } ); }')
+
+    def test_second_alert_opens_in_the_objects_thread(self):
+        """Two changes alerts on one object and target share its thread: the
+        second alert's incident opens as a reply in the first one's thread, so
+        the recovery of both turns the one parent the channel sees green."""
+        self.start_two_changes_alerts()
         self.post(failure("webapp", "validation error: one"))
         parent = self.wait_parents(1)[0]
         self.post(failure("webapp", "health check failed", reason="HealthCheckFailed"))
@@ -519,10 +524,7 @@ class Threads(unittest.TestCase):
     def test_second_alert_reply_decided_when_accepted(self):
         """The reply is decided when the event is accepted, not when its row goes
         out: a recovery accepted before a slow delivery still edits the one parent."""
-        self.start(alert_extra='reasons = [ "ValidationFailed" ];',
-                   more_alerts=',\n  { name = "other"; providers = [ "bot" ]; notify = "changes";'
-                   ' reasons = [ "HealthCheckFailed" ];'
-                   ' sources = ( { kind = "Kustomization"; } ); }')
+        self.start_two_changes_alerts()
         self.post(failure("webapp", "validation error: one"))
         parent = self.wait_parents(1)[0]
         self.wait_no_pending()

@@ -852,6 +852,29 @@ START_TEST(test_rules_threads)
 }
 END_TEST
 
+/* rules_alert_targets: the alert's channel, else each provider's; none is "" or NULL. */
+START_TEST(test_rules_alert_targets)
+{
+	const struct talert alerts[] = {
+		{ .name = "own", .providers = "slack\nbot", .sources = "*", .channel = "#own" },
+		{ .name = "theirs", .providers = "slack\nconsole", .sources = "*" },
+		{ .name = NULL },
+	};
+	struct conf *c = build_conf(alerts);
+
+	ck_assert(rules_alert_targets(c, &c->alerts[0], "slack", "#own"));
+	ck_assert(rules_alert_targets(c, &c->alerts[0], "bot", "#own"));
+	ck_assert(!rules_alert_targets(c, &c->alerts[0], "slack", "#flux"));
+	ck_assert(!rules_alert_targets(c, &c->alerts[0], "console", "#own"));
+	ck_assert(rules_alert_targets(c, &c->alerts[1], "slack", "#flux"));
+	ck_assert(!rules_alert_targets(c, &c->alerts[1], "bot", "#bot"));
+	ck_assert(rules_alert_targets(c, &c->alerts[1], "console", ""));
+	ck_assert(rules_alert_targets(c, &c->alerts[1], "console", NULL));
+	ck_assert(!rules_alert_targets(c, &c->alerts[1], "console", "#flux"));
+	conf_free(c);
+}
+END_TEST
+
 /* A huge message through include and exclude regexes. */
 START_TEST(test_rules_huge_message)
 {
@@ -1016,6 +1039,7 @@ rules_suite(void)
 	tcase_add_test(tc, test_rules_cluster);
 	tcase_add_test(tc, test_rules_default_conf);
 	tcase_add_test(tc, test_rules_threads);
+	tcase_add_test(tc, test_rules_alert_targets);
 	tcase_add_test(tc, test_rules_huge_message);
 	tcase_add_test(tc, test_rules_recovery_fixtures);
 	tcase_add_test(tc, test_rules_merge);
