@@ -695,10 +695,22 @@ class ConnectionLimitTest(unittest.TestCase):
     def test_refusals_logged_rate_limited(self):
         before = metric(self.d.port, "fluxrelay_connections_refused_total")
         logged = len([l for l in self.d.lines_err if "connections refused" in l])
+        fds_before = open_fds(self.d.proc.pid)
+        for _ in range(50):   # settled: earlier tests' connections are closed
+            time.sleep(0.1)
+            fds_now, fds_before = fds_before, open_fds(self.d.proc.pid)
+            if fds_now == fds_before:
+                break
         held = [socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
                 for _ in range(self.LIMIT)]
         try:
-            time.sleep(0.3)
+            # Every held connection accepted before the extra ones come: the
+            # daemons accept from their own reuseport sockets, and a slow
+            # build (ThreadSanitizer) may take longer than a fixed pause.
+            deadline = time.monotonic() + 10
+            while (open_fds(self.d.proc.pid) - fds_before < self.LIMIT and
+                   time.monotonic() < deadline):
+                time.sleep(0.05)
             for _ in range(20):
                 s = socket.create_connection(("127.0.0.1", self.d.port), timeout=2)
                 try:
